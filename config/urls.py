@@ -1,0 +1,20 @@
+"""Top-level URLs: both OpenADR versions side by side, the admin and the docs."""
+
+from django.contrib import admin
+from django.urls import include, path
+
+from vtn.api import errors
+from vtn.api.serializers.v31 import Wire31
+from vtn.api.serializers.v301 import Wire301
+from vtn.api.urls import version_patterns
+
+urlpatterns = [
+    path("openadr3/3.1.0/", include(version_patterns(Wire31()))),
+    path("openadr3/3.0.1/", include(version_patterns(Wire301()))),
+    path("admin/", admin.site.urls),
+]
+
+handler400 = errors.bad_request
+handler403 = errors.forbidden
+handler404 = errors.not_found
+handler500 = errors.server_error

@@ -1,0 +1,63 @@
+"""Read-mostly admin so operators can inspect every VTN object from day one."""
+
+from django.contrib import admin
+
+from vtn.models import Client, Event, Program, Report, Resource, Subscription, TargetLabel, Ven
+
+
+class ReadMostlyAdmin(admin.ModelAdmin):
+    """Objects change through the API and services, where the rules live; here we look."""
+
+    def has_add_permission(self, request) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
+
+
+@admin.register(Program)
+class ProgramAdmin(ReadMostlyAdmin):
+    list_display = ("program_name", "id", "created", "modified")
+    search_fields = ("program_name", "id")
+
+
+@admin.register(Event)
+class EventAdmin(ReadMostlyAdmin):
+    list_display = ("event_name", "id", "program", "priority", "starts_at", "ends_at")
+    list_filter = ("program",)
+    search_fields = ("event_name", "id")
+
+
+@admin.register(Report)
+class ReportAdmin(ReadMostlyAdmin):
+    list_display = ("report_name", "id", "client_name", "client_id", "event", "created")
+    search_fields = ("report_name", "client_name", "client_id", "id")
+
+
+@admin.register(Subscription)
+class SubscriptionAdmin(ReadMostlyAdmin):
+    list_display = ("client_name", "id", "client_id", "program", "created")
+
+
+@admin.register(Ven)
+class VenAdmin(ReadMostlyAdmin):
+    list_display = ("ven_name", "id", "client_id", "created")
+    search_fields = ("ven_name", "client_id", "id")
+
+
+@admin.register(Resource)
+class ResourceAdmin(ReadMostlyAdmin):
+    list_display = ("resource_name", "id", "ven", "created")
+    search_fields = ("resource_name", "id")
+
+
+@admin.register(TargetLabel)
+class TargetLabelAdmin(ReadMostlyAdmin):
+    list_display = ("kind", "object_id", "label")
+    list_filter = ("kind",)
+
+
+@admin.register(Client)
+class ClientAdmin(ReadMostlyAdmin):
+    list_display = ("name", "role", "client_id", "revoked", "created")
+    list_filter = ("role", "revoked")

@@ -1,0 +1,1 @@
+"""HTTP layer of the VTN: thin views, one serializer module per OpenADR version."""

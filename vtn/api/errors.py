@@ -1,0 +1,28 @@
+"""Django-level error handlers: problem documents even outside DRF views."""
+
+from __future__ import annotations
+
+from django.http import HttpRequest, JsonResponse
+
+from vtn.api.problems import PROBLEM_CONTENT_TYPE, problem_body
+
+
+def _problem(status_code: int, detail: str) -> JsonResponse:
+    return JsonResponse(problem_body(status_code, detail), status=status_code,
+                        content_type=PROBLEM_CONTENT_TYPE)
+
+
+def bad_request(request: HttpRequest, exception: Exception | None = None) -> JsonResponse:
+    return _problem(400, "The request could not be understood.")
+
+
+def forbidden(request: HttpRequest, exception: Exception | None = None) -> JsonResponse:
+    return _problem(403, "This request is not allowed.")
+
+
+def not_found(request: HttpRequest, exception: Exception | None = None) -> JsonResponse:
+    return _problem(404, "No resource exists at this URL.")
+
+
+def server_error(request: HttpRequest) -> JsonResponse:
+    return _problem(500, "The server failed to handle the request; it has been logged.")

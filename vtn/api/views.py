@@ -1,0 +1,267 @@
+"""OpenADR resource views. Each reads the same way: check scope (permission class),
+parse with the version's serializer, call a selector or service, render."""
+
+from __future__ import annotations
+
+import dataclasses
+
+from django.db.models import QuerySet
+from rest_framework import status
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from vtn import selectors, services
+from vtn.api.problems import NotFound
+from vtn.api.serializers.base import WireFormat
+from vtn.auth.scopes import (
+    READ_OWNED,
+    READ_TARGETED,
+    WRITE_EVENTS,
+    WRITE_PROGRAMS,
+    WRITE_REPORTS,
+    WRITE_SUBSCRIPTIONS,
+    WRITE_VENS,
+)
+
+NOT_FOUND = "No {kind} with this ID exists, or it is not visible to this client."
+
+
+def _one(queryset: QuerySet, pk: str, kind: str):
+    instance = queryset.filter(pk=pk).first()
+    if instance is None:
+        raise NotFound(NOT_FOUND.format(kind=kind))
+    return instance
+
+
+class OpenADRView(APIView):
+    wire: WireFormat = None  # set per version in the URL configuration
+
+    def page(self, request: Request, queryset: QuerySet) -> list:
+        return selectors.page(queryset, self.wire.page(request.query_params))
+
+
+class ProgramList(OpenADRView):
+    scopes = {"GET": READ_TARGETED, "POST": {WRITE_PROGRAMS}}
+
+    def get(self, request: Request) -> Response:
+        filters = self.wire.filters(request.query_params)
+        visible = selectors.visible_labels(request.user, filters)
+        programs = self.page(request, selectors.programs(request.user, filters))
+        return Response([self.wire.program_out(p, visible) for p in programs])
+
+    def post(self, request: Request) -> Response:
+        data = self.wire.program_in(request.data)
+        program = services.save_program(caller=request.user, data=data)
+        return Response(self.wire.program_out(program, None), status=status.HTTP_201_CREATED)
+
+
+class ProgramDetail(OpenADRView):
+    scopes = {"GET": READ_TARGETED, "PUT": {WRITE_PROGRAMS}, "DELETE": {WRITE_PROGRAMS}}
+
+    def get(self, request: Request, pk: str) -> Response:
+        program = _one(selectors.programs(request.user), pk, "program")
+        visible = selectors.visible_labels(request.user, selectors.Filters())
+        return Response(self.wire.program_out(program, visible))
+
+    def put(self, request: Request, pk: str) -> Response:
+        program = _one(selectors.programs(request.user), pk, "program")
+        data = self.wire.program_in(request.data)
+        program = services.save_program(caller=request.user, data=data, program=program)
+        return Response(self.wire.program_out(program, None))
+
+    def delete(self, request: Request, pk: str) -> Response:
+        program = _one(selectors.programs(request.user), pk, "program")
+        body = self.wire.program_out(program, None)
+        services.delete_program(caller=request.user, program=program)
+        return Response(body)
+
+
+class EventList(OpenADRView):
+    scopes = {"GET": READ_TARGETED, "POST": {WRITE_EVENTS}}
+
+    def get(self, request: Request) -> Response:
+        filters = self.wire.filters(request.query_params)
+        visible = selectors.visible_labels(request.user, filters)
+        events = self.page(request, selectors.events(request.user, filters))
+        return Response([self.wire.event_out(e, visible) for e in events])
+
+    def post(self, request: Request) -> Response:
+        data = self.wire.event_in(request.data)
+        event = services.save_event(caller=request.user, data=data)
+        return Response(self.wire.event_out(event, None), status=status.HTTP_201_CREATED)
+
+
+class EventDetail(OpenADRView):
+    scopes = {"GET": READ_TARGETED, "PUT": {WRITE_EVENTS}, "DELETE": {WRITE_EVENTS}}
+
+    def get(self, request: Request, pk: str) -> Response:
+        event = _one(selectors.events(request.user), pk, "event")
+        visible = selectors.visible_labels(request.user, selectors.Filters())
+        return Response(self.wire.event_out(event, visible))
+
+    def put(self, request: Request, pk: str) -> Response:
+        event = _one(selectors.events(request.user), pk, "event")
+        data = self.wire.event_in(request.data)
+        event = services.save_event(caller=request.user, data=data, event=event)
+        return Response(self.wire.event_out(event, None))
+
+    def delete(self, request: Request, pk: str) -> Response:
+        event = _one(selectors.events(request.user), pk, "event")
+        body = self.wire.event_out(event, None)
+        services.delete_event(caller=request.user, event=event)
+        return Response(body)
+
+
+class ReportList(OpenADRView):
+    scopes = {"GET": READ_OWNED, "POST": {WRITE_REPORTS}}
+
+    def get(self, request: Request) -> Response:
+        filters = self.wire.filters(request.query_params)
+        reports = self.page(request, selectors.reports(request.user, filters))
+        return Response([self.wire.report_out(r) for r in reports])
+
+    def post(self, request: Request) -> Response:
+        data = self.wire.report_in(request.data)
+        report = services.save_report(caller=request.user, data=data)
+        return Response(self.wire.report_out(report), status=status.HTTP_201_CREATED)
+
+
+class ReportDetail(OpenADRView):
+    scopes = {"GET": READ_OWNED, "PUT": {WRITE_REPORTS}, "DELETE": {WRITE_REPORTS}}
+
+    def get(self, request: Request, pk: str) -> Response:
+        return Response(self.wire.report_out(_one(selectors.reports(request.user), pk, "report")))
+
+    def put(self, request: Request, pk: str) -> Response:
+        report = _one(selectors.reports(request.user), pk, "report")
+        data = self.wire.report_in(request.data)
+        report = services.save_report(caller=request.user, data=data, report=report)
+        return Response(self.wire.report_out(report))
+
+    def delete(self, request: Request, pk: str) -> Response:
+        report = _one(selectors.reports(request.user), pk, "report")
+        body = self.wire.report_out(report)
+        services.delete_report(caller=request.user, report=report)
+        return Response(body)
+
+
+class SubscriptionList(OpenADRView):
+    scopes = {"GET": READ_OWNED, "POST": {WRITE_SUBSCRIPTIONS}}
+
+    def get(self, request: Request) -> Response:
+        filters = self.wire.filters(request.query_params)
+        queryset = self.wire.expressible_subscriptions(
+            selectors.subscriptions(request.user, filters))
+        return Response([self.wire.subscription_out(s) for s in self.page(request, queryset)])
+
+    def post(self, request: Request) -> Response:
+        data = self.wire.subscription_in(request.data)
+        subscription = services.save_subscription(caller=request.user, data=data)
+        return Response(self.wire.subscription_out(subscription), status=status.HTTP_201_CREATED)
+
+
+class SubscriptionDetail(OpenADRView):
+    scopes = {"GET": READ_OWNED, "PUT": {WRITE_SUBSCRIPTIONS}, "DELETE": {WRITE_SUBSCRIPTIONS}}
+
+    def _get(self, request: Request, pk: str):
+        queryset = self.wire.expressible_subscriptions(selectors.subscriptions(request.user))
+        return _one(queryset, pk, "subscription")
+
+    def get(self, request: Request, pk: str) -> Response:
+        return Response(self.wire.subscription_out(self._get(request, pk)))
+
+    def put(self, request: Request, pk: str) -> Response:
+        subscription = self._get(request, pk)
+        data = self.wire.subscription_in(request.data)
+        subscription = services.save_subscription(caller=request.user, data=data,
+                                                  subscription=subscription)
+        return Response(self.wire.subscription_out(subscription))
+
+    def delete(self, request: Request, pk: str) -> Response:
+        subscription = self._get(request, pk)
+        body = self.wire.subscription_out(subscription)
+        services.delete_subscription(caller=request.user, subscription=subscription)
+        return Response(body)
+
+
+class VenList(OpenADRView):
+    scopes = {"GET": READ_OWNED, "POST": {WRITE_VENS}}
+
+    def get(self, request: Request) -> Response:
+        filters = self.wire.filters(request.query_params)
+        vens = self.page(request, selectors.vens(request.user, filters))
+        return Response([self.wire.ven_out(v) for v in vens])
+
+    def post(self, request: Request) -> Response:
+        data, resources = self.wire.ven_in(request.data, request.user)
+        ven = services.save_ven(caller=request.user, data=data, resources=resources)
+        return Response(self.wire.ven_out(ven), status=status.HTTP_201_CREATED)
+
+
+class VenDetail(OpenADRView):
+    scopes = {"GET": READ_OWNED, "PUT": {WRITE_VENS}, "DELETE": {WRITE_VENS}}
+
+    def get(self, request: Request, pk: str) -> Response:
+        return Response(self.wire.ven_out(_one(selectors.vens(request.user), pk, "ven")))
+
+    def put(self, request: Request, pk: str) -> Response:
+        ven = _one(selectors.vens(request.user), pk, "ven")
+        data, resources = self.wire.ven_in(request.data, request.user)
+        ven = services.save_ven(caller=request.user, data=data, ven=ven)
+        return Response(self.wire.ven_out(ven))
+
+    def delete(self, request: Request, pk: str) -> Response:
+        ven = _one(selectors.vens(request.user), pk, "ven")
+        body = self.wire.ven_out(ven)
+        services.delete_ven(caller=request.user, ven=ven)
+        return Response(body)
+
+
+class ResourceList(OpenADRView):
+    """3.1 ``/resources`` and 3.0.1 ``/vens/{venID}/resources``."""
+
+    scopes = {"GET": READ_OWNED, "POST": {WRITE_VENS}}
+
+    def get(self, request: Request, ven_pk: str | None = None) -> Response:
+        filters = self.wire.filters(request.query_params)
+        if ven_pk is not None:
+            _one(selectors.vens(request.user), ven_pk, "ven")
+            filters = dataclasses.replace(filters, ven_id=ven_pk)
+        resources = self.page(request, selectors.resources(request.user, filters))
+        return Response([self.wire.resource_out(r) for r in resources])
+
+    def post(self, request: Request, ven_pk: str | None = None) -> Response:
+        data = self.wire.resource_in(request.data, request.user)
+        ven_id = ven_pk if ven_pk is not None else data.pop("ven_id")
+        ven = _one(selectors.vens(request.user), ven_id, "ven")
+        resource = services.save_resource(caller=request.user, ven=ven, data=data)
+        return Response(self.wire.resource_out(resource), status=status.HTTP_201_CREATED)
+
+
+class ResourceDetail(OpenADRView):
+    scopes = {"GET": READ_OWNED, "PUT": {WRITE_VENS}, "DELETE": {WRITE_VENS}}
+
+    def _get(self, request: Request, pk: str, ven_pk: str | None):
+        queryset = selectors.resources(request.user)
+        if ven_pk is not None:
+            queryset = queryset.filter(ven_id=ven_pk)
+        return _one(queryset, pk, "resource")
+
+    def get(self, request: Request, pk: str, ven_pk: str | None = None) -> Response:
+        return Response(self.wire.resource_out(self._get(request, pk, ven_pk)))
+
+    def put(self, request: Request, pk: str, ven_pk: str | None = None) -> Response:
+        resource = self._get(request, pk, ven_pk)
+        data = self.wire.resource_in(request.data, request.user)
+        ven_id = data.pop("ven_id", resource.ven_id)
+        ven = _one(selectors.vens(request.user), ven_id, "ven")
+        resource = services.save_resource(caller=request.user, ven=ven, data=data,
+                                          resource=resource)
+        return Response(self.wire.resource_out(resource))
+
+    def delete(self, request: Request, pk: str, ven_pk: str | None = None) -> Response:
+        resource = self._get(request, pk, ven_pk)
+        body = self.wire.resource_out(resource)
+        services.delete_resource(caller=request.user, resource=resource)
+        return Response(body)

@@ -1,0 +1,28 @@
+"""Scopes of the two OpenADR documents and the defaults given to each role."""
+
+from __future__ import annotations
+
+READ_ALL = "read_all"
+READ_TARGETS = "read_targets"
+READ_VEN_OBJECTS = "read_ven_objects"
+WRITE_PROGRAMS = "write_programs"
+WRITE_EVENTS = "write_events"
+WRITE_REPORTS = "write_reports"
+WRITE_SUBSCRIPTIONS = "write_subscriptions"
+WRITE_VENS = "write_vens"
+
+ALL_SCOPES = (
+    READ_ALL, READ_TARGETS, READ_VEN_OBJECTS, WRITE_PROGRAMS, WRITE_EVENTS, WRITE_REPORTS,
+    WRITE_SUBSCRIPTIONS, WRITE_VENS,
+)
+
+DEFAULT_SCOPES = {
+    "bl": (READ_ALL, WRITE_PROGRAMS, WRITE_EVENTS, WRITE_REPORTS, WRITE_SUBSCRIPTIONS, WRITE_VENS),
+    "ven": (READ_TARGETS, READ_VEN_OBJECTS, WRITE_REPORTS, WRITE_SUBSCRIPTIONS, WRITE_VENS),
+}
+
+# Which scopes admit a read of each kind of object. 3.1 names read_targets for programs
+# and events and read_ven_objects for VEN-owned objects; 3.0.1 names read_all for every
+# read, which a VEN holds as these two. read_all admits every read in both versions.
+READ_TARGETED = frozenset({READ_ALL, READ_TARGETS})
+READ_OWNED = frozenset({READ_ALL, READ_VEN_OBJECTS})

@@ -1,0 +1,181 @@
+"""The one internal model behind both OpenADR wire versions.
+
+Field names follow the 3.1 documents. Structures that the VTN never queries into
+(interval periods, intervals, payload descriptors, attributes) are kept as JSON
+exactly as validated. Targets are stored twice on purpose: as the list the client
+sent (so each version can render it back) and as indexed labels (so object privacy
+is a database query, not a Python loop).
+"""
+
+from __future__ import annotations
+
+import uuid
+
+from django.conf import settings
+from django.db import models
+
+
+def new_object_id() -> str:
+    """A URL-safe object id matching the documents' objectID pattern."""
+    return uuid.uuid4().hex
+
+
+class OpenADRObject(models.Model):
+    id = models.CharField(primary_key=True, max_length=128, default=new_object_id, editable=False)
+    created = models.DateTimeField(auto_now_add=True, db_index=True)
+    modified = models.DateTimeField(auto_now=True)
+    # Targets as sent: a list of {"type": str, "values": [str, ...]}; 3.1 strings use type TARGET.
+    targets = models.JSONField(default=list, blank=True)
+
+    class Meta:
+        abstract = True
+        ordering = ["created", "id"]
+
+
+class Program(OpenADRObject):
+    program_name = models.CharField(max_length=128, unique=True)
+    interval_period = models.JSONField(null=True, blank=True)
+    program_descriptions = models.JSONField(null=True, blank=True)
+    payload_descriptors = models.JSONField(null=True, blank=True)
+    # 3.0.1's programLongName, retailerName, ... are kept here as 3.1 program attributes.
+    attributes = models.JSONField(null=True, blank=True)
+
+    class Meta(OpenADRObject.Meta):
+        pass
+
+    def __str__(self) -> str:
+        return self.program_name
+
+
+class Event(OpenADRObject):
+    program = models.ForeignKey(Program, on_delete=models.CASCADE, related_name="events")
+    event_name = models.CharField(max_length=256, null=True, blank=True)
+    priority = models.PositiveIntegerField(null=True, blank=True)
+    duration = models.CharField(max_length=64, null=True, blank=True)
+    report_descriptors = models.JSONField(null=True, blank=True)
+    payload_descriptors = models.JSONField(null=True, blank=True)
+    interval_period = models.JSONField(null=True, blank=True)
+    intervals = models.JSONField(default=list)
+    # Derived from interval periods on write, for the `active` filter (null: open-ended).
+    starts_at = models.DateTimeField(null=True, blank=True)
+    ends_at = models.DateTimeField(null=True, blank=True, db_index=True)
+
+    class Meta(OpenADRObject.Meta):
+        indexes = [models.Index(fields=["program", "created"])]
+
+    def __str__(self) -> str:
+        return self.event_name or self.id
+
+
+class Ven(OpenADRObject):
+    ven_name = models.CharField(max_length=128, unique=True)
+    client_id = models.CharField(max_length=128, db_index=True)
+    attributes = models.JSONField(null=True, blank=True)
+
+    class Meta(OpenADRObject.Meta):
+        verbose_name = "VEN"
+
+    def __str__(self) -> str:
+        return self.ven_name
+
+
+class Resource(OpenADRObject):
+    ven = models.ForeignKey(Ven, on_delete=models.CASCADE, related_name="resources")
+    resource_name = models.CharField(max_length=128)
+    client_id = models.CharField(max_length=128, db_index=True)
+    attributes = models.JSONField(null=True, blank=True)
+
+    class Meta(OpenADRObject.Meta):
+        constraints = [
+            models.UniqueConstraint(fields=["ven", "resource_name"],
+                                    name="unique_resource_name_per_ven")
+        ]
+
+    def __str__(self) -> str:
+        return self.resource_name
+
+
+class Report(OpenADRObject):
+    program = models.ForeignKey(Program, on_delete=models.CASCADE, related_name="reports")
+    event = models.ForeignKey(Event, on_delete=models.CASCADE, related_name="reports")
+    client_id = models.CharField(max_length=128, db_index=True)
+    client_name = models.CharField(max_length=128, db_index=True)
+    report_name = models.CharField(max_length=256, null=True, blank=True)
+    payload_descriptors = models.JSONField(null=True, blank=True)
+    resources = models.JSONField(default=list)
+
+    def __str__(self) -> str:
+        return self.report_name or self.id
+
+
+class Subscription(OpenADRObject):
+    client_id = models.CharField(max_length=128, db_index=True)
+    client_name = models.CharField(max_length=128)
+    program = models.ForeignKey(
+        Program, on_delete=models.CASCADE, null=True, blank=True, related_name="subscriptions"
+    )
+    object_operations = models.JSONField(default=list)
+
+    def __str__(self) -> str:
+        return f"{self.client_name} ({self.id})"
+
+
+class TargetLabel(models.Model):
+    """One indexed target label of a program, event, ven or resource."""
+
+    class Kind(models.TextChoices):
+        PROGRAM = "PROGRAM"
+        EVENT = "EVENT"
+        VEN = "VEN"
+        RESOURCE = "RESOURCE"
+        SUBSCRIPTION = "SUBSCRIPTION"
+
+    kind = models.CharField(max_length=16, choices=Kind.choices)
+    object_id = models.CharField(max_length=128)
+    label = models.CharField(max_length=128)
+
+    class Meta:
+        indexes = [
+            models.Index(fields=["kind", "label"]),
+            models.Index(fields=["kind", "object_id"]),
+        ]
+        constraints = [
+            models.UniqueConstraint(fields=["kind", "object_id", "label"],
+                                    name="unique_target_label")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.kind}:{self.object_id}:{self.label}"
+
+
+class Client(models.Model):
+    """An OAuth2 client of the VTN: its role, scopes and (for a VEN) its binding.
+
+    The OAuth2 ``client_id`` is the OpenADR ``clientID`` written into the objects the
+    client creates; a VEN client sees only objects carrying its own ``clientID``.
+    """
+
+    class Role(models.TextChoices):
+        BL = "bl", "Business logic"
+        VEN = "ven", "VEN"
+
+    application = models.OneToOneField(
+        settings.OAUTH2_PROVIDER_APPLICATION_MODEL, on_delete=models.CASCADE,
+        related_name="vtn_client",
+    )
+    name = models.CharField(max_length=128, unique=True)
+    role = models.CharField(max_length=8, choices=Role.choices)
+    scopes = models.CharField(max_length=512)
+    revoked = models.BooleanField(default=False)
+    created = models.DateTimeField(auto_now_add=True)
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.role})"
+
+    @property
+    def client_id(self) -> str:
+        return self.application.client_id
+
+    @property
+    def scope_set(self) -> frozenset[str]:
+        return frozenset(self.scopes.split())

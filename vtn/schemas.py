@@ -1,0 +1,110 @@
+"""The official OpenADR OpenAPI documents, loaded once, and request validation against them.
+
+Request bodies are checked against the exact component schemas of the document of
+their version, so the VTN enforces the documents' own constraints (required fields,
+lengths, patterns, formats, closed enumerations) instead of a hand-made copy.
+"""
+
+from __future__ import annotations
+
+import copy
+from functools import cache
+from pathlib import Path
+
+import yaml
+from django.conf import settings
+from jsonschema import FormatChecker
+from jsonschema.exceptions import ValidationError
+from openapi_schema_validator import OAS30Validator
+
+from vtn.timing import parse_datetime
+
+VERSION_31 = "3.1.0"
+VERSION_301 = "3.0.1"
+DOCUMENT_DIRS = {VERSION_31: "3.1.1", VERSION_301: "3.0.1"}
+SERVER_FIELDS = ("id", "createdDateTime", "modificationDateTime", "objectType")
+# 3.1 request schemas that use objectType as their discriminator keep it.
+DISCRIMINATED = {"venRequest", "resourceRequest"}
+
+format_checker = FormatChecker()
+
+
+@format_checker.checks("date-time", raises=(ValueError, TypeError))
+def _is_rfc3339(value: object) -> bool:
+    if not isinstance(value, str) or "T" not in value.upper():
+        return not isinstance(value, str)
+    parse_datetime(value)
+    return True
+
+
+@format_checker.checks("uri", raises=(ValueError,))
+def _is_uri(value: object) -> bool:
+    if not isinstance(value, str):
+        return True
+    scheme, sep, rest = value.partition(":")
+    return bool(sep and scheme and scheme[0].isalpha() and rest and " " not in value)
+
+
+def document_path(version: str) -> Path:
+    return Path(settings.OPENADR_SPEC_DIR) / DOCUMENT_DIRS[version] / "openadr3.yaml"
+
+
+@cache
+def document(version: str) -> dict:
+    """The parsed official document of a version (cached for the process)."""
+    with document_path(version).open() as handle:
+        return yaml.safe_load(handle)
+
+
+@cache
+def validator(version: str, component: str) -> OAS30Validator:
+    """A validator for ``#/components/schemas/<component>`` of a version's document."""
+    root = {"$ref": f"#/components/schemas/{component}",
+            "components": copy.deepcopy(document(version)["components"])}
+    return OAS30Validator(root, format_checker=format_checker)
+
+
+class BodyError(ValueError):
+    """A request body that breaks the document; ``errors`` lists each violation."""
+
+    def __init__(self, errors: list[str]):
+        super().__init__("; ".join(errors))
+        self.errors = errors
+
+
+def _describe(error: ValidationError) -> str:
+    path = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in error.absolute_path)
+    location = path.lstrip(".") or "body"
+    if error.validator in ("oneOf", "anyOf") and error.context:
+        best = min(error.context, key=lambda e: len(list(e.absolute_path)) * -1)
+        return _describe(best)
+    return f"{location}: {error.message}"
+
+
+def without_nulls(value: object) -> object:
+    """Drop properties whose value is null: an explicit null means "not given".
+
+    The documents make optional properties default to null, and common clients send
+    null for every optional property, including some the schemas do not mark nullable.
+    """
+    if isinstance(value, dict):
+        return {k: without_nulls(v) for k, v in value.items() if v is not None}
+    if isinstance(value, list):
+        return [without_nulls(v) for v in value]
+    return value
+
+
+def validate_body(version: str, component: str, body: object) -> dict:
+    """Check ``body`` against a component schema; returns it without server-owned fields.
+
+    Server-owned metadata (id, createdDateTime, modificationDateTime, and objectType
+    where it is not a discriminator) is ignored, as both documents require.
+    """
+    if not isinstance(body, dict):
+        raise BodyError(["body: expected a JSON object"])
+    keep = {"objectType"} if component in DISCRIMINATED else set()
+    cleaned = {k: v for k, v in without_nulls(body).items() if k not in SERVER_FIELDS or k in keep}
+    errors = sorted(validator(version, component).iter_errors(cleaned), key=lambda e: list(e.path))
+    if errors:
+        raise BodyError([_describe(e) for e in errors[:10]])
+    return cleaned

@@ -1,0 +1,158 @@
+"""Every read with rules: object privacy and the documents' query filters.
+
+A BL caller sees everything. A VEN caller sees programs and events whose targets it
+was granted (or that carry no targets), and only the vens, resources, reports and
+subscriptions bearing its own clientID. Objects a caller may not see behave exactly
+like objects that do not exist.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from django.db.models import Exists, OuterRef, Q, QuerySet
+
+from vtn import targets as target_rules
+from vtn.auth.caller import Caller
+from vtn.models import Event, Program, Report, Resource, Subscription, TargetLabel, Ven
+
+Kind = TargetLabel.Kind
+
+
+@dataclass(frozen=True)
+class Page:
+    skip: int = 0
+    limit: int = 50
+
+
+@dataclass(frozen=True)
+class Filters:
+    """Query filters, already parsed from either version's parameters."""
+
+    target_labels: frozenset[str] | None = None  # None: no targets filter given
+    program_id: str | None = None
+    event_id: str | None = None
+    client_name: str | None = None
+    ven_name: str | None = None
+    ven_id: str | None = None
+    resource_name: str | None = None
+    objects: frozenset[str] | None = None
+    active_at: datetime | None = None  # only events not yet transpired at this instant
+    extra: dict = field(default_factory=dict)
+
+
+def granted_labels(caller: Caller) -> frozenset[str]:
+    """Target labels granted to a VEN caller through its ven and resource objects."""
+    ven_ids = Ven.objects.filter(client_id=caller.client_id).values("id")
+    resource_ids = Resource.objects.filter(ven__client_id=caller.client_id).values("id")
+    rows = TargetLabel.objects.filter(
+        Q(kind=Kind.VEN, object_id__in=ven_ids) | Q(kind=Kind.RESOURCE, object_id__in=resource_ids)
+    ).values_list("label", flat=True)
+    return frozenset(rows)
+
+
+def visible_labels(caller: Caller, filters: Filters) -> frozenset[str] | None:
+    """The labels a caller may match and see; None means unrestricted (BL)."""
+    if caller.is_bl:
+        return None
+    requested = None if filters.target_labels is None else set(filters.target_labels)
+    return frozenset(target_rules.effective_labels(set(granted_labels(caller)), requested))
+
+
+def _labelled(kind: str, labels: frozenset[str]) -> Exists:
+    return Exists(TargetLabel.objects.filter(kind=kind, object_id=OuterRef("pk"), label__in=labels))
+
+
+def _untargeted(kind: str) -> Q:
+    return ~Q(Exists(TargetLabel.objects.filter(kind=kind, object_id=OuterRef("pk"))))
+
+
+def _target_condition(kind: str, caller: Caller, filters: Filters,
+                      granted: frozenset[str] | None) -> Q:
+    """Privacy and the targets filter as one condition on objects of ``kind``."""
+    if caller.is_bl:
+        if filters.target_labels is None:
+            return Q()
+        return Q(_labelled(kind, filters.target_labels))
+    effective = granted if filters.target_labels is None else granted & filters.target_labels
+    if filters.target_labels is None:
+        return _untargeted(kind) | Q(_labelled(kind, effective))
+    return Q(_labelled(kind, effective))
+
+
+def programs(caller: Caller, filters: Filters = Filters()) -> QuerySet[Program]:
+    granted = None if caller.is_bl else granted_labels(caller)
+    return Program.objects.filter(_target_condition(Kind.PROGRAM, caller, filters, granted))
+
+
+def events(caller: Caller, filters: Filters = Filters()) -> QuerySet[Event]:
+    queryset = Event.objects.all()
+    if not caller.is_bl:
+        granted = granted_labels(caller)
+        open_programs = Program.objects.filter(_target_condition(Kind.PROGRAM, caller, Filters(),
+                                                                 granted))
+        queryset = queryset.filter(program__in=open_programs)
+    else:
+        granted = None
+    queryset = queryset.filter(_target_condition(Kind.EVENT, caller, filters, granted))
+    if filters.program_id is not None:
+        queryset = queryset.filter(program_id=filters.program_id)
+    if filters.active_at is not None:
+        queryset = queryset.filter(Q(ends_at__isnull=True) | Q(ends_at__gt=filters.active_at))
+    return queryset
+
+
+def _owned(queryset: QuerySet, caller: Caller, field_name: str = "client_id") -> QuerySet:
+    return queryset if caller.is_bl else queryset.filter(**{field_name: caller.client_id})
+
+
+def reports(caller: Caller, filters: Filters = Filters()) -> QuerySet[Report]:
+    queryset = _owned(Report.objects.all(), caller)
+    if filters.program_id is not None:
+        queryset = queryset.filter(program_id=filters.program_id)
+    if filters.event_id is not None:
+        queryset = queryset.filter(event_id=filters.event_id)
+    if filters.client_name is not None:
+        queryset = queryset.filter(client_name=filters.client_name)
+    return queryset
+
+
+def subscriptions(caller: Caller, filters: Filters = Filters()) -> QuerySet[Subscription]:
+    queryset = _owned(Subscription.objects.all(), caller)
+    if filters.program_id is not None:
+        queryset = queryset.filter(program_id=filters.program_id)
+    if filters.client_name is not None:
+        queryset = queryset.filter(client_name=filters.client_name)
+    if filters.target_labels is not None:
+        queryset = queryset.filter(_labelled(Kind.SUBSCRIPTION, filters.target_labels))
+    if filters.objects:
+        wanted = set(filters.objects)
+        ids = [s.id for s in queryset.only("id", "object_operations")
+               if wanted & {o for op in s.object_operations for o in op.get("objects", [])}]
+        queryset = queryset.filter(id__in=ids)
+    return queryset
+
+
+def vens(caller: Caller, filters: Filters = Filters()) -> QuerySet[Ven]:
+    queryset = _owned(Ven.objects.all(), caller)
+    if filters.ven_name is not None:
+        queryset = queryset.filter(ven_name=filters.ven_name)
+    if filters.target_labels is not None:
+        queryset = queryset.filter(_labelled(Kind.VEN, filters.target_labels))
+    return queryset
+
+
+def resources(caller: Caller, filters: Filters = Filters()) -> QuerySet[Resource]:
+    queryset = _owned(Resource.objects.select_related("ven"), caller, "ven__client_id")
+    if filters.ven_id is not None:
+        queryset = queryset.filter(ven_id=filters.ven_id)
+    if filters.resource_name is not None:
+        queryset = queryset.filter(resource_name=filters.resource_name)
+    if filters.target_labels is not None:
+        queryset = queryset.filter(_labelled(Kind.RESOURCE, filters.target_labels))
+    return queryset
+
+
+def page(queryset: QuerySet, paging: Page) -> list:
+    return list(queryset.order_by("created", "id")[paging.skip: paging.skip + paging.limit])

@@ -1,0 +1,260 @@
+"""Every write to OpenADR objects, with its rules and side effects.
+
+Services take the internal representation produced by a version's serializer (snake
+case, targets in internal form) and the :class:`Caller`. Rule violations raise the
+API's problem exceptions, so every entry point (HTTP, commands, tasks) reports them
+the same way.
+"""
+
+from __future__ import annotations
+
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from vtn import selectors
+from vtn import targets as target_rules
+from vtn.api.problems import Conflict, Forbidden
+from vtn.auth.caller import Caller
+from vtn.models import Event, Program, Report, Resource, Subscription, TargetLabel, Ven
+from vtn.signals import object_changed
+from vtn.timing import event_span
+
+Kind = TargetLabel.Kind
+
+
+def _set_labels(kind: str, object_id: str, targets: list[dict] | None) -> None:
+    TargetLabel.objects.filter(kind=kind, object_id=object_id).delete()
+    TargetLabel.objects.bulk_create(
+        TargetLabel(kind=kind, object_id=object_id, label=label)
+        for label in sorted(target_rules.labels(targets))
+    )
+
+
+def _announce(object_type: str, operation: str, instance) -> None:
+    transaction.on_commit(lambda: object_changed.send(
+        sender=type(instance), object_type=object_type, operation=operation, instance=instance))
+
+
+def _save(instance, kind: str, conflict: str) -> None:
+    try:
+        with transaction.atomic():
+            instance.save()
+            _set_labels(kind, instance.pk, instance.targets)
+    except IntegrityError as exc:
+        raise Conflict(conflict) from exc
+
+
+def _apply(instance, data: dict) -> None:
+    for name, value in data.items():
+        setattr(instance, name, value)
+
+
+# --- programs -------------------------------------------------------------------------------
+
+@transaction.atomic
+def save_program(*, caller: Caller, data: dict, program: Program | None = None) -> Program:
+    """Create (``program`` None) or replace a program. Program names are unique."""
+    operation = "CREATE" if program is None else "UPDATE"
+    program = program or Program()
+    _apply(program, data)
+    if Program.objects.filter(program_name=program.program_name).exclude(pk=program.pk).exists():
+        raise Conflict(f"A program named {program.program_name!r} already exists.")
+    _save(program, Kind.PROGRAM, f"A program named {program.program_name!r} already exists.")
+    _announce("PROGRAM", operation, program)
+    return program
+
+
+@transaction.atomic
+def delete_program(*, caller: Caller, program: Program) -> Program:
+    """Delete a program with its events, reports and subscriptions."""
+    event_ids = list(program.events.values_list("id", flat=True))
+    TargetLabel.objects.filter(kind=Kind.EVENT, object_id__in=event_ids).delete()
+    TargetLabel.objects.filter(kind=Kind.PROGRAM, object_id=program.pk).delete()
+    program_id = program.pk
+    program.delete()
+    program.pk = program_id
+    _announce("PROGRAM", "DELETE", program)
+    return program
+
+
+# --- events ---------------------------------------------------------------------------------
+
+def _program_for(caller: Caller, program_id: str) -> Program:
+    program = selectors.programs(caller).filter(pk=program_id).first()
+    if program is None:
+        raise Conflict(f"programID {program_id!r} does not refer to an existing program.")
+    return program
+
+
+@transaction.atomic
+def save_event(*, caller: Caller, data: dict, event: Event | None = None) -> Event:
+    """Create (``event`` None) or replace an event in an existing program."""
+    operation = "CREATE" if event is None else "UPDATE"
+    data = dict(data)
+    program = _program_for(caller, data.pop("program_id"))
+    event = event or Event()
+    _apply(event, data)
+    event.program = program
+    event.starts_at, event.ends_at = event_span(event.interval_period, event.intervals or [],
+                                                timezone.now())
+    _save(event, Kind.EVENT, "The event conflicts with an existing object.")
+    _announce("EVENT", operation, event)
+    return event
+
+
+@transaction.atomic
+def delete_event(*, caller: Caller, event: Event) -> Event:
+    TargetLabel.objects.filter(kind=Kind.EVENT, object_id=event.pk).delete()
+    event_id = event.pk
+    event.delete()
+    event.pk = event_id
+    _announce("EVENT", "DELETE", event)
+    return event
+
+
+# --- reports --------------------------------------------------------------------------------
+
+@transaction.atomic
+def save_report(*, caller: Caller, data: dict, report: Report | None = None) -> Report:
+    """Create or replace a report on an event the caller can see.
+
+    The report's clientID is the caller's; a 3.0.1 programID must be the event's program.
+    """
+    operation = "CREATE" if report is None else "UPDATE"
+    data = dict(data)
+    event_id = data.pop("event_id")
+    program_id = data.pop("program_id", None)
+    event = selectors.events(caller).filter(pk=event_id).select_related("program").first()
+    if event is None:
+        raise Conflict(f"eventID {event_id!r} does not refer to an existing event.")
+    if program_id is not None and program_id != event.program_id:
+        raise Conflict(f"programID {program_id!r} is not the program of event {event_id!r}.")
+    report = report or Report(client_id=caller.client_id)
+    _apply(report, data)
+    report.event = event
+    report.program = event.program
+    report.save()
+    _announce("REPORT", operation, report)
+    return report
+
+
+@transaction.atomic
+def delete_report(*, caller: Caller, report: Report) -> Report:
+    report_id = report.pk
+    report.delete()
+    report.pk = report_id
+    _announce("REPORT", "DELETE", report)
+    return report
+
+
+# --- subscriptions --------------------------------------------------------------------------
+
+@transaction.atomic
+def save_subscription(*, caller: Caller, data: dict,
+                      subscription: Subscription | None = None) -> Subscription:
+    """Create or replace a subscription of the caller, optionally scoped to a program."""
+    operation = "CREATE" if subscription is None else "UPDATE"
+    data = dict(data)
+    program_id = data.pop("program_id", None)
+    subscription = subscription or Subscription(client_id=caller.client_id)
+    _apply(subscription, data)
+    subscription.program = _program_for(caller, program_id) if program_id else None
+    _save(subscription, Kind.SUBSCRIPTION, "The subscription conflicts with an existing object.")
+    _announce("SUBSCRIPTION", operation, subscription)
+    return subscription
+
+
+@transaction.atomic
+def delete_subscription(*, caller: Caller, subscription: Subscription) -> Subscription:
+    TargetLabel.objects.filter(kind=Kind.SUBSCRIPTION, object_id=subscription.pk).delete()
+    subscription_id = subscription.pk
+    subscription.delete()
+    subscription.pk = subscription_id
+    _announce("SUBSCRIPTION", "DELETE", subscription)
+    return subscription
+
+
+# --- vens and resources ---------------------------------------------------------------------
+
+def _guard_ven_targets(caller: Caller, data: dict, current: list | None) -> None:
+    """Only BL may grant targets: a VEN may send none, or exactly the ones it has."""
+    if caller.is_bl or "targets" not in data:
+        return
+    if target_rules.labels(data["targets"]) != target_rules.labels(current):
+        raise Forbidden("Only business logic may set targets on ven and resource objects.")
+
+
+@transaction.atomic
+def save_ven(*, caller: Caller, data: dict, ven: Ven | None = None,
+             resources: list[dict] | None = None) -> Ven:
+    """Create or replace a ven.
+
+    A VEN client creates its own (one) ven and its clientID is written into it; BL names
+    the clientID (or leaves the ven unbound until a client is bound to it).
+    """
+    operation = "CREATE" if ven is None else "UPDATE"
+    data = dict(data)
+    _guard_ven_targets(caller, data, ven.targets if ven else None)
+    if caller.is_ven:
+        data.pop("targets", None)
+        data["client_id"] = caller.client_id
+        if ven is None and Ven.objects.filter(client_id=caller.client_id).exists():
+            raise Conflict("This client already has a ven; a VEN client owns exactly one.")
+    elif data.get("client_id") is None:
+        data["client_id"] = ven.client_id if ven else ""
+    ven = ven or Ven()
+    _apply(ven, data)
+    conflict = f"A ven named {ven.ven_name!r} already exists."
+    if Ven.objects.filter(ven_name=ven.ven_name).exclude(pk=ven.pk).exists():
+        raise Conflict(conflict)
+    _save(ven, Kind.VEN, conflict)
+    for resource_data in resources or []:
+        save_resource(caller=caller, ven=ven, data=resource_data)
+    _announce("VEN", operation, ven)
+    return ven
+
+
+@transaction.atomic
+def delete_ven(*, caller: Caller, ven: Ven) -> Ven:
+    resource_ids = list(ven.resources.values_list("id", flat=True))
+    TargetLabel.objects.filter(kind=Kind.RESOURCE, object_id__in=resource_ids).delete()
+    TargetLabel.objects.filter(kind=Kind.VEN, object_id=ven.pk).delete()
+    ven_id = ven.pk
+    ven.delete()
+    ven.pk = ven_id
+    _announce("VEN", "DELETE", ven)
+    return ven
+
+
+@transaction.atomic
+def save_resource(*, caller: Caller, ven: Ven, data: dict,
+                  resource: Resource | None = None) -> Resource:
+    """Create or replace a resource of ``ven``; names are unique within a ven."""
+    operation = "CREATE" if resource is None else "UPDATE"
+    data = dict(data)
+    _guard_ven_targets(caller, data, resource.targets if resource else None)
+    if caller.is_ven:
+        data.pop("targets", None)
+        data["client_id"] = caller.client_id
+    elif data.get("client_id") is None:
+        data["client_id"] = ven.client_id
+    resource = resource or Resource()
+    _apply(resource, data)
+    resource.ven = ven
+    conflict = f"The ven already has a resource named {resource.resource_name!r}."
+    if Resource.objects.filter(ven=ven, resource_name=resource.resource_name).exclude(
+            pk=resource.pk).exists():
+        raise Conflict(conflict)
+    _save(resource, Kind.RESOURCE, conflict)
+    _announce("RESOURCE", operation, resource)
+    return resource
+
+
+@transaction.atomic
+def delete_resource(*, caller: Caller, resource: Resource) -> Resource:
+    TargetLabel.objects.filter(kind=Kind.RESOURCE, object_id=resource.pk).delete()
+    resource_id = resource.pk
+    resource.delete()
+    resource.pk = resource_id
+    _announce("RESOURCE", "DELETE", resource)
+    return resource

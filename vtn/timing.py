@@ -1,0 +1,115 @@
+"""Pure time arithmetic for OpenADR interval periods (no ORM).
+
+OpenADR carries instants as RFC 3339 date-times and spans as ISO 8601 durations.
+Calendar units have no fixed length; for deciding whether an event has transpired
+a year counts 365 days and a month 30 days, and ``P9999Y`` means "open-ended".
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from datetime import UTC, datetime, timedelta
+
+DURATION_RE = re.compile(
+    r"^(-?)P(?=\d|T\d)(?:(\d+)Y)?(?:(\d+)M)?(?:(\d+)([DW]))?"
+    r"(?:T(?:(\d+)H)?(?:(\d+)M)?(?:(\d+(?:\.\d+)?)S)?)?$"
+)
+INFINITE_YEARS = 9999
+# Longest span we treat as finite; anything longer is open-ended for filtering.
+MAX_FINITE = timedelta(days=365 * 1000)
+NOW_SENTINEL_YEAR = 1
+
+
+def parse_duration(text: str) -> timedelta | None:
+    """Return the duration as a timedelta, or None when it means infinity (P9999Y).
+
+    Raises ValueError when ``text`` is not an ISO 8601 duration of the documents' form.
+    """
+    match = DURATION_RE.match(text)
+    if not match:
+        raise ValueError(f"not an ISO 8601 duration: {text!r}")
+    sign, years, months, days_or_weeks, dw_unit, hours, minutes, seconds = match.groups()
+    if years and int(years) >= INFINITE_YEARS:
+        return None
+    days = int(years or 0) * 365 + int(months or 0) * 30
+    if days_or_weeks:
+        days += int(days_or_weeks) * (7 if dw_unit == "W" else 1)
+    try:
+        delta = timedelta(
+            days=days,
+            hours=int(hours or 0),
+            minutes=int(minutes or 0),
+            seconds=float(seconds or 0),
+        )
+    except OverflowError:
+        return None
+    if delta > MAX_FINITE:
+        return None
+    return -delta if sign else delta
+
+
+def parse_datetime(text: str) -> datetime:
+    """Parse an RFC 3339 date-time; naive values are taken as UTC."""
+    value = datetime.fromisoformat(text.replace("Z", "+00:00").replace("z", "+00:00"))
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=UTC)
+    return value
+
+
+def _period(period: dict | None) -> tuple[datetime | None, timedelta | None, bool]:
+    """(start, duration, start_given) of an intervalPeriod; start 0001-01-01 means now."""
+    if not period:
+        return None, None, False
+    start = None
+    if period.get("start"):
+        start = parse_datetime(period["start"])
+        if start.year == NOW_SENTINEL_YEAR:
+            start = None
+    duration = timedelta(0)
+    if period.get("duration"):
+        duration = parse_duration(period["duration"])
+    return start, duration, bool(period.get("start"))
+
+
+def event_span(
+    interval_period: dict | None,
+    intervals: Iterable[dict],
+    now: datetime,
+) -> tuple[datetime | None, datetime | None]:
+    """The (start, end) of an event, UTC; ``None`` for an end means open-ended.
+
+    Intervals without their own period follow each other from the event's period
+    start, each lasting the event's default duration. A zero default duration with
+    no interval periods means "until further notice" and is open-ended.
+    """
+    default_start, default_duration, _ = _period(interval_period)
+    cursor = default_start or now
+    first: datetime | None = None
+    last_end: datetime | None = cursor
+    open_ended = False
+    counted = False
+    for interval in intervals:
+        start, duration, start_given = _period(interval.get("intervalPeriod"))
+        if not start_given:
+            start = cursor
+        elif start is None:
+            start = now
+        if interval.get("intervalPeriod", {}).get("duration") is None:
+            duration = default_duration
+        counted = True
+        first = start if first is None else min(first, start)
+        if duration is None or duration == timedelta(0):
+            open_ended = True
+            continue
+        end = start + duration
+        cursor = end
+        last_end = end if last_end is None else max(last_end, end)
+    if not counted:
+        first = default_start
+        if default_duration is None or default_duration == timedelta(0):
+            return first, None
+        last_end = cursor + default_duration
+    if open_ended:
+        return first, None
+    return first, last_end
