@@ -179,3 +179,18 @@ class Client(models.Model):
     @property
     def scope_set(self) -> frozenset[str]:
         return frozenset(self.scopes.split())
+
+
+class Generation(models.Model):
+    """A counter bumped in the same transaction as every write that affects a reader.
+
+    Web processes keep in-memory caches (resolved tokens, rendered poll answers) keyed by
+    these counters; reading the counters is one cheap query per request, so every
+    process sees a change as soon as the writing transaction commits.
+    """
+
+    name = models.CharField(primary_key=True, max_length=32)
+    value = models.BigIntegerField(default=0)
+
+    def __str__(self) -> str:
+        return f"{self.name}={self.value}"

@@ -11,13 +11,16 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from django.db.models import Exists, OuterRef, Q, QuerySet
+from django.db.models import Exists, Min, OuterRef, Q, QuerySet
 
 from vtn import targets as target_rules
 from vtn.auth.caller import Caller
+from vtn.generations import ProcessCache
 from vtn.models import Event, Program, Report, Resource, Subscription, TargetLabel, Ven
 
 Kind = TargetLabel.Kind
+# Granted labels per (targeting generation, clientID), for this process.
+_granted_cache = ProcessCache()
 
 
 @dataclass(frozen=True)
@@ -44,6 +47,17 @@ class Filters:
 
 def granted_labels(caller: Caller) -> frozenset[str]:
     """Target labels granted to a VEN caller through its ven and resource objects."""
+    if caller.granted is None:
+        key = (caller.targeting_generation, caller.client_id)
+        granted = _granted_cache.get(key)
+        if granted is None:
+            granted = _query_granted_labels(caller)
+            _granted_cache.put(key, granted)
+        caller.granted = granted
+    return caller.granted
+
+
+def _query_granted_labels(caller: Caller) -> frozenset[str]:
     ven_ids = Ven.objects.filter(client_id=caller.client_id).values("id")
     resource_ids = Resource.objects.filter(ven__client_id=caller.client_id).values("id")
     rows = TargetLabel.objects.filter(
@@ -152,6 +166,12 @@ def resources(caller: Caller, filters: Filters = Filters()) -> QuerySet[Resource
     if filters.target_labels is not None:
         queryset = queryset.filter(_labelled(Kind.RESOURCE, filters.target_labels))
     return queryset
+
+
+def next_end(queryset: QuerySet[Event]) -> float | None:
+    """POSIX time at which the next of these events ends (None if none has an end)."""
+    end = queryset.filter(ends_at__isnull=False).aggregate(first=Min("ends_at"))["first"]
+    return end.timestamp() if end else None
 
 
 def page(queryset: QuerySet, paging: Page) -> list:

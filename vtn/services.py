@@ -11,7 +11,7 @@ from __future__ import annotations
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from vtn import selectors
+from vtn import generations, selectors
 from vtn import targets as target_rules
 from vtn.api.problems import Conflict, Forbidden
 from vtn.auth.caller import Caller
@@ -30,7 +30,13 @@ def _set_labels(kind: str, object_id: str, targets: list[dict] | None) -> None:
     )
 
 
+TARGETING_TYPES = {"PROGRAM", "EVENT", "VEN", "RESOURCE"}
+
+
 def _announce(object_type: str, operation: str, instance) -> None:
+    """Record a change: bump the cache counter now, send the domain signal after commit."""
+    if object_type in TARGETING_TYPES:
+        generations.bump(generations.TARGETING)
     transaction.on_commit(lambda: object_changed.send(
         sender=type(instance), object_type=object_type, operation=operation, instance=instance))
 

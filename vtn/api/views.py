@@ -4,9 +4,12 @@ parse with the version's serializer, call a selector or service, render."""
 from __future__ import annotations
 
 import dataclasses
+import time
 
 from django.db.models import QuerySet
+from django.http import HttpResponse
 from rest_framework import status
+from rest_framework.renderers import JSONRenderer
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -23,6 +26,7 @@ from vtn.auth.scopes import (
     WRITE_SUBSCRIPTIONS,
     WRITE_VENS,
 )
+from vtn.generations import ProcessCache
 
 NOT_FOUND = "No {kind} with this ID exists, or it is not visible to this client."
 
@@ -40,15 +44,40 @@ class OpenADRView(APIView):
     def page(self, request: Request, queryset: QuerySet) -> list:
         return selectors.page(queryset, self.wire.page(request.query_params))
 
+    def polled_list(self, request: Request, kind: str, build) -> Response:
+        """Answer a polled list (programs, events) from this process's cache when fresh.
+
+        The key holds everything the answer depends on: version, query, the targeting
+        generation and the caller's granted labels (or BL), so VENs granted the same
+        labels share one entry. ``build`` returns (body, valid_until or None).
+        """
+        caller = request.user
+        audience = "BL" if caller.is_bl else selectors.granted_labels(caller)
+        key = (self.wire.version, kind, caller.targeting_generation, audience,
+               request.META.get("QUERY_STRING", ""))
+        cached = _polled.get(key)
+        if cached is None or (cached[1] is not None and cached[1] <= time.time()):
+            body, valid_until = build()
+            cached = (JSONRenderer().render(body), valid_until)
+            _polled.put(key, cached)
+        return HttpResponse(cached[0], content_type="application/json")
+
+
+# Rendered answers of polled lists, for this process (see OpenADRView.polled_list).
+_polled = ProcessCache()
+
 
 class ProgramList(OpenADRView):
     scopes = {"GET": READ_TARGETED, "POST": {WRITE_PROGRAMS}}
 
     def get(self, request: Request) -> Response:
-        filters = self.wire.filters(request.query_params)
-        visible = selectors.visible_labels(request.user, filters)
-        programs = self.page(request, selectors.programs(request.user, filters))
-        return Response([self.wire.program_out(p, visible) for p in programs])
+        def build() -> tuple[list, None]:
+            filters = self.wire.filters(request.query_params)
+            visible = selectors.visible_labels(request.user, filters)
+            programs = self.page(request, selectors.programs(request.user, filters))
+            return [self.wire.program_out(p, visible) for p in programs], None
+
+        return self.polled_list(request, "programs", build)
 
     def post(self, request: Request) -> Response:
         data = self.wire.program_in(request.data)
@@ -81,10 +110,16 @@ class EventList(OpenADRView):
     scopes = {"GET": READ_TARGETED, "POST": {WRITE_EVENTS}}
 
     def get(self, request: Request) -> Response:
-        filters = self.wire.filters(request.query_params)
-        visible = selectors.visible_labels(request.user, filters)
-        events = self.page(request, selectors.events(request.user, filters))
-        return Response([self.wire.event_out(e, visible) for e in events])
+        def build() -> tuple[list, float | None]:
+            filters = self.wire.filters(request.query_params)
+            visible = selectors.visible_labels(request.user, filters)
+            queryset = selectors.events(request.user, filters)
+            events = self.page(request, queryset)
+            # An `active` answer changes when a matching event ends: keep it until then.
+            until = selectors.next_end(queryset) if filters.active_at else None
+            return [self.wire.event_out(e, visible) for e in events], until
+
+        return self.polled_list(request, "events", build)
 
     def post(self, request: Request) -> Response:
         data = self.wire.event_in(request.data)

@@ -2,17 +2,24 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Caller:
-    """An authenticated client: its OpenADR clientID, role and granted scopes."""
+    """An authenticated client: its OpenADR clientID, role and granted scopes.
+
+    One Caller lives for one request; ``granted`` memoises the VEN's granted target
+    labels so that privacy checks within the request query them once.
+    """
 
     client_id: str
     name: str
     role: str  # "bl" or "ven"
     scopes: frozenset[str]
+    # Cache counters read when the request was authenticated (see vtn.generations).
+    targeting_generation: int = field(default=0, compare=False, repr=False)
+    granted: frozenset[str] | None = field(default=None, compare=False, repr=False)
 
     @property
     def is_bl(self) -> bool:
