@@ -8,12 +8,14 @@ the same way.
 
 from __future__ import annotations
 
+from urllib.parse import urlsplit
+
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from vtn import generations, selectors
 from vtn import targets as target_rules
-from vtn.api.problems import Conflict, Forbidden
+from vtn.api.problems import BadRequest, Conflict, Forbidden
 from vtn.auth.caller import Caller
 from vtn.models import Event, Program, Report, Resource, Subscription, TargetLabel, Ven
 from vtn.signals import object_changed
@@ -161,6 +163,15 @@ def save_subscription(*, caller: Caller, data: dict,
     """Create or replace a subscription of the caller, optionally scoped to a program."""
     operation = "CREATE" if subscription is None else "UPDATE"
     data = dict(data)
+    for entry in data["object_operations"]:
+        try:
+            url = urlsplit(entry["callbackUrl"])
+            usable = url.scheme in ("http", "https") and bool(url.hostname)
+        except ValueError:
+            usable = False
+        if not usable:
+            raise BadRequest(f"callbackUrl {entry['callbackUrl']!r} must be an absolute http(s) "
+                             "URL.")
     program_id = data.pop("program_id", None)
     subscription = subscription or Subscription(client_id=caller.client_id)
     _apply(subscription, data)
