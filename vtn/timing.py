@@ -81,8 +81,20 @@ def event_span(
 
     Intervals without their own period follow each other from the event's period
     start, each lasting the event's default duration. A zero default duration with
-    no interval periods means "until further notice" and is open-ended.
+    no interval periods means "until further notice" and is open-ended. Spans that run
+    past the calendar's end (year 9999) are open-ended too.
     """
+    try:
+        return _event_span(interval_period, intervals, now)
+    except OverflowError:
+        return None, None
+
+
+def _event_span(
+    interval_period: dict | None,
+    intervals: Iterable[dict],
+    now: datetime,
+) -> tuple[datetime | None, datetime | None]:
     default_start, default_duration, _ = _period(interval_period)
     cursor = default_start or now
     first: datetime | None = None
