@@ -59,8 +59,13 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    # The verified TLS client certificate (own socket or trusted proxy); revoked ones get 401.
+    "vtn.auth.mtls.ClientCertificateMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
+    # ETag / If-None-Match: an unchanged poll answer costs the client a 304, not a body.
+    "django.middleware.http.ConditionalGetMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
@@ -116,6 +121,9 @@ USE_TZ = True
 
 STATIC_URL = "/static/"
 STATIC_ROOT = VAR_DIR / "static"
+STATIC_ROOT.mkdir(exist_ok=True)  # WhiteNoise warns about a missing STATIC_ROOT
+# WhiteNoise serves static files (Swagger UI assets) straight from the apps: no collectstatic.
+WHITENOISE_USE_FINDERS = True
 
 # --- OpenADR / VTN -------------------------------------------------------------------------
 
@@ -128,6 +136,22 @@ VTN_PAGE_DEFAULT = int(os.environ.get("VTN_PAGE_DEFAULT", "50"))
 VTN_PAGE_MAX = 50  # both documents cap `limit` at 50
 VTN_MQTT_BROKER_URL = os.environ.get("VTN_MQTT_BROKER_URL", "")
 
+# --- Transport security (docs/security.md) ----------------------------------------------------
+
+# Whether new VEN clients must present their bound TLS client certificate. False suits this
+# development configuration; set it to true in production. BL clients never default to it.
+VTN_REQUIRE_MTLS_DEFAULT = env_bool("VTN_REQUIRE_MTLS_DEFAULT", False)
+# Reverse proxies (IPs or CIDRs) whose client-certificate header is believed. Empty: none.
+VTN_TRUSTED_PROXIES = env_list("VTN_TRUSTED_PROXIES", [])
+# The header a trusted proxy puts the verified, URL-encoded PEM client certificate in.
+VTN_CLIENT_CERT_HEADER = os.environ.get("VTN_CLIENT_CERT_HEADER", "X-SSL-Client-Cert")
+# Where `manage.py pki` keeps the CA, issued certificates and crl.pem by default.
+VTN_PKI_DIR = Path(os.environ.get("VTN_PKI_DIR", VAR_DIR / "pki"))
+VTN_CERT_EXPIRY_WARNING_DAYS = int(os.environ.get("VTN_CERT_EXPIRY_WARNING_DAYS", "30"))
+# Rates as "N/unit" or "N/<k><unit>" (unit: s, min, h, day), e.g. "30/min", "5/10s".
+VTN_TOKEN_RATE = os.environ.get("VTN_TOKEN_RATE", "30/min")
+VTN_AUTH_FAILURE_RATE = os.environ.get("VTN_AUTH_FAILURE_RATE", "10/min")
+
 # --- REST framework and OAuth2 -------------------------------------------------------------
 
 REST_FRAMEWORK = {
@@ -136,6 +160,7 @@ REST_FRAMEWORK = {
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
     "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
     "EXCEPTION_HANDLER": "vtn.api.problems.problem_exception_handler",
+    "DEFAULT_CONTENT_NEGOTIATION_CLASS": "vtn.api.negotiation.JSONOnly",
     "UNAUTHENTICATED_USER": None,
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
 }

@@ -2,7 +2,19 @@
 
 from django.contrib import admin
 
-from vtn.models import Client, Event, Program, Report, Resource, Subscription, TargetLabel, Ven
+from vtn.models import (
+    Client,
+    ClientCertificate,
+    Event,
+    IssuedCertificate,
+    Program,
+    Report,
+    Resource,
+    SecurityEvent,
+    Subscription,
+    TargetLabel,
+    Ven,
+)
 
 
 class ReadMostlyAdmin(admin.ModelAdmin):
@@ -59,5 +71,36 @@ class TargetLabelAdmin(ReadMostlyAdmin):
 
 @admin.register(Client)
 class ClientAdmin(ReadMostlyAdmin):
-    list_display = ("name", "role", "client_id", "revoked", "created")
-    list_filter = ("role", "revoked")
+    list_display = ("name", "role", "client_id", "require_mtls", "revoked", "created")
+    list_filter = ("role", "revoked", "require_mtls")
+
+
+@admin.register(ClientCertificate)
+class ClientCertificateAdmin(ReadMostlyAdmin):
+    list_display = ("subject", "client", "serial", "sha256", "not_after", "created")
+    search_fields = ("subject", "serial", "sha256")
+
+
+@admin.register(IssuedCertificate)
+class IssuedCertificateAdmin(ReadMostlyAdmin):
+    """Issue and revoke with `manage.py pki`, which also writes the files and the CRL."""
+
+    list_display = ("subject", "kind", "serial", "not_after", "revoked_at", "issued_at")
+    list_filter = ("kind", "fsp")
+    search_fields = ("subject", "serial", "sha256", "fsp", "site")
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return False
+
+
+@admin.register(SecurityEvent)
+class SecurityEventAdmin(ReadMostlyAdmin):
+    """The append-only security log: nothing here can be changed or deleted."""
+
+    list_display = ("time", "kind", "client_id", "remote_addr", "cert_sha256", "detail")
+    list_filter = ("kind",)
+    search_fields = ("client_id", "remote_addr", "cert_sha256", "detail")
+    date_hierarchy = "time"
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return False

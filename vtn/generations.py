@@ -1,7 +1,8 @@
 """Change counters that invalidate the per-process caches of every web process.
 
 ``TARGETING`` moves with any write to programs, events, vens or resources (what a VEN
-may see); ``AUTH`` moves when a client is revoked or rotated or its binding changes.
+may see); ``AUTH`` moves when a client is revoked or rotated or its binding changes, and when a
+certificate is bound or revoked or a client's ``require_mtls`` changes.
 """
 
 from __future__ import annotations

@@ -13,6 +13,7 @@ import uuid
 
 from django.conf import settings
 from django.db import models
+from django.utils import timezone
 
 
 def new_object_id() -> str:
@@ -168,6 +169,8 @@ class Client(models.Model):
     scopes = models.CharField(max_length=512)
     revoked = models.BooleanField(default=False)
     created = models.DateTimeField(auto_now_add=True)
+    # Must present a bound TLS client certificate: tokens are then bound to it (RFC 8705).
+    require_mtls = models.BooleanField(default=False)
 
     def __str__(self) -> str:
         return f"{self.name} ({self.role})"
@@ -194,3 +197,120 @@ class Generation(models.Model):
 
     def __str__(self) -> str:
         return f"{self.name}={self.value}"
+
+
+# --- transport security ------------------------------------------------------------------------
+
+
+class ClientCertificate(models.Model):
+    """A TLS client certificate bound to a client: with ``Client.require_mtls`` the client
+    must present one of its bound certificates, and its tokens are bound to that one."""
+
+    client = models.ForeignKey(Client, on_delete=models.CASCADE, related_name="certificates")
+    sha256 = models.CharField(max_length=64, unique=True)  # lower-case hex of the DER
+    serial = models.CharField(max_length=64)  # hex
+    subject = models.CharField(max_length=512)
+    not_after = models.DateTimeField()
+    created = models.DateTimeField(auto_now_add=True)
+
+    def __str__(self) -> str:
+        return f"{self.subject} ({self.sha256[:16]}...)"
+
+
+class IssuedCertificate(models.Model):
+    """The registry of every certificate the VTN's CA issued; revocation is recorded here."""
+
+    class Kind(models.TextChoices):
+        CLIENT = "client"
+        SERVER = "server"
+
+    serial = models.CharField(max_length=64, unique=True)  # hex, as `openssl x509 -serial`
+    sha256 = models.CharField(max_length=64, unique=True)  # lower-case hex of the DER
+    kind = models.CharField(max_length=8, choices=Kind.choices)
+    subject = models.CharField(max_length=512)
+    fsp = models.CharField(max_length=64, blank=True)
+    site = models.CharField(max_length=64, blank=True)
+    subject_alt_names = models.JSONField(default=list, blank=True)
+    not_before = models.DateTimeField()
+    not_after = models.DateTimeField(db_index=True)
+    issued_at = models.DateTimeField(auto_now_add=True)
+    revoked_at = models.DateTimeField(null=True, blank=True)
+    revocation_reason = models.CharField(max_length=128, blank=True)
+
+    class Meta:
+        ordering = ["issued_at", "serial"]
+
+    def __str__(self) -> str:
+        return f"{self.subject} serial {self.serial}"
+
+    @property
+    def revoked(self) -> bool:
+        return self.revoked_at is not None
+
+
+class TokenBinding(models.Model):
+    """The certificate an access token is bound to (RFC 8705 ``cnf`` / ``x5t#S256``)."""
+
+    access_token = models.OneToOneField(
+        settings.OAUTH2_PROVIDER_ACCESS_TOKEN_MODEL, on_delete=models.CASCADE,
+        primary_key=True, related_name="vtn_binding")
+    certificate_sha256 = models.CharField(max_length=64, db_index=True)
+
+    def __str__(self) -> str:
+        return f"token {self.access_token_id} -> {self.certificate_sha256[:16]}..."
+
+
+class AppendOnlyError(RuntimeError):
+    """Security events are never changed or deleted."""
+
+
+class SecurityEventQuerySet(models.QuerySet):
+    def update(self, **kwargs):
+        raise AppendOnlyError("security events cannot be updated")
+
+    def delete(self):
+        raise AppendOnlyError("security events cannot be deleted")
+
+    def bulk_update(self, objs, fields, batch_size=None):
+        raise AppendOnlyError("security events cannot be updated")
+
+
+class SecurityEvent(models.Model):
+    """One line of the append-only security log (see ``manage.py security_log``)."""
+
+    class Kind(models.TextChoices):
+        TOKEN_ISSUED = "token_issued"
+        TOKEN_REFUSED = "token_refused"
+        AUTH_FAILED = "auth_failed"
+        CERT_MISMATCH = "cert_mismatch"
+        CERT_REVOKED = "cert_revoked"  # a request presented a revoked certificate
+        RATE_LIMITED = "rate_limited"
+        CLIENT_CREATED = "client_created"
+        CLIENT_ROTATED = "client_rotated"
+        CLIENT_REVOKED = "client_revoked"
+        CERTIFICATE_ISSUED = "certificate_issued"
+        CERTIFICATE_BOUND = "certificate_bound"
+        CERTIFICATE_REVOKED = "certificate_revoked"  # an operator revoked a certificate
+
+    time = models.DateTimeField(default=timezone.now, db_index=True)
+    kind = models.CharField(max_length=32, choices=Kind.choices, db_index=True)
+    client_id = models.CharField(max_length=128, blank=True, db_index=True)
+    remote_addr = models.CharField(max_length=64, blank=True)
+    cert_sha256 = models.CharField(max_length=64, blank=True)
+    detail = models.TextField(blank=True)
+
+    objects = SecurityEventQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["time", "id"]
+
+    def __str__(self) -> str:
+        return f"{self.time.isoformat()} {self.kind} {self.client_id}"
+
+    def save(self, *args, **kwargs) -> None:
+        if not self._state.adding:
+            raise AppendOnlyError("security events cannot be updated")
+        super().save(*args, **kwargs)
+
+    def delete(self, *args, **kwargs):
+        raise AppendOnlyError("security events cannot be deleted")

@@ -59,9 +59,42 @@ def document(version: str) -> dict:
 @cache
 def validator(version: str, component: str) -> OAS30Validator:
     """A validator for ``#/components/schemas/<component>`` of a version's document."""
-    root = {"$ref": f"#/components/schemas/{component}",
-            "components": copy.deepcopy(document(version)["components"])}
+    components = copy.deepcopy(document(version)["components"])
+    _drop_discriminators(components, components.get("schemas", {}))
+    root = {"$ref": f"#/components/schemas/{component}", "components": components}
     return OAS30Validator(root, format_checker=format_checker)
+
+
+def _drop_discriminators(node: object, schemas: dict) -> None:
+    """Validate discriminated anyOf/oneOf as plain anyOf/oneOf where that is equivalent.
+
+    A validator resolves a discriminator without ``mapping`` by using the value as a
+    schema name. The 3.1 programRequest's payloadDescriptors discriminate on objectType
+    values (EVENT_PAYLOAD_DESCRIPTOR, ...) that are no schema names, so every program
+    with payload descriptors would be refused, and a non-string value would crash the
+    validator. Where every alternative pins the property with an ``enum``, plain
+    anyOf/oneOf picks the same alternative, so the discriminator is dropped.
+    """
+    if isinstance(node, list):
+        for item in node:
+            _drop_discriminators(item, schemas)
+        return
+    if not isinstance(node, dict):
+        return
+    discriminator = node.get("discriminator")
+    if isinstance(discriminator, dict) and "mapping" not in discriminator:
+        options = node.get("anyOf", []) + node.get("oneOf", [])
+        name = discriminator.get("propertyName")
+
+        def pins(option: object) -> bool:
+            ref = option.get("$ref", "") if isinstance(option, dict) else ""
+            target = schemas.get(ref.rsplit("/", 1)[-1], {}) if ref.startswith("#/") else {}
+            return bool(target.get("properties", {}).get(name, {}).get("enum"))
+
+        if options and all(pins(option) for option in options):
+            del node["discriminator"]
+    for value in node.values():
+        _drop_discriminators(value, schemas)
 
 
 class BodyError(ValueError):

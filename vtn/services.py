@@ -193,6 +193,9 @@ def delete_subscription(*, caller: Caller, subscription: Subscription) -> Subscr
 
 # --- vens and resources ---------------------------------------------------------------------
 
+UNBOUND_CLIENT_PREFIX = "unbound-"
+
+
 def _guard_ven_targets(caller: Caller, data: dict, current: list | None) -> None:
     """Only BL may grant targets: a VEN may send none, or exactly the ones it has."""
     if caller.is_bl or "targets" not in data:
@@ -217,9 +220,11 @@ def save_ven(*, caller: Caller, data: dict, ven: Ven | None = None,
         data["client_id"] = caller.client_id
         if ven is None and Ven.objects.filter(client_id=caller.client_id).exists():
             raise Conflict("This client already has a ven; a VEN client owns exactly one.")
-    elif data.get("client_id") is None:
-        data["client_id"] = ven.client_id if ven else ""
     ven = ven or Ven()
+    if caller.is_bl and data.get("client_id") is None:
+        # A ven BL creates without naming its client (3.0.1 has no clientID) is unbound:
+        # it gets a placeholder clientID no OAuth client can hold until one is bound.
+        data["client_id"] = ven.client_id or f"{UNBOUND_CLIENT_PREFIX}{ven.pk}"
     _apply(ven, data)
     conflict = f"A ven named {ven.ven_name!r} already exists."
     if Ven.objects.filter(ven_name=ven.ven_name).exclude(pk=ven.pk).exists():

@@ -1,4 +1,10 @@
-"""Bearer-token authentication against tokens issued by django-oauth-toolkit."""
+"""Bearer-token authentication against tokens issued by django-oauth-toolkit.
+
+A token bound to a TLS client certificate (RFC 8705) is accepted only together with that
+certificate; a token of a ``require_mtls`` client that is not bound is not accepted at
+all. Failed authentications count against ``VTN_AUTH_FAILURE_RATE`` per source address; over
+budget the answer is 429 with Retry-After.
+"""
 
 from __future__ import annotations
 
@@ -11,18 +17,25 @@ from rest_framework import exceptions
 from rest_framework.authentication import BaseAuthentication, get_authorization_header
 
 from vtn import generations
+from vtn.auth import mtls, ratelimit, security_log
 from vtn.auth.caller import Caller
 
 AccessToken = get_access_token_model()
 REALM = 'Bearer realm="openadr"'
 
 # Resolved tokens of this process, keyed by (token checksum, auth generation): a revoked
-# or rotated client moves the auth generation, so its cached tokens stop matching.
+# or rotated client, a revoked certificate or a changed binding moves the auth generation,
+# so its cached tokens stop matching. Each entry carries the token's certificate binding
+# (or None) and whether its client requires mTLS, so binding checks run on cache hits too.
 _resolved_tokens = generations.ProcessCache()
 
 
 class InvalidToken(exceptions.AuthenticationFailed):
     auth_header = f'{REALM}, error="invalid_token"'
+
+
+class TooManyFailures(exceptions.Throttled):
+    default_detail = "Too many failed authentications; try again later."
 
 
 class ClientTokenAuthentication(BaseAuthentication):
@@ -35,6 +48,15 @@ class ClientTokenAuthentication(BaseAuthentication):
         header = get_authorization_header(request).split()
         if not header or header[0].lower() != b"bearer":
             return None
+        address = mtls.client_address(request)
+        try:
+            return self._resolve(request, header, address)
+        except InvalidToken as exc:
+            self._failed(request, address, exc)
+            raise
+
+    def _resolve(self, request, header: list[bytes], address: str
+                 ) -> tuple[Caller, AccessToken]:
         if len(header) != 2:
             raise InvalidToken("Malformed Authorization header: expected 'Bearer <token>'.")
         try:
@@ -42,15 +64,22 @@ class ClientTokenAuthentication(BaseAuthentication):
         except UnicodeDecodeError as exc:
             raise InvalidToken("The access token is not valid.") from exc
         checksum = hashlib.sha256(raw.encode()).hexdigest()
-        targeting, auth = generations.current()
+        targeting, auth = mtls.current_generations(request)
         cached = _resolved_tokens.get((checksum, auth))
         if cached is not None and cached[0] > time.time():
-            _, client_id, name, role, scopes, token = cached
+            _, client_id, name, role, scopes, token, bound, require_mtls = cached
+            _check_binding(request, client_id, bound, require_mtls)
             return Caller(client_id=client_id, name=name, role=role, scopes=scopes,
                           targeting_generation=targeting), token
+        # Not a token this process already knows: the failure budget applies before the
+        # database is asked (a cache hit skips this, keeping the poll path off the cache).
+        exceeded = ratelimit.first_exceeded(ratelimit.FAILURE, addr=address)
+        if exceeded:
+            _log_rate_limited(address, "addr", request)
+            raise TooManyFailures(wait=exceeded[1])
         try:
-            token = AccessToken.objects.select_related("application__vtn_client").get(
-                token_checksum=checksum)
+            token = AccessToken.objects.select_related(
+                "application__vtn_client", "vtn_binding").get(token_checksum=checksum)
         except AccessToken.DoesNotExist:
             token = None
         if token is None or token.expires <= timezone.now():
@@ -58,12 +87,64 @@ class ClientTokenAuthentication(BaseAuthentication):
         client = getattr(token.application, "vtn_client", None)
         if client is None or client.revoked:
             raise InvalidToken("The client of this access token has been revoked.")
+        binding = getattr(token, "vtn_binding", None)
+        bound = binding.certificate_sha256 if binding is not None else None
         scopes = frozenset(token.scope.split()) & client.scope_set
         caller = Caller(client_id=token.application.client_id, name=client.name,
                         role=client.role, scopes=scopes, targeting_generation=targeting)
         _resolved_tokens.put((checksum, auth), (token.expires.timestamp(), caller.client_id,
-                                                caller.name, caller.role, scopes, token))
+                                                caller.name, caller.role, scopes, token,
+                                                bound, client.require_mtls))
+        _check_binding(request, caller.client_id, bound, client.require_mtls)
         return caller, token
 
+    @staticmethod
+    def _failed(request, address: str, exc: InvalidToken) -> None:
+        request.vtn_auth_error = "invalid_token"  # for the challenge (authenticate_header)
+        client_id = getattr(exc, "client_id", "")
+        # Per address only: counting these against the client would let anyone holding a
+        # leaked token lock the real client out of the token endpoint.
+        ratelimit.hit(ratelimit.FAILURE, "addr", address)
+        peer = getattr(request, "client_cert", None)
+        security_log.record(getattr(exc, "event_kind", security_log.Kind.AUTH_FAILED),
+                            client_id=client_id, remote_addr=address,
+                            cert_sha256=peer.sha256 if peer else "",
+                            detail=f"{request.method} {request.path}: {exc.detail}")
+
     def authenticate_header(self, request) -> str:
-        return REALM
+        # DRF replaces the exception's own challenge with this one: keep the RFC 6750 error.
+        error = getattr(request, "vtn_auth_error", None)
+        return f'{REALM}, error="{error}"' if error else REALM
+
+
+class CertificateMismatch(InvalidToken):
+    event_kind = security_log.Kind.CERT_MISMATCH
+
+    def __init__(self, detail: str, client_id: str):
+        super().__init__(detail)
+        self.client_id = client_id
+
+
+def _check_binding(request, client_id: str, bound: str | None, require_mtls: bool) -> None:
+    """Refuse a bound token without its certificate, and an unbound token of a client that
+    must use mTLS (e.g. issued before the requirement was switched on)."""
+    if bound is None and not require_mtls:
+        return
+    peer = getattr(request, "client_cert", None)
+    if bound is None:
+        raise CertificateMismatch("This client must use a certificate-bound access token; "
+                                  "request a new token with its TLS client certificate.",
+                                  client_id)
+    if peer is None:
+        raise CertificateMismatch("This access token is bound to a TLS client certificate, "
+                                  "and none was presented.", client_id)
+    if peer.sha256 != bound:
+        raise CertificateMismatch("This access token is bound to a different TLS client "
+                                  "certificate.", client_id)
+
+
+def _log_rate_limited(address: str, dimension: str, request) -> None:
+    if ratelimit.first_time_in_window(ratelimit.FAILURE, dimension, address):
+        security_log.record(security_log.Kind.RATE_LIMITED, remote_addr=address,
+                            detail=f"auth failures over budget ({dimension}) at "
+                                   f"{request.method} {request.path}")

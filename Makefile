@@ -1,0 +1,67 @@
+# Developer entry points. `make run` and `make test` work on a fresh machine with only
+# Python 3.11+ installed: the first run creates .venv and installs the project into it.
+
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+VENV := .venv
+PY := $(VENV)/bin/python
+# Re-install only when the dependencies change: the stamp is newer than pyproject.toml.
+STAMP := $(VENV)/.installed-stamp
+# The first of these that is Python 3.11 or newer creates the virtual environment.
+PYTHON_CANDIDATES ?= python3.13 python3.12 python3.11 python3
+PYTHON ?= $(shell for p in $(PYTHON_CANDIDATES); do \
+	command -v $$p >/dev/null 2>&1 && \
+	$$p -c 'import sys; sys.exit(sys.version_info < (3, 11))' 2>/dev/null && \
+	{ echo $$p; break; }; done)
+
+PYTEST_ARGS ?=
+BENCH_ARGS ?=
+SANDBOX_ARGS ?=
+VAR_DIR ?= var
+
+.PHONY: help run test lint bench clean venv
+
+help:
+	@echo "make run    set up and serve the sandbox VTN on https://127.0.0.1:8443"
+	@echo "make test   ruff, then the whole pytest suite (PYTEST_ARGS='-k sandbox' narrows it)"
+	@echo "make lint   ruff only"
+	@echo "make bench  run the benchmarks in benchmarks/ (BENCH_ARGS passes options)"
+	@echo "make clean  delete local data under var/ (database, PKI, keys); keeps .venv"
+
+$(PY):
+	@if [ -z "$(PYTHON)" ]; then \
+		echo "error: Python 3.11 or newer is required (tried: $(PYTHON_CANDIDATES))." >&2; \
+		echo "       Install it, or run: make PYTHON=/path/to/python3.11 ..." >&2; \
+		exit 1; \
+	fi
+	$(PYTHON) -m venv $(VENV)
+
+$(STAMP): pyproject.toml | $(PY)
+	$(PY) -m pip install --quiet -e '.[test]'
+	@touch $@
+
+venv: $(STAMP)
+
+run: $(STAMP)
+	@$(PY) manage.py sandbox $(SANDBOX_ARGS)
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check .
+
+test: $(STAMP)
+	$(VENV)/bin/ruff check .
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+bench: $(STAMP)
+	@scripts=$$(grep -l '__main__' benchmarks/*.py 2>/dev/null || true); \
+	if [ -z "$$scripts" ]; then echo "no benchmarks in benchmarks/"; exit 0; fi; \
+	for script in $$scripts; do \
+		echo "== $$script"; \
+		$(PY) $$script $(BENCH_ARGS) || exit $$?; \
+	done
+
+clean:
+	rm -rf -- $(VAR_DIR)
+	rm -rf .pytest_cache .hypothesis test-artifacts
+	find . -path ./$(VENV) -prune -o -name __pycache__ -type d -prune -exec rm -rf {} +

@@ -1,0 +1,7 @@
+"""Shared pytest configuration. Fixtures live in plugin modules, one per concern."""
+
+pytest_plugins = [
+    "tests.fixtures.api",
+    "tests.fixtures.server",
+    "tests.fixtures.security",
+]

@@ -1,0 +1,201 @@
+"""Interoperability with the external ``openadr3-client`` library (ElaadNL, PyPI).
+
+The library is a third-party OpenADR 3 client for business logic and VENs; it needs
+Python 3.12, so it runs in its own virtualenv (created once and cached under
+``var/interop-venv/openadr3-client-<version>``) and drives ``tests/interop/flow.py``
+against the real VTN over HTTPS (the ``vtn_server`` fixture), for 3.1.0 and for 3.0.1.
+
+What this proves, per version: a client written by someone else, from the documents
+alone, can fetch tokens (HTTP Basic client authentication; 3.1 discovers the token URL
+through /auth/server), create programs and events, register a ven and a resource as a
+VEN, have BL grant the ven a target, read the targeted event, report on it and
+subscribe, and BL can read the report back. Object privacy holds through the library:
+a second VEN sees neither the targeted program and event nor the first VEN's objects.
+Plain HTTPS requests then cross-check what the library reported.
+
+Python 3.12 is required: without it the tests fail (they do not skip), since CI installs
+it. Set INTEROP_PYTHON to use a specific interpreter.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import glob
+import json
+import os
+import secrets
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+pytestmark = [pytest.mark.interop, pytest.mark.slow]
+
+CLIENT_PACKAGE = "openadr3-client"
+CLIENT_VERSION = "2.4.2"
+ROOT = Path(__file__).resolve().parents[1]
+FLOW = ROOT / "tests" / "interop" / "flow.py"
+VENV_ROOT = ROOT / "var" / "interop-venv"
+VENV = VENV_ROOT / f"{CLIENT_PACKAGE}-{CLIENT_VERSION}"
+READY = VENV / ".installed"
+FLOW_TIMEOUT = 300
+VERSIONS = {"OADR_310": "3.1.0", "OADR_301": "3.0.1"}
+
+
+def find_python312() -> str | None:
+    """INTEROP_PYTHON, else a python3.12 on PATH, else one installed by pyenv."""
+    candidates = [os.environ.get("INTEROP_PYTHON"), shutil.which("python3.12"),
+                  *sorted(glob.glob(os.path.expanduser("~/.pyenv/versions/3.12*/bin/python3.12")))]
+    for candidate in candidates:
+        if not candidate or not os.access(candidate, os.X_OK):
+            continue
+        # A pyenv shim is on PATH even when no 3.12 is selected: ask the interpreter.
+        probe = subprocess.run([candidate, "-c", "import sys; print(sys.version_info[:2])"],
+                               capture_output=True, text=True, timeout=30)
+        if probe.returncode == 0 and probe.stdout.strip() == "(3, 12)":
+            return candidate
+    return None
+
+
+def _run(args: list[str], timeout: int = 600) -> None:
+    result = subprocess.run(args, capture_output=True, text=True, timeout=timeout)
+    if result.returncode != 0:
+        pytest.fail(f"{' '.join(args)} failed ({result.returncode}):\n{result.stdout}\n"
+                    f"{result.stderr}", pytrace=False)
+
+
+@pytest.fixture(scope="session")
+def interop_python() -> str:
+    """The python of a virtualenv with the pinned openadr3-client (built once, cached)."""
+    python = VENV / "bin" / "python"
+    VENV_ROOT.mkdir(parents=True, exist_ok=True)
+    with (VENV_ROOT / ".lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # parallel sessions build it once
+        if READY.exists() and python.exists():
+            return str(python)
+        interpreter = find_python312()
+        if interpreter is None:
+            pytest.fail(f"Python 3.12 is required to run {CLIENT_PACKAGE}=={CLIENT_VERSION} "
+                        "(install python3.12, or point INTEROP_PYTHON at one)", pytrace=False)
+        shutil.rmtree(VENV, ignore_errors=True)
+        _run([interpreter, "-m", "venv", str(VENV)])
+        _run([str(python), "-m", "pip", "install", "--quiet", "--disable-pip-version-check",
+              f"{CLIENT_PACKAGE}=={CLIENT_VERSION}"])
+        READY.write_text(f"{CLIENT_PACKAGE}=={CLIENT_VERSION}\n")
+    return str(python)
+
+
+def _run_flow(python: str, vtn_server, version: str, params: dict) -> dict:
+    env = {key: value for key, value in os.environ.items()
+           if key not in {"REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE", "DJANGO_SETTINGS_MODULE",
+                          "DATABASE_URL", "PYTHONPATH", "VIRTUAL_ENV"}}
+    env.update(params)
+    result = subprocess.run([python, str(FLOW)], env=env, capture_output=True, text=True,
+                            timeout=FLOW_TIMEOUT, cwd=ROOT)
+    lines = result.stdout.strip().splitlines()
+    try:
+        output = json.loads(lines[-1]) if lines else {}
+    except ValueError:
+        output = {}
+    if result.returncode != 0 or "error" in output or not output:
+        server_log = vtn_server.output()[-6000:]
+        pytest.fail(f"openadr3-client flow for {version} failed ({result.returncode}):\n"
+                    f"stdout:\n{result.stdout}\nstderr:\n{result.stderr[-6000:]}\n"
+                    f"server log (tail):\n{server_log}", pytrace=False)
+    return output
+
+
+@pytest.mark.parametrize("version", VERSIONS.values(), ids=VERSIONS.keys())
+def test_openadr3_client_flow(interop_python, vtn_server, version):
+    tag = secrets.token_hex(3)
+    bl = vtn_server.create_client("bl", f"interop-bl-{tag}")
+    ven = vtn_server.create_client("ven", f"interop-ven-{tag}")
+    ven2 = vtn_server.create_client("ven", f"interop-ven2-{tag}")
+    target = f"interop-group-{tag}"
+    ven_name, ven2_name = f"interop-ven-{tag}", f"interop-ven2-{tag}"
+    params = {
+        "OADR_VERSION": version,
+        "VTN_BASE": vtn_server.url(version).rstrip("/"),
+        # 3.1 clients discover the token endpoint through /auth/server; 3.0.1 has no
+        # discovery, so the library needs the URL.
+        "TOKEN_URL": "" if version == "3.1.0" else vtn_server.url(version, "auth/token"),
+        "CA_BUNDLE": vtn_server.ca_bundle,
+        "BL_ID": bl["client_id"], "BL_SECRET": bl["client_secret"],
+        "VEN_ID": ven["client_id"], "VEN_SECRET": ven["client_secret"],
+        "VEN2_ID": ven2["client_id"], "VEN2_SECRET": ven2["client_secret"],
+        "VEN_NAME": ven_name, "VEN2_NAME": ven2_name, "TARGET": target,
+    }
+    result = _run_flow(interop_python, vtn_server, version, params)
+    assert result["version"] == version
+
+    # --- what the library saw -------------------------------------------------------------
+    program_id, event_id, ven_id = result["program_id"], result["event_id"], result["ven_id"]
+    assert result["granted_targets"] == [target]
+    assert event_id not in result["ven_events_before_grant"]
+    assert program_id in result["ven_programs"]
+    assert result["ven_events"] == [event_id]
+    assert result["ven_event_read"] == event_id
+    assert result["resource_ven_id"] == ven_id
+    assert result["report_event_id"] == event_id
+    assert result["report_id"] in result["bl_reports"]
+    assert result["bl_report_resources"] == ["interop-resource"]
+    if version == "3.1.0":
+        assert result["ven_client_id"] == ven["client_id"]
+        assert result["report_client_id"] == ven["client_id"]
+    else:
+        assert result["report_program_id"] == program_id
+    # The second VEN: none of the targeted or foreign objects, only its own ven.
+    assert program_id not in result["ven2_programs"]
+    assert event_id not in result["ven2_events"]
+    assert result["ven2_vens"] == [result["ven2_ven_id"]]
+    assert ven_id not in result["ven2_vens"]
+    assert result["resource_id"] not in result["ven2_resources"]
+    assert result["report_id"] not in result["ven2_reports"]
+    assert result["subscription_id"] not in result["ven2_subscriptions"]
+    assert result["ven2_get_event_status"] == 404
+    assert result["ven2_get_ven_status"] == 404
+    assert result["ven2_get_report_status"] == 404
+    if version == "3.0.1":
+        assert result["ven2_get_resource_status"] == 404
+
+    # --- cross-check with plain HTTPS, in both versions -----------------------------------
+    other = "3.0.1" if version == "3.1.0" else "3.1.0"
+    with vtn_server.session(vtn_server.token(bl, version)) as bl_http, \
+            vtn_server.session(vtn_server.token(ven, version)) as ven_http, \
+            vtn_server.session(vtn_server.token(ven2, version)) as ven2_http:
+        event = bl_http.get(vtn_server.url(version, f"events/{event_id}")).json()
+        assert event["programID"] == program_id
+        assert event["eventName"] == "interop-event"
+        assert len(event["intervals"]) == 2
+
+        vens = ven_http.get(vtn_server.url(version, "vens")).json()
+        assert [v["id"] for v in vens] == [ven_id]
+        assert vens[0]["venName"] == ven_name
+
+        report = bl_http.get(vtn_server.url(version, f"reports/{result['report_id']}"))
+        assert report.status_code == 200, report.text
+        assert report.json()["eventID"] == event_id
+        assert report.json()["clientName"] == ven_name
+
+        subscriptions = ven_http.get(vtn_server.url(version, "subscriptions")).json()
+        assert [s["id"] for s in subscriptions] == [result["subscription_id"]]
+        assert subscriptions[0]["programID"] == program_id
+
+        # Objects created through one version are the same objects in the other.
+        bl_ven = bl_http.get(vtn_server.url(other, f"vens/{ven_id}"))
+        assert bl_ven.status_code == 200, bl_ven.text
+        assert bl_ven.json()["venName"] == ven_name
+        other_events = ven_http.get(vtn_server.url(other, "events"),
+                                    params={"programID": program_id}).json()
+        assert [e["id"] for e in other_events] == [event_id]
+        if other == "3.1.0":
+            assert bl_ven.json()["clientID"] == ven["client_id"]
+            assert target in bl_ven.json()["targets"]
+
+        # Privacy over plain HTTPS too.
+        for path in (f"events/{event_id}", f"programs/{program_id}", f"vens/{ven_id}",
+                     f"reports/{result['report_id']}",
+                     f"subscriptions/{result['subscription_id']}"):
+            response = ven2_http.get(vtn_server.url(version, path))
+            assert response.status_code == 404, (path, response.status_code, response.text)

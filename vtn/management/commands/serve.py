@@ -1,0 +1,47 @@
+"""`manage.py serve`: run the VTN with the production server (gunicorn, HTTPS).
+
+TLS files come from the settings ``VTN_TLS_CERT`` and ``VTN_TLS_KEY`` (environment
+variables of the same names); ``manage.py pki init`` creates a development pair where
+the defaults point. ``--insecure-http`` serves plain HTTP and is refused unless the bind
+address is loopback. The server logs to stdout and stops on SIGTERM (graceful) or SIGINT.
+"""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.core.management.base import BaseCommand, CommandError, CommandParser
+
+from config import server
+
+
+class Command(BaseCommand):
+    help = "Serve the VTN over HTTPS with gunicorn (gthread workers)."
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument("--bind", default=server.DEFAULT_BIND, metavar="HOST:PORT",
+                            help=f"address to listen on (default {server.DEFAULT_BIND})")
+        parser.add_argument("--workers", type=int, default=server.DEFAULT_WORKERS,
+                            help=f"worker processes (default {server.DEFAULT_WORKERS})")
+        parser.add_argument("--threads", type=int, default=server.DEFAULT_THREADS,
+                            help=f"threads per worker (default {server.DEFAULT_THREADS})")
+        parser.add_argument("--insecure-http", action="store_true",
+                            help="serve plain HTTP; only allowed on a loopback address")
+        parser.add_argument("--log-level", default="info",
+                            choices=["debug", "info", "warning", "error", "critical"])
+
+    def handle(self, *args, **options) -> None:
+        opts = server.ServerOptions(
+            bind=options["bind"], workers=options["workers"], threads=options["threads"],
+            insecure_http=options["insecure_http"],
+            tls_cert=settings.VTN_TLS_CERT, tls_key=settings.VTN_TLS_KEY,
+            tls_client_ca=getattr(settings, "VTN_TLS_CLIENT_CA", ""),
+        )
+        try:
+            server.check_options(opts)
+            scheme = "http" if opts.insecure_http else "https"
+            self.stdout.write(f"Serving the VTN on {scheme}://{opts.bind} "
+                              f"({opts.workers} workers x {opts.threads} threads)")
+            self.stdout.flush()
+            server.run(opts)
+        except server.ServerConfigError as exc:
+            raise CommandError(str(exc)) from exc
