@@ -52,6 +52,19 @@ def _save(instance, kind: str, conflict: str) -> None:
         raise Conflict(conflict) from exc
 
 
+def _delete(instance, object_type: str, labelled: dict[str, list[str]]) -> None:
+    """Delete ``instance`` and the target labels of it and its dependants, then announce.
+
+    The returned instance keeps its primary key so it can still be rendered.
+    """
+    for kind, object_ids in labelled.items():
+        TargetLabel.objects.filter(kind=kind, object_id__in=object_ids).delete()
+    pk = instance.pk
+    instance.delete()
+    instance.pk = pk
+    _announce(object_type, "DELETE", instance)
+
+
 def _apply(instance, data: dict) -> None:
     for name, value in data.items():
         setattr(instance, name, value)
@@ -75,13 +88,11 @@ def save_program(*, caller: Caller, data: dict, program: Program | None = None) 
 @transaction.atomic
 def delete_program(*, caller: Caller, program: Program) -> Program:
     """Delete a program with its events, reports and subscriptions."""
-    event_ids = list(program.events.values_list("id", flat=True))
-    TargetLabel.objects.filter(kind=Kind.EVENT, object_id__in=event_ids).delete()
-    TargetLabel.objects.filter(kind=Kind.PROGRAM, object_id=program.pk).delete()
-    program_id = program.pk
-    program.delete()
-    program.pk = program_id
-    _announce("PROGRAM", "DELETE", program)
+    _delete(program, "PROGRAM", {
+        Kind.PROGRAM: [program.pk],
+        Kind.EVENT: list(program.events.values_list("id", flat=True)),
+        Kind.SUBSCRIPTION: list(program.subscriptions.values_list("id", flat=True)),
+    })
     return program
 
 
@@ -112,11 +123,7 @@ def save_event(*, caller: Caller, data: dict, event: Event | None = None) -> Eve
 
 @transaction.atomic
 def delete_event(*, caller: Caller, event: Event) -> Event:
-    TargetLabel.objects.filter(kind=Kind.EVENT, object_id=event.pk).delete()
-    event_id = event.pk
-    event.delete()
-    event.pk = event_id
-    _announce("EVENT", "DELETE", event)
+    _delete(event, "EVENT", {Kind.EVENT: [event.pk]})
     return event
 
 
@@ -148,10 +155,7 @@ def save_report(*, caller: Caller, data: dict, report: Report | None = None) -> 
 
 @transaction.atomic
 def delete_report(*, caller: Caller, report: Report) -> Report:
-    report_id = report.pk
-    report.delete()
-    report.pk = report_id
-    _announce("REPORT", "DELETE", report)
+    _delete(report, "REPORT", {})
     return report
 
 
@@ -183,11 +187,7 @@ def save_subscription(*, caller: Caller, data: dict,
 
 @transaction.atomic
 def delete_subscription(*, caller: Caller, subscription: Subscription) -> Subscription:
-    TargetLabel.objects.filter(kind=Kind.SUBSCRIPTION, object_id=subscription.pk).delete()
-    subscription_id = subscription.pk
-    subscription.delete()
-    subscription.pk = subscription_id
-    _announce("SUBSCRIPTION", "DELETE", subscription)
+    _delete(subscription, "SUBSCRIPTION", {Kind.SUBSCRIPTION: [subscription.pk]})
     return subscription
 
 
@@ -238,13 +238,8 @@ def save_ven(*, caller: Caller, data: dict, ven: Ven | None = None,
 
 @transaction.atomic
 def delete_ven(*, caller: Caller, ven: Ven) -> Ven:
-    resource_ids = list(ven.resources.values_list("id", flat=True))
-    TargetLabel.objects.filter(kind=Kind.RESOURCE, object_id__in=resource_ids).delete()
-    TargetLabel.objects.filter(kind=Kind.VEN, object_id=ven.pk).delete()
-    ven_id = ven.pk
-    ven.delete()
-    ven.pk = ven_id
-    _announce("VEN", "DELETE", ven)
+    _delete(ven, "VEN", {Kind.VEN: [ven.pk],
+                         Kind.RESOURCE: list(ven.resources.values_list("id", flat=True))})
     return ven
 
 
@@ -274,9 +269,5 @@ def save_resource(*, caller: Caller, ven: Ven, data: dict,
 
 @transaction.atomic
 def delete_resource(*, caller: Caller, resource: Resource) -> Resource:
-    TargetLabel.objects.filter(kind=Kind.RESOURCE, object_id=resource.pk).delete()
-    resource_id = resource.pk
-    resource.delete()
-    resource.pk = resource_id
-    _announce("RESOURCE", "DELETE", resource)
+    _delete(resource, "RESOURCE", {Kind.RESOURCE: [resource.pk]})
     return resource
