@@ -55,6 +55,7 @@ INSTALLED_APPS = [
     "drf_spectacular",
     "drf_spectacular_sidecar",
     "vtn",
+    "dispatch",
 ]
 
 MIDDLEWARE = [
@@ -151,6 +152,16 @@ VTN_CERT_EXPIRY_WARNING_DAYS = int(os.environ.get("VTN_CERT_EXPIRY_WARNING_DAYS"
 # Rates as "N/unit" or "N/<k><unit>" (unit: s, min, h, day), e.g. "30/min", "5/10s".
 VTN_TOKEN_RATE = os.environ.get("VTN_TOKEN_RATE", "30/min")
 VTN_AUTH_FAILURE_RATE = os.environ.get("VTN_AUTH_FAILURE_RATE", "10/min")
+
+# --- GB dispatch profile (docs/gb-dispatch-profile.md) -------------------------------------
+
+# Encrypts operators' dispatch signing keys at rest; defaults to SECRET_KEY (so changing
+# SECRET_KEY without setting this makes stored signing keys unreadable).
+DISPATCH_SIGNING_KEY_PASSPHRASE = os.environ.get("DISPATCH_SIGNING_KEY_PASSPHRASE", "")
+# How long a retired signing key stays in /.well-known/jwks.json for verification.
+DISPATCH_SIGNING_KEY_VERIFY_DAYS = int(os.environ.get("DISPATCH_SIGNING_KEY_VERIFY_DAYS", "90"))
+# Cache-Control max-age of the JWKS, in seconds.
+DISPATCH_JWKS_MAX_AGE = int(os.environ.get("DISPATCH_JWKS_MAX_AGE", "300"))
 
 # --- REST framework and OAuth2 -------------------------------------------------------------
 

@@ -1,8 +1,10 @@
-"""Top-level URLs: both OpenADR versions side by side, the admin and the docs."""
+"""Top-level URLs: both OpenADR versions side by side, the GB dispatch API, the JWKS, the
+admin and the docs."""
 
 from django.contrib import admin
 from django.urls import include, path
 
+from dispatch.api.views import Jwks
 from vtn.api import errors
 from vtn.api.serializers.v31 import Wire31
 from vtn.api.serializers.v301 import Wire301
@@ -11,6 +13,8 @@ from vtn.api.urls import version_patterns
 urlpatterns = [
     path("openadr3/3.1.0/", include(version_patterns(Wire31()))),
     path("openadr3/3.0.1/", include(version_patterns(Wire301()))),
+    path("dispatch/api/v1/", include("dispatch.api.urls")),
+    path(".well-known/jwks.json", Jwks.as_view()),
     path("admin/", admin.site.urls),
 ]
 

@@ -4,4 +4,5 @@ pytest_plugins = [
     "tests.fixtures.api",
     "tests.fixtures.server",
     "tests.fixtures.security",
+    "tests.fixtures.dispatch",
 ]

@@ -1,0 +1,100 @@
+"""Read-mostly admin: the registry and dispatches change through services and commands."""
+
+from django.contrib import admin
+
+from dispatch.models import (
+    Contract,
+    DispatchInstruction,
+    DispatchRevision,
+    DispatchUnit,
+    Fsp,
+    FspSite,
+    NetworkOperator,
+    OperatorProgram,
+    Product,
+    SigningKey,
+)
+from vtn.admin import ReadMostlyAdmin
+
+
+@admin.register(NetworkOperator)
+class NetworkOperatorAdmin(ReadMostlyAdmin):
+    list_display = ("code", "name", "created")
+
+
+@admin.register(Product)
+class ProductAdmin(admin.ModelAdmin):
+    """Product parameters are data an operator may tune; products are never added here."""
+
+    list_display = ("code", "name", "notice_period", "ramp_time", "quantity",
+                    "setpoint_types", "heartbeat_interval", "availability_paid")
+    readonly_fields = ("code",)
+
+    def has_add_permission(self, request) -> bool:
+        return False
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return False
+
+
+@admin.register(OperatorProgram)
+class OperatorProgramAdmin(ReadMostlyAdmin):
+    list_display = ("operator", "product", "program")
+
+
+@admin.register(Fsp)
+class FspAdmin(ReadMostlyAdmin):
+    list_display = ("identifier", "operator", "name", "created")
+    list_filter = ("operator",)
+
+
+@admin.register(FspSite)
+class FspSiteAdmin(ReadMostlyAdmin):
+    list_display = ("name", "fsp", "ven", "created")
+
+
+@admin.register(DispatchUnit)
+class DispatchUnitAdmin(ReadMostlyAdmin):
+    list_display = ("reference", "fsp", "site", "capacity_kw", "capacity_kvar", "direction",
+                    "zone")
+    list_filter = ("direction", "fsp__operator")
+
+
+@admin.register(Contract)
+class ContractAdmin(ReadMostlyAdmin):
+    list_display = ("identifier", "operator", "fsp", "product", "availability_price",
+                    "utilisation_price", "baseline_method")
+    list_filter = ("operator", "product")
+
+
+@admin.register(SigningKey)
+class SigningKeyAdmin(ReadMostlyAdmin):
+    list_display = ("kid", "operator", "created", "retired_at", "verify_until")
+    exclude = ("private_key_pem",)
+
+
+class RevisionInline(admin.TabularInline):
+    model = DispatchRevision
+    fields = ("number", "status", "urgency", "instruction_time", "signing_key", "issued_by")
+    readonly_fields = fields
+    extra = 0
+    can_delete = False
+
+    def has_add_permission(self, request, obj=None) -> bool:
+        return False
+
+
+@admin.register(DispatchInstruction)
+class DispatchInstructionAdmin(ReadMostlyAdmin):
+    list_display = ("reference", "operator", "unit", "status", "urgency", "revision",
+                    "service_start", "service_end")
+    list_filter = ("status", "operator")
+    inlines = [RevisionInline]
+
+
+@admin.register(DispatchRevision)
+class DispatchRevisionAdmin(ReadMostlyAdmin):
+    list_display = ("instruction", "number", "status", "instruction_time", "signing_key")
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return False

@@ -1,0 +1,31 @@
+"""URLs of the operator dispatch API (mounted at /dispatch/api/v1/) and its docs."""
+
+from __future__ import annotations
+
+from django.urls import path
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+
+from dispatch.api import views
+
+REFERENCE = "<str:operator>/<str:reference>"
+
+api_patterns = [
+    path("dispatches", views.DispatchList.as_view()),
+    path(f"dispatches/{REFERENCE}", views.DispatchDetail.as_view()),
+    path(f"dispatches/{REFERENCE}/revisions", views.DispatchRevisions.as_view()),
+    path(f"dispatches/{REFERENCE}/stop", views.DispatchStop.as_view()),
+    path(f"dispatches/{REFERENCE}/emergency-stop", views.DispatchEmergencyStop.as_view()),
+]
+
+urlpatterns = [
+    *api_patterns,
+    path("openapi.yaml", SpectacularAPIView.as_view(
+        urlconf="dispatch.api.schema_urls", authentication_classes=[], permission_classes=[],
+        custom_settings={"TITLE": "GB dispatch operator API", "VERSION": "1",
+                         "DESCRIPTION": "Issue, revise, stop and list GB flexibility "
+                                        "dispatches. Business-logic clients only; see "
+                                        "docs/gb-dispatch-profile.md."}),
+         name="dispatch-openapi"),
+    path("docs", SpectacularSwaggerView.as_view(
+        url_name="dispatch-openapi", authentication_classes=[], permission_classes=[])),
+]

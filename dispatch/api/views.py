@@ -1,0 +1,186 @@
+"""Operator API for dispatches (business-logic clients) and the public JWKS. Thin: parse,
+call a service or selector, render; errors are RFC 7807 problem documents."""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.http import HttpRequest, JsonResponse
+from django.utils.dateparse import parse_datetime
+from django.views import View
+from drf_spectacular.utils import OpenApiParameter, extend_schema
+from rest_framework import status
+from rest_framework.permissions import BasePermission
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from dispatch import selectors, services
+from dispatch.api.serializers import (
+    DispatchSerializer,
+    IssueSerializer,
+    ReviseSerializer,
+    StopSerializer,
+    timings_from,
+)
+from dispatch.rules import STATUSES
+from vtn.api.problems import BadRequest
+from vtn.auth.permissions import HasOperationScope
+from vtn.auth.scopes import READ_ALL, WRITE_EVENTS
+
+READ = frozenset({READ_ALL})
+WRITE = frozenset({WRITE_EVENTS})
+
+
+class IsBusinessLogic(BasePermission):
+    message = "Only business-logic (operator) clients may use the dispatch API."
+
+    def has_permission(self, request, view) -> bool:
+        return bool(getattr(request.user, "is_bl", False))
+
+
+class OperatorView(APIView):
+    permission_classes = [HasOperationScope, IsBusinessLogic]
+
+    @staticmethod
+    def parse(serializer_class, request: Request) -> dict:
+        serializer = serializer_class(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        return serializer.validated_data
+
+
+def _time(request: Request, name: str):
+    raw = request.query_params.get(name)
+    if raw is None:
+        return None
+    value = parse_datetime(raw)
+    if value is None or value.tzinfo is None:
+        raise BadRequest(f"{name} must be an ISO 8601 date-time with a time zone")
+    return value
+
+
+def _int(request: Request, name: str, default: int, high: int) -> int:
+    raw = request.query_params.get(name, str(default))
+    if not raw.isdigit() or int(raw) > high:
+        raise BadRequest(f"{name} must be an integer from 0 to {high}")
+    return int(raw)
+
+
+class DispatchList(OperatorView):
+    scopes = {"GET": READ, "POST": WRITE}
+
+    @extend_schema(
+        summary="List dispatches, newest first",
+        parameters=[OpenApiParameter(name, str, description=text) for name, text in (
+            ("operator", "network operator code"), ("fsp", "FSP identifier"),
+            ("unit", "dispatch unit reference"), ("status", "|".join(STATUSES)),
+            ("product", "product code"),
+            ("from", "service period ends after this instant (ISO 8601)"),
+            ("to", "service period starts before this instant (ISO 8601)"))] + [
+            OpenApiParameter("skip", int), OpenApiParameter("limit", int)],
+        responses={200: DispatchSerializer(many=True)})
+    def get(self, request: Request) -> Response:
+        query = request.query_params
+        if query.get("status") and query["status"] not in STATUSES:
+            raise BadRequest(f"status must be one of {', '.join(STATUSES)}")
+        filters = selectors.DispatchFilters(
+            operator=query.get("operator"), fsp=query.get("fsp"), unit=query.get("unit"),
+            status=query.get("status"), product=query.get("product"),
+            active_from=_time(request, "from"), active_to=_time(request, "to"))
+        skip, limit = _int(request, "skip", 0, 2**31 - 1), _int(request, "limit", 50, 200)
+        rows = selectors.dispatches(filters)[skip:skip + limit]
+        return Response([selectors.dispatch_as_dict(row) for row in rows])
+
+    @extend_schema(summary="Issue a dispatch (revision 1)", request=IssueSerializer,
+                   responses={201: DispatchSerializer})
+    def post(self, request: Request) -> Response:
+        data = self.parse(IssueSerializer, request)
+        unit = selectors.find_unit(data["unit"], fsp=data.get("fsp"),
+                                   operator=data.get("operator"))
+        product = services.find_product(data["product"]) if data.get("product") else None
+        default_type = (product.setpoint_types[0] if product else
+                        _default_setpoint_type(unit, data.get("contract")))
+        dispatch = services.issue_dispatch(
+            unit=unit, product=product, contract=data.get("contract"),
+            reference=data.get("reference"), service_start=data["serviceStart"],
+            service_end=data["serviceEnd"], status=data["status"],
+            urgency=data.get("urgency"),
+            timings=timings_from(data["serviceTimings"], default_type),
+            issued_by=request.user.client_id, reason=data["reason"])
+        return Response(selectors.dispatch_as_dict(dispatch, history=True),
+                        status=status.HTTP_201_CREATED)
+
+
+def _default_setpoint_type(unit, contract: str | None) -> str:
+    contracts = unit.contracts.select_related("product")
+    if contract:
+        contracts = contracts.filter(identifier=contract)
+    first = contracts.first()
+    return first.product.setpoint_types[0] if first else "delta"
+
+
+class DispatchDetail(OperatorView):
+    scopes = {"GET": READ}
+
+    @extend_schema(summary="A dispatch with its full revision history",
+                   responses={200: DispatchSerializer})
+    def get(self, request: Request, operator: str, reference: str) -> Response:
+        dispatch = selectors.find_dispatch(reference, operator=operator)
+        return Response(selectors.dispatch_as_dict(dispatch, history=True))
+
+
+class DispatchRevisions(OperatorView):
+    scopes = {"POST": WRITE}
+
+    @extend_schema(summary="Revise a dispatch; unspecified fields carry over",
+                   request=ReviseSerializer, responses={201: DispatchSerializer})
+    def post(self, request: Request, operator: str, reference: str) -> Response:
+        data = self.parse(ReviseSerializer, request)
+        dispatch = selectors.find_dispatch(reference, operator=operator)
+        timings = None
+        if "serviceTimings" in data:
+            timings = timings_from(data["serviceTimings"],
+                                   dispatch.contract.product.setpoint_types[0])
+        services.revise_dispatch(
+            dispatch=dispatch, service_start=data.get("serviceStart"),
+            service_end=data.get("serviceEnd"), timings=timings, status=data.get("status"),
+            urgency=data.get("urgency"), expected_revision=data.get("expectedRevision"),
+            issued_by=request.user.client_id, reason=data["reason"])
+        dispatch.refresh_from_db()
+        return Response(selectors.dispatch_as_dict(dispatch, history=True),
+                        status=status.HTTP_201_CREATED)
+
+
+class DispatchStop(OperatorView):
+    scopes = {"POST": WRITE}
+    emergency = False
+
+    @extend_schema(summary="Stop a dispatch (a final revision)", request=StopSerializer,
+                   responses={201: DispatchSerializer})
+    def post(self, request: Request, operator: str, reference: str) -> Response:
+        data = self.parse(StopSerializer, request)
+        dispatch = selectors.find_dispatch(reference, operator=operator)
+        services.stop_dispatch(dispatch=dispatch, emergency=self.emergency,
+                               expected_revision=data.get("expectedRevision"),
+                               issued_by=request.user.client_id, reason=data["reason"])
+        dispatch.refresh_from_db()
+        return Response(selectors.dispatch_as_dict(dispatch, history=True),
+                        status=status.HTTP_201_CREATED)
+
+
+class DispatchEmergencyStop(DispatchStop):
+    emergency = True
+
+    @extend_schema(summary="Emergency-stop a dispatch (final, urgency emergency, priority 0)",
+                   request=StopSerializer, responses={201: DispatchSerializer})
+    def post(self, request: Request, operator: str, reference: str) -> Response:
+        return super().post(request, operator, reference)
+
+
+class Jwks(View):
+    """The operators' public signing keys (RFC 7517), unauthenticated and cacheable."""
+
+    def get(self, request: HttpRequest) -> JsonResponse:
+        response = JsonResponse(selectors.jwks())
+        response["Content-Type"] = "application/jwk-set+json"
+        response["Cache-Control"] = f"public, max-age={settings.DISPATCH_JWKS_MAX_AGE}"
+        return response

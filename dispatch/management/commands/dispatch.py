@@ -1,0 +1,134 @@
+"""`manage.py dispatch <action>`: issue, revise, stop and show dispatches; rotate keys.
+
+Every action prints JSON. A dispatch is named by its NO dispatch reference (with
+``--operator`` when two operators use the same reference).
+"""
+
+from __future__ import annotations
+
+from django.core.management.base import BaseCommand, CommandError, CommandParser
+
+from dispatch import selectors, services
+from dispatch.management.commands._common import decimal, dumps, iso_datetime, problem_error
+from dispatch.rules import URGENCIES, Timing
+from vtn.api.problems import Problem
+
+
+class Command(BaseCommand):
+    help = "Issue, revise, stop and show GB flexibility dispatches; rotate signing keys."
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        sub = parser.add_subparsers(dest="action", required=True, parser_class=type(parser))
+        issue = sub.add_parser("issue", help="issue a dispatch (revision 1)")
+        issue.add_argument("--unit", required=True, help="unit reference, or FSP/REF")
+        issue.add_argument("--fsp", default=None)
+        issue.add_argument("--operator", default=None)
+        issue.add_argument("--product", required=True)
+        issue.add_argument("--contract", default=None)
+        issue.add_argument("--ref", default=None, help="NO dispatch reference (default: generated)")
+        issue.add_argument("--start", required=True, type=iso_datetime)
+        issue.add_argument("--end", required=True, type=iso_datetime)
+        issue.add_argument("--status", choices=["pre-notify", "run"], default="run")
+        self._add_setpoint_options(issue, required=True)
+
+        revise = sub.add_parser("revise", help="a new revision; what is not given carries over")
+        revise.add_argument("ref")
+        revise.add_argument("--operator", default=None)
+        revise.add_argument("--start", type=iso_datetime, default=None)
+        revise.add_argument("--end", type=iso_datetime, default=None)
+        revise.add_argument("--status", choices=["pre-notify", "run"], default=None)
+        self._add_setpoint_options(revise, required=False)
+
+        stop = sub.add_parser("stop", help="stop a dispatch (a final revision)")
+        stop.add_argument("ref")
+        stop.add_argument("--operator", default=None)
+        stop.add_argument("--emergency", action="store_true", help="emergency stop")
+        stop.add_argument("--reason", default="")
+
+        show = sub.add_parser("show", help="a dispatch with its full revision history")
+        show.add_argument("ref")
+        show.add_argument("--operator", default=None)
+
+        rotate = sub.add_parser("rotate-key", help="rotate an operator's signing key")
+        rotate.add_argument("--operator", required=True)
+
+    @staticmethod
+    def _add_setpoint_options(parser: CommandParser, *, required: bool) -> None:
+        parser.add_argument("--kw", type=decimal, default=None, required=required,
+                            help="volume in kW from the service start")
+        kind = parser.add_mutually_exclusive_group()
+        kind.add_argument("--absolute", action="store_const", const="absolute",
+                          dest="setpoint_type", help="absolute setpoint")
+        kind.add_argument("--delta", action="store_const", const="delta", dest="setpoint_type",
+                          help="delta to baseline (default: the product's first type)")
+        parser.add_argument("--setpoint", action="append", default=[], metavar="ISO8601=KW",
+                            help="further setpoint (repeatable), e.g. 2026-01-05T17:30Z=120")
+        parser.add_argument("--price", type=decimal, default=None, help="GBP per kWh")
+        parser.add_argument("--urgency", choices=list(URGENCIES), default=None)
+        parser.add_argument("--reason", default="")
+
+    def handle(self, *args, action: str, **options) -> None:
+        try:
+            result = getattr(self, f"_{action.replace('-', '_')}")(**options)
+        except Problem as exc:
+            raise problem_error(exc) from exc
+        self.stdout.write(dumps(result))
+
+    @staticmethod
+    def _timings(options: dict, start, setpoint_type: str) -> list[Timing] | None:
+        points = []
+        if options["kw"] is not None:
+            points.append((start, options["kw"]))
+        for text in options["setpoint"]:
+            when, _, value = text.rpartition("=")
+            if not when:
+                raise CommandError(f"--setpoint {text!r} must be ISO8601=KW")
+            try:
+                points.append((iso_datetime(when), decimal(value)))
+            except Exception as exc:
+                raise CommandError(f"--setpoint {text!r}: {exc}") from exc
+        if not points:
+            return None
+        return [Timing(setpoint_time=when, volume=volume, setpoint_type=setpoint_type,
+                       price_gbp_per_kwh=options["price"])
+                for when, volume in sorted(points, key=lambda p: p[0])]
+
+    def _issue(self, **options) -> dict:
+        unit = selectors.find_unit(options["unit"], fsp=options["fsp"],
+                                   operator=options["operator"])
+        product = services.find_product(options["product"])
+        setpoint_type = options["setpoint_type"] or product.setpoint_types[0]
+        dispatch = services.issue_dispatch(
+            unit=unit, product=product, contract=options["contract"], reference=options["ref"],
+            service_start=options["start"], service_end=options["end"],
+            status=options["status"], urgency=options["urgency"],
+            timings=self._timings(options, options["start"], setpoint_type),
+            issued_by="cli", reason=options["reason"])
+        return selectors.dispatch_as_dict(dispatch, history=True)
+
+    def _revise(self, **options) -> dict:
+        dispatch = selectors.find_dispatch(options["ref"], operator=options["operator"])
+        setpoint_type = options["setpoint_type"] or dispatch.contract.product.setpoint_types[0]
+        start = options["start"] or dispatch.service_start
+        services.revise_dispatch(
+            dispatch=dispatch, service_start=options["start"], service_end=options["end"],
+            timings=self._timings(options, start, setpoint_type), status=options["status"],
+            urgency=options["urgency"], issued_by="cli", reason=options["reason"])
+        dispatch.refresh_from_db()
+        return selectors.dispatch_as_dict(dispatch, history=True)
+
+    def _stop(self, **options) -> dict:
+        dispatch = selectors.find_dispatch(options["ref"], operator=options["operator"])
+        services.stop_dispatch(dispatch=dispatch, emergency=options["emergency"],
+                               issued_by="cli", reason=options["reason"])
+        dispatch.refresh_from_db()
+        return selectors.dispatch_as_dict(dispatch, history=True)
+
+    def _show(self, **options) -> dict:
+        dispatch = selectors.find_dispatch(options["ref"], operator=options["operator"])
+        return selectors.dispatch_as_dict(dispatch, history=True)
+
+    def _rotate_key(self, **options) -> dict:
+        key = services.rotate_signing_key(operator=options["operator"])
+        return {"operator": key.operator.code, "kid": key.kid, "public_jwk": key.public_jwk,
+                "jwks": selectors.jwks()}

@@ -1,0 +1,112 @@
+"""`manage.py fsp <action>`: the GB dispatch registry.
+
+``onboard`` registers an FSP site (FSP, VEN, OAuth2 client, optional certificate,
+resources and dispatch units, privacy targets) and prints it as one JSON object;
+``contract`` records a contract; ``products`` lists the products and their parameters.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from django.core.management.base import BaseCommand, CommandError, CommandParser
+
+from dispatch import registry, services
+from dispatch.management.commands._common import decimal, dumps, iso_datetime, problem_error
+from dispatch.mapping import duration
+from dispatch.models import Product
+from vtn.api.problems import Problem
+
+
+class Command(BaseCommand):
+    help = "GB dispatch registry: onboard FSP sites, record contracts, list products."
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        sub = parser.add_subparsers(dest="action", required=True, parser_class=type(parser))
+        onboard = sub.add_parser(
+            "onboard", help="register an FSP site with its dispatch units",
+            description="Create the FSP (if new), the site's VEN and VEN client (and, with "
+                        "--dir, its certificate bundle as `pki onboard` does), one resource "
+                        "and dispatch unit per --unit, and grant the VEN its targets. "
+                        "Prints one JSON object; the client secret is shown once.")
+        codes = ", ".join(registry.NETWORK_OPERATORS)
+        onboard.add_argument("--operator", required=True, help=f"network operator ({codes})")
+        onboard.add_argument("--fsp", required=True, help="FSP identifier assigned by the operator")
+        onboard.add_argument("--unit", action="append", required=True, type=self._unit,
+                             metavar="REF:CAPACITY_KW[:import|export]",
+                             help="a dispatch unit (repeatable); direction defaults to import")
+        onboard.add_argument("--site", default="main", help="site name (default main)")
+        onboard.add_argument("--name", default="", help="FSP display name")
+        onboard.add_argument("--zone", default="", help="location or congestion zone")
+        onboard.add_argument("--dir", type=Path, default=None,
+                             help="PKI directory: also issue the site certificate bundle")
+        onboard.add_argument("--out", type=Path, default=None,
+                             help="where the certificate bundle goes (default: --dir)")
+
+        contract = sub.add_parser("contract", help="record a contract",
+                                  description="Record an operator's contract with an FSP for "
+                                              "one product and some of its units.")
+        contract.add_argument("--operator", required=True)
+        contract.add_argument("--fsp", required=True)
+        contract.add_argument("--id", required=True, dest="identifier", help="contract id")
+        contract.add_argument("--product", required=True)
+        contract.add_argument("--unit", action="append", required=True, dest="units",
+                              metavar="REF", help="unit reference (repeatable)")
+        contract.add_argument("--window", action="append", default=[], type=self._window,
+                              metavar="START/END", help="service window, ISO 8601 (repeatable)")
+        contract.add_argument("--availability-price", type=decimal, default=0,
+                              help="GBP per MW per hour")
+        contract.add_argument("--utilisation-price", type=decimal, default=0,
+                              help="GBP per MWh")
+        contract.add_argument("--baseline", default="", help="baseline method name")
+
+        sub.add_parser("products", help="the products and their parameters as JSON")
+
+    @staticmethod
+    def _unit(text: str):
+        try:
+            return registry.parse_unit_spec(text)
+        except registry.RegistryError as exc:
+            raise CommandError(str(exc)) from exc
+
+    @staticmethod
+    def _window(text: str):
+        start, _, end = text.partition("/")
+        return iso_datetime(start), iso_datetime(end)
+
+    def handle(self, *args, action: str, **options) -> None:
+        try:
+            result = getattr(self, f"_{action}")(**options)
+        except Problem as exc:
+            raise problem_error(exc) from exc
+        self.stdout.write(dumps(result))
+
+    def _onboard(self, **options) -> dict:
+        return services.onboard_fsp(
+            operator=options["operator"], fsp=options["fsp"], units=options["unit"],
+            site=options["site"], fsp_name=options["name"], zone=options["zone"],
+            pki_dir=options["dir"], out_dir=options["out"])
+
+    def _contract(self, **options) -> dict:
+        contract = services.create_contract(
+            operator=options["operator"], identifier=options["identifier"],
+            fsp=options["fsp"], product=options["product"], units=options["units"],
+            service_windows=options["window"],
+            availability_price=options["availability_price"],
+            utilisation_price=options["utilisation_price"], baseline_method=options["baseline"])
+        return {"operator": contract.operator.code, "id": contract.identifier,
+                "fsp": contract.fsp.identifier, "product": contract.product.code,
+                "units": sorted(contract.units.values_list("reference", flat=True)),
+                "service_windows": contract.service_windows, "currency": contract.currency,
+                "availability_price_gbp_per_mw_h": str(contract.availability_price),
+                "utilisation_price_gbp_per_mwh": str(contract.utilisation_price),
+                "baseline_method": contract.baseline_method}
+
+    def _products(self, **options) -> list:
+        return [{"code": p.code, "name": p.name, "notice_period": duration(p.notice_period),
+                 "ramp_time": duration(p.ramp_time), "quantity": p.quantity,
+                 "setpoint_types": p.setpoint_types, "directions": p.directions,
+                 "heartbeat_interval": duration(p.heartbeat_interval)
+                 if p.heartbeat_interval else None,
+                 "availability_paid": p.availability_paid,
+                 "default_urgency": p.default_urgency} for p in Product.objects.all()]

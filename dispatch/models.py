@@ -1,0 +1,252 @@
+"""The GB dispatch registry, dispatch instructions with immutable revisions, signing keys.
+
+Writes go through :mod:`dispatch.services`; OpenADR objects (vens, resources, programs,
+events) are only ever written through ``vtn.services``. Acknowledgements, heartbeats,
+availability and meter readings will attach to :class:`DispatchRevision`.
+"""
+
+from __future__ import annotations
+
+from django.db import models
+
+from dispatch.registry import NETWORK_OPERATORS
+
+
+class NetworkOperator(models.Model):
+    code = models.CharField(max_length=16, unique=True,
+                            choices=[(code, code) for code in NETWORK_OPERATORS])
+    name = models.CharField(max_length=128)
+    created = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["code"]
+
+    def __str__(self) -> str:
+        return self.code
+
+
+class Product(models.Model):
+    """One of the five products: a program template whose parameters drive every rule."""
+
+    class Quantity(models.TextChoices):
+        FIXED = "fixed"
+        VARIABLE = "variable"
+
+    code = models.CharField(max_length=32, unique=True)
+    name = models.CharField(max_length=64)
+    summary = models.TextField(blank=True)
+    notice_period = models.DurationField()
+    ramp_time = models.DurationField()
+    quantity = models.CharField(max_length=8, choices=Quantity.choices)
+    setpoint_types = models.JSONField()  # ["delta"], ["absolute"], or both; first is default
+    directions = models.JSONField()  # unit directions it applies to
+    heartbeat_interval = models.DurationField(null=True, blank=True)
+    availability_paid = models.BooleanField()
+    default_urgency = models.CharField(max_length=16)
+
+    class Meta:
+        ordering = ["id"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class OperatorProgram(models.Model):
+    """The OpenADR program of one operator's product (created from the product template)."""
+
+    operator = models.ForeignKey(NetworkOperator, on_delete=models.PROTECT)
+    product = models.ForeignKey(Product, on_delete=models.PROTECT)
+    program = models.OneToOneField("vtn.Program", on_delete=models.PROTECT,
+                                   related_name="gb_product")
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["operator", "product"],
+                                               name="one_program_per_operator_product")]
+
+    def __str__(self) -> str:
+        return f"{self.operator} {self.product}"
+
+
+class Fsp(models.Model):
+    """A flexibility service provider, identified by the id its operator assigned."""
+
+    operator = models.ForeignKey(NetworkOperator, on_delete=models.PROTECT, related_name="fsps")
+    identifier = models.CharField(max_length=63)
+    name = models.CharField(max_length=128, blank=True)
+    created = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        verbose_name = "FSP"
+        constraints = [models.UniqueConstraint(fields=["operator", "identifier"],
+                                               name="unique_fsp_per_operator")]
+
+    def __str__(self) -> str:
+        return f"{self.operator}/{self.identifier}"
+
+
+class FspSite(models.Model):
+    """One site of an FSP: one VEN and one OAuth2 client (and certificate)."""
+
+    fsp = models.ForeignKey(Fsp, on_delete=models.PROTECT, related_name="sites")
+    name = models.CharField(max_length=63)
+    ven = models.OneToOneField("vtn.Ven", on_delete=models.PROTECT, related_name="gb_site")
+    created = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["fsp", "name"],
+                                               name="unique_site_per_fsp")]
+
+    def __str__(self) -> str:
+        return f"{self.fsp}/{self.name}"
+
+
+class DispatchUnit(models.Model):
+    class Direction(models.TextChoices):
+        IMPORT = "import"
+        EXPORT = "export"
+
+    fsp = models.ForeignKey(Fsp, on_delete=models.PROTECT, related_name="units")
+    site = models.ForeignKey(FspSite, on_delete=models.PROTECT, related_name="units")
+    reference = models.CharField(max_length=63)
+    capacity_kw = models.DecimalField(max_digits=12, decimal_places=3)
+    capacity_kvar = models.DecimalField(max_digits=12, decimal_places=3, null=True, blank=True)
+    direction = models.CharField(max_length=8, choices=Direction.choices)
+    zone = models.CharField(max_length=128, blank=True,
+                            help_text="location or congestion zone")
+    resource = models.OneToOneField("vtn.Resource", on_delete=models.PROTECT,
+                                    related_name="gb_unit")
+    created = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["fsp", "reference"],
+                                               name="unique_unit_per_fsp")]
+
+    def __str__(self) -> str:
+        return f"{self.fsp}/{self.reference}"
+
+
+class Contract(models.Model):
+    operator = models.ForeignKey(NetworkOperator, on_delete=models.PROTECT,
+                                 related_name="contracts")
+    identifier = models.CharField(max_length=63)
+    fsp = models.ForeignKey(Fsp, on_delete=models.PROTECT, related_name="contracts")
+    product = models.ForeignKey(Product, on_delete=models.PROTECT, related_name="contracts")
+    units = models.ManyToManyField(DispatchUnit, related_name="contracts")
+    # [{"start": ISO 8601 UTC, "end": ISO 8601 UTC}, ...]; empty: dispatchable any time.
+    service_windows = models.JSONField(default=list, blank=True)
+    currency = models.CharField(max_length=3, default="GBP")
+    availability_price = models.DecimalField(max_digits=12, decimal_places=4, default=0,
+                                             help_text="GBP per MW per hour available")
+    utilisation_price = models.DecimalField(max_digits=12, decimal_places=4, default=0,
+                                            help_text="GBP per MWh delivered")
+    baseline_method = models.CharField(max_length=64, blank=True,
+                                       help_text="name of the settlement baseline method")
+    created = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["operator", "identifier"],
+                                               name="unique_contract_per_operator")]
+
+    def __str__(self) -> str:
+        return f"{self.operator}/{self.identifier}"
+
+
+class SigningKey(models.Model):
+    """An operator's Ed25519 key for signing dispatch revisions (never a TLS key).
+
+    The private key is kept server-side only, PKCS#8 encrypted with
+    ``DISPATCH_SIGNING_KEY_PASSPHRASE``; the public JWK is published while
+    ``verify_until`` has not passed (null: still the active key).
+    """
+
+    operator = models.ForeignKey(NetworkOperator, on_delete=models.PROTECT,
+                                 related_name="signing_keys")
+    kid = models.CharField(max_length=128, unique=True)
+    private_key_pem = models.TextField(editable=False)
+    public_jwk = models.JSONField()
+    created = models.DateTimeField(auto_now_add=True)
+    retired_at = models.DateTimeField(null=True, blank=True)
+    verify_until = models.DateTimeField(null=True, blank=True, db_index=True)
+
+    class Meta:
+        ordering = ["created", "id"]
+
+    def __str__(self) -> str:
+        return self.kid
+
+
+class DispatchInstruction(models.Model):
+    """One dispatch (NO dispatch reference) and the state of its latest revision."""
+
+    operator = models.ForeignKey(NetworkOperator, on_delete=models.PROTECT,
+                                 related_name="dispatches")
+    reference = models.CharField(max_length=63)
+    contract = models.ForeignKey(Contract, on_delete=models.PROTECT, related_name="dispatches")
+    unit = models.ForeignKey(DispatchUnit, on_delete=models.PROTECT, related_name="dispatches")
+    event = models.OneToOneField("vtn.Event", on_delete=models.SET_NULL, null=True, blank=True,
+                                 related_name="gb_dispatch")
+    revision = models.PositiveIntegerField(default=0)
+    status = models.CharField(max_length=16, db_index=True)
+    urgency = models.CharField(max_length=16)
+    service_start = models.DateTimeField(db_index=True)
+    service_end = models.DateTimeField(db_index=True)
+    created = models.DateTimeField(auto_now_add=True)
+    modified = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["created", "id"]
+        constraints = [models.UniqueConstraint(fields=["operator", "reference"],
+                                               name="unique_dispatch_ref_per_operator")]
+
+    def __str__(self) -> str:
+        return f"{self.operator}/{self.reference} r{self.revision}"
+
+
+class ImmutableError(RuntimeError):
+    """Dispatch revisions are never changed or deleted."""
+
+
+class RevisionQuerySet(models.QuerySet):
+    def update(self, **kwargs):
+        raise ImmutableError("dispatch revisions cannot be updated")
+
+    def delete(self):
+        raise ImmutableError("dispatch revisions cannot be deleted")
+
+
+class DispatchRevision(models.Model):
+    """One immutable revision: the signed Appendix A document exactly as published."""
+
+    instruction = models.ForeignKey(DispatchInstruction, on_delete=models.PROTECT,
+                                    related_name="revisions")
+    number = models.PositiveIntegerField()
+    status = models.CharField(max_length=16)
+    urgency = models.CharField(max_length=16)
+    instruction_time = models.DateTimeField()
+    service_start = models.DateTimeField()
+    service_end = models.DateTimeField()
+    document = models.JSONField()  # the signed Appendix A document
+    signature = models.TextField()  # compact JWS whose payload is canonical(document)
+    signing_key = models.ForeignKey(SigningKey, on_delete=models.PROTECT,
+                                    related_name="revisions")
+    issued_by = models.CharField(max_length=128, blank=True)  # client id, or "cli"
+    reason = models.TextField(blank=True)
+    created = models.DateTimeField(auto_now_add=True)
+
+    objects = RevisionQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["instruction", "number"]
+        constraints = [models.UniqueConstraint(fields=["instruction", "number"],
+                                               name="unique_revision_number")]
+
+    def __str__(self) -> str:
+        return f"{self.instruction} revision {self.number}"
+
+    def save(self, *args, **kwargs) -> None:
+        if not self._state.adding:
+            raise ImmutableError("dispatch revisions cannot be updated")
+        super().save(*args, **kwargs)
+
+    def delete(self, *args, **kwargs):
+        raise ImmutableError("dispatch revisions cannot be deleted")

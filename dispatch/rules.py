@@ -1,0 +1,240 @@
+"""The dispatch document and the product rules it must satisfy (pure, no ORM).
+
+A revision is described by :class:`DispatchDraft`; :func:`check` returns every rule it
+breaks as readable messages, and :func:`document` gives the Appendix A document that is
+signed and published. Times are timezone-aware UTC with whole seconds; volumes are kW
+(real) or kVAr (reactive), non-negative magnitudes in the unit's direction.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+
+PROFILE = "gb-dispatch/1"
+STATUSES = ("pre-notify", "run", "stop", "emergency-stop")
+URGENCIES = ("advisory", "warning", "emergency")
+# OpenADR priority: lower is more urgent (0 is the highest).
+URGENCY_PRIORITY = {"emergency": 0, "warning": 1, "advisory": 2}
+SETPOINT_TYPES = ("absolute", "delta")
+SERVICE_TYPE_UNITS = {"real": "KW", "reactive": "KVAR"}
+# Which status may follow which. Stop and emergency stop are final.
+TRANSITIONS = {
+    None: {"pre-notify", "run"},
+    "pre-notify": {"pre-notify", "run", "stop", "emergency-stop"},
+    "run": {"run", "stop", "emergency-stop"},
+    "stop": set(),
+    "emergency-stop": set(),
+}
+FINAL = {"stop", "emergency-stop"}
+
+
+def wire(value: str) -> str:
+    """Profile enumeration on the wire and in the signed document: ``pre-notify`` -> PRE_NOTIFY."""
+    return value.upper().replace("-", "_")
+
+
+def utc_seconds(value: datetime) -> datetime:
+    if value.tzinfo is None:
+        raise ValueError("times must carry a time zone (UTC)")
+    return value.astimezone(UTC).replace(microsecond=0)
+
+
+def iso(value: datetime) -> str:
+    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+@dataclass(frozen=True)
+class Timing:
+    """One service timing: be at ``volume`` by ``setpoint_time`` (a destination target)."""
+
+    setpoint_time: datetime
+    volume: Decimal
+    setpoint_type: str = "delta"  # "absolute" or "delta" (to baseline)
+    service_type: str = "real"  # "real" (kW) or "reactive" (kVAr)
+    price_gbp_per_kwh: Decimal | None = None
+
+    @property
+    def units(self) -> str:
+        return SERVICE_TYPE_UNITS.get(self.service_type, "?")
+
+    def as_document(self) -> dict:
+        body = {"setpointTime": iso(self.setpoint_time), "volume": _number(self.volume),
+                "units": self.units, "setpointType": wire(self.setpoint_type),
+                "serviceType": wire(self.service_type)}
+        if self.price_gbp_per_kwh is not None:
+            body |= {"pricePerUnit": _number(self.price_gbp_per_kwh), "currency": "GBP",
+                     "priceUnits": "KWH"}
+        return body
+
+    @classmethod
+    def from_document(cls, body: dict) -> Timing:
+        price = body.get("pricePerUnit")
+        return cls(setpoint_time=datetime.fromisoformat(body["setpointTime"]),
+                   volume=Decimal(str(body["volume"])),
+                   setpoint_type=body["setpointType"].lower(),
+                   service_type=body["serviceType"].lower(),
+                   price_gbp_per_kwh=None if price is None else Decimal(str(price)))
+
+
+def _number(value: Decimal) -> int | float:
+    """A JSON number for a Decimal: an int when integral, else the nearest float."""
+    return int(value) if value == value.to_integral_value() else float(value)
+
+
+@dataclass(frozen=True)
+class ProductRules:
+    code: str
+    notice_period: timedelta
+    quantity: str  # "fixed" or "variable"
+    setpoint_types: tuple[str, ...]
+    directions: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class UnitLimits:
+    capacity_kw: Decimal
+    capacity_kvar: Decimal | None
+    direction: str
+
+
+@dataclass(frozen=True)
+class DispatchDraft:
+    """Everything an Appendix A revision says."""
+
+    network_operator: str
+    reference: str
+    revision: int
+    status: str
+    urgency: str
+    fsp: str
+    unit: str
+    contract: str
+    product: str
+    instruction_time: datetime
+    service_start: datetime
+    service_end: datetime
+    timings: tuple[Timing, ...] = field(default_factory=tuple)
+
+    def document(self) -> dict:
+        """The Appendix A document of this revision: what is signed and published."""
+        return {
+            "profile": PROFILE,
+            "networkOperatorId": self.network_operator,
+            "dispatchRef": self.reference,
+            "revision": self.revision,
+            "status": wire(self.status),
+            "urgency": wire(self.urgency),
+            "fspId": self.fsp,
+            "dispatchUnit": self.unit,
+            "contractId": self.contract,
+            "product": self.product,
+            "instructionTime": iso(self.instruction_time),
+            "serviceStart": iso(self.service_start),
+            "serviceEnd": iso(self.service_end),
+            "serviceTimings": [t.as_document() for t in self.timings],
+        }
+
+
+def check(draft: DispatchDraft, product: ProductRules, unit: UnitLimits, *,
+          windows: list[tuple[datetime, datetime]] | None = None,
+          previous: DispatchDraft | None = None) -> list[str]:
+    """Every rule ``draft`` breaks (empty when it is acceptable).
+
+    ``windows`` are the contract's service windows (none: any time); ``previous`` is the
+    revision being replaced, if any (it decides which status may follow and which
+    setpoints are already inside the notice period and so may no longer change).
+    """
+    errors: list[str] = []
+    if draft.status not in STATUSES:
+        errors.append(f"status must be one of {', '.join(STATUSES)}")
+    if draft.urgency not in URGENCIES:
+        errors.append(f"urgency must be one of {', '.join(URGENCIES)}")
+    allowed = TRANSITIONS.get(previous.status if previous else None, set())
+    if draft.status in STATUSES and draft.status not in allowed:
+        was = previous.status if previous else "a new dispatch"
+        errors.append(f"status {draft.status} cannot follow {was}")
+    if draft.status == "emergency-stop" and draft.urgency != "emergency":
+        errors.append("an emergency stop has urgency emergency")
+    if unit.direction not in product.directions:
+        errors.append(f"product {product.code} applies to {'/'.join(product.directions)} "
+                      f"units; this unit is {unit.direction}")
+    if draft.service_end <= draft.service_start:
+        errors.append("serviceEnd must be after serviceStart")
+    if windows and not any(s <= draft.service_start and draft.service_end <= e
+                           for s, e in windows):
+        errors.append("the service period is outside the contract's service windows")
+    if draft.status in FINAL:
+        if draft.timings:
+            errors.append("a stop or emergency-stop revision carries no service timings")
+        return errors
+    if previous is None and draft.service_start - draft.instruction_time < product.notice_period:
+        earliest = iso(draft.instruction_time + product.notice_period)
+        errors.append(f"product {product.code} needs {_human(product.notice_period)} notice: "
+                      f"serviceStart must be at or after {earliest}")
+    errors += _check_timings(draft, product, unit)
+    if previous is not None:
+        errors += _check_frozen(draft, previous, product)
+    return errors
+
+
+def _check_timings(draft: DispatchDraft, product: ProductRules, unit: UnitLimits) -> list[str]:
+    errors: list[str] = []
+    if not draft.timings:
+        return ["at least one service timing is required"]
+    times = [t.setpoint_time for t in draft.timings]
+    if times != sorted(set(times)):
+        errors.append("setpoint times must be strictly increasing")
+    service_types = {t.service_type for t in draft.timings}
+    if len(service_types) > 1:
+        errors.append("all service timings of one dispatch have the same service type "
+                      "(issue real and reactive power as separate dispatches)")
+    if product.quantity == "fixed" and len({t.volume for t in draft.timings}) > 1:
+        errors.append(f"product {product.code} has a fixed quantity: every setpoint has the "
+                      "same volume")
+    for index, timing in enumerate(draft.timings):
+        where = f"serviceTimings[{index}]"
+        if not draft.service_start <= timing.setpoint_time < draft.service_end:
+            errors.append(f"{where}: setpointTime must be within [serviceStart, serviceEnd)")
+        if timing.setpoint_type not in product.setpoint_types:
+            errors.append(f"{where}: product {product.code} takes "
+                          f"{' or '.join(product.setpoint_types)} setpoints, not "
+                          f"{timing.setpoint_type}")
+        if timing.service_type not in SERVICE_TYPE_UNITS:
+            errors.append(f"{where}: serviceType must be real or reactive")
+            continue
+        if not timing.volume.is_finite() or timing.volume < 0:
+            errors.append(f"{where}: volume must be a non-negative number")
+            continue
+        capacity = unit.capacity_kw if timing.service_type == "real" else unit.capacity_kvar
+        if capacity is None:
+            errors.append(f"{where}: the unit has no reactive capacity")
+        elif timing.volume > capacity:
+            errors.append(f"{where}: volume {timing.volume} {timing.units} exceeds the unit's "
+                          f"capacity of {capacity} {timing.units}")
+        if timing.price_gbp_per_kwh is not None and (
+                not timing.price_gbp_per_kwh.is_finite() or timing.price_gbp_per_kwh < 0):
+            errors.append(f"{where}: pricePerUnit must be a non-negative number")
+    return errors
+
+
+def _check_frozen(draft: DispatchDraft, previous: DispatchDraft,
+                  product: ProductRules) -> list[str]:
+    """Setpoints due within the notice period of this revision may not change."""
+    horizon = draft.instruction_time + product.notice_period
+    before = {t.setpoint_time: t for t in previous.timings if t.setpoint_time < horizon}
+    after = {t.setpoint_time: t for t in draft.timings if t.setpoint_time < horizon}
+    if product.notice_period and before != after:
+        return [f"product {product.code} needs {_human(product.notice_period)} notice: "
+                f"setpoints before {iso(horizon)} cannot be changed"]
+    return []
+
+
+def _human(value: timedelta) -> str:
+    seconds = int(value.total_seconds())
+    if seconds % 86400 == 0 and seconds:
+        return f"{seconds // 86400} day(s)"
+    if seconds % 3600 == 0 and seconds:
+        return f"{seconds // 3600} hour(s)"
+    return f"{seconds // 60} minute(s)"

@@ -1,0 +1,125 @@
+"""Every read of the dispatch app with rules: lookups that report clearly, filters, the
+published JWKS, and the JSON shape of a dispatch (shared by the API and the commands)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from django.db.models import Q, QuerySet
+from django.utils import timezone
+
+from dispatch.models import DispatchInstruction, DispatchRevision, DispatchUnit, SigningKey
+from dispatch.rules import iso
+from vtn.api.problems import BadRequest, NotFound
+
+
+def find_unit(reference: str, *, fsp: str | None = None,
+              operator: str | None = None) -> DispatchUnit:
+    """A unit by reference, or ``FSP/REF``; ``fsp`` and ``operator`` narrow an ambiguous one."""
+    if "/" in reference and fsp is None:
+        fsp, reference = reference.split("/", 1)
+    units = DispatchUnit.objects.select_related("fsp__operator", "resource").filter(
+        reference=reference)
+    if fsp:
+        units = units.filter(fsp__identifier=fsp)
+    if operator:
+        units = units.filter(fsp__operator__code=operator.upper())
+    found = list(units[:2])
+    if not found:
+        raise NotFound(f"no dispatch unit {reference!r}" + (f" of FSP {fsp!r}" if fsp else ""))
+    if len(found) > 1:
+        raise BadRequest(f"unit reference {reference!r} is used by several FSPs; name the FSP")
+    return found[0]
+
+
+def find_dispatch(reference: str, *, operator: str | None = None) -> DispatchInstruction:
+    """A dispatch by its NO dispatch reference (``operator`` narrows an ambiguous one)."""
+    dispatches = DispatchInstruction.objects.select_related(
+        "operator", "contract__product", "unit__fsp").filter(reference=reference)
+    if operator:
+        dispatches = dispatches.filter(operator__code=operator.upper())
+    found = list(dispatches[:2])
+    if not found:
+        raise NotFound(f"no dispatch {reference!r}" + (f" of {operator}" if operator else ""))
+    if len(found) > 1:
+        raise BadRequest(f"dispatch reference {reference!r} is used by several operators; "
+                         "name the operator")
+    return found[0]
+
+
+@dataclass(frozen=True)
+class DispatchFilters:
+    operator: str | None = None
+    fsp: str | None = None
+    unit: str | None = None
+    status: str | None = None
+    product: str | None = None
+    active_from: datetime | None = None  # service period overlaps [active_from, active_to)
+    active_to: datetime | None = None
+
+
+def dispatches(filters: DispatchFilters = DispatchFilters()) -> QuerySet[DispatchInstruction]:
+    queryset = DispatchInstruction.objects.select_related(
+        "operator", "contract__product", "unit__fsp")
+    if filters.operator:
+        queryset = queryset.filter(operator__code=filters.operator.upper())
+    if filters.fsp:
+        queryset = queryset.filter(unit__fsp__identifier=filters.fsp)
+    if filters.unit:
+        queryset = queryset.filter(unit__reference=filters.unit)
+    if filters.status:
+        queryset = queryset.filter(status=filters.status)
+    if filters.product:
+        queryset = queryset.filter(contract__product__code=filters.product.upper())
+    if filters.active_from:
+        queryset = queryset.filter(service_end__gt=filters.active_from)
+    if filters.active_to:
+        queryset = queryset.filter(service_start__lt=filters.active_to)
+    return queryset.order_by("-created", "-id")
+
+
+def published_keys(now: datetime | None = None) -> QuerySet[SigningKey]:
+    """Signing keys whose public half is published: active ones and retired ones whose
+    verification period has not ended."""
+    now = now or timezone.now()
+    return SigningKey.objects.filter(Q(verify_until__isnull=True) | Q(verify_until__gt=now))
+
+
+def jwks(now: datetime | None = None) -> dict:
+    return {"keys": [key.public_jwk for key in published_keys(now).order_by("created", "id")]}
+
+
+def revision_as_dict(revision: DispatchRevision) -> dict:
+    return {"revision": revision.number, "status": revision.status,
+            "urgency": revision.urgency, "instructionTime": iso(revision.instruction_time),
+            "kid": revision.signing_key.kid, "issuedBy": revision.issued_by,
+            "reason": revision.reason, "document": revision.document,
+            "signature": revision.signature}
+
+
+def dispatch_as_dict(dispatch: DispatchInstruction, *, history: bool = False) -> dict:
+    """The JSON shape of a dispatch; ``history`` adds every revision, oldest first."""
+    body = {
+        "networkOperator": dispatch.operator.code,
+        "reference": dispatch.reference,
+        "fsp": dispatch.unit.fsp.identifier,
+        "unit": dispatch.unit.reference,
+        "contract": dispatch.contract.identifier,
+        "product": dispatch.contract.product.code,
+        "status": dispatch.status,
+        "urgency": dispatch.urgency,
+        "revision": dispatch.revision,
+        "serviceStart": iso(dispatch.service_start),
+        "serviceEnd": iso(dispatch.service_end),
+        "eventID": dispatch.event_id,
+        "programID": dispatch.event.program_id if dispatch.event_id else None,
+        "created": iso(dispatch.created),
+        "modified": iso(dispatch.modified),
+    }
+    latest = dispatch.revisions.select_related("signing_key").order_by("-number").first()
+    body["current"] = revision_as_dict(latest) if latest else None
+    if history:
+        body["revisions"] = [revision_as_dict(r) for r in
+                             dispatch.revisions.select_related("signing_key").order_by("number")]
+    return body

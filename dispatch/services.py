@@ -1,0 +1,478 @@
+"""Every write of the dispatch app: registry, products and programs, signing keys, and
+dispatch revisions with their OpenADR events.
+
+OpenADR objects are written only through ``vtn.services`` (as business logic), with
+request bodies validated by the 3.1 wire format first, so what the profile publishes is
+exactly what an OpenADR client could have sent. Rule violations raise the API's problem
+exceptions (``vtn.api.problems``), so HTTP, commands and tests report them alike.
+"""
+
+from __future__ import annotations
+
+import secrets
+from datetime import datetime, timedelta
+from decimal import Decimal
+from pathlib import Path
+
+from django.conf import settings
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from dispatch import mapping, registry, rules, signing
+from dispatch.models import (
+    Contract,
+    DispatchInstruction,
+    DispatchRevision,
+    DispatchUnit,
+    Fsp,
+    FspSite,
+    NetworkOperator,
+    OperatorProgram,
+    Product,
+    SigningKey,
+)
+from dispatch.products import PRODUCT_TEMPLATES, normalise_code
+from vtn import services as vtn_services
+from vtn import targets as target_rules
+from vtn.api.problems import BadRequest, Conflict
+from vtn.api.serializers.v31 import Wire31
+from vtn.auth import certificates
+from vtn.auth.caller import Caller
+from vtn.auth.scopes import ALL_SCOPES
+from vtn.auth.services import ClientError, create_client
+from vtn.models import Client, Ven
+
+# The dispatch app acts on OpenADR objects as business logic.
+PROFILE_CALLER = Caller(client_id="gb-dispatch-profile", name="gb-dispatch-profile", role="bl",
+                        scopes=frozenset(ALL_SCOPES))
+_WIRE = Wire31()
+
+
+def _registry_error(exc: registry.RegistryError) -> BadRequest:
+    return BadRequest(str(exc))
+
+
+# --- registry ---------------------------------------------------------------------------------
+
+def ensure_operator(code: str) -> NetworkOperator:
+    """The operator with ``code`` (from the well-known list), created on first use."""
+    try:
+        code = registry.check_operator_code(code)
+    except registry.RegistryError as exc:
+        raise _registry_error(exc) from exc
+    operator, _ = NetworkOperator.objects.get_or_create(
+        code=code, defaults={"name": registry.NETWORK_OPERATORS[code]})
+    return operator
+
+
+def load_products() -> list[Product]:
+    """Create the five products from their templates; existing rows are left as they are
+    (an operator may have tuned them). Safe to run any number of times."""
+    result = []
+    for item in PRODUCT_TEMPLATES:
+        product, _ = Product.objects.get_or_create(code=item.code, defaults={
+            "name": item.name, "summary": item.summary, "notice_period": item.notice_period,
+            "ramp_time": item.ramp_time, "quantity": item.quantity,
+            "setpoint_types": list(item.setpoint_types), "directions": list(item.directions),
+            "heartbeat_interval": item.heartbeat_interval,
+            "availability_paid": item.availability_paid,
+            "default_urgency": item.default_urgency})
+        result.append(product)
+    return result
+
+
+def find_product(code: str) -> Product:
+    product = Product.objects.filter(code=normalise_code(code)).first()
+    if product is None:
+        known = ", ".join(Product.objects.values_list("code", flat=True))
+        raise BadRequest(f"unknown product {code!r}; use one of {known}")
+    return product
+
+
+@transaction.atomic
+def ensure_program(operator: NetworkOperator, product: Product) -> OperatorProgram:
+    """The OpenADR program of ``operator``'s ``product``, created from the template once."""
+    existing = OperatorProgram.objects.filter(operator=operator, product=product).first()
+    if existing is not None:
+        return existing
+    body = mapping.program_body(
+        operator=operator.code, product_code=product.code,
+        notice_period=product.notice_period, ramp_time=product.ramp_time,
+        quantity=product.quantity, setpoint_types=list(product.setpoint_types),
+        heartbeat_interval=product.heartbeat_interval,
+        availability_paid=product.availability_paid)
+    program = vtn_services.save_program(caller=PROFILE_CALLER, data=_WIRE.program_in(body))
+    return OperatorProgram.objects.create(operator=operator, product=product, program=program)
+
+
+@transaction.atomic
+def onboard_fsp(*, operator: str, fsp: str, units: list[registry.UnitSpec],
+                site: str = "main", fsp_name: str = "", zone: str = "",
+                pki_dir: Path | None = None, out_dir: Path | None = None) -> dict:
+    """Register an FSP site: the FSP (if new), the site's VEN and OAuth2 client (with a
+    site certificate when ``pki_dir`` is given, as ``pki onboard``), one resource and
+    dispatch unit per unit, and the VEN's privacy targets. Returns everything as a
+    JSON-ready dict; the client secret appears only here.
+
+    Refuses (Conflict) a site or unit that already exists: nothing is created then.
+    """
+    op = ensure_operator(operator)
+    try:
+        registry.check_identifier(fsp, "FSP identifier")
+        registry.check_identifier(site, "site")
+    except registry.RegistryError as exc:
+        raise _registry_error(exc) from exc
+    if not units:
+        raise BadRequest("give at least one dispatch unit")
+    references = [u.reference for u in units]
+    if len(set(references)) != len(references):
+        raise BadRequest("unit references must be unique")
+    fsp_row, _ = Fsp.objects.get_or_create(operator=op, identifier=fsp,
+                                           defaults={"name": fsp_name or fsp})
+    if FspSite.objects.filter(fsp=fsp_row, name=site).exists():
+        raise Conflict(f"site {site!r} of FSP {op.code}/{fsp} is already onboarded; "
+                       "rotate its secret with `oadr_client rotate` instead")
+    taken = sorted(DispatchUnit.objects.filter(fsp=fsp_row, reference__in=references)
+                   .values_list("reference", flat=True))
+    if taken:
+        raise Conflict(f"FSP {op.code}/{fsp} already has units {', '.join(taken)}")
+    name = registry.ven_name(op.code, fsp, site)
+    if Client.objects.filter(name=name).exists() or Ven.objects.filter(ven_name=name).exists():
+        raise Conflict(f"a client or VEN named {name!r} already exists")
+    certificate: dict = {}
+    try:
+        if pki_dir is not None:
+            certificate = certificates.onboard_site(
+                fsp=fsp, site=site, pki_dir=Path(pki_dir), out_dir=out_dir, ven_name=name,
+                client_name=name)
+            credentials = {key: certificate.pop(key) for key in
+                           ("client_id", "client_secret", "scopes", "require_mtls")}
+            for key in ("name", "role", "ven_name", "ven_id"):
+                certificate.pop(key, None)
+        else:
+            issued = create_client(name=name, role=Client.Role.VEN, ven_name=name)
+            credentials = {"client_id": issued.client.client_id,
+                           "client_secret": issued.client_secret,
+                           "scopes": sorted(issued.client.scope_set),
+                           "require_mtls": issued.client.require_mtls}
+    except (ClientError, certificates.CertificateError, ValueError) as exc:
+        raise BadRequest(str(exc)) from exc
+    ven = Ven.objects.get(ven_name=name)
+    fsp_target = registry.fsp_label(op.code, fsp)
+    ven = vtn_services.save_ven(caller=PROFILE_CALLER, ven=ven, data={
+        "targets": target_rules.from_strings([fsp_target])})
+    site_row = FspSite.objects.create(fsp=fsp_row, name=site, ven=ven)
+    unit_rows = []
+    for spec in units:
+        label = registry.unit_label(op.code, fsp, spec.reference)
+        resource = vtn_services.save_resource(caller=PROFILE_CALLER, ven=ven, data={
+            "resource_name": spec.reference, "targets": target_rules.from_strings([label])})
+        unit_rows.append(DispatchUnit.objects.create(
+            fsp=fsp_row, site=site_row, reference=spec.reference,
+            capacity_kw=spec.capacity_kw, direction=spec.direction, zone=zone,
+            resource=resource))
+    result = {
+        "operator": op.code, "fsp": fsp, "site": site, "ven_name": ven.ven_name,
+        "ven_id": ven.pk, **credentials, "targets": [fsp_target],
+        "units": [unit_summary(u) for u in unit_rows],
+    }
+    if certificate:
+        result["certificate"] = certificate
+    return result
+
+
+def unit_summary(unit: DispatchUnit) -> dict:
+    return {"reference": unit.reference, "capacity_kw": str(unit.capacity_kw),
+            "capacity_kvar": None if unit.capacity_kvar is None else str(unit.capacity_kvar),
+            "direction": unit.direction, "zone": unit.zone, "resource_id": unit.resource_id,
+            "resource_name": unit.resource.resource_name,
+            "target": registry.unit_label(unit.fsp.operator.code, unit.fsp.identifier,
+                                          unit.reference)}
+
+
+@transaction.atomic
+def create_contract(*, operator: str, identifier: str, fsp: str, product: str,
+                    units: list[str], service_windows: list[tuple[datetime, datetime]] = (),
+                    availability_price: Decimal = Decimal(0),
+                    utilisation_price: Decimal = Decimal(0),
+                    baseline_method: str = "") -> Contract:
+    """A contract of ``operator`` with an FSP for one product and some of its units.
+    Prices are GBP: availability per MW per hour, utilisation per MWh."""
+    op = ensure_operator(operator)
+    try:
+        registry.check_identifier(identifier, "contract id")
+    except registry.RegistryError as exc:
+        raise _registry_error(exc) from exc
+    fsp_row = Fsp.objects.filter(operator=op, identifier=fsp).first()
+    if fsp_row is None:
+        raise BadRequest(f"no FSP {fsp!r} registered with {op.code}")
+    product_row = find_product(product)
+    unit_rows = list(DispatchUnit.objects.filter(fsp=fsp_row, reference__in=units))
+    missing = sorted(set(units) - {u.reference for u in unit_rows})
+    if missing or not units:
+        raise BadRequest(f"FSP {fsp} has no units {', '.join(missing)}" if missing
+                         else "a contract covers at least one unit")
+    for price in (availability_price, utilisation_price):
+        if not Decimal(price).is_finite() or Decimal(price) < 0:
+            raise BadRequest("prices must be non-negative numbers")
+    windows = []
+    for start, end in service_windows:
+        start, end = rules.utc_seconds(start), rules.utc_seconds(end)
+        if end <= start:
+            raise BadRequest("a service window ends after it starts")
+        windows.append({"start": rules.iso(start), "end": rules.iso(end)})
+    if Contract.objects.filter(operator=op, identifier=identifier).exists():
+        raise Conflict(f"{op.code} already has a contract {identifier!r}")
+    contract = Contract.objects.create(
+        operator=op, identifier=identifier, fsp=fsp_row, product=product_row,
+        service_windows=windows, availability_price=Decimal(availability_price),
+        utilisation_price=Decimal(utilisation_price), baseline_method=baseline_method)
+    contract.units.set(unit_rows)
+    ensure_program(op, product_row)
+    return contract
+
+
+# --- signing keys ------------------------------------------------------------------------------
+
+def _passphrase() -> bytes:
+    return (settings.DISPATCH_SIGNING_KEY_PASSPHRASE or settings.SECRET_KEY).encode()
+
+
+def _new_signing_key(operator: NetworkOperator) -> SigningKey:
+    key = signing.generate_private_key()
+    kid = f"{operator.code.lower()}-{signing.thumbprint(key)[:16]}"
+    return SigningKey.objects.create(
+        operator=operator, kid=kid, private_key_pem=signing.private_key_pem(key, _passphrase()),
+        public_jwk=signing.public_jwk(key, kid))
+
+
+@transaction.atomic
+def active_signing_key(operator: NetworkOperator) -> SigningKey:
+    """The operator's current signing key, created on first use."""
+    NetworkOperator.objects.select_for_update().filter(pk=operator.pk).first()
+    key = operator.signing_keys.filter(retired_at__isnull=True).order_by("-created").first()
+    return key or _new_signing_key(operator)
+
+
+@transaction.atomic
+def rotate_signing_key(*, operator: str, now: datetime | None = None) -> SigningKey:
+    """Retire the operator's current key and create a new one. A retired key stays in the
+    JWKS for ``DISPATCH_SIGNING_KEY_VERIFY_DAYS`` so earlier signatures still verify."""
+    op = ensure_operator(operator)
+    NetworkOperator.objects.select_for_update().filter(pk=op.pk).first()
+    now = now or timezone.now()
+    keep = timedelta(days=settings.DISPATCH_SIGNING_KEY_VERIFY_DAYS)
+    for key in op.signing_keys.filter(retired_at__isnull=True):
+        key.retired_at = now
+        key.verify_until = now + keep
+        key.save(update_fields=["retired_at", "verify_until"])
+    return _new_signing_key(op)
+
+
+# --- dispatches --------------------------------------------------------------------------------
+
+def _product_rules(product: Product) -> rules.ProductRules:
+    return rules.ProductRules(code=product.code, notice_period=product.notice_period,
+                              quantity=product.quantity,
+                              setpoint_types=tuple(product.setpoint_types),
+                              directions=tuple(product.directions))
+
+
+def _unit_limits(unit: DispatchUnit) -> rules.UnitLimits:
+    return rules.UnitLimits(capacity_kw=unit.capacity_kw, capacity_kvar=unit.capacity_kvar,
+                            direction=unit.direction)
+
+
+def _windows(contract: Contract) -> list[tuple[datetime, datetime]]:
+    return [(datetime.fromisoformat(w["start"]), datetime.fromisoformat(w["end"]))
+            for w in contract.service_windows]
+
+
+def draft_of(revision: DispatchRevision) -> rules.DispatchDraft:
+    """The draft a stored revision was made from (its signed document)."""
+    doc = revision.document
+    return rules.DispatchDraft(
+        network_operator=doc["networkOperatorId"], reference=doc["dispatchRef"],
+        revision=doc["revision"], status=revision.status, urgency=revision.urgency,
+        fsp=doc["fspId"], unit=doc["dispatchUnit"], contract=doc["contractId"],
+        product=doc["product"], instruction_time=revision.instruction_time,
+        service_start=revision.service_start, service_end=revision.service_end,
+        timings=tuple(rules.Timing.from_document(t) for t in doc["serviceTimings"]))
+
+
+def _publish(instruction: DispatchInstruction, draft: rules.DispatchDraft,
+             previous: rules.DispatchDraft | None, *, issued_by: str,
+             reason: str) -> DispatchRevision:
+    """Check, sign, store the revision and update the OpenADR event in place."""
+    contract = instruction.contract
+    errors = rules.check(draft, _product_rules(contract.product), _unit_limits(instruction.unit),
+                         windows=_windows(contract), previous=previous)
+    if errors:
+        raise BadRequest("The dispatch does not satisfy the product's rules.", errors=errors)
+    key = active_signing_key(instruction.operator)
+    document = draft.document()
+    token = signing.sign(document, signing.load_private_key(key.private_key_pem, _passphrase()),
+                         key.kid)
+    try:
+        with transaction.atomic():
+            revision = DispatchRevision.objects.create(
+                instruction=instruction, number=draft.revision, status=draft.status,
+                urgency=draft.urgency, instruction_time=draft.instruction_time,
+                service_start=draft.service_start, service_end=draft.service_end,
+                document=document, signature=token, signing_key=key, issued_by=issued_by,
+                reason=reason)
+    except IntegrityError as exc:
+        raise Conflict(f"revision {draft.revision} of {instruction} already exists") from exc
+    program = ensure_program(instruction.operator, contract.product).program
+    unit = instruction.unit
+    target = registry.unit_label(instruction.operator.code, unit.fsp.identifier, unit.reference)
+    body = mapping.event_body(document, token, program_id=program.pk, targets=[target])
+    instruction.event = vtn_services.save_event(
+        caller=PROFILE_CALLER, data=_WIRE.event_in(body), event=instruction.event)
+    instruction.revision = draft.revision
+    instruction.status = draft.status
+    instruction.urgency = draft.urgency
+    instruction.service_start = draft.service_start
+    instruction.service_end = draft.service_end
+    instruction.save()
+    return revision
+
+
+def _resolve_contract(unit: DispatchUnit, product: Product | None,
+                      contract: str | None) -> Contract:
+    candidates = unit.contracts.select_related("product", "operator")
+    if product is not None:
+        candidates = candidates.filter(product=product)
+    if contract:
+        candidates = candidates.filter(identifier=contract)
+    found = list(candidates[:2])
+    what = f"unit {unit}" + (f" and product {product.code}" if product else "") + (
+        f" named {contract!r}" if contract else "")
+    if not found:
+        raise BadRequest(f"no contract covers {what}")
+    if len(found) > 1:
+        raise BadRequest(f"several contracts cover {what}; name one")
+    return found[0]
+
+
+def _now(now: datetime | None) -> datetime:
+    return rules.utc_seconds(now or timezone.now())
+
+
+@transaction.atomic
+def issue_dispatch(*, unit: DispatchUnit, service_start: datetime, service_end: datetime,
+                   timings: list[rules.Timing], product: Product | None = None,
+                   contract: str | None = None, reference: str | None = None,
+                   status: str = "run", urgency: str | None = None, issued_by: str = "",
+                   reason: str = "", now: datetime | None = None) -> DispatchInstruction:
+    """Issue a new dispatch (revision 1) to ``unit`` under its contract for ``product``.
+
+    Times are aware datetimes (kept in UTC, whole seconds); ``reference`` (the NO dispatch
+    reference) is generated when not given and is unique per operator.
+    """
+    if status not in ("pre-notify", "run"):
+        raise BadRequest("a new dispatch has status pre-notify or run")
+    found = _resolve_contract(unit, product, contract)
+    operator = found.operator
+    if reference:
+        try:
+            registry.check_identifier(reference, "dispatch reference")
+        except registry.RegistryError as exc:
+            raise _registry_error(exc) from exc
+    else:
+        reference = f"{timezone.now():%Y%m%d}-{secrets.token_hex(4)}"
+    if DispatchInstruction.objects.filter(operator=operator, reference=reference).exists():
+        raise Conflict(f"{operator.code} already has a dispatch {reference!r}")
+    instruction_time = _now(now)
+    try:
+        start, end = rules.utc_seconds(service_start), rules.utc_seconds(service_end)
+    except ValueError as exc:
+        raise BadRequest(str(exc)) from exc
+    urgency = urgency or found.product.default_urgency
+    instruction = DispatchInstruction(
+        operator=operator, reference=reference, contract=found, unit=unit, revision=0,
+        status=status, urgency=urgency, service_start=start, service_end=end)
+    draft = rules.DispatchDraft(
+        network_operator=operator.code, reference=reference, revision=1, status=status,
+        urgency=urgency, fsp=unit.fsp.identifier, unit=unit.reference,
+        contract=found.identifier, product=found.product.code,
+        instruction_time=instruction_time, service_start=start, service_end=end,
+        timings=tuple(_normalised(timings)))
+    errors = rules.check(draft, _product_rules(found.product), _unit_limits(unit),
+                         windows=_windows(found))
+    if errors:
+        raise BadRequest("The dispatch does not satisfy the product's rules.", errors=errors)
+    try:
+        with transaction.atomic():
+            instruction.save()
+    except IntegrityError as exc:
+        raise Conflict(f"{operator.code} already has a dispatch {reference!r}") from exc
+    _publish(instruction, draft, None, issued_by=issued_by, reason=reason)
+    return instruction
+
+
+def _normalised(timings: list[rules.Timing]) -> list[rules.Timing]:
+    try:
+        return [rules.Timing(setpoint_time=rules.utc_seconds(t.setpoint_time),
+                             volume=Decimal(t.volume), setpoint_type=t.setpoint_type,
+                             service_type=t.service_type,
+                             price_gbp_per_kwh=t.price_gbp_per_kwh) for t in timings]
+    except ValueError as exc:
+        raise BadRequest(str(exc)) from exc
+
+
+def _locked(dispatch: DispatchInstruction, expected_revision: int | None) -> DispatchInstruction:
+    locked = (DispatchInstruction.objects.select_for_update()
+              .select_related("operator", "contract__product", "unit__fsp").get(pk=dispatch.pk))
+    if expected_revision is not None and expected_revision != locked.revision:
+        raise Conflict(f"dispatch {locked.operator.code}/{locked.reference} is at revision "
+                       f"{locked.revision}, not {expected_revision}")
+    if locked.status in rules.FINAL:
+        raise Conflict(f"dispatch {locked.operator.code}/{locked.reference} ended with "
+                       f"{locked.status} at revision {locked.revision}; issue a new dispatch")
+    return locked
+
+
+def _latest(dispatch: DispatchInstruction) -> DispatchRevision:
+    return dispatch.revisions.order_by("-number").first()
+
+
+@transaction.atomic
+def revise_dispatch(*, dispatch: DispatchInstruction, service_start: datetime | None = None,
+                    service_end: datetime | None = None,
+                    timings: list[rules.Timing] | None = None, status: str | None = None,
+                    urgency: str | None = None, expected_revision: int | None = None,
+                    issued_by: str = "", reason: str = "",
+                    now: datetime | None = None) -> DispatchRevision:
+    """A new revision of ``dispatch``: what is not given carries over from the latest one.
+    The revision number is the latest plus one, under a row lock, so it never repeats."""
+    locked = _locked(dispatch, expected_revision)
+    previous = draft_of(_latest(locked))
+    if status in rules.FINAL:
+        raise BadRequest("use stop (or emergency stop) to stop a dispatch")
+    try:
+        start = rules.utc_seconds(service_start) if service_start else previous.service_start
+        end = rules.utc_seconds(service_end) if service_end else previous.service_end
+    except ValueError as exc:
+        raise BadRequest(str(exc)) from exc
+    draft = rules.DispatchDraft(
+        **{**previous.__dict__, "revision": locked.revision + 1,
+           "status": status or previous.status, "urgency": urgency or previous.urgency,
+           "instruction_time": _now(now), "service_start": start, "service_end": end,
+           "timings": tuple(_normalised(timings)) if timings is not None else previous.timings})
+    return _publish(locked, draft, previous, issued_by=issued_by, reason=reason)
+
+
+@transaction.atomic
+def stop_dispatch(*, dispatch: DispatchInstruction, emergency: bool = False,
+                  expected_revision: int | None = None, issued_by: str = "",
+                  reason: str = "", now: datetime | None = None) -> DispatchRevision:
+    """Stop (or emergency-stop) a dispatch: a final revision without setpoints."""
+    locked = _locked(dispatch, expected_revision)
+    previous = draft_of(_latest(locked))
+    draft = rules.DispatchDraft(
+        **{**previous.__dict__, "revision": locked.revision + 1,
+           "status": "emergency-stop" if emergency else "stop",
+           "urgency": "emergency" if emergency else previous.urgency,
+           "instruction_time": _now(now), "timings": ()})
+    return _publish(locked, draft, previous, issued_by=issued_by, reason=reason)

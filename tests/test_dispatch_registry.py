@@ -1,0 +1,131 @@
+"""The GB dispatch registry: operators, products, FSP onboarding, contracts."""
+
+from __future__ import annotations
+
+import json
+from datetime import timedelta
+from io import StringIO
+
+import pytest
+from django.core.management import CommandError, call_command
+
+from dispatch import registry, services
+from dispatch.models import Contract, DispatchUnit, Fsp, FspSite, OperatorProgram, Product
+from vtn.api.problems import BadRequest, Conflict
+from vtn.models import Client, Resource, Ven
+
+pytestmark = pytest.mark.django_db
+
+
+def run(*args: str) -> dict:
+    out = StringIO()
+    call_command(*args, stdout=out)
+    return json.loads(out.getvalue())
+
+
+def test_the_five_products_are_loaded_with_their_parameters():
+    codes = list(Product.objects.values_list("code", flat=True))
+    assert codes == ["SUSTAIN", "SECURE", "DYNAMIC", "RESTORE", "MW_DISPATCH"]
+    mw = Product.objects.get(code="MW_DISPATCH")
+    assert mw.setpoint_types == ["absolute"] and mw.directions == ["export"]
+    assert mw.heartbeat_interval == timedelta(minutes=1) and mw.quantity == "fixed"
+    assert Product.objects.get(code="SUSTAIN").notice_period == timedelta(days=7)
+    assert Product.objects.get(code="DYNAMIC").availability_paid is True
+
+
+def test_loading_products_again_changes_nothing():
+    Product.objects.filter(code="SECURE").update(notice_period=timedelta(hours=3))
+    services.load_products()
+    services.load_products()
+    assert Product.objects.count() == 5
+    assert Product.objects.get(code="SECURE").notice_period == timedelta(hours=3)
+
+
+def test_only_well_known_operator_codes_are_accepted():
+    assert services.ensure_operator("ukpn-lpn").code == "UKPN-LPN"
+    with pytest.raises(BadRequest, match="unknown network operator"):
+        services.ensure_operator("ACME-DNO")
+
+
+def test_unit_spec_parsing():
+    spec = registry.parse_unit_spec("bat1:250.5:export")
+    assert (spec.reference, str(spec.capacity_kw), spec.direction) == ("bat1", "250.5", "export")
+    assert registry.parse_unit_spec("hp:10").direction == "import"
+    for bad in ("bat1", "bat1:x", "bat1:-5", "bat1:5:sideways", "/x:5"):
+        with pytest.raises(registry.RegistryError):
+            registry.parse_unit_spec(bad)
+
+
+def test_onboard_command_creates_fsp_ven_client_resources_and_targets(fast_hashing):
+    result = run("fsp", "onboard", "--operator", "SSEN-S", "--fsp", "volt", "--site", "depot",
+                 "--unit", "ev1:300", "--unit", "pv1:150:export", "--zone", "Z-7")
+    assert result["operator"] == "SSEN-S" and result["ven_name"] == "ssen-s-volt-depot"
+    assert result["client_secret"] and "read_targets" in result["scopes"]
+    assert result["targets"] == ["fsp:SSEN-S:volt"]
+    ven = Ven.objects.get(pk=result["ven_id"])
+    assert ven.client_id == result["client_id"]
+    assert Client.objects.get(name="ssen-s-volt-depot").role == "ven"
+    units = {u["reference"]: u for u in result["units"]}
+    assert units["pv1"]["direction"] == "export" and units["ev1"]["capacity_kw"] == "300"
+    resource = Resource.objects.get(pk=units["ev1"]["resource_id"])
+    assert resource.ven_id == ven.pk and resource.client_id == ven.client_id
+    assert resource.targets == [{"type": "TARGET", "values": ["unit:SSEN-S:volt:ev1"]}]
+    unit = DispatchUnit.objects.get(reference="ev1")
+    assert unit.resource == resource and unit.zone == "Z-7" and unit.site.ven == ven
+
+
+def test_onboarding_a_second_site_reuses_the_fsp(fast_hashing):
+    run("fsp", "onboard", "--operator", "ENWL", "--fsp", "acme", "--unit", "a:1")
+    run("fsp", "onboard", "--operator", "ENWL", "--fsp", "acme", "--site", "b", "--unit", "b:1")
+    assert Fsp.objects.count() == 1 and FspSite.objects.count() == 2
+
+
+def test_onboarding_refuses_duplicates_and_creates_nothing(fast_hashing):
+    run("fsp", "onboard", "--operator", "ENWL", "--fsp", "acme", "--unit", "a:1")
+    clients = Client.objects.count()
+    with pytest.raises(CommandError, match="already onboarded"):
+        run("fsp", "onboard", "--operator", "ENWL", "--fsp", "acme", "--unit", "c:1")
+    with pytest.raises(CommandError, match="already has units a"):
+        run("fsp", "onboard", "--operator", "ENWL", "--fsp", "acme", "--site", "two",
+            "--unit", "a:1")
+    with pytest.raises(CommandError, match="unknown network operator"):
+        run("fsp", "onboard", "--operator", "XX", "--fsp", "acme", "--unit", "a:1")
+    assert Client.objects.count() == clients and DispatchUnit.objects.count() == 1
+
+
+def test_onboard_with_pki_dir_issues_the_site_certificate(fast_hashing, tmp_path):
+    from vtn import pki
+
+    pki.init_pki(tmp_path)
+    result = run("fsp", "onboard", "--operator", "ENWL", "--fsp", "acme", "--site", "north",
+                 "--unit", "a:1", "--dir", str(tmp_path), "--out", str(tmp_path / "out"))
+    assert result["require_mtls"] is True
+    certificate = result["certificate"]
+    assert (tmp_path / "out" / "north.pem").exists() and certificate["thumbprint"]
+    client = Client.objects.get(name="enwl-acme-north")
+    assert list(client.certificates.values_list("sha256", flat=True)) == [
+        certificate["thumbprint"]]
+
+
+def test_contract_creates_the_operator_product_program(gb):
+    contract = Contract.objects.get(identifier="C-DYN")
+    assert contract.currency == "GBP" and str(contract.availability_price) == "5.5000"
+    assert contract.baseline_method == "mid-8-of-10"
+    assert sorted(contract.units.values_list("reference", flat=True)) == ["bat1", "hp1"]
+    program = OperatorProgram.objects.get(operator__code="ENWL", product__code="DYNAMIC").program
+    assert program.program_name == "GB-ENWL-DYNAMIC"
+    attributes = {a["type"]: a["values"] for a in program.attributes}
+    assert attributes["GB_NOTICE_PERIOD"] == ["PT15M"]
+    assert attributes["GB_HEARTBEAT_INTERVAL"] == ["PT5M"]
+
+
+def test_contract_refusals(gb):
+    with pytest.raises(Conflict):
+        services.create_contract(operator="ENWL", identifier="C-DYN", fsp="acme",
+                                 product="DYNAMIC", units=["bat1"])
+    with pytest.raises(BadRequest, match="no units nope"):
+        services.create_contract(operator="ENWL", identifier="C-2", fsp="acme",
+                                 product="DYNAMIC", units=["nope"])
+    with pytest.raises(BadRequest, match="unknown product"):
+        services.create_contract(operator="ENWL", identifier="C-3", fsp="acme",
+                                 product="TURBO", units=["bat1"])
