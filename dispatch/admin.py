@@ -3,6 +3,8 @@
 from django.contrib import admin
 
 from dispatch.models import (
+    Acknowledgement,
+    AuditEntry,
     Contract,
     DispatchInstruction,
     DispatchRevision,
@@ -13,6 +15,7 @@ from dispatch.models import (
     OperatorProgram,
     Product,
     SigningKey,
+    SiteSigningKey,
 )
 from vtn.admin import ReadMostlyAdmin
 
@@ -95,6 +98,28 @@ class DispatchInstructionAdmin(ReadMostlyAdmin):
 @admin.register(DispatchRevision)
 class DispatchRevisionAdmin(ReadMostlyAdmin):
     list_display = ("instruction", "number", "status", "instruction_time", "signing_key")
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return False
+
+
+@admin.register(SiteSigningKey)
+class SiteSigningKeyAdmin(ReadMostlyAdmin):
+    list_display = ("site", "kid", "created", "revoked_at")
+
+
+@admin.register(Acknowledgement)
+class AcknowledgementAdmin(ReadMostlyAdmin):
+    list_display = ("revision", "stage", "outcome", "result", "received_at", "kid")
+    list_filter = ("outcome", "stage")
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return False
+
+
+@admin.register(AuditEntry)
+class AuditEntryAdmin(ReadMostlyAdmin):
+    list_display = ("sequence", "time", "kind", "operator_code", "dispatch_ref", "hash")
 
     def has_delete_permission(self, request, obj=None) -> bool:
         return False

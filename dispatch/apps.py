@@ -5,3 +5,9 @@ class DispatchConfig(AppConfig):
     name = "dispatch"
     verbose_name = "GB dispatch"
     default_auto_field = "django.db.models.BigAutoField"
+
+    def ready(self) -> None:
+        from dispatch.receivers import on_object_changed
+        from vtn.signals import object_changed
+
+        object_changed.connect(on_object_changed, dispatch_uid="dispatch-acknowledgements")

@@ -1,8 +1,8 @@
 """The GB dispatch registry, dispatch instructions with immutable revisions, signing keys.
 
 Writes go through :mod:`dispatch.services`; OpenADR objects (vens, resources, programs,
-events) are only ever written through ``vtn.services``. Acknowledgements, heartbeats,
-availability and meter readings will attach to :class:`DispatchRevision`.
+events) are only ever written through ``vtn.services``. Acknowledgements attach to
+:class:`DispatchRevision`; revisions and acknowledgements are chained in :class:`AuditEntry`.
 """
 
 from __future__ import annotations
@@ -250,3 +250,110 @@ class DispatchRevision(models.Model):
 
     def delete(self, *args, **kwargs):
         raise ImmutableError("dispatch revisions cannot be deleted")
+
+
+class SiteSigningKey(models.Model):
+    """An FSP site's Ed25519 public key for signing acknowledgements (registered by the
+    site's VEN). Keys are looked up by ``kid`` within the site; a revoked key no longer
+    verifies acknowledgements received after ``revoked_at``."""
+
+    site = models.ForeignKey(FspSite, on_delete=models.PROTECT, related_name="signing_keys")
+    kid = models.CharField(max_length=128)
+    public_jwk = models.JSONField()
+    created = models.DateTimeField(auto_now_add=True)
+    revoked_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["created", "id"]
+        constraints = [models.UniqueConstraint(fields=["site", "kid"],
+                                               name="unique_site_key_kid")]
+
+    def __str__(self) -> str:
+        return f"{self.site} {self.kid}"
+
+
+class Acknowledgement(models.Model):
+    """One acknowledgement read from a VEN's report, with the outcome of checking it.
+
+    ``revision`` is the revision the acknowledgement names (or, when it names none that
+    exists, the dispatch's current revision; ``claimed_revision`` keeps what it said).
+    """
+
+    class Stage(models.TextChoices):
+        RECEIVED = "received"
+        ACTIONED = "actioned"
+
+    class Outcome(models.TextChoices):
+        ACCEPTED = "accepted"
+        READ_BACK_MISMATCH = "read_back_mismatch"
+        INVALID_SIGNATURE = "invalid_signature"
+        UNKNOWN_KEY = "unknown_key"
+        STALE_REVISION = "stale_revision"
+        DUPLICATE = "duplicate"
+
+    revision = models.ForeignKey(DispatchRevision, on_delete=models.PROTECT,
+                                 related_name="acknowledgements")
+    claimed_revision = models.IntegerField(null=True, blank=True)
+    stage = models.CharField(max_length=16, choices=Stage.choices, blank=True)
+    result = models.CharField(max_length=16, blank=True,
+                              help_text="actioned only: ACCEPTED or FAILED")
+    reason = models.TextField(blank=True, help_text="why the asset failed (actioned FAILED)")
+    outcome = models.CharField(max_length=24, choices=Outcome.choices, db_index=True)
+    detail = models.TextField(blank=True, help_text="why the outcome is not accepted")
+    received_at = models.DateTimeField()
+    report_id = models.CharField(max_length=128, db_index=True)
+    client_id = models.CharField(max_length=128)
+    kid = models.CharField(max_length=128, blank=True)
+    jws = models.TextField(blank=True)
+    read_back = models.JSONField(default=dict, blank=True)
+
+    class Meta:
+        ordering = ["received_at", "id"]
+
+    def __str__(self) -> str:
+        return f"{self.revision} {self.stage} {self.outcome}"
+
+
+class AuditQuerySet(models.QuerySet):
+    def update(self, **kwargs):
+        raise ImmutableError("audit entries cannot be updated")
+
+    def delete(self):
+        raise ImmutableError("audit entries cannot be deleted")
+
+
+class AuditEntry(models.Model):
+    """One link of the append-only, hash-chained audit log (see dispatch.audit_chain)."""
+
+    class Kind(models.TextChoices):
+        REVISION_ISSUED = "revision_issued"
+        ACK_RECORDED = "ack_recorded"
+
+    sequence = models.PositiveBigIntegerField(unique=True)
+    time = models.DateTimeField()
+    kind = models.CharField(max_length=24, choices=Kind.choices)
+    operator_code = models.CharField(max_length=16)
+    dispatch_ref = models.CharField(max_length=63)
+    subject = models.JSONField()  # ids of what the entry is about
+    jws = models.TextField(blank=True)  # the signed statement (operator's or FSP's)
+    payload = models.JSONField()  # the canonical payload the entry records
+    prev_hash = models.CharField(max_length=64, unique=True)
+    hash = models.CharField(max_length=64, unique=True)
+
+    objects = AuditQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["sequence"]
+        verbose_name_plural = "audit entries"
+        indexes = [models.Index(fields=["operator_code", "dispatch_ref"])]
+
+    def __str__(self) -> str:
+        return f"#{self.sequence} {self.kind} {self.operator_code}/{self.dispatch_ref}"
+
+    def save(self, *args, **kwargs) -> None:
+        if not self._state.adding:
+            raise ImmutableError("audit entries cannot be updated")
+        super().save(*args, **kwargs)
+
+    def delete(self, *args, **kwargs):
+        raise ImmutableError("audit entries cannot be deleted")

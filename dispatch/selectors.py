@@ -9,7 +9,14 @@ from datetime import datetime
 from django.db.models import Q, QuerySet
 from django.utils import timezone
 
-from dispatch.models import DispatchInstruction, DispatchRevision, DispatchUnit, SigningKey
+from dispatch.models import (
+    Acknowledgement,
+    DispatchInstruction,
+    DispatchRevision,
+    DispatchUnit,
+    SigningKey,
+    SiteSigningKey,
+)
 from dispatch.rules import iso
 from vtn.api.problems import BadRequest, NotFound
 
@@ -90,12 +97,40 @@ def jwks(now: datetime | None = None) -> dict:
     return {"keys": [key.public_jwk for key in published_keys(now).order_by("created", "id")]}
 
 
+def acknowledgement_as_dict(ack: Acknowledgement) -> dict:
+    return {"stage": ack.stage, "outcome": ack.outcome, "result": ack.result or None,
+            "reason": ack.reason, "detail": ack.detail, "receivedAt": iso(ack.received_at),
+            "claimedRevision": ack.claimed_revision, "reportID": ack.report_id,
+            "clientID": ack.client_id, "kid": ack.kid}
+
+
+def acknowledgement_state(acks: list[Acknowledgement]) -> dict:
+    """When each stage was first accepted (null: not yet), and the actioned result."""
+    state: dict = {"received": None, "actioned": None, "actionedResult": None}
+    for ack in acks:
+        if ack.outcome == Acknowledgement.Outcome.ACCEPTED and state.get(ack.stage) is None:
+            state[ack.stage] = iso(ack.received_at)
+            if ack.stage == Acknowledgement.Stage.ACTIONED:
+                state["actionedResult"] = ack.result
+    return state
+
+
 def revision_as_dict(revision: DispatchRevision) -> dict:
+    acks = list(revision.acknowledgements.order_by("received_at", "id"))
     return {"revision": revision.number, "status": revision.status,
             "urgency": revision.urgency, "instructionTime": iso(revision.instruction_time),
+            "issuedAt": iso(revision.created),
             "kid": revision.signing_key.kid, "issuedBy": revision.issued_by,
             "reason": revision.reason, "document": revision.document,
-            "signature": revision.signature}
+            "signature": revision.signature,
+            "acknowledged": acknowledgement_state(acks),
+            "acknowledgements": [acknowledgement_as_dict(ack) for ack in acks]}
+
+
+def site_key_as_dict(key: SiteSigningKey) -> dict:
+    return {"kid": key.kid, "jwk": key.public_jwk, "created": iso(key.created),
+            "revokedAt": iso(key.revoked_at) if key.revoked_at else None,
+            "site": f"{key.site.fsp.operator.code}/{key.site.fsp.identifier}/{key.site.name}"}
 
 
 def dispatch_as_dict(dispatch: DispatchInstruction, *, history: bool = False) -> dict:

@@ -16,10 +16,12 @@ from pathlib import Path
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
+from django.db.models import Q
 from django.utils import timezone
 
-from dispatch import mapping, registry, rules, signing
+from dispatch import acks, audit, mapping, registry, rules, signing
 from dispatch.models import (
+    Acknowledgement,
     Contract,
     DispatchInstruction,
     DispatchRevision,
@@ -30,17 +32,18 @@ from dispatch.models import (
     OperatorProgram,
     Product,
     SigningKey,
+    SiteSigningKey,
 )
 from dispatch.products import PRODUCT_TEMPLATES, normalise_code
 from vtn import services as vtn_services
 from vtn import targets as target_rules
-from vtn.api.problems import BadRequest, Conflict
+from vtn.api.problems import BadRequest, Conflict, Forbidden, NotFound
 from vtn.api.serializers.v31 import Wire31
 from vtn.auth import certificates
 from vtn.auth.caller import Caller
 from vtn.auth.scopes import ALL_SCOPES
 from vtn.auth.services import ClientError, create_client
-from vtn.models import Client, Ven
+from vtn.models import Client, Report, Ven
 
 # The dispatch app acts on OpenADR objects as business logic.
 PROFILE_CALLER = Caller(client_id="gb-dispatch-profile", name="gb-dispatch-profile", role="bl",
@@ -323,6 +326,7 @@ def _publish(instruction: DispatchInstruction, draft: rules.DispatchDraft,
                 reason=reason)
     except IntegrityError as exc:
         raise Conflict(f"revision {draft.revision} of {instruction} already exists") from exc
+    audit.record_revision(revision)
     program = ensure_program(instruction.operator, contract.product).program
     unit = instruction.unit
     target = registry.unit_label(instruction.operator.code, unit.fsp.identifier, unit.reference)
@@ -476,3 +480,144 @@ def stop_dispatch(*, dispatch: DispatchInstruction, emergency: bool = False,
            "urgency": "emergency" if emergency else previous.urgency,
            "instruction_time": _now(now), "timings": ()})
     return _publish(locked, draft, previous, issued_by=issued_by, reason=reason)
+
+
+# --- FSP site signing keys ---------------------------------------------------------------------
+
+def site_of_client(client_id: str) -> FspSite:
+    """The FSP site whose VEN the OAuth2 client ``client_id`` is."""
+    site = FspSite.objects.select_related("fsp__operator", "ven").filter(
+        ven__client_id=client_id).first()
+    if site is None:
+        raise Forbidden("only the VEN of an onboarded FSP site may manage site signing keys")
+    return site
+
+
+def check_public_jwk(jwk: object) -> dict:
+    """An Ed25519 public JWK (RFC 8037) with a kid; private material is refused."""
+    if not isinstance(jwk, dict):
+        raise BadRequest("jwk must be a JSON object")
+    if "d" in jwk:
+        raise BadRequest("jwk holds private key material ('d'); send only the public key")
+    if jwk.get("kty") != "OKP" or jwk.get("crv") != signing.CURVE:
+        raise BadRequest("jwk must be an Ed25519 key: kty OKP, crv Ed25519")
+    if jwk.get("alg", signing.ALGORITHM) != signing.ALGORITHM:
+        raise BadRequest(f"jwk alg must be {signing.ALGORITHM}")
+    kid = jwk.get("kid")
+    if not isinstance(kid, str) or not registry.IDENTIFIER.match(kid):
+        raise BadRequest("jwk kid must be 1-63 letters, digits, '.', '_' or '-'")
+    try:
+        raw = signing.b64url_decode(str(jwk.get("x", "")))
+    except ValueError as exc:
+        raise BadRequest("jwk x is not base64url") from exc
+    if len(raw) != 32:
+        raise BadRequest("jwk x must be a 32-byte Ed25519 public key")
+    return {"kty": "OKP", "crv": signing.CURVE, "x": jwk["x"], "kid": kid, "use": "sig",
+            "alg": signing.ALGORITHM}
+
+
+@transaction.atomic
+def register_site_key(*, site: FspSite, jwk: object) -> SiteSigningKey:
+    """Register a public key the site signs acknowledgements with (kid unique per site)."""
+    public = check_public_jwk(jwk)
+    if SiteSigningKey.objects.filter(site=site, kid=public["kid"]).exists():
+        raise Conflict(f"site {site} already has a key {public['kid']!r}")
+    return SiteSigningKey.objects.create(site=site, kid=public["kid"], public_jwk=public)
+
+
+@transaction.atomic
+def revoke_site_key(*, site: FspSite, kid: str, now: datetime | None = None) -> SiteSigningKey:
+    key = SiteSigningKey.objects.select_for_update().filter(site=site, kid=kid).first()
+    if key is None:
+        raise NotFound(f"site {site} has no key {kid!r}")
+    if key.revoked_at is None:
+        key.revoked_at = now or timezone.now()
+        key.save(update_fields=["revoked_at"])
+    return key
+
+
+# --- acknowledgements --------------------------------------------------------------------------
+
+Outcome = Acknowledgement.Outcome
+
+
+def _site_jwks(site: FspSite | None, at: datetime) -> dict:
+    if site is None:
+        return {"keys": []}
+    keys = site.signing_keys.filter(Q(revoked_at__isnull=True) | Q(revoked_at__gt=at))
+    # (a key revoked at or before ``at`` is unknown then; the audit verifier agrees)
+    return {"keys": [key.public_jwk for key in keys]}
+
+
+def _judge(claim: acks.AckClaim, instruction: DispatchInstruction, site: FspSite | None,
+           at: datetime) -> tuple[str, str, dict | None, DispatchRevision]:
+    """(outcome, detail, signed document or None, revision) of one acknowledgement."""
+    current = _latest(instruction)
+    named = instruction.revisions.filter(number=claim.revision).first() \
+        if claim.revision is not None else None
+    revision = named or current
+    if not claim.jws:
+        return Outcome.INVALID_SIGNATURE, f"no {acks.GB_ACK_JWS} payload", None, revision
+    kid = signing.header_kid(claim.jws)
+    if kid is None:
+        return Outcome.INVALID_SIGNATURE, "not a compact JWS with a kid", None, revision
+    jwks = _site_jwks(site, at)
+    if not any(key["kid"] == kid for key in jwks["keys"]):
+        return (Outcome.UNKNOWN_KEY, f"key {kid!r} is not a registered, unrevoked key of "
+                f"the reporting site", None, revision)
+    try:
+        signed = signing.verify(claim.jws, jwks)
+    except signing.SignatureError as exc:
+        return Outcome.INVALID_SIGNATURE, str(exc), None, revision
+    if claim.problems:
+        return Outcome.READ_BACK_MISMATCH, "; ".join(claim.problems), signed, revision
+    if signed != claim.read_back:
+        return (Outcome.READ_BACK_MISMATCH, "the signed document is not the read-back in the "
+                "report's payloads", signed, revision)
+    if named is None:
+        return (Outcome.READ_BACK_MISMATCH, f"dispatch {instruction.reference} has no "
+                f"revision {claim.revision}", signed, revision)
+    if named.number < current.number:
+        return (Outcome.STALE_REVISION, f"revision {named.number} was superseded by "
+                f"revision {current.number}", signed, revision)
+    differences = acks.read_back_differences(claim.read_back, named.document)
+    if differences:
+        return Outcome.READ_BACK_MISMATCH, "; ".join(differences), signed, revision
+    if named.acknowledgements.filter(stage=claim.stage.lower(),
+                                     outcome=Outcome.ACCEPTED).exists():
+        return (Outcome.DUPLICATE, f"revision {named.number} already has an accepted "
+                f"{claim.stage} acknowledgement", signed, revision)
+    return Outcome.ACCEPTED, "", signed, revision
+
+
+@transaction.atomic
+def record_acknowledgements(report: Report, *,
+                             now: datetime | None = None) -> list[Acknowledgement]:
+    """Check and record every acknowledgement in ``report`` (a report on a dispatch's
+    event), each with its outcome and an audit entry. A report without
+    acknowledgement intervals records nothing; an interval already recorded from the
+    same report (the VEN re-sent the report with more intervals) is not recorded again."""
+    instruction = (DispatchInstruction.objects.select_for_update()
+                   .select_related("operator", "unit__site").filter(event_id=report.event_id)
+                   .first())
+    if instruction is None:
+        return []
+    at = now or timezone.now()
+    site = FspSite.objects.filter(ven__client_id=report.client_id).first()
+    recorded = []
+    for payloads in acks.ack_intervals(report.resources):
+        claim = acks.parse_claim(payloads)
+        earlier = Acknowledgement.objects.filter(report_id=report.pk, jws=claim.jws)
+        if any(ack.read_back == claim.read_back for ack in earlier):
+            continue
+        outcome, detail, signed, revision = _judge(claim, instruction, site, at)
+        ack = Acknowledgement.objects.create(
+            revision=revision, claimed_revision=claim.revision,
+            stage=claim.stage.lower() if claim.stage in acks.STAGES else "",
+            result=claim.outcome, reason=claim.reason, outcome=outcome, detail=detail,
+            received_at=at, report_id=report.pk, client_id=report.client_id,
+            kid=signing.header_kid(claim.jws) or "", jws=claim.jws,
+            read_back=claim.read_back)
+        audit.record_acknowledgement(ack, signed)
+        recorded.append(ack)
+    return recorded

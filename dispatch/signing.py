@@ -120,3 +120,20 @@ def verify(token: str, jwks: Mapping) -> dict:
     if canonical_json(document) != result.payload:
         raise SignatureError("payload is not RFC 8785 canonical JSON")
     return document
+
+
+def b64url_decode(text: str) -> bytes:
+    """Decode unpadded base64url (raises ValueError)."""
+    if not isinstance(text, str) or not all(c.isalnum() or c in "-_" for c in text):
+        raise ValueError("not base64url")
+    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+
+
+def header_kid(token: str) -> str | None:
+    """The ``kid`` of a compact JWS's protected header (unverified), or None."""
+    try:
+        header = json.loads(b64url_decode(token.split(".")[0]))
+    except (ValueError, IndexError, UnicodeDecodeError):
+        return None
+    kid = header.get("kid") if isinstance(header, dict) else None
+    return kid if isinstance(kid, str) else None

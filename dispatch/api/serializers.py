@@ -77,6 +77,28 @@ class StopSerializer(serializers.Serializer):
 
 # --- responses (documentation) ------------------------------------------------------------------
 
+class AcknowledgementSerializer(serializers.Serializer):
+    stage = serializers.ChoiceField(choices=["received", "actioned", ""])
+    outcome = serializers.ChoiceField(choices=[
+        "accepted", "read_back_mismatch", "invalid_signature", "unknown_key",
+        "stale_revision", "duplicate"])
+    result = serializers.ChoiceField(choices=["ACCEPTED", "FAILED"], allow_null=True,
+                                     help_text="actioned: did the asset act on it")
+    reason = serializers.CharField(help_text="the FSP's reason for FAILED")
+    detail = serializers.CharField(help_text="why the outcome is not accepted")
+    receivedAt = serializers.CharField()
+    claimedRevision = serializers.IntegerField(allow_null=True)
+    reportID = serializers.CharField()
+    clientID = serializers.CharField()
+    kid = serializers.CharField()
+
+
+class AcknowledgedSerializer(serializers.Serializer):
+    received = serializers.CharField(allow_null=True, help_text="first accepted, or null")
+    actioned = serializers.CharField(allow_null=True, help_text="first accepted, or null")
+    actionedResult = serializers.CharField(allow_null=True)
+
+
 class RevisionSerializer(serializers.Serializer):
     revision = serializers.IntegerField()
     status = serializers.ChoiceField(choices=list(STATUSES))
@@ -87,6 +109,9 @@ class RevisionSerializer(serializers.Serializer):
     reason = serializers.CharField()
     document = serializers.JSONField(help_text="the signed Appendix A document")
     signature = serializers.CharField(help_text="compact JWS over canonical(document)")
+    issuedAt = serializers.CharField()
+    acknowledged = AcknowledgedSerializer()
+    acknowledgements = AcknowledgementSerializer(many=True)
 
 
 class DispatchSerializer(serializers.Serializer):
@@ -107,3 +132,29 @@ class DispatchSerializer(serializers.Serializer):
     modified = serializers.CharField()
     current = RevisionSerializer(allow_null=True)
     revisions = RevisionSerializer(many=True, required=False)
+
+
+class SiteKeyRequestSerializer(serializers.Serializer):
+    jwk = serializers.JSONField(help_text="public Ed25519 JWK with a kid (no 'd')")
+    fsp = serializers.CharField(required=False, help_text="must be the caller's own FSP")
+    site = serializers.CharField(required=False, help_text="must be the caller's own site")
+
+
+class SiteKeySerializer(serializers.Serializer):
+    kid = serializers.CharField()
+    jwk = serializers.JSONField()
+    created = serializers.CharField()
+    revokedAt = serializers.CharField(allow_null=True)
+    site = serializers.CharField(help_text="OPERATOR/FSP/SITE")
+
+
+class AuditExportSerializer(serializers.Serializer):
+    format = serializers.CharField()
+    networkOperatorId = serializers.CharField()
+    dispatchRef = serializers.CharField()
+    exportedAt = serializers.CharField()
+    entries = serializers.ListField(child=serializers.JSONField())
+    links = serializers.ListField(child=serializers.JSONField())
+    headHash = serializers.CharField()
+    operatorKeys = serializers.JSONField()
+    siteKeys = serializers.JSONField()

@@ -14,18 +14,21 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from dispatch import selectors, services
+from dispatch import audit, selectors, services
 from dispatch.api.serializers import (
+    AuditExportSerializer,
     DispatchSerializer,
     IssueSerializer,
     ReviseSerializer,
+    SiteKeyRequestSerializer,
+    SiteKeySerializer,
     StopSerializer,
     timings_from,
 )
 from dispatch.rules import STATUSES
-from vtn.api.problems import BadRequest
+from vtn.api.problems import BadRequest, Forbidden
 from vtn.auth.permissions import HasOperationScope
-from vtn.auth.scopes import READ_ALL, WRITE_EVENTS
+from vtn.auth.scopes import READ_ALL, READ_VEN_OBJECTS, WRITE_EVENTS, WRITE_REPORTS
 
 READ = frozenset({READ_ALL})
 WRITE = frozenset({WRITE_EVENTS})
@@ -174,6 +177,63 @@ class DispatchEmergencyStop(DispatchStop):
                    request=StopSerializer, responses={201: DispatchSerializer})
     def post(self, request: Request, operator: str, reference: str) -> Response:
         return super().post(request, operator, reference)
+
+
+class DispatchAuditExport(OperatorView):
+    scopes = {"GET": READ}
+
+    @extend_schema(summary="The audit export of a dispatch (verify offline with "
+                           "`python -m dispatch.audit_chain verify FILE`)",
+                   responses={200: AuditExportSerializer})
+    def get(self, request: Request, operator: str, reference: str) -> Response:
+        dispatch = selectors.find_dispatch(reference, operator=operator)
+        return Response(audit.export(dispatch))
+
+
+class IsVen(BasePermission):
+    message = "Only an FSP site's VEN client may manage its site signing keys."
+
+    def has_permission(self, request, view) -> bool:
+        return bool(getattr(request.user, "is_ven", False))
+
+
+class VenView(APIView):
+    permission_classes = [HasOperationScope, IsVen]
+
+
+class SiteKeys(VenView):
+    scopes = {"GET": frozenset({READ_VEN_OBJECTS, READ_ALL}), "POST": frozenset({WRITE_REPORTS})}
+
+    @extend_schema(summary="The calling VEN's site signing keys",
+                   responses={200: SiteKeySerializer(many=True)})
+    def get(self, request: Request) -> Response:
+        site = services.site_of_client(request.user.client_id)
+        return Response([selectors.site_key_as_dict(k) for k in site.signing_keys.all()])
+
+    @extend_schema(summary="Register a public key the caller's site signs acknowledgements "
+                           "with", request=SiteKeyRequestSerializer,
+                   responses={201: SiteKeySerializer})
+    def post(self, request: Request) -> Response:
+        serializer = SiteKeyRequestSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        data = serializer.validated_data
+        site = services.site_of_client(request.user.client_id)
+        if data.get("fsp", site.fsp.identifier) != site.fsp.identifier or \
+                data.get("site", site.name) != site.name:
+            raise Forbidden("a VEN registers keys for its own site only")
+        key = services.register_site_key(site=site, jwk=data["jwk"])
+        return Response(selectors.site_key_as_dict(key), status=status.HTTP_201_CREATED)
+
+
+class SiteKeyRevoke(VenView):
+    scopes = {"POST": frozenset({WRITE_REPORTS})}
+
+    @extend_schema(summary="Revoke one of the caller's site keys", request=None,
+                   responses={200: SiteKeySerializer})
+    def post(self, request: Request, kid: str) -> Response:
+        site = services.site_of_client(request.user.client_id)
+        key = services.revoke_site_key(site=site, kid=kid)
+        return Response(selectors.site_key_as_dict(key))
 
 
 class Jwks(View):

@@ -1,4 +1,5 @@
-"""`manage.py dispatch <action>`: issue, revise, stop and show dispatches; rotate keys.
+"""`manage.py dispatch <action>`: issue, revise, stop and show dispatches, export a
+dispatch's audit trail, rotate keys.
 
 Every action prints JSON. A dispatch is named by its NO dispatch reference (with
 ``--operator`` when two operators use the same reference).
@@ -6,9 +7,12 @@ Every action prints JSON. A dispatch is named by its NO dispatch reference (with
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from dispatch import selectors, services
+from dispatch import audit, selectors, services
 from dispatch.management.commands._common import decimal, dumps, iso_datetime, problem_error
 from dispatch.rules import URGENCIES, Timing
 from vtn.api.problems import Problem
@@ -48,6 +52,12 @@ class Command(BaseCommand):
         show = sub.add_parser("show", help="a dispatch with its full revision history")
         show.add_argument("ref")
         show.add_argument("--operator", default=None)
+
+        export = sub.add_parser("audit-export", help="write a dispatch's audit export (verify "
+                                "it with `python -m dispatch.audit_chain verify FILE`)")
+        export.add_argument("ref")
+        export.add_argument("--operator", default=None)
+        export.add_argument("--out", required=True, help="file to write the JSON export to")
 
         rotate = sub.add_parser("rotate-key", help="rotate an operator's signing key")
         rotate.add_argument("--operator", required=True)
@@ -127,6 +137,15 @@ class Command(BaseCommand):
     def _show(self, **options) -> dict:
         dispatch = selectors.find_dispatch(options["ref"], operator=options["operator"])
         return selectors.dispatch_as_dict(dispatch, history=True)
+
+    def _audit_export(self, **options) -> dict:
+        dispatch = selectors.find_dispatch(options["ref"], operator=options["operator"])
+        document = audit.export(dispatch)
+        out = Path(options["out"])
+        out.write_text(json.dumps(document, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+        return {"file": str(out), "entries": len(document["entries"]),
+                "links": len(document["links"]), "headHash": document["headHash"],
+                "verify": f"python -m dispatch.audit_chain verify {out}"}
 
     def _rotate_key(self, **options) -> dict:
         key = services.rotate_signing_key(operator=options["operator"])

@@ -1,0 +1,107 @@
+"""The append-only, hash-chained audit log: appending entries (in the caller's
+transaction) and exporting what a third party needs to verify one dispatch.
+
+The chain itself (hashes, verification) is :mod:`dispatch.audit_chain`, which has no
+Django dependency so that an export can be checked anywhere.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from django.db import connection, transaction
+from django.utils import timezone
+
+from dispatch import audit_chain
+from dispatch.models import (
+    Acknowledgement,
+    AuditEntry,
+    DispatchInstruction,
+    DispatchRevision,
+    SigningKey,
+    SiteSigningKey,
+)
+
+_LOCK_KEY = 0x6264_6175  # advisory lock serialising appends on PostgreSQL
+
+
+def timestamp(value: datetime) -> str:
+    """The entry time as hashed: UTC with microseconds."""
+    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def entry_body(entry: AuditEntry) -> dict:
+    return {"sequence": entry.sequence, "time": timestamp(entry.time), "kind": entry.kind,
+            "subject": entry.subject, "jws": entry.jws, "payload": entry.payload}
+
+
+def _append(*, kind: str, instruction: DispatchInstruction, subject: dict, jws: str,
+            payload: dict) -> AuditEntry:
+    if not transaction.get_connection().in_atomic_block:
+        raise RuntimeError("audit entries are written in the transaction of what they record")
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_advisory_xact_lock(%s)", [_LOCK_KEY])
+    last = AuditEntry.objects.order_by("-sequence").only("sequence", "hash").first()
+    entry = AuditEntry(
+        sequence=(last.sequence + 1) if last else 1,
+        time=timezone.now(),
+        kind=kind, operator_code=instruction.operator.code, dispatch_ref=instruction.reference,
+        subject={"networkOperatorId": instruction.operator.code,
+                 "dispatchRef": instruction.reference, **subject},
+        jws=jws, payload=payload, prev_hash=last.hash if last else audit_chain.GENESIS)
+    entry.hash = audit_chain.entry_hash(entry_body(entry), entry.prev_hash)
+    entry.save()
+    return entry
+
+
+def record_revision(revision: DispatchRevision) -> AuditEntry:
+    return _append(kind=AuditEntry.Kind.REVISION_ISSUED, instruction=revision.instruction,
+                   subject={"revision": revision.number, "kid": revision.signing_key.kid},
+                   jws=revision.signature, payload=revision.document)
+
+
+def record_acknowledgement(ack: Acknowledgement, signed: dict | None) -> AuditEntry:
+    """``signed``: the document the FSP's JWS verified to (None when it did not)."""
+    payload = {"acknowledgementId": ack.pk, "outcome": ack.outcome, "stage": ack.stage,
+               "result": ack.result, "reason": ack.reason, "detail": ack.detail,
+               "receivedAt": timestamp(ack.received_at), "reportId": ack.report_id,
+               "clientId": ack.client_id, "claimedRevision": ack.claimed_revision,
+               "readBack": ack.read_back, "signed": signed}
+    return _append(kind=AuditEntry.Kind.ACK_RECORDED, instruction=ack.revision.instruction,
+                   subject={"revision": ack.revision.number, "acknowledgementId": ack.pk,
+                            "kid": ack.kid},
+                   jws=ack.jws, payload=payload)
+
+
+def export(instruction: DispatchInstruction) -> dict:
+    """Everything needed to verify ``instruction``'s audit trail offline: its entries in
+    full, the links of the chain from its first entry to the head (other dispatches'
+    entries as digests only), and the public keys of the operator and of the site."""
+    entries = list(AuditEntry.objects.filter(operator_code=instruction.operator.code,
+                                             dispatch_ref=instruction.reference))
+    head = AuditEntry.objects.order_by("-sequence").first()
+    links = []
+    if entries:
+        for link in AuditEntry.objects.filter(sequence__gte=entries[0].sequence).iterator():
+            links.append({"sequence": link.sequence, "prevHash": link.prev_hash,
+                          "bodyHash": audit_chain.body_hash(entry_body(link)),
+                          "hash": link.hash})
+    kids = {e.subject.get("kid") for e in entries if e.kind == AuditEntry.Kind.REVISION_ISSUED}
+    operator_keys = SigningKey.objects.filter(operator=instruction.operator, kid__in=kids)
+    site_keys = SiteSigningKey.objects.filter(site=instruction.unit.site)
+    return {
+        "format": audit_chain.EXPORT_FORMAT,
+        "networkOperatorId": instruction.operator.code,
+        "dispatchRef": instruction.reference,
+        "exportedAt": timestamp(timezone.now()),
+        "entries": [entry_body(e) | {"prevHash": e.prev_hash, "hash": e.hash}
+                    for e in entries],
+        "links": links,
+        "headHash": head.hash if head else audit_chain.GENESIS,
+        "operatorKeys": {"keys": [k.public_jwk for k in operator_keys.order_by("created")]},
+        "siteKeys": {"keys": [k.public_jwk for k in site_keys.order_by("created")]},
+        "siteKeyHistory": [{"kid": k.kid, "created": timestamp(k.created),
+                            "revokedAt": timestamp(k.revoked_at) if k.revoked_at else None}
+                           for k in site_keys.order_by("created")],
+    }

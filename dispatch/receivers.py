@@ -1,0 +1,23 @@
+"""The dispatch app's reactions to OpenADR writes (``vtn.signals.object_changed``, sent
+after commit): a report on a dispatch's event may carry acknowledgements."""
+
+from __future__ import annotations
+
+import logging
+
+from vtn.models import Report
+
+logger = logging.getLogger(__name__)
+
+
+def on_object_changed(sender, *, object_type: str, operation: str, instance, **kwargs) -> None:
+    if object_type != "REPORT" or operation not in ("CREATE", "UPDATE"):
+        return
+    if not isinstance(instance, Report):
+        return
+    from dispatch import services
+
+    try:
+        services.record_acknowledgements(instance)
+    except Exception:  # the report is stored already; never fail the VEN's request
+        logger.exception("could not record the acknowledgements of report %s", instance.pk)
