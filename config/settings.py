@@ -54,6 +54,7 @@ INSTALLED_APPS = [
     "oauth2_provider",
     "drf_spectacular",
     "drf_spectacular_sidecar",
+    "django_celery_beat",
     "vtn",
     "dispatch",
 ]
@@ -71,6 +72,8 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    # After the response: a VEN's authenticated request moves its site's last-seen time.
+    "dispatch.middleware.LastSeenMiddleware",
 ]
 
 ROOT_URLCONF = "config.urls"
@@ -163,6 +166,15 @@ DISPATCH_SIGNING_KEY_VERIFY_DAYS = int(os.environ.get("DISPATCH_SIGNING_KEY_VERI
 # Cache-Control max-age of the JWKS, in seconds.
 DISPATCH_JWKS_MAX_AGE = int(os.environ.get("DISPATCH_JWKS_MAX_AGE", "300"))
 
+# A VEN's requests move its site's last-seen time at most once per this many seconds
+# (per web process); comms are lost after a site's shortest product heartbeat interval
+# times the grace factor without a request or heartbeat.
+DISPATCH_LAST_SEEN_RESOLUTION_SECONDS = float(
+    os.environ.get("DISPATCH_LAST_SEEN_RESOLUTION_SECONDS", "15"))
+DISPATCH_COMMS_GRACE_FACTOR = float(os.environ.get("DISPATCH_COMMS_GRACE_FACTOR", "1.5"))
+# How often the beat task `dispatch.tasks.check_comms` runs.
+DISPATCH_COMMS_CHECK_SECONDS = int(os.environ.get("DISPATCH_COMMS_CHECK_SECONDS", "30"))
+
 # --- REST framework and OAuth2 -------------------------------------------------------------
 
 REST_FRAMEWORK = {
@@ -208,6 +220,7 @@ CELERY_TASK_ALWAYS_EAGER = not CELERY_BROKER_URL
 CELERY_TASK_EAGER_PROPAGATES = True
 CELERY_RESULT_BACKEND = os.environ.get("CELERY_RESULT_BACKEND") or None
 CELERY_TIMEZONE = "UTC"
+CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
 
 # --- Security headers ------------------------------------------------------------------------
 

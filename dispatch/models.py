@@ -84,6 +84,14 @@ class Fsp(models.Model):
         return f"{self.operator}/{self.identifier}"
 
 
+class CommsState(models.TextChoices):
+    """Communications state of a site and its units (see dispatch.comms)."""
+
+    UNKNOWN = "unknown"  # never seen
+    ONLINE = "online"
+    COMMS_LOST = "comms_lost"
+
+
 class FspSite(models.Model):
     """One site of an FSP: one VEN and one OAuth2 client (and certificate)."""
 
@@ -91,6 +99,11 @@ class FspSite(models.Model):
     name = models.CharField(max_length=63)
     ven = models.OneToOneField("vtn.Ven", on_delete=models.PROTECT, related_name="gb_site")
     created = models.DateTimeField(auto_now_add=True)
+    # Written by dispatch.comms: at most once per DISPATCH_LAST_SEEN_RESOLUTION_SECONDS.
+    last_seen = models.DateTimeField(null=True, blank=True)
+    comms_state = models.CharField(max_length=16, choices=CommsState.choices,
+                                   default=CommsState.UNKNOWN, db_index=True)
+    comms_changed = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["fsp", "name"],
@@ -116,6 +129,12 @@ class DispatchUnit(models.Model):
     resource = models.OneToOneField("vtn.Resource", on_delete=models.PROTECT,
                                     related_name="gb_unit")
     created = models.DateTimeField(auto_now_add=True)
+    # The site's comms state, and what the latest heartbeat said of this unit.
+    comms_state = models.CharField(max_length=16, choices=CommsState.choices,
+                                   default=CommsState.UNKNOWN)
+    operating_state = models.CharField(max_length=32, blank=True)
+    available_kw = models.DecimalField(max_digits=12, decimal_places=3, null=True, blank=True)
+    state_reported_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["fsp", "reference"],
@@ -357,3 +376,38 @@ class AuditEntry(models.Model):
 
     def delete(self, *args, **kwargs):
         raise ImmutableError("audit entries cannot be deleted")
+
+
+class HeartbeatRecord(models.Model):
+    """One heartbeat report of a site's VEN; ``units`` maps unit reference to what the
+    report said of it: ``{"operatingState": ..., "availableKw": ...}`` (either may be
+    absent)."""
+
+    site = models.ForeignKey(FspSite, on_delete=models.CASCADE, related_name="heartbeats")
+    received_at = models.DateTimeField(db_index=True)
+    report_id = models.CharField(max_length=128, db_index=True)
+    client_id = models.CharField(max_length=128)
+    units = models.JSONField(default=dict, blank=True)
+
+    class Meta:
+        ordering = ["received_at", "id"]
+
+    def __str__(self) -> str:
+        return f"{self.site} heartbeat {self.received_at:%Y-%m-%dT%H:%M:%SZ}"
+
+
+class CommsTransition(models.Model):
+    """One change of a site's comms state (its units change with it)."""
+
+    site = models.ForeignKey(FspSite, on_delete=models.CASCADE, related_name="transitions")
+    from_state = models.CharField(max_length=16, choices=CommsState.choices)
+    to_state = models.CharField(max_length=16, choices=CommsState.choices)
+    at = models.DateTimeField(db_index=True)
+    last_seen = models.DateTimeField(null=True, blank=True)
+    detail = models.CharField(max_length=255, blank=True)
+
+    class Meta:
+        ordering = ["at", "id"]
+
+    def __str__(self) -> str:
+        return f"{self.site} {self.from_state} -> {self.to_state}"

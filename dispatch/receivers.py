@@ -1,5 +1,6 @@
 """The dispatch app's reactions to OpenADR writes (``vtn.signals.object_changed``, sent
-after commit): a report on a dispatch's event may carry acknowledgements."""
+after commit): a report on a dispatch's event may carry acknowledgements; a report on a
+heartbeat event is a heartbeat."""
 
 from __future__ import annotations
 
@@ -15,9 +16,13 @@ def on_object_changed(sender, *, object_type: str, operation: str, instance, **k
         return
     if not isinstance(instance, Report):
         return
-    from dispatch import services
+    from dispatch import comms, services
 
     try:
         services.record_acknowledgements(instance)
     except Exception:  # the report is stored already; never fail the VEN's request
         logger.exception("could not record the acknowledgements of report %s", instance.pk)
+    try:
+        comms.record_heartbeat(instance)
+    except Exception:
+        logger.exception("could not record the heartbeat of report %s", instance.pk)

@@ -14,6 +14,7 @@ from dispatch.models import (
     DispatchInstruction,
     DispatchRevision,
     DispatchUnit,
+    FspSite,
     SigningKey,
     SiteSigningKey,
 )
@@ -43,7 +44,7 @@ def find_unit(reference: str, *, fsp: str | None = None,
 def find_dispatch(reference: str, *, operator: str | None = None) -> DispatchInstruction:
     """A dispatch by its NO dispatch reference (``operator`` narrows an ambiguous one)."""
     dispatches = DispatchInstruction.objects.select_related(
-        "operator", "contract__product", "unit__fsp").filter(reference=reference)
+        "operator", "contract__product", "unit__fsp", "unit__site").filter(reference=reference)
     if operator:
         dispatches = dispatches.filter(operator__code=operator.upper())
     found = list(dispatches[:2])
@@ -68,7 +69,7 @@ class DispatchFilters:
 
 def dispatches(filters: DispatchFilters = DispatchFilters()) -> QuerySet[DispatchInstruction]:
     queryset = DispatchInstruction.objects.select_related(
-        "operator", "contract__product", "unit__fsp")
+        "operator", "contract__product", "unit__fsp", "unit__site")
     if filters.operator:
         queryset = queryset.filter(operator__code=filters.operator.upper())
     if filters.fsp:
@@ -152,9 +153,47 @@ def dispatch_as_dict(dispatch: DispatchInstruction, *, history: bool = False) ->
         "created": iso(dispatch.created),
         "modified": iso(dispatch.modified),
     }
+    body["comms"] = comms_as_dict(dispatch.unit.site)
     latest = dispatch.revisions.select_related("signing_key").order_by("-number").first()
     body["current"] = revision_as_dict(latest) if latest else None
     if history:
         body["revisions"] = [revision_as_dict(r) for r in
                              dispatch.revisions.select_related("signing_key").order_by("number")]
     return body
+
+
+# --- comms --------------------------------------------------------------------------------------
+
+def comms_as_dict(site: FspSite) -> dict:
+    """A site's comms state in brief (also shown with each of its dispatches)."""
+    return {"site": f"{site.fsp.operator.code}/{site.fsp.identifier}/{site.name}",
+            "state": site.comms_state,
+            "lastSeen": iso(site.last_seen) if site.last_seen else None,
+            "changed": iso(site.comms_changed) if site.comms_changed else None}
+
+
+def sites() -> QuerySet[FspSite]:
+    from dispatch.comms import sites_with_intervals
+
+    return sites_with_intervals().order_by("fsp__operator__code", "fsp__identifier", "name")
+
+
+def site_as_dict(site: FspSite, *, transitions: int = 20) -> dict:
+    """A site with its comms state, heartbeat interval (``site.interval`` when annotated
+    by :func:`sites`), units with their last reported state, and latest transitions."""
+    interval = getattr(site, "interval", None)
+    recent = list(site.transitions.order_by("-at", "-id")[:transitions])
+    return comms_as_dict(site) | {
+        "operator": site.fsp.operator.code, "fsp": site.fsp.identifier, "name": site.name,
+        "venID": site.ven_id,
+        "heartbeatIntervalSeconds": int(interval.total_seconds()) if interval else None,
+        "units": [{"reference": unit.reference, "commsState": unit.comms_state,
+                   "operatingState": unit.operating_state or None,
+                   "availableKw": None if unit.available_kw is None else str(unit.available_kw),
+                   "stateReportedAt": iso(unit.state_reported_at)
+                   if unit.state_reported_at else None}
+                  for unit in site.units.order_by("reference")],
+        "transitions": [{"from": t.from_state, "to": t.to_state, "at": iso(t.at),
+                         "lastSeen": iso(t.last_seen) if t.last_seen else None,
+                         "detail": t.detail} for t in reversed(recent)],
+    }

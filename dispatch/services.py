@@ -19,7 +19,7 @@ from django.db import IntegrityError, transaction
 from django.db.models import Q
 from django.utils import timezone
 
-from dispatch import acks, audit, mapping, registry, rules, signing
+from dispatch import acks, audit, comms, mapping, registry, rules, signing
 from dispatch.models import (
     Acknowledgement,
     Contract,
@@ -165,6 +165,7 @@ def onboard_fsp(*, operator: str, fsp: str, units: list[registry.UnitSpec],
     ven = vtn_services.save_ven(caller=PROFILE_CALLER, ven=ven, data={
         "targets": target_rules.from_strings([fsp_target])})
     site_row = FspSite.objects.create(fsp=fsp_row, name=site, ven=ven)
+    heartbeat_event = comms.ensure_heartbeat_event(op, fsp)
     unit_rows = []
     for spec in units:
         label = registry.unit_label(op.code, fsp, spec.reference)
@@ -178,6 +179,7 @@ def onboard_fsp(*, operator: str, fsp: str, units: list[registry.UnitSpec],
         "operator": op.code, "fsp": fsp, "site": site, "ven_name": ven.ven_name,
         "ven_id": ven.pk, **credentials, "targets": [fsp_target],
         "units": [unit_summary(u) for u in unit_rows],
+        "heartbeat_event_id": heartbeat_event.pk,
     }
     if certificate:
         result["certificate"] = certificate

@@ -114,6 +114,38 @@ class RevisionSerializer(serializers.Serializer):
     acknowledgements = AcknowledgementSerializer(many=True)
 
 
+class CommsSerializer(serializers.Serializer):
+    site = serializers.CharField(help_text="OPERATOR/FSP/SITE")
+    state = serializers.ChoiceField(choices=["unknown", "online", "comms_lost"])
+    lastSeen = serializers.CharField(allow_null=True)
+    changed = serializers.CharField(allow_null=True, help_text="when the state last changed")
+
+
+# "from" is a Python keyword: the class is built from a dict of fields.
+CommsTransitionSerializer = type("CommsTransitionSerializer", (serializers.Serializer,), {
+    "from": serializers.CharField(), "to": serializers.CharField(),
+    "at": serializers.CharField(), "lastSeen": serializers.CharField(allow_null=True),
+    "detail": serializers.CharField()})
+
+
+class SiteUnitSerializer(serializers.Serializer):
+    reference = serializers.CharField()
+    commsState = serializers.CharField()
+    operatingState = serializers.CharField(allow_null=True)
+    availableKw = serializers.CharField(allow_null=True)
+    stateReportedAt = serializers.CharField(allow_null=True)
+
+
+class SiteSerializer(CommsSerializer):
+    operator = serializers.CharField()
+    fsp = serializers.CharField()
+    name = serializers.CharField()
+    venID = serializers.CharField()
+    heartbeatIntervalSeconds = serializers.IntegerField(allow_null=True)
+    units = SiteUnitSerializer(many=True)
+    transitions = CommsTransitionSerializer(many=True)
+
+
 class DispatchSerializer(serializers.Serializer):
     networkOperator = serializers.CharField()
     reference = serializers.CharField()
@@ -130,6 +162,7 @@ class DispatchSerializer(serializers.Serializer):
     programID = serializers.CharField(allow_null=True)
     created = serializers.CharField()
     modified = serializers.CharField()
+    comms = CommsSerializer(help_text="the comms state of the unit's site")
     current = RevisionSerializer(allow_null=True)
     revisions = RevisionSerializer(many=True, required=False)
 

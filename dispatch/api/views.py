@@ -22,9 +22,11 @@ from dispatch.api.serializers import (
     ReviseSerializer,
     SiteKeyRequestSerializer,
     SiteKeySerializer,
+    SiteSerializer,
     StopSerializer,
     timings_from,
 )
+from dispatch.models import CommsState
 from dispatch.rules import STATUSES
 from vtn.api.problems import BadRequest, Forbidden
 from vtn.auth.permissions import HasOperationScope
@@ -188,6 +190,28 @@ class DispatchAuditExport(OperatorView):
     def get(self, request: Request, operator: str, reference: str) -> Response:
         dispatch = selectors.find_dispatch(reference, operator=operator)
         return Response(audit.export(dispatch))
+
+
+class SiteList(OperatorView):
+    scopes = {"GET": READ}
+
+    @extend_schema(summary="FSP sites with last-seen time, comms state and transitions",
+                   parameters=[OpenApiParameter("operator", str), OpenApiParameter("fsp", str),
+                               OpenApiParameter("state", str, description="|".join(
+                                   CommsState.values))],
+                   responses={200: SiteSerializer(many=True)})
+    def get(self, request: Request) -> Response:
+        query = request.query_params
+        rows = selectors.sites()
+        if query.get("operator"):
+            rows = rows.filter(fsp__operator__code=query["operator"].upper())
+        if query.get("fsp"):
+            rows = rows.filter(fsp__identifier=query["fsp"])
+        if query.get("state"):
+            if query["state"] not in CommsState.values:
+                raise BadRequest(f"state must be one of {', '.join(CommsState.values)}")
+            rows = rows.filter(comms_state=query["state"])
+        return Response([selectors.site_as_dict(row) for row in rows])
 
 
 class IsVen(BasePermission):

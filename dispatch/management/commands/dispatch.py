@@ -59,6 +59,10 @@ class Command(BaseCommand):
         export.add_argument("--operator", default=None)
         export.add_argument("--out", required=True, help="file to write the JSON export to")
 
+        comms = sub.add_parser("comms", help="sites' last-seen times and comms states")
+        comms.add_argument("--check", action="store_true",
+                           help="first mark sites comms lost or restored (as the beat task)")
+
         rotate = sub.add_parser("rotate-key", help="rotate an operator's signing key")
         rotate.add_argument("--operator", required=True)
 
@@ -146,6 +150,15 @@ class Command(BaseCommand):
         return {"file": str(out), "entries": len(document["entries"]),
                 "links": len(document["links"]), "headHash": document["headHash"],
                 "verify": f"python -m dispatch.audit_chain verify {out}"}
+
+    def _comms(self, **options) -> dict:
+        from dispatch import comms
+
+        changes = comms.check_comms() if options["check"] else []
+        return {"checked": options["check"],
+                "transitions": [{"site": str(c.site), "from": c.from_state, "to": c.to_state,
+                                 "at": c.at.isoformat()} for c in changes],
+                "sites": [selectors.site_as_dict(site) for site in selectors.sites()]}
 
     def _rotate_key(self, **options) -> dict:
         key = services.rotate_signing_key(operator=options["operator"])

@@ -1,0 +1,243 @@
+"""Heartbeats and comms loss of FSP sites (docs/gb-dispatch-profile.md, "Heartbeats and
+comms loss").
+
+- **Last seen**: every authenticated request of a site's VEN (a poll, a report, anything)
+  moves the site's ``last_seen`` -- at most once per ``DISPATCH_LAST_SEEN_RESOLUTION_SECONDS``
+  per client and web process, with one UPDATE, so the poll path stays free of queries
+  in between (:func:`seen`, called by :class:`dispatch.middleware.LastSeenMiddleware`).
+- **Heartbeat**: a report on the FSP's heartbeat event (program ``GB-<OP>-HEARTBEAT``)
+  counts as seen and may carry each unit's ``OPERATING_STATE`` and ``GB_AVAILABLE_KW``.
+- **Comms loss**: :func:`check_comms` (a Celery beat task every 30 s) marks a site and its
+  units ``comms_lost`` when it was not seen within the shortest heartbeat interval of its
+  contracted products times ``DISPATCH_COMMS_GRACE_FACTOR``; the next request or
+  heartbeat restores it at once. Every change is a :class:`CommsTransition`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import datetime
+from decimal import Decimal, InvalidOperation
+
+from django.conf import settings
+from django.db import transaction
+from django.db.models import Min
+from django.utils import timezone
+
+from dispatch import mapping, registry
+from dispatch.models import (
+    CommsState,
+    CommsTransition,
+    DispatchUnit,
+    FspSite,
+    HeartbeatRecord,
+    NetworkOperator,
+)
+from vtn import generations
+from vtn.models import Event, Program, Report
+
+GB_HEARTBEAT = "GB_HEARTBEAT"
+OPERATING_STATE = "OPERATING_STATE"  # OpenADR 3.1.1 report payload, Table 4 enumerations
+GB_AVAILABLE_KW = "GB_AVAILABLE_KW"
+OPERATING_STATES = (
+    "NORMAL", "ERROR", "IDLE_NORMAL", "RUNNING_NORMAL", "RUNNING_CURTAILED",
+    "RUNNING_HEIGHTENED", "IDLE_CURTAILED", "SGD_ERROR_CONDITION", "IDLE_HEIGHTENED",
+    "IDLE_OPTED_OUT", "RUNNING_OPTED_OUT",
+)
+
+# client_id -> (site id or None, when the next write is due). Per process, like the
+# token cache: cleared with every ProcessCache.
+_seen = generations.ProcessCache()
+
+
+def clock() -> datetime:
+    """Now; tests replace it to control time."""
+    return timezone.now()
+
+
+def resolution_seconds() -> float:
+    return float(getattr(settings, "DISPATCH_LAST_SEEN_RESOLUTION_SECONDS", 15))
+
+
+def grace_factor() -> float:
+    return float(getattr(settings, "DISPATCH_COMMS_GRACE_FACTOR", 1.5))
+
+
+# --- the heartbeat program and events ----------------------------------------------------------
+
+def heartbeat_program_name(operator: str) -> str:
+    return f"GB-{operator}-HEARTBEAT"
+
+
+def heartbeat_event_name(operator: str, fsp: str) -> str:
+    return f"GB-{operator}-HEARTBEAT/{fsp}"
+
+
+@transaction.atomic
+def ensure_heartbeat_event(operator: NetworkOperator, fsp: str) -> Event:
+    """The FSP's heartbeat event (targeted at the FSP) in the operator's heartbeat program;
+    both created once. Its VENs report heartbeats on it."""
+    from dispatch.services import _WIRE, PROFILE_CALLER
+    from vtn import services as vtn_services
+
+    name = heartbeat_program_name(operator.code)
+    program = Program.objects.filter(program_name=name).first()
+    if program is None:
+        program = vtn_services.save_program(caller=PROFILE_CALLER, data=_WIRE.program_in({
+            "programName": name,
+            "attributes": [{"type": mapping.GB_NETWORK_OPERATOR, "values": [operator.code]}]}))
+    event_name = heartbeat_event_name(operator.code, fsp)
+    event = Event.objects.filter(program=program, event_name=event_name).first()
+    if event is None:
+        event = vtn_services.save_event(caller=PROFILE_CALLER, data=_WIRE.event_in({
+            "programID": program.pk, "eventName": event_name,
+            "targets": [registry.fsp_label(operator.code, fsp)],
+            "reportDescriptors": [{"payloadType": OPERATING_STATE},
+                                  {"payloadType": GB_AVAILABLE_KW, "units": "KW"}],
+            "intervals": [{"id": 0, "payloads": [{"type": GB_HEARTBEAT,
+                                                  "values": ["REPORT_ON_THIS_EVENT"]}]}]}))
+    return event
+
+
+# --- last seen (the request hook) --------------------------------------------------------------
+
+def seen(client_id: str, now: datetime | None = None) -> None:
+    """Note that the VEN client ``client_id`` was just heard from. Costs nothing while its
+    last write is younger than the resolution; otherwise one UPDATE (and, when the site
+    was not online, a restore)."""
+    now = now or clock()
+    stamp = now.timestamp()
+    entry = _seen.get(client_id)
+    if entry is not None and entry[1] > stamp:
+        return
+    site_id = entry[0] if entry is not None else None
+    if site_id is None:
+        site_id = FspSite.objects.filter(ven__client_id=client_id).values_list(
+            "pk", flat=True).first()
+    _seen.put(client_id, (site_id, stamp + resolution_seconds()))
+    if site_id is not None:
+        mark_seen(site_id, now)
+
+
+def mark_seen(site_id: int, now: datetime) -> None:
+    """Move ``last_seen`` (never backwards); an online site costs one UPDATE."""
+    updated = FspSite.objects.filter(pk=site_id, comms_state=CommsState.ONLINE).update(
+        last_seen=now)
+    if not updated:
+        _restore(site_id, now)
+
+
+@transaction.atomic
+def _restore(site_id: int, now: datetime) -> None:
+    site = FspSite.objects.select_for_update().filter(pk=site_id).first()
+    if site is None:
+        return
+    if site.last_seen is None or site.last_seen < now:
+        site.last_seen = now
+    if site.comms_state != CommsState.ONLINE:
+        _transition(site, CommsState.ONLINE, now, "heard from the site's VEN")
+    site.save(update_fields=["last_seen", "comms_state", "comms_changed"])
+
+
+def _transition(site: FspSite, to: str, now: datetime, detail: str) -> CommsTransition:
+    """Record a change (the caller saves ``site``) and move its units with it."""
+    change = CommsTransition.objects.create(site=site, from_state=site.comms_state, to_state=to,
+                                            at=now, last_seen=site.last_seen, detail=detail)
+    site.comms_state = to
+    site.comms_changed = now
+    DispatchUnit.objects.filter(site=site).update(comms_state=to)
+    return change
+
+
+# --- heartbeat reports -------------------------------------------------------------------------
+
+def _unit_state(payloads: list[Mapping]) -> dict:
+    state: dict = {}
+    for payload in payloads:
+        values = list(payload.get("values") or [])
+        if payload.get("type") == OPERATING_STATE and values:
+            if str(values[0]).upper() in OPERATING_STATES:
+                state["operatingState"] = str(values[0]).upper()
+        elif payload.get("type") == GB_AVAILABLE_KW and values:
+            try:
+                value = Decimal(str(values[0]))
+            except InvalidOperation:
+                continue
+            if value.is_finite() and value >= 0:
+                state["availableKw"] = str(value)
+    return state
+
+
+def is_heartbeat_event(event: Event) -> bool:
+    return bool(event.event_name) and event.event_name.startswith("GB-") and \
+        "-HEARTBEAT/" in event.event_name and \
+        event.program.program_name.endswith("-HEARTBEAT")
+
+
+def record_heartbeat(report: Report, *, now: datetime | None = None) -> HeartbeatRecord | None:
+    """Record a report on a heartbeat event by a site's VEN: the site is seen, and each
+    resource naming one of the site's units updates that unit's operating state and
+    available kW (the last interval that carries them wins). Anything else: None."""
+    if not is_heartbeat_event(report.event):
+        return None
+    site = FspSite.objects.filter(ven__client_id=report.client_id).first()
+    if site is None:
+        return None
+    now = now or clock()
+    units = {unit.reference: unit for unit in site.units.all()}
+    said: dict[str, dict] = {}
+    for resource in report.resources or []:
+        reference = resource.get("resourceName")
+        if reference not in units:
+            continue
+        state: dict = {}
+        for interval in resource.get("intervals") or []:
+            state |= _unit_state(interval.get("payloads") or [])
+        said[reference] = state
+    with transaction.atomic():
+        record = HeartbeatRecord.objects.create(site=site, received_at=now, report_id=report.pk,
+                                                client_id=report.client_id, units=said)
+        for reference, state in said.items():
+            unit = units[reference]
+            if "operatingState" in state:
+                unit.operating_state = state["operatingState"]
+            if "availableKw" in state:
+                unit.available_kw = Decimal(state["availableKw"])
+            unit.state_reported_at = now
+            unit.save(update_fields=["operating_state", "available_kw", "state_reported_at"])
+        mark_seen(site.pk, now)
+    return record
+
+
+# --- comms monitoring --------------------------------------------------------------------------
+
+def sites_with_intervals():
+    """Sites annotated with ``interval``: the shortest heartbeat interval of the products
+    their units are contracted for (null: no heartbeat expected)."""
+    return FspSite.objects.select_related("fsp__operator").annotate(
+        interval=Min("units__contracts__product__heartbeat_interval"))
+
+
+def check_comms(now: datetime | None = None) -> list[CommsTransition]:
+    """Mark sites not seen within interval x grace as comms lost, and sites seen again
+    as online. Idempotent: a site already in the right state is left alone."""
+    now = now or clock()
+    factor = grace_factor()
+    changes = []
+    for site in sites_with_intervals().filter(interval__isnull=False):
+        allowed = site.interval * factor
+        seen_at = site.last_seen or site.created
+        lost = now - seen_at > allowed
+        if lost and site.comms_state != CommsState.COMMS_LOST:
+            target, detail = CommsState.COMMS_LOST, f"not seen within {allowed}"
+        elif not lost and site.last_seen is not None and site.comms_state != CommsState.ONLINE:
+            target, detail = CommsState.ONLINE, "seen within the heartbeat interval"
+        else:
+            continue
+        with transaction.atomic():
+            locked = FspSite.objects.select_for_update().get(pk=site.pk)
+            if locked.comms_state == target or locked.last_seen != site.last_seen:
+                continue  # someone else moved it meanwhile; the next run looks again
+            changes.append(_transition(locked, target, now, detail))
+            locked.save(update_fields=["comms_state", "comms_changed"])
+    return changes
