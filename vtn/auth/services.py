@@ -103,8 +103,8 @@ def create_client(*, name: str, role: str, scopes: list[str] | None = None,
     return IssuedCredentials(client=client, client_secret=secret)
 
 
-def _find_client(client_id: str) -> Client:
-    """A client by its OAuth2 client_id, or failing that by its name."""
+def find_client(client_id: str) -> Client:
+    """A client by its OAuth2 client_id, or failing that by its name; ClientError if none."""
     clients = Client.objects.select_related("application")
     client = (clients.filter(application__client_id=client_id).first()
               or clients.filter(name=client_id).first())
@@ -122,7 +122,7 @@ def rotate_secret(*, client_id: str) -> IssuedCredentials:
     are deleted, so a leaked secret or token is useless after rotation. A revoked
     client cannot be rotated: create a new one instead.
     """
-    client = _find_client(client_id)
+    client = find_client(client_id)
     if client.revoked:
         raise ClientError(f"client {client.name!r} is revoked; create a new client instead")
     secret = secrets.token_urlsafe(32)
@@ -139,7 +139,7 @@ def rotate_secret(*, client_id: str) -> IssuedCredentials:
 @transaction.atomic
 def revoke_client(*, client_id: str) -> Client:
     """Revoke a client: its tokens are deleted and no new token is issued to it."""
-    client = _find_client(client_id)
+    client = find_client(client_id)
     client.revoked = True
     client.save(update_fields=["revoked"])
     AccessToken.objects.filter(application=client.application).delete()
@@ -147,11 +147,6 @@ def revoke_client(*, client_id: str) -> Client:
     security_log.record(security_log.Kind.CLIENT_REVOKED, client_id=client.client_id,
                         detail=f"name={client.name}")
     return client
-
-
-def find_client(client_id: str) -> Client:
-    """A client by its OAuth2 client_id or its name; :class:`ClientError` if none."""
-    return _find_client(client_id)
 
 
 @transaction.atomic
@@ -197,7 +192,7 @@ def bind_certificate(*, client: Client, certificate: x509.Certificate) -> Client
 def set_require_mtls(*, client_id: str, required: bool) -> Client:
     """Switch a client's certificate requirement. Turning it on invalidates the client's
     unbound tokens at once (the auth generation moves; see ClientTokenAuthentication)."""
-    client = _find_client(client_id)
+    client = find_client(client_id)
     if client.require_mtls != required:
         client.require_mtls = required
         client.save(update_fields=["require_mtls"])
