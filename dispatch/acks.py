@@ -13,9 +13,9 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
 # Report payload types of an acknowledgement interval.
-GB_ACK_STAGE = "GB_ACK_STAGE"  # RECEIVED | ACTIONED
+GB_ACK_STAGE = "GB_ACK_STAGE"  # RECEIVED | ACTIONED | REFUSED
 GB_ACK_OUTCOME = "GB_ACK_OUTCOME"  # ACTIONED only: ACCEPTED | FAILED
-GB_ACK_REASON = "GB_ACK_REASON"  # optional free text (why FAILED)
+GB_ACK_REASON = "GB_ACK_REASON"  # why FAILED (optional) or REFUSED (required)
 GB_ACK_JWS = "GB_ACK_JWS"  # the FSP's compact JWS over claim_document()
 GB_ACK_STATUS = "GB_ACK_STATUS"  # the dispatch status as understood (RUN, STOP, ...)
 GB_DISPATCH_REF = "GB_DISPATCH_REF"
@@ -23,7 +23,10 @@ GB_DISPATCH_UNIT = "GB_DISPATCH_UNIT"  # [fspId, unit reference]
 GB_REVISION = "GB_REVISION"
 GB_ACK_SETPOINTS = "GB_ACK_SETPOINTS"  # flat: setpointTime, volume, units, setpointType, ...
 
-STAGES = ("RECEIVED", "ACTIONED")
+STAGES = ("RECEIVED", "ACTIONED", "REFUSED")
+# A REFUSED acknowledgement says the agent will not act on what it received (its signature
+# did not verify, or it could not be read): it reads back only what identifies the revision.
+REFUSED = "REFUSED"
 ACTIONED_OUTCOMES = ("ACCEPTED", "FAILED")
 SETPOINT_FIELDS = ("setpointTime", "volume", "units", "setpointType")
 
@@ -36,7 +39,7 @@ class AckFormatError(ValueError):
 class AckClaim:
     """What one acknowledgement interval says."""
 
-    stage: str  # RECEIVED or ACTIONED
+    stage: str  # RECEIVED, ACTIONED or REFUSED
     jws: str  # "" when absent
     read_back: dict  # the fields read back, as signed
     outcome: str = ""  # ACTIONED: ACCEPTED or FAILED
@@ -69,9 +72,12 @@ def _number(value: object) -> int | float:
 def claim_document(*, stage: str, status: str, dispatch_ref: str, fsp: str, unit: str,
                    revision: int, setpoints: list[dict], outcome: str = "",
                    reason: str = "") -> dict:
-    """The document an FSP signs for one acknowledgement (the canonical read-back)."""
-    document = {"stage": stage, "status": status, "dispatchRef": dispatch_ref, "fspId": fsp,
-                "dispatchUnit": unit, "revision": revision, "setpoints": setpoints}
+    """The document an FSP signs for one acknowledgement (the canonical read-back). A
+    REFUSED one has no ``status`` and no ``setpoints``: the agent did not trust them."""
+    document = {"stage": stage, "dispatchRef": dispatch_ref, "fspId": fsp,
+                "dispatchUnit": unit, "revision": revision}
+    if stage != REFUSED:
+        document |= {"status": status, "setpoints": setpoints}
     if outcome:
         document["outcome"] = outcome
     if reason:
@@ -105,7 +111,11 @@ def parse_claim(payloads: list[Mapping]) -> AckClaim:
         problems.append(f"{GB_ACK_OUTCOME} must be one of {', '.join(ACTIONED_OUTCOMES)}")
     if stage == "RECEIVED" and outcome:
         problems.append(f"a RECEIVED acknowledgement carries no {GB_ACK_OUTCOME}")
-    reason = str(one(GB_ACK_REASON, required=False) or "")
+    reason = str(one(GB_ACK_REASON, required=stage == REFUSED) or "")
+    if stage == REFUSED:
+        for name in (GB_ACK_STATUS, GB_ACK_SETPOINTS, GB_ACK_OUTCOME):
+            if name in values:
+                problems.append(f"a REFUSED acknowledgement carries no {name}")
     jws = one(GB_ACK_JWS)
     unit = values.get(GB_DISPATCH_UNIT) or []
     if len(unit) != 2:
@@ -128,7 +138,7 @@ def parse_claim(payloads: list[Mapping]) -> AckClaim:
     if revision is not None and (isinstance(revision, bool) or not isinstance(revision, int)):
         problems.append(f"{GB_REVISION} must be an integer")
     read_back = claim_document(
-        stage=stage, status=str(one(GB_ACK_STATUS) or ""),
+        stage=stage, status=str(one(GB_ACK_STATUS, required=stage != REFUSED) or ""),
         dispatch_ref=str(one(GB_DISPATCH_REF) or ""), fsp=str(unit[0]), unit=str(unit[1]),
         revision=revision, setpoints=setpoints, outcome=outcome, reason=reason)
     return AckClaim(stage=stage, jws=jws if isinstance(jws, str) else "", read_back=read_back,
@@ -145,12 +155,16 @@ def expected_read_back(document: Mapping) -> dict:
 
 
 def read_back_differences(claimed: Mapping, document: Mapping) -> list[str]:
-    """Where a read-back differs from the revision document it names."""
+    """Where a read-back differs from the revision document it names (a REFUSED one is
+    compared on what identifies the revision only)."""
     expected = expected_read_back(document)
+    if claimed.get("stage") == REFUSED:
+        expected = {name: expected[name] for name in
+                    ("dispatchRef", "fspId", "dispatchUnit", "revision")}
     differences = [f"{name}: read back {claimed.get(name)!r}, issued {value!r}"
                    for name, value in expected.items()
                    if name != "setpoints" and claimed.get(name) != value]
-    if claimed.get("setpoints") != expected["setpoints"]:
+    if "setpoints" in expected and claimed.get("setpoints") != expected["setpoints"]:
         differences.append(f"setpoints: read back {claimed.get('setpoints')!r}, issued "
                            f"{expected['setpoints']!r}")
     return differences
@@ -164,13 +178,14 @@ def payloads_for(document: Mapping, jws: str) -> list[dict]:
         payloads.append({"type": GB_ACK_OUTCOME, "values": [document["outcome"]]})
     if document.get("reason"):
         payloads.append({"type": GB_ACK_REASON, "values": [document["reason"]]})
+    if "status" in document:
+        payloads.append({"type": GB_ACK_STATUS, "values": [document["status"]]})
     payloads += [
-        {"type": GB_ACK_STATUS, "values": [document["status"]]},
         {"type": GB_DISPATCH_REF, "values": [document["dispatchRef"]]},
         {"type": GB_DISPATCH_UNIT, "values": [document["fspId"], document["dispatchUnit"]]},
         {"type": GB_REVISION, "values": [document["revision"]]},
     ]
-    if document["setpoints"]:  # a stop has none
+    if document.get("setpoints"):  # a stop has none, a refusal does not read them back
         payloads.append({"type": GB_ACK_SETPOINTS, "values": [
             point[name] for point in document["setpoints"] for name in SETPOINT_FIELDS]})
     return [*payloads, {"type": GB_ACK_JWS, "values": [jws]}]

@@ -5,15 +5,18 @@ from django.contrib import admin
 from dispatch.models import (
     Acknowledgement,
     AuditEntry,
+    AvailabilityDeclaration,
     Contract,
     DispatchInstruction,
     DispatchRevision,
     DispatchUnit,
     Fsp,
     FspSite,
+    MeterReading,
     NetworkOperator,
     OperatorProgram,
     Product,
+    ReportIntake,
     SigningKey,
     SiteSigningKey,
 )
@@ -123,3 +126,23 @@ class AuditEntryAdmin(ReadMostlyAdmin):
 
     def has_delete_permission(self, request, obj=None) -> bool:
         return False
+
+
+@admin.register(ReportIntake)
+class ReportIntakeAdmin(ReadMostlyAdmin):
+    list_display = ("site", "kind", "report_id", "received_at", "stored", "duplicates",
+                    "corrections", "rejected")
+    list_filter = ("kind",)
+
+
+@admin.register(MeterReading)
+class MeterReadingAdmin(ReadMostlyAdmin):
+    list_display = ("unit", "reading_type", "start", "end", "value", "quality", "version",
+                    "superseded_at")
+    list_filter = ("reading_type", "quality")
+
+
+@admin.register(AvailabilityDeclaration)
+class AvailabilityDeclarationAdmin(ReadMostlyAdmin):
+    list_display = ("unit", "start", "end", "available_kw", "declared_at", "superseded_at")
+

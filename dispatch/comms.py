@@ -24,19 +24,17 @@ from django.db import transaction
 from django.db.models import Min
 from django.utils import timezone
 
-from dispatch import mapping, registry
+from dispatch import fsp_events
 from dispatch.models import (
     CommsState,
     CommsTransition,
     DispatchUnit,
     FspSite,
     HeartbeatRecord,
-    NetworkOperator,
 )
 from vtn import generations
-from vtn.models import Event, Program, Report
+from vtn.models import Report
 
-GB_HEARTBEAT = "GB_HEARTBEAT"
 OPERATING_STATE = "OPERATING_STATE"  # OpenADR 3.1.1 report payload, Table 4 enumerations
 GB_AVAILABLE_KW = "GB_AVAILABLE_KW"
 OPERATING_STATES = (
@@ -61,42 +59,6 @@ def resolution_seconds() -> float:
 
 def grace_factor() -> float:
     return float(getattr(settings, "DISPATCH_COMMS_GRACE_FACTOR", 1.5))
-
-
-# --- the heartbeat program and events ----------------------------------------------------------
-
-def heartbeat_program_name(operator: str) -> str:
-    return f"GB-{operator}-HEARTBEAT"
-
-
-def heartbeat_event_name(operator: str, fsp: str) -> str:
-    return f"GB-{operator}-HEARTBEAT/{fsp}"
-
-
-@transaction.atomic
-def ensure_heartbeat_event(operator: NetworkOperator, fsp: str) -> Event:
-    """The FSP's heartbeat event (targeted at the FSP) in the operator's heartbeat program;
-    both created once. Its VENs report heartbeats on it."""
-    from dispatch.services import _WIRE, PROFILE_CALLER
-    from vtn import services as vtn_services
-
-    name = heartbeat_program_name(operator.code)
-    program = Program.objects.filter(program_name=name).first()
-    if program is None:
-        program = vtn_services.save_program(caller=PROFILE_CALLER, data=_WIRE.program_in({
-            "programName": name,
-            "attributes": [{"type": mapping.GB_NETWORK_OPERATOR, "values": [operator.code]}]}))
-    event_name = heartbeat_event_name(operator.code, fsp)
-    event = Event.objects.filter(program=program, event_name=event_name).first()
-    if event is None:
-        event = vtn_services.save_event(caller=PROFILE_CALLER, data=_WIRE.event_in({
-            "programID": program.pk, "eventName": event_name,
-            "targets": [registry.fsp_label(operator.code, fsp)],
-            "reportDescriptors": [{"payloadType": OPERATING_STATE},
-                                  {"payloadType": GB_AVAILABLE_KW, "units": "KW"}],
-            "intervals": [{"id": 0, "payloads": [{"type": GB_HEARTBEAT,
-                                                  "values": ["REPORT_ON_THIS_EVENT"]}]}]}))
-    return event
 
 
 # --- last seen (the request hook) --------------------------------------------------------------
@@ -168,17 +130,11 @@ def _unit_state(payloads: list[Mapping]) -> dict:
     return state
 
 
-def is_heartbeat_event(event: Event) -> bool:
-    return bool(event.event_name) and event.event_name.startswith("GB-") and \
-        "-HEARTBEAT/" in event.event_name and \
-        event.program.program_name.endswith("-HEARTBEAT")
-
-
 def record_heartbeat(report: Report, *, now: datetime | None = None) -> HeartbeatRecord | None:
     """Record a report on a heartbeat event by a site's VEN: the site is seen, and each
     resource naming one of the site's units updates that unit's operating state and
     available kW (the last interval that carries them wins). Anything else: None."""
-    if not is_heartbeat_event(report.event):
+    if fsp_events.kind_of(report.event) != fsp_events.HEARTBEAT:
         return None
     site = FspSite.objects.filter(ven__client_id=report.client_id).first()
     if site is None:

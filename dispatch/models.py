@@ -158,6 +158,9 @@ class Contract(models.Model):
                                              help_text="GBP per MW per hour available")
     utilisation_price = models.DecimalField(max_digits=12, decimal_places=4, default=0,
                                             help_text="GBP per MWh delivered")
+    capacity_kw = models.DecimalField(
+        max_digits=12, decimal_places=3, null=True, blank=True,
+        help_text="contracted capacity across the units; null: the sum of their capacities")
     baseline_method = models.CharField(max_length=64, blank=True,
                                        help_text="name of the settlement baseline method")
     created = models.DateTimeField(auto_now_add=True)
@@ -301,6 +304,7 @@ class Acknowledgement(models.Model):
     class Stage(models.TextChoices):
         RECEIVED = "received"
         ACTIONED = "actioned"
+        REFUSED = "refused"  # the agent will not act on the revision it received
 
     class Outcome(models.TextChoices):
         ACCEPTED = "accepted"
@@ -316,7 +320,8 @@ class Acknowledgement(models.Model):
     stage = models.CharField(max_length=16, choices=Stage.choices, blank=True)
     result = models.CharField(max_length=16, blank=True,
                               help_text="actioned only: ACCEPTED or FAILED")
-    reason = models.TextField(blank=True, help_text="why the asset failed (actioned FAILED)")
+    reason = models.TextField(blank=True, help_text="why the asset failed (actioned FAILED) "
+                              "or why the agent refused the revision")
     outcome = models.CharField(max_length=24, choices=Outcome.choices, db_index=True)
     detail = models.TextField(blank=True, help_text="why the outcome is not accepted")
     received_at = models.DateTimeField()
@@ -411,3 +416,110 @@ class CommsTransition(models.Model):
 
     def __str__(self) -> str:
         return f"{self.site} {self.from_state} -> {self.to_state}"
+
+
+class ReportIntake(models.Model):
+    """What the VTN made of one availability or meter-reading report of a site's VEN:
+    how many of its values were stored, duplicates, corrections and rejections, and why
+    each rejected one was (``problems``: ``[{"unit", "type", "start", "outcome",
+    "detail"}]``). A report re-sent with ``PUT`` is examined again as a new intake."""
+
+    class Kind(models.TextChoices):
+        AVAILABILITY = "availability"
+        METERING = "metering"
+
+    site = models.ForeignKey(FspSite, on_delete=models.CASCADE, related_name="intakes")
+    kind = models.CharField(max_length=16, choices=Kind.choices)
+    report_id = models.CharField(max_length=128, db_index=True)
+    client_id = models.CharField(max_length=128)
+    received_at = models.DateTimeField(db_index=True)
+    stored = models.PositiveIntegerField(default=0)
+    duplicates = models.PositiveIntegerField(default=0)
+    corrections = models.PositiveIntegerField(default=0)
+    rejected = models.PositiveIntegerField(default=0)
+    problems = models.JSONField(default=list, blank=True)
+
+    class Meta:
+        ordering = ["received_at", "id"]
+
+    def __str__(self) -> str:
+        return f"{self.site} {self.kind} report {self.report_id}"
+
+
+class MeterReading(models.Model):
+    """One interval reading of a unit, as posted in a meter-reading report.
+
+    ``value`` is kWh for USAGE (energy in the interval) and kW for DEMAND and BASELINE;
+    positive is import from the network, negative export. Null when the FSP flagged the
+    reading MISSING. Rows are never changed but for ``superseded_*``: a correction adds
+    version n+1 and marks version n superseded; the current reading of (unit, type,
+    start) is the one not superseded.
+    """
+
+    class Type(models.TextChoices):
+        USAGE = "USAGE"
+        DEMAND = "DEMAND"
+        BASELINE = "BASELINE"
+
+    class Quality(models.TextChoices):
+        OK = "OK"
+        MISSING = "MISSING"
+        ESTIMATED = "ESTIMATED"
+        BAD = "BAD"
+
+    unit = models.ForeignKey(DispatchUnit, on_delete=models.PROTECT, related_name="readings")
+    reading_type = models.CharField(max_length=16, choices=Type.choices)
+    start = models.DateTimeField()
+    end = models.DateTimeField()
+    value = models.DecimalField(max_digits=18, decimal_places=6, null=True, blank=True)
+    quality = models.CharField(max_length=16, choices=Quality.choices, default=Quality.OK)
+    version = models.PositiveIntegerField(default=1)
+    received_at = models.DateTimeField()
+    intake = models.ForeignKey(ReportIntake, on_delete=models.PROTECT, related_name="readings")
+    superseded_at = models.DateTimeField(null=True, blank=True)
+    superseded_by = models.OneToOneField("self", on_delete=models.PROTECT, null=True,
+                                         blank=True, related_name="supersedes")
+
+    class Meta:
+        ordering = ["unit", "reading_type", "start", "version"]
+        constraints = [
+            models.UniqueConstraint(fields=["unit", "reading_type", "start", "version"],
+                                    name="unique_reading_version"),
+            models.UniqueConstraint(fields=["unit", "reading_type", "start"],
+                                    condition=models.Q(superseded_at__isnull=True),
+                                    name="one_current_reading"),
+        ]
+        indexes = [models.Index(fields=["unit", "reading_type", "start"],
+                                condition=models.Q(superseded_at__isnull=True),
+                                name="current_readings")]
+
+    def __str__(self) -> str:
+        return f"{self.unit} {self.reading_type} {self.start:%Y-%m-%dT%H:%MZ} v{self.version}"
+
+
+class AvailabilityDeclaration(models.Model):
+    """What an FSP declared a unit can deliver (kW, in the direction its contracts order)
+    over [start, end). A declaration of the same window again supersedes the earlier one
+    (which is kept); over windows that only overlap, the later declaration wins."""
+
+    unit = models.ForeignKey(DispatchUnit, on_delete=models.PROTECT,
+                             related_name="declarations")
+    start = models.DateTimeField()
+    end = models.DateTimeField()
+    available_kw = models.DecimalField(max_digits=12, decimal_places=3)
+    declared_at = models.DateTimeField(db_index=True)
+    intake = models.ForeignKey(ReportIntake, on_delete=models.PROTECT,
+                               related_name="declarations")
+    superseded_at = models.DateTimeField(null=True, blank=True)
+    superseded_by = models.OneToOneField("self", on_delete=models.PROTECT, null=True,
+                                         blank=True, related_name="supersedes")
+
+    class Meta:
+        ordering = ["unit", "start", "declared_at", "id"]
+        constraints = [models.UniqueConstraint(
+            fields=["unit", "start", "end"], condition=models.Q(superseded_at__isnull=True),
+            name="one_current_declaration")]
+        indexes = [models.Index(fields=["unit", "start", "end"])]
+
+    def __str__(self) -> str:
+        return f"{self.unit} {self.available_kw} kW from {self.start:%Y-%m-%dT%H:%MZ}"

@@ -1,6 +1,7 @@
 """The dispatch app's reactions to OpenADR writes (``vtn.signals.object_changed``, sent
 after commit): a report on a dispatch's event may carry acknowledgements; a report on a
-heartbeat event is a heartbeat."""
+heartbeat event is a heartbeat; one on an availability or metering event carries
+declarations or readings."""
 
 from __future__ import annotations
 
@@ -16,7 +17,7 @@ def on_object_changed(sender, *, object_type: str, operation: str, instance, **k
         return
     if not isinstance(instance, Report):
         return
-    from dispatch import comms, services
+    from dispatch import comms, intake, services
 
     try:
         services.record_acknowledgements(instance)
@@ -26,3 +27,8 @@ def on_object_changed(sender, *, object_type: str, operation: str, instance, **k
         comms.record_heartbeat(instance)
     except Exception:
         logger.exception("could not record the heartbeat of report %s", instance.pk)
+    try:
+        intake.record_report(instance)
+    except Exception:
+        logger.exception("could not record the declarations or readings of report %s",
+                         instance.pk)

@@ -5,16 +5,22 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from decimal import Decimal
 
 from django.db.models import Q, QuerySet
 from django.utils import timezone
 
+from dispatch import readings
 from dispatch.models import (
     Acknowledgement,
+    AvailabilityDeclaration,
+    Contract,
     DispatchInstruction,
     DispatchRevision,
     DispatchUnit,
     FspSite,
+    MeterReading,
+    ReportIntake,
     SigningKey,
     SiteSigningKey,
 )
@@ -106,13 +112,17 @@ def acknowledgement_as_dict(ack: Acknowledgement) -> dict:
 
 
 def acknowledgement_state(acks: list[Acknowledgement]) -> dict:
-    """When each stage was first accepted (null: not yet), and the actioned result."""
-    state: dict = {"received": None, "actioned": None, "actionedResult": None}
+    """When each stage was first accepted (null: not yet), the actioned result, and the
+    reason of a refusal (null: not refused)."""
+    state: dict = {"received": None, "actioned": None, "actionedResult": None,
+                   "refused": None, "refusedReason": None}
     for ack in acks:
         if ack.outcome == Acknowledgement.Outcome.ACCEPTED and state.get(ack.stage) is None:
             state[ack.stage] = iso(ack.received_at)
             if ack.stage == Acknowledgement.Stage.ACTIONED:
                 state["actionedResult"] = ack.result
+            elif ack.stage == Acknowledgement.Stage.REFUSED:
+                state["refusedReason"] = ack.reason
     return state
 
 
@@ -196,4 +206,149 @@ def site_as_dict(site: FspSite, *, transitions: int = 20) -> dict:
         "transitions": [{"from": t.from_state, "to": t.to_state, "at": iso(t.at),
                          "lastSeen": iso(t.last_seen) if t.last_seen else None,
                          "detail": t.detail} for t in reversed(recent)],
+    }
+
+
+# --- meter readings, availability declarations, report intakes ----------------------------------
+
+def _amount(value: Decimal | None) -> str | None:
+    return None if value is None else format(value.normalize(), "f")
+
+
+@dataclass(frozen=True)
+class ReadingFilters:
+    operator: str | None = None
+    fsp: str | None = None
+    unit: str | None = None  # unit reference (with fsp) or FSP/REF
+    reading_type: str | None = None
+    start: datetime | None = None  # readings starting at or after
+    end: datetime | None = None  # readings starting before
+    history: bool = False  # include superseded versions
+
+
+def meter_readings(filters: ReadingFilters = ReadingFilters()) -> QuerySet[MeterReading]:
+    rows = MeterReading.objects.select_related("unit__fsp__operator", "intake")
+    if filters.unit:
+        rows = rows.filter(unit=find_unit(filters.unit, fsp=filters.fsp,
+                                          operator=filters.operator))
+    else:
+        if filters.operator:
+            rows = rows.filter(unit__fsp__operator__code=filters.operator.upper())
+        if filters.fsp:
+            rows = rows.filter(unit__fsp__identifier=filters.fsp)
+    if filters.reading_type:
+        if filters.reading_type not in readings.READING_TYPES:
+            raise BadRequest(f"type must be one of {', '.join(readings.READING_TYPES)}")
+        rows = rows.filter(reading_type=filters.reading_type)
+    if filters.start:
+        rows = rows.filter(start__gte=filters.start)
+    if filters.end:
+        rows = rows.filter(start__lt=filters.end)
+    if not filters.history:
+        rows = rows.filter(superseded_at__isnull=True)
+    return rows.order_by("unit__fsp__identifier", "unit__reference", "reading_type", "start",
+                         "version")
+
+
+def reading_as_dict(row: MeterReading) -> dict:
+    return {"fsp": row.unit.fsp.identifier, "unit": row.unit.reference,
+            "type": row.reading_type, "start": iso(row.start), "end": iso(row.end),
+            "value": _amount(row.value), "units": "KWH" if row.reading_type == "USAGE" else "KW",
+            "quality": row.quality, "version": row.version, "receivedAt": iso(row.received_at),
+            "reportID": row.intake.report_id,
+            "supersededAt": iso(row.superseded_at) if row.superseded_at else None}
+
+
+def intakes(*, operator: str | None = None, fsp: str | None = None,
+            kind: str | None = None) -> QuerySet[ReportIntake]:
+    rows = ReportIntake.objects.select_related("site__fsp__operator")
+    if operator:
+        rows = rows.filter(site__fsp__operator__code=operator.upper())
+    if fsp:
+        rows = rows.filter(site__fsp__identifier=fsp)
+    if kind:
+        if kind not in ReportIntake.Kind.values:
+            raise BadRequest(f"kind must be one of {', '.join(ReportIntake.Kind.values)}")
+        rows = rows.filter(kind=kind)
+    return rows.order_by("-received_at", "-id")
+
+
+def intake_as_dict(row: ReportIntake) -> dict:
+    return {"site": f"{row.site.fsp.operator.code}/{row.site.fsp.identifier}/{row.site.name}",
+            "kind": row.kind, "reportID": row.report_id, "receivedAt": iso(row.received_at),
+            "stored": row.stored, "duplicates": row.duplicates,
+            "corrections": row.corrections, "rejected": row.rejected,
+            "problems": row.problems}
+
+
+def find_contract(identifier: str, *, operator: str | None = None) -> Contract:
+    contracts = Contract.objects.select_related("operator", "fsp", "product").filter(
+        identifier=identifier)
+    if operator:
+        contracts = contracts.filter(operator__code=operator.upper())
+    found = list(contracts[:2])
+    if not found:
+        raise NotFound(f"no contract {identifier!r}" + (f" of {operator}" if operator else ""))
+    if len(found) > 1:
+        raise BadRequest(f"contract {identifier!r} is used by several operators; "
+                         "name the operator")
+    return found[0]
+
+
+def contracted_windows(contract: Contract, start: datetime,
+                       end: datetime) -> list[tuple[datetime, datetime]]:
+    """The contract's service windows clipped to [start, end); a contract without windows
+    is available any time, so the whole range."""
+    if not contract.service_windows:
+        return [(start, end)]
+    windows = []
+    for window in contract.service_windows:
+        left = max(start, datetime.fromisoformat(window["start"].replace("Z", "+00:00")))
+        right = min(end, datetime.fromisoformat(window["end"].replace("Z", "+00:00")))
+        if left < right:
+            windows.append((left, right))
+    return sorted(windows)
+
+
+def availability(contract: Contract, start: datetime, end: datetime) -> dict:
+    """What the FSP declared for the contract's units against what the contract asks for,
+    over its service windows within [start, end)."""
+    units = list(contract.units.order_by("reference"))
+    capacities = {unit.reference: unit.capacity_kw for unit in units}
+    contracted = contract.capacity_kw if contract.capacity_kw is not None \
+        else sum(capacities.values(), Decimal(0))
+    windows = contracted_windows(contract, start, end)
+    current = AvailabilityDeclaration.objects.filter(
+        unit__in=units, superseded_at__isnull=True, start__lt=end, end__gt=start)
+    by_unit: dict[str, list] = {unit.reference: [] for unit in units}
+    for row in current.select_related("unit"):
+        by_unit[row.unit.reference].append((row.start, row.end, row.available_kw,
+                                            row.declared_at))
+    out_windows, hours, declared_mwh, contracted_mwh = [], Decimal(0), Decimal(0), Decimal(0)
+    for left, right in windows:
+        profiles = {unit: readings.declared_profile(rows, left, right)
+                    for unit, rows in by_unit.items()}
+        spans = readings.declared_against_contracted(profiles, capacities, contracted)
+        out_windows.append({"start": iso(left), "end": iso(right), "spans": [
+            {"start": iso(s.start), "end": iso(s.end), "declaredKw": _amount(s.declared_kw),
+             "contractedKw": _amount(s.contracted_kw), "shortfallKw": _amount(s.shortfall_kw),
+             "units": {unit: _amount(kw) for unit, kw in s.units_kw.items()}}
+            for s in spans]})
+        for s in spans:
+            hours += s.hours
+            declared_mwh += min(s.declared_kw, s.contracted_kw) * s.hours / 1000
+            contracted_mwh += s.contracted_kw * s.hours / 1000
+    return {
+        "operator": contract.operator.code, "contract": contract.identifier,
+        "fsp": contract.fsp.identifier, "product": contract.product.code,
+        "from": iso(start), "to": iso(end), "contractedKw": _amount(contracted),
+        "units": [{"reference": unit.reference, "capacityKw": _amount(unit.capacity_kw)}
+                  for unit in units],
+        "windows": out_windows,
+        "summary": {
+            "contractedHours": _amount(hours.quantize(Decimal("0.001"))),
+            "contractedMwh": _amount(contracted_mwh.quantize(Decimal("0.001"))),
+            "declaredMwh": _amount(declared_mwh.quantize(Decimal("0.001"))),
+            "coverage": None if not contracted_mwh else
+            _amount((declared_mwh / contracted_mwh).quantize(Decimal("0.0001")))},
     }

@@ -19,7 +19,7 @@ from django.db import IntegrityError, transaction
 from django.db.models import Q
 from django.utils import timezone
 
-from dispatch import acks, audit, comms, mapping, registry, rules, signing
+from dispatch import acks, audit, fsp_events, mapping, registry, rules, signing
 from dispatch.models import (
     Acknowledgement,
     Contract,
@@ -111,11 +111,13 @@ def ensure_program(operator: NetworkOperator, product: Product) -> OperatorProgr
 @transaction.atomic
 def onboard_fsp(*, operator: str, fsp: str, units: list[registry.UnitSpec],
                 site: str = "main", fsp_name: str = "", zone: str = "",
-                pki_dir: Path | None = None, out_dir: Path | None = None) -> dict:
+                pki_dir: Path | None = None, out_dir: Path | None = None,
+                site_keys: list[dict] = ()) -> dict:
     """Register an FSP site: the FSP (if new), the site's VEN and OAuth2 client (with a
     site certificate when ``pki_dir`` is given, as ``pki onboard``), one resource and
     dispatch unit per unit, and the VEN's privacy targets. Returns everything as a
-    JSON-ready dict; the client secret appears only here.
+    JSON-ready dict; the client secret appears only here. ``site_keys`` are public JWKs
+    the site signs acknowledgements with, registered at once (as ``POST site-keys``).
 
     Refuses (Conflict) a site or unit that already exists: nothing is created then.
     """
@@ -165,7 +167,8 @@ def onboard_fsp(*, operator: str, fsp: str, units: list[registry.UnitSpec],
     ven = vtn_services.save_ven(caller=PROFILE_CALLER, ven=ven, data={
         "targets": target_rules.from_strings([fsp_target])})
     site_row = FspSite.objects.create(fsp=fsp_row, name=site, ven=ven)
-    heartbeat_event = comms.ensure_heartbeat_event(op, fsp)
+    events = fsp_events.ensure_events(op, fsp)
+    keys = [register_site_key(site=site_row, jwk=jwk) for jwk in site_keys]
     unit_rows = []
     for spec in units:
         label = registry.unit_label(op.code, fsp, spec.reference)
@@ -179,7 +182,10 @@ def onboard_fsp(*, operator: str, fsp: str, units: list[registry.UnitSpec],
         "operator": op.code, "fsp": fsp, "site": site, "ven_name": ven.ven_name,
         "ven_id": ven.pk, **credentials, "targets": [fsp_target],
         "units": [unit_summary(u) for u in unit_rows],
-        "heartbeat_event_id": heartbeat_event.pk,
+        "heartbeat_event_id": events[fsp_events.HEARTBEAT].pk,
+        "availability_event_id": events[fsp_events.AVAILABILITY].pk,
+        "metering_event_id": events[fsp_events.METERING].pk,
+        "site_keys": [key.kid for key in keys],
     }
     if certificate:
         result["certificate"] = certificate
@@ -200,9 +206,11 @@ def create_contract(*, operator: str, identifier: str, fsp: str, product: str,
                     units: list[str], service_windows: list[tuple[datetime, datetime]] = (),
                     availability_price: Decimal = Decimal(0),
                     utilisation_price: Decimal = Decimal(0),
-                    baseline_method: str = "") -> Contract:
+                    baseline_method: str = "",
+                    capacity_kw: Decimal | None = None) -> Contract:
     """A contract of ``operator`` with an FSP for one product and some of its units.
-    Prices are GBP: availability per MW per hour, utilisation per MWh."""
+    Prices are GBP: availability per MW per hour, utilisation per MWh; ``capacity_kw`` is
+    the contracted capacity across the units (None: the sum of their capacities)."""
     op = ensure_operator(operator)
     try:
         registry.check_identifier(identifier, "contract id")
@@ -220,6 +228,9 @@ def create_contract(*, operator: str, identifier: str, fsp: str, product: str,
     for price in (availability_price, utilisation_price):
         if not Decimal(price).is_finite() or Decimal(price) < 0:
             raise BadRequest("prices must be non-negative numbers")
+    if capacity_kw is not None and (not Decimal(capacity_kw).is_finite()
+                                    or Decimal(capacity_kw) <= 0):
+        raise BadRequest("the contracted capacity must be a positive number of kW")
     windows = []
     for start, end in service_windows:
         start, end = rules.utc_seconds(start), rules.utc_seconds(end)
@@ -231,7 +242,8 @@ def create_contract(*, operator: str, identifier: str, fsp: str, product: str,
     contract = Contract.objects.create(
         operator=op, identifier=identifier, fsp=fsp_row, product=product_row,
         service_windows=windows, availability_price=Decimal(availability_price),
-        utilisation_price=Decimal(utilisation_price), baseline_method=baseline_method)
+        utilisation_price=Decimal(utilisation_price), baseline_method=baseline_method,
+        capacity_kw=None if capacity_kw is None else Decimal(capacity_kw))
     contract.units.set(unit_rows)
     ensure_program(op, product_row)
     return contract

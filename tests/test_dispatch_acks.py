@@ -298,3 +298,41 @@ def test_resending_a_report_records_only_new_intervals(issue, agent,
         assert agent.api.put(f"/reports/{reply.json['id']}", body).status == 200
     assert [(a.stage, a.outcome) for a in Acknowledgement.objects.order_by("id")] == [
         ("received", Outcome.ACCEPTED), ("actioned", Outcome.ACCEPTED)]
+
+
+# --- refusals -----------------------------------------------------------------------------------
+
+def test_a_refusal_is_recorded_with_its_reason_and_shown(
+        issue, agent, gb, django_capture_on_commit_callbacks):
+    dispatch = issue(reference="REF-1")
+    revision = dispatch.revisions.get()
+    document = agent.read_back(revision, stage="REFUSED", reason="signature did not verify")
+    assert "status" not in document and "setpoints" not in document
+    ack = only(agent.report(dispatch, [document], capture=django_capture_on_commit_callbacks))
+    assert (ack.stage, ack.outcome, ack.reason) == (
+        "refused", Outcome.ACCEPTED, "signature did not verify")
+    from tests.fixtures.api import new_actor
+
+    status, shown, _ = Api(new_actor("operator", "bl", "3.1.0").token).get(
+        "/dispatches/ENWL/REF-1")
+    assert status == 200
+    assert shown["current"]["acknowledged"]["refused"] is not None
+    assert shown["current"]["acknowledged"]["refusedReason"] == "signature did not verify"
+    again = only(agent.report(dispatch, [document], capture=django_capture_on_commit_callbacks))
+    assert again.outcome == Outcome.DUPLICATE
+
+
+def test_a_refusal_needs_a_reason_and_reads_back_no_setpoints(
+        issue, agent, django_capture_on_commit_callbacks):
+    dispatch = issue()
+    revision = dispatch.revisions.get()
+    no_reason = agent.read_back(revision, stage="REFUSED")
+    ack = only(agent.report(dispatch, [no_reason], capture=django_capture_on_commit_callbacks))
+    assert ack.outcome == Outcome.READ_BACK_MISMATCH and "GB_ACK_REASON" in ack.detail
+    wrong_unit = agent.read_back(revision, stage="REFUSED", reason="x", dispatchUnit="hp1")
+    ack = only(agent.report(dispatch, [wrong_unit], capture=django_capture_on_commit_callbacks))
+    assert ack.outcome == Outcome.READ_BACK_MISMATCH and "dispatchUnit" in ack.detail
+    unsigned = only(agent.report(dispatch, [agent.read_back(revision, stage="REFUSED",
+                                                            reason="x")], token="",
+                                 capture=django_capture_on_commit_callbacks))
+    assert unsigned.outcome == Outcome.INVALID_SIGNATURE

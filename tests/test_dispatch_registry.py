@@ -129,3 +129,35 @@ def test_contract_refusals(gb):
     with pytest.raises(BadRequest, match="unknown product"):
         services.create_contract(operator="ENWL", identifier="C-3", fsp="acme",
                                  product="TURBO", units=["bat1"])
+
+
+def test_onboarding_registers_the_site_signing_key(fast_hashing, tmp_path):
+    from dispatch import signing
+
+    public = signing.public_jwk(signing.generate_private_key(), "depot-1")
+    key_file = tmp_path / "depot.jwk"
+    key_file.write_text(json.dumps({k: public[k] for k in ("kty", "crv", "x", "kid")}))
+    result = run("fsp", "onboard", "--operator", "ENWL", "--fsp", "acme", "--site", "depot",
+                 "--unit", "a:1", "--site-key", str(key_file))
+    assert result["site_keys"] == ["depot-1"]
+    site = FspSite.objects.get(name="depot")
+    assert list(site.signing_keys.values_list("kid", flat=True)) == ["depot-1"]
+    private = tmp_path / "private.jwk"
+    private.write_text(json.dumps(public | {"d": "AAAA"}))
+    with pytest.raises(CommandError):
+        run("fsp", "onboard", "--operator", "ENWL", "--fsp", "acme", "--site", "other",
+            "--unit", "b:1", "--site-key", str(private))
+    assert not FspSite.objects.filter(name="other").exists()  # nothing half-made
+    with pytest.raises(CommandError, match="cannot read a JWK"):
+        run("fsp", "onboard", "--operator", "ENWL", "--fsp", "acme", "--site", "other",
+            "--unit", "b:1", "--site-key", str(tmp_path / "missing.jwk"))
+
+
+def test_a_contract_records_its_contracted_capacity(gb):
+    result = run("fsp", "contract", "--operator", "ENWL", "--fsp", "acme", "--id", "C-CAP",
+                 "--product", "SECURE", "--unit", "bat1", "--capacity-kw", "450")
+    assert result["capacity_kw"] == "450"
+    assert Contract.objects.get(identifier="C-CAP").capacity_kw == 450
+    with pytest.raises(CommandError, match="positive"):
+        run("fsp", "contract", "--operator", "ENWL", "--fsp", "acme", "--id", "C-CAP2",
+            "--product", "SECURE", "--unit", "bat1", "--capacity-kw", "0")

@@ -78,13 +78,13 @@ class StopSerializer(serializers.Serializer):
 # --- responses (documentation) ------------------------------------------------------------------
 
 class AcknowledgementSerializer(serializers.Serializer):
-    stage = serializers.ChoiceField(choices=["received", "actioned", ""])
+    stage = serializers.ChoiceField(choices=["received", "actioned", "refused", ""])
     outcome = serializers.ChoiceField(choices=[
         "accepted", "read_back_mismatch", "invalid_signature", "unknown_key",
         "stale_revision", "duplicate"])
     result = serializers.ChoiceField(choices=["ACCEPTED", "FAILED"], allow_null=True,
                                      help_text="actioned: did the asset act on it")
-    reason = serializers.CharField(help_text="the FSP's reason for FAILED")
+    reason = serializers.CharField(help_text="the FSP's reason for FAILED or REFUSED")
     detail = serializers.CharField(help_text="why the outcome is not accepted")
     receivedAt = serializers.CharField()
     claimedRevision = serializers.IntegerField(allow_null=True)
@@ -97,6 +97,9 @@ class AcknowledgedSerializer(serializers.Serializer):
     received = serializers.CharField(allow_null=True, help_text="first accepted, or null")
     actioned = serializers.CharField(allow_null=True, help_text="first accepted, or null")
     actionedResult = serializers.CharField(allow_null=True)
+    refused = serializers.CharField(allow_null=True,
+                                    help_text="first accepted refusal by the agent, or null")
+    refusedReason = serializers.CharField(allow_null=True)
 
 
 class RevisionSerializer(serializers.Serializer):
@@ -191,3 +194,67 @@ class AuditExportSerializer(serializers.Serializer):
     headHash = serializers.CharField()
     operatorKeys = serializers.JSONField()
     siteKeys = serializers.JSONField()
+
+
+class MeterReadingSerializer(serializers.Serializer):
+    fsp = serializers.CharField()
+    unit = serializers.CharField()
+    type = serializers.ChoiceField(choices=["USAGE", "DEMAND", "BASELINE"])
+    start = serializers.CharField()
+    end = serializers.CharField()
+    value = serializers.CharField(allow_null=True,
+                                  help_text="kWh (USAGE) or kW; + import, - export; "
+                                            "null when flagged MISSING")
+    units = serializers.ChoiceField(choices=["KWH", "KW"])
+    quality = serializers.ChoiceField(choices=["OK", "MISSING", "ESTIMATED", "BAD"])
+    version = serializers.IntegerField()
+    receivedAt = serializers.CharField()
+    reportID = serializers.CharField()
+    supersededAt = serializers.CharField(allow_null=True)
+
+
+class IntakeProblemSerializer(serializers.Serializer):
+    unit = serializers.CharField()
+    type = serializers.CharField()
+    start = serializers.CharField()
+    outcome = serializers.ChoiceField(choices=["invalid", "unknown_unit", "conflict", "late"])
+    detail = serializers.CharField()
+
+
+class ReportIntakeSerializer(serializers.Serializer):
+    site = serializers.CharField()
+    kind = serializers.ChoiceField(choices=["availability", "metering"])
+    reportID = serializers.CharField()
+    receivedAt = serializers.CharField()
+    stored = serializers.IntegerField()
+    duplicates = serializers.IntegerField()
+    corrections = serializers.IntegerField()
+    rejected = serializers.IntegerField()
+    problems = IntakeProblemSerializer(many=True)
+
+
+class AvailabilitySpanSerializer(serializers.Serializer):
+    start = serializers.CharField()
+    end = serializers.CharField()
+    declaredKw = serializers.CharField()
+    contractedKw = serializers.CharField()
+    shortfallKw = serializers.CharField()
+    units = serializers.DictField(child=serializers.CharField(allow_null=True))
+
+
+class AvailabilityWindowSerializer(serializers.Serializer):
+    start = serializers.CharField()
+    end = serializers.CharField()
+    spans = AvailabilitySpanSerializer(many=True)
+
+
+class AvailabilitySerializer(serializers.Serializer):
+    operator = serializers.CharField()
+    contract = serializers.CharField()
+    fsp = serializers.CharField()
+    product = serializers.CharField()
+    locals()["from"] = serializers.CharField()  # a keyword in Python, a member on the wire
+    to = serializers.CharField()
+    contractedKw = serializers.CharField()
+    windows = AvailabilityWindowSerializer(many=True)
+    summary = serializers.DictField()

@@ -5,7 +5,7 @@ from __future__ import annotations
 from django.urls import path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
-from dispatch.api import views
+from dispatch.api import data_views, views
 
 REFERENCE = "<str:operator>/<str:reference>"
 
@@ -19,6 +19,10 @@ api_patterns = [
     path("sites", views.SiteList.as_view()),
     path("site-keys", views.SiteKeys.as_view()),
     path("site-keys/<str:kid>/revoke", views.SiteKeyRevoke.as_view()),
+    path("meter-readings", data_views.MeterReadings.as_view()),
+    path("report-intakes", data_views.ReportIntakes.as_view()),
+    path("contracts/<str:operator>/<str:identifier>/availability",
+         data_views.ContractAvailability.as_view()),
 ]
 
 urlpatterns = [

@@ -7,6 +7,7 @@ resources and dispatch units, privacy targets) and prints it as one JSON object;
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
@@ -42,6 +43,10 @@ class Command(BaseCommand):
                              help="PKI directory: also issue the site certificate bundle")
         onboard.add_argument("--out", type=Path, default=None,
                              help="where the certificate bundle goes (default: --dir)")
+        onboard.add_argument("--site-key", action="append", default=[], type=self._jwk,
+                             dest="site_key", metavar="JWK_FILE",
+                             help="a JSON file holding the site's public Ed25519 JWK for "
+                                  "signing acknowledgements (repeatable)")
 
         contract = sub.add_parser("contract", help="record a contract",
                                   description="Record an operator's contract with an FSP for "
@@ -59,6 +64,8 @@ class Command(BaseCommand):
         contract.add_argument("--utilisation-price", type=decimal, default=0,
                               help="GBP per MWh")
         contract.add_argument("--baseline", default="", help="baseline method name")
+        contract.add_argument("--capacity-kw", type=decimal, default=None,
+                              help="contracted capacity (default: the units' capacities)")
 
         sub.add_parser("products", help="the products and their parameters as JSON")
 
@@ -68,6 +75,13 @@ class Command(BaseCommand):
             return registry.parse_unit_spec(text)
         except registry.RegistryError as exc:
             raise CommandError(str(exc)) from exc
+
+    @staticmethod
+    def _jwk(path: str) -> dict:
+        try:
+            return json.loads(Path(path).read_text())
+        except (OSError, ValueError) as exc:
+            raise CommandError(f"cannot read a JWK from {path}: {exc}") from exc
 
     @staticmethod
     def _window(text: str):
@@ -85,7 +99,7 @@ class Command(BaseCommand):
         return services.onboard_fsp(
             operator=options["operator"], fsp=options["fsp"], units=options["unit"],
             site=options["site"], fsp_name=options["name"], zone=options["zone"],
-            pki_dir=options["dir"], out_dir=options["out"])
+            pki_dir=options["dir"], out_dir=options["out"], site_keys=options["site_key"])
 
     def _contract(self, **options) -> dict:
         contract = services.create_contract(
@@ -93,14 +107,16 @@ class Command(BaseCommand):
             fsp=options["fsp"], product=options["product"], units=options["units"],
             service_windows=options["window"],
             availability_price=options["availability_price"],
-            utilisation_price=options["utilisation_price"], baseline_method=options["baseline"])
+            utilisation_price=options["utilisation_price"], baseline_method=options["baseline"],
+            capacity_kw=options["capacity_kw"])
         return {"operator": contract.operator.code, "id": contract.identifier,
                 "fsp": contract.fsp.identifier, "product": contract.product.code,
                 "units": sorted(contract.units.values_list("reference", flat=True)),
                 "service_windows": contract.service_windows, "currency": contract.currency,
                 "availability_price_gbp_per_mw_h": str(contract.availability_price),
                 "utilisation_price_gbp_per_mwh": str(contract.utilisation_price),
-                "baseline_method": contract.baseline_method}
+                "baseline_method": contract.baseline_method,
+                "capacity_kw": None if contract.capacity_kw is None else str(contract.capacity_kw)}
 
     def _products(self, **options) -> list:
         return [{"code": p.code, "name": p.name, "notice_period": duration(p.notice_period),

@@ -1,0 +1,90 @@
+"""The FSP's standing report events: where a site's VEN sends what is not about one
+dispatch (docs/gb-dispatch-profile.md, sections 9-11).
+
+Per operator, one untargeted program per kind (``GB-<OP>-HEARTBEAT``,
+``GB-<OP>-AVAILABILITY``, ``GB-<OP>-METERING``); per FSP, one event in each, named
+``<program name>/<fspId>`` and targeted at the FSP, so only the FSP's VENs see it. They
+are created at onboarding and never change.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from django.db import transaction
+
+from dispatch import mapping, registry
+from dispatch.models import NetworkOperator
+from vtn.models import Event, Program
+
+HEARTBEAT = "HEARTBEAT"
+AVAILABILITY = "AVAILABILITY"
+METERING = "METERING"
+
+
+@dataclass(frozen=True)
+class EventKind:
+    name: str
+    payload: str  # the interval payload type telling a generic client what the event is for
+    report_descriptors: tuple[dict, ...]  # what the VTN asks the VEN to report
+
+
+KINDS = {
+    HEARTBEAT: EventKind(HEARTBEAT, "GB_HEARTBEAT", (
+        {"payloadType": "OPERATING_STATE"},
+        {"payloadType": "GB_AVAILABLE_KW", "units": "KW"})),
+    AVAILABILITY: EventKind(AVAILABILITY, "GB_AVAILABILITY", (
+        {"payloadType": "GB_AVAILABLE_KW", "readingType": "FORECAST", "units": "KW"},)),
+    METERING: EventKind(METERING, "GB_METERING", (
+        {"payloadType": "USAGE", "readingType": "DIRECT_READ", "units": "KWH"},
+        {"payloadType": "DEMAND", "readingType": "MEAN", "units": "KW"},
+        {"payloadType": "BASELINE", "readingType": "FORECAST", "units": "KW"})),
+}
+
+
+def program_name(operator: str, kind: str) -> str:
+    return f"GB-{operator}-{kind}"
+
+
+def event_name(operator: str, kind: str, fsp: str) -> str:
+    return f"{program_name(operator, kind)}/{fsp}"
+
+
+@transaction.atomic
+def ensure_event(operator: NetworkOperator, fsp: str, kind: str) -> Event:
+    """The FSP's event of ``kind`` in the operator's program of that kind; both created
+    once (idempotent)."""
+    from dispatch.services import _WIRE, PROFILE_CALLER
+    from vtn import services as vtn_services
+
+    spec = KINDS[kind]
+    name = program_name(operator.code, kind)
+    program = Program.objects.filter(program_name=name).first()
+    if program is None:
+        program = vtn_services.save_program(caller=PROFILE_CALLER, data=_WIRE.program_in({
+            "programName": name,
+            "attributes": [{"type": mapping.GB_NETWORK_OPERATOR, "values": [operator.code]}]}))
+    existing = Event.objects.filter(program=program,
+                                    event_name=event_name(operator.code, kind, fsp)).first()
+    if existing is not None:
+        return existing
+    return vtn_services.save_event(caller=PROFILE_CALLER, data=_WIRE.event_in({
+        "programID": program.pk, "eventName": event_name(operator.code, kind, fsp),
+        "targets": [registry.fsp_label(operator.code, fsp)],
+        "reportDescriptors": [dict(d) for d in spec.report_descriptors],
+        "intervals": [{"id": 0, "payloads": [{"type": spec.payload,
+                                              "values": ["REPORT_ON_THIS_EVENT"]}]}]}))
+
+
+def ensure_events(operator: NetworkOperator, fsp: str) -> dict[str, Event]:
+    """All of the FSP's standing events, by kind."""
+    return {kind: ensure_event(operator, fsp, kind) for kind in KINDS}
+
+
+def kind_of(event: Event) -> str | None:
+    """HEARTBEAT, AVAILABILITY or METERING when ``event`` is an FSP's standing event."""
+    name, program = event.event_name or "", event.program.program_name or ""
+    if not (program.startswith("GB-") and name.startswith(program + "/")):
+        return None
+    kind = program.rsplit("-", 1)[-1]
+    return kind if kind in KINDS else None

@@ -1,0 +1,307 @@
+"""Meter readings and availability declarations read out of OpenADR report resources
+(pure, no ORM; docs/gb-dispatch-profile.md sections 10 and 11).
+
+Each resource of a report names one of the site's units (``resourceName`` = unit
+reference). Each interval covers its own ``intervalPeriod``; an interval without one
+follows the previous interval of its resource, starting at the resource's
+``intervalPeriod`` and lasting its duration (the same rule OpenADR applies to event
+intervals). Times must be explicit: the "now" start of OpenADR is refused here.
+
+Sign convention at this boundary: positive power or energy is import from the network
+(consumption), negative is export.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from decimal import Decimal, InvalidOperation
+
+from vtn import timing
+
+USAGE, DEMAND, BASELINE = "USAGE", "DEMAND", "BASELINE"
+READING_TYPES = (USAGE, DEMAND, BASELINE)
+DATA_QUALITY = "DATA_QUALITY"  # OpenADR 3.1.1 report payload (Table 6 values)
+QUALITIES = ("OK", "MISSING", "ESTIMATED", "BAD")
+GB_CORRECTION = "GB_CORRECTION"  # [true]: the interval corrects readings already sent
+GB_AVAILABLE_KW = "GB_AVAILABLE_KW"
+
+# Factor to kWh (USAGE) or kW (DEMAND, BASELINE) of each unit a descriptor may name.
+ENERGY_UNITS = {"KWH": Decimal(1), "WH": Decimal("0.001"), "MWH": Decimal(1000)}
+POWER_UNITS = {"KW": Decimal(1), "W": Decimal("0.001"), "MW": Decimal(1000)}
+DEFAULT_UNITS = {USAGE: "KWH", DEMAND: "KW", BASELINE: "KW"}
+LONGEST_INTERVAL = timedelta(days=1)
+LONGEST_DECLARATION = timedelta(days=31)
+
+
+@dataclass(frozen=True)
+class Reading:
+    unit: str
+    reading_type: str
+    start: datetime
+    end: datetime
+    value: Decimal | None  # kWh (USAGE) or kW; None when flagged MISSING
+    quality: str
+    correction: bool
+
+
+@dataclass(frozen=True)
+class Declaration:
+    unit: str
+    start: datetime
+    end: datetime
+    available_kw: Decimal
+
+
+@dataclass(frozen=True)
+class Rejection:
+    unit: str
+    reading_type: str
+    start: str  # as sent, or "" when it could not be read
+    outcome: str
+    detail: str
+
+    def as_dict(self) -> dict:
+        return {"unit": self.unit, "type": self.reading_type, "start": self.start,
+                "outcome": self.outcome, "detail": self.detail}
+
+
+def unit_factors(payload_descriptors: Iterable[Mapping] | None) -> tuple[dict, list[str]]:
+    """Conversion factor per reading type from the report's payload descriptors (units
+    default to KWH for USAGE, KW otherwise), and problems with units not understood."""
+    named = {d.get("payloadType"): str(d.get("units") or "").upper()
+             for d in payload_descriptors or [] if d.get("payloadType") in READING_TYPES}
+    factors, problems = {}, []
+    for reading_type in READING_TYPES:
+        units = named.get(reading_type) or DEFAULT_UNITS[reading_type]
+        table = ENERGY_UNITS if reading_type == USAGE else POWER_UNITS
+        if units in table:
+            factors[reading_type] = table[units]
+        else:
+            problems.append(f"{reading_type} in {units} is not understood; use one of "
+                            f"{', '.join(table)}")
+    return factors, problems
+
+
+def _spans(resource: Mapping) -> Iterable[tuple[Mapping, datetime | None, datetime | None,
+                                                str, str]]:
+    """(interval, start, end, start as sent, problem) of each interval of a resource."""
+    default = resource.get("intervalPeriod") or {}
+    cursor: datetime | None = None
+    default_duration: timedelta | None = None
+    problem = ""
+    try:
+        if default.get("start"):
+            cursor = timing.parse_datetime(default["start"])
+        if default.get("duration"):
+            default_duration = timing.parse_duration(default["duration"])
+    except ValueError as exc:
+        problem = f"resource intervalPeriod: {exc}"
+    for interval in resource.get("intervals") or []:
+        period = interval.get("intervalPeriod") or {}
+        sent = str(period.get("start") or (cursor.isoformat() if cursor else ""))
+        if problem:
+            yield interval, None, None, sent, problem
+            continue
+        try:
+            start = timing.parse_datetime(period["start"]) if period.get("start") else cursor
+            duration = timing.parse_duration(period["duration"]) if period.get("duration") \
+                else default_duration
+        except ValueError as exc:
+            yield interval, None, None, sent, f"intervalPeriod: {exc}"
+            continue
+        if start is None or start.year == timing.NOW_SENTINEL_YEAR:
+            yield interval, None, None, sent, "the interval needs an explicit start"
+            continue
+        if duration is None or duration <= timedelta(0):
+            yield interval, None, None, sent, "the interval needs a positive duration"
+            continue
+        cursor = start + duration
+        yield interval, start, start + duration, sent, ""
+
+
+def _values(payloads: Iterable[Mapping]) -> dict[str, list]:
+    values: dict[str, list] = {}
+    for payload in payloads or []:
+        values.setdefault(str(payload.get("type")), list(payload.get("values") or []))
+    return values
+
+
+def _number(raw: object) -> Decimal:
+    if isinstance(raw, bool) or not isinstance(raw, int | float | str):
+        raise ValueError(f"{raw!r} is not a number")
+    try:
+        value = Decimal(str(raw))
+    except InvalidOperation as exc:
+        raise ValueError(f"{raw!r} is not a number") from exc
+    if not value.is_finite():
+        raise ValueError(f"{raw!r} is not a finite number")
+    return value
+
+
+def parse_readings(resources: Iterable[Mapping], payload_descriptors: Iterable[Mapping] | None,
+                   units: Iterable[str]) -> tuple[list[Reading], list[Rejection]]:
+    """The readings of a meter-reading report, and what was rejected and why. ``units``
+    are the references of the reporting site's units."""
+    known = set(units)
+    factors, unit_problems = unit_factors(payload_descriptors)
+    readings: list[Reading] = []
+    rejected: list[Rejection] = []
+    for resource in resources or []:
+        unit = str(resource.get("resourceName") or "")
+        for interval, start, end, sent, problem in _spans(resource):
+            values = _values(interval.get("payloads"))
+            types = [name for name in READING_TYPES if name in values]
+
+            def reject(reading_type: str, outcome: str, detail: str,
+                       unit: str = unit, sent: str = sent) -> None:
+                rejected.append(Rejection(unit, reading_type, sent, outcome, detail))
+
+            if not types:
+                continue  # nothing of ours in this interval
+            if unit not in known:
+                for name in types:
+                    reject(name, "unknown_unit", f"{unit!r} is not a unit of this site")
+                continue
+            if problem:
+                for name in types:
+                    reject(name, "invalid", problem)
+                continue
+            if end - start > LONGEST_INTERVAL:
+                for name in types:
+                    reject(name, "invalid", "a reading interval lasts at most one day")
+                continue
+            quality = str((values.get(DATA_QUALITY) or ["OK"])[0]).upper()
+            if quality not in QUALITIES:
+                for name in types:
+                    reject(name, "invalid", f"{DATA_QUALITY} must be one of "
+                           f"{', '.join(QUALITIES)}")
+                continue
+            correction = (values.get(GB_CORRECTION) or [False])[0] is True
+            for name in types:
+                if name not in factors:
+                    reject(name, "invalid", "; ".join(unit_problems))
+                    continue
+                raw = values[name]
+                value: Decimal | None = None
+                if quality != "MISSING":
+                    if len(raw) != 1:
+                        reject(name, "invalid", f"{name} carries exactly one value")
+                        continue
+                    try:
+                        value = _number(raw[0]) * factors[name]
+                    except ValueError as exc:
+                        reject(name, "invalid", str(exc))
+                        continue
+                readings.append(Reading(unit, name, start, end, value, quality, correction))
+    return readings, rejected
+
+
+def parse_declarations(resources: Iterable[Mapping],
+                       units: Iterable[str]) -> tuple[list[Declaration], list[Rejection]]:
+    """The availability declarations of a report (``GB_AVAILABLE_KW`` per interval, kW,
+    not negative), and what was rejected and why."""
+    known = set(units)
+    declarations: list[Declaration] = []
+    rejected: list[Rejection] = []
+    for resource in resources or []:
+        unit = str(resource.get("resourceName") or "")
+        for interval, start, end, sent, problem in _spans(resource):
+            raw = _values(interval.get("payloads")).get(GB_AVAILABLE_KW)
+            if raw is None:
+                continue
+            detail, outcome = "", "invalid"
+            if unit not in known:
+                outcome, detail = "unknown_unit", f"{unit!r} is not a unit of this site"
+            elif problem:
+                detail = problem
+            elif end - start > LONGEST_DECLARATION:
+                detail = "a declaration window lasts at most 31 days"
+            elif len(raw) != 1:
+                detail = f"{GB_AVAILABLE_KW} carries exactly one value"
+            else:
+                try:
+                    kw = _number(raw[0])
+                    if kw < 0:
+                        raise ValueError("available kW cannot be negative")
+                except ValueError as exc:
+                    detail = str(exc)
+                else:
+                    declarations.append(Declaration(unit, start, end, kw))
+                    continue
+            rejected.append(Rejection(unit, GB_AVAILABLE_KW, sent, outcome, detail))
+    return declarations, rejected
+
+
+# --- declared against contracted ---------------------------------------------------------------
+
+@dataclass(frozen=True)
+class DeclaredSpan:
+    """One stretch of time over which what was declared does not change."""
+
+    start: datetime
+    end: datetime
+    available_kw: Decimal | None  # None: nothing declared
+
+
+def declared_profile(declarations: Iterable[tuple[datetime, datetime, Decimal, datetime]],
+                     start: datetime, end: datetime) -> list[DeclaredSpan]:
+    """What was declared over [start, end) as consecutive spans. ``declarations`` are
+    (start, end, kW, declared at) of the current declarations; where they overlap, the one
+    declared last wins."""
+    ordered = sorted(declarations, key=lambda d: d[3])
+    cuts = {start, end}
+    for d_start, d_end, _kw, _at in ordered:
+        cuts.update(t for t in (d_start, d_end) if start < t < end)
+    points = sorted(cuts)
+    spans: list[DeclaredSpan] = []
+    for left, right in zip(points, points[1:], strict=False):
+        kw = None
+        for d_start, d_end, d_kw, _at in ordered:
+            if d_start <= left and right <= d_end:
+                kw = d_kw  # later declarations overwrite earlier ones
+        if spans and spans[-1].available_kw == kw and spans[-1].end == left:
+            spans[-1] = DeclaredSpan(spans[-1].start, right, kw)
+        else:
+            spans.append(DeclaredSpan(left, right, kw))
+    return spans
+
+
+@dataclass(frozen=True)
+class AvailabilitySpan:
+    """Declared against contracted over one stretch of a contracted window."""
+
+    start: datetime
+    end: datetime
+    units_kw: dict  # unit reference -> declared kW, or None when nothing was declared
+    declared_kw: Decimal  # sum over units, each capped at its capacity
+    contracted_kw: Decimal
+
+    @property
+    def shortfall_kw(self) -> Decimal:
+        return max(Decimal(0), self.contracted_kw - self.declared_kw)
+
+    @property
+    def hours(self) -> Decimal:
+        return Decimal((self.end - self.start).total_seconds()) / Decimal(3600)
+
+
+def declared_against_contracted(
+        profiles: Mapping[str, list[DeclaredSpan]], capacities_kw: Mapping[str, Decimal],
+        contracted_kw: Decimal) -> list[AvailabilitySpan]:
+    """Combine each unit's declared profile over one window (all profiles cover the same
+    window) into spans where nothing changes. A unit counts at most its capacity; a unit
+    that declared nothing counts zero."""
+    cuts = sorted({t for spans in profiles.values() for span in spans
+                   for t in (span.start, span.end)})
+    result = []
+    for left, right in zip(cuts, cuts[1:], strict=False):
+        units_kw = {}
+        for unit, spans in profiles.items():
+            units_kw[unit] = next((s.available_kw for s in spans
+                                   if s.start <= left and right <= s.end), None)
+        declared = sum((min(kw, capacities_kw[unit]) for unit, kw in units_kw.items()
+                        if kw is not None), Decimal(0))
+        result.append(AvailabilitySpan(left, right, units_kw, declared, contracted_kw))
+    return result
