@@ -1,5 +1,5 @@
-"""Top-level URLs: both OpenADR versions side by side, the GB dispatch API, the JWKS, the
-admin and the docs."""
+"""Top-level URLs: both OpenADR versions side by side, the GB dispatch and settlement
+APIs, the JWKS, the admin and the docs."""
 
 from django.contrib import admin
 from django.urls import include, path
@@ -14,6 +14,7 @@ urlpatterns = [
     path("openadr3/3.1.0/", include(version_patterns(Wire31()))),
     path("openadr3/3.0.1/", include(version_patterns(Wire301()))),
     path("dispatch/api/v1/", include("dispatch.api.urls")),
+    path("settlement/api/v1/", include("settlement.api.urls")),
     path(".well-known/jwks.json", Jwks.as_view()),
     path("admin/", admin.site.urls),
 ]

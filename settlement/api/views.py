@@ -1,0 +1,245 @@
+"""Settlement API: operators compute, list, issue, resolve and finalise statements; an
+FSP's VEN reads its own issued statements and accepts or disputes them. Thin: parse,
+call a service or selector, render."""
+
+from __future__ import annotations
+
+from django.http import HttpResponse
+from drf_spectacular.utils import OpenApiParameter, extend_schema
+from rest_framework import serializers
+from rest_framework.permissions import BasePermission
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from dispatch import selectors as dispatch_selectors
+from settlement import exports, selectors, services
+from settlement.models import Statement
+from vtn.api.problems import BadRequest
+from vtn.auth.permissions import HasOperationScope
+from vtn.auth.scopes import READ_ALL, READ_VEN_OBJECTS, WRITE_EVENTS, WRITE_REPORTS
+
+READ = frozenset({READ_ALL, READ_VEN_OBJECTS})
+
+
+def _operator(request: Request) -> bool:
+    return bool(getattr(request.user, "is_bl", False))
+
+
+class OperatorOrVen(BasePermission):
+    message = "Only business-logic clients and FSP site VENs may use the settlement API."
+
+    def has_permission(self, request, view) -> bool:
+        return _operator(request) or bool(getattr(request.user, "is_ven", False))
+
+
+class IsOperator(BasePermission):
+    message = "Only business-logic (operator) clients may do this."
+
+    def has_permission(self, request, view) -> bool:
+        return _operator(request)
+
+
+class IsVen(BasePermission):
+    message = "Only the FSP's VEN may answer a statement."
+
+    def has_permission(self, request, view) -> bool:
+        return bool(getattr(request.user, "is_ven", False))
+
+
+class ComputeSerializer(serializers.Serializer):
+    operator = serializers.CharField()
+    contract = serializers.CharField()
+    month = serializers.RegexField(r"^\d{4}-\d{2}$")
+
+
+class DisputeLineSerializer(serializers.Serializer):
+    line = serializers.IntegerField(min_value=1)
+    reason = serializers.CharField(allow_blank=True, default="")
+
+
+class DisputeSerializer(serializers.Serializer):
+    reason = serializers.CharField()
+    lines = DisputeLineSerializer(many=True, required=False, default=list)
+
+
+class ResolveSerializer(serializers.Serializer):
+    resolution = serializers.CharField()
+
+
+class StatementSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    operator = serializers.CharField()
+    contract = serializers.CharField()
+    fsp = serializers.CharField()
+    product = serializers.CharField()
+    month = serializers.CharField()
+    version = serializers.IntegerField()
+    status = serializers.ChoiceField(choices=Statement.Status.values)
+    netGbp = serializers.CharField()
+    heldLines = serializers.IntegerField()
+    sha256 = serializers.CharField()
+    computedAt = serializers.CharField()
+    issuedAt = serializers.CharField(allow_null=True)
+    answeredAt = serializers.CharField(allow_null=True)
+    finalisedAt = serializers.CharField(allow_null=True)
+    disputes = serializers.ListField(child=serializers.DictField())
+    document = serializers.DictField(required=False, help_text="see docs/settlement.md")
+
+
+def _parse(serializer_class, request: Request) -> dict:
+    serializer = serializer_class(data=request.data)
+    serializer.is_valid(raise_exception=True)
+    return serializer.validated_data
+
+
+class StatementList(APIView):
+    permission_classes = [HasOperationScope, OperatorOrVen]
+    scopes = {"GET": READ, "POST": frozenset({WRITE_EVENTS})}
+
+    @extend_schema(summary="Statements, newest month first (an FSP sees its own, issued)",
+                   parameters=[OpenApiParameter(n, str) for n in (
+                       "month", "operator", "fsp", "contract", "status")],
+                   responses={200: StatementSerializer(many=True)})
+    def get(self, request: Request) -> Response:
+        query = request.query_params
+        rows = selectors.visible_statements(client_id=request.user.client_id,
+                                            is_operator=_operator(request))
+        if query.get("month"):
+            month = services.Month.parse(query["month"])
+            rows = rows.filter(month=month.first_day)
+        if query.get("status"):
+            if query["status"] not in Statement.Status.values:
+                raise BadRequest(f"status must be one of {', '.join(Statement.Status.values)}")
+            rows = rows.filter(status=query["status"])
+        for name, field in (("operator", "contract__operator__code"),
+                            ("fsp", "contract__fsp__identifier"),
+                            ("contract", "contract__identifier")):
+            if query.get(name):
+                rows = rows.filter(**{field: query[name].upper() if name == "operator"
+                                      else query[name]})
+        return Response([selectors.statement_as_dict(row)
+                         for row in rows.prefetch_related("disputes")[:500]])
+
+    @extend_schema(summary="Compute (or refresh) a contract's statement for a month now",
+                   request=ComputeSerializer, responses={200: StatementSerializer})
+    def post(self, request: Request) -> Response:
+        if not _operator(request):
+            self.permission_denied(request, message=IsOperator.message)
+        data = _parse(ComputeSerializer, request)
+        contract = dispatch_selectors.find_contract(data["contract"], operator=data["operator"])
+        row = services.settle_month(contract=contract, month=services.Month.parse(data["month"]))
+        return Response(selectors.statement_as_dict(row, document=True))
+
+
+class StatementDetail(APIView):
+    permission_classes = [HasOperationScope, OperatorOrVen]
+    scopes = {"GET": READ}
+
+    @extend_schema(summary="One statement with its document",
+                   responses={200: StatementSerializer})
+    def get(self, request: Request, statement_id: str) -> Response:
+        row = selectors.find_statement(statement_id, client_id=request.user.client_id,
+                                       is_operator=_operator(request))
+        return Response(selectors.statement_as_dict(row, document=True))
+
+
+class StatementExport(APIView):
+    permission_classes = [HasOperationScope, OperatorOrVen]
+    scopes = {"GET": READ}
+    FORMATS = {"json": ("application/json", exports.as_json),
+               "csv": ("text/csv; charset=utf-8", exports.as_csv)}
+
+    @extend_schema(summary="The statement as a file: canonical JSON or CSV",
+                   parameters=[OpenApiParameter("format", str, description="json|csv")],
+                   responses={(200, "application/octet-stream"): bytes})
+    def get(self, request: Request, statement_id: str) -> HttpResponse:
+        fmt = request.query_params.get("format", "json")
+        if fmt not in self.FORMATS:
+            raise BadRequest(f"format must be one of {', '.join(self.FORMATS)}")
+        row = selectors.find_statement(statement_id, client_id=request.user.client_id,
+                                       is_operator=_operator(request))
+        content_type, render = self.FORMATS[fmt]
+        response = HttpResponse(render(row.document), content_type=content_type)
+        name = f"{row.contract.operator.code}-{row.contract.identifier}-{row.month:%Y-%m}" \
+               f"-v{row.version}.{fmt}"
+        response["Content-Disposition"] = f'attachment; filename="{name}"'
+        return response
+
+
+class StatementAction(APIView):
+    """POST statements/{id}/<action>: the lifecycle, each action for its party."""
+
+    scopes = {"POST": frozenset({WRITE_EVENTS})}
+    permission_classes = [HasOperationScope, IsOperator]
+
+    def act(self, request: Request, row: Statement) -> Statement:
+        raise NotImplementedError
+
+    def post(self, request: Request, statement_id: str) -> Response:
+        row = selectors.find_statement(statement_id, client_id=request.user.client_id,
+                                       is_operator=_operator(request))
+        done = self.act(request, row)
+        done.refresh_from_db()
+        return Response(selectors.statement_as_dict(done))
+
+
+class IssueStatement(StatementAction):
+    @extend_schema(summary="Issue a draft to the FSP", request=None,
+                   responses={200: StatementSerializer})
+    def post(self, request: Request, statement_id: str) -> Response:
+        return super().post(request, statement_id)
+
+    def act(self, request, row):
+        return services.issue(statement_id=row.pk)
+
+
+class FinaliseStatement(StatementAction):
+    @extend_schema(summary="Finalise an accepted statement (or a disputed one whose "
+                           "disputes are resolved)", request=None,
+                   responses={200: StatementSerializer})
+    def post(self, request: Request, statement_id: str) -> Response:
+        return super().post(request, statement_id)
+
+    def act(self, request, row):
+        return services.finalise(statement_id=row.pk)
+
+
+class ResolveStatement(StatementAction):
+    @extend_schema(summary="Resolve the disputes of a statement", request=ResolveSerializer,
+                   responses={200: StatementSerializer})
+    def post(self, request: Request, statement_id: str) -> Response:
+        return super().post(request, statement_id)
+
+    def act(self, request, row):
+        data = _parse(ResolveSerializer, request)
+        return services.resolve(statement_id=row.pk, resolution=data["resolution"])
+
+
+class AcceptStatement(StatementAction):
+    scopes = {"POST": frozenset({WRITE_REPORTS})}
+    permission_classes = [HasOperationScope, IsVen]
+
+    @extend_schema(summary="The FSP accepts an issued statement", request=None,
+                   responses={200: StatementSerializer})
+    def post(self, request: Request, statement_id: str) -> Response:
+        return super().post(request, statement_id)
+
+    def act(self, request, row):
+        return services.accept(statement_id=row.pk, client_id=request.user.client_id)
+
+
+class DisputeStatement(StatementAction):
+    scopes = {"POST": frozenset({WRITE_REPORTS})}
+    permission_classes = [HasOperationScope, IsVen]
+
+    @extend_schema(summary="The FSP disputes an issued statement, whole or by line",
+                   request=DisputeSerializer, responses={200: StatementSerializer})
+    def post(self, request: Request, statement_id: str) -> Response:
+        return super().post(request, statement_id)
+
+    def act(self, request, row):
+        data = _parse(DisputeSerializer, request)
+        services.dispute(statement_id=row.pk, client_id=request.user.client_id,
+                         reason=data["reason"], lines=[dict(x) for x in data["lines"]])
+        return row

@@ -1,0 +1,157 @@
+"""Reads what a statement is computed from, turning rows into the plain inputs of
+:mod:`settlement.statement` (the only place settlement reads the dispatch app's tables)."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from datetime import date, datetime, timedelta
+from decimal import Decimal
+
+from dispatch import readings as dispatch_readings
+from dispatch.models import (
+    AvailabilityDeclaration,
+    Contract,
+    DispatchInstruction,
+    DispatchRevision,
+    MeterReading,
+)
+from dispatch.rules import STATUSES
+from settlement import statement
+from settlement.calc import money
+from settlement.calc.delivery import DeficiencyRule
+from settlement.calc.periods import london_day
+from settlement.models import SettlementTerms
+from vtn import timing
+
+RUN, STOPS = STATUSES[1], STATUSES[2:]  # "run"; "stop", "emergency-stop"
+
+
+def terms_of(contract: Contract) -> statement.Terms:
+    stored = SettlementTerms.objects.filter(contract=contract).first() or SettlementTerms(
+        contract=contract)
+    scaling = None
+    if stored.scale_below is not None or stored.nothing_below is not None:
+        scaling = money.PerformanceScaling(scale_below=stored.scale_below,
+                                           nothing_below=stored.nothing_below)
+    try:
+        baseline = statement.parse_baseline(contract.baseline_method)
+    except ValueError:
+        baseline = None
+    windows = tuple((timing.parse_datetime(w["start"]), timing.parse_datetime(w["end"]))
+                    for w in contract.service_windows)
+    return statement.Terms(
+        operator=contract.operator.code, contract=contract.identifier,
+        fsp=contract.fsp.identifier, product=contract.product.code,
+        currency=contract.currency,
+        utilisation=money.UtilisationTerms(
+            price_gbp=contract.utilisation_price,
+            penalty_rate_gbp=stored.penalty_rate_gbp,
+            penalty_basis=money.PenaltyBasis(stored.penalty_basis), scaling=scaling),
+        availability_price_gbp_per_mw_h=contract.availability_price,
+        availability_paid=contract.product.availability_paid,
+        baseline=baseline, baseline_text=contract.baseline_method or "high-3-of-5",
+        service_windows=windows, period_minutes=stored.period_minutes,
+        pay_over_delivery=stored.pay_over_delivery,
+        deficiency_rule=DeficiencyRule(stored.deficiency_rule))
+
+
+def meter_window(contract: Contract) -> timedelta:
+    stored = SettlementTerms.objects.filter(contract=contract).first()
+    return timedelta(hours=stored.meter_window_hours if stored else 48)
+
+
+def dispatch_input(instruction: DispatchInstruction,
+                   revisions: list[DispatchRevision]) -> statement.DispatchInput | None:
+    """What was ordered: the last RUN revision's setpoints, cut short by a later stop.
+    None for a dispatch that never ran (pre-notified only, or stopped before running)."""
+    run = [r for r in revisions if r.status == RUN]
+    if not run:
+        return None
+    settled = run[-1]
+    stops = [r for r in revisions if r.status in STOPS and r.number > settled.number]
+    stopped_at = stops[0].instruction_time if stops else None
+    timings = settled.document["serviceTimings"]
+    end = settled.service_end
+    segments = []
+    for index, point in enumerate(timings):
+        start = max(timing.parse_datetime(point["setpointTime"]), settled.service_start)
+        until = timing.parse_datetime(timings[index + 1]["setpointTime"]) \
+            if index + 1 < len(timings) else end
+        if until > start:
+            segments.append(statement.Segment(start, until, point["setpointType"].lower(),
+                                              Decimal(str(point["volume"]))))
+    return statement.DispatchInput(
+        reference=instruction.reference, revision=settled.number,
+        unit=instruction.unit.reference, segments=tuple(segments),
+        document_sha256=statement.document_sha256(settled.document), stopped_at=stopped_at)
+
+
+def month_dispatches(contract: Contract, first: datetime,
+                     after: datetime) -> list[statement.DispatchInput]:
+    """The contract's dispatches whose service starts within [first, after)."""
+    instructions = list(DispatchInstruction.objects.select_related("unit").filter(
+        contract=contract, service_start__gte=first, service_start__lt=after))
+    by_dispatch = defaultdict(list)
+    for revision in DispatchRevision.objects.filter(instruction__in=instructions).order_by(
+            "instruction_id", "number"):
+        by_dispatch[revision.instruction_id].append(revision)
+    found = (dispatch_input(i, by_dispatch[i.pk]) for i in instructions)
+    return [d for d in found if d is not None]
+
+
+def dispatched_days(unit_ids: list[int], since: datetime,
+                    until: datetime) -> dict[int, frozenset[date]]:
+    """London days on which each unit ran a dispatch (of any contract): not baseline days."""
+    days: dict[int, set[date]] = defaultdict(set)
+    rows = DispatchRevision.objects.filter(
+        instruction__unit_id__in=unit_ids, status=RUN,
+        instruction__service_start__lt=until, instruction__service_end__gt=since).values_list(
+        "instruction__unit_id", "service_start", "service_end").distinct()
+    for unit_id, start, end in rows:
+        day = london_day(start)
+        while day <= london_day(end - timedelta(microseconds=1)):
+            days[unit_id].add(day)
+            day += timedelta(days=1)
+    return {unit_id: frozenset(found) for unit_id, found in days.items()}
+
+
+def unit_inputs(contract: Contract, terms: statement.Terms, first: datetime,
+                after: datetime) -> tuple[dict[str, statement.UnitInput],
+                                          dict[str, frozenset[date]]]:
+    """Each contracted unit's metered kW per period (from the look-back start, for
+    baselines), nominations, declared availability spans, and dispatched days."""
+    units = list(contract.units.order_by("reference"))
+    lookback = timedelta(days=(terms.baseline.lookback_days if terms.baseline else 30) + 2)
+    since = first - lookback
+    rows = MeterReading.objects.filter(
+        unit__in=units, superseded_at__isnull=True, start__gte=since,
+        start__lt=after).order_by("unit_id", "reading_type", "start").values_list(
+        "unit_id", "reading_type", "start", "end", "value", "version", "received_at")
+    measured: dict[int, list] = defaultdict(list)
+    nominated: dict[int, dict] = defaultdict(dict)
+    arrived: dict[int, dict] = defaultdict(dict)
+    digests: dict[int, list] = defaultdict(list)
+    for unit_id, kind, start, end, value, version, received in rows.iterator(chunk_size=20000):
+        digests[unit_id].append((kind, start.isoformat(), version, value))
+        if kind == dispatch_readings.BASELINE:
+            nominated[unit_id][start] = value
+            arrived[unit_id][start] = received
+        else:
+            measured[unit_id].append((start, end, kind, value))
+    declared: dict[int, list] = defaultdict(list)
+    for row in AvailabilityDeclaration.objects.filter(
+            unit__in=units, superseded_at__isnull=True, start__lt=after, end__gt=first):
+        declared[row.unit_id].append((row.start, row.end, row.available_kw, row.declared_at))
+    days = dispatched_days([u.pk for u in units], since, after)
+    inputs = {}
+    for unit in units:
+        spans = dispatch_readings.declared_profile(declared[unit.pk], first, after)
+        inputs[unit.reference] = statement.UnitInput(
+            reference=unit.reference, direction=unit.direction, capacity_kw=unit.capacity_kw,
+            actual_kw=statement.period_average_kw(measured[unit.pk], terms.period_minutes),
+            nominated_kw=nominated[unit.pk], nominated_received=arrived[unit.pk],
+            declarations=tuple((s.start, s.end, s.available_kw) for s in spans
+                               if s.available_kw is not None),
+            readings_sha256=statement.readings_digest(digests[unit.pk]),
+            readings_count=len(digests[unit.pk]))
+    return inputs, {unit.reference: days.get(unit.pk, frozenset()) for unit in units}

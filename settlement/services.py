@@ -1,0 +1,209 @@
+"""Settlement writes: compute a contract's monthly statement (new draft, refreshed draft,
+or a new version when an issued one's inputs changed), the statement lifecycle, and the
+settlement of single dispatches. Every function is idempotent and safe to run twice at
+once: the contract row is locked while its statements are written, and the unique
+constraints on (contract, month, version) and on the one draft back that up."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date, datetime
+from decimal import Decimal
+
+from django.db import transaction
+from django.utils import timezone
+
+from dispatch.models import Contract, DispatchInstruction, DispatchRevision
+from settlement import inputs, statement
+from settlement.calc.periods import london_day
+from settlement.models import DispatchSettlement, Dispute, Statement
+from vtn.api.problems import BadRequest, Conflict
+
+Status = Statement.Status
+OPEN = (Status.ISSUED, Status.ACCEPTED, Status.DISPUTED)
+
+
+@dataclass(frozen=True)
+class Month:
+    year: int
+    month: int
+
+    @classmethod
+    def parse(cls, text: str) -> Month:
+        try:
+            year, month = (int(part) for part in text.split("-"))
+            date(year, month, 1)
+        except ValueError as exc:
+            raise BadRequest(f"month must be YYYY-MM, not {text!r}") from exc
+        return cls(year, month)
+
+    @classmethod
+    def of(cls, instant: datetime) -> Month:
+        day = london_day(instant)
+        return cls(day.year, day.month)
+
+    @property
+    def first_day(self) -> date:
+        return date(self.year, self.month, 1)
+
+    def bounds(self) -> tuple[datetime, datetime]:
+        return statement.month_bounds(self.year, self.month)
+
+    def previous(self) -> Month:
+        return Month(self.year - (self.month == 1), (self.month - 2) % 12 + 1)
+
+    def __str__(self) -> str:
+        return f"{self.year:04d}-{self.month:02d}"
+
+
+def compute_document(contract: Contract, month: Month, version: int) -> dict:
+    """The statement document of ``contract`` for ``month`` from the current inputs."""
+    terms = inputs.terms_of(contract)
+    first, after = month.bounds()
+    units, days = inputs.unit_inputs(contract, terms, first, after)
+    return statement.build_statement(
+        terms=terms, year=month.year, month=month.month, version=version, units=units,
+        dispatches=inputs.month_dispatches(contract, first, after), dispatched_days=days)
+
+
+def _content(document: dict) -> str:
+    """The digest of what a statement says, whatever its version number."""
+    return statement.document_sha256({k: v for k, v in document.items() if k != "version"})
+
+
+def settle_month(*, contract: Contract, month: Month,
+                 now: datetime | None = None) -> Statement:
+    """Compute the contract's statement for the month and keep it: the first time as
+    draft version 1; a draft is refreshed in place; when the latest version is issued (or
+    later) and the inputs now give a different statement, a new draft version is added.
+    Running it again with the same inputs changes nothing."""
+    now = now or timezone.now()
+    with transaction.atomic():
+        Contract.objects.select_for_update().filter(pk=contract.pk).first()
+        latest = Statement.objects.filter(contract=contract, month=month.first_day).order_by(
+            "-version").first()
+        if latest is not None and latest.status == Status.DRAFT:
+            document = compute_document(contract, month, latest.version)
+            if statement.document_sha256(document) != latest.sha256:
+                _fill(latest, document, now)
+                latest.save()
+            return latest
+        version = latest.version + 1 if latest else 1
+        document = compute_document(contract, month, version)
+        if latest is not None and _content(document) == _content(latest.document):
+            return latest
+        row = Statement(contract=contract, month=month.first_day, version=version)
+        _fill(row, document, now)
+        row.save()
+        return row
+
+
+def _fill(row: Statement, document: dict, now: datetime) -> None:
+    row.document = document
+    row.sha256 = statement.document_sha256(document)
+    row.net_gbp = Decimal(document["totals"]["netGbp"])
+    row.held_lines = document["totals"]["heldLines"]
+    row.computed_at = now
+
+
+def _locked(statement_id: int) -> Statement:
+    return Statement.objects.select_for_update().select_related("contract__fsp").get(
+        pk=statement_id)
+
+
+def _require(row: Statement, *allowed: str, action: str) -> None:
+    if row.status not in allowed:
+        raise Conflict(f"statement {row.pk} is {row.status}; it cannot be {action}")
+
+
+@transaction.atomic
+def issue(*, statement_id: int, now: datetime | None = None) -> Statement:
+    """Draft -> issued; the earlier versions still open become superseded."""
+    row = _locked(statement_id)
+    _require(row, Status.DRAFT, action="issued")
+    now = now or timezone.now()
+    Statement.objects.filter(contract=row.contract, month=row.month, status__in=OPEN).exclude(
+        pk=row.pk).update(status=Status.SUPERSEDED)
+    row.status, row.issued_at = Status.ISSUED, now
+    row.save(update_fields=["status", "issued_at"])
+    return row
+
+
+@transaction.atomic
+def accept(*, statement_id: int, client_id: str, now: datetime | None = None) -> Statement:
+    row = _locked(statement_id)
+    _require(row, Status.ISSUED, action="accepted")
+    row.status, row.answered_at, row.answered_by = Status.ACCEPTED, now or timezone.now(), \
+        client_id
+    row.save(update_fields=["status", "answered_at", "answered_by"])
+    return row
+
+
+@transaction.atomic
+def dispute(*, statement_id: int, client_id: str, reason: str, lines: list[dict],
+            now: datetime | None = None) -> Dispute:
+    """Issued -> disputed, with a reason and optionally the lines in question."""
+    row = _locked(statement_id)
+    _require(row, Status.ISSUED, action="disputed")
+    if not reason.strip():
+        raise BadRequest("a dispute needs a reason")
+    numbers = {line["line"] for line in row.document["lines"]}
+    unknown = sorted(item["line"] for item in lines if item["line"] not in numbers)
+    if unknown:
+        raise BadRequest(f"the statement has no lines {', '.join(map(str, unknown))}")
+    now = now or timezone.now()
+    row.status, row.answered_at, row.answered_by = Status.DISPUTED, now, client_id
+    row.save(update_fields=["status", "answered_at", "answered_by"])
+    return Dispute.objects.create(statement=row, reason=reason, lines=lines,
+                                  raised_by=client_id, raised_at=now)
+
+
+@transaction.atomic
+def resolve(*, statement_id: int, resolution: str, now: datetime | None = None) -> Statement:
+    """The operator closes the disputes of a statement with a resolution; it may then be
+    finalised as it stands, or superseded by issuing a corrected version."""
+    row = _locked(statement_id)
+    _require(row, Status.DISPUTED, action="resolved")
+    if not resolution.strip():
+        raise BadRequest("a resolution needs a text")
+    row.disputes.filter(resolved_at__isnull=True).update(resolution=resolution,
+                                                         resolved_at=now or timezone.now())
+    return row
+
+
+@transaction.atomic
+def finalise(*, statement_id: int, now: datetime | None = None) -> Statement:
+    """Accepted (or disputed with every dispute resolved) -> final."""
+    row = _locked(statement_id)
+    _require(row, Status.ACCEPTED, Status.DISPUTED, action="finalised")
+    if row.disputes.filter(resolved_at__isnull=True).exists():
+        raise Conflict(f"statement {row.pk} has unresolved disputes")
+    row.status, row.finalised_at = Status.FINAL, now or timezone.now()
+    row.save(update_fields=["status", "finalised_at"])
+    return row
+
+
+def settle_dispatch(*, instruction: DispatchInstruction,
+                    now: datetime | None = None) -> DispatchSettlement | None:
+    """Settle one dispatch from the current inputs (kept as its latest settlement);
+    None for a dispatch that never ran."""
+    contract = instruction.contract
+    terms = inputs.terms_of(contract)
+    revisions = list(DispatchRevision.objects.filter(instruction=instruction).order_by("number"))
+    ordered = inputs.dispatch_input(instruction, revisions)
+    if ordered is None:
+        return None
+    first, after = Month.of(instruction.service_start).bounds()
+    units, days = inputs.unit_inputs(contract, terms, first, after)
+    lines, priced, _ = statement.settle_dispatch(
+        terms, ordered, units[ordered.unit], dispatched_days=days[ordered.unit])
+    held = any(line["kind"] == "held" for line in lines)
+    net = sum((line.net_gbp for line in priced), Decimal("0.00"))
+    with transaction.atomic():
+        row, _ = DispatchSettlement.objects.select_for_update().update_or_create(
+            dispatch=instruction, defaults={
+                "status": DispatchSettlement.Status.HELD if held else
+                DispatchSettlement.Status.SETTLED,
+                "lines": lines, "net_gbp": net, "sha256": statement.document_sha256(
+                    {"lines": lines}), "computed_at": now or timezone.now()})
+    return row

@@ -1,0 +1,405 @@
+"""One contract's monthly statement, computed from plain inputs (pure, no ORM).
+
+:func:`build_statement` turns the contract's terms, its dispatches, the units' meter data
+and availability declarations into the statement document: one utilisation line per
+dispatch and settlement period, one availability line per declared span inside a
+contracted window, a held line per dispatch that cannot be settled (and why), totals, and
+the inputs each number came from. The same inputs give the same document, byte for byte
+(:func:`canonical_bytes`): nothing in it depends on when or where it was computed.
+
+Sign conventions follow :mod:`settlement.calc`: power positive = import (consumption).
+Dispatch volumes arrive as the profile's magnitudes in the unit's direction and are
+converted here: a delta order moves an import unit DOWN (less import) and an export unit
+UP (less export); an absolute setpoint of S kW is +S on an import unit and -S on an
+export unit.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta
+from decimal import Decimal
+
+import rfc8785
+
+from settlement.calc import baselines, delivery, money
+from settlement.calc.periods import day_start_utc, london_day, periods_between
+
+FORMAT = "gb-settlement/1"
+_KW = Decimal("0.001")
+_RATIO = Decimal("0.0001")
+_MWH = Decimal("0.000001")
+
+BASELINE_METHODS = ("high_x_of_y", "average_of_y", "meter_before", "nominated")
+
+
+@dataclass(frozen=True)
+class BaselineSpec:
+    """A contract's baseline method and its parameters (see docs/settlement.md)."""
+
+    method: str = "high_x_of_y"
+    x: int = 3
+    y: int = 5
+    n_periods: int = 4  # meter before
+    lookback_days: int = baselines.DEFAULT_LOOKBACK_DAYS
+    gate_closure: timedelta = timedelta(hours=1)  # nominated: before the dispatch start
+
+
+def parse_baseline(text: str) -> BaselineSpec:
+    """``high-3-of-5``, ``average-5``, ``meter-before-4``, ``nominated``; empty: high 3 of 5.
+    Raises ValueError for anything else."""
+    name = (text or "high-3-of-5").strip().lower()
+    parts = name.split("-")
+    try:
+        if parts[0] == "high" and len(parts) == 4 and parts[2] == "of":
+            x, y = int(parts[1]), int(parts[3])
+            if 1 <= x <= y:
+                return BaselineSpec("high_x_of_y", x=x, y=y)
+        elif parts[0] == "average" and len(parts) == 2 and int(parts[1]) >= 1:
+            return BaselineSpec("average_of_y", y=int(parts[1]))
+        elif parts[:2] == ["meter", "before"] and len(parts) == 3 and int(parts[2]) >= 1:
+            return BaselineSpec("meter_before", n_periods=int(parts[2]))
+        elif name == "nominated":
+            return BaselineSpec("nominated")
+    except ValueError:
+        pass
+    raise ValueError(f"unknown baseline method {text!r}: use high-X-of-Y, average-Y, "
+                     "meter-before-N or nominated")
+
+
+@dataclass(frozen=True)
+class Terms:
+    operator: str
+    contract: str
+    fsp: str
+    product: str
+    currency: str
+    utilisation: money.UtilisationTerms
+    availability_price_gbp_per_mw_h: Decimal
+    availability_paid: bool
+    baseline: BaselineSpec | None  # None: the contract names a method we do not know
+    baseline_text: str
+    service_windows: tuple[tuple[datetime, datetime], ...]  # empty: any time
+    period_minutes: int = 30
+    pay_over_delivery: bool = False
+    deficiency_rule: delivery.DeficiencyRule = delivery.DeficiencyRule.SHORTFALL
+
+
+@dataclass(frozen=True)
+class Segment:
+    """One setpoint held from ``start`` until ``end`` (the next setpoint or the end)."""
+
+    start: datetime
+    end: datetime
+    setpoint_type: str  # "delta" | "absolute"
+    volume_kw: Decimal  # magnitude in the unit's direction
+
+
+@dataclass(frozen=True)
+class DispatchInput:
+    reference: str
+    revision: int  # the revision settled (the last one with setpoints)
+    unit: str
+    segments: tuple[Segment, ...]
+    document_sha256: str  # of the settled revision's signed document
+    stopped_at: datetime | None = None  # a STOP / EMERGENCY_STOP cut the order short
+
+
+@dataclass(frozen=True)
+class UnitInput:
+    reference: str
+    direction: str  # "import" | "export"
+    capacity_kw: Decimal
+    actual_kw: Mapping[datetime, Decimal | None]  # period start -> average kW (None: missing)
+    nominated_kw: Mapping[datetime, Decimal | None] = field(default_factory=dict)
+    nominated_received: Mapping[datetime, datetime] = field(default_factory=dict)  # arrival
+    declarations: tuple[tuple[datetime, datetime, Decimal], ...] = ()  # flattened spans
+    readings_sha256: str = ""  # digest of the readings behind actual_kw and nominated_kw
+    readings_count: int = 0
+
+
+def month_bounds(year: int, month: int) -> tuple[datetime, datetime]:
+    """[first instant, first instant of the next month) of a Europe/London month, UTC."""
+    after = date(year + (month == 12), month % 12 + 1, 1)
+    return day_start_utc(date(year, month, 1)), day_start_utc(after)
+
+
+def canonical_bytes(document: Mapping) -> bytes:
+    """The statement as RFC 8785 canonical JSON: what is hashed and compared."""
+    return rfc8785.dumps(document)
+
+
+def document_sha256(document: Mapping) -> str:
+    return hashlib.sha256(canonical_bytes(document)).hexdigest()
+
+
+def _q(value: Decimal, step: Decimal) -> str:
+    return format(value.quantize(step).normalize(), "f")
+
+
+def _z(value: datetime) -> str:
+    return value.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _direction(unit: UnitInput) -> delivery.Direction:
+    return delivery.Direction.DOWN if unit.direction == "import" else delivery.Direction.UP
+
+
+def _order(segment: Segment, unit: UnitInput, end: datetime) -> delivery.DispatchOrder:
+    if segment.setpoint_type == "absolute":
+        signed = segment.volume_kw if unit.direction == "import" else -segment.volume_kw
+        return delivery.DispatchOrder(segment.start, end, _direction(unit), signed,
+                                      delivery.SetpointType.ABSOLUTE)
+    return delivery.DispatchOrder(segment.start, end, _direction(unit), segment.volume_kw)
+
+
+def _baseline(terms: Terms, unit: UnitInput, start: datetime, end: datetime,
+              dispatched_days: frozenset[date],
+              holidays: frozenset[date]) -> baselines.BaselineResult | str:
+    """The baseline over [start, end), or why there is none (a string)."""
+    spec, minutes = terms.baseline, terms.period_minutes
+    if spec is None:
+        return f"the contract's baseline method {terms.baseline_text!r} is not known"
+    if spec.method == "meter_before":
+        return baselines.meter_before_baseline(unit.actual_kw, start_utc=start, end_utc=end,
+                                               n_periods=spec.n_periods, minutes=minutes)
+    if spec.method == "nominated":
+        starts = [p.start_utc for p in periods_between(start, end, minutes)]
+        arrivals = [unit.nominated_received[s] for s in starts if s in unit.nominated_received]
+        if not arrivals:
+            return "no nominated baseline was received"
+        return baselines.nominated_baseline(
+            unit.nominated_kw, received_at_utc=max(arrivals),
+            gate_closure_utc=start - spec.gate_closure, start_utc=start, end_utc=end,
+            minutes=minutes)
+    days = sorted({london_day(p.start_utc) for p in periods_between(start, end, minutes)})
+    results = []
+    for day in days:
+        if spec.method == "high_x_of_y":
+            result = baselines.high_x_of_y_baseline(
+                unit.actual_kw, target_day=day, x=spec.x, y=spec.y,
+                lookback_days=spec.lookback_days, holidays=holidays,
+                dispatched_days=dispatched_days, minutes=minutes)
+        else:
+            result = baselines.average_of_y_baseline(
+                unit.actual_kw, target_day=day, y=spec.y, lookback_days=spec.lookback_days,
+                holidays=holidays, dispatched_days=dispatched_days, minutes=minutes)
+        if not result.computed:
+            return result
+        results.append(result)
+    if len(results) == 1:
+        return results[0]
+    # A dispatch spanning midnight: one baseline per London day, joined.
+    return baselines.BaselineResult(
+        method=results[0].method, status=baselines.BaselineStatus.COMPUTED,
+        periods=tuple(p for r in results for p in r.periods),
+        days_used=tuple(d for r in results for d in r.days_used),
+        days_excluded=tuple(d for r in results for d in r.days_excluded),
+        parameters=results[0].parameters)
+
+
+def _baseline_record(reference: str, result: baselines.BaselineResult) -> dict:
+    return {"dispatchRef": reference, "method": result.method, "status": str(result.status),
+            "parameters": {k: (_z(v) if isinstance(v, datetime) else v)
+                           for k, v in sorted(result.parameters.items())},
+            "daysUsed": [d.isoformat() for d in result.days_used],
+            "daysExcluded": [{"day": d.day.isoformat(), "reason": str(d.reason)}
+                             for d in result.days_excluded],
+            "reason": result.reason}
+
+
+def _held(reference: str, unit: str, reason: str, missing: Iterable[datetime] = ()) -> dict:
+    return {"kind": "held", "dispatchRef": reference, "unit": unit, "reason": reason,
+            "missingPeriods": [_z(m) for m in missing]}
+
+
+def _utilisation_line(reference: str, revision: int, unit: str, line: money.UtilisationLine,
+                      sources: Sequence[datetime]) -> dict:
+    d = line.delivery
+    return {
+        "kind": "utilisation", "dispatchRef": reference, "revision": revision, "unit": unit,
+        "periodStart": _z(d.start_utc), "periodEnd": _z(d.end_utc),
+        "day": d.day.isoformat(), "period": d.number,
+        "setpointType": str(d.setpoint_type), "direction": str(d.direction),
+        "instructedKw": _q(d.instructed_kw, _KW), "overlapFraction": _q(d.overlap_fraction,
+                                                                        _RATIO),
+        "baselineKw": _q(d.baseline_kw, _KW), "actualKw": _q(d.actual_kw, _KW),
+        "orderedKw": _q(d.ordered_kw, _KW), "deliveredKw": _q(d.delivered_kw, _KW),
+        "overDeliveryKw": _q(d.over_delivery_kw, _KW), "deficiencyKw": _q(d.deficiency_kw, _KW),
+        "performance": _q(d.performance, _RATIO),
+        "deliveredMwh": _q(d.delivered_kwh / 1000, _MWH),
+        "priceGbp": str(line.price_gbp), "priceBasis": str(line.price_basis),
+        "paymentGbp": str(line.gross_payment_gbp),
+        "performanceReductionGbp": str(line.performance_reduction_gbp),
+        "penaltyGbp": str(line.deficiency_penalty_gbp), "netGbp": str(line.net_gbp),
+        "baselineSources": [_z(s) for s in sources],
+    }
+
+
+def _availability_line(unit: str, line: money.AvailabilityLine) -> dict:
+    return {"kind": "availability", "unit": unit, "periodStart": _z(line.start_utc),
+            "periodEnd": _z(line.end_utc), "declaredKw": _q(line.declared_kw, _KW),
+            "hours": _q(line.hours, _RATIO), "priceGbp": str(line.price_gbp_per_mw_h),
+            "paymentGbp": str(line.payment_gbp), "netGbp": str(line.payment_gbp)}
+
+
+def settle_dispatch(terms: Terms, dispatch: DispatchInput, unit: UnitInput, *,
+                    dispatched_days: frozenset[date], holidays: frozenset[date] = frozenset()
+                    ) -> tuple[list[dict], list[money.UtilisationLine], list[dict]]:
+    """(lines, priced utilisation lines, baseline records) of one dispatch: utilisation
+    lines per settlement period, or one held line saying why it cannot be settled yet."""
+    lines: list[dict] = []
+    priced: list[money.UtilisationLine] = []
+    records: list[dict] = []
+    for segment in dispatch.segments:
+        end = min(segment.end, dispatch.stopped_at) if dispatch.stopped_at else segment.end
+        if end <= segment.start:
+            continue
+        base = _baseline(terms, unit, segment.start, end, dispatched_days, holidays)
+        if isinstance(base, str):
+            return [_held(dispatch.reference, unit.reference, base)], [], records
+        records.append(_baseline_record(dispatch.reference, base))
+        if not base.computed:
+            return ([_held(dispatch.reference, unit.reference, base.reason,
+                           base.missing_periods_utc)], [], records)
+        result = delivery.delivered_flexibility(
+            _order(segment, unit, end), baseline_kw=base.values_kw(), actual_kw=unit.actual_kw,
+            minutes=terms.period_minutes, pay_over_delivery=terms.pay_over_delivery,
+            deficiency_rule=terms.deficiency_rule)
+        if result.status is not delivery.DeliveryStatus.ASSESSED:
+            return ([_held(dispatch.reference, unit.reference, result.reason,
+                           result.missing_periods_utc)], [], records)
+        sources = {p.start_utc: p.source_starts_utc for p in base.periods}
+        for line in money.settle_dispatch(result, terms.utilisation):
+            priced.append(line)
+            lines.append(_utilisation_line(dispatch.reference, dispatch.revision,
+                                           unit.reference, line,
+                                           sources.get(line.delivery.start_utc, ())))
+    return lines, priced, records
+
+
+def build_statement(*, terms: Terms, year: int, month: int, version: int,
+                    units: Mapping[str, UnitInput], dispatches: Sequence[DispatchInput],
+                    dispatched_days: Mapping[str, frozenset[date]],
+                    holidays: frozenset[date] = frozenset()) -> dict:
+    """The statement document of one contract for one month (see the module docstring)."""
+    lines: list[dict] = []
+    priced: list[money.UtilisationLine] = []
+    records: list[dict] = []
+    for dispatch in sorted(dispatches, key=lambda d: (d.segments[0].start if d.segments
+                                                      else datetime.max, d.reference)):
+        unit = units[dispatch.unit]
+        got, got_priced, got_records = settle_dispatch(
+            terms, dispatch, unit, dispatched_days=dispatched_days.get(unit.reference,
+                                                                       frozenset()),
+            holidays=holidays)
+        lines += got
+        priced += got_priced
+        records += got_records
+    availability: list[money.AvailabilityLine] = []
+    if terms.availability_paid and terms.availability_price_gbp_per_mw_h > 0:
+        first, after = month_bounds(year, month)
+        windows = [(max(s, first), min(e, after)) for s, e in
+                   (terms.service_windows or ((first, after),))]
+        windows = [(s, e) for s, e in windows if s < e]
+        for reference in sorted(units):
+            unit = units[reference]
+            spans = [money.AvailabilityDeclaration(s, e, min(kw, unit.capacity_kw))
+                     for s, e, kw in unit.declarations]
+            for line in money.availability_lines(
+                    spans, windows, price_gbp_per_mw_h=terms.availability_price_gbp_per_mw_h):
+                availability.append(line)
+                lines.append(_availability_line(reference, line))
+    for number, line in enumerate(lines, start=1):
+        line["line"] = number
+    totals = money.settlement_totals(priced, availability)
+    held = sum(1 for line in lines if line["kind"] == "held")
+    return {
+        "format": FORMAT, "operator": terms.operator, "contract": terms.contract,
+        "fsp": terms.fsp, "product": terms.product, "month": f"{year:04d}-{month:02d}",
+        "version": version, "currency": terms.currency, "periodMinutes": terms.period_minutes,
+        "terms": {
+            "utilisationPrice": str(terms.utilisation.price_gbp),
+            "utilisationPriceBasis": str(terms.utilisation.price_basis),
+            "availabilityPriceGbpPerMwH": str(terms.availability_price_gbp_per_mw_h),
+            "penaltyRateGbp": str(terms.utilisation.penalty_rate_gbp),
+            "penaltyBasis": str(terms.utilisation.penalty_basis),
+            "performanceScaling": None if terms.utilisation.scaling is None else {
+                "scaleBelow": str(terms.utilisation.scaling.scale_below),
+                "nothingBelow": str(terms.utilisation.scaling.nothing_below)},
+            "payOverDelivery": terms.pay_over_delivery,
+            "deficiencyRule": str(terms.deficiency_rule), "baselineMethod": terms.baseline_text,
+            "serviceWindows": [[_z(s), _z(e)] for s, e in terms.service_windows]},
+        "lines": lines,
+        "baselines": records,
+        "inputs": {
+            "dispatches": [{"dispatchRef": d.reference, "revision": d.revision, "unit": d.unit,
+                            "documentSha256": d.document_sha256,
+                            "stoppedAt": _z(d.stopped_at) if d.stopped_at else None}
+                           for d in sorted(dispatches, key=lambda d: d.reference)],
+            "readings": [{"unit": u.reference, "count": u.readings_count,
+                          "sha256": u.readings_sha256} for _, u in sorted(units.items())],
+        },
+        "totals": {
+            "availabilityGbp": str(totals.availability_gbp),
+            "utilisationGbp": str(totals.gross_utilisation_gbp),
+            "performanceReductionGbp": str(totals.performance_reduction_gbp),
+            "penaltiesGbp": str(totals.deficiency_penalty_gbp),
+            "netGbp": str(totals.net_gbp), "heldLines": held,
+            "deliveredMwh": _q(sum((p.delivery.delivered_kwh for p in priced), Decimal(0))
+                               / 1000, _MWH)},
+    }
+
+
+def readings_digest(rows: Iterable[tuple]) -> str:
+    """A digest of the readings a statement used: (unit, type, start, version, value)."""
+    digest = hashlib.sha256()
+    for row in rows:
+        digest.update(json.dumps([str(v) for v in row]).encode())
+        digest.update(b"\n")
+    return digest.hexdigest()
+
+
+def period_average_kw(rows: Iterable[tuple[datetime, datetime, str, Decimal | None]],
+                      minutes: int) -> dict[datetime, Decimal | None]:
+    """Average kW per settlement period from readings ``(start, end, type, value)``: USAGE
+    in kWh over its interval, DEMAND in kW. A period gets a value only when readings of
+    one type cover it completely and none is missing; otherwise None (missing, never
+    zero). USAGE is preferred where both cover a period."""
+    length = timedelta(minutes=minutes)
+    hours = Decimal(minutes) / 60
+    energy: dict[tuple[str, datetime], list] = {}
+    for start, end, kind, value in rows:
+        offset = (start - _EPOCH) % length
+        period = start - offset
+        if end - start == length and not offset:  # the usual case: one reading, one period
+            if value is None:
+                energy[(kind, period)] = [None, length]
+            else:
+                kwh = value if kind == "USAGE" else value * hours
+                energy[(kind, period)] = [kwh, length]
+            continue
+        if period + length < end:  # spans periods: not a settlement-grade reading
+            continue
+        entry = energy.setdefault((kind, period), [Decimal(0), timedelta(0)])
+        if value is None or entry[0] is None:
+            entry[0] = None
+        else:
+            span_hours = Decimal((end - start).total_seconds()) / 3600
+            entry[0] += value if kind == "USAGE" else value * span_hours
+        entry[1] += end - start
+    result: dict[datetime, Decimal | None] = {}
+    for kind in ("DEMAND", "USAGE"):  # USAGE written last: it wins
+        for (got, period), (kwh, covered) in energy.items():
+            if got != kind:
+                continue
+            complete = kwh is not None and covered == length
+            if complete or period not in result:
+                result[period] = kwh / hours if complete else None
+    return result
+
+
+_EPOCH = datetime(2000, 1, 1, tzinfo=UTC)

@@ -1,0 +1,91 @@
+"""Celery tasks of settlement (scheduled with django-celery-beat; editable in the admin).
+Each is idempotent: running it twice, or on two workers at once, gives the same rows."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from celery import shared_task
+from django.utils import timezone
+
+from dispatch.models import Contract, DispatchInstruction, MeterReading
+from settlement import inputs, services
+from settlement.models import DispatchSettlement, Statement
+
+SETTLE_DUE_DISPATCHES = "settlement.tasks.settle_due_dispatches"
+SETTLE_DISPATCH = "settlement.tasks.settle_dispatch"
+RECOMPUTE_DRAFTS = "settlement.tasks.recompute_drafts"
+ISSUE_MONTHLY_STATEMENTS = "settlement.tasks.issue_monthly_statements"
+
+
+@shared_task(name=SETTLE_DISPATCH)
+def settle_dispatch(dispatch_id: int) -> dict | None:
+    instruction = DispatchInstruction.objects.select_related("contract", "unit").filter(
+        pk=dispatch_id).first()
+    return None if instruction is None else _settle(instruction)
+
+
+def _settle(instruction: DispatchInstruction) -> dict | None:
+    row = services.settle_dispatch(instruction=instruction)
+    return None if row is None else {"dispatch": instruction.reference, "status": row.status,
+                                     "netGbp": str(row.net_gbp)}
+
+
+def due_dispatches(now: datetime) -> list[DispatchInstruction]:
+    """Dispatches whose meter-data window has closed and that are not settled, are held,
+    or have meter readings newer than their settlement."""
+    due = []
+    candidates = DispatchInstruction.objects.select_related("contract", "unit").filter(
+        service_end__lte=now).exclude(settlement__status=DispatchSettlement.Status.SETTLED,
+                                      settlement__computed_at__gte=now - timedelta(days=35))
+    for instruction in candidates:
+        if instruction.service_end + inputs.meter_window(instruction.contract) > now:
+            continue
+        settled = getattr(instruction, "settlement", None)
+        if settled is not None and settled.status == DispatchSettlement.Status.SETTLED and \
+                not MeterReading.objects.filter(unit=instruction.unit,
+                                                received_at__gt=settled.computed_at).exists():
+            continue
+        due.append(instruction)
+    return due
+
+
+@shared_task(name=SETTLE_DUE_DISPATCHES)
+def settle_due_dispatches() -> list[dict]:
+    """Settle every dispatch whose meter-data window has closed (and re-settle held ones
+    when data has arrived since)."""
+    now = timezone.now()
+    return [result for instruction in due_dispatches(now)
+            if (result := _settle(instruction)) is not None]
+
+
+@shared_task(name=RECOMPUTE_DRAFTS)
+def recompute_drafts() -> list[dict]:
+    """Nightly: recompute every statement not yet final, so late or corrected meter data
+    refreshes drafts and yields new versions of issued statements."""
+    open_rows = Statement.objects.exclude(status__in=[Statement.Status.FINAL,
+                                                      Statement.Status.SUPERSEDED])
+    pairs = sorted(set(open_rows.values_list("contract_id", "month")))
+    results = []
+    for contract_id, month in pairs:
+        contract = Contract.objects.get(pk=contract_id)
+        row = services.settle_month(contract=contract,
+                                    month=services.Month(month.year, month.month))
+        results.append({"statement": row.pk, "version": row.version, "status": row.status})
+    return results
+
+
+@shared_task(name=ISSUE_MONTHLY_STATEMENTS)
+def issue_monthly_statements(month: str | None = None) -> list[dict]:
+    """Monthly: compute every contract's statement for the month (default: the previous
+    Europe/London month) and issue the drafts."""
+    target = services.Month.parse(month) if month else services.Month.of(
+        timezone.now()).previous()
+    results = []
+    for contract in Contract.objects.order_by("pk"):
+        row = services.settle_month(contract=contract, month=target)
+        if row.status == Statement.Status.DRAFT:
+            row = services.issue(statement_id=row.pk)
+        results.append({"statement": row.pk, "contract": contract.identifier,
+                        "version": row.version, "status": row.status})
+    return results
