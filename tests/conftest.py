@@ -5,4 +5,5 @@ pytest_plugins = [
     "tests.fixtures.server",
     "tests.fixtures.security",
     "tests.fixtures.dispatch",
+    "tests.fixtures.worker",
 ]
