@@ -285,3 +285,57 @@ def test_the_settle_command_prints_the_statements(settled):
     call_command("settle", "--month", "2026-09", "--contract", "C-DYN", stdout=out)
     (printed,) = json.loads(out.getvalue())
     assert printed["document"]["totals"]["netGbp"] == "26.50" and printed["status"] == "draft"
+
+
+# --- units, setpoints and days ----------------------------------------------------------------
+
+def test_an_export_unit_turned_to_zero_is_measured_against_its_absolute_setpoint(gb, issue):
+    from dispatch import services as dispatch_services
+
+    contract = Contract.objects.get(identifier="C-MW")  # MW_DISPATCH, bat1 exports 500 kW
+    Contract.objects.filter(pk=contract.pk).update(baseline_method="meter-before-2",
+                                                   utilisation_price=Decimal(100))
+    issue("acme/bat1", reference="MW-1", product=dispatch_services.find_product("MW_DISPATCH"),
+          service_start=T0, service_end=T0 + timedelta(hours=1),
+          timings=[timing(T0, 0, "absolute")], now=T0 - timedelta(minutes=5))
+    readings("bat1", T0 - timedelta(hours=1), [-200, -200, -50, 0])  # exporting 400 kW
+    row = services.settle_month(contract=Contract.objects.get(pk=contract.pk), month=MONTH)
+    first, second = utilisation(row.document)
+    # export is negative: moving from -400 kW toward the 0 kW setpoint is "up"
+    assert (first["direction"], first["baselineKw"], first["orderedKw"], first["actualKw"],
+            first["deliveredKw"], first["deficiencyKw"]) == ("up", "-400", "400", "-100", "300",
+                                                             "100")
+    assert (second["deliveredKw"], second["deficiencyKw"]) == ("400", "0")
+    assert row.document["totals"]["netGbp"] == "35.00"  # 0.15 + 0.20 MWh x 100 GBP
+
+
+def test_a_dispatch_over_midnight_takes_each_days_baseline_from_its_own_history(gb, issue):
+    contract = Contract.objects.get(identifier="C-DYN")
+    Contract.objects.filter(pk=contract.pk).update(baseline_method="high-3-of-5")
+    start = datetime(2026, 9, 16, 22, 30, tzinfo=UTC)  # 23:30 in London, until 00:30
+    issue("acme/hp1", reference="NIGHT-1", service_start=start,
+          service_end=start + timedelta(hours=1), timings=[timing(start, 50)],
+          now=start - timedelta(hours=1))
+    unit = DispatchUnit.objects.get(reference="hp1")
+    intake = ReportIntake.objects.create(site=unit.site, kind="metering", report_id="h",
+                                         client_id="h", received_at=T0 + timedelta(days=2))
+    history = datetime(2026, 9, 7, 23, 0, tzinfo=UTC)  # 8 September, 00:00 London
+    rows = []
+    for step in range(10 * 48):  # 8-17 September, every half hour
+        begin = history + timedelta(minutes=30 * step)
+        kwh = Decimal(60) if begin.day in (9, 10) else Decimal(100)  # two low days
+        if start <= begin < start + timedelta(hours=1):
+            kwh = Decimal(75)  # 150 kW while dispatched
+        rows.append(MeterReading(unit=unit, reading_type="USAGE", start=begin,
+                                 end=begin + timedelta(minutes=30), value=kwh,
+                                 received_at=intake.received_at, intake=intake))
+    MeterReading.objects.bulk_create(rows)
+    row = services.settle_month(contract=Contract.objects.get(pk=contract.pk), month=MONTH)
+    first, second = utilisation(row.document)
+    assert (first["day"], first["period"], second["day"], second["period"]) == (
+        "2026-09-16", 48, "2026-09-17", 1)
+    # the three highest of the last five working days are the 200 kW ones
+    assert (first["baselineKw"], first["deliveredKw"], second["deliveredKw"]) == (
+        "200", "50", "50")
+    used = {record["dispatchRef"]: record for record in row.document["baselines"]}
+    assert used["NIGHT-1"]["daysUsed"][:2] == ["2026-09-15", "2026-09-14"]
