@@ -49,16 +49,21 @@ def find_unit(reference: str, *, fsp: str | None = None,
 
 def find_dispatch(reference: str, *, operator: str | None = None) -> DispatchInstruction:
     """A dispatch by its NO dispatch reference (``operator`` narrows an ambiguous one)."""
-    dispatches = DispatchInstruction.objects.select_related(
-        "operator", "contract__product", "unit__fsp", "unit__site").filter(reference=reference)
+    return _one_per_operator(DispatchInstruction.objects.select_related(
+        "operator", "contract__product", "unit__fsp", "unit__site").filter(reference=reference),
+        f"dispatch {reference!r}", operator)
+
+
+def _one_per_operator(rows: QuerySet, what: str, operator: str | None):
+    """The one row of ``rows`` (narrowed to ``operator``): 404 when none, 400 when the
+    identifier is used by several operators and none was named."""
     if operator:
-        dispatches = dispatches.filter(operator__code=operator.upper())
-    found = list(dispatches[:2])
+        rows = rows.filter(operator__code=operator.upper())
+    found = list(rows[:2])
     if not found:
-        raise NotFound(f"no dispatch {reference!r}" + (f" of {operator}" if operator else ""))
+        raise NotFound(f"no {what}" + (f" of {operator}" if operator else ""))
     if len(found) > 1:
-        raise BadRequest(f"dispatch reference {reference!r} is used by several operators; "
-                         "name the operator")
+        raise BadRequest(f"{what} is used by several operators; name the operator")
     return found[0]
 
 
@@ -282,17 +287,8 @@ def intake_as_dict(row: ReportIntake) -> dict:
 
 
 def find_contract(identifier: str, *, operator: str | None = None) -> Contract:
-    contracts = Contract.objects.select_related("operator", "fsp", "product").filter(
-        identifier=identifier)
-    if operator:
-        contracts = contracts.filter(operator__code=operator.upper())
-    found = list(contracts[:2])
-    if not found:
-        raise NotFound(f"no contract {identifier!r}" + (f" of {operator}" if operator else ""))
-    if len(found) > 1:
-        raise BadRequest(f"contract {identifier!r} is used by several operators; "
-                         "name the operator")
-    return found[0]
+    return _one_per_operator(Contract.objects.select_related("operator", "fsp", "product").filter(
+        identifier=identifier), f"contract {identifier!r}", operator)
 
 
 def contracted_windows(contract: Contract, start: datetime,
