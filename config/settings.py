@@ -140,6 +140,9 @@ VTN_TLS_CLIENT_CA = os.environ.get("VTN_TLS_CLIENT_CA", "")
 VTN_PAGE_DEFAULT = int(os.environ.get("VTN_PAGE_DEFAULT", "50"))
 VTN_PAGE_MAX = 50  # both documents cap `limit` at 50
 VTN_MQTT_BROKER_URL = os.environ.get("VTN_MQTT_BROKER_URL", "")
+# How long a client's Idempotency-Key is remembered (vtn/idempotency.py); the beat task
+# `vtn.tasks.purge_idempotency_keys` deletes older records.
+IDEMPOTENCY_KEY_RETENTION_HOURS = float(os.environ.get("IDEMPOTENCY_KEY_RETENTION_HOURS", "72"))
 
 # --- Transport security (docs/security.md) ----------------------------------------------------
 

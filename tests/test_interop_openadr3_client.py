@@ -13,6 +13,11 @@ subscribe, and BL can read the report back. Object privacy holds through the lib
 a second VEN sees neither the targeted program and event nor the first VEN's objects.
 Plain HTTPS requests then cross-check what the library reported.
 
+And for the GB dispatch profile: after the operator issues dispatches through the
+dispatch API, an FSP's VEN that is the library (knowing nothing of the profile) reads
+the program and the events with its own models, setpoints, timing, instruction and
+units included, in both versions; another FSP's VEN, also the library, sees neither.
+
 Python 3.12 is required: without it the tests fail (they do not skip), since CI installs
 it. Set INTEROP_PYTHON to use a specific interpreter.
 """
@@ -26,6 +31,7 @@ import os
 import secrets
 import shutil
 import subprocess
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -199,3 +205,134 @@ def test_openadr3_client_flow(interop_python, vtn_server, version):
                      f"subscriptions/{result['subscription_id']}"):
             response = ven2_http.get(vtn_server.url(version, path))
             assert response.status_code == 404, (path, response.status_code, response.text)
+
+
+# --- a GB dispatch read through the library ------------------------------------------------------
+
+def _z(value: datetime) -> str:
+    return value.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+@pytest.fixture(scope="module")
+def gb_dispatches(vtn_server) -> dict:
+    """Two FSPs onboarded at NGED-WM; the operator issues, through the dispatch API, a
+    DYNAMIC dispatch (delta setpoints 250 then 100 kW) of the first FSP's bat1 and an
+    MW_DISPATCH (absolute 1500 kW) of its wt1. The second FSP owns only pv1."""
+    fsp, other = vtn_server.unique("oadr-fsp"), vtn_server.unique("oadr-other")
+    mine = json.loads(vtn_server.manage(
+        "fsp", "onboard", "--operator", "NGED-WM", "--fsp", fsp, "--unit", "bat1:500:export",
+        "--unit", "wt1:2000:export").stdout)
+    theirs = json.loads(vtn_server.manage(
+        "fsp", "onboard", "--operator", "NGED-WM", "--fsp", other,
+        "--unit", "pv1:900:export").stdout)
+    for contract, product, unit in (("dyn", "DYNAMIC", "bat1"), ("mw", "MW_DISPATCH", "wt1")):
+        vtn_server.manage("fsp", "contract", "--operator", "NGED-WM", "--fsp", fsp,
+                          "--id", f"{fsp}-{contract}", "--product", product, "--unit", unit)
+    start = datetime.now(UTC).replace(minute=0, second=0, microsecond=0) + timedelta(hours=2)
+    issued = {}
+    with vtn_server.session(vtn_server.token(
+            vtn_server.create_client("bl", "oadr-dno"))) as operator:
+        for name, body in (
+                ("relative", {"unit": f"{fsp}/bat1", "product": "DYNAMIC",
+                              "reference": f"{fsp}-dyn-1", "serviceStart": _z(start),
+                              "serviceEnd": _z(start + timedelta(hours=2)),
+                              "serviceTimings": [
+                                  {"setpointTime": _z(start), "volume": 250},
+                                  {"setpointTime": _z(start + timedelta(hours=1)),
+                                   "volume": 100}]}),
+                ("absolute", {"unit": f"{fsp}/wt1", "product": "MW_DISPATCH",
+                              "reference": f"{fsp}-mw-1", "serviceStart": _z(start),
+                              "serviceEnd": _z(start + timedelta(minutes=30)),
+                              "serviceTimings": [{"setpointTime": _z(start), "volume": 1500,
+                                                  "setpointType": "absolute"}]})):
+            response = operator.post(f"{vtn_server.base_url}/dispatch/api/v1/dispatches",
+                                     json=body, timeout=30)
+            assert response.status_code == 201, response.text
+            issued[name] = response.json()
+        # What the VTN published, read as the operator over plain HTTPS.
+        events = {}
+        for name, dispatch in issued.items():
+            event = operator.get(vtn_server.url("3.1.0", f"events/{dispatch['eventID']}"),
+                                 timeout=30)
+            assert event.status_code == 200, event.text
+            events[name] = event.json()
+    return {"fsp": fsp, "mine": mine, "theirs": theirs, "start": start,
+            "dispatches": issued, "events": events}
+
+
+@pytest.mark.parametrize("version", VERSIONS.values(), ids=VERSIONS.keys())
+def test_openadr3_client_reads_a_gb_dispatch(interop_python, vtn_server, gb_dispatches,
+                                             version):
+    """The FSP's VEN is openadr3-client, knowing nothing of the profile: with its own
+    auth and models it reads the program and both dispatch events (setpoints, timing,
+    instruction, units); the other FSP's VEN, also the library, sees neither event."""
+    mine, theirs = gb_dispatches["mine"], gb_dispatches["theirs"]
+    relative = gb_dispatches["dispatches"]["relative"]
+    params = {
+        "FLOW": "dispatch",
+        "OADR_VERSION": version,
+        "VTN_BASE": vtn_server.url(version).rstrip("/"),
+        "TOKEN_URL": "" if version == "3.1.0" else vtn_server.url(version, "auth/token"),
+        "CA_BUNDLE": vtn_server.ca_bundle,
+        "VEN_ID": mine["client_id"], "VEN_SECRET": mine["client_secret"],
+        "VEN2_ID": theirs["client_id"], "VEN2_SECRET": theirs["client_secret"],
+        "EVENT_ID": relative["eventID"],
+    }
+    result = _run_flow(interop_python, vtn_server, version, params)
+    assert (result["version"], result["flow"]) == (version, "dispatch")
+
+    fsp, start = gb_dispatches["fsp"], gb_dispatches["start"]
+    published = gb_dispatches["events"]
+    events = {event["id"]: event for event in result["ven_events"]}
+    relative_event = events[relative["eventID"]]
+    absolute_event = events[gb_dispatches["dispatches"]["absolute"]["eventID"]]
+    assert result["ven_event_read"] == relative_event
+    assert relative_event["class"] == "ExistingEvent"
+
+    # The programs: the operator's product programs, as the library parsed them.
+    programs = {p["id"]: p["program_name"] for p in result["ven_programs"]}
+    assert programs[relative_event["program_id"]] == "GB-NGED-WM-DYNAMIC"
+    assert programs[absolute_event["program_id"]] == "GB-NGED-WM-MW_DISPATCH"
+    assert relative_event["program_id"] == published["relative"]["programID"]
+
+    # Names, targets and the whole service period.
+    assert relative_event["event_name"] == f"NGED-WM/{fsp}-dyn-1"
+    label = f"unit:NGED-WM:{fsp}:bat1"
+    assert relative_event["targets"] == (
+        [label] if version == "3.1.0" else [{"type": "TARGET", "values": [label]}])
+    assert relative_event["interval_period"] == {
+        "start": start.isoformat(), "duration_seconds": 7200.0}
+
+    # Each interval: its own start and duration, the setpoint in kW, the instruction.
+    def payloads(interval: dict) -> dict:
+        assert {p["type_class"] for p in interval["payloads"]} == {"EventPayloadType"}
+        return {p["type"]: p["values"] for p in interval["payloads"]}
+
+    assert [(i["id"], i["interval_period"]) for i in relative_event["intervals"]] == [
+        (0, {"start": start.isoformat(), "duration_seconds": 3600.0}),
+        (1, {"start": (start + timedelta(hours=1)).isoformat(), "duration_seconds": 3600.0})]
+    first, second = (payloads(i) for i in relative_event["intervals"])
+    assert first["DISPATCH_SETPOINT_RELATIVE"] == [250]
+    assert second["DISPATCH_SETPOINT_RELATIVE"] == [100]
+    assert first["DISPATCH_INSTRUCTION"] == second["DISPATCH_INSTRUCTION"] == ["RUN"]
+    assert "DISPATCH_SETPOINT" not in first
+    assert {"payload_type": "DISPATCH_SETPOINT_RELATIVE", "units": "KW", "currency": None,
+            "class": "EventPayloadDescriptor"} in relative_event["payload_descriptors"]
+
+    (only,) = absolute_event["intervals"]
+    assert only["interval_period"] == {"start": start.isoformat(), "duration_seconds": 1800.0}
+    absolute = payloads(only)
+    assert absolute["DISPATCH_SETPOINT"] == [1500]
+    assert absolute["DISPATCH_INSTRUCTION"] == ["RUN"]
+    assert [(d["payload_type"], d["units"]) for d in absolute_event["payload_descriptors"]
+            if d["payload_type"].startswith("DISPATCH")] == [("DISPATCH_SETPOINT", "KW")]
+
+    # The library read exactly what the VTN published (the payloads, in order).
+    assert [[p["type"] for p in i["payloads"]] for i in relative_event["intervals"]] == [
+        [p["type"] for p in i["payloads"]] for i in published["relative"]["intervals"]]
+
+    # The other FSP's VEN sees the (untargeted) programs but neither dispatch event.
+    assert relative_event["program_id"] in result["ven2_programs"]
+    assert relative["eventID"] not in result["ven2_events"]
+    assert absolute_event["id"] not in result["ven2_events"]
+    assert result["ven2_get_event_status"] == 404

@@ -339,3 +339,28 @@ def test_a_dispatch_over_midnight_takes_each_days_baseline_from_its_own_history(
         "200", "50", "50")
     used = {record["dispatchRef"]: record for record in row.document["baselines"]}
     assert used["NIGHT-1"]["daysUsed"][:2] == ["2026-09-15", "2026-09-14"]
+
+
+def test_a_run_that_dies_midway_leaves_whole_statements_and_a_rerun_completes_it(
+        settled, monkeypatch):
+    real = services.settle_month
+    calls = []
+
+    def dies_on_the_second_contract(**kwargs):
+        calls.append(kwargs["contract"].identifier)
+        if len(calls) == 2:
+            raise RuntimeError("worker killed")
+        return real(**kwargs)
+
+    monkeypatch.setattr(services, "settle_month", dies_on_the_second_contract)
+    with pytest.raises(RuntimeError):
+        tasks.issue_monthly_statements.apply(args=["2026-09"]).get()
+    first = Statement.objects.get()  # the first contract's statement, whole and issued
+    assert first.contract.identifier == calls[0] and first.status == "issued"
+    monkeypatch.setattr(services, "settle_month", real)
+    results = tasks.issue_monthly_statements.apply(args=["2026-09"]).get()
+    assert {r["contract"] for r in results} == set(
+        Contract.objects.values_list("identifier", flat=True))
+    first.refresh_from_db()
+    assert first.version == 1 and first.status == "issued"  # not recomputed into a new one
+    assert Statement.objects.filter(contract=first.contract).count() == 1

@@ -6,6 +6,7 @@ from vtn.models import (
     Client,
     ClientCertificate,
     Event,
+    IdempotencyKey,
     IssuedCertificate,
     Program,
     Report,
@@ -67,6 +68,16 @@ class ResourceAdmin(ReadMostlyAdmin):
 class TargetLabelAdmin(ReadMostlyAdmin):
     list_display = ("kind", "object_id", "label")
     list_filter = ("kind",)
+
+
+@admin.register(IdempotencyKey)
+class IdempotencyKeyAdmin(ReadMostlyAdmin):
+    """What each client's Idempotency-Key created; purged after the retention period."""
+
+    list_display = ("client_id", "key", "object_type", "object_id", "status_code", "created")
+    list_filter = ("object_type",)
+    search_fields = ("client_id", "key", "object_id")
+    date_hierarchy = "created"
 
 
 @admin.register(Client)

@@ -199,6 +199,36 @@ class Generation(models.Model):
         return f"{self.name}={self.value}"
 
 
+
+class IdempotencyKey(models.Model):
+    """A client's ``Idempotency-Key`` and what the first request with it created.
+
+    Written in the transaction that created the object, so the two exist together or not
+    at all; a retry with the same key and fingerprint replays the object instead of
+    creating another (see ``vtn.idempotency``).
+    """
+
+    client_id = models.CharField(max_length=128)
+    key = models.CharField(max_length=255)
+    # The fingerprint of the first request: method, path and SHA-256 of its canonical body.
+    method = models.CharField(max_length=8)
+    path = models.TextField()
+    body_sha256 = models.CharField(max_length=64)
+    status_code = models.PositiveSmallIntegerField()
+    object_type = models.CharField(max_length=32)
+    object_id = models.CharField(max_length=128, blank=True)
+    created = models.DateTimeField(default=timezone.now, db_index=True)
+
+    class Meta:
+        ordering = ["created", "id"]
+        constraints = [
+            models.UniqueConstraint(fields=["client_id", "key"],
+                                    name="unique_idempotency_key_per_client")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.client_id} {self.key!r} -> {self.object_type} {self.object_id}"
+
 # --- transport security ------------------------------------------------------------------------
 
 

@@ -26,8 +26,9 @@ from dispatch.api.serializers import (
     StopSerializer,
     timings_from,
 )
-from dispatch.models import CommsState
+from dispatch.models import CommsState, SiteSigningKey
 from dispatch.rules import STATUSES
+from vtn import idempotency
 from vtn.api.problems import BadRequest, Forbidden
 from vtn.auth.permissions import HasOperationScope
 from vtn.auth.scopes import READ_ALL, READ_VEN_OBJECTS, WRITE_EVENTS, WRITE_REPORTS
@@ -238,15 +239,21 @@ class SiteKeys(VenView):
                            "with", request=SiteKeyRequestSerializer,
                    responses={201: SiteKeySerializer})
     def post(self, request: Request) -> Response:
-        serializer = SiteKeyRequestSerializer(data=request.data)
-        serializer.is_valid(raise_exception=True)
-        data = serializer.validated_data
-        site = services.site_of_client(request.user.client_id)
-        if data.get("fsp", site.fsp.identifier) != site.fsp.identifier or \
-                data.get("site", site.name) != site.name:
-            raise Forbidden("a VEN registers keys for its own site only")
-        key = services.register_site_key(site=site, jwk=data["jwk"])
-        return Response(selectors.site_key_as_dict(key), status=status.HTTP_201_CREATED)
+        def create() -> SiteSigningKey:
+            serializer = SiteKeyRequestSerializer(data=request.data)
+            serializer.is_valid(raise_exception=True)
+            data = serializer.validated_data
+            site = services.site_of_client(request.user.client_id)
+            if data.get("fsp", site.fsp.identifier) != site.fsp.identifier or \
+                    data.get("site", site.name) != site.name:
+                raise Forbidden("a VEN registers keys for its own site only")
+            return services.register_site_key(site=site, jwk=data["jwk"])
+
+        own = SiteSigningKey.objects.select_related("site__fsp__operator").filter(
+            site__ven__client_id=request.user.client_id)
+        return idempotency.create_once(request, object_type="SITE_KEY", create=create,
+                                       find=lambda pk: own.filter(pk=pk).first(),
+                                       render=selectors.site_key_as_dict)
 
 
 class SiteKeyRevoke(VenView):

@@ -13,8 +13,16 @@ come from the environment:
     VEN2_ID, VEN2_SECRET          a second, unrelated VEN client
     VEN_NAME, VEN2_NAME           the ven names the two VENs register
     TARGET                        the target label BL puts on the program and the event
+    FLOW            "generic" (default) or "dispatch"
 
-Flow: BL creates a program and an event, both targeted at TARGET. The VEN registers
+The "dispatch" flow (FLOW=dispatch) reads a GB dispatch the operator issued: VEN is
+the VEN client of the FSP that owns the dispatch unit (already onboarded, with its ven),
+VEN2 that of another FSP, EVENT_ID the dispatch's event (BL_*, VEN_NAME, VEN2_NAME and
+TARGET are not used). Knowing nothing of the profile, each lists programs and events
+with the library's own models, the first also reads the event by id; the output is
+what the library parsed (see flow_dispatch).
+
+Generic flow: BL creates a program and an event, both targeted at TARGET. The VEN registers
 its ven and a resource; BL grants the ven TARGET; the VEN lists programs and events and
 must see the event. The second VEN registers its own ven and must see neither the
 program, the event nor the first VEN's objects. The VEN reports on the event and
@@ -53,9 +61,10 @@ VERSION = os.environ["OADR_VERSION"]
 OADR = OADRVersion.OADR_301 if VERSION == "3.0.1" else OADRVersion.OADR_310
 VTN_BASE = os.environ["VTN_BASE"].rstrip("/")
 TOKEN_URL = os.environ.get("TOKEN_URL") or None
-TARGET = os.environ["TARGET"]
-VEN_NAME = os.environ["VEN_NAME"]
-VEN2_NAME = os.environ["VEN2_NAME"]
+FLOW = os.environ.get("FLOW", "generic")
+TARGET = os.environ.get("TARGET", "")
+VEN_NAME = os.environ.get("VEN_NAME", "")
+VEN2_NAME = os.environ.get("VEN2_NAME", "")
 # OPERATIONS_QUIRK: openadr3-client 2.4.2 enumerates subscription operations as
 # GET/POST/PUT/DELETE (HTTP verbs), while both documents (3.0.1 and 3.1.1) allow only
 # READ/CREATE/UPDATE/DELETE, which the VTN enforces. DELETE is the one value both accept,
@@ -343,10 +352,77 @@ def flow_301(bl, ven, ven2) -> dict:
     }
 
 
+# --- a GB dispatch, read by a VEN that knows nothing of the profile (both versions) -----
+
+def _seconds(duration: timedelta | None) -> float | None:
+    return None if duration is None else duration.total_seconds()
+
+
+def _period(period) -> dict | None:
+    if period is None:
+        return None
+    return {"start": period.start.astimezone(UTC).isoformat(),
+            "duration_seconds": _seconds(period.duration)}
+
+
+def _targets(targets) -> list:
+    """3.1 targets are strings; 3.0.1 targets are the library's Target (type, values)."""
+    return [t if isinstance(t, str) else {"type": t.type, "values": list(t.values)}
+            for t in targets or ()]
+
+
+def _event(event) -> dict:
+    """What the library parsed of an event, as plain JSON (enums as their values)."""
+    return {
+        "id": event.id,
+        "class": type(event).__name__,
+        "program_id": event.program_id,
+        "event_name": event.event_name,
+        "priority": event.priority,
+        "targets": _targets(event.targets),
+        "interval_period": _period(event.interval_period),
+        "payload_descriptors": [
+            {"payload_type": str(d.payload_type.value), "units":
+             None if d.units is None else str(d.units.value), "currency": d.currency,
+             "class": type(d).__name__}
+            for d in event.payload_descriptors or ()],
+        "intervals": [
+            {"id": interval.id, "interval_period": _period(interval.interval_period),
+             "payloads": [{"type": str(p.type.value), "type_class": type(p.type).__name__,
+                           "values": list(p.values)} for p in interval.payloads]}
+            for interval in event.intervals or ()],
+    }
+
+
+def flow_dispatch(ven, ven2) -> dict:
+    if OADR == OADRVersion.OADR_301:
+        from openadr3_client.oadr301._vtn.interfaces.filters import PaginationFilter
+    else:
+        from openadr3_client.oadr310._vtn.interfaces.filters import PaginationFilter
+    page = PaginationFilter(skip=0, limit=50)
+    event_id = os.environ["EVENT_ID"]
+    programs = ven.programs.get_programs(target=None, pagination=page)
+    events = ven.events.get_events(target=None, pagination=page, program_id=None)
+    event = ven.events.get_event_by_id(event_id=event_id)
+    log("dispatch event", event.id, "read by", type(ven).__name__)
+    return {
+        "ven_programs": [{"id": p.id, "program_name": p.program_name} for p in programs],
+        "ven_events": [_event(e) for e in events],
+        "ven_event_read": _event(event),
+        "ven2_programs": ids(ven2.programs.get_programs(target=None, pagination=page)),
+        "ven2_events": ids(ven2.events.get_events(target=None, pagination=page,
+                                                  program_id=None)),
+        "ven2_get_event_status": status_of(lambda: ven2.events.get_event_by_id(event_id)),
+    }
+
+
 def main() -> int:
-    bl, ven, ven2 = bl_client(), ven_client("VEN"), ven_client("VEN2")
     try:
-        result = (flow_301 if OADR == OADRVersion.OADR_301 else flow_310)(bl, ven, ven2)
+        if FLOW == "dispatch":
+            result = flow_dispatch(ven_client("VEN"), ven_client("VEN2"))
+        else:
+            bl, ven, ven2 = bl_client(), ven_client("VEN"), ven_client("VEN2")
+            result = (flow_301 if OADR == OADRVersion.OADR_301 else flow_310)(bl, ven, ven2)
     except requests.HTTPError as exc:
         response = exc.response
         print(json.dumps({"error": {
@@ -361,6 +437,7 @@ def main() -> int:
         print(json.dumps({"error": {"exception": repr(exc)[:4000]}}))
         return 1
     result["version"] = VERSION
+    result["flow"] = FLOW
     print(json.dumps(result))
     return 0
 

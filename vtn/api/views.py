@@ -8,13 +8,12 @@ import time
 
 from django.db.models import QuerySet
 from django.http import HttpResponse
-from rest_framework import status
 from rest_framework.renderers import JSONRenderer
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from vtn import selectors, services
+from vtn import idempotency, selectors, services
 from vtn.api.problems import NotFound
 from vtn.api.serializers.base import WireFormat
 from vtn.auth.scopes import (
@@ -27,6 +26,7 @@ from vtn.auth.scopes import (
     WRITE_VENS,
 )
 from vtn.generations import ProcessCache
+from vtn.models import Resource, Ven
 
 NOT_FOUND = "No {kind} with this ID exists, or it is not visible to this client."
 
@@ -62,6 +62,17 @@ class OpenADRView(APIView):
             _polled.put(key, cached)
         return HttpResponse(cached[0], content_type="application/json")
 
+    def created(self, request: Request, object_type: str, create, render,
+                visible: QuerySet) -> Response:
+        """Answer a creating POST with 201, at most once per Idempotency-Key.
+
+        ``create()`` parses and saves the object; ``render(object)`` is its body;
+        ``visible`` is what the caller may see, where a retry finds the object again.
+        """
+        return idempotency.create_once(request, object_type=object_type, create=create,
+                                       render=render,
+                                       find=lambda pk: visible.filter(pk=pk).first())
+
 
 # Rendered answers of polled lists, for this process (see OpenADRView.polled_list).
 _polled = ProcessCache()
@@ -80,9 +91,12 @@ class ProgramList(OpenADRView):
         return self.polled_list(request, "programs", build)
 
     def post(self, request: Request) -> Response:
-        data = self.wire.program_in(request.data)
-        program = services.save_program(caller=request.user, data=data)
-        return Response(self.wire.program_out(program, None), status=status.HTTP_201_CREATED)
+        return self.created(
+            request, "PROGRAM",
+            lambda: services.save_program(caller=request.user,
+                                          data=self.wire.program_in(request.data)),
+            lambda program: self.wire.program_out(program, None),
+            selectors.programs(request.user))
 
 
 class ProgramDetail(OpenADRView):
@@ -122,9 +136,12 @@ class EventList(OpenADRView):
         return self.polled_list(request, "events", build)
 
     def post(self, request: Request) -> Response:
-        data = self.wire.event_in(request.data)
-        event = services.save_event(caller=request.user, data=data)
-        return Response(self.wire.event_out(event, None), status=status.HTTP_201_CREATED)
+        return self.created(
+            request, "EVENT",
+            lambda: services.save_event(caller=request.user,
+                                        data=self.wire.event_in(request.data)),
+            lambda event: self.wire.event_out(event, None),
+            selectors.events(request.user))
 
 
 class EventDetail(OpenADRView):
@@ -157,9 +174,11 @@ class ReportList(OpenADRView):
         return Response([self.wire.report_out(r) for r in reports])
 
     def post(self, request: Request) -> Response:
-        data = self.wire.report_in(request.data)
-        report = services.save_report(caller=request.user, data=data)
-        return Response(self.wire.report_out(report), status=status.HTTP_201_CREATED)
+        return self.created(
+            request, "REPORT",
+            lambda: services.save_report(caller=request.user,
+                                         data=self.wire.report_in(request.data)),
+            self.wire.report_out, selectors.reports(request.user))
 
 
 class ReportDetail(OpenADRView):
@@ -191,9 +210,12 @@ class SubscriptionList(OpenADRView):
         return Response([self.wire.subscription_out(s) for s in self.page(request, queryset)])
 
     def post(self, request: Request) -> Response:
-        data = self.wire.subscription_in(request.data)
-        subscription = services.save_subscription(caller=request.user, data=data)
-        return Response(self.wire.subscription_out(subscription), status=status.HTTP_201_CREATED)
+        return self.created(
+            request, "SUBSCRIPTION",
+            lambda: services.save_subscription(caller=request.user,
+                                               data=self.wire.subscription_in(request.data)),
+            self.wire.subscription_out,
+            self.wire.expressible_subscriptions(selectors.subscriptions(request.user)))
 
 
 class SubscriptionDetail(OpenADRView):
@@ -229,9 +251,12 @@ class VenList(OpenADRView):
         return Response([self.wire.ven_out(v) for v in vens])
 
     def post(self, request: Request) -> Response:
-        data, resources = self.wire.ven_in(request.data, request.user)
-        ven = services.save_ven(caller=request.user, data=data, resources=resources)
-        return Response(self.wire.ven_out(ven), status=status.HTTP_201_CREATED)
+        def create() -> Ven:
+            data, resources = self.wire.ven_in(request.data, request.user)
+            return services.save_ven(caller=request.user, data=data, resources=resources)
+
+        return self.created(request, "VEN", create, self.wire.ven_out,
+                            selectors.vens(request.user))
 
 
 class VenDetail(OpenADRView):
@@ -267,11 +292,14 @@ class ResourceList(OpenADRView):
         return Response([self.wire.resource_out(r) for r in resources])
 
     def post(self, request: Request, ven_pk: str | None = None) -> Response:
-        data = self.wire.resource_in(request.data, request.user)
-        ven_id = ven_pk if ven_pk is not None else data.pop("ven_id")
-        ven = _one(selectors.vens(request.user), ven_id, "ven")
-        resource = services.save_resource(caller=request.user, ven=ven, data=data)
-        return Response(self.wire.resource_out(resource), status=status.HTTP_201_CREATED)
+        def create() -> Resource:
+            data = self.wire.resource_in(request.data, request.user)
+            ven_id = ven_pk if ven_pk is not None else data.pop("ven_id")
+            ven = _one(selectors.vens(request.user), ven_id, "ven")
+            return services.save_resource(caller=request.user, ven=ven, data=data)
+
+        return self.created(request, "RESOURCE", create, self.wire.resource_out,
+                            selectors.resources(request.user))
 
 
 class ResourceDetail(OpenADRView):
