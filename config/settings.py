@@ -55,9 +55,13 @@ INSTALLED_APPS = [
     "drf_spectacular",
     "drf_spectacular_sidecar",
     "django_celery_beat",
+    "django_otp",
+    "django_otp.plugins.otp_totp",
     "vtn",
     "dispatch",
     "settlement",
+    "conformance",
+    "console",
 ]
 
 MIDDLEWARE = [
@@ -71,11 +75,22 @@ MIDDLEWARE = [
     "django.middleware.http.ConditionalGetMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    # request.user.is_verified(): the operator console requires a TOTP second factor.
+    "django_otp.middleware.OTPMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     # After the response: a VEN's authenticated request moves its site's last-seen time.
     "dispatch.middleware.LastSeenMiddleware",
 ]
+
+# Conformance sandbox (docs/conformance.md). Never enable these on a production VTN.
+CONFORMANCE_FAULTS_ENABLED = env_bool("CONFORMANCE_FAULTS_ENABLED", False)
+CONFORMANCE_SELF_SERVICE = env_bool("CONFORMANCE_SELF_SERVICE", False)
+CONFORMANCE_OPERATOR = os.environ.get("CONFORMANCE_OPERATOR", "ENWL")
+CONFORMANCE_MAX_FSPS = int(os.environ.get("CONFORMANCE_MAX_FSPS", "50"))
+CONFORMANCE_ONBOARD_RATE_PER_HOUR = int(os.environ.get("CONFORMANCE_ONBOARD_RATE_PER_HOUR", "10"))
+if CONFORMANCE_FAULTS_ENABLED:
+    MIDDLEWARE.insert(1, "conformance.middleware.FaultInjectionMiddleware")
 
 ROOT_URLCONF = "config.urls"
 WSGI_APPLICATION = "config.wsgi.application"
@@ -103,7 +118,10 @@ DATABASES = {
 }
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     DATABASES["default"].setdefault("OPTIONS", {}).update(
-        {"timeout": 20, "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;"}
+        # IMMEDIATE: a transaction takes the write lock when it begins, so concurrent
+        # writers wait (up to the timeout) instead of failing with "database is locked".
+        {"timeout": 20, "transaction_mode": "IMMEDIATE",
+         "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;"}
     )
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
@@ -232,6 +250,11 @@ SECURE_CONTENT_TYPE_NOSNIFF = True
 SECURE_HSTS_SECONDS = int(os.environ.get("VTN_HSTS_SECONDS", "31536000"))
 SECURE_PROXY_SSL_HEADER = None
 SESSION_COOKIE_SECURE = env_bool("SESSION_COOKIE_SECURE", True)
+# Operator console (docs/console.md): staff sessions end after CONSOLE_SESSION_SECONDS
+# (default 8 hours) or when the browser closes, whichever comes first.
+LOGIN_URL = "/console/login"
+SESSION_COOKIE_AGE = int(os.environ.get("CONSOLE_SESSION_SECONDS", "28800"))
+SESSION_EXPIRE_AT_BROWSER_CLOSE = True
 CSRF_COOKIE_SECURE = SESSION_COOKIE_SECURE
 
 LOGGING = {
@@ -249,3 +272,12 @@ OAUTH2_PROVIDER_ACCESS_TOKEN_MODEL = "oauth2_provider.AccessToken"
 OAUTH2_PROVIDER_REFRESH_TOKEN_MODEL = "oauth2_provider.RefreshToken"
 OAUTH2_PROVIDER_ID_TOKEN_MODEL = "oauth2_provider.IDToken"
 OAUTH2_PROVIDER_GRANT_MODEL = "oauth2_provider.Grant"
+
+# --- Settlement: UFTP (Shapeshifter) export --------------------------------------------------
+# Internet domains of exported FlexSettlement messages (docs/settlement.md, "UFTP export"):
+# "{operator}" and "{fsp}" become the statement's operator code and FSP identifier as DNS
+# labels. The defaults are placeholders under the reserved .example domain.
+SETTLEMENT_UFTP_SENDER_DOMAIN = os.environ.get("SETTLEMENT_UFTP_SENDER_DOMAIN",
+                                               "{operator}.dso.example")
+SETTLEMENT_UFTP_RECIPIENT_DOMAIN = os.environ.get("SETTLEMENT_UFTP_RECIPIENT_DOMAIN",
+                                                  "{fsp}.agr.example")

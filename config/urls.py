@@ -15,8 +15,10 @@ urlpatterns = [
     path("openadr3/3.0.1/", include(version_patterns(Wire301()))),
     path("dispatch/api/v1/", include("dispatch.api.urls")),
     path("settlement/api/v1/", include("settlement.api.urls")),
+    path("conformance/", include("conformance.urls")),
     path(".well-known/jwks.json", Jwks.as_view()),
     path("admin/", admin.site.urls),
+    path("console/", include("console.urls")),
 ]
 
 handler400 = errors.bad_request

@@ -6,4 +6,6 @@ pytest_plugins = [
     "tests.fixtures.security",
     "tests.fixtures.dispatch",
     "tests.fixtures.worker",
+    "tests.fixtures.agent",
+    "tests.fixtures.console",
 ]

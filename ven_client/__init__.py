@@ -1,3 +1,4 @@
 """The FSP polling agent: a library and command line that reach the VTN over HTTPS only
-(requests and cryptography, no Django). Not yet implemented; see the roadmap in the
-README."""
+(``requests`` and ``cryptography``, no Django). See docs/fsp-agent.md."""
+
+__version__ = "0.1.0"

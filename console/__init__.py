@@ -1,0 +1,1 @@
+"""The operator console: server-rendered pages for network operator staff (docs/console.md)."""

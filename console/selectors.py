@@ -1,0 +1,233 @@
+"""What the console pages show, composed from the dispatch, settlement and vtn selectors.
+
+Nothing here decides a rule of its own: comms states, acknowledgement states, certificate
+expiry and statement visibility come from the apps that own them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from django.db.models import QuerySet
+from django.utils import timezone
+
+from dispatch import selectors as dispatch_selectors
+from dispatch.models import (
+    Acknowledgement,
+    AuditEntry,
+    CommsState,
+    Contract,
+    DispatchInstruction,
+    DispatchRevision,
+    DispatchUnit,
+    Fsp,
+    HeartbeatRecord,
+)
+from dispatch.rules import FINAL
+from settlement import selectors as settlement_selectors
+from settlement import services as settlement_services
+from settlement.models import Statement
+from vtn.auth import certificates
+
+# How far back the dashboard looks for acknowledgements still owed and for alerts.
+RECENT = timedelta(days=1)
+# How far ahead "coming up" reaches.
+AHEAD = timedelta(days=2)
+
+
+# --- dashboard --------------------------------------------------------------------------------
+
+def site_rows() -> list[dict]:
+    """Every FSP site as the dispatch API shows it (state, last seen, units)."""
+    return [dispatch_selectors.site_as_dict(site, transitions=5)
+            for site in dispatch_selectors.sites().select_related("fsp__operator")]
+
+
+def comms_counts(sites: list[dict]) -> dict:
+    """Sites and units per comms state."""
+    counts = {state: {"sites": 0, "units": 0} for state in CommsState.values}
+    for site in sites:
+        counts[site["state"]]["sites"] += 1
+        for unit in site["units"]:
+            counts[unit["commsState"]]["units"] += 1
+    return counts
+
+
+def running_dispatches(now: datetime) -> list[DispatchInstruction]:
+    """Dispatches whose service period contains now and that have not been stopped."""
+    filters = dispatch_selectors.DispatchFilters(active_from=now, active_to=now)
+    return [d for d in dispatch_selectors.dispatches(filters)
+            if d.status not in FINAL and d.service_start <= now]
+
+
+def upcoming_dispatches(now: datetime) -> list[DispatchInstruction]:
+    """Dispatches starting within the next ``AHEAD`` that have not been stopped."""
+    filters = dispatch_selectors.DispatchFilters(active_from=now, active_to=now + AHEAD)
+    rows = [d for d in dispatch_selectors.dispatches(filters)
+            if d.status not in FINAL and d.service_start > now]
+    return sorted(rows, key=lambda d: d.service_start)
+
+
+def outstanding_acknowledgements(now: datetime) -> list[dict]:
+    """Current revisions issued within ``RECENT`` (or of dispatches not yet ended) that lack
+    an accepted RECEIVED or ACTIONED acknowledgement."""
+    recent = dispatch_selectors.dispatches(
+        dispatch_selectors.DispatchFilters(active_from=now - RECENT))
+    rows = []
+    for dispatch in recent:
+        revision = (DispatchRevision.objects.filter(instruction=dispatch)
+                    .order_by("-number").first())
+        if revision is None:
+            continue
+        state = dispatch_selectors.acknowledgement_state(
+            list(revision.acknowledgements.order_by("received_at", "id")))
+        if state["refused"]:
+            continue  # answered: shown as an alert instead
+        missing = [stage for stage in ("received", "actioned") if state[stage] is None]
+        if missing:
+            rows.append({"dispatch": dispatch, "revision": revision, "missing": missing,
+                         "waiting": now - revision.created})
+    return rows
+
+
+def expiring_certificates() -> list[dict]:
+    """Certificates (not revoked) expiring within ``VTN_CERT_EXPIRY_WARNING_DAYS`` or
+    already expired, as ``pki list`` flags them."""
+    return [row for row in certificates.list_certificates()
+            if not row["revoked"] and (row["expiring"] or row["expired"])]
+
+
+def alerts(sites: list[dict], now: datetime) -> list[dict]:
+    """Sites with comms lost, and acknowledgements within ``RECENT`` that were refused by
+    the FSP or not accepted by the VTN (bad signature, read-back mismatch, ...)."""
+    found = [{"kind": "comms lost", "what": site["site"],
+              "detail": f"last seen {site['lastSeen'] or 'never'}", "link": None}
+             for site in sites if site["state"] == CommsState.COMMS_LOST]
+    acks = (Acknowledgement.objects.select_related("revision__instruction__operator")
+            .filter(received_at__gte=now - RECENT)
+            .exclude(outcome=Acknowledgement.Outcome.ACCEPTED,
+                     stage__in=[Acknowledgement.Stage.RECEIVED, Acknowledgement.Stage.ACTIONED])
+            .exclude(outcome=Acknowledgement.Outcome.DUPLICATE)  # a resend, not a problem
+            .order_by("-received_at")[:50])
+    for ack in acks:
+        instruction = ack.revision.instruction
+        refused = ack.stage == Acknowledgement.Stage.REFUSED and \
+            ack.outcome == Acknowledgement.Outcome.ACCEPTED
+        found.append({
+            "kind": "refused" if refused else f"acknowledgement {ack.outcome.replace('_', ' ')}",
+            "what": f"{instruction.operator.code}/{instruction.reference} "
+                    f"revision {ack.revision.number}",
+            "detail": ack.reason if refused else ack.detail,
+            "link": (instruction.operator.code, instruction.reference)})
+    return found
+
+
+def dashboard(now: datetime | None = None) -> dict:
+    now = now or timezone.now()
+    sites = site_rows()
+    return {"now": now, "sites": sites, "comms": comms_counts(sites),
+            "running": running_dispatches(now), "upcoming": upcoming_dispatches(now),
+            "outstanding": outstanding_acknowledgements(now),
+            "certificates": expiring_certificates(), "alerts": alerts(sites, now)}
+
+
+# --- registry ---------------------------------------------------------------------------------
+
+def registry() -> dict:
+    return {
+        "fsps": Fsp.objects.select_related("operator").order_by("operator__code", "identifier"),
+        "sites": site_rows(),
+        "units": DispatchUnit.objects.select_related("fsp__operator", "site")
+        .order_by("fsp__operator__code", "fsp__identifier", "reference"),
+        "contracts": Contract.objects.select_related("operator", "fsp", "product")
+        .prefetch_related("units").order_by("operator__code", "identifier"),
+    }
+
+
+# --- dispatches -------------------------------------------------------------------------------
+
+def _seconds_after(later: str | None, earlier: str | None) -> int | None:
+    if not later or not earlier:
+        return None
+    return int((datetime.fromisoformat(later.replace("Z", "+00:00"))
+                - datetime.fromisoformat(earlier.replace("Z", "+00:00"))).total_seconds())
+
+
+def timeline(dispatch: DispatchInstruction) -> dict:
+    """A dispatch as the API shows it, every revision with its acknowledgements and each
+    acknowledgement's delay after its revision, plus the site's heartbeats and comms."""
+    body = dispatch_selectors.dispatch_as_dict(dispatch, history=True)
+    for revision in body["revisions"]:
+        for ack in revision["acknowledgements"]:
+            ack["afterSeconds"] = _seconds_after(ack["receivedAt"], revision["issuedAt"])
+            ack["outcomeLabel"] = ack["outcome"].replace("_", " ")
+    site = dispatch.unit.site
+    body["site"] = dispatch_selectors.site_as_dict(site, transitions=10)
+    body["heartbeats"] = list(HeartbeatRecord.objects.filter(site=site)
+                              .order_by("-received_at", "-id")[:10])
+    return body
+
+
+# --- settlement -------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class StatementFilters:
+    month: str = ""  # YYYY-MM
+    fsp: str = ""
+    status: str = ""
+
+
+def statements(filters: StatementFilters) -> QuerySet[Statement]:
+    """Every statement (the console is the operator), narrowed by ``filters``."""
+    rows = settlement_selectors.visible_statements(client_id="", is_operator=True)
+    if filters.month:
+        rows = rows.filter(month=settlement_services.Month.parse(filters.month).first_day)
+    if filters.fsp:
+        rows = rows.filter(contract__fsp__identifier=filters.fsp)
+    if filters.status:
+        rows = rows.filter(status=filters.status)
+    return rows.prefetch_related("disputes")
+
+
+def find_statement(statement_id: int) -> Statement:
+    return settlement_selectors.find_statement(str(statement_id), client_id="",
+                                               is_operator=True)
+
+
+def statement_dispatches(document: dict) -> dict[str, list[dict]]:
+    """The statement's utilisation lines grouped by dispatch reference, in period order."""
+    grouped: dict[str, list[dict]] = {}
+    for line in document.get("lines", []):
+        if line.get("kind") == "utilisation":
+            grouped.setdefault(line["dispatchRef"], []).append(line)
+    for lines in grouped.values():
+        lines.sort(key=lambda line: line["periodStart"])
+    return grouped
+
+
+# --- audit ------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class AuditFilters:
+    operator: str = ""
+    dispatch_ref: str = ""
+    kind: str = ""
+    since: datetime | None = None  # entries at or after
+    until: datetime | None = None  # entries before
+
+
+def audit_entries(filters: AuditFilters, limit: int = 200) -> list[AuditEntry]:
+    """The newest ``limit`` audit entries matching ``filters``, newest first."""
+    rows = AuditEntry.objects.all()
+    if filters.operator:
+        rows = rows.filter(operator_code=filters.operator.upper())
+    if filters.dispatch_ref:
+        rows = rows.filter(dispatch_ref=filters.dispatch_ref)
+    if filters.kind:
+        rows = rows.filter(kind=filters.kind)
+    if filters.since:
+        rows = rows.filter(time__gte=filters.since)
+    if filters.until:
+        rows = rows.filter(time__lt=filters.until)
+    return list(rows.order_by("-sequence")[:limit])

@@ -1,0 +1,178 @@
+"""Console writes composed from the dispatch services: onboarding with a one-time
+certificate bundle, and dispatches checked against the product's rules before they are
+issued. The rules themselves, signing and publishing stay in ``dispatch.services``."""
+
+from __future__ import annotations
+
+import io
+import secrets
+import shutil
+import zipfile
+from datetime import datetime, timedelta
+from decimal import Decimal
+from pathlib import Path
+
+from django.conf import settings
+from django.db import transaction
+from django.utils import timezone
+
+from console.models import CertificateBundle
+from dispatch import registry, rules
+from dispatch import services as dispatch_services
+from dispatch.models import DispatchInstruction, DispatchRevision, DispatchUnit, Product
+from vtn.api.problems import Problem
+
+
+def pki_dir() -> Path:
+    """The operator's PKI directory, as ``pki`` and ``fsp onboard --dir`` use it."""
+    return Path(getattr(settings, "VTN_PKI_DIR", Path(settings.VAR_DIR) / "pki"))
+
+
+def bundles_dir() -> Path:
+    """Where onboarding leaves certificate bundles until their one download."""
+    return Path(settings.VAR_DIR) / "console" / "bundles"
+
+
+# --- onboarding -------------------------------------------------------------------------------
+
+def onboard_site(*, operator: str, fsp: str, site: str, units: list[registry.UnitSpec],
+                 zone: str = "", fsp_name: str = "", staff: str) -> tuple[dict, CertificateBundle]:
+    """Onboard an FSP site as ``fsp onboard --dir`` does, its certificate bundle written to a
+    directory of its own for one download. Returns the onboarding result (the client
+    secret appears only here) and the bundle record. Raises the service's problems."""
+    bundle = CertificateBundle(operator=operator.upper(), fsp=fsp, site=site, created_by=staff)
+    out = bundles_dir() / str(bundle.id)
+    bundle.directory = str(out)
+    try:
+        with transaction.atomic():
+            result = dispatch_services.onboard_fsp(
+                operator=operator, fsp=fsp, site=site, units=units, zone=zone,
+                fsp_name=fsp_name, pki_dir=pki_dir(), out_dir=out)
+            bundle.operator = result["operator"]
+            bundle.save()
+    except BaseException:
+        shutil.rmtree(out, ignore_errors=True)
+        raise
+    return result, bundle
+
+
+class BundleGone(Exception):
+    """The bundle was downloaded already (or its files are missing)."""
+
+
+def take_bundle(*, bundle_id: str, staff: str) -> tuple[str, bytes]:
+    """The bundle as a zip (file name, bytes), once: the files are deleted and the bundle
+    marked taken in the same step, so a second request raises :class:`BundleGone`."""
+    with transaction.atomic():
+        bundle = CertificateBundle.objects.select_for_update().filter(pk=bundle_id).first()
+        if bundle is None:
+            raise BundleGone("there is no such certificate bundle")
+        if bundle.downloaded_at is not None:
+            raise BundleGone(f"the certificate bundle of {bundle.operator}/{bundle.fsp}/"
+                             f"{bundle.site} was downloaded by {bundle.downloaded_by} at "
+                             f"{rules.iso(bundle.downloaded_at)}; it is no longer on the "
+                             "server")
+        directory = Path(bundle.directory)
+        files = sorted(p for p in directory.glob("*") if p.is_file()) \
+            if directory.is_dir() else []
+        if not files:
+            raise BundleGone("the certificate bundle's files are gone")
+        buffer = io.BytesIO()
+        with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
+            for path in files:
+                archive.writestr(path.name, path.read_bytes())
+        bundle.downloaded_at, bundle.downloaded_by = timezone.now(), staff
+        bundle.save(update_fields=["downloaded_at", "downloaded_by"])
+        # Gone before the answer leaves: a failure after this loses the bundle (re-issue
+        # the certificate) rather than leaving a private key behind.
+        shutil.rmtree(directory, ignore_errors=True)
+    name = f"{bundle.operator.lower()}-{bundle.fsp}-{bundle.site}-certificate.zip"
+    return name, buffer.getvalue()
+
+
+# --- dispatches -------------------------------------------------------------------------------
+
+class _DryRun(Exception):
+    """Raised inside a transaction to undo a trial issue or revision."""
+
+
+def violations(problem: Problem) -> list[str]:
+    """Every message of a service's problem: the rule violations, else its detail."""
+    return list(problem.errors) or [str(problem.detail)]
+
+
+def _trial(write, **arguments) -> list[str]:
+    """Run a dispatch service write and undo it: the violations it reports (none: it
+    would succeed now). The service is the one place the rules are checked."""
+    try:
+        with transaction.atomic():
+            write(**arguments)
+            raise _DryRun
+    except _DryRun:
+        return []
+    except Problem as exc:
+        return violations(exc)
+
+
+def check_issue(**arguments) -> list[str]:
+    """The rule violations ``dispatch.services.issue_dispatch(**arguments)`` would report
+    now, without issuing anything."""
+    return _trial(dispatch_services.issue_dispatch, **arguments)
+
+
+def issue_arguments(*, unit: DispatchUnit, product: Product, start: datetime, end: datetime,
+                    kw: Decimal, setpoint_type: str, status: str, urgency: str,
+                    reference: str, staff: str, reason: str = "") -> dict:
+    """The ``issue_dispatch`` arguments of a console form: one setpoint of ``kw`` held from
+    the service start to its end."""
+    return {"unit": unit, "product": product, "service_start": start, "service_end": end,
+            "timings": [rules.Timing(setpoint_time=start, volume=kw,
+                                     setpoint_type=setpoint_type)],
+            "status": status, "urgency": urgency or None, "reference": reference,
+            "issued_by": f"console:{staff}", "reason": reason}
+
+
+def new_reference() -> str:
+    """A dispatch reference for a console issue, fixed at the confirmation step so that
+    confirming twice cannot issue twice (the second is refused as a duplicate)."""
+    return f"{timezone.now():%Y%m%d}-{secrets.token_hex(4)}"
+
+
+def earliest_change(dispatch: DispatchInstruction, now: datetime | None = None) -> datetime:
+    """The first whole minute from which a revision may change setpoints: after the
+    product's notice period, and not before the service start."""
+    now = now or timezone.now()
+    after = now + dispatch.contract.product.notice_period + timedelta(minutes=1)
+    return max(after.replace(second=0, microsecond=0), dispatch.service_start)
+
+
+def revised_timings(revision: DispatchRevision, *, kw: Decimal,
+                    effective: datetime) -> list[rules.Timing]:
+    """The setpoints of ``revision`` up to ``effective``, then ``kw`` from ``effective`` on
+    (same setpoint and service type as the last setpoint before it)."""
+    previous = dispatch_services.draft_of(revision).timings
+    kept = [t for t in previous if t.setpoint_time < effective]
+    template = kept[-1] if kept else previous[0]
+    return [*kept, rules.Timing(setpoint_time=effective, volume=kw,
+                                setpoint_type=template.setpoint_type,
+                                service_type=template.service_type,
+                                price_gbp_per_kwh=template.price_gbp_per_kwh)]
+
+
+def revise_arguments(*, dispatch: DispatchInstruction, revision: DispatchRevision,
+                     kw: Decimal | None, effective: datetime | None, end: datetime | None,
+                     status: str | None, staff: str, reason: str = "") -> dict:
+    arguments = {"dispatch": dispatch, "expected_revision": revision.number,
+                 "issued_by": f"console:{staff}", "reason": reason}
+    if kw is not None:
+        arguments["timings"] = revised_timings(
+            revision, kw=kw, effective=effective or earliest_change(dispatch))
+    if end is not None:
+        arguments["service_end"] = end
+    if status:
+        arguments["status"] = status
+    return arguments
+
+
+def check_revision(**arguments) -> list[str]:
+    return _trial(dispatch_services.revise_dispatch, **arguments)

@@ -1,0 +1,57 @@
+"""Login with password and TOTP (django-otp), and logout."""
+
+from __future__ import annotations
+
+from django.contrib.auth import authenticate
+from django.contrib.auth import login as auth_login
+from django.contrib.auth import logout as auth_logout
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import redirect
+from django.utils.http import url_has_allowed_host_and_scheme
+from django.views.decorators.cache import never_cache
+from django.views.decorators.csrf import csrf_protect
+from django.views.decorators.http import require_http_methods, require_POST
+from django_otp import login as otp_login
+from django_otp import match_token
+
+from console import permissions
+from console.forms import LoginForm
+from console.views.common import page
+
+REFUSED = "The username, password or authenticator code is not right."
+
+
+def _next(request: HttpRequest) -> str:
+    target = request.POST.get("next") or request.GET.get("next") or ""
+    if target.startswith("/console/") and url_has_allowed_host_and_scheme(
+            target, allowed_hosts={request.get_host()}, require_https=request.is_secure()):
+        return target
+    return "/console/"
+
+
+@never_cache
+@csrf_protect
+@require_http_methods(["GET", "POST"])
+def login(request: HttpRequest) -> HttpResponse:
+    """Both factors in one form: the code is checked only once the password is right,
+    and the session is marked verified (django-otp) only when both are."""
+    form = LoginForm(request.POST or None)
+    error = ""
+    if request.method == "POST" and form.is_valid():
+        data = form.cleaned_data
+        user = authenticate(request, username=data["username"], password=data["password"])
+        device = match_token(user, data["otp_token"].strip()) if user is not None else None
+        if user is not None and device is not None and permissions.role_of(user):
+            auth_login(request, user)
+            otp_login(request, device)
+            return redirect(_next(request))
+        error = REFUSED
+    return page(request, "console/login.html", {"form": form, "error": error,
+                                                "next": _next(request)},
+                status=401 if error else 200)
+
+
+@require_POST
+def logout(request: HttpRequest) -> HttpResponse:
+    auth_logout(request)
+    return redirect("console:login")

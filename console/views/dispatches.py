@@ -1,0 +1,180 @@
+"""Dispatches: list, issue (check, confirm), the timeline page, revise, stop and
+emergency stop. Every write is ``dispatch.services``; a check before confirming runs
+the same service and undoes it (``console.services.check_issue``)."""
+
+from __future__ import annotations
+
+from django.contrib import messages
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import redirect
+from django.utils import timezone
+from django.views.decorators.http import require_http_methods
+
+from console import selectors, services
+from console.forms import DispatchForm, ReviseForm, StopForm
+from console.permissions import DISPATCH, console_view
+from console.views.common import page, staff
+from dispatch import selectors as dispatch_selectors
+from dispatch import services as dispatch_services
+from dispatch.models import DispatchInstruction
+from vtn.api.problems import Problem
+
+
+def _find(operator: str, reference: str) -> DispatchInstruction | None:
+    try:
+        return dispatch_selectors.find_dispatch(reference, operator=operator)
+    except Problem:
+        return None
+
+
+def _not_found(request: HttpRequest, operator: str, reference: str) -> HttpResponse:
+    return page(request, "console/not_found.html",
+                {"what": f"dispatch {operator}/{reference}"}, status=404)
+
+
+def _url(dispatch: DispatchInstruction) -> str:
+    return f"/console/dispatches/{dispatch.operator.code}/{dispatch.reference}"
+
+
+@console_view()
+def dispatch_list(request: HttpRequest) -> HttpResponse:
+    rows = dispatch_selectors.dispatches()[:200]
+    return page(request, "console/dispatches.html", {"dispatches": rows})
+
+
+@console_view(DISPATCH)
+@require_http_methods(["GET", "POST"])
+def issue(request: HttpRequest) -> HttpResponse:
+    """GET: the form. POST ``step=check``: the product's rules are checked and either every
+    violation is shown next to the form or a summary with a Confirm button. POST
+    ``step=confirm``: issued, exactly once (the reference is fixed at the check)."""
+    if request.method == "GET":
+        return page(request, "console/dispatch_form.html", {"form": DispatchForm()})
+    form = DispatchForm(request.POST)
+    if not form.is_valid():
+        return page(request, "console/dispatch_form.html", {"form": form}, status=400)
+    data = form.cleaned_data
+    reference = data["reference"] or services.new_reference()
+    arguments = services.issue_arguments(
+        unit=data["unit"], product=data["product"], start=data["start"], end=data["end"],
+        kw=data["kw"], setpoint_type=data["setpoint_type"], status=data["status"],
+        urgency=data["urgency"], reference=reference, staff=staff(request),
+        reason=data["reason"])
+    if request.POST.get("step") == "confirm":
+        try:
+            dispatch = dispatch_services.issue_dispatch(**arguments)
+        except Problem as exc:
+            return page(request, "console/dispatch_form.html",
+                        {"form": form, "problems": services.violations(exc)}, status=400)
+        messages.success(request, f"Dispatch {dispatch.operator.code}/{dispatch.reference} "
+                                  "issued (revision 1).")
+        return redirect(_url(dispatch))
+    problems = services.check_issue(**arguments)
+    if problems:
+        return page(request, "console/dispatch_form.html",
+                    {"form": form, "problems": problems}, status=400)
+    confirmed = DispatchForm({**request.POST.dict(), "reference": reference})
+    confirmed.is_valid()
+    return page(request, "console/dispatch_confirm.html", {
+        "form": confirmed, "data": data, "reference": reference,
+        "contract_product": data["product"].code})
+
+
+@console_view()
+def dispatch_detail(request: HttpRequest, operator: str, reference: str) -> HttpResponse:
+    dispatch = _find(operator, reference)
+    if dispatch is None:
+        return _not_found(request, operator, reference)
+    return page(request, "console/dispatch.html", {
+        "dispatch": dispatch, "timeline": selectors.timeline(dispatch),
+        "final": dispatch.status in ("stop", "emergency-stop")})
+
+
+@console_view()
+def dispatch_timeline(request: HttpRequest, operator: str, reference: str) -> HttpResponse:
+    dispatch = _find(operator, reference)
+    if dispatch is None:
+        return _not_found(request, operator, reference)
+    return page(request, "console/fragments/timeline.html", {
+        "dispatch": dispatch, "timeline": selectors.timeline(dispatch)})
+
+
+def _expected_revision(request: HttpRequest, dispatch: DispatchInstruction) -> int:
+    text = request.POST.get("revision", "")
+    return int(text) if text.isdigit() else dispatch.revision
+
+
+@console_view(DISPATCH)
+@require_http_methods(["GET", "POST"])
+def revise(request: HttpRequest, operator: str, reference: str) -> HttpResponse:
+    """Change the volume (from a time on), the end or the status: checked, then
+    confirmed, as a new revision."""
+    dispatch = _find(operator, reference)
+    if dispatch is None:
+        return _not_found(request, operator, reference)
+    context = {"dispatch": dispatch, "earliest": services.earliest_change(dispatch)}
+    if request.method == "GET":
+        return page(request, "console/revise_form.html", context | {"form": ReviseForm()})
+    form = ReviseForm(request.POST)
+    if not form.is_valid():
+        return page(request, "console/revise_form.html", context | {"form": form},
+                    status=400)
+    data = form.cleaned_data
+    expected = _expected_revision(request, dispatch)
+    revision = dispatch.revisions.filter(number=expected).first() or \
+        dispatch.revisions.order_by("-number").first()
+    arguments = services.revise_arguments(
+        dispatch=dispatch, revision=revision, kw=data["kw"], effective=data["effective"],
+        end=data["end"], status=data["status"] or None, staff=staff(request),
+        reason=data["reason"])
+    if request.POST.get("step") == "confirm":
+        try:
+            made = dispatch_services.revise_dispatch(**arguments)
+        except Problem as exc:
+            return page(request, "console/revise_form.html",
+                        context | {"form": form, "problems": services.violations(exc)},
+                        status=400)
+        messages.success(request, f"Revision {made.number} issued.")
+        return redirect(_url(dispatch))
+    problems = services.check_revision(**arguments)
+    if problems:
+        return page(request, "console/revise_form.html",
+                    context | {"form": form, "problems": problems}, status=400)
+    return page(request, "console/revise_confirm.html", context | {
+        "form": form, "data": data, "revision": expected,
+        "timings": arguments.get("timings")})
+
+
+def _stop(request: HttpRequest, operator: str, reference: str, *,
+          emergency: bool) -> HttpResponse:
+    dispatch = _find(operator, reference)
+    if dispatch is None:
+        return _not_found(request, operator, reference)
+    form = StopForm(request.POST or None)
+    context = {"dispatch": dispatch, "emergency": emergency, "form": form}
+    if request.method == "GET" or not form.is_valid():
+        return page(request, "console/stop_confirm.html", context)
+    try:
+        made = dispatch_services.stop_dispatch(
+            dispatch=dispatch, emergency=emergency,
+            expected_revision=_expected_revision(request, dispatch),
+            issued_by=f"console:{staff(request)}", reason=form.cleaned_data["reason"])
+    except Problem as exc:
+        return page(request, "console/stop_confirm.html",
+                    context | {"problems": services.violations(exc)}, status=409)
+    what = "Emergency stop" if emergency else "Stop"
+    messages.success(request, f"{what} issued as revision {made.number} at "
+                              f"{timezone.now():%H:%M:%S} UTC.")
+    return redirect(_url(dispatch))
+
+
+@console_view(DISPATCH)
+@require_http_methods(["GET", "POST"])
+def stop(request: HttpRequest, operator: str, reference: str) -> HttpResponse:
+    return _stop(request, operator, reference, emergency=False)
+
+
+@console_view(DISPATCH)
+@require_http_methods(["GET", "POST"])
+def emergency_stop(request: HttpRequest, operator: str, reference: str) -> HttpResponse:
+    return _stop(request, operator, reference, emergency=True)

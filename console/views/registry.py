@@ -1,0 +1,89 @@
+"""The registry: FSPs, sites, units and contracts; onboarding and contracts (administrator)."""
+
+from __future__ import annotations
+
+from django.contrib import messages
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import redirect
+from django.views.decorators.http import require_http_methods
+
+from console import selectors, services
+from console.forms import ContractForm, OnboardForm
+from console.models import CertificateBundle
+from console.permissions import REGISTRY, console_view
+from console.views.common import page, staff
+from dispatch import services as dispatch_services
+from vtn.api.problems import Problem
+
+
+@console_view()
+def registry(request: HttpRequest) -> HttpResponse:
+    return page(request, "console/registry.html", selectors.registry())
+
+
+@console_view(REGISTRY)
+@require_http_methods(["GET", "POST"])
+def onboard(request: HttpRequest) -> HttpResponse:
+    """The onboarding form; its answer shows the client secret this once and links the
+    certificate bundle for its one download."""
+    form = OnboardForm(request.POST or None)
+    problems: list[str] = []
+    if request.method == "POST" and form.is_valid():
+        data = form.cleaned_data
+        try:
+            result, bundle = services.onboard_site(
+                operator=data["operator"], fsp=data["fsp"], site=data["site"],
+                units=data["units"], zone=data["zone"], fsp_name=data["fsp_name"],
+                staff=staff(request))
+        except Problem as exc:
+            problems = services.violations(exc)
+        else:
+            return page(request, "console/onboarded.html", {"result": result,
+                                                            "bundle": bundle})
+    return page(request, "console/onboard.html", {"form": form, "problems": problems},
+                status=400 if problems else 200)
+
+
+@console_view(REGISTRY)
+@require_http_methods(["GET", "POST"])
+def bundle(request: HttpRequest, bundle_id: str) -> HttpResponse:
+    """GET: a page with the download button. POST: the certificate bundle as a zip, once
+    (a POST, so that no link prefetcher can take it); afterwards a page saying it is gone."""
+    if request.method == "GET":
+        found = CertificateBundle.objects.filter(pk=bundle_id).first()
+        if found is None:
+            return page(request, "console/bundle_gone.html",
+                        {"reason": "There is no such certificate bundle."}, status=404)
+        return page(request, "console/bundle.html", {"bundle": found})
+    try:
+        name, content = services.take_bundle(bundle_id=bundle_id, staff=staff(request))
+    except services.BundleGone as exc:
+        return page(request, "console/bundle_gone.html", {"reason": str(exc)}, status=410)
+    response = HttpResponse(content, content_type="application/zip")
+    response["Content-Disposition"] = f'attachment; filename="{name}"'
+    response["Cache-Control"] = "no-store"
+    return response
+
+
+@console_view(REGISTRY)
+@require_http_methods(["GET", "POST"])
+def new_contract(request: HttpRequest) -> HttpResponse:
+    form = ContractForm(request.POST or None)
+    problems: list[str] = []
+    if request.method == "POST" and form.is_valid():
+        data = form.cleaned_data
+        try:
+            contract = dispatch_services.create_contract(
+                operator=data["operator"], identifier=data["identifier"], fsp=data["fsp"],
+                product=data["product"].code, units=data["units"],
+                availability_price=data["availability_price"],
+                utilisation_price=data["utilisation_price"],
+                baseline_method=data["baseline_method"], capacity_kw=data["capacity_kw"])
+        except Problem as exc:
+            problems = services.violations(exc)
+        else:
+            messages.success(request, f"Contract {contract.operator.code}/"
+                                      f"{contract.identifier} recorded.")
+            return redirect("/console/registry#contracts")
+    return page(request, "console/contract_form.html", {"form": form, "problems": problems},
+                status=400 if problems else 200)

@@ -1,0 +1,220 @@
+"""HTTPS to the VTN: OAuth2 client credentials, mTLS, backoff and clock skew.
+
+One ``requests.Session`` is kept so the TLS connection is reused between polls. The
+site certificate (when configured) is presented on every request, token requests
+included, because the VTN binds tokens to it (RFC 8705). ``verify`` is passed on every
+request so ``REQUESTS_CA_BUNDLE`` in the environment cannot replace the configured CA.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import random
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime
+
+import requests
+
+from ven_client import __version__, logs
+from ven_client.config import Config
+
+RETRYABLE_STATUSES = {408, 425, 429, 500, 502, 503, 504}
+MAX_RETRY_AFTER_S = 3600.0
+
+
+class Unavailable(Exception):
+    """The VTN could not be reached or asked us to come back later (retry with backoff)."""
+
+    def __init__(self, message: str, *, status: int | None = None,
+                 retry_after: float | None = None, answered: bool = False) -> None:
+        super().__init__(message)
+        self.status = status
+        self.retry_after = retry_after
+        self.answered = answered  # an HTTP answer arrived: the request was not applied
+
+
+class AuthError(Exception):
+    """The VTN refused our credentials (token endpoint 4xx, or 401 with a fresh token)."""
+
+
+def parse_retry_after(value: str | None, now: float | None = None) -> float | None:
+    """Seconds to wait from a ``Retry-After`` header (delta-seconds or HTTP-date)."""
+    if not value:
+        return None
+    value = value.strip()
+    if value.isdigit():
+        return min(float(value), MAX_RETRY_AFTER_S)
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    if when is None:
+        return None
+    now = time.time() if now is None else now
+    return max(0.0, min(when.timestamp() - now, MAX_RETRY_AFTER_S))
+
+
+def clock_skew(date_header: str | None, local_time: float) -> float | None:
+    """VTN time minus local time in seconds, from an HTTP ``Date`` header (1 s
+    resolution), or None without a usable header."""
+    if not date_header:
+        return None
+    try:
+        when = email.utils.parsedate_to_datetime(date_header)
+    except (TypeError, ValueError):
+        return None
+    if when is None or when.tzinfo is None:
+        return None
+    return when.timestamp() - local_time
+
+
+def poll_delay(interval: float, jitter: float, rng: Callable[[], float] = random.random) -> float:
+    """The next poll delay: ``interval`` +- ``jitter`` (a fraction), uniformly."""
+    return interval * (1 + jitter * (2 * rng() - 1))
+
+
+class Backoff:
+    """Exponential backoff with a cap and "equal jitter": after the n-th consecutive
+    failure wait between half and all of ``min(maximum, initial * 2**(n-1))``, and never
+    less than a ``Retry-After`` the VTN gave (itself capped at one hour)."""
+
+    def __init__(self, initial: float, maximum: float,
+                 rng: Callable[[], float] = random.random) -> None:
+        self.initial, self.maximum, self.rng = initial, maximum, rng
+        self.failures = 0
+
+    def failure(self, retry_after: float | None = None) -> float:
+        self.failures += 1
+        ceiling = min(self.maximum, self.initial * 2 ** min(self.failures - 1, 60))
+        delay = ceiling / 2 + self.rng() * ceiling / 2
+        if retry_after is not None:
+            delay = max(delay, min(retry_after, MAX_RETRY_AFTER_S))
+        return delay
+
+    def success(self) -> None:
+        self.failures = 0
+
+
+class Transport:
+    """Authenticated calls to one VTN, for one OpenADR version."""
+
+    def __init__(self, config: Config, clock: Callable[[], float] = time.time) -> None:
+        self.config = config
+        self.clock = clock
+        self.session = requests.Session()
+        self.session.trust_env = False  # no proxies or CA bundles from the environment
+        self.session.headers["User-Agent"] = f"ven-client/{__version__}"
+        if config.proxy:
+            self.session.proxies = {"https": config.proxy, "http": config.proxy}
+        if config.client_cert:
+            self.session.cert = (config.client_cert, config.client_key)
+        self.verify: str | bool = (config.ca_bundle or True) if config.tls_verify else False
+        self._token: str | None = None
+        self._token_expires = 0.0
+        self.skew_s: float | None = None
+        self._skew_warned = False
+        self._secret = ""
+
+    def close(self) -> None:
+        self.session.close()
+
+    # -- token --
+
+    def token(self) -> str:
+        """A valid access token, requested when missing or within its last 10% (at least
+        30 s) of life."""
+        if self._token and self.clock() < self._token_expires:
+            return self._token
+        if not self._secret:
+            self._secret = self.config.secret()
+            logs.register_secret(self._secret)
+        url = f"{self.config.base_path}/auth/token"
+        response = self._send("POST", url, data={
+            "grant_type": "client_credentials", "client_id": self.config.client_id,
+            "client_secret": self._secret})
+        if response.status_code != 200:
+            detail = _problem(response)
+            raise AuthError(f"token request refused: HTTP {response.status_code} {detail}")
+        body = response.json()
+        token = body["access_token"]
+        logs.register_secret(token)
+        lifetime = float(body.get("expires_in") or 3600)
+        self._token = token
+        self._token_expires = self.clock() + lifetime - max(30.0, lifetime * 0.1)
+        logs.log("token_issued", expires_in_s=lifetime, scope=body.get("scope"),
+                 bound=bool(body.get("cnf")))
+        return token
+
+    def drop_token(self) -> None:
+        self._token = None
+
+    # -- requests --
+
+    def _send(self, method: str, url: str, **kwargs) -> requests.Response:
+        kwargs.setdefault("timeout", self.config.request_timeout_s)
+        try:
+            response = self.session.request(method, url, verify=self.verify, **kwargs)
+        except requests.exceptions.SSLError as exc:
+            raise Unavailable(f"TLS error talking to the VTN: {exc}") from exc
+        except (requests.ConnectionError, requests.Timeout) as exc:
+            raise Unavailable(f"VTN unreachable: {type(exc).__name__}: {exc}") from exc
+        self._check_skew(response)
+        if response.status_code in RETRYABLE_STATUSES:
+            raise Unavailable(
+                f"VTN answered HTTP {response.status_code}", status=response.status_code,
+                retry_after=parse_retry_after(response.headers.get("Retry-After"),
+                                              self.clock()), answered=True)
+        return response
+
+    def _check_skew(self, response: requests.Response) -> None:
+        skew = clock_skew(response.headers.get("Date"), self.clock())
+        if skew is None:
+            return
+        self.skew_s = skew
+        # The Date header has a resolution of one second; allow for it.
+        beyond = abs(skew) > self.config.clock_skew_warn_s + 1
+        if beyond and not self._skew_warned:
+            logs.log("clock_skew", level="warning", skew_s=round(skew, 1),
+                     threshold_s=self.config.clock_skew_warn_s,
+                     hint="fix NTP on this box: instructions are scheduled by UTC time")
+        elif not beyond and self._skew_warned:
+            logs.log("clock_skew_resolved", skew_s=round(skew, 1))
+        self._skew_warned = beyond
+
+    def request(self, method: str, path: str, *, json: object = None,
+                headers: dict | None = None, params: dict | None = None,
+                absolute: bool = False) -> requests.Response:
+        """An authenticated request to ``<base_path>/<path>`` (or the URL ``path`` when
+        ``absolute``). Retries once with a new token on 401. Raises :class:`Unavailable`
+        for network errors, 5xx and 429; returns every other answer."""
+        url = path if absolute else f"{self.config.base_path}/{path.lstrip('/')}"
+        for attempt in (1, 2):
+            sent_headers = {"Authorization": f"Bearer {self.token()}", **(headers or {})}
+            response = self._send(method, url, json=json, headers=sent_headers, params=params)
+            if response.status_code == 401 and attempt == 1:
+                self.drop_token()
+                continue
+            if response.status_code == 401:
+                raise AuthError(f"the VTN refused our token: {_problem(response)}")
+            return response
+        raise AssertionError("unreachable")
+
+    def get_public(self, url: str) -> requests.Response:
+        """An unauthenticated GET (the JWKS)."""
+        return self._send("GET", url)
+
+
+def _problem(response: requests.Response) -> str:
+    try:
+        body = response.json()
+    except ValueError:
+        return response.text[:200]
+    if isinstance(body, dict):
+        return str(body.get("error_description") or body.get("detail") or body.get("title")
+                   or body)[:300]
+    return str(body)[:300]
+
+
+def utc_now_iso() -> str:
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
