@@ -1,11 +1,18 @@
-"""Statement exports: canonical JSON (what the statement's sha256 is of) and CSV lines."""
+"""Statement exports: canonical JSON (what the statement's sha256 is of), CSV lines, and
+the UFTP (Shapeshifter) FlexSettlement message."""
 
 from __future__ import annotations
 
 import csv
 import io
+import re
+import uuid
+from datetime import datetime
 
-from settlement import statement
+from django.conf import settings
+
+from settlement import statement, uftp
+from vtn.api.problems import Conflict
 
 CSV_COLUMNS = (
     "line", "kind", "dispatchRef", "revision", "unit", "periodStart", "periodEnd", "day",
@@ -35,3 +42,27 @@ def as_csv(document: dict) -> bytes:
                      totals["utilisationGbp"], totals["performanceReductionGbp"],
                      totals["penaltiesGbp"], totals["netGbp"], "", ""])
     return out.getvalue().encode()
+
+
+def _dns_label(name: str) -> str:
+    return re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-") or "x"
+
+
+def as_uftp(document: dict, *, time_stamp: datetime | None = None) -> bytes:
+    """The statement as a UFTP FlexSettlement (see :mod:`settlement.uftp`), from the
+    operator's domain to the FSP's: settings ``SETTLEMENT_UFTP_SENDER_DOMAIN`` and
+    ``SETTLEMENT_UFTP_RECIPIENT_DOMAIN``, where ``{operator}`` and ``{fsp}`` stand for the
+    operator code and FSP identifier as DNS labels. The MessageID is derived from the
+    statement's sha256, so exporting the same statement again gives the same message
+    (a repeat to the receiver, not a new settlement); the TimeStamp is the export time
+    (``time_stamp`` fixes it). Conflict (409) when no dispatch is settled yet."""
+    names = {"operator": _dns_label(document["operator"]), "fsp": _dns_label(document["fsp"])}
+    message_id = uuid.uuid5(uuid.NAMESPACE_URL,
+                            f"urn:sha256:{statement.document_sha256(document)}")
+    try:
+        return uftp.as_flex_settlement(
+            document, sender_domain=settings.SETTLEMENT_UFTP_SENDER_DOMAIN.format(**names),
+            recipient_domain=settings.SETTLEMENT_UFTP_RECIPIENT_DOMAIN.format(**names),
+            message_id=str(message_id), time_stamp=time_stamp)
+    except uftp.NotExpressible as exc:
+        raise Conflict(str(exc)) from exc

@@ -3,9 +3,16 @@
 
 from __future__ import annotations
 
+import gc
 from collections import defaultdict
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import date, datetime, timedelta
 from decimal import Decimal
+
+import psycopg
+from django.db import connections
+from django.db.models import QuerySet
 
 from dispatch import readings as dispatch_readings
 from dispatch.models import (
@@ -115,6 +122,37 @@ def dispatched_days(unit_ids: list[int], since: datetime,
     return {unit_id: frozenset(found) for unit_id, found in days.items()}
 
 
+@contextmanager
+def _without_cyclic_gc() -> Iterator[None]:
+    """Reading a month makes millions of small acyclic objects (tuples, datetimes,
+    decimals); the cyclic collector would walk them again and again, finding nothing.
+    Reference counting still frees everything."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
+
+
+def _rows(query: QuerySet) -> Iterator[tuple]:
+    """The rows of a ``values_list`` query, streamed. On PostgreSQL they come in binary
+    format: Django's text-format timestamptz loader is pure Python and took most of a
+    month's settlement, while the binary loaders decode the same aware UTC datetimes and
+    exact decimals in C; and streamed, so the server sends while we compute."""
+    connection = connections[query.db]
+    if connection.vendor != "postgresql":
+        yield from query.iterator(chunk_size=20000)
+        return
+    sql, params = query.query.sql_with_params()
+    connection.ensure_connection()
+    with psycopg.Cursor(connection.connection) as cursor:
+        # chunks of rows need libpq 17 (bundled with psycopg[binary]); else row by row
+        size = 10000 if psycopg.pq.version() >= 170000 else 1
+        yield from cursor.stream(sql, params, binary=True, size=size)
+
+
 def unit_inputs(contract: Contract, terms: statement.Terms, first: datetime,
                 after: datetime) -> tuple[dict[str, statement.UnitInput],
                                           dict[str, frozenset[date]]]:
@@ -131,13 +169,18 @@ def unit_inputs(contract: Contract, terms: statement.Terms, first: datetime,
     nominated: dict[int, dict] = defaultdict(dict)
     arrived: dict[int, dict] = defaultdict(dict)
     digests: dict[int, list] = defaultdict(list)
-    for unit_id, kind, start, end, value, version, received in rows.iterator(chunk_size=20000):
-        digests[unit_id].append((kind, start.isoformat(), version, value))
-        if kind == dispatch_readings.BASELINE:
-            nominated[unit_id][start] = value
-            arrived[unit_id][start] = received
-        else:
-            measured[unit_id].append((start, end, kind, value))
+    iso: dict[datetime, str] = {}  # units share their period starts (one query: one tz)
+    with _without_cyclic_gc():
+        for unit_id, kind, start, end, value, version, received in _rows(rows):
+            text = iso.get(start)
+            if text is None:
+                text = iso[start] = start.isoformat()
+            digests[unit_id].append((kind, text, version, value))
+            if kind == dispatch_readings.BASELINE:
+                nominated[unit_id][start] = value
+                arrived[unit_id][start] = received
+            else:
+                measured[unit_id].append((start, end, kind, value))
     declared: dict[int, list] = defaultdict(list)
     for row in AvailabilityDeclaration.objects.filter(
             unit__in=units, superseded_at__isnull=True, start__lt=after, end__gt=first):
@@ -146,12 +189,15 @@ def unit_inputs(contract: Contract, terms: statement.Terms, first: datetime,
     inputs = {}
     for unit in units:
         spans = dispatch_readings.declared_profile(declared[unit.pk], first, after)
+        with _without_cyclic_gc():
+            actual_kw = statement.period_average_kw(measured.pop(unit.pk, []),
+                                                    terms.period_minutes)
+            digest = statement.readings_digest(digests[unit.pk])
         inputs[unit.reference] = statement.UnitInput(
             reference=unit.reference, direction=unit.direction, capacity_kw=unit.capacity_kw,
-            actual_kw=statement.period_average_kw(measured[unit.pk], terms.period_minutes),
-            nominated_kw=nominated[unit.pk], nominated_received=arrived[unit.pk],
+            actual_kw=actual_kw, nominated_kw=nominated[unit.pk],
+            nominated_received=arrived[unit.pk],
             declarations=tuple((s.start, s.end, s.available_kw) for s in spans
                                if s.available_kw is not None),
-            readings_sha256=statement.readings_digest(digests[unit.pk]),
-            readings_count=len(digests[unit.pk]))
+            readings_sha256=digest, readings_count=len(digests.pop(unit.pk, [])))
     return inputs, {unit.reference: days.get(unit.pk, frozenset()) for unit in units}

@@ -17,7 +17,6 @@ export unit.
 from __future__ import annotations
 
 import hashlib
-import json
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
@@ -141,7 +140,9 @@ def _q(value: Decimal, step: Decimal) -> str:
 
 
 def _z(value: datetime) -> str:
-    return value.strftime("%Y-%m-%dT%H:%M:%SZ")
+    # strftime("%Y-%m-%dT%H:%M:%SZ") writes the same, at a tenth of the speed
+    return (f"{value.year}-{value.month:02d}-{value.day:02d}T{value.hour:02d}:"
+            f"{value.minute:02d}:{value.second:02d}Z")
 
 
 def _direction(unit: UnitInput) -> delivery.Direction:
@@ -355,12 +356,11 @@ def build_statement(*, terms: Terms, year: int, month: int, version: int,
 
 
 def readings_digest(rows: Iterable[tuple]) -> str:
-    """A digest of the readings a statement used: (unit, type, start, version, value)."""
-    digest = hashlib.sha256()
-    for row in rows:
-        digest.update(json.dumps([str(v) for v in row]).encode())
-        digest.update(b"\n")
-    return digest.hexdigest()
+    """A digest of the readings a statement used: SHA-256 over one line per reading,
+    its fields (type, start, version, value) separated by tabs (no field holds a tab or
+    a line break), in the order given."""
+    return hashlib.sha256("".join(
+        "\t".join(map(str, row)) + "\n" for row in rows).encode()).hexdigest()
 
 
 def period_average_kw(rows: Iterable[tuple[datetime, datetime, str, Decimal | None]],
@@ -371,20 +371,29 @@ def period_average_kw(rows: Iterable[tuple[datetime, datetime, str, Decimal | No
     zero). USAGE is preferred where both cover a period."""
     length = timedelta(minutes=minutes)
     hours = Decimal(minutes) / 60
-    energy: dict[tuple[str, datetime], list] = {}
+    # On a whole-minute grid a UTC start's fields tell whether it starts a period, far
+    # faster than the timedelta arithmetic every other start takes.
+    minute_grid = 60 % minutes == 0
+    energy: dict[str, dict[datetime, list]] = {}  # type -> period -> [kWh, time covered]
     for start, end, kind, value in rows:
-        offset = (start - _EPOCH) % length
-        period = start - offset
-        if end - start == length and not offset:  # the usual case: one reading, one period
+        if minute_grid and start.tzinfo is UTC and not (
+                start.minute % minutes or start.second or start.microsecond):
+            offset, period = _NO_OFFSET, start
+        else:
+            offset = (start - _EPOCH) % length
+            period = start - offset
+        of_kind = energy.get(kind)
+        if of_kind is None:
+            of_kind = energy[kind] = {}
+        if not offset and end - start == length:  # the usual case: one reading, one period
             if value is None:
-                energy[(kind, period)] = [None, length]
+                of_kind[period] = [None, length]
             else:
-                kwh = value if kind == "USAGE" else value * hours
-                energy[(kind, period)] = [kwh, length]
+                of_kind[period] = [value if kind == "USAGE" else value * hours, length]
             continue
         if period + length < end:  # spans periods: not a settlement-grade reading
             continue
-        entry = energy.setdefault((kind, period), [Decimal(0), timedelta(0)])
+        entry = of_kind.setdefault(period, [Decimal(0), timedelta(0)])
         if value is None or entry[0] is None:
             entry[0] = None
         else:
@@ -393,9 +402,7 @@ def period_average_kw(rows: Iterable[tuple[datetime, datetime, str, Decimal | No
         entry[1] += end - start
     result: dict[datetime, Decimal | None] = {}
     for kind in ("DEMAND", "USAGE"):  # USAGE written last: it wins
-        for (got, period), (kwh, covered) in energy.items():
-            if got != kind:
-                continue
+        for period, (kwh, covered) in energy.get(kind, {}).items():
             complete = kwh is not None and covered == length
             if complete or period not in result:
                 result[period] = kwh / hours if complete else None
@@ -403,3 +410,4 @@ def period_average_kw(rows: Iterable[tuple[datetime, datetime, str, Decimal | No
 
 
 _EPOCH = datetime(2000, 1, 1, tzinfo=UTC)
+_NO_OFFSET = timedelta(0)

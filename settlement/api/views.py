@@ -148,7 +148,8 @@ class StatementExport(APIView):
     permission_classes = [HasOperationScope, OperatorOrVen]
     scopes = {"GET": READ}
     FORMATS = {"json": ("application/json", exports.as_json),
-               "csv": ("text/csv; charset=utf-8", exports.as_csv)}
+               "csv": ("text/csv; charset=utf-8", exports.as_csv),
+               "uftp": ("application/xml", exports.as_uftp)}
 
     @extend_schema(summary="The statement as a file: canonical JSON or CSV",
                    parameters=[OpenApiParameter("format", str, description="json|csv")],

@@ -1,0 +1,341 @@
+"""Settlement at scale: one month of half-hourly meter data for 1,000 dispatch units.
+
+What it does, in one run on this machine:
+1. creates a fresh PostgreSQL database of its own (dropped at the end) and migrates it;
+2. onboards FSPs, units and contracts through the real services (``onboard_fsp``,
+   ``create_contract``; half the contracts use ``high-3-of-5``, half ``meter-before-4``,
+   all with an availability price), issues several real dispatches per unit over the
+   month (``issue_dispatch``: signed revisions), declares availability every evening,
+   and loads with PostgreSQL COPY one month of half-hourly USAGE readings per unit plus
+   the history days before the month that the statement reads for its baselines;
+3. times ``settle_month`` for every contract (statements computed and persisted) and,
+   over the same readings in the same run, a plain per-reading Python loop (a cursor
+   row by row, kWh to kW, a naive baseline and payment per dispatched period);
+4. prints both (wall seconds, readings per second, CPU seconds of this process and of its
+   PostgreSQL backend, the load average around each run), their ratio, and the machine.
+
+Usage: ``python benchmarks/settlement.py [--units 1000] [--database-url URL]``; the URL
+names any database on the PostgreSQL server (the benchmark makes and drops its own).
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import os
+import random
+import secrets
+import sys
+import tempfile
+import time
+from datetime import datetime, timedelta
+from decimal import Decimal
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from benchmarks.poll import create_database, machine  # noqa: E402
+
+YEAR, MONTH = 2026, 11  # 30 days, no clock change: 1,440 periods per unit
+UNITS_PER_FSP = 100
+DISPATCHES_PER_UNIT = 3
+PRICE_GBP_PER_MWH = Decimal(300)
+
+
+def server_cpu_seconds() -> float:
+    """CPU time used so far by this connection's PostgreSQL backend (NaN unless the server
+    runs on this machine and its /proc is readable)."""
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_backend_pid()")
+        pid = cursor.fetchone()[0]
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return float("nan")
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def postgres_version(url: str) -> str:
+    import psycopg
+
+    with psycopg.connect(url) as conn:
+        return conn.execute("SHOW server_version").fetchone()[0]
+
+
+def seed(units: int, seed_value: int) -> dict:
+    """Everything a month's statements need, through the real services where it matters."""
+    from django.db import connection, transaction
+
+    from dispatch import registry, services
+    from dispatch.models import (
+        AvailabilityDeclaration,
+        DispatchUnit,
+        MeterReading,
+        ReportIntake,
+    )
+    from dispatch.rules import Timing
+    from settlement import statement
+
+    rng = random.Random(seed_value)
+    first, after = statement.month_bounds(YEAR, MONTH)
+    lookback = statement.BaselineSpec().lookback_days + 2  # what settlement reads back
+    since = first - timedelta(days=lookback)
+    started = time.monotonic()
+    fsps = (units + UNITS_PER_FSP - 1) // UNITS_PER_FSP
+    contracts = []
+    for number in range(fsps):
+        fsp = f"fsp{number:02d}"
+        count = min(UNITS_PER_FSP, units - number * UNITS_PER_FSP)
+        references = [f"u{number:02d}{index:03d}" for index in range(count)]
+        services.onboard_fsp(operator="ENWL", fsp=fsp, units=[
+            registry.parse_unit_spec(f"{ref}:200") for ref in references])
+        contracts.append(services.create_contract(
+            operator="ENWL", identifier=f"C-{number:02d}", fsp=fsp, product="DYNAMIC",
+            units=references, availability_price=Decimal("4.50"),
+            utilisation_price=PRICE_GBP_PER_MWH,
+            baseline_method="high-3-of-5" if number % 2 == 0 else "meter-before-4"))
+    onboarded = time.monotonic() - started
+
+    started = time.monotonic()
+    unit_rows = list(DispatchUnit.objects.select_related("fsp").order_by("reference"))
+    days = (after - first).days
+    dispatched: dict[int, list[tuple[datetime, datetime]]] = {}
+    dispatch_count = 0
+    for unit in unit_rows:
+        windows = []
+        for day in sorted(rng.sample(range(days), DISPATCHES_PER_UNIT)):
+            start = first + timedelta(days=day, hours=rng.choice((7, 12, 17)),
+                                      minutes=rng.choice((0, 30)))
+            end = start + timedelta(hours=rng.choice((1, 2)))
+            with transaction.atomic():
+                services.issue_dispatch(
+                    unit=unit, service_start=start, service_end=end,
+                    timings=[Timing(setpoint_time=start, volume=Decimal(rng.choice((40, 60))))],
+                    product=services.find_product("DYNAMIC"), issued_by="bench",
+                    now=start - timedelta(hours=2))
+            windows.append((start, end))
+            dispatch_count += 1
+        dispatched[unit.pk] = windows
+    issued = time.monotonic() - started
+
+    started = time.monotonic()
+    received = after + timedelta(days=1)
+    intakes = {site_id: ReportIntake.objects.create(
+        site_id=site_id, kind="metering", report_id="bench", client_id="bench",
+        received_at=received).pk for site_id in {u.site_id for u in unit_rows}}
+    declarations = []
+    availability = {}
+    for site_id in intakes:
+        availability[site_id] = ReportIntake.objects.create(
+            site_id=site_id, kind="availability", report_id="bench", client_id="bench",
+            received_at=first - timedelta(days=1))
+    for unit in unit_rows:
+        for day in range(days):
+            start = first + timedelta(days=day, hours=16)
+            declarations.append(AvailabilityDeclaration(
+                unit=unit, start=start, end=start + timedelta(hours=4),
+                available_kw=Decimal(150), declared_at=first - timedelta(days=1),
+                intake=availability[unit.site_id]))
+    AvailabilityDeclaration.objects.bulk_create(declarations, batch_size=5000)
+
+    meta = MeterReading._meta
+    columns = ["unit_id", "reading_type", "start", "end", "value", "quality", "version",
+               "received_at", "intake_id"]
+    step = timedelta(minutes=30)
+    periods = int((after - since) / step)
+    history = int((first - since) / step)
+    stamp = received.isoformat()
+    with connection.cursor() as cursor:
+        raw = cursor.connection.cursor()
+        quoted = ", ".join(f'"{column}"' for column in columns)
+        sql = f"COPY {meta.db_table} ({quoted}) FROM STDIN"
+        with raw.copy(sql) as copy:
+            for unit in unit_rows:
+                base = rng.uniform(40, 60)  # kWh per half hour: 80 to 120 kW
+                cut = set()
+                for start, end in dispatched[unit.pk]:
+                    moment = start
+                    while moment < end:
+                        cut.add(moment)
+                        moment += step
+                buffer = io.StringIO()
+                moment = since
+                for _ in range(periods):
+                    kwh = base + rng.uniform(-5, 5) - (22 if moment in cut else 0)
+                    buffer.write(f"{unit.pk}\tUSAGE\t{moment.isoformat()}\t"
+                                 f"{(moment + step).isoformat()}\t{kwh:.3f}\tOK\t1\t{stamp}\t"
+                                 f"{intakes[unit.site_id]}\n")
+                    moment += step
+                copy.write(buffer.getvalue())
+        cursor.execute(f"ANALYZE {meta.db_table}")
+    loaded = time.monotonic() - started
+    return {"contracts": [c.pk for c in contracts], "units": len(unit_rows),
+            "dispatches": dispatch_count, "declarations": len(declarations),
+            "month_readings": len(unit_rows) * (periods - history),
+            "history_readings": len(unit_rows) * history, "history_days": lookback,
+            "since": since, "first": first, "after": after,
+            "seconds": {"onboard": round(onboarded, 1), "dispatches": round(issued, 1),
+                        "readings_and_declarations": round(loaded, 1)}}
+
+
+def settle_all(contract_ids: list[int]) -> dict:
+    """The measured run: every contract's statement for the month, persisted."""
+    from dispatch.models import Contract
+    from settlement import services
+
+    month = services.Month(YEAR, MONTH)
+    lines = held = 0
+    server, load = server_cpu_seconds(), os.getloadavg()[0]
+    started, cpu = time.monotonic(), time.process_time()
+    for contract in Contract.objects.filter(pk__in=contract_ids).order_by("pk"):
+        row = services.settle_month(contract=contract, month=month)
+        lines += len(row.document["lines"])
+        held += row.held_lines
+    return {"seconds": time.monotonic() - started, "cpu_seconds": time.process_time() - cpu,
+            "server_cpu_seconds": server_cpu_seconds() - server,
+            "load_average": [round(load, 2), round(os.getloadavg()[0], 2)],
+            "statements": len(contract_ids), "lines": lines, "held_lines": held}
+
+
+def plain_loop(since: datetime, after: datetime) -> dict:
+    """The floor: the same readings row by row from a plain cursor, kWh to kW per
+    period, then per dispatched period a naive baseline (mean of the same period on the
+    five days before), delivered kW and payment. No statements, no persistence."""
+    from django.db import connection, transaction
+
+    from dispatch.models import DispatchRevision, MeterReading
+
+    server, load = server_cpu_seconds(), os.getloadavg()[0]
+    started, cpu = time.monotonic(), time.process_time()
+    kw: dict[tuple[int, datetime], Decimal] = {}
+    count = 0
+    with transaction.atomic(), connection.cursor() as cursor:
+        raw = cursor.connection.cursor(name="plain_loop")  # server-side: row by row
+        raw.itersize = 20000
+        raw.execute(
+            f'SELECT unit_id, start, "end", value FROM {MeterReading._meta.db_table} '
+            "WHERE superseded_at IS NULL AND start >= %s AND start < %s "
+            "ORDER BY unit_id, reading_type, start", (since, after))
+        for unit_id, start, end, value in raw:
+            hours = Decimal((end - start).total_seconds()) / 3600
+            kw[(unit_id, start)] = value / hours
+            count += 1
+        raw.close()
+    revisions = DispatchRevision.objects.filter(status="run").values_list(
+        "instruction__unit_id", "service_start", "service_end", "document")
+    step = timedelta(minutes=30)
+    payment = Decimal(0)
+    periods = 0
+    for unit_id, start, end, document in revisions:
+        ordered = Decimal(str(document["serviceTimings"][0]["volume"]))
+        moment = start
+        while moment < end:
+            history = [kw[(unit_id, moment - timedelta(days=d))] for d in range(1, 6)]
+            baseline = sum(history) / len(history)
+            delivered = min(max(baseline - kw[(unit_id, moment)], Decimal(0)), ordered)
+            payment += delivered / 2 / 1000 * PRICE_GBP_PER_MWH
+            periods += 1
+            moment += step
+    return {"seconds": time.monotonic() - started, "cpu_seconds": time.process_time() - cpu,
+            "server_cpu_seconds": server_cpu_seconds() - server,
+            "load_average": [round(load, 2), round(os.getloadavg()[0], 2)],
+            "readings": count,
+            "dispatched_periods": periods, "payment_gbp": str(round(payment, 2))}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--units", type=int, default=1000)
+    parser.add_argument("--database-url", default=os.environ.get(
+        "BENCH_DATABASE_URL", "postgres://postgres@127.0.0.1:5432/postgres"))
+    parser.add_argument("--seed", type=int, default=20261101, help="random seed of the data")
+    parser.add_argument("--profile", type=Path, help="write a cProfile of the settled run")
+    args = parser.parse_args()
+    if not args.database_url.startswith(("postgres://", "postgresql://")):
+        raise SystemExit("settlement benchmark needs PostgreSQL: --database-url postgres://...")
+
+    workdir = Path(tempfile.mkdtemp(prefix="vtn-bench-"))
+    database_url, drop_database = create_database(args.database_url, workdir)
+    os.environ.update({"DATABASE_URL": database_url, "VTN_VAR_DIR": str(workdir),
+                       "SECRET_KEY": secrets.token_urlsafe(32), "LOG_LEVEL": "WARNING",
+                       "DJANGO_SETTINGS_MODULE": "config.settings"})
+    try:
+        import django
+        from django.core.management import call_command
+        from django.db import connection
+
+        django.setup()
+        started = time.monotonic()
+        call_command("migrate", verbosity=0)
+        migrated = time.monotonic() - started
+        data = seed(args.units, args.seed)
+        data["seconds"]["migrate"] = round(migrated, 1)
+
+        if args.profile:
+            import cProfile
+
+            profiler = cProfile.Profile()
+            settled = profiler.runcall(settle_all, data["contracts"])
+            profiler.dump_stats(args.profile)
+        else:
+            settled = settle_all(data["contracts"])
+        plain = plain_loop(data["since"], data["after"])
+        connection.close()
+
+        readings = data["month_readings"] + data["history_readings"]
+        report = {
+            "machine": {**machine(), "postgresql": postgres_version(database_url)},
+            "setup": {"units": data["units"], "contracts": len(data["contracts"]),
+                      "dispatches": data["dispatches"],
+                      "availability_declarations": data["declarations"],
+                      "month": f"{YEAR:04d}-{MONTH:02d}",
+                      "month_readings": data["month_readings"],
+                      "history_days": data["history_days"],
+                      "history_readings": data["history_readings"],
+                      "seed_seconds": data["seconds"]},
+            "settle_month": {
+                "seconds": round(settled["seconds"], 2),
+                "python_cpu_seconds": round(settled["cpu_seconds"], 2),
+                "postgres_cpu_seconds": round(settled["server_cpu_seconds"], 2),
+                "load_average_before_after": settled["load_average"],
+                "statements": settled["statements"],
+                "lines": settled["lines"], "held_lines": settled["held_lines"],
+                "readings_per_s": round(readings / settled["seconds"]),
+                "month_readings_per_s": round(data["month_readings"] / settled["seconds"])},
+            "plain_loop": {
+                "seconds": round(plain["seconds"], 2),
+                "python_cpu_seconds": round(plain["cpu_seconds"], 2),
+                "postgres_cpu_seconds": round(plain["server_cpu_seconds"], 2),
+                "load_average_before_after": plain["load_average"],
+                "readings": plain["readings"],
+                "dispatched_periods": plain["dispatched_periods"],
+                "readings_per_s": round(plain["readings"] / plain["seconds"])},
+            "settle_vs_plain_time": round(settled["seconds"] / plain["seconds"], 2),
+        }
+        print(json.dumps(report, indent=2))
+        print()
+        print(f"{'':>14} {'seconds':>9} {'python cpu s':>13} {'postgres cpu s':>15} "
+              f"{'readings/s':>12}")
+        for name in ("settle_month", "plain_loop"):
+            row = report[name]
+            print(f"{name:>14} {row['seconds']:>9.2f} {row['python_cpu_seconds']:>13.2f} "
+                  f"{row['postgres_cpu_seconds']:>15.2f} {row['readings_per_s']:>12,}")
+        print(f"{readings:,} readings ({data['month_readings']:,} in the month, "
+              f"{data['history_readings']:,} history); end-to-end settlement takes "
+              f"{report['settle_vs_plain_time']:.2f}x the plain loop's time; "
+              f"aim under 30 s: {'met' if settled['seconds'] < 30 else 'NOT met'} "
+              f"(load average {settled['load_average'][0]} before the run, on "
+              f"{os.cpu_count()} CPUs: other processes slow it down).")
+    finally:
+        from django.db import connections
+
+        connections.close_all()
+        drop_database()
+
+
+if __name__ == "__main__":
+    main()
