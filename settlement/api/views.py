@@ -151,8 +151,8 @@ class StatementExport(APIView):
                "csv": ("text/csv; charset=utf-8", exports.as_csv),
                "uftp": ("application/xml", exports.as_uftp)}
 
-    @extend_schema(summary="The statement as a file: canonical JSON or CSV",
-                   parameters=[OpenApiParameter("format", str, description="json|csv")],
+    @extend_schema(summary="The statement as a file: canonical JSON, CSV or UFTP XML",
+                   parameters=[OpenApiParameter("format", str, description="json|csv|uftp")],
                    responses={(200, "application/octet-stream"): bytes})
     def get(self, request: Request, statement_id: str) -> HttpResponse:
         fmt = request.query_params.get("format", "json")
