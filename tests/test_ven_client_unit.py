@@ -364,6 +364,39 @@ def test_a_refusal_is_reported_once_per_refused_content(agent):
     assert values["GB_ACK_STAGE"] == ["REFUSED"] and values["GB_REVISION"] == [1]
 
 
+def test_a_key_rotated_moments_after_the_last_fetch_defers_instead_of_refusing(agent):
+    state = {"known": False}
+
+    def rotating(kid):
+        if not state["known"]:
+            raise profile.KeyNotFetchedYet(kid)  # fetched moments ago; not there yet
+        return operator_keys(kid)
+
+    agent.key_for = rotating
+    agent.process_dispatch(signed_event())
+    agent.flush()
+    assert agent.transport.posts() == []  # neither refused nor acted on
+    state["known"] = True  # a later poll: the JWKS has the new key
+    agent.process_dispatch(signed_event())
+    stages = [p[2]["resources"][0]["intervals"][0]["payloads"][0]["values"][0]
+              for p in agent.transport.posts()]
+    assert stages == ["RECEIVED", "ACTIONED"]
+
+
+def test_key_lookup_refetches_only_after_the_minimum_interval(agent, monkeypatch):
+    from ven_client import agent as agent_module
+
+    fetches = []
+    monkeypatch.setattr(agent, "_load_jwks", lambda: fetches.append(1))
+    agent._jwks = {"old": OPERATOR_KEY.public_key()}
+    agent._jwks_fetched_at = agent_module.time.monotonic()
+    with pytest.raises(profile.KeyNotFetchedYet):
+        agent.key_for("new")
+    assert fetches == []
+    agent._jwks_fetched_at -= agent_module.JWKS_REFETCH_MIN_S
+    assert agent.key_for("new") is None and fetches == [1]  # fetched: really unknown
+
+
 def test_after_a_crash_while_actioning_the_handler_is_not_run_again(agent, tmp_path):
     marker = tmp_path / "ran"
     agent.config.handler_command = [sys.executable, "-c",

@@ -199,8 +199,9 @@ class Agent:
         logs.log("jwks_fetched", kids=sorted(self._jwks))
 
     def key_for(self, kid: str) -> Ed25519PublicKey | None:
-        """The operator key ``kid``: from the cache, else the JWKS fetched again (at most
-        every few seconds), else None."""
+        """The operator key ``kid``: from the cache, else the JWKS fetched again, else
+        None. The JWKS is fetched at most every few seconds: an unknown kid within that
+        time raises :class:`profile.KeyNotFetchedYet` (try again later), never None."""
         if not self._jwks:
             cached = self.store.get("jwks")
             if cached and not self.config.jwks_file:
@@ -209,8 +210,9 @@ class Agent:
             return self._jwks[kid]
         if self.config.jwks_file and self._jwks:
             return None
-        if time.monotonic() - self._jwks_fetched_at >= JWKS_REFETCH_MIN_S or not self._jwks:
-            self._load_jwks()
+        if self._jwks and time.monotonic() - self._jwks_fetched_at < JWKS_REFETCH_MIN_S:
+            raise profile.KeyNotFetchedYet(kid)
+        self._load_jwks()
         return self._jwks.get(kid)
 
     # -- the cycle ------------------------------------------------------------------------
@@ -301,6 +303,10 @@ class Agent:
                                                units=set(self.units))
         except profile.Refusal as refusal:
             self.refuse(event, said, str(refusal))
+            return
+        except profile.KeyNotFetchedYet as unknown:
+            logs.log("dispatch_deferred", event_id=said.event_id, kid=str(unknown),
+                     reason="signing key not in the JWKS fetched moments ago; retrying")
             return
         if self._ended(document):
             return

@@ -40,7 +40,7 @@ class Config:
     poll_interval_s: float = 10.0
     poll_jitter: float = 0.1  # fraction of the interval, +- at random
     backoff_initial_s: float = 2.0
-    backoff_max_s: float = 300.0
+    backoff_max_s: float = 60.0  # at most the shortest heartbeat interval (MW Dispatch)
     heartbeat_interval_s: float = 0.0  # 0: the shortest GB_HEARTBEAT_INTERVAL of the programs
     request_timeout_s: float = 30.0
     state_dir: str = "/var/lib/ven-client"

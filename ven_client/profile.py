@@ -28,6 +28,12 @@ class Refusal(Exception):
     """A dispatch the agent will not act on; ``str()`` is the reason reported."""
 
 
+class KeyNotFetchedYet(Exception):
+    """The dispatch names a key the agent does not hold and has not been able to look up
+    since (the JWKS was fetched moments ago): try the event again on a later poll rather
+    than refuse a revision signed by a freshly rotated key."""
+
+
 @dataclass(frozen=True)
 class Claim:
     """What an event says about itself, before any verification."""
