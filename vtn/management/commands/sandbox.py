@@ -3,8 +3,10 @@
 Steps: migrate the database, create the development PKI under ``$VTN_VAR_DIR/pki`` if
 it is missing, load the demo data from ``fixtures/`` (idempotent), issue credentials for
 a business-logic client ``sandbox-bl`` and a VEN client ``sandbox-ven`` (bound to the
-demo VEN ``demo-fsp-north``), print everything a client needs as JSON on stdout, then
-serve HTTPS. Progress messages go to stderr so stdout stays machine-readable.
+demo VEN ``demo-fsp-north``), onboard the demo FSP fleet (``conformance/fleet.py``; not with
+``--no-fleet``), print everything a client needs as JSON on stdout, then serve HTTPS
+with the conformance sandbox enabled and the fleet's agents running. Progress messages
+go to stderr so stdout stays machine-readable.
 
 Secrets are stored hashed, so every run rotates the sandbox clients' secrets (their
 client_ids stay the same) and prints the new ones.
@@ -12,6 +14,7 @@ client_ids stay the same) and prints the new ones.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 from io import StringIO
@@ -21,6 +24,7 @@ from django.conf import settings
 from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
+from conformance import fleet as demo_fleet
 from vtn import demo
 from vtn.auth.services import ClientError
 from vtn.models import Ven
@@ -41,8 +45,11 @@ class Command(BaseCommand):
                             help=f"address to serve on (default {DEFAULT_BIND})")
         parser.add_argument("--no-serve", action="store_true",
                             help="set everything up and print the credentials, but do not serve")
+        parser.add_argument("--no-fleet", action="store_true",
+                            help="do not onboard the demo FSP fleet nor start its agents")
 
-    def handle(self, *args, bind: str, no_serve: bool, **options) -> None:
+    def handle(self, *args, bind: str, no_serve: bool, no_fleet: bool = False,
+               **options) -> None:
         self._progress("Migrating the database")
         call_command("migrate", interactive=False, verbosity=0)
 
@@ -66,6 +73,10 @@ class Command(BaseCommand):
             raise CommandError(f"{exc} (run `make clean` to start the sandbox afresh)") from exc
 
         base = f"https://{_public_host(bind)}"
+        fleet = None
+        if not no_fleet:
+            self._progress("Onboarding the demo FSP fleet (conformance/fleet.py)")
+            fleet = demo_fleet.prepare(base_url=base, pki_dir=pki_dir)
         ven_object = Ven.objects.get(client_id=ven.client.client_id)
         report = {
             "vtn": {version: f"{base}/openadr3/{version}" for version in VERSIONS},
@@ -78,6 +89,8 @@ class Command(BaseCommand):
                 "ven": ven.as_dict() | {"ven_name": ven_object.ven_name,
                                         "ven_id": ven_object.pk},
             },
+            "conformance": f"{base}/conformance/",
+            "fleet": fleet.summary() if fleet else None,
         }
         self.stdout.write(json.dumps(report, indent=2))
 
@@ -89,8 +102,10 @@ class Command(BaseCommand):
         os.environ.update(tls)
         for name, value in tls.items():
             setattr(settings, name, value)
+        demo_fleet.enable_sandbox(pki_dir)  # self-service onboarding, fault injection
         self._progress(f"Serving the sandbox on {base} (Ctrl-C to stop)")
-        call_command("serve", "--bind", bind)
+        with fleet.running() if fleet else contextlib.nullcontext():
+            call_command("serve", "--bind", bind)
 
     def _progress(self, message: str) -> None:
         self.stderr.write(message)

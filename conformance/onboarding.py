@@ -1,0 +1,129 @@
+"""Self-service onboarding for the conformance sandbox: an FSP developer registers a
+site, gets its credentials, certificate bundle and standing events once, and contracts
+for the products the scenarios dispatch (RESTORE for every unit, MW_DISPATCH for export
+units: both without notice period).
+
+Enabled only by ``CONFORMANCE_SELF_SERVICE`` (the sandbox sets it): **never on a
+production VTN**, since anyone who can reach the endpoint becomes an FSP. Capped at
+``CONFORMANCE_MAX_FSPS`` sandbox FSPs and ``CONFORMANCE_ONBOARD_RATE_PER_HOUR`` per
+address.
+"""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+from datetime import timedelta
+from decimal import Decimal, InvalidOperation
+from pathlib import Path
+
+from django.conf import settings
+from django.db import transaction
+from django.utils import timezone
+
+from conformance.models import SandboxFsp
+from dispatch import registry, services
+from dispatch.models import Fsp
+from vtn.api.problems import BadRequest, Conflict, Problem
+
+SITE = "main"
+MAX_UNITS = 10
+
+
+class TooMany(Problem):
+    status_code = 429
+    title = "Too Many Requests"
+
+
+def parse_units(raw: object) -> list[registry.UnitSpec]:
+    if not isinstance(raw, list) or not raw:
+        raise BadRequest("units: give a list of 1 to 10 units")
+    if len(raw) > MAX_UNITS:
+        raise BadRequest(f"units: at most {MAX_UNITS} in the sandbox")
+    units = []
+    for index, item in enumerate(raw):
+        if not isinstance(item, dict):
+            raise BadRequest(f"units[{index}] must be an object")
+        try:
+            reference = registry.check_identifier(str(item.get("reference", "")),
+                                                  "unit reference")
+            capacity = Decimal(str(item.get("capacityKw")))
+        except (registry.RegistryError, InvalidOperation) as exc:
+            raise BadRequest(f"units[{index}]: {exc}") from exc
+        if not capacity.is_finite() or not 0 < capacity <= 100_000:
+            raise BadRequest(f"units[{index}]: capacityKw must be a number in (0, 100000]")
+        direction = str(item.get("direction", "import"))
+        if direction not in ("import", "export"):
+            raise BadRequest(f"units[{index}]: direction is import or export")
+        units.append(registry.UnitSpec(reference=reference, capacity_kw=capacity,
+                                       direction=direction))
+    return units
+
+
+def _check_limits(remote_addr: str) -> None:
+    cap = int(getattr(settings, "CONFORMANCE_MAX_FSPS", 50))
+    if SandboxFsp.objects.count() >= cap:
+        raise TooMany(f"the sandbox holds its maximum of {cap} self-service FSPs")
+    per_hour = int(getattr(settings, "CONFORMANCE_ONBOARD_RATE_PER_HOUR", 10))
+    recent = SandboxFsp.objects.filter(remote_addr=remote_addr,
+                                       created__gte=timezone.now() - timedelta(hours=1))
+    if remote_addr and recent.count() >= per_hour:
+        raise TooMany(f"at most {per_hour} onboardings per hour from one address")
+
+
+def sandbox_contracts(*, operator: str, fsp: str, units: list[registry.UnitSpec]) -> list[str]:
+    """The sandbox contracts of an FSP: RESTORE over every unit, MW_DISPATCH over the
+    export units. Existing ones are kept."""
+    services.load_products()
+    made = []
+    plans = [("RESTORE", [u.reference for u in units]),
+             ("MW_DISPATCH", [u.reference for u in units if u.direction == "export"])]
+    for product, references in plans:
+        if not references:
+            continue
+        identifier = f"SBX-{fsp}-{product.replace('_', '')}"[:63]
+        try:
+            services.create_contract(operator=operator, identifier=identifier, fsp=fsp,
+                                     product=product, units=references)
+        except Conflict:
+            pass
+        made.append(identifier)
+    return made
+
+
+@transaction.atomic
+def onboard(*, fsp: str, units: object, remote_addr: str = "", pki_dir: Path | None = None
+            ) -> dict:
+    """Onboard a sandbox FSP with one site (``main``); returns what `fsp onboard` prints
+    plus the certificate bundle as PEM strings and the sandbox contracts."""
+    operator = settings.CONFORMANCE_OPERATOR
+    specs = parse_units(units)
+    _check_limits(remote_addr)
+    try:
+        registry.check_identifier(str(fsp), "FSP identifier")
+    except registry.RegistryError as exc:
+        raise BadRequest(str(exc)) from exc
+    if Fsp.objects.filter(operator__code=operator, identifier=fsp).exists():
+        raise Conflict(f"FSP {fsp!r} already exists in the sandbox; choose another name")
+    pki_dir = Path(pki_dir or getattr(settings, "VTN_PKI_DIR", "")
+                   or Path(settings.VAR_DIR) / "pki")
+    out_dir = Path(tempfile.mkdtemp(prefix="conformance-onboard-"))
+    try:
+        result = services.onboard_fsp(operator=operator, fsp=fsp, units=specs, site=SITE,
+                                      fsp_name=fsp, pki_dir=pki_dir, out_dir=out_dir)
+        bundle = result.get("certificate") or {}
+        pems = {}
+        for name, key in (("cert_pem", "cert_path"), ("key_pem", "key_path"),
+                          ("ca_pem", "ca_path")):
+            if bundle.get(key):
+                pems[name] = Path(bundle[key]).read_text()
+    finally:
+        shutil.rmtree(out_dir, ignore_errors=True)
+    contracts = sandbox_contracts(operator=operator, fsp=fsp, units=specs)
+    SandboxFsp.objects.create(fsp=Fsp.objects.get(operator__code=operator, identifier=fsp),
+                              remote_addr=remote_addr[:64])
+    certificate = {k: v for k, v in bundle.items() if k not in ("cert_path", "key_path",
+                                                                "ca_path")}
+    # The keys `fsp onboard` prints, so `ven-client init --from-onboarding` reads them.
+    return {k: v for k, v in result.items() if k != "certificate"} | {
+        "contracts": contracts, "certificate": certificate | pems}

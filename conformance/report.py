@@ -1,0 +1,53 @@
+"""The conformance report: a stable JSON document (to archive) and its HTML rendering
+(to read). Structure (``format`` ``gb-conformance-report/1``, docs/conformance.md):
+
+``{format, profile, runID, status, passed, operator, fsp, site, venName, clientID, started,
+finished, options, summary: {scenarios, checks, passed, failed}, error, scenarios: [{name,
+title, description, started, finished, passed, error, facts, checks: [{name, passed,
+expected, observed, evidence}]}]}``
+"""
+
+from __future__ import annotations
+
+import json
+
+from django.template.loader import render_to_string
+
+from conformance.checks import iso
+
+FORMAT = "gb-conformance-report/1"
+PROFILE = "gb-dispatch/1"
+
+
+def build(run, site, options, results) -> dict:
+    scenarios = [{
+        "name": r.name, "title": r.title, "description": r.description,
+        "started": iso(r.started), "finished": iso(r.finished), "passed": r.passed,
+        "error": r.error, "facts": r.facts, "checks": [c.as_dict() for c in r.checks],
+    } for r in results]
+    all_checks = [c for s in scenarios for c in s["checks"]]
+    passed = run.status == "passed"
+    return {
+        "format": FORMAT, "profile": PROFILE, "runID": str(run.pk), "status": run.status,
+        "passed": passed, "operator": site.fsp.operator.code, "fsp": site.fsp.identifier,
+        "site": site.name, "venName": site.ven.ven_name, "clientID": site.ven.client_id,
+        "started": iso(run.started), "finished": iso(run.finished),
+        "options": options.as_report(),
+        "summary": {"scenarios": len(scenarios), "checks": len(all_checks),
+                    "passed": sum(1 for c in all_checks if c["passed"]),
+                    "failed": sum(1 for c in all_checks if not c["passed"])},
+        "error": run.error, "scenarios": scenarios,
+    }
+
+
+def to_json(report: dict) -> str:
+    return json.dumps(report, indent=2, sort_keys=False) + "\n"
+
+
+def to_html(report: dict) -> str:
+    """A self-contained page (inline styles, no scripts, no external resources)."""
+    scenarios = [dict(s, checks=[dict(c, evidence_json=json.dumps(c["evidence"], indent=2))
+                                 for c in s["checks"]]) for s in report.get("scenarios", [])]
+    return render_to_string("conformance/report.html", {
+        "report": report, "scenarios": scenarios,
+        "options_json": json.dumps(report.get("options", {}), indent=2)})

@@ -1,0 +1,587 @@
+"""The conformance scenarios: each drives the VTN's real services against a site's own VEN
+(whatever polls with that site's credentials), waits for it, then grades what the VTN
+recorded (docs/conformance.md says exactly what each expects).
+
+A scenario is a function of a :class:`Context` returning its checks. Dispatches are issued
+through ``dispatch.services`` under the site's contract for a product without notice
+period (RESTORE or MW_DISPATCH), for the next whole hour, so they can start at once.
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+
+from django.db import OperationalError, close_old_connections, connection
+from django.utils import timezone
+
+from conformance import checks, evidence
+from conformance.checks import Check
+from conformance.models import ConformanceRun, FaultHit, InjectedFault
+from dispatch import comms, fsp_events, rules, services
+from dispatch.models import (
+    Acknowledgement,
+    Contract,
+    DispatchInstruction,
+    DispatchUnit,
+    FspSite,
+    HeartbeatRecord,
+    ReportIntake,
+)
+
+logger = logging.getLogger(__name__)
+ISSUER = "conformance"
+PREFERRED_PRODUCTS = ("RESTORE", "MW_DISPATCH")
+SAMPLE_SECONDS = 0.5
+
+
+class ScenarioError(RuntimeError):
+    """The scenario cannot be driven for this site (e.g. no suitable contract)."""
+
+
+@dataclass
+class Options:
+    """Timing of a run. ``deadline_s`` defaults to two poll intervals plus the margin;
+    ``heartbeat_interval_s`` to the shortest heartbeat interval of the site's products;
+    ``fault_s`` to what the VTN needs to notice the outage (interval x grace factor plus
+    the last-seen resolution)."""
+
+    poll_interval_s: float = 10.0
+    margin_s: float = 5.0
+    deadline_s: float | None = None
+    heartbeat_interval_s: float | None = None
+    fault_s: float | None = None
+    retry_after_s: int = 5
+    metering_deadline_s: float = 120.0
+    key_settle_s: float = 6.0  # let a VEN's JWKS re-fetch limit pass before rotating
+
+    @property
+    def ack_deadline_s(self) -> float:
+        return self.deadline_s if self.deadline_s is not None else \
+            2 * self.poll_interval_s + self.margin_s
+
+    def as_dict(self) -> dict:
+        return asdict(self) | {"ackDeadlineSeconds": self.ack_deadline_s}
+
+    def as_report(self) -> dict:
+        """The options as the report and the run API name them."""
+        names = {"poll_interval_s": "pollIntervalSeconds", "margin_s": "marginSeconds",
+                 "deadline_s": "deadlineSeconds",
+                 "heartbeat_interval_s": "heartbeatIntervalSeconds",
+                 "fault_s": "faultSeconds", "retry_after_s": "retryAfterSeconds",
+                 "metering_deadline_s": "meteringDeadlineSeconds",
+                 "key_settle_s": "keyRotationSettleSeconds"}
+        return {names[k]: v for k, v in asdict(self).items()} | {
+            "ackDeadlineSeconds": self.ack_deadline_s}
+
+    @classmethod
+    def from_dict(cls, data: dict | None) -> Options:
+        names = set(cls.__dataclass_fields__)
+        return cls(**{k: v for k, v in (data or {}).items() if k in names and v is not None})
+
+
+@dataclass
+class ScenarioResult:
+    name: str
+    title: str
+    description: str
+    started: datetime
+    finished: datetime
+    checks: list[Check]
+    facts: dict = field(default_factory=dict)
+    error: str = ""
+
+    @property
+    def passed(self) -> bool:
+        return not self.error and all(c.passed for c in self.checks)
+
+
+class HeardSampler:
+    """Samples the site's ``last_seen`` (moved by every request of its VEN) in a thread,
+    so gaps between polls can be graded afterwards."""
+
+    def __init__(self, site: FspSite) -> None:
+        self.site_id = site.pk
+        self.values: list[datetime] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, name="conformance-sampler",
+                                        daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=10)
+
+    def _loop(self) -> None:
+        try:
+            while not self._stop.is_set():
+                value = FspSite.objects.filter(pk=self.site_id).values_list(
+                    "last_seen", flat=True).first()
+                if value is not None and (not self.values or value > self.values[-1]):
+                    self.values.append(value)
+                self._stop.wait(SAMPLE_SECONDS)
+        except Exception:  # never take the run down over sampling
+            logger.exception("conformance sampler stopped")
+        finally:
+            connection.close()
+
+
+def retrying(operation: Callable, attempts: int = 8):
+    """``operation()``, again after SQLite's "database is locked" (a transaction that
+    read before writing loses to a concurrent writer at once; PostgreSQL never says it)."""
+    for attempt in range(attempts):
+        try:
+            return operation()
+        except OperationalError as exc:
+            if "locked" not in str(exc) or attempt == attempts - 1:
+                raise
+            time.sleep(0.1 * (attempt + 1))
+
+
+class Context:
+    """What a scenario works with: the site, its unit, timing, and the run's progress."""
+
+    def __init__(self, *, site: FspSite, options: Options, run: ConformanceRun | None = None,
+                 sampler: HeardSampler | None = None,
+                 log: Callable[[str], None] | None = None) -> None:
+        self.site = site
+        self.options = options
+        self.run = run
+        self.sampler = sampler
+        self.log = log or (lambda message: logger.info("%s", message))
+        self.units = list(site.units.order_by("reference"))
+        if not self.units:
+            raise ScenarioError(f"site {site} has no dispatch units")
+        self.unit, self.contract = self._dispatchable()
+        self.faults: list[InjectedFault] = []
+
+    @property
+    def client_id(self) -> str:
+        return self.site.ven.client_id
+
+    def _dispatchable(self) -> tuple[DispatchUnit, Contract]:
+        for code in PREFERRED_PRODUCTS:
+            for unit in self.units:
+                contract = unit.contracts.filter(product__code=code).select_related(
+                    "product").first()
+                if contract is not None:
+                    return unit, contract
+        for unit in self.units:
+            contract = unit.contracts.filter(product__notice_period=timedelta(0)).first()
+            if contract is not None:
+                return unit, contract
+        raise ScenarioError(f"no unit of site {self.site} has a contract for a product "
+                            "without notice period (RESTORE or MW_DISPATCH)")
+
+    def heartbeat_interval_s(self) -> float | None:
+        if self.options.heartbeat_interval_s:
+            return float(self.options.heartbeat_interval_s)
+        site = comms.sites_with_intervals().filter(pk=self.site.pk).first()
+        return site.interval.total_seconds() if site and site.interval else None
+
+    # -- driving the VTN --
+
+    def timings(self, fractions: tuple[float, ...], start: datetime) -> list[rules.Timing]:
+        capacity = Decimal(self.unit.capacity_kw)
+        product = self.contract.product
+        if product.quantity == product.Quantity.FIXED:
+            fractions = (fractions[0],) * len(fractions)
+        kind = product.setpoint_types[0] if "absolute" not in product.setpoint_types \
+            else "absolute"
+        return [rules.Timing(setpoint_time=start + timedelta(minutes=30 * i),
+                             volume=max(Decimal(1), (capacity * Decimal(str(f))).quantize(
+                                 Decimal(1))), setpoint_type=kind)
+                for i, f in enumerate(fractions)]
+
+    def issue(self, *, status: str = "run", fractions: tuple[float, ...] = (0.5, 0.25),
+              reason: str = "") -> DispatchInstruction:
+        now = timezone.now()
+        start = now.replace(minute=0, second=0, microsecond=0) + timedelta(hours=1)
+        dispatch = retrying(lambda: services.issue_dispatch(
+            unit=self.unit, product=self.contract.product, contract=self.contract.identifier,
+            service_start=start, service_end=start + timedelta(hours=1),
+            timings=self.timings(fractions, start), status=status,
+            reference=f"CONF-{now:%Y%m%d}-{secrets.token_hex(4)}", issued_by=ISSUER,
+            reason=reason or "conformance scenario"))
+        self.log(f"issued {dispatch.reference} revision 1 ({status})")
+        return dispatch
+
+    def revise(self, dispatch: DispatchInstruction, *, status: str | None = None,
+               fractions: tuple[float, ...] | None = None) -> int:
+        dispatch.refresh_from_db()
+        timings = self.timings(fractions, dispatch.service_start) if fractions else None
+        revision = retrying(lambda: services.revise_dispatch(
+            dispatch=dispatch, status=status, timings=timings, issued_by=ISSUER,
+            reason="conformance scenario"))
+        self.log(f"revised {dispatch.reference}: revision {revision.number} "
+                 f"({revision.document['status']})")
+        return revision.number
+
+    def stop(self, dispatch: DispatchInstruction, *, emergency: bool = False) -> int:
+        dispatch.refresh_from_db()
+        revision = retrying(lambda: services.stop_dispatch(
+            dispatch=dispatch, emergency=emergency, issued_by=ISSUER,
+            reason="conformance scenario"))
+        self.log(f"{'emergency-' if emergency else ''}stopped {dispatch.reference}: revision "
+                 f"{revision.number}")
+        return revision.number
+
+    def wait(self, predicate: Callable[[], bool], timeout_s: float, step: float = 0.2) -> bool:
+        deadline = time.monotonic() + timeout_s
+        while True:
+            if not connection.in_atomic_block:  # a long run: drop a broken connection
+                close_old_connections()
+            if predicate():
+                return True
+            if time.monotonic() >= deadline:
+                return False
+            time.sleep(step)
+
+    def wait_for_acks(self, dispatch: DispatchInstruction, number: int,
+                      stages: tuple[str, ...], timeout_s: float | None = None) -> bool:
+        def arrived() -> bool:
+            acks = evidence.acknowledgements(dispatch)
+            return all(any(a.revision == number and a.stage == s and a.outcome == "accepted"
+                           for a in acks) for s in stages)
+        return self.wait(arrived, self.options.ack_deadline_s if timeout_s is None
+                         else timeout_s)
+
+    def stages_for(self, status: str) -> tuple[str, ...]:
+        return ("received", "actioned") if rules.wire(status) in checks.ACTIONABLE \
+            else ("received",)
+
+    def fault(self, *, scope: str, seconds: float) -> InjectedFault:
+        now = timezone.now()
+        fault = retrying(lambda: InjectedFault.objects.create(
+            client_id=self.client_id, run=self.run, scope=scope, starts_at=now,
+            ends_at=now + timedelta(seconds=seconds), retry_after_s=self.options.retry_after_s))
+        self.faults.append(fault)
+        self.log(f"fault injected: {scope} requests of {self.client_id} answered 503 for "
+                 f"{seconds:g} s")
+        return fault
+
+    def end_fault(self, fault: InjectedFault) -> None:
+        now = timezone.now()
+        if fault.ends_at > now:
+            fault.ends_at = now
+            retrying(lambda: fault.save(update_fields=["ends_at"]))
+
+    def end_faults(self) -> None:
+        for fault in self.faults:
+            fault.refresh_from_db()
+            self.end_fault(fault)
+
+    def set_awaiting(self, awaiting: dict | None) -> None:
+        if awaiting:
+            self.log(f"ACTION REQUIRED: {awaiting['instruction']}")
+        if self.run is not None:
+            self.run.awaiting = awaiting
+            retrying(lambda: self.run.save(update_fields=["awaiting"]))
+
+    # -- evidence --
+
+    def heard(self, start: datetime, end: datetime) -> tuple[list[datetime], datetime | None,
+                                                             int]:
+        """Times the site was heard from in [start, end], the last time before, and the
+        number of heartbeat reports in the window."""
+        sampled = list(self.sampler.values) if self.sampler else []
+        beats = evidence.heartbeat_times(self.site, start, end)
+        acks = DispatchInstruction.objects.filter(unit__site=self.site)
+        ack_times = list(
+            Acknowledgement.objects.filter(
+                revision__instruction__in=acks, received_at__gte=start, received_at__lte=end)
+            .values_list("received_at", flat=True))
+        intake_times = list(ReportIntake.objects.filter(
+            site=self.site, received_at__gte=start, received_at__lte=end)
+            .values_list("received_at", flat=True))
+        before = [t for t in sampled if t <= start]
+        last_beat = HeartbeatRecord.objects.filter(site=self.site, received_at__lte=start) \
+            .order_by("-received_at").values_list("received_at", flat=True).first()
+        candidates = [t for t in (before[-1] if before else None, last_beat) if t]
+        return (sampled + beats + ack_times + intake_times,
+                max(candidates) if candidates else None, len(beats))
+
+    def heartbeat_check(self, start: datetime, end: datetime,
+                        excluded: list[tuple[datetime, datetime]] = ()) -> Check:
+        heard, before, beats = self.heard(start, end)
+        return checks.heartbeat_regular(heard=heard, start=start, end=end,
+                                        interval_s=self.heartbeat_interval_s(),
+                                        heard_before=before, excluded=excluded,
+                                        heartbeat_reports=beats)
+
+
+# --- the scenarios ---------------------------------------------------------------------------
+
+
+def _dispatch_facts(dispatch: DispatchInstruction) -> dict:
+    return {"dispatchRef": dispatch.reference, "networkOperatorId": dispatch.operator.code,
+            "unit": dispatch.unit.reference, "contract": dispatch.contract.identifier,
+            "product": dispatch.contract.product.code,
+            "revisions": [r.as_dict() for r in evidence.revisions(dispatch)]}
+
+
+def _graded(ctx: Context, dispatch: DispatchInstruction, started: datetime, *,
+            allow_stale: bool = False, excluded=()) -> list[Check]:
+    revs = evidence.revisions(dispatch)
+    acks = evidence.acknowledgements(dispatch)
+    deadline = ctx.options.ack_deadline_s
+    result = checks.revision_checks(revs, acks, deadline_s=deadline)
+    result.append(checks.acks_valid(revs, acks, allow_stale=allow_stale))
+    result.append(ctx.heartbeat_check(started, timezone.now(), list(excluded)))
+    return result
+
+
+def lifecycle(ctx: Context) -> tuple[list[Check], dict]:
+    started = timezone.now()
+    dispatch = ctx.issue(status="pre-notify")
+    ctx.wait_for_acks(dispatch, 1, ("received",))
+    # A VEN may also report a pre-notification ACTIONED; let it land before revising.
+    ctx.wait_for_acks(dispatch, 1, ("actioned",), timeout_s=ctx.options.margin_s)
+    for step in ("run", "revise"):
+        number = ctx.revise(dispatch, status="run",
+                            fractions=(0.5, 0.25) if step == "run" else (0.4, 0.2))
+        ctx.wait_for_acks(dispatch, number, ("received", "actioned"))
+    number = ctx.stop(dispatch)
+    ctx.wait_for_acks(dispatch, number, ("received", "actioned"))
+    return _graded(ctx, dispatch, started), _dispatch_facts(dispatch)
+
+
+def emergency_stop(ctx: Context) -> tuple[list[Check], dict]:
+    started = timezone.now()
+    dispatch = ctx.issue(status="run")
+    ctx.wait_for_acks(dispatch, 1, ("received", "actioned"))
+    number = ctx.stop(dispatch, emergency=True)
+    ctx.wait_for_acks(dispatch, number, ("received", "actioned"))
+    return _graded(ctx, dispatch, started), _dispatch_facts(dispatch)
+
+
+def stale_revision(ctx: Context) -> tuple[list[Check], dict]:
+    started = timezone.now()
+    dispatch = ctx.issue(status="run", fractions=(0.5, 0.25))
+    newest = ctx.revise(dispatch, fractions=(0.3, 0.15))  # at once: no poll in between
+    ctx.wait_for_acks(dispatch, newest, ("received", "actioned"))
+    time.sleep(min(ctx.options.poll_interval_s, 10))  # room for a late ack of revision 1
+    revs = evidence.revisions(dispatch)
+    acks = evidence.acknowledgements(dispatch)
+    older, newer = revs[0], revs[-1]
+    deadline = ctx.options.ack_deadline_s
+    result = [checks.acknowledged(newer, acks, stage="received", deadline_s=deadline),
+              checks.acknowledged(newer, acks, stage="actioned", deadline_s=deadline),
+              checks.stale_recorded(older, newer, acks),
+              checks.not_actioned_stale(older, newer, acks),
+              checks.acks_valid(revs, acks, allow_stale=True),
+              ctx.heartbeat_check(started, timezone.now())]
+    return result, _dispatch_facts(dispatch)
+
+
+def key_rotation(ctx: Context) -> tuple[list[Check], dict]:
+    started = timezone.now()
+    dispatch = ctx.issue(status="run")
+    ctx.wait_for_acks(dispatch, 1, ("received", "actioned"))
+    pause = max(0.0, ctx.options.key_settle_s - (timezone.now() - started).total_seconds())
+    time.sleep(pause)
+    old_kid = evidence.revisions(dispatch)[0].kid
+    new_key = retrying(lambda: services.rotate_signing_key(operator=dispatch.operator.code))
+    ctx.log(f"rotated the {dispatch.operator.code} signing key: {old_kid} -> {new_key.kid}")
+    number = ctx.revise(dispatch, fractions=(0.4, 0.2))
+    ctx.wait_for_acks(dispatch, number, ("received", "actioned"))
+    revs = evidence.revisions(dispatch)
+    acks = evidence.acknowledgements(dispatch)
+    rotated = revs[-1]
+    deadline = ctx.options.ack_deadline_s
+    result = [checks.acknowledged(rotated, acks, stage="received", deadline_s=deadline),
+              checks.acknowledged(rotated, acks, stage="actioned", deadline_s=deadline),
+              checks.acks_valid(revs, acks),
+              ctx.heartbeat_check(started, timezone.now())]
+    for check in result[:2]:
+        check.evidence["signedWith"] = {"before": old_kid, "after": rotated.kid}
+    return result, _dispatch_facts(dispatch) | {"oldKid": old_kid, "newKid": new_key.kid}
+
+
+def comms_loss(ctx: Context) -> tuple[list[Check], dict]:
+    started = timezone.now()
+    interval = comms.sites_with_intervals().filter(pk=ctx.site.pk).first()
+    allowed = interval.interval.total_seconds() * comms.grace_factor() \
+        if interval and interval.interval else 0.0
+    outage_s = max(float(ctx.options.fault_s or 0),
+                   allowed + comms.resolution_seconds() + 3.0)
+    deadline = ctx.options.ack_deadline_s
+    retry_after = ctx.options.retry_after_s
+    # 1. The site's writes fail while it receives a dispatch: its acknowledgements queue.
+    writes = ctx.fault(scope=InjectedFault.Scope.WRITES, seconds=deadline * 4)
+    dispatch = ctx.issue(status="run")
+    ctx.wait(lambda: FaultHit.objects.filter(fault=writes, method__in=("POST", "PUT"))
+             .exists(), deadline)
+    ctx.end_fault(writes)
+    # 2. The VTN is unreachable for the site; the comms check (the beat task) runs.
+    outage = ctx.fault(scope=InjectedFault.Scope.ALL, seconds=outage_s)
+    while timezone.now() < outage.ends_at:
+        retrying(comms.check_comms)
+        time.sleep(min(1.0, max(0.05, (outage.ends_at - timezone.now()).total_seconds())))
+    retrying(comms.check_comms)
+    # 3. Restored: the VEN comes back and delivers what it queued. Backing off is right,
+    # but never for longer than the heartbeat interval the VEN must keep.
+    restore_deadline = max(deadline + retry_after, ctx.heartbeat_interval_s() or 0.0)
+
+    def recovered() -> bool:
+        acks = evidence.acknowledgements(dispatch)
+        online = any(t.to_state == "online" and t.at >= outage.ends_at
+                     for t in evidence.transitions(ctx.site, started))
+        return online and all(any(a.revision == 1 and a.stage == s for a in acks)
+                              for s in ("received", "actioned"))
+    ctx.wait(recovered, restore_deadline)
+    time.sleep(min(ctx.options.poll_interval_s, 5))  # room for a duplicate to show up
+    revs = evidence.revisions(dispatch)
+    acks = evidence.acknowledgements(dispatch)
+    transitions = evidence.transitions(ctx.site, started)
+    heard, _, _ = ctx.heard(outage.ends_at, timezone.now())
+    after = [t for t in heard if t > outage.ends_at]
+    lost_marked = checks.comms_lost_marked(transitions, fault_start=outage.starts_at,
+                                           fault_end=outage.ends_at)
+    if not allowed:  # the VTN never marks a site without heartbeat products lost
+        lost_marked = Check(lost_marked.name, True, lost_marked.expected,
+                            "not applicable: no product of the site has a heartbeat interval")
+    result = [
+        lost_marked,
+        checks.backed_off(evidence.fault_hits(outage), fault_start=outage.starts_at,
+                          fault_end=outage.ends_at, retry_after_s=retry_after),
+        checks.resumed(heard_after=min(after) if after else None, fault_end=outage.ends_at,
+                       deadline_s=restore_deadline),
+        checks.comms_restored(transitions, fault_end=outage.ends_at,
+                              deadline_s=restore_deadline),
+        checks.exactly_once(revs[0], acks, after=outage.ends_at),
+        ctx.heartbeat_check(started, timezone.now(), [
+            (writes.starts_at, outage.ends_at + timedelta(seconds=retry_after))]),
+    ]
+    facts = _dispatch_facts(dispatch) | {
+        "outageSeconds": round(outage_s, 3), "retryAfterSeconds": retry_after,
+        "commsLostAfterSeconds": round(allowed, 3),
+        "writesRefused": [checks.iso(writes.starts_at), checks.iso(writes.ends_at)],
+        "outage": [checks.iso(outage.starts_at), checks.iso(outage.ends_at)]}
+    return result, facts
+
+
+def metering_periods(now: datetime) -> list[datetime]:
+    """The four half-hours of the two hours before the last half-hour boundary."""
+    boundary = now.astimezone(UTC).replace(second=0, microsecond=0)
+    boundary -= timedelta(minutes=boundary.minute % 30)
+    return [boundary - timedelta(minutes=30 * k) for k in range(4, 0, -1)]
+
+
+def metering(ctx: Context) -> tuple[list[Check], dict]:
+    started = timezone.now()
+    periods = metering_periods(started)
+    units = [u.reference for u in ctx.units]
+    event = fsp_events.ensure_events(ctx.site.fsp.operator, ctx.site.fsp.identifier)[
+        fsp_events.METERING]
+    wanted = [(unit, start) for unit in units for start in periods]
+    deadline = ctx.options.metering_deadline_s
+    instruction = (
+        f"Send half-hourly USAGE readings (kWh, positive = import) of units "
+        f"{', '.join(units)} for the four periods from {checks.iso(periods[0])} to "
+        f"{checks.iso(periods[-1] + timedelta(minutes=30))} as a report on your metering "
+        f"event {event.pk} ({event.event_name}) within {deadline:g} s. If you sent these "
+        "periods before, send the same values again (or mark changes with GB_CORRECTION).")
+    ctx.set_awaiting({"scenario": "metering", "instruction": instruction,
+                      "eventID": str(event.pk), "eventName": event.event_name,
+                      "readingType": "USAGE", "units": units,
+                      "periods": [{"start": checks.iso(p),
+                                   "end": checks.iso(p + timedelta(minutes=30))}
+                                  for p in periods],
+                      "deadline": checks.iso(started + timedelta(seconds=deadline))})
+    done: dict = {}
+
+    def covered() -> bool:
+        intakes = evidence.intakes(ctx.site, started)
+        found = set(evidence.current_readings(ctx.site, periods))
+        if intakes and all(w in found for w in wanted):
+            done.setdefault("at", max(i.received_at for i in intakes))
+            return True
+        return False
+    try:
+        ctx.wait(covered, deadline, step=0.5)
+    finally:
+        ctx.set_awaiting(None)
+    intakes = evidence.intakes(ctx.site, started)
+    found = evidence.current_readings(ctx.site, periods)
+    result = [checks.readings_accepted(intakes),
+              checks.periods_covered(wanted, found if intakes else []),
+              checks.within("readings-in-time", what="the periods asked for covered",
+                            at=done.get("at"), since=started, deadline_s=deadline),
+              ctx.heartbeat_check(started, timezone.now())]
+    return result, {"instruction": instruction, "meteringEventID": str(event.pk)}
+
+
+@dataclass(frozen=True)
+class Scenario:
+    name: str
+    title: str
+    description: str
+    drive: Callable[[Context], tuple[list[Check], dict]]
+
+
+SCENARIOS: dict[str, Scenario] = {s.name: s for s in (
+    Scenario("lifecycle", "Pre-notify, run, revise, stop",
+             "Revision 1 PRE_NOTIFY, 2 RUN, 3 RUN with new setpoints, 4 STOP, each issued "
+             "once the previous one is acknowledged (or its deadline passed). Every revision "
+             "RECEIVED and every RUN/STOP revision ACTIONED, accepted, within the deadline.",
+             lifecycle),
+    Scenario("emergency-stop", "Run, then emergency stop",
+             "Revision 1 RUN, then revision 2 EMERGENCY_STOP: both RECEIVED and ACTIONED, "
+             "accepted, within the deadline.", emergency_stop),
+    Scenario("stale-revision", "Two revisions in quick succession",
+             "Revision 1 RUN and revision 2 RUN issued back to back. The newest is RECEIVED "
+             "and ACTIONED in time; anything acknowledging revision 1 after revision 2 was "
+             "issued is recorded stale_revision, and revision 1 is never ACTIONED once the "
+             "VEN holds revision 2.", stale_revision),
+    Scenario("key-rotation", "The operator's signing key rotates",
+             "Revision 1 RUN signed with the current key; the operator's key rotates; "
+             "revision 2 is signed with the new key (a kid the VEN has not seen): it is still "
+             "verified, RECEIVED and ACTIONED, accepted, in time.", key_rotation),
+    Scenario("comms-loss", "The VTN is unreachable for the site",
+             "The VTN refuses the site's writes (503) while revision 1 RUN arrives, then "
+             "answers all its requests 503 with Retry-After for long enough that the site is "
+             "marked comms_lost. The VEN backs off (about one request per Retry-After), "
+             "resumes polling when it ends, is marked online again, and delivers the queued "
+             "RECEIVED and ACTIONED exactly once each.", comms_loss),
+    Scenario("metering", "Meter readings on request",
+             "The run asks (awaiting.instruction in the run, printed by the CLI) for "
+             "half-hourly USAGE readings of every unit of the site for the previous two "
+             "hours, on the metering event: all periods covered, nothing rejected, within the "
+             "metering deadline.", metering),
+)}
+ORDER = tuple(SCENARIOS)
+
+
+def run_scenario(name: str, ctx: Context) -> ScenarioResult:
+    scenario = SCENARIOS[name]
+    started = timezone.now()
+    ctx.log(f"scenario {name}: {scenario.title}")
+    try:
+        result_checks, facts = scenario.drive(ctx)
+        error = ""
+    except Exception as exc:  # report it as this scenario's failure; the run goes on
+        logger.exception("conformance scenario %s failed to run", name)
+        result_checks, facts = [], {}
+        error = f"{type(exc).__name__}: {exc}"
+        result_checks.append(Check("scenario-ran", False, "the scenario runs to its end",
+                                   error, {}))
+    finally:
+        ctx.end_faults()
+        if ctx.run is not None and ctx.run.awaiting:
+            ctx.set_awaiting(None)
+    result = ScenarioResult(name=name, title=scenario.title, description=scenario.description,
+                            started=started, finished=timezone.now(), checks=result_checks,
+                            facts=facts, error=error)
+    ctx.log(f"scenario {name}: {'PASSED' if result.passed else 'FAILED'} ("
+            + ", ".join(f"{c.name} {'ok' if c.passed else 'FAIL'}" for c in result_checks)
+            + ")")
+    return result

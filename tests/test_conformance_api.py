@@ -1,0 +1,300 @@
+"""The conformance sandbox in-process: the getting-started page and its links, the profile
+text, self-service onboarding (enabled, disabled, capped), the run API (202, then the
+report as JSON and HTML) and the fault-injection middleware."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from io import StringIO
+
+import pytest
+from django.core.exceptions import MiddlewareNotUsed
+from django.core.management import call_command
+from django.http import HttpResponse
+from django.test import Client, RequestFactory
+from django.utils import timezone
+
+from conformance import onboarding, runner
+from conformance.middleware import FaultInjectionMiddleware
+from conformance.models import ConformanceRun, FaultHit, InjectedFault, SandboxFsp
+from dispatch import registry, services
+from tests.fixtures.api import new_actor
+from tests.fixtures.dispatch import token_for
+
+pytestmark = pytest.mark.django_db
+ONBOARD = "/conformance/api/v1/onboard"
+RUNS = "/conformance/api/v1/runs"
+UNITS = [{"reference": "bat1", "capacityKw": 500, "direction": "export"},
+         {"reference": "hp1", "capacityKw": 200, "direction": "import"}]
+
+
+@pytest.fixture
+def sandbox(settings, tmp_path, fresh_caches, api_settings):
+    """Self-service on, with a development PKI for the site certificates."""
+    call_command("pki", "init", "--dir", str(tmp_path / "pki"), stdout=StringIO())
+    settings.VTN_PKI_DIR = tmp_path / "pki"
+    settings.CONFORMANCE_SELF_SERVICE = True
+    settings.CONFORMANCE_OPERATOR = "ENWL"
+    return settings
+
+
+@pytest.fixture
+def site(fresh_caches, api_settings) -> dict:
+    """A sandbox site without mTLS (in-process clients present no certificate)."""
+    specs = [registry.UnitSpec(reference="u1", capacity_kw=100, direction="export")]
+    result = services.onboard_fsp(operator="ENWL", fsp="solo", units=specs)
+    onboarding.sandbox_contracts(operator="ENWL", fsp="solo", units=specs)
+    return result | {"token": token_for(result)}
+
+
+def bearer(token: str) -> dict:
+    return {"HTTP_AUTHORIZATION": f"Bearer {token}"}
+
+
+# --- getting started ---------------------------------------------------------------------------
+
+
+def test_getting_started_page_renders_with_its_links(client: Client):
+    response = client.get("/conformance/")
+
+    assert response.status_code == 200
+    page = response.content.decode()
+    for link in ("/openadr3/3.1.0/docs", "/openadr3/3.0.1/docs", "/dispatch/api/v1/docs",
+                 "/settlement/api/v1/docs", "/conformance/docs/profile.md",
+                 "/conformance/docs/guide.md", "/.well-known/jwks.json"):
+        assert f'href="{link}"' in page, link
+    assert "ven-client" in page and "/auth/token" in page and "site-keys" in page
+    assert "GB_ACK_JWS" in page and "keys generate" in page
+    for name in ("lifecycle", "emergency-stop", "stale-revision", "key-rotation",
+                 "comms-loss", "metering"):
+        assert name in page
+
+
+@pytest.mark.parametrize("path", ["/openadr3/3.1.0/docs", "/openadr3/3.0.1/docs",
+                                  "/dispatch/api/v1/docs", "/settlement/api/v1/docs"])
+def test_the_linked_api_docs_exist(client: Client, path: str):
+    assert client.get(path).status_code == 200
+
+
+def test_the_profile_is_served_as_markdown_text(client: Client):
+    response = client.get("/conformance/docs/profile.md")
+
+    assert response.status_code == 200
+    assert response["Content-Type"].startswith("text/markdown")
+    assert b"GB dispatch profile" in b"".join(response.streaming_content)
+    assert client.get("/conformance/docs/secrets.md").status_code == 404
+
+
+# --- self-service onboarding -------------------------------------------------------------------
+
+
+def test_onboarding_is_not_found_when_self_service_is_disabled(client: Client, settings):
+    settings.CONFORMANCE_SELF_SERVICE = False
+
+    response = client.post(ONBOARD, {"fsp": "acme", "units": UNITS},
+                           content_type="application/json")
+
+    assert response.status_code == 404
+    assert not SandboxFsp.objects.exists()
+
+
+def test_onboarding_returns_credentials_certificate_and_standing_events_once(
+        client: Client, sandbox):
+    response = client.post(ONBOARD, {"fsp": "acme", "units": UNITS},
+                           content_type="application/json")
+
+    assert response.status_code == 201, response.content
+    body = response.json()
+    assert body["operator"] == "ENWL" and body["fsp"] == "acme" and body["site"] == "main"
+    assert body["client_id"] and body["client_secret"] and body["require_mtls"] is True
+    assert body["ven_name"] == "enwl-acme-main"
+    assert body["certificate"]["cert_pem"].startswith("-----BEGIN CERTIFICATE-----")
+    assert "PRIVATE KEY" in body["certificate"]["key_pem"]
+    assert body["certificate"]["ca_pem"].startswith("-----BEGIN CERTIFICATE-----")
+    assert "cert_path" not in body["certificate"]
+    assert body["heartbeat_event_id"] and body["metering_event_id"]
+    assert body["availability_event_id"]
+    assert body["contracts"] == ["SBX-acme-RESTORE", "SBX-acme-MWDISPATCH"]
+    assert [u["reference"] for u in body["units"]] == ["bat1", "hp1"]
+    again = client.post(ONBOARD, {"fsp": "acme", "units": UNITS},
+                        content_type="application/json")
+    assert again.status_code == 409
+
+
+@pytest.mark.parametrize("units", [None, [], [{"reference": "x", "capacityKw": -1}],
+                                   [{"reference": "bad ref", "capacityKw": 1}],
+                                   [{"reference": "x", "capacityKw": 1, "direction": "up"}]])
+def test_onboarding_refuses_bad_units(client: Client, sandbox, units):
+    response = client.post(ONBOARD, {"fsp": "acme", "units": units},
+                           content_type="application/json")
+
+    assert response.status_code == 400, response.content
+
+
+def test_onboarding_is_capped(client: Client, sandbox):
+    sandbox.CONFORMANCE_MAX_FSPS = 1
+    assert client.post(ONBOARD, {"fsp": "one", "units": UNITS[:1]},
+                       content_type="application/json").status_code == 201
+
+    response = client.post(ONBOARD, {"fsp": "two", "units": UNITS[:1]},
+                           content_type="application/json")
+
+    assert response.status_code == 429
+    assert "maximum" in response.json()["detail"]
+
+
+def test_onboarding_is_rate_limited_per_address(client: Client, sandbox):
+    sandbox.CONFORMANCE_ONBOARD_RATE_PER_HOUR = 1
+    assert client.post(ONBOARD, {"fsp": "one", "units": UNITS[:1]},
+                       content_type="application/json").status_code == 201
+
+    assert client.post(ONBOARD, {"fsp": "two", "units": UNITS[:1]},
+                       content_type="application/json").status_code == 429
+
+
+# --- runs --------------------------------------------------------------------------------------
+
+
+def test_a_run_is_accepted_with_202_then_gives_its_report(client: Client, site, monkeypatch):
+    started: list[ConformanceRun] = []
+    monkeypatch.setattr(runner, "start_in_background", started.append)
+
+    response = client.post(RUNS, {"scenario": "emergency-stop", "deadlineSeconds": 1,
+                                  "heartbeatIntervalSeconds": 3600},
+                           content_type="application/json", **bearer(site["token"]))
+
+    assert response.status_code == 202, response.content
+    body = response.json()
+    assert body["status"] == "pending" and body["scenarios"] == ["emergency-stop"]
+    assert response["Location"] == f"{RUNS}/{body['id']}"
+    pending = client.get(f"/conformance/runs/{body['id']}.html")
+    assert pending.status_code == 202
+
+    runner.execute(started[0], sample=False)  # what the background thread does
+
+    detail = client.get(f"{RUNS}/{body['id']}", **bearer(site["token"])).json()
+    assert detail["status"] == "failed"  # nobody acknowledges in this test
+    report = detail["report"]
+    assert report["fsp"] == "solo" and report["site"] == "main"
+    assert report["options"]["deadlineSeconds"] == 1
+    assert report["options"]["ackDeadlineSeconds"] == 1
+    checks = {c["name"]: c for c in report["scenarios"][0]["checks"]}
+    assert checks["received-r1"]["passed"] is False
+    assert checks["received-r1"]["observed"] == "no acknowledgement recorded"
+    assert checks["heartbeat-regular"]["passed"] is True
+    html = client.get(f"/conformance/runs/{body['id']}.html")
+    assert html.status_code == 200
+    assert b"FAILED" in html.content and b"received-r1" in html.content
+    assert b'<html lang="en">' in html.content and b"<caption>" in html.content
+    assert b"<script" not in html.content and b"http://" not in html.content
+    listed = client.get(RUNS, **bearer(site["token"])).json()
+    assert [r["id"] for r in listed] == [body["id"]]
+
+
+def test_runs_are_started_by_a_site_vens_client_only(client: Client, site, version="3.1.0"):
+    operator = new_actor("dno", "bl", "3.1.0")
+
+    response = client.post(RUNS, {"scenario": "all"}, content_type="application/json",
+                           **bearer(operator.token))
+
+    assert response.status_code == 403
+
+
+def test_an_unknown_scenario_is_refused(client: Client, site):
+    response = client.post(RUNS, {"scenario": "teleport"}, content_type="application/json",
+                           **bearer(site["token"]))
+
+    assert response.status_code == 400
+    assert "lifecycle" in response.json()["detail"]
+
+
+def test_a_second_run_while_one_is_in_progress_is_refused(client: Client, site, monkeypatch):
+    monkeypatch.setattr(runner, "start_in_background", lambda run: None)
+    assert client.post(RUNS, {"scenario": "metering"}, content_type="application/json",
+                       **bearer(site["token"])).status_code == 202
+
+    response = client.post(RUNS, {"scenario": "metering"}, content_type="application/json",
+                           **bearer(site["token"]))
+
+    assert response.status_code == 400 and "in progress" in response.json()["detail"]
+
+
+def test_another_sites_run_is_not_found(client: Client, site, monkeypatch):
+    monkeypatch.setattr(runner, "start_in_background", lambda run: None)
+    run_id = client.post(RUNS, {"scenario": "metering"}, content_type="application/json",
+                         **bearer(site["token"])).json()["id"]
+    other = services.onboard_fsp(operator="ENWL", fsp="other", units=[
+        registry.UnitSpec(reference="o1", capacity_kw=10, direction="import")])
+
+    response = client.get(f"{RUNS}/{run_id}", **bearer(token_for(other)))
+
+    assert response.status_code == 404
+
+
+def test_run_options_are_bounded(client: Client, site):
+    response = client.post(RUNS, {"scenario": "all", "pollIntervalSeconds": 0},
+                           content_type="application/json", **bearer(site["token"]))
+
+    assert response.status_code == 400
+
+
+# --- fault injection ---------------------------------------------------------------------------
+
+
+def ok(request) -> HttpResponse:
+    return HttpResponse("ok")
+
+
+def test_the_middleware_is_not_used_unless_enabled(settings):
+    settings.CONFORMANCE_FAULTS_ENABLED = False
+
+    with pytest.raises(MiddlewareNotUsed):
+        FaultInjectionMiddleware(ok)
+
+
+def test_a_faulted_client_gets_503_with_retry_after_and_the_hit_is_recorded(settings, site):
+    settings.CONFORMANCE_FAULTS_ENABLED = True
+    now = timezone.now()
+    fault = InjectedFault.objects.create(client_id=site["client_id"], starts_at=now,
+                                         ends_at=now + timedelta(minutes=1), retry_after_s=7)
+    middleware = FaultInjectionMiddleware(ok)
+    factory = RequestFactory()
+
+    refused = middleware(factory.get("/openadr3/3.1.0/events", **bearer(site["token"])))
+    token = middleware(factory.post("/openadr3/3.1.0/auth/token",
+                                    {"client_id": site["client_id"]}))
+    sandbox_api = middleware(factory.get("/conformance/api/v1/runs", **bearer(site["token"])))
+    stranger = middleware(factory.get("/openadr3/3.1.0/events", **bearer("unknown-token")))
+
+    assert refused.status_code == 503 and refused["Retry-After"] == "7"
+    assert token.status_code == 503
+    assert sandbox_api.status_code == 200 and stranger.status_code == 200
+    assert list(FaultHit.objects.filter(fault=fault).values_list("method", flat=True)) == [
+        "GET", "POST"]
+
+
+def test_a_writes_fault_lets_polls_through(settings, site):
+    settings.CONFORMANCE_FAULTS_ENABLED = True
+    now = timezone.now()
+    InjectedFault.objects.create(client_id=site["client_id"], starts_at=now,
+                                 ends_at=now + timedelta(minutes=1),
+                                 scope=InjectedFault.Scope.WRITES)
+    middleware = FaultInjectionMiddleware(ok)
+    factory = RequestFactory()
+
+    assert middleware(factory.get("/openadr3/3.1.0/events",
+                                  **bearer(site["token"]))).status_code == 200
+    assert middleware(factory.post("/openadr3/3.1.0/reports", {},
+                                   **bearer(site["token"]))).status_code == 503
+
+
+def test_an_ended_fault_no_longer_applies(settings, site):
+    settings.CONFORMANCE_FAULTS_ENABLED = True
+    now = timezone.now()
+    InjectedFault.objects.create(client_id=site["client_id"], starts_at=now - timedelta(
+        minutes=2), ends_at=now - timedelta(minutes=1))
+
+    response = FaultInjectionMiddleware(ok)(RequestFactory().get(
+        "/openadr3/3.1.0/events", **bearer(site["token"])))
+
+    assert response.status_code == 200

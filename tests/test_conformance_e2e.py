@@ -1,0 +1,301 @@
+"""The conformance sandbox end to end: a VTN of its own over HTTPS with fault injection and
+self-service onboarding on, FSP sites onboarded through the endpoint, real ``ven_client``
+agents polling it, and runs started through the API and the CLI.
+
+Our agent passes every scenario; deliberately broken agents (ven_client with a sabotaged
+read-back or signing key, or one that polls too rarely and sends no heartbeats) fail
+exactly the checks that grade what they got wrong.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import requests
+
+from tests.fixtures.agent import AgentWorld, Site, wait_for
+from tests.fixtures.server import MANAGE, ROOT, E2EDatabase, PinnedSession, VtnServer
+
+pytestmark = pytest.mark.slow
+
+POLL_S = 1.0
+RUN_OPTIONS = {"pollIntervalSeconds": POLL_S, "marginSeconds": 4, "heartbeatIntervalSeconds": 5,
+               "retryAfterSeconds": 2, "meteringDeadlineSeconds": 30}
+CLI_OPTIONS = ["--poll-interval", str(POLL_S), "--margin", "4", "--heartbeat-interval", "5",
+               "--retry-after", "2"]
+
+# ven_client whose read-back says one kW more than the dispatch (signed consistently).
+WRONG_READ_BACK = r'''
+import sys
+from ven_client import cli, profile
+original = profile.read_back
+def wrong(document, **kwargs):
+    signed = original(document, **kwargs)
+    for setpoint in signed["setpoints"]:
+        setpoint["volume"] = setpoint["volume"] + 1
+    return signed
+profile.read_back = wrong
+sys.exit(cli.main(sys.argv[1:]))
+'''
+# ven_client that signs acknowledgements with a key other than the registered one.
+BAD_SIGNATURE = r'''
+import sys
+from ven_client import agent, cli
+from ven_client.jose import Ed25519PrivateKey
+other = Ed25519PrivateKey.generate()
+original = agent.Agent.signing_key
+agent.Agent.signing_key = lambda self: (other, original(self)[1])
+sys.exit(cli.main(sys.argv[1:]))
+'''
+
+
+@pytest.fixture(scope="module")
+def sandbox_vtn(tmp_path_factory: pytest.TempPathFactory) -> Iterator[VtnServer]:
+    """A VTN of its own: conformance on, last-seen written at once, comms lost after
+    0.05 x the heartbeat interval (3 s for MW_DISPATCH sites)."""
+    workdir = tmp_path_factory.mktemp("conformance_vtn")
+    database = E2EDatabase(os.environ.get("DATABASE_URL", ""), workdir)
+    server = VtnServer(workdir, database)
+    server.env.update({
+        "CONFORMANCE_FAULTS_ENABLED": "true", "CONFORMANCE_SELF_SERVICE": "true",
+        "CONFORMANCE_OPERATOR": "ENWL", "VTN_PKI_DIR": str(server.pki_dir),
+        "DISPATCH_LAST_SEEN_RESOLUTION_SECONDS": "0.2", "DISPATCH_COMMS_GRACE_FACTOR": "0.05",
+    })
+    try:
+        server.prepare()
+        server.start()
+        yield server
+    finally:
+        server.stop()
+        database.drop()
+
+
+@pytest.fixture
+def world(sandbox_vtn: VtnServer, tmp_path: Path) -> Iterator[AgentWorld]:
+    world = AgentWorld(server=sandbox_vtn, root=tmp_path)
+    try:
+        yield world
+    finally:
+        world.close()
+
+
+def onboard(world: AgentWorld, *, units=(("bat1", 500, "export"),), **settings) -> Site:
+    """Self-service onboarding, then an agent configuration with the issued certificate
+    bundle and a registered signing key."""
+    server = world.server
+    fsp = server.unique("conf")
+    response = requests.post(f"{server.base_url}/conformance/api/v1/onboard", json={
+        "fsp": fsp, "units": [{"reference": r, "capacityKw": kw, "direction": d}
+                              for r, kw, d in units]}, verify=server.ca_bundle, timeout=60)
+    assert response.status_code == 201, response.text
+    onboarding = response.json()
+    directory = world.root / fsp
+    (directory / "gate").mkdir(parents=True)
+    pki = directory / "pki"
+    pki.mkdir()
+    (pki / "site.pem").write_text(onboarding["certificate"]["cert_pem"])
+    (pki / "site.key").write_text(onboarding["certificate"]["key_pem"])
+    (directory / "client-secret").write_text(onboarding["client_secret"])
+    site = Site(fsp=fsp, units=[u[0] for u in units], onboarding=onboarding,
+                directory=directory, mtls=True)
+    config = {
+        "vtn_url": server.base_url, "client_id": onboarding["client_id"],
+        "client_secret_file": str(directory / "client-secret"),
+        "client_cert": str(pki / "site.pem"), "client_key": str(pki / "site.key"),
+        "ca_bundle": server.ca_bundle, "ven_name": onboarding["ven_name"],
+        "handler_command": [sys.executable, "-c", "import sys; sys.stdin.read()"],
+        "poll_interval_s": POLL_S, "poll_jitter": 0.1, "backoff_initial_s": 0.5,
+        "backoff_max_s": 4.0, "heartbeat_interval_s": 2.0, "state_dir": str(site.state_dir),
+        "drop_dir": str(site.drop_dir), "log_format": "json"} | settings
+    site.config_path.write_text("".join(f"{k} = {json.dumps(v)}\n" for k, v in config.items()))
+    result = world.cli(site, "keys", "generate")
+    assert result.returncode == 0, result.stdout + result.stderr
+    return site
+
+
+def start_sabotaged(world: AgentWorld, site: Site, code: str) -> subprocess.Popen:
+    with site.agent_log.open("ab") as log:
+        process = subprocess.Popen([sys.executable, "-c", code, "--config",
+                                    str(site.config_path), "run"], cwd=ROOT,
+                                   env=world._env(), stdout=log, stderr=subprocess.STDOUT,
+                                   stdin=subprocess.DEVNULL)
+    world.processes.append(process)
+    return process
+
+
+def ven_session(world: AgentWorld, site: Site) -> requests.Session:
+    server = world.server
+    cert = (str(site.directory / "pki" / "site.pem"), str(site.directory / "pki" / "site.key"))
+    response = requests.post(server.url("3.1.0", "auth/token"), data={
+        "grant_type": "client_credentials", "client_id": site.onboarding["client_id"],
+        "client_secret": site.onboarding["client_secret"]}, cert=cert,
+        verify=server.ca_bundle, timeout=30)
+    assert response.status_code == 200, response.text
+    session = PinnedSession()
+    session.verify = server.ca_bundle
+    session.cert = cert
+    session.headers["Authorization"] = f"Bearer {response.json()['access_token']}"
+    return session
+
+
+def wait_online(world: AgentWorld, site: Site) -> None:
+    wait_for(lambda: any(r.get("event") == "online" for r in site.log_records()), 30,
+             f"the agent of {site.fsp} to come online")
+
+
+def drop_readings(site: Site, awaiting: dict) -> None:
+    """What the FSP does when the metering scenario asks: a readings CSV in the agent's
+    drop folder (written aside, then moved in)."""
+    rows = ["unit,start,duration,type,value"]
+    for unit in awaiting["units"]:
+        rows += [f"{unit},{p['start'][:19]}Z,PT30M,USAGE,-12.5" for p in awaiting["periods"]]
+    site.drop_dir.mkdir(exist_ok=True)
+    staging = site.directory / "readings-conformance.csv"
+    staging.write_text("\n".join(rows) + "\n")
+    staging.rename(site.drop_dir / staging.name)
+
+
+def cli_run(world: AgentWorld, site: Site, scenario: str, out: Path, *extra: str
+            ) -> tuple[int, dict]:
+    result = subprocess.run(
+        [sys.executable, str(MANAGE), "conformance", "run", "--fsp", f"ENWL/{site.fsp}",
+         "--scenario", scenario, *CLI_OPTIONS, *extra, "--out", str(out)], cwd=ROOT,
+        env=world.server.env, capture_output=True, text=True, timeout=300)
+    assert (out / "report.json").exists(), result.stdout + result.stderr
+    return result.returncode, json.loads((out / "report.json").read_text())
+
+
+def failed_checks(report: dict) -> dict[str, set[str]]:
+    return {s["name"]: {c["name"] for c in s["checks"] if not c["passed"]}
+            for s in report["scenarios"]}
+
+
+def outcomes(check: dict) -> set[str]:
+    return {a["outcome"] for a in check["evidence"]["acknowledgements"]}
+
+
+def check_named(report: dict, scenario: str, name: str) -> dict:
+    found = next(s for s in report["scenarios"] if s["name"] == scenario)
+    return next(c for c in found["checks"] if c["name"] == name)
+
+
+# --- our agent passes everything --------------------------------------------------------------
+
+
+def test_our_agent_passes_every_scenario_through_the_run_api(world: AgentWorld) -> None:
+    site = onboard(world, units=(("bat1", 500, "export"), ("hp1", 200, "import")))
+    world.start_agent(site)
+    wait_online(world, site)
+    with ven_session(world, site) as session:
+        response = session.post(f"{world.server.base_url}/conformance/api/v1/runs",
+                                json={"scenario": "all"} | RUN_OPTIONS, timeout=30)
+        assert response.status_code == 202, response.text
+        started = response.json()
+        assert started["status"] == "pending"
+        url = f"{world.server.base_url}/conformance/api/v1/runs/{started['id']}"
+        deadline = time.monotonic() + 300
+        dropped = False
+        while True:
+            run = session.get(url, timeout=30).json()
+            if run["status"] in ("passed", "failed", "error"):
+                break
+            if run["awaiting"] and not dropped:
+                drop_readings(site, run["awaiting"])
+                dropped = True
+            assert time.monotonic() < deadline, f"run still {run['status']}"
+            time.sleep(0.5)
+
+    report = run["report"]
+    assert run["status"] == "passed", str(
+        {s: f for s, f in failed_checks(report).items() if f}) + "\n" + json.dumps(
+        [c for s in report["scenarios"] for c in s["checks"] if not c["passed"]]
+        + [s["facts"] for s in report["scenarios"] if s["name"] == "comms-loss"], indent=1)[:8000]
+    assert [s["name"] for s in report["scenarios"]] == [
+        "lifecycle", "emergency-stop", "stale-revision", "key-rotation", "comms-loss", "metering"]
+    assert report["fsp"] == site.fsp and report["site"] == "main"
+    assert report["summary"]["failed"] == 0
+    rotation = next(s for s in report["scenarios"] if s["name"] == "key-rotation")
+    assert rotation["facts"]["oldKid"] != rotation["facts"]["newKid"]
+    html = requests.get(run["html"], verify=world.server.ca_bundle, timeout=30)
+    assert html.status_code == 200 and "PASSED" in html.text
+    assert site.fsp in html.text and "comms-lost-marked" in html.text
+
+
+# --- broken agents fail exactly the right checks ---------------------------------------------
+
+
+def test_a_wrong_read_back_fails_only_the_acknowledgements_of_setpoints(
+        world: AgentWorld, tmp_path: Path) -> None:
+    site = onboard(world)
+    start_sabotaged(world, site, WRONG_READ_BACK)
+    wait_online(world, site)
+
+    code, report = cli_run(world, site, "emergency-stop", tmp_path / "out")
+
+    assert code == 1
+    # Revision 1 (RUN) has setpoints to get wrong; the emergency stop has none.
+    assert failed_checks(report) == {"emergency-stop": {"received-r1", "actioned-r1",
+                                                        "acks-valid"}}
+    assert outcomes(check_named(report, "emergency-stop", "received-r1")) == {
+        "read_back_mismatch"}
+    assert (tmp_path / "out" / "report.html").read_text().count("FAIL") >= 3
+
+
+def test_a_bad_signature_fails_every_acknowledgement_check(world: AgentWorld,
+                                                           tmp_path: Path) -> None:
+    site = onboard(world)
+    start_sabotaged(world, site, BAD_SIGNATURE)
+    wait_online(world, site)
+
+    code, report = cli_run(world, site, "emergency-stop", tmp_path / "out")
+
+    assert code == 1
+    assert failed_checks(report) == {"emergency-stop": {
+        "received-r1", "actioned-r1", "received-r2", "actioned-r2", "acks-valid"}}
+    assert outcomes(check_named(report, "emergency-stop", "acks-valid")) == {
+        "invalid_signature"}
+    assert check_named(report, "emergency-stop", "heartbeat-regular")["passed"]
+
+
+def test_an_agent_without_heartbeats_fails_only_the_heartbeat_check(world: AgentWorld,
+                                                                     tmp_path: Path) -> None:
+    # Polls every 6 s, no jitter, one heartbeat report an hour: the acknowledgements still
+    # make a 15 s deadline, but the site is silent for longer than the 3 s interval.
+    site = onboard(world, poll_interval_s=6.0, poll_jitter=0.0, heartbeat_interval_s=3600.0)
+    world.start_agent(site)
+    wait_online(world, site)
+
+    code, report = cli_run(world, site, "emergency-stop", tmp_path / "out",
+                           "--deadline", "15", "--heartbeat-interval", "3")
+
+    assert code == 1
+    assert failed_checks(report) == {"emergency-stop": {"heartbeat-regular"}}
+    gap = check_named(report, "emergency-stop", "heartbeat-regular")["evidence"]
+    assert gap["longestGapSeconds"] > 3
+
+
+def test_cli_writes_both_reports_and_exits_0_when_all_pass(world: AgentWorld,
+                                                           tmp_path: Path) -> None:
+    site = onboard(world)
+    world.start_agent(site)
+    wait_online(world, site)
+
+    code, report = cli_run(world, site, "stale-revision", tmp_path / "out")
+
+    assert code == 0, failed_checks(report)
+    assert report["passed"] and report["format"] == "gb-conformance-report/1"
+    assert set(report) >= {"fsp", "site", "started", "finished", "scenarios"}
+    check = report["scenarios"][0]["checks"][0]
+    assert set(check) == {"name", "passed", "expected", "observed", "evidence"}
+    assert "<html" in (tmp_path / "out" / "report.html").read_text()
+    listed = subprocess.run([sys.executable, str(MANAGE), "conformance", "list", "--fsp",
+                             f"ENWL/{site.fsp}"], cwd=ROOT, env=world.server.env,
+                            capture_output=True, text=True, timeout=60)
+    assert json.loads(listed.stdout)[0]["id"] == report["runID"]
