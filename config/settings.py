@@ -66,6 +66,8 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    # A NUL in the path or query string is refused before any view queries with it.
+    "vtn.api.errors.RefuseNulMiddleware",
     # The verified TLS client certificate (own socket or trusted proxy); revoked ones get 401.
     "vtn.auth.mtls.ClientCertificateMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",

@@ -354,3 +354,20 @@ def test_both_versions_share_clients_and_tokens(db, api_settings):
     actor = new_actor("shared", "bl", VERSION_31)
     for version in VERSIONS:
         assert actor.on(version).get("/programs")[0] == 200
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("url", [
+    "/dispatch/api/v1/report-intakes?operator=a%00b",
+    "/dispatch/api/v1/dispatches?fsp=%00",
+    "/settlement/api/v1/statements?contract=x%00",
+    "/openadr3/3.1.0/programs?targets=%00",
+    "/dispatch/api/v1/dispatches/EN%00WL/REF",
+])
+def test_a_nul_anywhere_in_the_url_is_a_problem_not_a_server_error(url):
+    from django.test import Client
+
+    operator = new_actor("operator", "bl", VERSION_31)
+    response = Client().get(url, headers={"Authorization": f"Bearer {operator.token}"})
+    assert response.status_code == 400 and response["Content-Type"] == PROBLEM
+    assert "NUL" in response.json()["detail"]

@@ -26,3 +26,19 @@ def not_found(request: HttpRequest, exception: Exception | None = None) -> JsonR
 
 def server_error(request: HttpRequest) -> JsonResponse:
     return _problem(500, "The server failed to handle the request; it has been logged.")
+
+
+class RefuseNulMiddleware:
+    """400 for a URL whose path or query holds a NUL character: no database stores or
+    compares one faithfully (PostgreSQL refuses it outright), so no view should see it.
+    JSON bodies are checked by the serializers."""
+
+    def __init__(self, get_response) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest):
+        if "\x00" in request.path or any(
+                "\x00" in key or any("\x00" in value for value in values)
+                for key, values in request.GET.lists()):
+            return _problem(400, "NUL characters are not allowed in the URL.")
+        return self.get_response(request)
