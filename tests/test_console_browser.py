@@ -138,7 +138,7 @@ def browser():
     from playwright.sync_api import sync_playwright
 
     if not Path(CHROMIUM).exists():
-        pytest.skip(f"{CHROMIUM} is missing (apt-get install chromium)")
+        pytest.fail(f"{CHROMIUM} is missing: apt-get install chromium (.ci/run does)")
     profile = tempfile.mkdtemp(prefix="console-chromium-")
     with sync_playwright() as playwright:
         context = playwright.chromium.launch_persistent_context(

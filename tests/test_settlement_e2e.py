@@ -8,11 +8,14 @@ real time: the dispatch starts at the next whole minute and lasts two."""
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from datetime import UTC, datetime, timedelta
 
 import pytest
 
 from dispatch import acks, signing
+from tests.fixtures.server import MANAGE, ROOT
 from tests.fixtures.worker import CeleryWorker
 
 pytestmark = pytest.mark.slow
@@ -119,3 +122,26 @@ def test_the_comms_check_runs_on_the_worker(vtn_server, celery_worker: CeleryWor
     changes = celery_worker.run("dispatch.tasks.check_comms")
     assert isinstance(changes, list)
     assert all({"site", "from", "to", "at"} <= set(change) for change in changes)
+
+
+def test_workers_settling_the_same_month_at_once_make_one_statement(vtn_server):
+    """Four processes settle the same contract's month at the same moment, as workers
+    picking up the same job would: one statement, and all of them agree on it."""
+    fsp = vtn_server.unique("race")
+    vtn_server.manage("fsp", "onboard", "--operator", "ENWL", "--fsp", fsp, "--unit", "u1:100")
+    contract = f"{fsp}-dyn"
+    vtn_server.manage("fsp", "contract", "--operator", "ENWL", "--fsp", fsp, "--id", contract,
+                      "--product", "DYNAMIC", "--unit", "u1")
+    workers = [subprocess.Popen(
+        [sys.executable, str(MANAGE), "settle", "--month", "2026-09", "--contract", contract],
+        cwd=ROOT, env=vtn_server.env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        text=True) for _ in range(4)]
+    answers = [worker.communicate(timeout=120) for worker in workers]
+    assert [worker.returncode for worker in workers] == [0] * 4, answers
+    printed = [json.loads(out)[0] for out, _ in answers]
+    assert {(p["id"], p["version"], p["sha256"]) for p in printed} == {
+        (printed[0]["id"], 1, printed[0]["sha256"])}
+    counted = vtn_server.manage("shell", "-c", (
+        "from settlement.models import Statement; "
+        f"print(Statement.objects.filter(contract__identifier='{contract}').count())"))
+    assert counted.stdout.split()[-1] == "1"

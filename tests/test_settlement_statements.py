@@ -8,14 +8,12 @@ import csv
 import hashlib
 import io
 import json
-import threading
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from io import StringIO
 
 import pytest
 from django.core.management import call_command
-from django.db import connection
 
 from dispatch.models import Contract, DispatchUnit, MeterReading, ReportIntake
 from settlement import services, statement, tasks
@@ -142,38 +140,6 @@ def test_a_stop_cuts_the_order_short(settled):
     row = services.settle_month(contract=contract, month=MONTH)
     assert [line["periodStart"] for line in utilisation(row.document)] == [
         "2026-09-16T17:00:00Z"]
-
-
-@pytest.mark.django_db(transaction=True)
-def test_two_workers_settling_the_same_month_at_once_make_one_statement(gb, issue):
-    if connection.vendor != "postgresql":
-        pytest.skip("row locks across connections need PostgreSQL")
-    contract = Contract.objects.get(identifier="C-DYN")
-    Contract.objects.filter(pk=contract.pk).update(baseline_method="meter-before-2")
-    issue("acme/hp1", reference="SET-C", service_start=T0, service_end=T0 + timedelta(hours=1),
-          timings=[timing(T0, 100)], now=T0 - timedelta(hours=1))
-    readings("hp1", T0 - timedelta(hours=1), [100, 100, 60, 40])
-    barrier = threading.Barrier(2)
-    errors = []
-
-    def work():
-        from django.db import connection as thread_connection
-
-        try:
-            barrier.wait()
-            services.settle_month(contract=Contract.objects.get(pk=contract.pk), month=MONTH)
-        except Exception as exc:  # noqa: BLE001 - reported below
-            errors.append(exc)
-        finally:
-            thread_connection.close()
-
-    threads = [threading.Thread(target=work) for _ in range(2)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    assert errors == []
-    assert Statement.objects.filter(contract=contract).count() == 1
 
 
 # --- the API ----------------------------------------------------------------------------------
