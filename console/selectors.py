@@ -26,7 +26,6 @@ from dispatch.models import (
 )
 from dispatch.rules import FINAL
 from settlement import selectors as settlement_selectors
-from settlement import services as settlement_services
 from settlement.models import Statement
 from vtn.auth import certificates
 
@@ -171,23 +170,10 @@ def timeline(dispatch: DispatchInstruction) -> dict:
 
 # --- settlement -------------------------------------------------------------------------------
 
-@dataclass(frozen=True)
-class StatementFilters:
-    month: str = ""  # YYYY-MM
-    fsp: str = ""
-    status: str = ""
-
-
-def statements(filters: StatementFilters) -> QuerySet[Statement]:
+def statements(filters: settlement_selectors.StatementFilters) -> QuerySet[Statement]:
     """Every statement (the console is the operator), narrowed by ``filters``."""
-    rows = settlement_selectors.visible_statements(client_id="", is_operator=True)
-    if filters.month:
-        rows = rows.filter(month=settlement_services.Month.parse(filters.month).first_day)
-    if filters.fsp:
-        rows = rows.filter(contract__fsp__identifier=filters.fsp)
-    if filters.status:
-        rows = rows.filter(status=filters.status)
-    return rows.prefetch_related("disputes")
+    return settlement_selectors.filter_statements(
+        settlement_selectors.visible_statements(client_id="", is_operator=True), filters)
 
 
 def find_statement(statement_id: int) -> Statement:

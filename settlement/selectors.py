@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from django.db.models import QuerySet
 
 from dispatch.models import FspSite
 from dispatch.rules import iso
 from settlement.models import Statement
-from vtn.api.problems import NotFound
+from settlement.services import Month
+from vtn.api.problems import BadRequest, NotFound
 
 
 def visible_statements(*, client_id: str, is_operator: bool) -> QuerySet[Statement]:
@@ -21,6 +24,33 @@ def visible_statements(*, client_id: str, is_operator: bool) -> QuerySet[Stateme
     if site is None:
         return rows.none()
     return rows.filter(contract__fsp=site.fsp).exclude(status=Statement.Status.DRAFT)
+
+
+@dataclass(frozen=True)
+class StatementFilters:
+    month: str = ""  # YYYY-MM (Europe/London)
+    operator: str = ""
+    fsp: str = ""
+    contract: str = ""
+    status: str = ""
+
+
+def filter_statements(rows: QuerySet[Statement],
+                      filters: StatementFilters) -> QuerySet[Statement]:
+    """``rows`` narrowed by ``filters``; a bad month or status is a BadRequest."""
+    if filters.month:
+        rows = rows.filter(month=Month.parse(filters.month).first_day)
+    if filters.status:
+        if filters.status not in Statement.Status.values:
+            raise BadRequest(f"status must be one of {', '.join(Statement.Status.values)}")
+        rows = rows.filter(status=filters.status)
+    if filters.operator:
+        rows = rows.filter(contract__operator__code=filters.operator.upper())
+    if filters.fsp:
+        rows = rows.filter(contract__fsp__identifier=filters.fsp)
+    if filters.contract:
+        rows = rows.filter(contract__identifier=filters.contract)
+    return rows.prefetch_related("disputes")
 
 
 def find_statement(statement_id: str, *, client_id: str, is_operator: bool) -> Statement:

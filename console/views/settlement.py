@@ -16,6 +16,7 @@ from console.permissions import SETTLE, console_view
 from console.services import violations
 from console.views.common import page
 from dispatch import selectors as dispatch_selectors
+from settlement import selectors as settlement_selectors
 from settlement import services as settlement_services
 from settlement.api.views import StatementExport
 from settlement.models import Statement
@@ -41,7 +42,7 @@ def statement_list(request: HttpRequest) -> HttpResponse:
         problems = ["check the filters"]
     else:
         data = form.cleaned_data if form.is_bound else {}
-        rows = list(selectors.statements(selectors.StatementFilters(
+        rows = list(selectors.statements(settlement_selectors.StatementFilters(
             month=data.get("month", ""), fsp=data.get("fsp", ""),
             status=data.get("status", "")))[:500])
     return page(request, "console/statements.html", {

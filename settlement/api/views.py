@@ -103,23 +103,12 @@ class StatementList(APIView):
                    responses={200: StatementSerializer(many=True)})
     def get(self, request: Request) -> Response:
         query = request.query_params
-        rows = selectors.visible_statements(client_id=request.user.client_id,
-                                            is_operator=_operator(request))
-        if query.get("month"):
-            month = services.Month.parse(query["month"])
-            rows = rows.filter(month=month.first_day)
-        if query.get("status"):
-            if query["status"] not in Statement.Status.values:
-                raise BadRequest(f"status must be one of {', '.join(Statement.Status.values)}")
-            rows = rows.filter(status=query["status"])
-        for name, field in (("operator", "contract__operator__code"),
-                            ("fsp", "contract__fsp__identifier"),
-                            ("contract", "contract__identifier")):
-            if query.get(name):
-                rows = rows.filter(**{field: query[name].upper() if name == "operator"
-                                      else query[name]})
-        return Response([selectors.statement_as_dict(row)
-                         for row in rows.prefetch_related("disputes")[:500]])
+        rows = selectors.filter_statements(
+            selectors.visible_statements(client_id=request.user.client_id,
+                                         is_operator=_operator(request)),
+            selectors.StatementFilters(**{name: query.get(name, "") for name in (
+                "month", "operator", "fsp", "contract", "status")}))
+        return Response([selectors.statement_as_dict(row) for row in rows[:500]])
 
     @extend_schema(summary="Compute (or refresh) a contract's statement for a month now",
                    request=ComputeSerializer, responses={200: StatementSerializer})
