@@ -31,7 +31,10 @@ urlpatterns = [
         urlconf="dispatch.api.schema_urls", authentication_classes=[], permission_classes=[],
         custom_settings={"TITLE": "GB dispatch operator API", "VERSION": "1",
                          "DESCRIPTION": "Issue, revise, stop and list GB flexibility "
-                                        "dispatches. Business-logic clients only; see "
+                                        "dispatches; sites and comms, meter readings, "
+                                        "declared availability (business-logic clients). "
+                                        "Site signing keys and the outcomes of a site's own "
+                                        "reports (its VEN client). See "
                                         "docs/gb-dispatch-profile.md."}),
          name="dispatch-openapi"),
     path("docs", SpectacularSwaggerView.as_view(
