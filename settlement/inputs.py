@@ -154,11 +154,13 @@ def _rows(query: QuerySet) -> Iterator[tuple]:
 
 
 def unit_inputs(contract: Contract, terms: statement.Terms, first: datetime,
-                after: datetime) -> tuple[dict[str, statement.UnitInput],
-                                          dict[str, frozenset[date]]]:
-    """Each contracted unit's metered kW per period (from the look-back start, for
-    baselines), nominations, declared availability spans, and dispatched days."""
-    units = list(contract.units.order_by("reference"))
+                after: datetime, *, only: str | None = None
+                ) -> tuple[dict[str, statement.UnitInput], dict[str, frozenset[date]]]:
+    """Each contracted unit's (or just unit ``only``'s) metered kW per period (from the
+    look-back start, for baselines), nominations, declared availability spans, and
+    dispatched days."""
+    units = contract.units.order_by("reference")
+    units = list(units.filter(reference=only) if only else units)
     lookback = timedelta(days=(terms.baseline.lookback_days if terms.baseline else 30) + 2)
     since = first - lookback
     rows = MeterReading.objects.filter(

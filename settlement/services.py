@@ -194,7 +194,7 @@ def settle_dispatch(*, instruction: DispatchInstruction,
     if ordered is None:
         return None
     first, after = Month.of(instruction.service_start).bounds()
-    units, days = inputs.unit_inputs(contract, terms, first, after)
+    units, days = inputs.unit_inputs(contract, terms, first, after, only=ordered.unit)
     lines, priced, _ = statement.settle_dispatch(
         terms, ordered, units[ordered.unit], dispatched_days=days[ordered.unit])
     held = any(line["kind"] == "held" for line in lines)
