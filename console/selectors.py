@@ -192,6 +192,30 @@ def statement_dispatches(document: dict) -> dict[str, list[dict]]:
     return grouped
 
 
+# Every column of the statement page's line table, in order: the document's key and its
+# heading. Each line kind fills only some of them (a held line has no figures).
+LINE_COLUMNS = (("baselineKw", "Baseline kW"), ("actualKw", "Actual kW"),
+                ("orderedKw", "Ordered kW"), ("deliveredKw", "Delivered kW"),
+                ("declaredKw", "Declared kW"), ("netGbp", "Net GBP"))
+
+
+def statement_lines(document: dict) -> list[dict]:
+    """The statement's lines as the page's table shows them: every line with every column
+    (empty where its kind has no such figure), so a held line (no figures, a reason and the
+    periods it misses) reads as well as a priced one."""
+    rows = []
+    for line in document.get("lines", []):
+        reason = line.get("reason") or ""
+        missing = line.get("missingPeriods") or []
+        rows.append({
+            "line": line.get("line"), "kind": line.get("kind", ""),
+            "dispatchRef": line.get("dispatchRef") or "", "unit": line.get("unit", ""),
+            "periodStart": line.get("periodStart") or "",
+            "figures": [line.get(key) or "" for key, _ in LINE_COLUMNS],
+            "reason": reason, "missingPeriods": missing})
+    return rows
+
+
 # --- audit ------------------------------------------------------------------------------------
 
 @dataclass(frozen=True)

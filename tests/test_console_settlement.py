@@ -4,12 +4,18 @@ totals and a chart per dispatch, and the lifecycle actions (settlement officer o
 from __future__ import annotations
 
 import json
+from datetime import timedelta
 
 import pytest
 
 from settlement import services
 from settlement.models import Statement
-from tests.test_settlement_statements import MONTH, settled  # noqa: F401  (fixture)
+from tests.test_settlement_statements import (  # noqa: F401  (settled: a fixture)
+    MONTH,
+    T0,
+    readings,
+    settled,
+)
 
 
 @pytest.fixture
@@ -106,3 +112,50 @@ def test_only_settlement_officers_act_on_statements(console, statement, role):
     assert client.get(f"{base}/export.csv").status_code == 403
     statement.refresh_from_db()
     assert statement.status == "draft" and Statement.objects.count() == 1
+
+
+# --- the statement page for every kind of statement (built by the settlement services) ----
+
+def test_a_statement_with_a_held_line_shows_the_line_and_why(console, settled):  # noqa: F811
+    contract, _ = settled
+    readings("hp1", T0 + timedelta(minutes=30), [None])  # one period of meter data missing
+    row = services.settle_month(contract=contract, month=MONTH)
+    assert row.held_lines == 1
+    response = console("viewer").get(f"/console/statements/{row.pk}")
+    assert response.status_code == 200
+    page = response.content.decode()
+    assert "1 held line" in page
+    assert 'class="line-held"' in page
+    assert "missing baseline or metered data" in page
+    assert "missing: 2026-09-16 17:30:00 UTC" in page
+    assert "Dispatch SET-1" in page and "<svg" not in page  # held: no chart yet
+    assert "Held lines" in page and "heldLines" not in page
+
+
+def test_a_statement_with_money_shows_its_figures_with_labels(console, statement):
+    page = console("viewer").get(f"/console/statements/{statement.pk}").content.decode()
+    lines = page[page.index('id="h-lines"'):]
+    assert lines.count('class="line-utilisation"') == 2
+    assert "2026-09-16 17:00:00 UTC" in lines and "11.50" in lines and "15.00" in lines
+    totals = page[page.index('id="h-totals"'):page.index('id="h-charts"')]
+    assert "Net (GBP)" in totals and "26.50" in totals
+    assert "netGbp" not in totals and "Utilisation (GBP)" in totals
+
+
+def test_a_disputed_statement_shows_the_dispute_and_offers_a_resolution(console, statement):
+    services.issue(statement_id=statement.pk)
+    services.dispute(statement_id=statement.pk, client_id="fsp", reason="meter was replaced",
+                     lines=[{"line": 1, "reason": "reading too low"}])
+    for role, offered in (("viewer", False), ("settlement officer", True)):
+        response = console(role).get(f"/console/statements/{statement.pk}")
+        assert response.status_code == 200
+        page = response.content.decode()
+        assert "disputed" in page and "meter was replaced" in page
+        assert "line 1: reading too low" in page and "<strong>open</strong>" in page
+        assert ("Resolve the disputes" in page) is offered
+
+
+def test_a_statement_that_does_not_exist_is_a_styled_404(console, gb):
+    response = console("viewer").get("/console/statements/999999")
+    assert response.status_code == 404
+    assert b"There is no statement 999999" in response.content

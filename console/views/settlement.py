@@ -59,8 +59,11 @@ def statement_detail(request: HttpRequest, statement_id: int) -> HttpResponse:
     dispatch_charts = [{"reference": ref, "lines": lines,
                         "svg": mark_safe(charts.dispatch_chart(ref, lines))}
                        for ref, lines in grouped.items()]
+    lines = selectors.statement_lines(row.document)
     return page(request, "console/statement.html", {
         "statement": row, "document": row.document, "charts": dispatch_charts,
+        "lines": lines, "line_columns": selectors.LINE_COLUMNS,
+        "held": [line for line in lines if line["kind"] == "held"],
         "resolve_form": ResolveForm(),
         "disputes": list(row.disputes.all())})
 
