@@ -11,21 +11,38 @@ from dispatch import registry, rules
 from dispatch.models import DispatchUnit, Product
 from settlement.models import Statement
 
-UTC_HELP = "UTC, as YYYY-MM-DD HH:MM"
+UTC_HELP = "UTC, 24-hour clock, as YYYY-MM-DD HH:MM (e.g. 2026-11-29 17:30)"
 DATETIME_FORMATS = ["%Y-%m-%d %H:%M:%S", "%Y-%m-%d %H:%M", "%Y-%m-%dT%H:%M:%S",
                     "%Y-%m-%dT%H:%M"]
 
 
-class UtcDateTimeField(forms.DateTimeField):
-    """A date and time typed in UTC (the console shows every time in UTC)."""
+class UtcDateTimeInput(forms.DateTimeInput):
+    """A plain text input for a UTC date and time in 24-hour form. Not ``datetime-local``:
+    browsers show and parse that in the user's locale (12-hour clocks, local day order),
+    which would contradict the help text and the UTC the console works in."""
 
-    widget = forms.DateTimeInput(attrs={"type": "datetime-local", "step": "60"},
-                                 format="%Y-%m-%dT%H:%M")
+    input_type = "text"
+
+    def __init__(self, attrs: dict | None = None) -> None:
+        super().__init__(attrs={
+            "pattern": r"\d{4}-\d{2}-\d{2}[ T]\d{2}:\d{2}(:\d{2})?",
+            "placeholder": "YYYY-MM-DD HH:MM", "size": "16",
+            "autocomplete": "off", "spellcheck": "false", **(attrs or {})},
+            format="%Y-%m-%d %H:%M")
+
+
+class UtcDateTimeField(forms.DateTimeField):
+    """A date and time typed in UTC, 24-hour (the console shows every time in UTC); the
+    label says UTC."""
+
+    widget = UtcDateTimeInput
 
     def __init__(self, **kwargs):
         kwargs.setdefault("input_formats", DATETIME_FORMATS)
         kwargs.setdefault("help_text", UTC_HELP)
         super().__init__(**kwargs)
+        if self.label and "UTC" not in self.label:
+            self.label = f"{self.label} (UTC)"
 
     def to_python(self, value):
         result = super().to_python(value)
@@ -55,7 +72,7 @@ class OnboardForm(forms.Form):
     site = forms.CharField(max_length=63, initial="main")
     units = forms.CharField(
         label="Dispatch units", widget=forms.Textarea(attrs={"rows": 4}),
-        help_text="One per line: REF:KW[:import|export], e.g. bat1:500:export")
+        help_text="One per line: reference:kW[:import|export], e.g. bat1:500:export")
     zone = forms.CharField(label="Location or congestion zone", max_length=128,
                            required=False)
 
@@ -111,7 +128,8 @@ class DispatchForm(forms.Form):
         ("absolute", "absolute (power at the connection point)")])
     status = forms.ChoiceField(choices=[("run", "run"), ("pre-notify", "pre-notify")])
     urgency = forms.ChoiceField(required=False, choices=[("", "the product's default")] + [
-        (u, u) for u in rules.URGENCIES])
+        (u, u) for u in rules.URGENCIES],
+        help_text="The confirmation page shows the urgency the product resolves to.")
     reference = forms.CharField(label="Dispatch reference", required=False, max_length=63,
                                 help_text="Empty: one is generated")
     reason = forms.CharField(required=False, max_length=500)

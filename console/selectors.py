@@ -157,10 +157,10 @@ def timeline(dispatch: DispatchInstruction) -> dict:
     """A dispatch as the API shows it, every revision with its acknowledgements and each
     acknowledgement's delay after its revision, plus the site's heartbeats and comms."""
     body = dispatch_selectors.dispatch_as_dict(dispatch, history=True)
+    body["updated"] = timezone.now()
     for revision in body["revisions"]:
         for ack in revision["acknowledgements"]:
             ack["afterSeconds"] = _seconds_after(ack["receivedAt"], revision["issuedAt"])
-            ack["outcomeLabel"] = ack["outcome"].replace("_", " ")
     site = dispatch.unit.site
     body["site"] = dispatch_selectors.site_as_dict(site, transitions=10)
     body["heartbeats"] = list(HeartbeatRecord.objects.filter(site=site)

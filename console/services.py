@@ -114,10 +114,19 @@ def _trial(write, **arguments) -> list[str]:
         return violations(exc)
 
 
-def check_issue(**arguments) -> list[str]:
-    """The rule violations ``dispatch.services.issue_dispatch(**arguments)`` would report
-    now, without issuing anything."""
-    return _trial(dispatch_services.issue_dispatch, **arguments)
+def preview_issue(**arguments) -> tuple[list[str], dict | None]:
+    """What ``dispatch.services.issue_dispatch(**arguments)`` would do now, undone: the
+    rule violations, or none and the Appendix A document revision 1 would carry (every
+    value resolved by the service: the product's default urgency, the setpoints, the
+    times), for the confirmation page."""
+    document: dict = {}
+
+    def issue(**given) -> None:
+        dispatch = dispatch_services.issue_dispatch(**given)
+        document.update(dispatch.revisions.get(number=1).document)
+
+    problems = _trial(issue, **arguments)
+    return problems, None if problems else document
 
 
 def issue_arguments(*, unit: DispatchUnit, product: Product, start: datetime, end: datetime,

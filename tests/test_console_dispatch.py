@@ -8,7 +8,13 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from dispatch.models import Acknowledgement, DispatchInstruction, DispatchRevision, DispatchUnit
+from dispatch.models import (
+    Acknowledgement,
+    DispatchInstruction,
+    DispatchRevision,
+    DispatchUnit,
+    Product,
+)
 from tests.fixtures.dispatch import hour
 from tests.test_dispatch_acks import FspAgent
 
@@ -188,10 +194,38 @@ def test_the_dispatch_page_shows_revisions_and_acknowledgements(
     assert "<html" not in text  # a fragment, for the page's refresh
     assert "Revision 1: run" in text
     assert "RECEIVED" in text and "accepted" in text
-    assert "read back mismatch" in text
+    assert "read-back mismatch" in text
     page = client.get(f"/console/dispatches/ENWL/{dispatch.reference}").content.decode()
     assert 'data-refresh-url="/console/dispatches/ENWL/' in page
 
 
 def test_an_unknown_dispatch_is_404(console, gb):
     assert console("viewer").get("/console/dispatches/ENWL/nope").status_code == 404
+
+
+def test_the_confirm_page_shows_every_value_resolved(console, gb):
+    start = hour(2)
+    client = console("dispatcher")
+    checked = client.post("/console/dispatches/new", form(urgency=""))
+    assert checked.status_code == 200
+    page = checked.content.decode()
+    default = Product.objects.get(code="DYNAMIC").default_urgency
+    assert f'id="confirm-urgency">{default} (the DYNAMIC product\'s default)' in page
+    assert f'id="confirm-start">{start:%Y-%m-%d %H:%M}:00 UTC' in page
+    assert f'id="confirm-end">{start + timedelta(hours=1):%Y-%m-%d %H:%M}:00 UTC' in page
+    setpoint = page[page.index('<tr class="setpoint">'):]
+    assert f"{start:%Y-%m-%d %H:%M}:00 UTC" in setpoint and "250 kW" in setpoint
+    assert "delta" in setpoint and "real power" in setpoint
+    chosen = client.post("/console/dispatches/new", form(urgency="advisory"))
+    assert 'id="confirm-urgency">advisory</td>' in chosen.content.decode()
+    assert not DispatchInstruction.objects.exists()
+
+
+def test_time_inputs_are_utc_text_in_24_hour_form_not_the_browsers_locale(console, gb):
+    client = console("dispatcher")
+    page = client.get("/console/dispatches/new").content.decode()
+    assert 'type="datetime-local"' not in page
+    assert "Service start (UTC)" in page and "24-hour clock" in page
+    assert 'placeholder="YYYY-MM-DD HH:MM"' in page
+    wrong = client.post("/console/dispatches/new", form(start="11/29/2026 5:30 PM"))
+    assert wrong.status_code == 400 and not DispatchInstruction.objects.exists()

@@ -82,3 +82,23 @@ def utc(value: object, empty: str = "") -> str:
     if moment is None:
         return str(value) if value not in (None, "") else empty
     return moment.strftime(TIMESTAMP)
+
+
+@register.filter
+def unit_report(state: object) -> str:
+    """What a heartbeat said of one unit, in words (``{}``: nothing reported)."""
+    if not isinstance(state, dict) or not state:
+        return "no state reported"
+    parts = []
+    if state.get("operatingState"):
+        parts.append(f"operating state {state['operatingState']}")
+    if state.get("availableKw") not in (None, ""):
+        parts.append(f"{state['availableKw']} kW available")
+    return ", ".join(parts) or "no state reported"
+
+
+@register.filter
+def power_unit(units: object) -> str:
+    """OpenADR's power unit codes as people write them (``KW`` -> ``kW``)."""
+    return {"KW": "kW", "MW": "MW", "W": "W", "KWH": "kWh", "MWH": "MWh"}.get(
+        str(units).upper(), str(units))

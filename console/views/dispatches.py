@@ -1,6 +1,6 @@
 """Dispatches: list, issue (check, confirm), the timeline page, revise, stop and
 emergency stop. Every write is ``dispatch.services``; a check before confirming runs
-the same service and undoes it (``console.services.check_issue``)."""
+the same service and undoes it (``console.services.preview_issue``)."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ from django.views.decorators.http import require_http_methods
 from console import selectors, services
 from console.forms import DispatchForm, ReviseForm, StopForm
 from console.permissions import DISPATCH, console_view
+from console.templatetags.console import utc
 from console.views.common import page, staff
 from dispatch import selectors as dispatch_selectors
 from dispatch import services as dispatch_services
@@ -69,15 +70,14 @@ def issue(request: HttpRequest) -> HttpResponse:
         messages.success(request, f"Dispatch {dispatch.operator.code}/{dispatch.reference} "
                                   "issued (revision 1).")
         return redirect(_url(dispatch))
-    problems = services.check_issue(**arguments)
+    problems, document = services.preview_issue(**arguments)
     if problems:
         return page(request, "console/dispatch_form.html",
                     {"form": form, "problems": problems}, status=400)
     confirmed = DispatchForm({**request.POST.dict(), "reference": reference})
     confirmed.is_valid()
     return page(request, "console/dispatch_confirm.html", {
-        "form": confirmed, "data": data, "reference": reference,
-        "contract_product": data["product"].code})
+        "form": confirmed, "data": data, "reference": reference, "document": document})
 
 
 @console_view()
@@ -164,7 +164,7 @@ def _stop(request: HttpRequest, operator: str, reference: str, *,
                     context | {"problems": services.violations(exc)}, status=409)
     what = "Emergency stop" if emergency else "Stop"
     messages.success(request, f"{what} issued as revision {made.number} at "
-                              f"{timezone.now():%H:%M:%S} UTC.")
+                              f"{utc(timezone.now())}.")
     return redirect(_url(dispatch))
 
 
