@@ -95,6 +95,8 @@ if CONFORMANCE_FAULTS_ENABLED:
     MIDDLEWARE.insert(1, "conformance.middleware.FaultInjectionMiddleware")
 
 ROOT_URLCONF = "config.urls"
+# A failed CSRF check answers like every other error: a problem, or the console's page.
+CSRF_FAILURE_VIEW = "vtn.api.errors.csrf_failure"
 WSGI_APPLICATION = "config.wsgi.application"
 
 TEMPLATES = [

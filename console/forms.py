@@ -179,13 +179,3 @@ class StatementFilterForm(forms.Form):
     fsp = forms.CharField(label="FSP", required=False)
     status = forms.ChoiceField(required=False, choices=[("", "any")] + [
         (s, s) for s in Statement.Status.values])
-
-
-class AuditFilterForm(forms.Form):
-    operator = forms.CharField(required=False)
-    dispatch_ref = forms.CharField(label="Dispatch reference", required=False)
-    kind = forms.ChoiceField(required=False, choices=[
-        ("", "any"), ("revision_issued", "revision issued"), ("ack_recorded",
-                                                              "acknowledgement recorded")])
-    since = UtcDateTimeField(label="From", required=False)
-    until = UtcDateTimeField(label="Until", required=False)

@@ -6,7 +6,6 @@ expiry and statement visibility come from the apps that own them.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from django.db.models import QuerySet
@@ -15,7 +14,6 @@ from django.utils import timezone
 from dispatch import selectors as dispatch_selectors
 from dispatch.models import (
     Acknowledgement,
-    AuditEntry,
     CommsState,
     Contract,
     DispatchInstruction,
@@ -134,9 +132,11 @@ def dashboard(now: datetime | None = None) -> dict:
 # --- registry ---------------------------------------------------------------------------------
 
 def registry() -> dict:
+    """The registry's four lists as querysets (the page filters and pages each)."""
     return {
         "fsps": Fsp.objects.select_related("operator").order_by("operator__code", "identifier"),
-        "sites": site_rows(),
+        "sites": dispatch_selectors.sites().select_related("fsp__operator")
+        .order_by("fsp__operator__code", "fsp__identifier", "name"),
         "units": DispatchUnit.objects.select_related("fsp__operator", "site")
         .order_by("fsp__operator__code", "fsp__identifier", "reference"),
         "contracts": Contract.objects.select_related("operator", "fsp", "product")
@@ -214,30 +214,3 @@ def statement_lines(document: dict) -> list[dict]:
             "figures": [line.get(key) or "" for key, _ in LINE_COLUMNS],
             "reason": reason, "missingPeriods": missing})
     return rows
-
-
-# --- audit ------------------------------------------------------------------------------------
-
-@dataclass(frozen=True)
-class AuditFilters:
-    operator: str = ""
-    dispatch_ref: str = ""
-    kind: str = ""
-    since: datetime | None = None  # entries at or after
-    until: datetime | None = None  # entries before
-
-
-def audit_entries(filters: AuditFilters, limit: int = 200) -> list[AuditEntry]:
-    """The newest ``limit`` audit entries matching ``filters``, newest first."""
-    rows = AuditEntry.objects.all()
-    if filters.operator:
-        rows = rows.filter(operator_code=filters.operator.upper())
-    if filters.dispatch_ref:
-        rows = rows.filter(dispatch_ref=filters.dispatch_ref)
-    if filters.kind:
-        rows = rows.filter(kind=filters.kind)
-    if filters.since:
-        rows = rows.filter(time__gte=filters.since)
-    if filters.until:
-        rows = rows.filter(time__lt=filters.until)
-    return list(rows.order_by("-sequence")[:limit])

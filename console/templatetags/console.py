@@ -102,3 +102,11 @@ def power_unit(units: object) -> str:
     """OpenADR's power unit codes as people write them (``KW`` -> ``kW``)."""
     return {"KW": "kW", "MW": "MW", "W": "W", "KWH": "kWh", "MWH": "MWh"}.get(
         str(units).upper(), str(units))
+
+
+@register.simple_tag(takes_context=True)
+def page_url(context: template.Context, param: str, number: int) -> str:
+    """The current URL's query with ``param`` set to ``number`` (the filters kept)."""
+    query = context["request"].GET.copy()
+    query[param] = str(number)
+    return "?" + query.urlencode()

@@ -7,28 +7,24 @@ import json
 
 from django.http import HttpRequest, HttpResponse
 
-from console import selectors
-from console.forms import AuditFilterForm
+from console.filters import AuditFilter
 from console.permissions import console_view
-from console.views.common import page
+from console.views.common import page, paged
 from dispatch import audit
 from dispatch import selectors as dispatch_selectors
+from dispatch.models import AuditEntry
 from vtn.api.problems import Problem
 
 
 @console_view()
 def audit_log(request: HttpRequest) -> HttpResponse:
-    form = AuditFilterForm(request.GET or None)
-    entries, problems = [], []
-    if form.is_bound and not form.is_valid():
-        problems = ["check the filters"]
-    else:
-        data = form.cleaned_data if form.is_bound else {}
-        entries = selectors.audit_entries(selectors.AuditFilters(
-            operator=data.get("operator", ""), dispatch_ref=data.get("dispatch_ref", ""),
-            kind=data.get("kind", ""), since=data.get("since"), until=data.get("until")))
-    return page(request, "console/audit.html", {"form": form, "entries": entries,
-                                                "problems": problems})
+    """Every audit entry, newest first, filtered and paged (invalid filters: none)."""
+    filters = AuditFilter(request.GET, queryset=AuditEntry.objects.order_by("-sequence"))
+    problems = [] if filters.is_valid() else ["check the filters"]
+    rows = [] if problems else filters.qs
+    return page(request, "console/audit.html", {
+        "form": filters.form, "entries": paged(request, rows), "problems": problems},
+        status=400 if problems else 200)
 
 
 @console_view()

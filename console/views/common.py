@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+from django.core.paginator import Page, Paginator
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 
 from console import permissions
+
+# Rows per page of every console list.
+PAGE_SIZE = 50
 
 
 def page(request: HttpRequest, template: str, context: dict | None = None, *,
@@ -23,3 +27,10 @@ def page(request: HttpRequest, template: str, context: dict | None = None, *,
 
 def staff(request: HttpRequest) -> str:
     return request.user.get_username()
+
+
+def paged(request: HttpRequest, rows, *, param: str = "page") -> Page:
+    """One page (``PAGE_SIZE`` rows) of ``rows`` (a queryset or list), the number read
+    from the query parameter ``param``; a number that is not a page gives the nearest
+    page, not an error."""
+    return Paginator(rows, PAGE_SIZE).get_page(request.GET.get(param))

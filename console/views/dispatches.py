@@ -11,10 +11,11 @@ from django.utils import timezone
 from django.views.decorators.http import require_http_methods
 
 from console import selectors, services
+from console.filters import DispatchFilter
 from console.forms import DispatchForm, ReviseForm, StopForm
 from console.permissions import DISPATCH, console_view
 from console.templatetags.console import utc
-from console.views.common import page, staff
+from console.views.common import page, paged, staff
 from dispatch import selectors as dispatch_selectors
 from dispatch import services as dispatch_services
 from dispatch.models import DispatchInstruction
@@ -39,8 +40,13 @@ def _url(dispatch: DispatchInstruction) -> str:
 
 @console_view()
 def dispatch_list(request: HttpRequest) -> HttpResponse:
-    rows = dispatch_selectors.dispatches()[:200]
-    return page(request, "console/dispatches.html", {"dispatches": rows})
+    """Every dispatch, newest first, filtered and paged (invalid filters: none)."""
+    filters = DispatchFilter(request.GET, queryset=dispatch_selectors.dispatches())
+    problems = [] if filters.is_valid() else ["check the filters"]
+    rows = [] if problems else filters.qs
+    return page(request, "console/dispatches.html", {
+        "form": filters.form, "dispatches": paged(request, rows), "problems": problems},
+        status=400 if problems else 200)
 
 
 @console_view(DISPATCH)

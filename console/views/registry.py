@@ -7,18 +7,37 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect
 from django.views.decorators.http import require_http_methods
 
-from console import selectors, services
+from console import filters, selectors, services
 from console.forms import ContractForm, OnboardForm
 from console.models import CertificateBundle
 from console.permissions import REGISTRY, console_view
-from console.views.common import page, staff
+from console.views.common import page, paged, staff
+from dispatch import selectors as dispatch_selectors
 from dispatch import services as dispatch_services
 from vtn.api.problems import Problem
+
+# Each registry list: its FilterSet, and its own page parameter.
+LISTS = {"fsps": filters.FspFilter, "sites": filters.SiteFilter,
+         "units": filters.UnitFilter, "contracts": filters.ContractFilter}
 
 
 @console_view()
 def registry(request: HttpRequest) -> HttpResponse:
-    return page(request, "console/registry.html", selectors.registry())
+    """FSPs, sites, units and contracts, each filtered by the one form (operator, FSP,
+    comms state) and paged on its own (``fsps_page``, ``sites_page``, ...)."""
+    lists = selectors.registry()
+    context: dict = {"problems": []}
+    for name, filter_class in LISTS.items():
+        narrowed = filter_class(request.GET, queryset=lists[name])
+        valid = narrowed.is_valid()
+        if not valid:
+            context["problems"] = ["check the filters"]
+        context[name] = paged(request, narrowed.qs if valid else [], param=f"{name}_page")
+    context["site_rows"] = [dispatch_selectors.site_as_dict(site, transitions=0)
+                            for site in context["sites"]]
+    context["form"] = filters.SiteFilter(request.GET).form
+    return page(request, "console/registry.html", context,
+                status=400 if context["problems"] else 200)
 
 
 @console_view(REGISTRY)

@@ -14,7 +14,7 @@ from console import charts, selectors
 from console.forms import ComputeForm, ResolveForm, StatementFilterForm
 from console.permissions import SETTLE, console_view
 from console.services import violations
-from console.views.common import page
+from console.views.common import page, paged
 from dispatch import selectors as dispatch_selectors
 from settlement import selectors as settlement_selectors
 from settlement import services as settlement_services
@@ -42,12 +42,12 @@ def statement_list(request: HttpRequest) -> HttpResponse:
         problems = ["check the filters"]
     else:
         data = form.cleaned_data if form.is_bound else {}
-        rows = list(selectors.statements(settlement_selectors.StatementFilters(
+        rows = selectors.statements(settlement_selectors.StatementFilters(
             month=data.get("month", ""), fsp=data.get("fsp", ""),
-            status=data.get("status", "")))[:500])
+            status=data.get("status", "")))
     return page(request, "console/statements.html", {
-        "form": form, "statements": rows, "problems": problems,
-        "compute_form": ComputeForm(auto_id="compute_%s")})
+        "form": form, "statements": paged(request, rows), "problems": problems,
+        "compute_form": ComputeForm(auto_id="compute_%s")}, status=400 if problems else 200)
 
 
 @console_view()

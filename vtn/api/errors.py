@@ -1,10 +1,13 @@
-"""Django-level error handlers: problem documents even outside DRF views."""
+"""Django-level error handlers: problem documents even outside DRF views (the operator
+console's pages answer with its own styled error page instead)."""
 
 from __future__ import annotations
 
-from django.http import HttpRequest, JsonResponse
+from django.http import HttpRequest, HttpResponse, JsonResponse
 
 from vtn.api.problems import PROBLEM_CONTENT_TYPE, problem_body
+
+CONSOLE_PREFIX = "/console/"
 
 
 def _problem(status_code: int, detail: str) -> JsonResponse:
@@ -12,20 +15,33 @@ def _problem(status_code: int, detail: str) -> JsonResponse:
                         content_type=PROBLEM_CONTENT_TYPE)
 
 
-def bad_request(request: HttpRequest, exception: Exception | None = None) -> JsonResponse:
-    return _problem(400, "The request could not be understood.")
+def _answer(request: HttpRequest, status_code: int, detail: str) -> HttpResponse:
+    if request.path.startswith(CONSOLE_PREFIX):
+        from console.views.errors import error_page
+
+        return error_page(status_code)
+    return _problem(status_code, detail)
 
 
-def forbidden(request: HttpRequest, exception: Exception | None = None) -> JsonResponse:
-    return _problem(403, "This request is not allowed.")
+def bad_request(request: HttpRequest, exception: Exception | None = None) -> HttpResponse:
+    return _answer(request, 400, "The request could not be understood.")
 
 
-def not_found(request: HttpRequest, exception: Exception | None = None) -> JsonResponse:
-    return _problem(404, "No resource exists at this URL.")
+def forbidden(request: HttpRequest, exception: Exception | None = None) -> HttpResponse:
+    return _answer(request, 403, "This request is not allowed.")
 
 
-def server_error(request: HttpRequest) -> JsonResponse:
-    return _problem(500, "The server failed to handle the request; it has been logged.")
+def not_found(request: HttpRequest, exception: Exception | None = None) -> HttpResponse:
+    return _answer(request, 404, "No resource exists at this URL.")
+
+
+def server_error(request: HttpRequest) -> HttpResponse:
+    return _answer(request, 500, "The server failed to handle the request; it has been logged.")
+
+
+def csrf_failure(request: HttpRequest, reason: str = "") -> HttpResponse:
+    """``CSRF_FAILURE_VIEW``: a 403 problem, or the console's styled page."""
+    return _answer(request, 403, "The request failed the cross-site request forgery check.")
 
 
 class RefuseNulMiddleware:

@@ -1,0 +1,28 @@
+"""The console's error pages (400, 403, 404, 500) in the console's style, for errors
+Django raises before or outside a console view (an unknown URL, a failed CSRF check, a
+server error). They are rendered without the request's context, so a failing database
+or session cannot make the error page fail too."""
+
+from __future__ import annotations
+
+from django.http import HttpResponse
+from django.template import loader
+
+TEXT = {
+    400: ("Bad request", "The request could not be understood. Nothing was changed."),
+    403: ("Not allowed", "This request is not allowed (an expired form? reload the page "
+                         "and try again). Nothing was changed."),
+    404: ("Not found", "There is no console page at this address."),
+    500: ("Server error", "The server failed to handle the request; it has been logged. "
+                          "If you were changing something, check on its page whether it "
+                          "was done before trying again."),
+}
+
+
+def error_page(status: int) -> HttpResponse:
+    title, text = TEXT.get(status, TEXT[500])
+    content = loader.get_template("console/error.html").render(
+        {"status": status, "heading": title, "text": text})
+    response = HttpResponse(content, status=status)
+    response["Cache-Control"] = "no-store"
+    return response
