@@ -5,6 +5,8 @@ issued. The rules themselves, signing and publishing stay in ``dispatch.services
 from __future__ import annotations
 
 import io
+import json
+import os
 import secrets
 import shutil
 import zipfile
@@ -35,11 +37,36 @@ def bundles_dir() -> Path:
 
 # --- onboarding -------------------------------------------------------------------------------
 
+# The onboarding file ``ven-client init --from-onboarding`` reads (ven_client/onboarding.py).
+ONBOARDING_FORMAT = "gb-flex-vtn-onboarding/1"
+ONBOARDING_FILE = "onboarding.json"
+OPENADR_VERSION = "3.1.0"
+
+
+def onboarding_document(result: dict, *, vtn_url: str) -> dict:
+    """Everything an FSP's agent needs, in one file: the VTN's URL, client id and secret,
+    VEN name, units and the certificate bundle (certificate, private key, CA) inline as
+    PEM, read from the files onboarding wrote."""
+    certificate = result.get("certificate") or {}
+    pem = {key: Path(certificate[path]).read_text() for key, path in (
+        ("cert_pem", "cert_path"), ("key_pem", "key_path"), ("ca_pem", "ca_path"))
+        if certificate.get(path)}
+    return {"format": ONBOARDING_FORMAT, "vtn_url": vtn_url,
+            "openadr_version": OPENADR_VERSION, "operator": result["operator"],
+            "fsp": result["fsp"], "site": result["site"], "ven_name": result["ven_name"],
+            "client_id": result["client_id"], "client_secret": result["client_secret"],
+            "units": [unit["reference"] for unit in result.get("units", [])],
+            "certificate": pem | {key: certificate[key] for key in
+                                  ("serial", "sha256", "not_after") if key in certificate}}
+
+
 def onboard_site(*, operator: str, fsp: str, site: str, units: list[registry.UnitSpec],
                  zone: str = "", fsp_name: str = "", staff: str) -> tuple[dict, CertificateBundle]:
-    """Onboard an FSP site as ``fsp onboard --dir`` does, its certificate bundle written to a
-    directory of its own for one download. Returns the onboarding result (the client
-    secret appears only here) and the bundle record. Raises the service's problems."""
+    """Onboard an FSP site as ``fsp onboard --dir`` does, its certificate bundle and the
+    onboarding file (:func:`onboarding_document`, mode 0600: it holds the client secret
+    and the private key) written to a directory of its own for one download. Returns the
+    onboarding result (the client secret appears only here and in that file) and the
+    bundle record. Raises the service's problems."""
     bundle = CertificateBundle(operator=operator.upper(), fsp=fsp, site=site, created_by=staff)
     out = bundles_dir() / str(bundle.id)
     bundle.directory = str(out)
@@ -50,6 +77,10 @@ def onboard_site(*, operator: str, fsp: str, site: str, units: list[registry.Uni
                 fsp_name=fsp_name, pki_dir=pki_dir(), out_dir=out)
             bundle.operator = result["operator"]
             bundle.save()
+            document = onboarding_document(result, vtn_url=settings.VTN_PUBLIC_URL)
+            fd = os.open(out / ONBOARDING_FILE, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with os.fdopen(fd, "w") as handle:
+                json.dump(document, handle, indent=2)
     except BaseException:
         shutil.rmtree(out, ignore_errors=True)
         raise
@@ -60,9 +91,11 @@ class BundleGone(Exception):
     """The bundle was downloaded already (or its files are missing)."""
 
 
-def take_bundle(*, bundle_id: str, staff: str) -> tuple[str, bytes]:
-    """The bundle as a zip (file name, bytes), once: the files are deleted and the bundle
-    marked taken in the same step, so a second request raises :class:`BundleGone`."""
+def take_bundle(*, bundle_id: str, staff: str, onboarding: bool = False) -> tuple[str, bytes]:
+    """The bundle as a zip (file name, bytes), or with ``onboarding`` only its onboarding
+    file (which holds the certificate bundle too), once: the files are deleted and the
+    bundle marked taken in the same step, so a second request raises
+    :class:`BundleGone`."""
     with transaction.atomic():
         bundle = CertificateBundle.objects.select_for_update().filter(pk=bundle_id).first()
         if bundle is None:
@@ -77,17 +110,26 @@ def take_bundle(*, bundle_id: str, staff: str) -> tuple[str, bytes]:
             if directory.is_dir() else []
         if not files:
             raise BundleGone("the certificate bundle's files are gone")
-        buffer = io.BytesIO()
-        with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
-            for path in files:
-                archive.writestr(path.name, path.read_bytes())
+        if onboarding:
+            found = [path for path in files if path.name == ONBOARDING_FILE]
+            if not found:
+                raise BundleGone("this certificate bundle has no onboarding file")
+            content = found[0].read_bytes()
+        else:
+            buffer = io.BytesIO()
+            with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
+                for path in files:
+                    archive.writestr(path.name, path.read_bytes())
+            content = buffer.getvalue()
         bundle.downloaded_at, bundle.downloaded_by = timezone.now(), staff
         bundle.save(update_fields=["downloaded_at", "downloaded_by"])
         # Gone before the answer leaves: a failure after this loses the bundle (re-issue
         # the certificate) rather than leaving a private key behind.
         shutil.rmtree(directory, ignore_errors=True)
-    name = f"{bundle.operator.lower()}-{bundle.fsp}-{bundle.site}-certificate.zip"
-    return name, buffer.getvalue()
+    stem = f"{bundle.operator.lower()}-{bundle.fsp}-{bundle.site}"
+    if onboarding:
+        return f"{stem}-onboarding.json", content
+    return f"{stem}-certificate.zip", content
 
 
 # --- dispatches -------------------------------------------------------------------------------

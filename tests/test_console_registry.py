@@ -65,7 +65,7 @@ def test_the_certificate_bundle_downloads_once(console, pki_settings):
     assert first.status_code == 200
     assert first["Content-Type"] == "application/zip"
     names = zipfile.ZipFile(io.BytesIO(first.content)).namelist()
-    assert sorted(names) == ["ca.pem", "north.key", "north.pem"]
+    assert sorted(names) == ["ca.pem", "north.key", "north.pem", "onboarding.json"]
     key = zipfile.ZipFile(io.BytesIO(first.content)).read("north.key")
     assert b"PRIVATE KEY" in key
     bundle.refresh_from_db()

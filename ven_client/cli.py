@@ -40,8 +40,9 @@ def _parser() -> argparse.ArgumentParser:
 
     init = sub.add_parser("init", help="write the configuration file")
     init.add_argument("--from-onboarding", type=Path, metavar="JSON",
-                      help="the JSON printed by `fsp onboard` or `pki onboard`: takes client "
-                           "id and secret, VEN name and certificate paths from it")
+                      help="the onboarding file from the operator console (everything, "
+                           "the certificate bundle written beside the configuration) or the "
+                           "JSON printed by `fsp onboard` or `pki onboard`")
     init.add_argument("--vtn-url", help="https://host[:port] of the VTN")
     init.add_argument("--openadr-version", choices=config_module.VERSIONS)
     init.add_argument("--client-id")
@@ -101,15 +102,10 @@ def cmd_init(args: argparse.Namespace) -> int:
         return 2
     values: dict = {}
     if args.from_onboarding:
-        onboarding = json.loads(args.from_onboarding.read_text())
-        certificate = onboarding.get("certificate") or onboarding
-        values.update({k: v for k, v in {
-            "client_id": onboarding.get("client_id"),
-            "client_secret": onboarding.get("client_secret"),
-            "ven_name": onboarding.get("ven_name"),
-            "client_cert": certificate.get("cert_path"),
-            "client_key": certificate.get("key_path"),
-            "ca_bundle": certificate.get("ca_path")}.items() if v})
+        from ven_client import onboarding
+
+        values.update(onboarding.values(args.from_onboarding, config_path=path,
+                                        force=args.force))
     for name in ("vtn_url", "openadr_version", "client_id", "client_secret",
                  "client_secret_file", "client_cert", "client_key", "ca_bundle", "ven_name",
                  "dispatch_units", "handler_entry_point", "handler_timeout_s",

@@ -74,11 +74,14 @@ def bundle(request: HttpRequest, bundle_id: str) -> HttpResponse:
             return page(request, "console/bundle_gone.html",
                         {"reason": "There is no such certificate bundle."}, status=404)
         return page(request, "console/bundle.html", {"bundle": found})
+    onboarding = request.POST.get("format") == "onboarding"
     try:
-        name, content = services.take_bundle(bundle_id=bundle_id, staff=staff(request))
+        name, content = services.take_bundle(bundle_id=bundle_id, staff=staff(request),
+                                             onboarding=onboarding)
     except services.BundleGone as exc:
         return page(request, "console/bundle_gone.html", {"reason": str(exc)}, status=410)
-    response = HttpResponse(content, content_type="application/zip")
+    response = HttpResponse(content, content_type="application/json" if onboarding
+                            else "application/zip")
     response["Content-Disposition"] = f'attachment; filename="{name}"'
     response["Cache-Control"] = "no-store"
     return response
