@@ -21,6 +21,7 @@ from conformance import report as reports
 from conformance.models import ConformanceRun
 from conformance.scenarios import ORDER, SCENARIOS, Options
 from dispatch import services
+from vtn import pki
 from vtn.api.problems import BadRequest, NotFound
 from vtn.auth import mtls
 from vtn.auth.permissions import HasOperationScope
@@ -39,12 +40,36 @@ OPTION_BOUNDS = {"pollIntervalSeconds": ("poll_interval_s", 0.2, 600),
                  "meteringDeadlineSeconds": ("metering_deadline_s", 5, 3600)}
 
 
+def _ca_path() -> Path:
+    """The operator CA's certificate (public): it signs the VTN's TLS certificate and the
+    sites' client certificates (``pki init``)."""
+    return Path(getattr(settings, "VTN_PKI_DIR", Path(settings.VAR_DIR) / "pki")) / pki.CA_CERT
+
+
+def _ca_fingerprint() -> str | None:
+    try:
+        return pki.fingerprint(pki.load_certificate(_ca_path()))
+    except (OSError, ValueError, IndexError):
+        return None
+
+
 def getting_started(request):
     base = request.build_absolute_uri("/").rstrip("/")
     return render(request, "conformance/getting_started.html", {
         "base": base, "scenarios": [SCENARIOS[name] for name in ORDER],
         "self_service": getattr(settings, "CONFORMANCE_SELF_SERVICE", False),
-        "operator": getattr(settings, "CONFORMANCE_OPERATOR", "ENWL")})
+        "operator": getattr(settings, "CONFORMANCE_OPERATOR", "ENWL"),
+        "ca_fingerprint": _ca_fingerprint()})
+
+
+def ca_certificate(request):
+    """The operator CA's certificate as PEM, for ``--cacert`` (404 when this VTN has no
+    PKI of its own, e.g. behind a publicly trusted certificate)."""
+    if _ca_fingerprint() is None:
+        raise Http404("no CA certificate")
+    response = FileResponse(_ca_path().open("rb"), content_type="application/x-pem-file",
+                            as_attachment=True, filename="ca.pem")
+    return response
 
 
 def document(request, name: str):
