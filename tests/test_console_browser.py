@@ -14,13 +14,13 @@ that starts a minute or two from now, as in ``test_settlement_e2e.py``.
 
 from __future__ import annotations
 
-import io
 import json
 import shutil
+import subprocess
+import sys
 import tempfile
 import threading
 import time
-import zipfile
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -56,7 +56,7 @@ class SiteAgent(threading.Thread):
         self.server = server
         self.session = PinnedSession()
         self.session.verify = server.ca_bundle
-        self.session.cert = (str(bundle_dir / f"{site}.pem"), str(bundle_dir / f"{site}.key"))
+        self.session.cert = (str(bundle_dir / "client.crt"), str(bundle_dir / "client.key"))
         self.credentials = credentials
         self.key = signing.generate_private_key()
         self.kid = "site-agent-1"
@@ -220,15 +220,22 @@ def test_operator_console_end_to_end(vtn_server, browser, tmp_path):
                    "client_secret": page.inner_text("#client-secret")}
     metering_event = page.inner_text("#metering-event-id")
     shot(page, "03-onboarded")
-    bundle_url = page.get_attribute("form:has(#bundle-download)", "action")
+    bundle_url = page.get_attribute("form:has(#onboarding-download)", "action")
     with page.expect_download() as download_info:
-        page.click("#bundle-download")
-    bundle_zip = tmp_path / "bundle.zip"
-    download_info.value.save_as(bundle_zip)
-    bundle_dir = tmp_path / "bundle"
-    zipfile.ZipFile(io.BytesIO(bundle_zip.read_bytes())).extractall(bundle_dir)
-    assert sorted(p.name for p in bundle_dir.iterdir()) == ["ca.pem", "north.key",
-                                                            "north.pem"]
+        page.click("#onboarding-download")
+    onboarding_file = tmp_path / "onboarding.json"
+    download_info.value.save_as(onboarding_file)
+    # The FSP's side: the agent's configuration and certificate files from that one file.
+    config = tmp_path / "agent" / "config.toml"
+    made = subprocess.run([sys.executable, "-m", "ven_client", "--config", str(config), "init",
+                           "--from-onboarding", str(onboarding_file), "--state-dir",
+                           str(tmp_path / "state")], cwd=ROOT, capture_output=True,
+                          text=True, timeout=60)
+    assert made.returncode == 0, made.stdout + made.stderr
+    bundle_dir = tmp_path / "agent" / "config.tls"
+    assert sorted(p.name for p in bundle_dir.iterdir()) == ["ca.crt", "client.crt",
+                                                            "client.key"]
+    assert oct(bundle_dir.joinpath("client.key").stat().st_mode & 0o777) == "0o600"
     page.goto(server.base_url + bundle_url)
     assert "no longer on the server" in page.inner_text("main")
 
@@ -260,15 +267,19 @@ def test_operator_console_end_to_end(vtn_server, browser, tmp_path):
         unit = page.locator("#id_unit option", has_text=f"/{fsp}/hp9").get_attribute("value")
         page.get_by_label("Dispatch unit").select_option(unit)
         page.get_by_label("Product").select_option("RESTORE")
-        page.get_by_label("Service start").fill(f"{start:%Y-%m-%dT%H:%M}")
-        page.get_by_label("Service end").fill(f"{end:%Y-%m-%dT%H:%M}")
+        page.get_by_label("Service start (UTC)").fill(f"{start:%Y-%m-%d %H:%M}")
+        page.get_by_label("Service end (UTC)").fill(f"{end:%Y-%m-%d %H:%M}")
         page.get_by_label("Volume (kW)").fill("100")
         page.get_by_label("Setpoint").select_option("delta")
         page.get_by_label("Status").select_option("run")
+        assert page.get_attribute("#id_start", "type") == "text"  # not the browser's locale
+        shot(page, "04a-dispatch-form")
         page.get_by_role("button", name="Check").click()
         page.wait_for_selector("text=Confirm the dispatch")
         reference = page.locator("table.summary tr", has_text="Reference").locator(
             "td").inner_text()
+        urgency = page.inner_text("#confirm-urgency")
+        assert urgency.startswith("emergency") and "RESTORE product" in urgency
         shot(page, "04-dispatch-confirm")
         page.get_by_role("button", name="Confirm and issue").click()
         page.wait_for_url(f"{server.base_url}/console/dispatches/ENWL/{reference}")
@@ -355,3 +366,27 @@ def test_operator_console_end_to_end(vtn_server, browser, tmp_path):
     page.goto(f"{server.base_url}/console/dispatches")
     assert page.locator(f"a:text-is('ENWL/{reference}')").count() == 1
     assert page.get_by_role("link", name="Issue a dispatch").count() == 0
+
+    # -- the lists: filtered and paged; an unknown page is the console's own --
+    page.goto(f"{server.base_url}/console/dispatches")
+    page.get_by_label("Conformance sandbox dispatches").select_option("hide")
+    page.get_by_label("FSP").fill(fsp)
+    page.get_by_role("button", name="Filter").click()
+    page.wait_for_url("**/console/dispatches?*conformance=hide*")
+    assert page.locator(f"a:text-is('ENWL/{reference}')").count() == 1
+    shot(page, "10-dispatches-filtered")
+    page.goto(f"{server.base_url}/console/audit?dispatch_ref={reference}")
+    assert page.locator("tr.audit-entry").count() >= 4  # two revisions, their acks
+    assert "acknowledgement recorded" in page.inner_text("main")
+    shot(page, "11-audit")
+    page.goto(f"{server.base_url}/console/registry?fsp={fsp}")
+    assert page.locator("#units ~ table").inner_text().count(f"/{fsp}/hp9") == 1
+    shot(page, "12-registry-filtered")
+    page.goto(f"{server.base_url}/console/statements")
+    shot(page, "13-statements")
+    missing = page.goto(f"{server.base_url}/console/no-such-page")
+    assert missing.status == 404 and page.get_by_role("heading", name="Not found").is_visible()
+    shot(page, "14-not-found")
+    page.goto(f"{server.base_url}/conformance/")
+    assert page.locator("#ca-fingerprint").inner_text().count(":") == 31
+    shot(page, "15-conformance-ca")
