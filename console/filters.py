@@ -29,6 +29,10 @@ ANY = "any"
 class UtcDateTimeFilter(df.DateTimeFilter):
     field_class = UtcDateTimeField
 
+    def __init__(self, *args, **kwargs) -> None:
+        kwargs.setdefault("help_text", "24-hour, YYYY-MM-DD HH:MM")  # the label says UTC
+        super().__init__(*args, **kwargs)
+
 
 def _upper(queryset: QuerySet, name: str, value: str) -> QuerySet:
     return queryset.filter(**{name: value.upper()})
@@ -36,11 +40,13 @@ def _upper(queryset: QuerySet, name: str, value: str) -> QuerySet:
 
 class DispatchFilter(df.FilterSet):
     operator = df.ChoiceFilter(field_name="operator__code", choices=OPERATORS,
-                               empty_label=ANY)
+                               empty_label=ANY, label="Operator")
     fsp = df.CharFilter(field_name="unit__fsp__identifier", label="FSP")
-    unit = df.CharFilter(field_name="unit__reference")
-    product = df.CharFilter(field_name="contract__product__code", method=_upper)
-    status = df.ChoiceFilter(choices=[(s, s) for s in rules.STATUSES], empty_label=ANY)
+    unit = df.CharFilter(field_name="unit__reference", label="Unit")
+    product = df.CharFilter(field_name="contract__product__code", method=_upper,
+                            label="Product")
+    status = df.ChoiceFilter(choices=[(s, s.replace("-", " ")) for s in rules.STATUSES],
+                             empty_label=ANY, label="Status")
     active_from = UtcDateTimeFilter(field_name="service_end", lookup_expr="gt",
                                     label="Active after")
     active_until = UtcDateTimeFilter(field_name="service_start", lookup_expr="lt",
@@ -59,10 +65,11 @@ class DispatchFilter(df.FilterSet):
 
 
 class AuditFilter(df.FilterSet):
-    operator = df.CharFilter(field_name="operator_code", method=_upper)
+    operator = df.CharFilter(field_name="operator_code", method=_upper, label="Operator")
     dispatch_ref = df.CharFilter(label="Dispatch reference")
     kind = df.ChoiceFilter(choices=[(k, k.replace("_", " ").replace("ack ", "acknowledgement ")
-                                     ) for k in AuditEntry.Kind.values], empty_label=ANY)
+                                     ) for k in AuditEntry.Kind.values], empty_label=ANY,
+                           label="Kind")
     since = UtcDateTimeFilter(field_name="time", lookup_expr="gte", label="From")
     until = UtcDateTimeFilter(field_name="time", lookup_expr="lt", label="Until")
 
@@ -76,7 +83,8 @@ def _registry_filter(model, operator: str, fsp: str, comms: str | None) -> type:
     parameters (operator, FSP, and the comms state where the list has one), so one form
     narrows the whole page."""
     fields = {
-        "operator": df.ChoiceFilter(field_name=operator, choices=OPERATORS, empty_label=ANY),
+        "operator": df.ChoiceFilter(field_name=operator, choices=OPERATORS, empty_label=ANY,
+                                    label="Operator"),
         "fsp": df.CharFilter(field_name=fsp, label="FSP"),
     }
     if comms:

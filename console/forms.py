@@ -138,7 +138,7 @@ class DispatchForm(forms.Form):
         super().__init__(*args, **kwargs)
         self.fields["unit"].label_from_instance = lambda unit: (
             f"{unit.fsp.operator.code}/{unit.fsp.identifier}/{unit.reference} "
-            f"({unit.direction}, {unit.capacity_kw:g} kW)")
+            f"({unit.direction}, {unit.capacity_kw.normalize():f} kW)")
 
 
 class ReviseForm(forms.Form):

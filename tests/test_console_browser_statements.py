@@ -23,6 +23,13 @@ from tests.test_settlement_statements import (  # noqa: F401  (settled: a fixtur
 pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
 
 
+@pytest.fixture(autouse=True)
+def orm_beside_playwright(monkeypatch):
+    """Playwright's sync API keeps an event loop on this thread; the test's own ORM calls
+    (the settlement services) are synchronous and safe here, as Django's docs allow."""
+    monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
+
+
 @pytest.fixture
 def console_page(live_server, browser, settings):  # noqa: F811
     settings.SESSION_COOKIE_SECURE = settings.CSRF_COOKIE_SECURE = False
