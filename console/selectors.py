@@ -31,6 +31,9 @@ from vtn.auth import certificates
 RECENT = timedelta(days=1)
 # How far ahead "coming up" reaches.
 AHEAD = timedelta(days=2)
+# The dashboard's sites table: at most this many, in this order of comms state.
+DASHBOARD_SITES = 20
+ATTENTION = (CommsState.COMMS_LOST, CommsState.UNKNOWN, CommsState.ONLINE)
 
 
 # --- dashboard --------------------------------------------------------------------------------
@@ -121,9 +124,15 @@ def alerts(sites: list[dict], now: datetime) -> list[dict]:
 
 
 def dashboard(now: datetime | None = None) -> dict:
+    """What the dashboard shows; its sites table lists at most ``DASHBOARD_SITES``, those
+    needing attention first (comms lost, then unknown), the registry lists them all."""
     now = now or timezone.now()
     sites = site_rows()
-    return {"now": now, "sites": sites, "comms": comms_counts(sites),
+    attention = sorted(sites, key=lambda site: (ATTENTION.index(site["state"])
+                                                if site["state"] in ATTENTION else 9,
+                                                site["site"]))
+    return {"now": now, "sites": attention[:DASHBOARD_SITES], "sites_total": len(sites),
+            "comms": comms_counts(sites),
             "running": running_dispatches(now), "upcoming": upcoming_dispatches(now),
             "outstanding": outstanding_acknowledgements(now),
             "certificates": expiring_certificates(), "alerts": alerts(sites, now)}

@@ -137,3 +137,18 @@ def test_a_form_without_its_csrf_token_gets_the_styled_403(console_staff):
     refused = browser.post("/console/dispatches/new", {"step": "check"})
     assert refused.status_code == 403
     assert b"Not allowed" in refused.content and b"console.css" in refused.content
+
+
+def test_the_dashboard_lists_sites_needing_attention_first_and_links_the_rest(
+        console, gb, monkeypatch):
+    from console import selectors
+    from dispatch.models import FspSite
+
+    monkeypatch.setattr(selectors, "DASHBOARD_SITES", 1)
+    FspSite.objects.filter(name="north").update(comms_state="online")
+    FspSite.objects.filter(fsp__identifier="zeta").update(comms_state="comms_lost")
+    page = console("viewer").get("/console/fragments/dashboard").content.decode()
+    sites = page[page.index('id="h-sites"'):page.index('id="h-certs"')]
+    assert "The 1 of 2 sites needing attention first" in sites
+    assert "/zeta/" in sites and "ENWL/acme/north" not in sites
+    assert 'href="/console/registry?comms=comms_lost#sites"' in sites
