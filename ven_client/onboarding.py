@@ -8,8 +8,11 @@ Two documents are read:
   as PEM. The PEM files are written beside the configuration file (``<name>.tls/``;
   certificate and CA mode 0644, private key mode 0600) and the configuration points at
   them by absolute path;
+* the conformance sandbox's self-service answer (the same, its certificate inline as PEM);
 * the JSON printed by ``fsp onboard`` or ``pki onboard``: client id and secret, VEN name
   and the paths of the certificate files it wrote.
+
+Options given to ``init`` beside the file win over what the file says.
 """
 
 from __future__ import annotations
@@ -62,10 +65,9 @@ def values(path: Path, *, config_path: Path, force: bool = False) -> dict:
         raise ConfigError("the onboarding file's certificate must be an object")
     found = {"client_id": document.get("client_id"),
              "client_secret": document.get("client_secret"),
-             "ven_name": document.get("ven_name")}
-    if document.get("format") == FORMAT:
-        found |= {"vtn_url": document.get("vtn_url"),
-                  "openadr_version": document.get("openadr_version")}
+             "ven_name": document.get("ven_name"), "vtn_url": document.get("vtn_url"),
+             "openadr_version": document.get("openadr_version")}
+    if document.get("format") == FORMAT or any(key in certificate for key in PEM_FILES):
         missing = [key for key in PEM_FILES if not certificate.get(key)]
         if missing:
             raise ConfigError(f"the onboarding file lacks {', '.join(missing)}")
