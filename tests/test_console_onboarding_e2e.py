@@ -124,3 +124,21 @@ def test_a_broken_onboarding_file_is_refused_with_a_reason(tmp_path, content, me
                         str(onboarding_file), "--state-dir", str(tmp_path / "state"))
     assert result.returncode == 2 and message in result.stderr, result.stderr
     assert not config.exists() and not (tmp_path / "config.tls" / "client.key").exists()
+
+
+def test_a_sandbox_answer_with_inline_pems_is_written_beside_the_config(tmp_path):
+    answer = {"client_id": "c1", "client_secret": "s1", "ven_name": "enwl-acme-sandbox",
+              "certificate": {"cert_pem": "CERT\n", "key_pem": "KEY\n", "ca_pem": "CA\n"}}
+    onboarding_file = tmp_path / "answer.json"
+    onboarding_file.write_text(json.dumps(answer))
+    config = tmp_path / "ven.toml"
+    result = ven_client("--config", str(config), "init", "--from-onboarding",
+                        str(onboarding_file), "--vtn-url", "https://127.0.0.1:8443",
+                        "--state-dir", str(tmp_path / "state"))
+    assert result.returncode == 0, result.stderr
+    tls = tmp_path / "ven.tls"
+    assert (tls / "client.key").read_text() == "KEY\n"
+    assert stat.S_IMODE((tls / "client.key").stat().st_mode) == 0o600
+    text = config.read_text()
+    assert f'client_cert = "{tls / "client.crt"}"' in text
+    assert 'vtn_url = "https://127.0.0.1:8443"' in text and 'client_id = "c1"' in text
