@@ -15,6 +15,7 @@ from dispatch.models import (
     CommsState,
     Contract,
     DispatchInstruction,
+    DispatchRevision,
     DispatchUnit,
     Fsp,
     FspSite,
@@ -60,8 +61,11 @@ class DispatchFilter(df.FilterSet):
         fields: list[str] = []
 
     def _conformance(self, queryset: QuerySet, name: str, value: str) -> QuerySet:
-        issued = {"revisions__number": 1, "revisions__issued_by": CONFORMANCE_ISSUER}
-        return queryset.exclude(**issued) if value == "hide" else queryset.filter(**issued)
+        """Dispatches whose first revision the sandbox issued: hidden, or only these."""
+        theirs = DispatchRevision.objects.filter(
+            number=1, issued_by=CONFORMANCE_ISSUER).values("instruction_id")
+        return queryset.exclude(pk__in=theirs) if value == "hide" else \
+            queryset.filter(pk__in=theirs)
 
 
 class AuditFilter(df.FilterSet):
