@@ -117,6 +117,10 @@ def test_console_errors_are_styled_pages_and_api_errors_stay_problems(console, g
     assert missing["Content-Type"].startswith("text/html")
     page = missing.content.decode()
     assert "console.css" in page and "<h1>Not found" in page
+    assert "Log out" in page and 'aria-label="Main"' in page  # signed in: the navigation
+    anonymous = Client().get("/console/no-such-page")
+    assert anonymous.status_code == 404 and b"<h1>Not found" in anonymous.content
+    assert b'aria-label="Main"' not in anonymous.content
     api = Client().get("/dispatch/api/v1/no-such-thing")
     assert api.status_code == 404 and api["Content-Type"] == "application/problem+json"
     failed = errors.server_error(RequestFactory().get("/console/statements/1"))

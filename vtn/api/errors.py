@@ -19,7 +19,7 @@ def _answer(request: HttpRequest, status_code: int, detail: str) -> HttpResponse
     if request.path.startswith(CONSOLE_PREFIX):
         from console.views.errors import error_page
 
-        return error_page(status_code)
+        return error_page(status_code, request)
     return _problem(status_code, detail)
 
 
