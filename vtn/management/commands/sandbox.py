@@ -25,7 +25,7 @@ from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from conformance import fleet as demo_fleet
-from vtn import demo
+from vtn import demo, schemas
 from vtn.auth.services import ClientError
 from vtn.models import Ven
 
@@ -50,6 +50,9 @@ class Command(BaseCommand):
 
     def handle(self, *args, bind: str, no_serve: bool, no_fleet: bool = False,
                **options) -> None:
+        missing = schemas.missing_documents()
+        if missing:
+            raise CommandError(missing)
         self._progress("Migrating the database")
         call_command("migrate", interactive=False, verbosity=0)
 
