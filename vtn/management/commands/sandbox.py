@@ -25,6 +25,7 @@ from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from conformance import fleet as demo_fleet
+from conformance import history as demo_history
 from vtn import demo, schemas
 from vtn.auth.services import ClientError
 from vtn.models import Ven
@@ -76,10 +77,13 @@ class Command(BaseCommand):
             raise CommandError(f"{exc} (run `make clean` to start the sandbox afresh)") from exc
 
         base = f"https://{_public_host(bind)}"
-        fleet = None
+        fleet = history = None
         if not no_fleet:
             self._progress("Onboarding the demo FSP fleet (conformance/fleet.py)")
             fleet = demo_fleet.prepare(base_url=base, pki_dir=pki_dir)
+            self._progress("Loading the fleet's history: meter readings, past dispatches, "
+                           "a settled statement (conformance/history.py)")
+            history = demo_history.load(fleet)
         ven_object = Ven.objects.get(client_id=ven.client.client_id)
         report = {
             "vtn": {version: f"{base}/openadr3/{version}" for version in VERSIONS},
@@ -94,6 +98,7 @@ class Command(BaseCommand):
             },
             "conformance": f"{base}/conformance/",
             "fleet": fleet.summary() if fleet else None,
+            "history": history.as_dict() if history else None,
         }
         self.stdout.write(json.dumps(report, indent=2))
 
