@@ -54,7 +54,7 @@ SITE = "north"
 PRODUCT = "DYNAMIC"
 HALF_HOUR = timedelta(minutes=30)
 # Readings start this long before the previous month, so its first days have baselines.
-LEAD_IN = timedelta(days=14)
+LEAD_IN = timedelta(days=7)
 # Past dispatches: (day of the previous month, or None for "three days ago"), unit,
 # start hour UTC, hours, kW of the delta setpoint.
 DISPATCH_PLAN = ((6, "bat1", 17, 2, 250), (13, "hp1", 7, 1, 100), (20, "bat1", 16, 2, 300),

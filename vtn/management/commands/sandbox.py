@@ -26,6 +26,7 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from conformance import fleet as demo_fleet
 from conformance import history as demo_history
+from console.services import issue_sandbox_staff
 from vtn import demo, schemas
 from vtn.auth.services import ClientError
 from vtn.models import Ven
@@ -33,6 +34,7 @@ from vtn.models import Ven
 DEFAULT_BIND = "127.0.0.1:8443"
 BL_CLIENT = "sandbox-bl"
 VEN_CLIENT = "sandbox-ven"
+CONSOLE_USER = "sandbox-admin"
 DEMO_VEN = "demo-fsp-north"
 VERSIONS = ("3.1.0", "3.0.1")
 PKI_FILES = ("ca.pem", "server.pem", "server.key")
@@ -76,6 +78,7 @@ class Command(BaseCommand):
         except (ClientError, ValueError) as exc:
             raise CommandError(f"{exc} (run `make clean` to start the sandbox afresh)") from exc
 
+        console_user = issue_sandbox_staff(username=CONSOLE_USER, role="administrator")
         base = f"https://{_public_host(bind)}"
         fleet = history = None
         if not no_fleet:
@@ -96,7 +99,9 @@ class Command(BaseCommand):
                 "ven": ven.as_dict() | {"ven_name": ven_object.ven_name,
                                         "ven_id": ven_object.pk},
             },
+            "console": console_user | {"url": f"{base}{console_user['url']}"},
             "conformance": f"{base}/conformance/",
+            "home": f"{base}/",
             "fleet": fleet.summary() if fleet else None,
             "history": history.as_dict() if history else None,
         }
