@@ -3,13 +3,17 @@
 Steps: migrate the database, create the development PKI under ``$VTN_VAR_DIR/pki`` if
 it is missing, load the demo data from ``fixtures/`` (idempotent), issue credentials for
 a business-logic client ``sandbox-bl`` and a VEN client ``sandbox-ven`` (bound to the
-demo VEN ``demo-fsp-north``), onboard the demo FSP fleet (``conformance/fleet.py``; not with
-``--no-fleet``), print everything a client needs as JSON on stdout, then serve HTTPS
+demo VEN ``demo-fsp-north``) and a console administrator ``sandbox-admin`` (password and
+TOTP enrolment), onboard the demo FSP fleet (``conformance/fleet.py``) and load its history
+(``conformance/history.py``; neither with ``--no-fleet``), print everything a client
+needs as JSON on stdout, then serve HTTPS
 with the conformance sandbox enabled and the fleet's agents running. Progress messages
 go to stderr so stdout stays machine-readable.
 
 Secrets are stored hashed, so every run rotates the sandbox clients' secrets (their
-client_ids stay the same) and prints the new ones.
+client_ids stay the same) and the console user's password, and prints the new ones; the
+console user's TOTP device is kept. A missing official OpenADR document stops the command
+before anything is written.
 """
 
 from __future__ import annotations
