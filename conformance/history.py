@@ -26,6 +26,7 @@ import tomllib
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
+from pathlib import Path
 
 from django.db import transaction
 from django.db.models import Max
@@ -192,7 +193,7 @@ def load(fleet: Fleet, *, now: datetime | None = None) -> HistorySummary:
                                     identifier=f"FLEET-{SITE}-{PRODUCT}")
     units = list(DispatchUnit.objects.filter(site=site).order_by("reference"))
     config = tomllib.loads(fleet_site.config_path.read_text())
-    key = jose.load_private_key(open(config["signing_key"], "rb").read())
+    key = jose.load_private_key(Path(config["signing_key"]).read_bytes())
     summary = HistorySummary()
     plan = _plan(now)
 
