@@ -61,10 +61,16 @@ def missing_documents() -> str | None:
                if not document_path(version).is_file()]
     if not missing:
         return None
+    if Path(settings.OPENADR_SPEC_DIR).resolve() == BUNDLED_SPEC_DIR:
+        remedy = (f"the copy shipped in {BUNDLED_SPEC_DIR} is incomplete; restore it "
+                  f"(git checkout -- vtn/openapi) or set OPENADR_SPEC_DIR to a directory "
+                  f"holding 3.1.1/openadr3.yaml and 3.0.1/openadr3.yaml.")
+    else:
+        remedy = (f"set OPENADR_SPEC_DIR to a directory holding 3.1.1/openadr3.yaml and "
+                  f"3.0.1/openadr3.yaml, or unset it to use the copies shipped in "
+                  f"{BUNDLED_SPEC_DIR}.")
     return (f"The official OpenADR document{'s' if len(missing) > 1 else ''} "
-            f"{' and '.join(missing)} {'are' if len(missing) > 1 else 'is'} missing: "
-            f"set OPENADR_SPEC_DIR to a directory holding 3.1.1/openadr3.yaml and "
-            f"3.0.1/openadr3.yaml, or unset it to use the copies shipped in {BUNDLED_SPEC_DIR}.")
+            f"{' and '.join(missing)} {'are' if len(missing) > 1 else 'is'} missing: {remedy}")
 
 
 @cache
