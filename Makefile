@@ -20,11 +20,12 @@ BENCH_ARGS ?=
 SANDBOX_ARGS ?=
 VAR_DIR ?= var
 
-.PHONY: help run test lint bench clean venv
+.PHONY: help run test test-fast lint bench clean venv
 
 help:
 	@echo "make run    set up and serve the sandbox VTN on https://127.0.0.1:8443"
 	@echo "make test   ruff, then the whole pytest suite (PYTEST_ARGS='-k sandbox' narrows it)"
+	@echo "make test-fast  ruff, then the in-process tests only (no slow, process or interop tests)"
 	@echo "make lint   ruff only"
 	@echo "make bench  run the benchmarks in benchmarks/ (BENCH_ARGS passes options)"
 	@echo "make clean  delete local data under var/ (database, PKI, keys); keeps .venv"
@@ -52,6 +53,12 @@ lint: $(STAMP)
 test: $(STAMP)
 	$(VENV)/bin/ruff check .
 	$(PY) -m pytest $(PYTEST_ARGS)
+
+# The edit-test loop: leaves out property-based and process-level tests (real servers,
+# workers, browsers, nginx) and the interop test; `make test` runs them all.
+test-fast: $(STAMP)
+	$(VENV)/bin/ruff check .
+	$(PY) -m pytest -m "not slow and not process and not interop" $(PYTEST_ARGS)
 
 bench: $(STAMP)
 	@scripts=$$(grep -l '__main__' benchmarks/*.py 2>/dev/null || true); \

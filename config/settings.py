@@ -154,7 +154,8 @@ WHITENOISE_USE_FINDERS = True
 
 # --- OpenADR / VTN -------------------------------------------------------------------------
 
-OPENADR_SPEC_DIR = Path(os.environ.get("OPENADR_SPEC_DIR", BASE_DIR.parent / "shared" / "openadr3"))
+# The official OpenAPI documents the VTN validates against; a copy ships in vtn/openapi/.
+OPENADR_SPEC_DIR = Path(os.environ.get("OPENADR_SPEC_DIR") or BASE_DIR / "vtn" / "openapi")
 VTN_PUBLIC_URL = os.environ.get("VTN_PUBLIC_URL", "https://127.0.0.1:8443")
 VTN_TLS_CERT = os.environ.get("VTN_TLS_CERT", str(VAR_DIR / "pki" / "server.pem"))
 VTN_TLS_KEY = os.environ.get("VTN_TLS_KEY", str(VAR_DIR / "pki" / "server.key"))

@@ -1,9 +1,10 @@
-"""Top-level URLs: both OpenADR versions side by side, the GB dispatch and settlement
-APIs, the JWKS, the admin and the docs."""
+"""Top-level URLs: a landing page, both OpenADR versions side by side, the GB dispatch
+and settlement APIs, the JWKS, the admin and the docs."""
 
 from django.contrib import admin
 from django.urls import include, path
 
+from console.views.landing import landing
 from dispatch.api.views import Jwks
 from vtn.api import errors
 from vtn.api.serializers.v31 import Wire31
@@ -11,6 +12,7 @@ from vtn.api.serializers.v301 import Wire301
 from vtn.api.urls import version_patterns
 
 urlpatterns = [
+    path("", landing, name="landing"),
     path("openadr3/3.1.0/", include(version_patterns(Wire31()))),
     path("openadr3/3.0.1/", include(version_patterns(Wire301()))),
     path("dispatch/api/v1/", include("dispatch.api.urls")),

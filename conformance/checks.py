@@ -390,3 +390,17 @@ def within(name: str, *, what: str, at: datetime | None, since: datetime,
         return Check(name, False, expected, "not done", evidence)
     after = _seconds(at, since)
     return Check(name, after <= deadline_s, expected, f"done after {after:g} s", evidence)
+
+
+def all_actioned_failed(acks: Sequence[AckRecord]) -> dict | None:
+    """A flag for a run in which the VEN acknowledged ACTIONED, and every ACTIONED
+    acknowledgement said FAILED: the protocol works, but its local control took none of
+    the instructions (a handler that is missing, or always fails). None otherwise."""
+    actioned = [a for a in acks if a.stage == "actioned"]
+    if not actioned or any(a.result != "FAILED" for a in actioned):
+        return None
+    reasons = sorted({a.reason for a in actioned if a.reason})
+    return {"name": "all-actioned-failed",
+            "detail": f"every ACTIONED acknowledgement ({len(actioned)}) reported FAILED: "
+                      "the site's local control took none of the instructions",
+            "reasons": reasons[:5]}

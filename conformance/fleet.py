@@ -44,6 +44,9 @@ FLEET_SITES = {
     "west": (("pv1", 400, "export"),),
 }
 PRODUCTS = ("RESTORE", "DYNAMIC", "MW_DISPATCH")  # MW_DISPATCH: export units only
+# The fleet's contract prices (GBP per MW per hour available, per MWh delivered), so the
+# demo statements (conformance/history.py) carry money.
+AVAILABILITY_PRICE, UTILISATION_PRICE = Decimal("5.50"), Decimal("300")
 POLL_INTERVAL_S = 5.0
 FAULTS_MIDDLEWARE = "conformance.middleware.FaultInjectionMiddleware"
 # The demo sites' local control: accept every instruction (the agent logs it).
@@ -218,7 +221,9 @@ def _ensure_site(operator: str, name: str, units: tuple) -> tuple[FspSite, str]:
         if references and not Contract.objects.filter(operator__code=operator,
                                                       identifier=identifier).exists():
             services.create_contract(operator=operator, identifier=identifier, fsp=FLEET_FSP,
-                                     product=product, units=references)
+                                     product=product, units=references,
+                                     availability_price=AVAILABILITY_PRICE,
+                                     utilisation_price=UTILISATION_PRICE)
     return site, secret
 
 

@@ -1,10 +1,13 @@
 """The conformance report: a stable JSON document (to archive) and its HTML rendering
 (to read). Structure (``format`` ``gb-conformance-report/1``, docs/conformance.md):
 
-``{format, profile, runID, status, passed, operator, fsp, site, venName, clientID, started,
-finished, options, summary: {scenarios, checks, passed, failed}, error, scenarios: [{name,
-title, description, started, finished, passed, error, facts, checks: [{name, passed,
-expected, observed, evidence}]}]}``
+``{format, profile, runID, status, passed, flags: [{name, detail, reasons}], operator, fsp,
+site, venName, clientID, started, finished, options, summary: {scenarios, checks, passed,
+failed}, error, scenarios: [{name, title, description, started, finished, passed, error,
+facts, checks: [{name, passed, expected, observed, evidence}]}]}``
+
+``flags`` name what a reader must know even when every check passed (today:
+``all-actioned-failed``, every ACTIONED acknowledgement of the run said FAILED).
 """
 
 from __future__ import annotations
@@ -19,7 +22,7 @@ FORMAT = "gb-conformance-report/1"
 PROFILE = "gb-dispatch/1"
 
 
-def build(run, site, options, results) -> dict:
+def build(run, site, options, results, *, flags: list[dict] | None = None) -> dict:
     scenarios = [{
         "name": r.name, "title": r.title, "description": r.description,
         "started": iso(r.started), "finished": iso(r.finished), "passed": r.passed,
@@ -29,7 +32,8 @@ def build(run, site, options, results) -> dict:
     passed = run.status == "passed"
     return {
         "format": FORMAT, "profile": PROFILE, "runID": str(run.pk), "status": run.status,
-        "passed": passed, "operator": site.fsp.operator.code, "fsp": site.fsp.identifier,
+        "passed": passed, "flags": list(flags or []), "operator": site.fsp.operator.code,
+        "fsp": site.fsp.identifier,
         "site": site.name, "venName": site.ven.ven_name, "clientID": site.ven.client_id,
         "started": iso(run.started), "finished": iso(run.finished),
         "options": options.as_report(),

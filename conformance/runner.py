@@ -16,6 +16,7 @@ from datetime import timedelta
 from django.db import connection, transaction
 from django.utils import timezone
 
+from conformance import checks, evidence
 from conformance import report as reports
 from conformance.models import ConformanceRun
 from conformance.scenarios import (
@@ -86,12 +87,15 @@ def execute(run: ConformanceRun, *, log: Callable[[str], None] | None = None,
     if sampler:
         sampler.start()
     results = []
+    flags: list[dict] = []
     try:
         ctx = Context(site=site, options=options, run=run, sampler=sampler, log=log)
         for name in run.scenarios:
             run.current_scenario = name
             retrying(lambda: run.save(update_fields=["current_scenario"]))
             results.append(run_scenario(name, ctx))
+        acks = [a for d in ctx.dispatches for a in evidence.acknowledgements(d)]
+        flags = [flag for flag in (checks.all_actioned_failed(acks),) if flag]
         status = ConformanceRun.Status.PASSED if all(r.passed for r in results) \
             else ConformanceRun.Status.FAILED
         error = ""
@@ -106,7 +110,7 @@ def execute(run: ConformanceRun, *, log: Callable[[str], None] | None = None,
     run.error = error
     run.current_scenario = ""
     run.awaiting = None
-    run.report = reports.build(run, site, options, results)
+    run.report = reports.build(run, site, options, results, flags=flags)
     retrying(run.save)
     return run
 

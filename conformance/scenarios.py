@@ -162,6 +162,7 @@ class Context:
             raise ScenarioError(f"site {site} has no dispatch units")
         self.unit, self.contract = self._dispatchable()
         self.faults: list[InjectedFault] = []
+        self.dispatches: list[DispatchInstruction] = []  # every dispatch the run issued
 
     @property
     def client_id(self) -> str:
@@ -212,6 +213,7 @@ class Context:
             reference=f"CONF-{now:%Y%m%d}-{secrets.token_hex(4)}", issued_by=ISSUER,
             reason=reason or "conformance scenario"))
         self.log(f"issued {dispatch.reference} revision 1 ({status})")
+        self.dispatches.append(dispatch)
         return dispatch
 
     def revise(self, dispatch: DispatchInstruction, *, status: str | None = None,

@@ -4,6 +4,7 @@ issued. The rules themselves, signing and publishing stay in ``dispatch.services
 
 from __future__ import annotations
 
+import base64
 import io
 import json
 import os
@@ -227,3 +228,33 @@ def revise_arguments(*, dispatch: DispatchInstruction, revision: DispatchRevisio
 
 def check_revision(**arguments) -> list[str]:
     return _trial(dispatch_services.revise_dispatch, **arguments)
+
+
+@transaction.atomic
+def issue_sandbox_staff(*, username: str, role: str) -> dict:
+    """A console user for the sandbox: created on first use with a TOTP device; later
+    calls set a fresh password (only its hash is stored) and keep the TOTP device, so an
+    authenticator enrolled once keeps working. Returns what a person needs to log in."""
+    from django.contrib.auth import get_user_model
+    from django.contrib.auth.models import Group
+    from django_otp.plugins.otp_totp.models import TOTPDevice
+
+    from console.permissions import ROLES
+
+    users = get_user_model().objects
+    user = users.filter(username=username).first()
+    password = secrets.token_urlsafe(18)
+    if user is None:
+        user = users.create_user(username=username, password=password)
+    else:
+        user.set_password(password)
+        user.is_active = True
+        user.save(update_fields=["password", "is_active"])
+    user.groups.remove(*Group.objects.filter(name__in=ROLES))
+    user.groups.add(Group.objects.get_or_create(name=role)[0])
+    device = TOTPDevice.objects.filter(user=user, confirmed=True).order_by("pk").first()
+    if device is None:
+        device = TOTPDevice.objects.create(user=user, name="console", confirmed=True)
+    return {"url": "/console/", "username": username, "role": role, "password": password,
+            "otpauth_uri": device.config_url,
+            "totp_secret": base64.b32encode(device.bin_key).decode().rstrip("=")}

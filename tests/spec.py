@@ -28,8 +28,13 @@ VERSION_301 = "3.0.1"
 VERSIONS = (VERSION_31, VERSION_301)
 DOCUMENT_DIRS = {VERSION_31: "3.1.1", VERSION_301: "3.0.1"}
 HTTP_METHODS = ("get", "put", "post", "delete", "options", "head", "patch", "trace")
+# Responses are validated against the official documents next to the project when they are
+# there (../shared/openadr3), else against the copies the VTN ships in vtn/openapi/.
+REPO_DIR = Path(__file__).resolve().parents[1]
+SHARED_SPEC_DIR = REPO_DIR.parent / "shared" / "openadr3"
+BUNDLED_SPEC_DIR = REPO_DIR / "vtn" / "openapi"
 SPEC_DIR = Path(os.environ.get("OPENADR_SPEC_DIR")
-                or Path(__file__).resolve().parents[2] / "shared" / "openadr3")
+                or (SHARED_SPEC_DIR if SHARED_SPEC_DIR.is_dir() else BUNDLED_SPEC_DIR))
 
 
 class SpecViolation(AssertionError):

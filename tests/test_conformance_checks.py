@@ -294,3 +294,27 @@ def test_every_period_covered_passes_and_a_gap_is_named():
     check = checks.periods_covered(wanted, wanted[:1])
     assert not check.passed
     assert check.evidence["missing"] == [{"unit": "bat1", "start": checks.iso(at(1800))}]
+
+
+def _actioned(result: str, reason: str = "", number: int = 1) -> AckRecord:
+    return AckRecord(revision=number, stage="actioned", outcome="accepted",
+                     received_at=at(2), result=result, reason=reason)
+
+
+def test_a_run_whose_every_actioned_acknowledgement_failed_is_flagged():
+    acks = [ack(1, "received", 1), _actioned("FAILED", "controller offline"),
+            ack(2, "received", 1), _actioned("FAILED", "controller offline", 2),
+            _actioned("FAILED", "timeout", 2)]
+
+    flag = checks.all_actioned_failed(acks)
+
+    assert flag["name"] == "all-actioned-failed"
+    assert "(3)" in flag["detail"]
+    assert flag["reasons"] == ["controller offline", "timeout"]
+
+
+def test_no_flag_when_one_actioned_acknowledgement_was_accepted_or_none_was_sent():
+    assert checks.all_actioned_failed(
+        [_actioned("FAILED", "x"), _actioned("ACCEPTED", number=2)]) is None
+    assert checks.all_actioned_failed([ack(1, "received", 1)]) is None
+    assert checks.all_actioned_failed([]) is None

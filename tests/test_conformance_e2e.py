@@ -291,6 +291,7 @@ def test_cli_writes_both_reports_and_exits_0_when_all_pass(world: AgentWorld,
 
     assert code == 0, failed_checks(report)
     assert report["passed"] and report["format"] == "gb-conformance-report/1"
+    assert report["flags"] == []  # its handler accepted: nothing to flag
     assert set(report) >= {"fsp", "site", "started", "finished", "scenarios"}
     check = report["scenarios"][0]["checks"][0]
     assert set(check) == {"name", "passed", "expected", "observed", "evidence"}
@@ -299,3 +300,22 @@ def test_cli_writes_both_reports_and_exits_0_when_all_pass(world: AgentWorld,
                              f"ENWL/{site.fsp}"], cwd=ROOT, env=world.server.env,
                             capture_output=True, text=True, timeout=60)
     assert json.loads(listed.stdout)[0]["id"] == report["runID"]
+
+
+def test_a_run_in_which_every_actioned_acknowledgement_failed_is_flagged(
+        world: AgentWorld, tmp_path: Path) -> None:
+    # The protocol is followed, but local control refuses everything (exit code 3).
+    site = onboard(world, handler_command=[
+        sys.executable, "-c", "import sys; sys.stdin.read(); print('controller offline', "
+        "file=sys.stderr); sys.exit(3)"])
+    world.start_agent(site)
+    wait_online(world, site)
+
+    code, report = cli_run(world, site, "stale-revision", tmp_path / "out")
+
+    assert report["passed"], failed_checks(report)  # every check of the protocol passed
+    assert code == 0
+    assert [f["name"] for f in report["flags"]] == ["all-actioned-failed"]
+    assert any("controller offline" in reason for reason in report["flags"][0]["reasons"])
+    html = (tmp_path / "out" / "report.html").read_text()
+    assert "PASSED, FLAGGED" in html and "all-actioned-failed" in html

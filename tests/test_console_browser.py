@@ -29,6 +29,7 @@ import requests
 
 from dispatch import acks, signing
 from tests.fixtures.console import totp_code
+from tests.fixtures.requirements import need_chromium
 from tests.fixtures.server import PinnedSession
 
 pytestmark = pytest.mark.slow
@@ -137,8 +138,7 @@ class SiteAgent(threading.Thread):
 def browser():
     from playwright.sync_api import sync_playwright
 
-    if not Path(CHROMIUM).exists():
-        pytest.fail(f"{CHROMIUM} is missing: apt-get install chromium (.ci/run does)")
+    need_chromium()
     profile = tempfile.mkdtemp(prefix="console-chromium-")
     with sync_playwright() as playwright:
         context = playwright.chromium.launch_persistent_context(

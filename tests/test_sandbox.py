@@ -4,13 +4,18 @@ from __future__ import annotations
 
 import json
 from datetime import timedelta
+from decimal import Decimal
 from io import StringIO
 
 import pytest
 from django.core.management import call_command
 from django.utils import timezone
 
+from dispatch.models import Acknowledgement, DispatchInstruction, MeterReading, ReportIntake
+from settlement.models import Statement
+from settlement.services import Month
 from tests.fixtures.api import OpenADRClient
+from tests.fixtures.console import totp_code
 from tests.spec import VERSION_31, VERSION_301
 from vtn.demo import load_demo_data
 from vtn.models import Client, Event, Program, Resource, Ven
@@ -27,9 +32,11 @@ def sandbox_var(settings, tmp_path, fast_hashing):
     return tmp_path
 
 
-def run_sandbox() -> dict:
+def run_sandbox(*, fleet: bool = False) -> dict:
+    """The sandbox's JSON; without the demo fleet (and its history) unless asked."""
     out = StringIO()
-    call_command("sandbox", "--no-serve", stdout=out, stderr=StringIO())
+    call_command("sandbox", "--no-serve", *([] if fleet else ["--no-fleet"]), stdout=out,
+                 stderr=StringIO())
     return json.loads(out.getvalue())
 
 
@@ -63,11 +70,11 @@ def test_loads_a_program_for_each_gb_product(sandbox_var):
 
 
 def test_running_twice_is_idempotent_and_both_clients_stay_usable(sandbox_var):
-    first = run_sandbox()
+    first = run_sandbox(fleet=True)
     counts = (Program.objects.count(), Event.objects.count(), Ven.objects.count(),
               Resource.objects.count(), Client.objects.count())
 
-    second = run_sandbox()
+    second = run_sandbox(fleet=True)
 
     assert (Program.objects.count(), Event.objects.count(), Ven.objects.count(),
             Resource.objects.count(), Client.objects.count()) == counts
@@ -120,3 +127,80 @@ def test_demo_events_that_have_ended_move_forward_on_the_next_run():
     assert Event.objects.count() == count
     now = timezone.now()
     assert all(event.starts_at > now for event in Event.objects.all())
+
+
+def test_prints_a_console_user_who_can_log_in_with_password_and_totp(sandbox_var, client):
+    report = run_sandbox()
+    user = report["console"]
+
+    assert user["url"] == "https://127.0.0.1:8443/console/"
+    assert user["role"] == "administrator"
+    assert user["otpauth_uri"].startswith("otpauth://totp/sandbox-admin?secret=")
+    assert f"secret={user['totp_secret']}&" in user["otpauth_uri"]
+    response = client.post("/console/login", {"username": user["username"],
+                                               "password": user["password"],
+                                               "otp_token": totp_code(user["otpauth_uri"])})
+    assert response.status_code == 302 and response["Location"] == "/console/"
+    assert client.get("/console/statements").status_code == 200
+
+
+def test_a_rerun_rotates_the_console_password_but_keeps_the_enrolled_authenticator(
+        sandbox_var, client):
+    first = run_sandbox()["console"]
+    second = run_sandbox()["console"]
+
+    assert second["password"] != first["password"]
+    assert second["totp_secret"] == first["totp_secret"]
+    code = totp_code(second["otpauth_uri"])
+    refused = client.post("/console/login", {"username": "sandbox-admin",
+                                              "password": first["password"],
+                                              "otp_token": code})
+    assert refused.status_code == 401
+    accepted = client.post("/console/login", {"username": "sandbox-admin",
+                                               "password": second["password"],
+                                               "otp_token": code})
+    assert accepted.status_code == 302
+
+
+def _history_counts() -> tuple:
+    # (Meter readings are left out: a half hour may end between two runs.)
+    return (DispatchInstruction.objects.count(), Acknowledgement.objects.count(),
+            Statement.objects.count())
+
+
+# Transactional: the VTN records readings from a report after its transaction commits. The
+# rows of data migrations (products, console roles) are restored afterwards.
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)
+def test_the_fleet_gets_a_month_of_history_settled_through_the_real_services(sandbox_var):
+    now = timezone.now()
+    report = run_sandbox(fleet=True)
+    history = report["history"]
+
+    previous = Month.of(now).previous()
+    first, after = previous.bounds()
+    # Every half hour of the previous month, for both units of the north site.
+    month_readings = MeterReading.objects.filter(start__gte=first, start__lt=after,
+                                                 unit__site__name="north")
+    assert month_readings.count() == 2 * (after - first) // timedelta(minutes=30)
+    assert not ReportIntake.objects.filter(rejected__gt=0).exists()
+    # Past dispatches, each acknowledged RECEIVED and ACTIONED by the site's signed reports.
+    assert len(history["dispatches"]) >= 4
+    for reference in history["dispatches"]:
+        dispatch = DispatchInstruction.objects.get(reference=reference)
+        assert dispatch.service_end < now
+        acks = Acknowledgement.objects.filter(revision__instruction=dispatch)
+        assert sorted((a.stage, a.outcome, a.result) for a in acks) == [
+            ("actioned", "accepted", "ACCEPTED"), ("received", "accepted", "")]
+        assert all(a.received_at < dispatch.service_start for a in acks)
+    # The previous month's statement: settled (final), with money and no held lines.
+    statement = Statement.objects.get(pk=history["statement"]["id"])
+    assert (statement.status, statement.month) == (Statement.Status.FINAL, previous.first_day)
+    totals = statement.document["totals"]
+    assert Decimal(totals["netGbp"]) > 0 and totals["heldLines"] == 0
+    assert Decimal(totals["deliveredMwh"]) > 0
+
+    counts = _history_counts()
+    again = run_sandbox(fleet=True)["history"]
+
+    assert again["dispatches"] == [] and again["statement"] == history["statement"]
+    assert _history_counts() == counts

@@ -17,7 +17,6 @@ import hashlib
 import http.client
 import json
 import os
-import shutil
 import signal
 import socket
 import ssl
@@ -33,6 +32,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
 
 from tests.fixtures.api import resource_body, ven_body
+from tests.fixtures.requirements import need_nginx
 from tests.fixtures.server import (
     ROOT,
     VtnServer,
@@ -474,14 +474,7 @@ def test_failed_authentications_over_the_rate_get_429_then_recover(
 
 
 def _nginx_binary() -> str:
-    found = shutil.which("nginx") or next(
-        (p for p in ("/usr/sbin/nginx", "/usr/local/sbin/nginx") if os.access(p, os.X_OK)),
-        None)
-    if found is None:
-        pytest.fail("nginx is not installed, and the reverse-proxy tests need it: install "
-                    "the Debian package with `apt-get install nginx` (.ci/run does this).",
-                    pytrace=False)
-    return found
+    return need_nginx()
 
 
 def nginx_site_config(*, listen_port: int, upstream_port: int, pki_dir: Path) -> str:

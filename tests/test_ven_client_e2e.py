@@ -299,3 +299,37 @@ def test_the_agent_sends_heartbeats_and_keeps_the_site_online(agent_world):
         sites = session.get(agent_world.api("sites"), params={"fsp": site.fsp},
                             timeout=30).json()
     assert [s["state"] for s in sites] == ["online"]
+
+
+def test_rows_the_vtn_rejects_are_logged_as_warnings_with_its_reasons(agent_world):
+    site = agent_world.onboard(units=("u1",))
+    site.drop_dir.mkdir()
+    # One report: a reading the VTN stores, and one from the future it refuses.
+    (site.drop_dir / "readings-0001.csv").write_text(
+        "unit,start,duration,type,value\n"
+        "u1,2026-11-21T10:00:00Z,PT30M,USAGE,5\n"
+        "u1,2099-01-01T10:00:00Z,PT30M,USAGE,7\n")
+    agent_world.start_agent(site)
+
+    def rejected():
+        return [r for r in site.log_records() if r.get("event") == "report_row_rejected"]
+
+    rows = wait_for(rejected, 30, "the agent's warning about the rejected row")
+    time.sleep(2 * POLL_S)
+    assert len(rejected()) == 1
+    row = rows[0]
+    assert row["level"] == "warning"
+    assert (row["unit"], row["type"], row["start"]) == ("u1", "USAGE", "2099-01-01T10:00:00Z")
+    assert row["outcome"] and row["reason"]
+    sent = [r for r in site.log_records()
+            if r.get("event") == "message_sent" and r.get("kind") == "metering"]
+    assert len(sent) == 1
+    assert (sent[0]["stored"], sent[0]["rejected"], sent[0]["report_id"]) == (
+        1, 1, row["report_id"])
+
+    # The same reading again with another value: the VTN refuses the conflict, and says why.
+    (site.drop_dir / "readings-0002.csv").write_text(
+        "unit,start,duration,type,value\nu1,2026-11-21T10:00:00Z,PT30M,USAGE,6\n")
+    conflict = wait_for(lambda: [r for r in rejected() if r.get("outcome") == "conflict"], 30,
+                        "the warning about the conflicting reading")
+    assert "GB_CORRECTION" in conflict[0]["reason"] or "different" in conflict[0]["reason"]

@@ -35,6 +35,10 @@ from ven_client.config import Config
 from ven_client.store import OutboxMessage, Revision, Store
 from ven_client.transport import AuthError, Backoff, Transport, Unavailable, poll_delay
 
+# What the VTN's intake of a readings or availability report counts (logged when sent).
+INTAKE_COUNTS = ("stored", "duplicates", "corrections", "rejected")
+MAX_ROW_WARNINGS = 50  # rejected rows logged one by one per report; the rest summed up
+
 PAGE = 50
 INTERRUPTED = "agent restarted during actioning; state unknown"
 JWKS_REFETCH_MIN_S = 5.0
@@ -471,14 +475,54 @@ class Agent:
             except (ValueError, AttributeError):
                 report_id = None
             self.store.mark_sent(message.id, report_id)
+            intake = self._intake(message, report_id)
+            counts = {k: intake.get(k) for k in INTAKE_COUNTS} if intake else {}
             logs.log("message_sent", kind=message.kind, idempotency_key=message.idempotency_key,
                      report_id=report_id, attempts=message.attempts + 1,
-                     replayed=response.headers.get("Idempotent-Replayed") == "true")
+                     replayed=response.headers.get("Idempotent-Replayed") == "true",
+                     **counts)
+            self._warn_rejected_rows(message, report_id, intake)
         else:
             error = f"HTTP {response.status_code} {response.text[:500]}"
             self.store.mark_rejected(message.id, error)
             logs.log("message_rejected", level="error", kind=message.kind,
                      idempotency_key=message.idempotency_key, error=error)
+
+    def _intake(self, message: OutboxMessage, report_id: str | None) -> dict | None:
+        """What the VTN made of a readings or availability report (its intake: rows
+        stored, duplicates, corrections, rejected with reasons); None for other messages
+        or when the VTN cannot say now (the report itself is delivered either way)."""
+        if message.kind not in (reports.METERING, reports.AVAILABILITY) or not report_id:
+            return None
+        try:
+            response = self.transport.request(
+                "GET", f"{self.config.vtn_url.rstrip('/')}/dispatch/api/v1/report-intakes",
+                params={"report": report_id}, absolute=True)
+            found = response.json() if response.status_code == 200 else None
+        except (Unavailable, AuthError, ValueError) as exc:
+            found, response = None, exc
+        if not isinstance(found, list) or not found or not isinstance(found[0], dict):
+            logs.log("report_intake_unknown", level="warning", kind=message.kind,
+                     report_id=report_id, error=str(getattr(response, "status_code", response)))
+            return None
+        return found[0]  # newest first: a re-sent report is examined again
+
+    @staticmethod
+    def _warn_rejected_rows(message: OutboxMessage, report_id: str | None,
+                            intake: dict | None) -> None:
+        """Each row the VTN refused, with its reason: delivered, but not taken."""
+        problems = (intake or {}).get("problems") or []
+        for problem in problems[:MAX_ROW_WARNINGS]:
+            if isinstance(problem, dict):
+                logs.log("report_row_rejected", level="warning", kind=message.kind,
+                         report_id=report_id, unit=problem.get("unit"),
+                         type=problem.get("type"), start=problem.get("start"),
+                         outcome=problem.get("outcome"), reason=problem.get("detail"))
+        if len(problems) > MAX_ROW_WARNINGS:
+            logs.log("report_row_rejected", level="warning", kind=message.kind,
+                     report_id=report_id, more=len(problems) - MAX_ROW_WARNINGS,
+                     reason="further rows rejected; see GET /dispatch/api/v1/report-intakes"
+                            f"?report={report_id}")
 
     def _delivered_before(self, message: OutboxMessage, body: dict) -> bool:
         """Whether a report from an attempt that got no answer is at the VTN already

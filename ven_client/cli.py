@@ -23,7 +23,7 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
-from ven_client import __version__, logs
+from ven_client import __version__, handler, logs
 from ven_client import config as config_module
 from ven_client.config import Config, ConfigError
 
@@ -117,8 +117,13 @@ def cmd_init(args: argparse.Namespace) -> int:
         values["handler_command"] = shlex.split(args.handler_command)
     if args.insecure_skip_tls_verify:
         values["tls_verify"] = False
-    config = config_module.from_dict(values)
+    # Paths given here are relative to where the command runs; the file keeps them absolute
+    # (relative paths in the file would be read against the file's folder).
+    config = config_module.resolve_paths(config_module.from_dict(values), Path.cwd())
     config.validate()
+    refused = handler.problem(config)
+    if refused:
+        raise ConfigError(f"{refused}; nothing written")
     if args.json and path.suffix != ".json":
         path = path.with_suffix(".json")
     config_module.save(config, path)

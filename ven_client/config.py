@@ -1,6 +1,7 @@
 """The agent's configuration: one flat TOML (or JSON) file, every key documented in
-docs/fsp-agent.md. Paths are used as written (relative ones from the working
-directory); durations are seconds."""
+docs/fsp-agent.md. A relative path in the file is relative to the file's folder (not to
+the working directory), and so is a relative program path in ``handler_command``;
+durations are seconds."""
 
 from __future__ import annotations
 
@@ -102,6 +103,24 @@ class Config:
 
 
 FIELDS = {f.name: f for f in dataclasses.fields(Config)}
+# Keys that name files or folders: a relative one is relative to the configuration file.
+PATH_FIELDS = ("client_secret_file", "client_cert", "client_key", "ca_bundle", "state_dir",
+               "signing_key", "jwks_file", "drop_dir")
+
+
+def resolve_paths(config: Config, base: Path) -> Config:
+    """``config`` with its relative paths made absolute against ``base`` (a folder). The
+    handler command's program is a path when it contains a slash (``./control.sh``);
+    a bare name (``site-control``) is looked up on PATH when it runs."""
+    def absolute(value: str) -> str:
+        return os.path.abspath(os.path.join(base, os.path.expanduser(value)))
+
+    changes: dict = {name: absolute(getattr(config, name)) for name in PATH_FIELDS
+                     if getattr(config, name)}
+    command = list(config.handler_command)
+    if command and "/" in command[0]:
+        changes["handler_command"] = [absolute(command[0]), *command[1:]]
+    return dataclasses.replace(config, **changes)
 
 
 def default_path() -> Path:
@@ -138,7 +157,7 @@ def load(path: str | Path) -> Config:
     except (ValueError, tomllib.TOMLDecodeError) as exc:
         raise ConfigError(f"{path} is not valid {'JSON' if path.suffix == '.json' else 'TOML'}: "
                           f"{exc}") from exc
-    config = from_dict(data)
+    config = resolve_paths(from_dict(data), path.parent)
     config.validate()
     return config
 

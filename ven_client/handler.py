@@ -19,6 +19,7 @@ from __future__ import annotations
 import importlib
 import json
 import os
+import shutil
 import signal
 import subprocess
 import threading
@@ -115,6 +116,27 @@ def run_entry_point(spec: str, instruction: dict, timeout_s: float) -> Result:
     if "error" in box:
         return Result("FAILED", box["error"][:MAX_REASON])
     return _from_answer(box.get("answer"), Result("ACCEPTED"))
+
+
+def problem(config) -> str | None:
+    """Why the configured handler cannot run (a program that is not there or not
+    executable, an entry point that does not import), or None."""
+    if config.handler_command:
+        program = config.handler_command[0]
+        found = shutil.which(program) if "/" not in program else (
+            program if os.path.isfile(program) and os.access(program, os.X_OK) else None)
+        if found is None:
+            where = "on PATH" if "/" not in program else "as an executable file"
+            return f"handler_command: {program!r} is not found {where}"
+        return None
+    if config.handler_entry_point:
+        try:
+            target = load_entry_point(config.handler_entry_point)
+        except (ImportError, AttributeError, ValueError) as exc:
+            return f"handler_entry_point {config.handler_entry_point!r} cannot be loaded: {exc}"
+        if not callable(target):
+            return f"handler_entry_point {config.handler_entry_point!r} is not callable"
+    return None
 
 
 def run(config, instruction: dict) -> Result:

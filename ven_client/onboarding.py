@@ -80,4 +80,8 @@ def values(path: Path, *, config_path: Path, force: bool = False) -> dict:
         source = certificate or document
         found |= {"client_cert": source.get("cert_path"), "client_key": source.get("key_path"),
                   "ca_bundle": source.get("ca_path")}
+        # Certificate files named relative to the onboarding file sit beside it.
+        for name in ("client_cert", "client_key", "ca_bundle"):
+            if found.get(name) and not Path(found[name]).is_absolute():
+                found[name] = str(Path(path).absolute().parent / found[name])
     return {key: value for key, value in found.items() if value}

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import yaml
 from django.conf import settings
+from django.core.exceptions import ImproperlyConfigured
 from jsonschema import FormatChecker
 from jsonschema.exceptions import ValidationError
 from openapi_schema_validator import OAS30Validator
@@ -45,13 +46,39 @@ def _is_uri(value: object) -> bool:
     return bool(sep and scheme and scheme[0].isalpha() and rest and " " not in value)
 
 
+# The official documents ship inside the package (Apache-2.0, LICENSE and NOTICE beside
+# them); OPENADR_SPEC_DIR points elsewhere only to try other copies.
+BUNDLED_SPEC_DIR = Path(__file__).resolve().parent / "openapi"
+
+
 def document_path(version: str) -> Path:
     return Path(settings.OPENADR_SPEC_DIR) / DOCUMENT_DIRS[version] / "openadr3.yaml"
+
+
+def missing_documents() -> str | None:
+    """One sentence naming the official documents that cannot be read, or None."""
+    missing = [str(document_path(version)) for version in DOCUMENT_DIRS
+               if not document_path(version).is_file()]
+    if not missing:
+        return None
+    if Path(settings.OPENADR_SPEC_DIR).resolve() == BUNDLED_SPEC_DIR:
+        remedy = (f"the copy shipped in {BUNDLED_SPEC_DIR} is incomplete; restore it "
+                  f"(git checkout -- vtn/openapi) or set OPENADR_SPEC_DIR to a directory "
+                  f"holding 3.1.1/openadr3.yaml and 3.0.1/openadr3.yaml.")
+    else:
+        remedy = (f"set OPENADR_SPEC_DIR to a directory holding 3.1.1/openadr3.yaml and "
+                  f"3.0.1/openadr3.yaml, or unset it to use the copies shipped in "
+                  f"{BUNDLED_SPEC_DIR}.")
+    return (f"The official OpenADR document{'s' if len(missing) > 1 else ''} "
+            f"{' and '.join(missing)} {'are' if len(missing) > 1 else 'is'} missing: {remedy}")
 
 
 @cache
 def document(version: str) -> dict:
     """The parsed official document of a version (cached for the process)."""
+    message = missing_documents()
+    if message:
+        raise ImproperlyConfigured(message)
     with document_path(version).open() as handle:
         return yaml.safe_load(handle)
 

@@ -100,6 +100,7 @@ class Command(BaseCommand):
             (out / "report.html").write_text(reports.to_html(run.report))
         self.stdout.write(json.dumps({
             "run": str(run.pk), "status": run.status, "passed": run.report["passed"],
+            "flags": run.report.get("flags", []),
             "summary": run.report["summary"], "error": run.error or None,
             "failed": [f"{s['name']}/{c['name']}: {c['observed']}"
                        for s in run.report["scenarios"] for c in s["checks"]

@@ -3,13 +3,17 @@
 Steps: migrate the database, create the development PKI under ``$VTN_VAR_DIR/pki`` if
 it is missing, load the demo data from ``fixtures/`` (idempotent), issue credentials for
 a business-logic client ``sandbox-bl`` and a VEN client ``sandbox-ven`` (bound to the
-demo VEN ``demo-fsp-north``), onboard the demo FSP fleet (``conformance/fleet.py``; not with
-``--no-fleet``), print everything a client needs as JSON on stdout, then serve HTTPS
+demo VEN ``demo-fsp-north``) and a console administrator ``sandbox-admin`` (password and
+TOTP enrolment), onboard the demo FSP fleet (``conformance/fleet.py``) and load its history
+(``conformance/history.py``; neither with ``--no-fleet``), print everything a client
+needs as JSON on stdout, then serve HTTPS
 with the conformance sandbox enabled and the fleet's agents running. Progress messages
 go to stderr so stdout stays machine-readable.
 
 Secrets are stored hashed, so every run rotates the sandbox clients' secrets (their
-client_ids stay the same) and prints the new ones.
+client_ids stay the same) and the console user's password, and prints the new ones; the
+console user's TOTP device is kept. A missing official OpenADR document stops the command
+before anything is written.
 """
 
 from __future__ import annotations
@@ -25,13 +29,16 @@ from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from conformance import fleet as demo_fleet
-from vtn import demo
+from conformance import history as demo_history
+from console.services import issue_sandbox_staff
+from vtn import demo, schemas
 from vtn.auth.services import ClientError
 from vtn.models import Ven
 
 DEFAULT_BIND = "127.0.0.1:8443"
 BL_CLIENT = "sandbox-bl"
 VEN_CLIENT = "sandbox-ven"
+CONSOLE_USER = "sandbox-admin"
 DEMO_VEN = "demo-fsp-north"
 VERSIONS = ("3.1.0", "3.0.1")
 PKI_FILES = ("ca.pem", "server.pem", "server.key")
@@ -50,6 +57,9 @@ class Command(BaseCommand):
 
     def handle(self, *args, bind: str, no_serve: bool, no_fleet: bool = False,
                **options) -> None:
+        missing = schemas.missing_documents()
+        if missing:
+            raise CommandError(missing)
         self._progress("Migrating the database")
         call_command("migrate", interactive=False, verbosity=0)
 
@@ -72,11 +82,15 @@ class Command(BaseCommand):
         except (ClientError, ValueError) as exc:
             raise CommandError(f"{exc} (run `make clean` to start the sandbox afresh)") from exc
 
+        console_user = issue_sandbox_staff(username=CONSOLE_USER, role="administrator")
         base = f"https://{_public_host(bind)}"
-        fleet = None
+        fleet = history = None
         if not no_fleet:
             self._progress("Onboarding the demo FSP fleet (conformance/fleet.py)")
             fleet = demo_fleet.prepare(base_url=base, pki_dir=pki_dir)
+            self._progress("Loading the fleet's history: meter readings, past dispatches, "
+                           "a settled statement (conformance/history.py)")
+            history = demo_history.load(fleet)
         ven_object = Ven.objects.get(client_id=ven.client.client_id)
         report = {
             "vtn": {version: f"{base}/openadr3/{version}" for version in VERSIONS},
@@ -89,8 +103,11 @@ class Command(BaseCommand):
                 "ven": ven.as_dict() | {"ven_name": ven_object.ven_name,
                                         "ven_id": ven_object.pk},
             },
+            "console": console_user | {"url": f"{base}{console_user['url']}"},
             "conformance": f"{base}/conformance/",
+            "home": f"{base}/",
             "fleet": fleet.summary() if fleet else None,
+            "history": history.as_dict() if history else None,
         }
         self.stdout.write(json.dumps(report, indent=2))
 

@@ -12,6 +12,7 @@ from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from config import server
+from vtn import schemas
 
 
 class Command(BaseCommand):
@@ -30,6 +31,9 @@ class Command(BaseCommand):
                             choices=["debug", "info", "warning", "error", "critical"])
 
     def handle(self, *args, **options) -> None:
+        missing = schemas.missing_documents()
+        if missing:
+            raise CommandError(missing)
         opts = server.ServerOptions(
             bind=options["bind"], workers=options["workers"], threads=options["threads"],
             insecure_http=options["insecure_http"],

@@ -1,0 +1,80 @@
+"""The official OpenAPI documents ship with the VTN, and a missing one fails in one sentence."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import tomllib
+from fnmatch import fnmatch
+from pathlib import Path
+
+import pytest
+
+from tests.spec import BUNDLED_SPEC_DIR, REPO_DIR, SHARED_SPEC_DIR
+
+SHIPPED = ("3.1.1/openadr3.yaml", "3.0.1/openadr3.yaml", "LICENSE", "NOTICE")
+
+
+def test_the_documents_their_licence_and_notice_ship_in_the_package():
+    package_data = tomllib.loads((REPO_DIR / "pyproject.toml").read_text())[
+        "tool"]["setuptools"]["package-data"]["vtn"]
+    for name in SHIPPED:
+        path = BUNDLED_SPEC_DIR / name
+        assert path.is_file(), path
+        relative = path.relative_to(REPO_DIR / "vtn").as_posix()
+        assert any(fnmatch(relative, pattern) for pattern in package_data), relative
+
+
+def test_the_default_setting_points_at_the_shipped_documents(settings):
+    if os.environ.get("OPENADR_SPEC_DIR"):
+        pytest.skip("OPENADR_SPEC_DIR is set for this run")
+    assert Path(settings.OPENADR_SPEC_DIR).resolve() == BUNDLED_SPEC_DIR.resolve()
+
+
+@pytest.mark.skipif(not SHARED_SPEC_DIR.is_dir(),
+                    reason="no ../shared/openadr3 beside the project to compare with")
+@pytest.mark.parametrize("name", SHIPPED)
+def test_shipped_copies_are_byte_identical_to_the_official_ones(name):
+    assert (BUNDLED_SPEC_DIR / name).read_bytes() == (SHARED_SPEC_DIR / name).read_bytes()
+
+
+def _manage(tmp_path: Path, *args: str, spec_dir: Path) -> subprocess.CompletedProcess:
+    env = os.environ | {"OPENADR_SPEC_DIR": str(spec_dir), "VTN_VAR_DIR": str(tmp_path / "var")}
+    env.pop("DATABASE_URL", None)
+    return subprocess.run([sys.executable, str(REPO_DIR / "manage.py"), *args],
+                          cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
+
+
+@pytest.mark.parametrize("command", [["sandbox", "--no-serve"], ["serve", "--bind",
+                                                                  "127.0.0.1:1"]])
+def test_a_missing_document_stops_the_command_with_one_sentence(tmp_path, command):
+    spec_dir = tmp_path / "spec"
+    (spec_dir / "3.1.1").mkdir(parents=True)
+    (spec_dir / "3.1.1" / "openadr3.yaml").write_bytes(
+        (BUNDLED_SPEC_DIR / "3.1.1" / "openadr3.yaml").read_bytes())
+
+    result = _manage(tmp_path, *command, spec_dir=spec_dir)
+
+    assert result.returncode != 0
+    assert "Traceback" not in result.stderr
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1, result.stderr
+    assert str(spec_dir / "3.0.1" / "openadr3.yaml") in lines[0]
+    assert "3.1.1/openadr3.yaml is missing" not in lines[0]
+    assert "OPENADR_SPEC_DIR" in lines[0]
+    assert not (tmp_path / "var" / "vtn.sqlite3").exists()  # stopped before migrating
+
+
+def test_a_request_validated_without_documents_raises_a_configuration_error(settings, tmp_path):
+    from django.core.exceptions import ImproperlyConfigured
+
+    from vtn import schemas
+
+    settings.OPENADR_SPEC_DIR = tmp_path
+    schemas.document.cache_clear()
+    try:
+        with pytest.raises(ImproperlyConfigured, match="OPENADR_SPEC_DIR"):
+            schemas.document(schemas.VERSION_31)
+    finally:
+        schemas.document.cache_clear()
