@@ -270,6 +270,11 @@ CELERY_TASK_EAGER_PROPAGATES = True
 CELERY_RESULT_BACKEND = os.environ.get("CELERY_RESULT_BACKEND") or None
 CELERY_TIMEZONE = "UTC"
 CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
+# Beat and the workers keep reconnecting to the broker however long Redis is away, at
+# start-up and afterwards (Celery's default gives up after 100 attempts), so scheduling
+# resumes by itself when Redis returns.
+CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+CELERY_BROKER_CONNECTION_MAX_RETRIES = None
 
 # --- Security headers ------------------------------------------------------------------------
 

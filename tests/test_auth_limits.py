@@ -8,6 +8,9 @@ database and PKI, with a redis-server of the test's own as the shared cache.
 
 from __future__ import annotations
 
+import secrets
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -16,7 +19,7 @@ import pytest
 import requests
 
 from tests.fixtures.redis_server import RedisServer
-from tests.fixtures.server import PinnedSession, VtnServer
+from tests.fixtures.server import ROOT, PinnedSession, VtnServer, stop_process
 from tests.test_transport_security import (
     V31,
     ExtraServer,
@@ -257,3 +260,53 @@ def test_authentication_keeps_working_while_redis_is_down_and_recovers(
 
 def server_log(server: ExtraServer) -> str:
     return server.log_path.read_text(errors="replace")
+
+
+def test_beat_keeps_scheduling_across_redis_outages(vtn_server: VtnServer,
+                                                    redis_server: RedisServer,
+                                                    tmp_path: Path) -> None:
+    """celery beat started while Redis is down, and Redis stopped under a running beat:
+    scheduling resumes by itself each time Redis returns."""
+    queue = f"beat-probe-{secrets.token_hex(4)}"
+    name = f"probe {queue}"
+    vtn_server.manage("shell", "-c", (
+        "from django_celery_beat.models import IntervalSchedule, PeriodicTask;"
+        "every, _ = IntervalSchedule.objects.get_or_create(every=1, period='seconds');"
+        f"PeriodicTask.objects.create(name={name!r}, interval=every, queue={queue!r},"
+        "task='vtn.tasks.purge_idempotency_keys')"))
+    redis_server.stop()
+    log_path = tmp_path / "beat.log"
+    env = vtn_server.env | {"CELERY_BROKER_URL": redis_server.url}
+    with log_path.open("ab") as log:
+        beat = subprocess.Popen(
+            [sys.executable, "-m", "celery", "-A", "config", "beat", "--loglevel", "INFO",
+             "--schedule", str(tmp_path / "beat-schedule")],
+            cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL)
+
+    def queued(timeout: float) -> int:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            assert beat.poll() is None, log_path.read_text(errors="replace")[-5000:]
+            count = redis_server.client().llen(queue)
+            if count:
+                return count
+            time.sleep(0.5)
+        pytest.fail(f"beat sent nothing within {timeout} s:\n"
+                    f"{log_path.read_text(errors='replace')[-5000:]}")
+
+    try:
+        time.sleep(4)  # beat is retrying its first connection
+        assert beat.poll() is None
+        redis_server.start()
+        assert queued(30) >= 1
+        redis_server.stop()
+        time.sleep(8)  # several due ticks fail meanwhile
+        assert beat.poll() is None, log_path.read_text(errors="replace")[-5000:]
+        redis_server.start()  # an empty Redis again
+        assert queued(30) >= 1
+    finally:
+        stop_process(beat, timeout=10)
+        vtn_server.manage("shell", "-c", (
+            "from django_celery_beat.models import PeriodicTask;"
+            f"PeriodicTask.objects.filter(name={name!r}).delete()"))
