@@ -80,8 +80,12 @@ class ClientTokenAuthentication(BaseAuthentication):
                 "application__vtn_client", "vtn_binding").get(token_checksum=checksum)
         except AccessToken.DoesNotExist:
             token = None
-        if token is None or token.expires <= timezone.now():
+        if token is None:
             raise InvalidToken("The access token is unknown or has expired.")
+        if token.expires <= timezone.now():
+            # Names a real client: counted per (address, client), not against neighbours.
+            raise KnownClientTokenRefused("The access token is unknown or has expired.",
+                                          token.application.client_id)
         client = getattr(token.application, "vtn_client", None)
         if client is None or client.revoked:
             raise KnownClientTokenRefused(
