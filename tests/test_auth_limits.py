@@ -310,3 +310,60 @@ def test_beat_keeps_scheduling_across_redis_outages(vtn_server: VtnServer,
         vtn_server.manage("shell", "-c", (
             "from django_celery_beat.models import PeriodicTask;"
             f"PeriodicTask.objects.filter(name={name!r}).delete()"))
+
+
+# --- in process: the verdicts, and the fallback against a Redis that is not there --------------
+
+
+@pytest.fixture
+def tight_limits(settings) -> None:
+    settings.VTN_AUTH_FAILURE_RATE = "2/h"
+    settings.VTN_AUTH_FAILURE_ADDRESS_RATE = "3/h"
+    settings.VTN_RATELIMIT_RETRY_SECONDS = 60
+    from django.core.cache import cache
+
+    from vtn.auth import ratelimit
+
+    cache.clear()
+    ratelimit.clear_local()
+    _outside_hour_boundary(5)
+    yield
+    ratelimit.clear_local()  # (the cache may be a dead Redis here: not touched)
+
+
+def test_failures_are_counted_per_address_and_identity(tight_limits) -> None:
+    from vtn.auth.ratelimit import register_failure
+
+    verdicts = [register_failure("10.0.0.1", "client:a").wait for _ in range(3)]
+    assert verdicts[:2] == [None, None] and verdicts[2] is not None
+    # The same identity from another address, and another identity from the same one,
+    # are untouched; so is the address's budget for credentials that name nothing.
+    assert register_failure("10.0.0.2", "client:a").wait is None
+    assert register_failure("10.0.0.1", "client:b").wait is None
+    nothing = [register_failure("10.0.0.1", None).wait for _ in range(4)]
+    assert nothing[:3] == [None] * 3 and nothing[3] is not None
+    first, again = register_failure("10.0.0.1", None), register_failure("10.0.0.1", None)
+    assert first.wait is not None and again.wait is not None
+    assert not again.first  # logged once per window
+
+
+def test_counters_fall_back_to_the_process_when_redis_does_not_answer(tight_limits,
+                                                                      settings) -> None:
+    from tests.fixtures.server import free_port
+    from vtn.auth import ratelimit
+
+    dead = f"redis://127.0.0.1:{free_port()}/0"  # nothing listens there
+    settings.CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache",
+                                   "LOCATION": dead,
+                                   "OPTIONS": {"socket_connect_timeout": 0.5}}}
+    try:
+        before = ratelimit.fallback_count()
+        started = time.monotonic()
+        verdicts = [ratelimit.register_failure("10.0.0.9", "client:x").wait
+                    for _ in range(3)]
+        assert verdicts[:2] == [None, None] and verdicts[2] is not None
+        assert ratelimit.shared_cache_down()
+        assert ratelimit.fallback_count() > before
+        assert time.monotonic() - started < 3  # one failed connection, then local
+    finally:
+        ratelimit.clear_local()
