@@ -131,10 +131,24 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 CACHE_URL = os.environ.get("CACHE_URL", "")
 if CACHE_URL.startswith("redis://"):
+    # Short timeouts: the rate-limit counters fall back to this process when Redis does
+    # not answer (vtn/auth/ratelimit.py), and should find out quickly.
     CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache",
-                          "LOCATION": CACHE_URL}}
+                          "LOCATION": CACHE_URL,
+                          "OPTIONS": {"socket_connect_timeout": 0.5, "socket_timeout": 0.5}}}
 else:
     CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+
+# People's passwords keep Django's slow default (first); client secrets, 256-bit random
+# values, use a keyed fast hash (vtn/auth/hashers.py, OAUTH2_PROVIDER's CLIENT_SECRET_HASHER).
+PASSWORD_HASHERS = [
+    "django.contrib.auth.hashers.PBKDF2PasswordHasher",
+    "django.contrib.auth.hashers.PBKDF2SHA1PasswordHasher",
+    "django.contrib.auth.hashers.Argon2PasswordHasher",
+    "django.contrib.auth.hashers.BCryptSHA256PasswordHasher",
+    "django.contrib.auth.hashers.ScryptPasswordHasher",
+    "vtn.auth.hashers.ClientSecretHasher",
+]
 
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
@@ -181,7 +195,17 @@ VTN_PKI_DIR = Path(os.environ.get("VTN_PKI_DIR", VAR_DIR / "pki"))
 VTN_CERT_EXPIRY_WARNING_DAYS = int(os.environ.get("VTN_CERT_EXPIRY_WARNING_DAYS", "30"))
 # Rates as "N/unit" or "N/<k><unit>" (unit: s, min, h, day), e.g. "30/min", "5/10s".
 VTN_TOKEN_RATE = os.environ.get("VTN_TOKEN_RATE", "30/min")
+# Failed authentications per (source address, the client or certificate they name), and per
+# address for credentials that name nothing valid. Valid credentials never meet these.
 VTN_AUTH_FAILURE_RATE = os.environ.get("VTN_AUTH_FAILURE_RATE", "10/min")
+VTN_AUTH_FAILURE_ADDRESS_RATE = os.environ.get("VTN_AUTH_FAILURE_ADDRESS_RATE", "30/min")
+# While the shared cache (Redis) does not answer, rate-limit counters live in each process;
+# the shared cache is tried again after this many seconds.
+VTN_RATELIMIT_RETRY_SECONDS = float(os.environ.get("VTN_RATELIMIT_RETRY_SECONDS", "5"))
+# Key of the HMAC-SHA256 that stores client secrets (256-bit random values); defaults to one
+# derived from SECRET_KEY (so changing SECRET_KEY without setting this invalidates every
+# client secret).
+VTN_CLIENT_SECRET_KEY = os.environ.get("VTN_CLIENT_SECRET_KEY", "")
 
 # --- GB dispatch profile (docs/gb-dispatch-profile.md) -------------------------------------
 
@@ -230,6 +254,7 @@ OAUTH2_PROVIDER = {
     "ALLOWED_GRANT_TYPES": ["client_credentials"],
     "PKCE_REQUIRED": False,
     "OAUTH2_VALIDATOR_CLASS": "vtn.auth.validator.VtnOAuth2Validator",
+    "CLIENT_SECRET_HASHER": "vtn_hmac_sha256",
 }
 
 SPECTACULAR_SETTINGS = {
@@ -248,6 +273,11 @@ CELERY_TASK_EAGER_PROPAGATES = True
 CELERY_RESULT_BACKEND = os.environ.get("CELERY_RESULT_BACKEND") or None
 CELERY_TIMEZONE = "UTC"
 CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
+# Beat and the workers keep reconnecting to the broker however long Redis is away, at
+# start-up and afterwards (Celery's default gives up after 100 attempts), so scheduling
+# resumes by itself when Redis returns.
+CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+CELERY_BROKER_CONNECTION_MAX_RETRIES = None
 
 # --- Security headers ------------------------------------------------------------------------
 

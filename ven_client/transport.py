@@ -74,6 +74,23 @@ def poll_delay(interval: float, jitter: float, rng: Callable[[], float] = random
     return interval * (1 + jitter * (2 * rng() - 1))
 
 
+# A token is renewed at a random point between these fractions of its lifetime, so a fleet
+# that got its tokens together (after a VTN restart) does not renew them together.
+RENEW_WINDOW = (0.70, 0.90)
+RENEW_MARGIN_S = 30.0  # renew at least this long before expiry (10% of very short lives)
+RENEW_RETRY_S = 60.0  # while renewal fails, retry this often with the old token in use
+EXPIRY_SAFETY_S = 5.0  # stop sending a token this long before the VTN says it expires
+
+
+def renewal_delay(lifetime: float, rng: Callable[[], float] = random.random) -> float:
+    """Seconds after issue at which to renew a token valid for ``lifetime`` seconds:
+    uniformly within ``RENEW_WINDOW`` of its life, and at least ``RENEW_MARGIN_S`` (or 10%
+    of the lifetime, if less) before it expires."""
+    low, high = RENEW_WINDOW
+    margin = min(RENEW_MARGIN_S, lifetime * 0.1)
+    return min(lifetime * (low + (high - low) * rng()), lifetime - margin)
+
+
 class Backoff:
     """Exponential backoff with a cap and "equal jitter": after the n-th consecutive
     failure wait between half and all of ``min(maximum, initial * 2**(n-1))``, and never
@@ -99,9 +116,11 @@ class Backoff:
 class Transport:
     """Authenticated calls to one VTN, for one OpenADR version."""
 
-    def __init__(self, config: Config, clock: Callable[[], float] = time.time) -> None:
+    def __init__(self, config: Config, clock: Callable[[], float] = time.time,
+                 rng: Callable[[], float] = random.random) -> None:
         self.config = config
         self.clock = clock
+        self.rng = rng
         self.session = requests.Session()
         self.session.trust_env = False  # no proxies or CA bundles from the environment
         self.session.headers["User-Agent"] = f"ven-client/{__version__}"
@@ -111,7 +130,8 @@ class Transport:
             self.session.cert = (config.client_cert, config.client_key)
         self.verify: str | bool = (config.ca_bundle or True) if config.tls_verify else False
         self._token: str | None = None
-        self._token_expires = 0.0
+        self._token_renew_at = 0.0  # when to ask for the next token (jittered)
+        self._token_expires = 0.0  # when this token stops being usable
         self.skew_s: float | None = None
         self._skew_warned = False
         self._secret = ""
@@ -122,10 +142,24 @@ class Transport:
     # -- token --
 
     def token(self) -> str:
-        """A valid access token, requested when missing or within its last 10% (at least
-        30 s) of life."""
-        if self._token and self.clock() < self._token_expires:
+        """A valid access token. A new one is requested when there is none, or at a random
+        point late in the current one's life (:func:`renewal_delay`). If that early
+        renewal fails because the VTN is unavailable (unreachable, 5xx, 429), the current
+        token is used while it lasts and renewal is retried every ``RENEW_RETRY_S``."""
+        now = self.clock()
+        if self._token and now < self._token_renew_at:
             return self._token
+        try:
+            return self._new_token()
+        except Unavailable as exc:
+            if not self._token or now >= self._token_expires:
+                raise
+            self._token_renew_at = now + min(RENEW_RETRY_S, (self._token_expires - now) / 2)
+            logs.log("token_renewal_deferred", level="warning", reason=str(exc),
+                     expires_in_s=round(self._token_expires - now))
+            return self._token
+
+    def _new_token(self) -> str:
         if not self._secret:
             self._secret = self.config.secret()
             logs.register_secret(self._secret)
@@ -140,10 +174,13 @@ class Transport:
         token = body["access_token"]
         logs.register_secret(token)
         lifetime = float(body.get("expires_in") or 3600)
+        issued = self.clock()
+        renew_after = renewal_delay(lifetime, self.rng)
         self._token = token
-        self._token_expires = self.clock() + lifetime - max(30.0, lifetime * 0.1)
+        self._token_renew_at = issued + renew_after
+        self._token_expires = issued + max(renew_after, lifetime - EXPIRY_SAFETY_S)
         logs.log("token_issued", expires_in_s=lifetime, scope=body.get("scope"),
-                 bound=bool(body.get("cnf")))
+                 bound=bool(body.get("cnf")), renew_in_s=round(renew_after))
         return token
 
     def drop_token(self) -> None:

@@ -34,10 +34,12 @@ class ClientCredentialsTokenView(TokenView):
 
     A ``require_mtls`` client must present a bound TLS client certificate, with or
     without its secret (RFC 8705 ``tls_client_auth``); its token is bound to that
-    certificate and the response says so in ``cnf``. Requests are limited per client_id
-    and per source address (``VTN_TOKEN_RATE``), and so are failed authentications
-    (``VTN_AUTH_FAILURE_RATE``): over either budget the answer is 429 with Retry-After.
-    Every issued and refused token is written to the security log.
+    certificate and the response says so in ``cnf``. Tokens issued are limited per
+    client (``VTN_TOKEN_RATE``). Failed authentications are counted per (address, client)
+    for a known client_id and per address for an unknown one
+    (:func:`vtn.auth.ratelimit.register_failure`): over budget the *failing* requests get
+    429 with Retry-After, while correct credentials still get their token. Every issued
+    and refused token is written to the security log (over budget: once per window).
     """
 
     http_method_names = ["post", "options"]
@@ -47,14 +49,13 @@ class ClientCredentialsTokenView(TokenView):
         client_id = _claimed_client_id(request)
         if "\x00" in client_id:  # names no client; PostgreSQL cannot store or query it
             return _problem(401, "invalid_client", _DESCRIPTIONS["invalid_client"])
-        limited = _over_budget(address, client_id)
+        limited = _over_token_rate(address, client_id)
         if limited is not None:
             return limited
-        ratelimit.hit(ratelimit.TOKEN, "addr", address)
-        ratelimit.hit(ratelimit.TOKEN, "client", client_id)
         response = self._token_response(request, *args, **kwargs)
-        _record_outcome(request, response, address, client_id)
-        return response
+        if response.status_code == 200:
+            ratelimit.hit(ratelimit.TOKEN, "client", client_id)
+        return _record_outcome(request, response, address, client_id)
 
     def _token_response(self, request: HttpRequest, *args, **kwargs) -> HttpResponse:
         content_type = request.content_type or ""
@@ -99,28 +100,26 @@ def _claimed_client_id(request: HttpRequest) -> str:
     return ""
 
 
-def _over_budget(address: str, client_id: str) -> JsonResponse | None:
-    """429 if the address or client is over its failure or request budget."""
-    for budget, message in ((ratelimit.FAILURE, "Too many failed authentications"),
-                            (ratelimit.TOKEN, "Too many token requests")):
-        exceeded = ratelimit.first_exceeded(budget, addr=address, client=client_id)
-        if exceeded is None:
-            continue
-        dimension, wait = exceeded
-        subject = "this address" if dimension == "addr" else "this client"
-        if ratelimit.first_time_in_window(budget, dimension,
-                                          address if dimension == "addr" else client_id):
-            security_log.record(security_log.Kind.RATE_LIMITED, client_id=client_id,
-                                remote_addr=address,
-                                detail=f"token endpoint: {budget} budget exceeded by "
-                                       f"{subject}")
-        return mtls.too_many_requests(f"{message} from {subject}; retry after {wait} s.",
-                                      wait, error="too_many_requests")
-    return None
+def _over_token_rate(address: str, client_id: str) -> JsonResponse | None:
+    """429 if ``client_id`` has had its budget of tokens (``VTN_TOKEN_RATE``) in this
+    window. Only tokens actually issued count, so naming a client in failed requests
+    cannot use up its budget."""
+    wait = ratelimit.retry_after(ratelimit.TOKEN, "client", client_id)
+    if wait is None:
+        return None
+    if ratelimit.first_time_in_window(ratelimit.TOKEN, "client", client_id):
+        security_log.record(security_log.Kind.RATE_LIMITED, client_id=client_id,
+                            remote_addr=address,
+                            detail="token endpoint: token budget exceeded by this client")
+    return mtls.too_many_requests(
+        f"Too many token requests from this client; retry after {wait} s.", wait,
+        error="too_many_requests")
 
 
 def _record_outcome(request: HttpRequest, response: HttpResponse, address: str,
-                    client_id: str) -> None:
+                    client_id: str) -> HttpResponse:
+    """Log the outcome; a failed client authentication over its failure budget becomes 429
+    (logged once per window)."""
     peer = getattr(request, "client_cert", None)
     thumbprint = peer.sha256 if peer else ""
     if response.status_code == 200:
@@ -128,7 +127,7 @@ def _record_outcome(request: HttpRequest, response: HttpResponse, address: str,
                             remote_addr=address, cert_sha256=thumbprint,
                             detail="certificate-bound" if b'"cnf"' in response.content
                             else "bearer")
-        return
+        return response
     try:
         error = json.loads(response.content).get("error", "")
     except ValueError:
@@ -136,14 +135,28 @@ def _record_outcome(request: HttpRequest, response: HttpResponse, address: str,
     kind = security_log.Kind.TOKEN_REFUSED
     detail = error or f"HTTP {response.status_code}"
     if error == "invalid_client":
-        ratelimit.hit(ratelimit.FAILURE, "addr", address)
-        ratelimit.hit(ratelimit.FAILURE, "client", client_id)
-        client = Client.objects.filter(application__client_id=client_id).first()
+        client = (Client.objects.filter(application__client_id=client_id).first()
+                  if client_id else None)
+        # A known client_id counts per (address, client); one that names nothing, per
+        # address. Neither touches the real client's requests, which succeed.
+        verdict = ratelimit.register_failure(
+            address, f"client:{client_id}" if client is not None else None)
+        if verdict.wait is not None:
+            subject = "for this client" if client is not None else "from this address"
+            if verdict.first:
+                security_log.record(security_log.Kind.RATE_LIMITED, client_id=client_id,
+                                    remote_addr=address, cert_sha256=thumbprint,
+                                    detail=f"token endpoint: auth failures over budget "
+                                           f"({verdict.dimension})")
+            return mtls.too_many_requests(
+                f"Too many failed authentications {subject} from this address; retry "
+                f"after {verdict.wait} s.", verdict.wait, error="too_many_requests")
         problem = certificate_problem(client, thumbprint or None)
         if problem is not None:
             kind, detail = security_log.Kind.CERT_MISMATCH, problem
     security_log.record(kind, client_id=client_id, remote_addr=address,
                         cert_sha256=thumbprint, detail=detail)
+    return response
 
 
 _DESCRIPTIONS = {

@@ -2,8 +2,10 @@
 
 A token bound to a TLS client certificate (RFC 8705) is accepted only together with that
 certificate; a token of a ``require_mtls`` client that is not bound is not accepted at
-all. Failed authentications count against ``VTN_AUTH_FAILURE_RATE`` per source address; over
-budget the answer is 429 with Retry-After.
+all. Failed authentications are counted (:func:`vtn.auth.ratelimit.register_failure`): per
+source address and client for a token of a known client, per source address for a token
+that names nothing. Over budget, *failing* requests get 429 with Retry-After; a valid token
+is never refused by these budgets, cached in this process or not.
 """
 
 from __future__ import annotations
@@ -71,22 +73,24 @@ class ClientTokenAuthentication(BaseAuthentication):
             _check_binding(request, client_id, bound, require_mtls)
             return Caller(client_id=client_id, name=name, role=role, scopes=scopes,
                           targeting_generation=targeting), token
-        # Not a token this process already knows: the failure budget applies before the
-        # database is asked (a cache hit skips this, keeping the poll path off the cache).
-        exceeded = ratelimit.first_exceeded(ratelimit.FAILURE, addr=address)
-        if exceeded:
-            _log_rate_limited(address, "addr", request)
-            raise TooManyFailures(wait=exceeded[1])
+        # Not a token this process already knows: ask the database (never the cache, so
+        # authentication works whether or not Redis does).
         try:
             token = AccessToken.objects.select_related(
                 "application__vtn_client", "vtn_binding").get(token_checksum=checksum)
         except AccessToken.DoesNotExist:
             token = None
-        if token is None or token.expires <= timezone.now():
+        if token is None:
             raise InvalidToken("The access token is unknown or has expired.")
+        if token.expires <= timezone.now():
+            # Names a real client: counted per (address, client), not against neighbours.
+            raise KnownClientTokenRefused("The access token is unknown or has expired.",
+                                          token.application.client_id)
         client = getattr(token.application, "vtn_client", None)
         if client is None or client.revoked:
-            raise InvalidToken("The client of this access token has been revoked.")
+            raise KnownClientTokenRefused(
+                "The client of this access token has been revoked.",
+                token.application.client_id)
         binding = getattr(token, "vtn_binding", None)
         bound = binding.certificate_sha256 if binding is not None else None
         scopes = frozenset(token.scope.split()) & client.scope_set
@@ -100,12 +104,23 @@ class ClientTokenAuthentication(BaseAuthentication):
 
     @staticmethod
     def _failed(request, address: str, exc: InvalidToken) -> None:
+        """Count the failure; over budget, answer 429 instead (logged once per window)."""
         request.vtn_auth_error = "invalid_token"  # for the challenge (authenticate_header)
         client_id = getattr(exc, "client_id", "")
-        # Per address only: counting these against the client would let anyone holding a
-        # leaked token lock the real client out of the token endpoint.
-        ratelimit.hit(ratelimit.FAILURE, "addr", address)
+        # Per (address, client) when the token names a known client, else per address: a
+        # leaked token used without its certificate slows whoever uses it, not the client
+        # or its neighbours behind the same address.
+        verdict = ratelimit.register_failure(address,
+                                             f"client:{client_id}" if client_id else None)
         peer = getattr(request, "client_cert", None)
+        if verdict.wait is not None:
+            if verdict.first:
+                security_log.record(security_log.Kind.RATE_LIMITED, client_id=client_id,
+                                    remote_addr=address,
+                                    cert_sha256=peer.sha256 if peer else "",
+                                    detail=f"auth failures over budget ({verdict.dimension}) "
+                                           f"at {request.method} {request.path}")
+            raise TooManyFailures(wait=verdict.wait) from exc
         security_log.record(getattr(exc, "event_kind", security_log.Kind.AUTH_FAILED),
                             client_id=client_id, remote_addr=address,
                             cert_sha256=peer.sha256 if peer else "",
@@ -117,12 +132,16 @@ class ClientTokenAuthentication(BaseAuthentication):
         return f'{REALM}, error="{error}"' if error else REALM
 
 
-class CertificateMismatch(InvalidToken):
-    event_kind = security_log.Kind.CERT_MISMATCH
+class KnownClientTokenRefused(InvalidToken):
+    """A token of a known client, refused: failures count per (address, that client)."""
 
     def __init__(self, detail: str, client_id: str):
         super().__init__(detail)
         self.client_id = client_id
+
+
+class CertificateMismatch(KnownClientTokenRefused):
+    event_kind = security_log.Kind.CERT_MISMATCH
 
 
 def _check_binding(request, client_id: str, bound: str | None, require_mtls: bool) -> None:
@@ -142,9 +161,3 @@ def _check_binding(request, client_id: str, bound: str | None, require_mtls: boo
         raise CertificateMismatch("This access token is bound to a different TLS client "
                                   "certificate.", client_id)
 
-
-def _log_rate_limited(address: str, dimension: str, request) -> None:
-    if ratelimit.first_time_in_window(ratelimit.FAILURE, dimension, address):
-        security_log.record(security_log.Kind.RATE_LIMITED, remote_addr=address,
-                            detail=f"auth failures over budget ({dimension}) at "
-                                   f"{request.method} {request.path}")

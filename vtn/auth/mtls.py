@@ -237,11 +237,16 @@ class ClientCertificateMiddleware:
     @staticmethod
     def _refuse_revoked(request: HttpRequest, peer: PeerCertificate) -> HttpResponse:
         address = client_address(request)
-        exceeded = ratelimit.first_exceeded(ratelimit.FAILURE, addr=address)
-        if exceeded:
-            return too_many_requests("Too many failed authentications from this address.",
-                                     exceeded[1])
-        ratelimit.hit(ratelimit.FAILURE, "addr", address)
+        # Counted per (address, certificate): only whoever keeps presenting it is slowed.
+        verdict = ratelimit.register_failure(address, f"cert:{peer.sha256}")
+        if verdict.wait is not None:
+            if verdict.first:
+                security_log.record(security_log.Kind.RATE_LIMITED, remote_addr=address,
+                                    cert_sha256=peer.sha256,
+                                    detail=f"auth failures over budget (revoked certificate)"
+                                           f" at {request.method} {request.path}")
+            return too_many_requests("Too many failed authentications with this "
+                                     "certificate.", verdict.wait)
         security_log.record(security_log.Kind.CERT_REVOKED, remote_addr=address,
                             cert_sha256=peer.sha256,
                             detail=f"serial {peer.serial} {peer.subject} {request.path}")

@@ -13,8 +13,11 @@ import base64
 import binascii
 from urllib.parse import unquote_plus
 
+from django.contrib.auth.hashers import make_password
+from oauth2_provider.models import get_application_model
 from oauth2_provider.oauth2_validators import OAuth2Validator
 
+from vtn.auth import hashers
 from vtn.auth.mtls import META_THUMBPRINT
 from vtn.models import Client, TokenBinding
 
@@ -60,6 +63,21 @@ def presented_credentials(request) -> tuple[str, str]:
             getattr(request, "client_secret", None) or "")
 
 
+def _upgrade_stored_secret(application, secret: str) -> None:
+    """Re-store a secret that just verified against an older hash (Django's slow password
+    hasher) in the current form (:mod:`vtn.auth.hashers`): once per client, on its first
+    token request after the upgrade."""
+    stored = application.client_secret
+    if not secret or not application.hash_client_secret or hashers.is_current(stored):
+        return
+    upgraded = make_password(secret, hasher=hashers.ALGORITHM)
+    # update(), not save(): the value is already hashed, and a concurrent upgrade of the
+    # same client must not overwrite a rotation that happened in between.
+    get_application_model().objects.filter(pk=application.pk, client_secret=stored).update(
+        client_secret=upgraded)
+    application.client_secret = upgraded
+
+
 class VtnOAuth2Validator(OAuth2Validator):
     """Issue tokens only to live VTN clients, only for scopes the client holds, and to
     ``require_mtls`` clients only with their bound certificate."""
@@ -72,8 +90,10 @@ class VtnOAuth2Validator(OAuth2Validator):
         if client is not None and client.require_mtls:
             if certificate_problem(client, presented) is not None:
                 return False
-            if secret and not super().authenticate_client(request, *args, **kwargs):
-                return False  # a wrong secret is wrong even with the right certificate
+            if secret:
+                if not super().authenticate_client(request, *args, **kwargs):
+                    return False  # a wrong secret is wrong even with the right certificate
+                _upgrade_stored_secret(request.client, secret)
             # tls_client_auth: the bound certificate alone authenticates the client.
             request.client = application
             request.client_id = application.client_id
@@ -83,6 +103,7 @@ class VtnOAuth2Validator(OAuth2Validator):
             return not client.revoked
         if not super().authenticate_client(request, *args, **kwargs):
             return False
+        _upgrade_stored_secret(request.client, secret)
         client = _vtn_client(request.client)
         return client is not None and not client.revoked
 
