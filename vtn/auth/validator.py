@@ -14,6 +14,7 @@ import binascii
 from urllib.parse import unquote_plus
 
 from oauth2_provider.oauth2_validators import OAuth2Validator
+from oauthlib.oauth2.rfc6749.errors import InvalidScopeError
 
 from vtn.auth.mtls import META_THUMBPRINT
 from vtn.models import Client, TokenBinding
@@ -60,6 +61,15 @@ def presented_credentials(request) -> tuple[str, str]:
             getattr(request, "client_secret", None) or "")
 
 
+def granted_scopes(requested: list[str], held: set[str] | frozenset[str]
+                   ) -> tuple[list[str], list[str]]:
+    """(granted, refused): the requested scopes split by whether the client holds them,
+    each in request order without repeats."""
+    unique = list(dict.fromkeys(requested))
+    return ([scope for scope in unique if scope in held],
+            [scope for scope in unique if scope not in held])
+
+
 class VtnOAuth2Validator(OAuth2Validator):
     """Issue tokens only to live VTN clients, only for scopes the client holds, and to
     ``require_mtls`` clients only with their bound certificate."""
@@ -93,8 +103,24 @@ class VtnOAuth2Validator(OAuth2Validator):
         return super()._load_application(client_id, request)
 
     def validate_scopes(self, client_id, scopes, client, request, *args, **kwargs) -> bool:
+        """Grant the requested scopes the client holds (RFC 6749 section 3.3).
+
+        The token gets the intersection of what was asked and what the client holds, in
+        the request's order, and the response's ``scope`` says what was granted. Only an
+        empty intersection is refused (``invalid_scope``), naming the client's scopes.
+        """
         vtn_client = _vtn_client(client)
-        return vtn_client is not None and set(scopes) <= vtn_client.scope_set
+        if vtn_client is None:
+            return False
+        granted, refused = granted_scopes(scopes, vtn_client.scope_set)
+        if not granted:
+            raise InvalidScopeError(
+                description=f"None of the requested scopes ({' '.join(refused)}) is granted "
+                            f"to this client; it holds: "
+                            f"{' '.join(sorted(vtn_client.scope_set))}.",
+                request=request)
+        request.scopes = granted
+        return True
 
     def get_default_scopes(self, client_id, request, *args, **kwargs) -> list[str]:
         vtn_client = _vtn_client(request.client)
