@@ -17,6 +17,7 @@ from oauth2_provider.oauth2_validators import OAuth2Validator
 from oauthlib.oauth2.rfc6749.errors import InvalidScopeError
 
 from vtn.auth.mtls import META_THUMBPRINT
+from vtn.auth.scopes import READ_ALL, READ_ALL_EQUIVALENTS
 from vtn.models import Client, TokenBinding
 
 # Why a certificate check failed (None: it passed); the token view logs these.
@@ -63,11 +64,23 @@ def presented_credentials(request) -> tuple[str, str]:
 
 def granted_scopes(requested: list[str], held: set[str] | frozenset[str]
                    ) -> tuple[list[str], list[str]]:
-    """(granted, refused): the requested scopes split by whether the client holds them,
-    each in request order without repeats."""
-    unique = list(dict.fromkeys(requested))
-    return ([scope for scope in unique if scope in held],
-            [scope for scope in unique if scope not in held])
+    """(granted, refused): the requested scopes the client holds and those it does not,
+    each in request order without repeats.
+
+    ``read_all`` asked by a client that does not hold it is granted as the read scopes
+    it does hold (:data:`~vtn.auth.scopes.READ_ALL_EQUIVALENTS`), so a VEN that asks for
+    ``read_all`` gets the reads a VEN may make.
+    """
+    granted: list[str] = []
+    refused: list[str] = []
+    for scope in dict.fromkeys(requested):
+        if scope in held:
+            granted.append(scope)
+        elif scope == READ_ALL and any(s in held for s in READ_ALL_EQUIVALENTS):
+            granted += [s for s in READ_ALL_EQUIVALENTS if s in held]
+        else:
+            refused.append(scope)
+    return list(dict.fromkeys(granted)), refused
 
 
 class VtnOAuth2Validator(OAuth2Validator):
