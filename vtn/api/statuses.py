@@ -26,7 +26,8 @@ class Deviation:
 
     ``version``, ``method`` and ``path`` (a document path template) say where; ``ANY``
     matches everything, ``path`` may also be ``"undocumented"`` (a method or path the
-    document has no operation for).
+    document has no operation for). ``requires`` names a request header without which
+    the deviation cannot occur (and does not apply).
     """
 
     status: int
@@ -35,6 +36,7 @@ class Deviation:
     path: str
     when: str
     why: str
+    requires: str = ""
 
 
 UNDOCUMENTED = "undocumented"
@@ -43,7 +45,7 @@ DEVIATIONS: tuple[Deviation, ...] = (
     Deviation(304, ANY, "GET", ANY,
               "a GET whose `If-None-Match` matches the current ETag",
               "RFC 9110 conditional GET: an unchanged poll costs no body. Only a client "
-              "that sends `If-None-Match` can receive it."),
+              "that sends `If-None-Match` can receive it.", requires="If-None-Match"),
     Deviation(401, ANY, ANY, ANY,
               "no token, an unknown, expired or revoked token, a token bound to another "
               "certificate; at the token endpoint, `invalid_client`",
@@ -58,11 +60,13 @@ DEVIATIONS: tuple[Deviation, ...] = (
               "a creating POST retried with an `Idempotency-Key` whose object was deleted "
               "since",
               "`Idempotency-Key` is an extension the documents do not cover; only a client "
-              "that sends the header can receive it (see Idempotent retries)."),
+              "that sends the header can receive it (see Idempotent retries).",
+              requires="Idempotency-Key"),
     Deviation(422, ANY, "POST", ANY,
               "an `Idempotency-Key` reused for a different request",
               "As for 409 above: the status the Idempotency-Key draft "
-              "(draft-ietf-httpapi-idempotency-key-header) prescribes."),
+              "(draft-ietf-httpapi-idempotency-key-header) prescribes.",
+              requires="Idempotency-Key"),
     Deviation(429, ANY, ANY, ANY,
               "over a rate limit (token requests, failed authentications); carries "
               "`Retry-After`",
@@ -75,6 +79,13 @@ DEVIATIONS: tuple[Deviation, ...] = (
               "conformance sandbox only: an outage injected by a test scenario",
               "Fault injection exists to show how a VEN copes with an unavailable VTN; it "
               "is disabled on a production VTN (`CONFORMANCE_FAULTS_ENABLED`)."),
+    Deviation(200, VERSION_31, ANY, "/vens, /resources and their items",
+              "the body of a ven or resource: `objectType` is `VEN` or `RESOURCE`",
+              "Not a status but a schema defect: the 3.1.1 `ven` and `resource` schemas "
+              "combine `objectMetadata` (objectType one of the object type names) with "
+              "`BlVenRequest`/`BlResourceRequest` (objectType `BL_VEN_REQUEST`/"
+              "`BL_RESOURCE_REQUEST`); no value satisfies both. See the section on this "
+              "defect below."),
     Deviation(404, ANY, ANY, UNDOCUMENTED,
               "a path no operation of the document has",
               "There is no operation whose list could apply."),
@@ -115,20 +126,26 @@ def documented(version: str, method: str, template: str) -> frozenset[int]:
     return frozenset(int(code) for code in responses if str(code).isdigit())
 
 
-def _matches(deviation: Deviation, version: str, method: str, template: str) -> bool:
+def _matches(deviation: Deviation, version: str, method: str, template: str,
+             headers: frozenset[str]) -> bool:
     return (deviation.version in (ANY, version)
             and deviation.method in (ANY, method.upper())
-            and deviation.path in (ANY, template))
+            and deviation.path in (ANY, template)
+            and (not deviation.requires or deviation.requires.lower() in headers))
 
 
-def allowed(version: str, method: str, template: str | None) -> frozenset[int]:
+def allowed(version: str, method: str, template: str | None,
+            headers: frozenset[str] = frozenset()) -> frozenset[int]:
     """Documented statuses of the operation plus the deviations that apply to it.
 
-    ``template`` None means the document has no such operation (see :func:`operation`).
+    ``template`` None means the document has no such operation (see :func:`operation`);
+    ``headers`` are the (lower-case) names of the request's headers.
     """
     base = documented(version, method, template) if template else frozenset()
     where = template or UNDOCUMENTED
-    return base | {d.status for d in DEVIATIONS if _matches(d, version, method, where)}
+    headers = frozenset(name.lower() for name in headers)
+    return base | {d.status for d in DEVIATIONS
+                   if _matches(d, version, method, where, headers)}
 
 
 def deviations_markdown() -> str:
@@ -139,6 +156,7 @@ def deviations_markdown() -> str:
         method = "any method" if d.method == ANY else d.method
         path = {ANY: "any path", UNDOCUMENTED: "not in the document"}.get(d.path,
                                                                           f"`{d.path}`")
-        lines.append(f"| {d.status} | {version} | {method} {path} | {d.when} | {d.why} |")
+        when = f"{d.when} (only with `{d.requires}`)" if d.requires else d.when
+        lines.append(f"| {d.status} | {version} | {method} {path} | {when} | {d.why} |")
     return "\n".join(lines)
 
