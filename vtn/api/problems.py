@@ -88,6 +88,7 @@ def problem_media_type(accept: str) -> str:
     ``application/json`` (each rated by its most specific matching range, so
     ``application/problem+json, */*;q=0.1`` prefers it), otherwise ``application/json``.
     """
+    accept = accept.lower()
     if "problem" not in accept:  # the common case: no range can rate problem+json higher
         return JSON_CONTENT_TYPE
     ranges = []
@@ -101,7 +102,7 @@ def problem_media_type(accept: str) -> str:
                     quality = float(value)
                 except ValueError:
                     quality = 0.0
-        ranges.append((media.lower(), quality))
+        ranges.append((media, quality))
     if _quality(ranges, PROBLEM_CONTENT_TYPE) > _quality(ranges, JSON_CONTENT_TYPE):
         return PROBLEM_CONTENT_TYPE
     return JSON_CONTENT_TYPE
