@@ -83,10 +83,16 @@ def bl_client():
         verify_vtn_tls_certificate=Path(CA_BUNDLE), version=OADR)
 
 
+# As VENs in the field ask: every scope they know of, more than a VEN client holds
+# (read_all, which a VEN holds as read_targets and read_ven_objects). The VTN grants the
+# ones the client holds (RFC 6749 section 3.3).
+VEN_SCOPES = ["read_all", "write_reports", "write_subscriptions", "write_vens", "read_targets"]
+
+
 def ven_client(prefix: str):
     return VirtualEndNodeHttpClientFactory.create_http_ven_client(
         vtn_base_url=VTN_BASE, client_id=os.environ[f"{prefix}_ID"],
-        client_secret=os.environ[f"{prefix}_SECRET"], token_url=TOKEN_URL, scopes=None,
+        client_secret=os.environ[f"{prefix}_SECRET"], token_url=TOKEN_URL, scopes=VEN_SCOPES,
         verify_vtn_tls_certificate=Path(CA_BUNDLE), version=OADR)
 
 
