@@ -61,7 +61,7 @@ ERROR_MEDIA_TYPE = "application/json"
 BASE = {VERSION_31: "/openadr3/3.1.0", VERSION_301: "/openadr3/3.0.1"}
 # Bounded and reproducible: a fixed number of generated cases per operation, no example
 # database (so earlier runs do not change later ones), derandomized generation.
-MAX_EXAMPLES = 15
+MAX_EXAMPLES = 10
 
 
 # --- the documents, with their known defects patched in memory ------------------------------
