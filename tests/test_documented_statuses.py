@@ -36,7 +36,7 @@ def test_the_deviation_table_in_the_docs_is_the_one_the_code_applies() -> None:
 
 
 @pytest.fixture
-def world(db, fresh_caches, api_settings) -> dict:
+def world(db, fresh_caches, api_settings, fast_hashing) -> dict:
     """Callers with different rights and one object of each kind (made through 3.1)."""
     bl = new_actor("walk-bl", "bl", VERSION_31)
     ven = new_actor("walk-ven", "ven", VERSION_31, ven_name="walk-ven-1")
@@ -113,7 +113,9 @@ def walk(world: dict, version: str) -> dict[tuple[str, str], set[int]]:
                     # Callers without rights are refused before the body is read.
                     chosen = probes(method) if token_name in ("bl", "ven") else [
                         ("plain", {})]
-                    for _, kwargs in chosen:
+                    for probe, kwargs in chosen:
+                        if probe == "oversized" and (token_name != "bl" or missing):
+                            continue  # once per operation is enough
                         reply = api.request(method, path, validate=False, **kwargs)
                         seen[(method, template)].add(reply.status)
     return seen
