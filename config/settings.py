@@ -65,6 +65,8 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    # Outermost: every problem document in the media type the client's Accept prefers.
+    "vtn.api.errors.ProblemMediaTypeMiddleware",
     "django.middleware.security.SecurityMiddleware",
     # A NUL in the path or query string is refused before any view queries with it.
     "vtn.api.errors.RefuseNulMiddleware",
@@ -263,6 +265,9 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
+    # Errors: RFC 7807 problems as application/json or application/problem+json.
+    "POSTPROCESSING_HOOKS": ["drf_spectacular.hooks.postprocess_schema_enums",
+                             "vtn.api.openapi.problem_responses"],
 }
 
 # --- Celery ---------------------------------------------------------------------------------

@@ -19,7 +19,9 @@ from tests.fixtures.api import (
 from tests.spec import VERSION_31, VERSIONS
 from vtn.models import Event, Program, Report, Resource, Subscription, Ven
 
-PROBLEM = "application/problem+json"
+# Errors are served as the documents declare them (application/json) unless the request
+# prefers application/problem+json (tests/test_error_media_type.py).
+PROBLEM = "application/json"
 
 
 def counts() -> tuple[int, ...]:
@@ -220,7 +222,7 @@ def test_unknown_path_is_a_not_found_problem(bl):
     assert_problem(bl.api.get("/no-such-collection"), 404)
 
 
-# --- 405, 415, 409 -------------------------------------------------------------------------
+# --- 405, unsupported media type, 409 --------------------------------------------------------
 
 def test_wrong_method_is_not_allowed(bl, program, version):
     before = counts()
@@ -230,11 +232,14 @@ def test_wrong_method_is_not_allowed(bl, program, version):
     assert counts() == before
 
 
-def test_text_body_is_an_unsupported_media_type(bl, version):
+def test_text_body_is_a_bad_request_naming_the_media_type(bl, version):
+    """POST /programs lists no 415: the answer is 400, saying what was wrong."""
     before = counts()
     data = json.dumps(program_body(version))
-    assert_problem(bl.api.request("POST", "/programs", data=data, content_type="text/plain"),
-                   415)
+    reply = bl.api.request("POST", "/programs", data=data, content_type="text/plain")
+    assert_problem(reply, 400)
+    assert "Unsupported Media Type" in reply.json["detail"]
+    assert "text/plain" in reply.json["detail"]
     assert counts() == before
 
 
@@ -304,11 +309,14 @@ def test_unsupported_grant_type_is_a_bad_request(api, issued):
     assert reply.json["error"] == "unsupported_grant_type"
 
 
-def test_json_token_request_is_an_unsupported_media_type(api, issued):
+def test_json_token_request_is_invalid_request(api, issued):
+    """RFC 6749 section 5.2 and both documents: 400 invalid_request, not 415."""
     reply = api.post("/auth/token", {"grant_type": "client_credentials",
                                      "client_id": issued.client_id,
                                      "client_secret": issued.secret})
-    assert_problem(reply, 415)
+    assert_problem(reply, 400)
+    assert reply.json["error"] == "invalid_request"
+    assert "application/json" in reply.json["error_description"]
 
 
 def test_scope_the_client_does_not_hold_is_invalid_scope(api, issued):

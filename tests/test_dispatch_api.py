@@ -94,7 +94,7 @@ def test_list_filters(operator):
 def test_rule_violations_are_problem_documents(operator):
     status, problem, response = operator.post("/dispatches", body(serviceTimings=[
         {"setpointTime": z(hour(2)), "volume": 9000}]))
-    assert status == 400 and response["Content-Type"] == "application/problem+json"
+    assert status == 400 and response["Content-Type"] == "application/json"
     assert problem["title"] == "Bad Request"
     assert any("exceeds the unit's capacity" in e for e in problem["errors"])
     status, problem, _ = operator.post("/dispatches", body(status="stop"))

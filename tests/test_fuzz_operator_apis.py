@@ -27,7 +27,7 @@ from config.wsgi import application
 
 pytestmark = [pytest.mark.slow]
 
-PROBLEM_JSON = "application/problem+json"
+PROBLEM_JSON = "application/json"  # problem documents, as the API declares them
 CONFIG = {"generation": {"max-examples": 10, "deterministic": True, "database": "none"},
           "phases": {"coverage": {"enabled": False}}}
 

@@ -137,7 +137,7 @@ def test_the_same_key_with_another_body_is_refused_with_422(ven_a, world, versio
     assert ven_a.api.post("/reports", body, headers=with_key()).status == 201
     reply = ven_a.api.post("/reports", body | {"reportName": "other"}, headers=with_key())
     assert reply.status == 422
-    assert reply.content_type.startswith("application/problem+json")
+    assert reply.content_type.startswith("application/json")
     assert reply.json["type"] == idempotency.PROBLEM_KEY_REUSED
     assert reply.json["title"] == "Idempotency-Key reused"
     assert "different request" in reply.json["detail"]

@@ -97,7 +97,7 @@ def cert_session(server: VtnServer, token: str, site: Site) -> requests.Session:
 def assert_invalid_token(response: requests.Response) -> None:
     assert response.status_code == 401, response.text
     assert 'error="invalid_token"' in response.headers["WWW-Authenticate"]
-    assert response.headers["Content-Type"].startswith("application/problem+json")
+    assert response.headers["Content-Type"].startswith("application/json")
     assert response.json()["status"] == 401
 
 
@@ -245,7 +245,7 @@ def test_mtls_client_gets_no_token_without_its_certificate(vtn_server: VtnServer
                                      site["client_id"], secret=secret, cert=cert)
             assert response.status_code == 401, response.text
             assert response.json()["error"] == "invalid_client"
-            assert response.headers["Content-Type"].startswith("application/problem+json")
+            assert response.headers["Content-Type"].startswith("application/json")
 
 
 def test_bound_token_without_a_certificate_is_invalid_token(vtn_server: VtnServer) -> None:
@@ -419,7 +419,7 @@ def limited_server(vtn_server: VtnServer) -> Iterator[ExtraServer]:
 
 def assert_rate_limited(response: requests.Response) -> int:
     assert response.status_code == 429, response.text
-    assert response.headers["Content-Type"].startswith("application/problem+json")
+    assert response.headers["Content-Type"].startswith("application/json")
     assert response.json()["status"] == 429
     wait = int(response.headers["Retry-After"])
     assert 1 <= wait <= RATE_WINDOW

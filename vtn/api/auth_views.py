@@ -60,8 +60,10 @@ class ClientCredentialsTokenView(TokenView):
     def _token_response(self, request: HttpRequest, *args, **kwargs) -> HttpResponse:
         content_type = request.content_type or ""
         if content_type != FORM:
-            return _problem(415, "invalid_request",
-                            f"The token request must be sent as {FORM}.")
+            # RFC 6749 section 5.2 and both documents: 400 invalid_request, not 415.
+            return _problem(400, "invalid_request",
+                            f"The token request must be sent as {FORM}, not "
+                            f"{content_type or 'without a Content-Type'}.")
         if request.POST.get("grant_type") is None:
             return _problem(400, "invalid_request", "grant_type is required.")
         if request.POST.get("grant_type") != "client_credentials":

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from django.http import HttpRequest, HttpResponse, JsonResponse
 
-from vtn.api.problems import PROBLEM_CONTENT_TYPE, problem_body
+from vtn.api.problems import PROBLEM_CONTENT_TYPE, problem_body, problem_media_type
 
 CONSOLE_PREFIX = "/console/"
 
@@ -58,3 +58,28 @@ class RefuseNulMiddleware:
                 for key, values in request.GET.lists()):
             return _problem(400, "NUL characters are not allowed in the URL.")
         return self.get_response(request)
+
+
+class ProblemMediaTypeMiddleware:
+    """Serve every problem document in the media type the client prefers.
+
+    Producers (DRF's exception handler, the token endpoint, the middlewares, the Django
+    error handlers) all mark problems ``application/problem+json``; this outermost
+    middleware keeps that only when the request's ``Accept`` prefers it to
+    ``application/json`` and otherwise serves ``application/json``, which is what both
+    OpenADR documents declare for their error responses.
+    """
+
+    def __init__(self, get_response) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest):
+        response = self.get_response(request)
+        content_type = response.get("Content-Type", "")
+        if content_type.startswith(PROBLEM_CONTENT_TYPE):
+            chosen = problem_media_type(request.META.get("HTTP_ACCEPT", ""))
+            if chosen != PROBLEM_CONTENT_TYPE:
+                response["Content-Type"] = chosen + content_type[len(PROBLEM_CONTENT_TYPE):]
+            vary = response.get("Vary")
+            response["Vary"] = f"{vary}, Accept" if vary else "Accept"
+        return response

@@ -11,7 +11,11 @@ from rest_framework.views import set_rollback
 
 logger = logging.getLogger(__name__)
 
+# Every producer of a problem marks it with this media type; ProblemMediaTypeMiddleware
+# (vtn/api/errors.py) then serves it as the client's Accept prefers: application/json
+# (what both OpenADR documents declare, the default) or application/problem+json.
 PROBLEM_CONTENT_TYPE = "application/problem+json"
+JSON_CONTENT_TYPE = "application/json"
 
 
 class Problem(exceptions.APIException):
@@ -77,8 +81,67 @@ def problem_response(status_code: int, detail: str, *, errors: list[str] | None 
     return response
 
 
+def problem_media_type(accept: str) -> str:
+    """The media type to serve a problem document in, by RFC 9110 content negotiation.
+
+    ``application/problem+json`` when ``accept`` gives it a higher quality than
+    ``application/json`` (each rated by its most specific matching range, so
+    ``application/problem+json, */*;q=0.1`` prefers it), otherwise ``application/json``.
+    """
+    accept = accept.lower()
+    if "problem" not in accept:  # the common case: no range can rate problem+json higher
+        return JSON_CONTENT_TYPE
+    ranges = []
+    for part in accept.split(","):
+        media, *params = (piece.strip() for piece in part.split(";"))
+        quality = 1.0
+        for param in params:
+            name, _, value = param.partition("=")
+            if name.strip().lower() == "q":
+                try:
+                    quality = float(value)
+                except ValueError:
+                    quality = 0.0
+        ranges.append((media, quality))
+    if _quality(ranges, PROBLEM_CONTENT_TYPE) > _quality(ranges, JSON_CONTENT_TYPE):
+        return PROBLEM_CONTENT_TYPE
+    return JSON_CONTENT_TYPE
+
+
+def _quality(ranges: list[tuple[str, float]], media_type: str) -> float:
+    main = media_type.split("/")[0]
+    best, specificity = 0.0, -1
+    for media, quality in ranges:
+        rank = {media_type: 2, f"{main}/*": 1, "*/*": 0}.get(media, -1)
+        if rank > specificity:
+            best, specificity = quality, rank
+    return best
+
+
+def _undocumented_status(status_code: int, context: dict) -> bool:
+    """True when an OpenADR operation would answer a status its document does not list
+    (nor vtn.api.statuses.DEVIATIONS)."""
+    wire = getattr(context.get("view"), "wire", None)
+    request = context.get("request")
+    if wire is None or request is None:
+        return False
+    from vtn.api import statuses  # imports the documents; only OpenADR views need it
+
+    base = f"/openadr3/{wire.version}"
+    path = request.path_info
+    if not path.startswith(base):
+        return False
+    template = statuses.operation(wire.version, request.method, path[len(base):])
+    return template is not None and status_code not in statuses.allowed(
+        wire.version, request.method, template)
+
+
 def problem_exception_handler(exc: Exception, context: dict) -> Response | None:
-    """DRF exception handler rendering every error as application/problem+json."""
+    """DRF exception handler rendering every error as an RFC 7807 problem document.
+
+    On an OpenADR operation, a status its document does not list (for example 409 on
+    3.1 ``POST /vens``, or 415) is answered as 400, the detail saying what clashed.
+    """
     headers: dict = {}
     if isinstance(exc, Http404):
         exc = NotFound("The requested object does not exist or is not visible to this client.")
@@ -93,7 +156,11 @@ def problem_exception_handler(exc: Exception, context: dict) -> Response | None:
             errors = errors or _flatten(detail)
             detail = "The request is invalid."
         set_rollback()
-        return problem_response(exc.status_code, str(detail), errors=errors, headers=headers)
+        status_code, detail = exc.status_code, str(detail)
+        if status_code != 400 and _undocumented_status(status_code, context):
+            detail = f"{TITLES.get(status_code, 'Error')}: {detail}"
+            status_code = 400
+        return problem_response(status_code, detail, errors=errors, headers=headers)
     return None
 
 

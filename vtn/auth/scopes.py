@@ -26,3 +26,8 @@ DEFAULT_SCOPES = {
 # read, which a VEN holds as these two. read_all admits every read in both versions.
 READ_TARGETED = frozenset({READ_ALL, READ_TARGETS})
 READ_OWNED = frozenset({READ_ALL, READ_VEN_OBJECTS})
+
+# What a client that does not hold read_all is granted when it asks for read_all: the
+# read scopes above that it holds. 3.0.1 VENs ask for read_all (the 3.0.1 document's
+# only read scope) and mean "everything I may read"; object privacy still applies.
+READ_ALL_EQUIVALENTS = (READ_TARGETS, READ_VEN_OBJECTS)

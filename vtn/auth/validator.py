@@ -16,9 +16,11 @@ from urllib.parse import unquote_plus
 from django.contrib.auth.hashers import make_password
 from oauth2_provider.models import get_application_model
 from oauth2_provider.oauth2_validators import OAuth2Validator
+from oauthlib.oauth2.rfc6749.errors import InvalidScopeError
 
 from vtn.auth import hashers
 from vtn.auth.mtls import META_THUMBPRINT
+from vtn.auth.scopes import READ_ALL, READ_ALL_EQUIVALENTS
 from vtn.models import Client, TokenBinding
 
 # Why a certificate check failed (None: it passed); the token view logs these.
@@ -78,6 +80,27 @@ def _upgrade_stored_secret(application, secret: str) -> None:
     application.client_secret = upgraded
 
 
+def granted_scopes(requested: list[str], held: set[str] | frozenset[str]
+                   ) -> tuple[list[str], list[str]]:
+    """(granted, refused): the requested scopes the client holds and those it does not,
+    each in request order without repeats.
+
+    ``read_all`` asked by a client that does not hold it is granted as the read scopes
+    it does hold (:data:`~vtn.auth.scopes.READ_ALL_EQUIVALENTS`), so a VEN that asks for
+    ``read_all`` gets the reads a VEN may make.
+    """
+    granted: list[str] = []
+    refused: list[str] = []
+    for scope in dict.fromkeys(requested):
+        if scope in held:
+            granted.append(scope)
+        elif scope == READ_ALL and any(s in held for s in READ_ALL_EQUIVALENTS):
+            granted += [s for s in READ_ALL_EQUIVALENTS if s in held]
+        else:
+            refused.append(scope)
+    return list(dict.fromkeys(granted)), refused
+
+
 class VtnOAuth2Validator(OAuth2Validator):
     """Issue tokens only to live VTN clients, only for scopes the client holds, and to
     ``require_mtls`` clients only with their bound certificate."""
@@ -114,8 +137,24 @@ class VtnOAuth2Validator(OAuth2Validator):
         return super()._load_application(client_id, request)
 
     def validate_scopes(self, client_id, scopes, client, request, *args, **kwargs) -> bool:
+        """Grant the requested scopes the client holds (RFC 6749 section 3.3).
+
+        The token gets the intersection of what was asked and what the client holds, in
+        the request's order, and the response's ``scope`` says what was granted. Only an
+        empty intersection is refused (``invalid_scope``), naming the client's scopes.
+        """
         vtn_client = _vtn_client(client)
-        return vtn_client is not None and set(scopes) <= vtn_client.scope_set
+        if vtn_client is None:
+            return False
+        granted, refused = granted_scopes(scopes, vtn_client.scope_set)
+        if not granted:
+            raise InvalidScopeError(
+                description=f"None of the requested scopes ({' '.join(refused)}) is granted "
+                            f"to this client; it holds: "
+                            f"{' '.join(sorted(vtn_client.scope_set))}.",
+                request=request)
+        request.scopes = granted
+        return True
 
     def get_default_scopes(self, client_id, request, *args, **kwargs) -> list[str]:
         vtn_client = _vtn_client(request.client)
