@@ -205,7 +205,7 @@ REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": ["vtn.auth.authentication.ClientTokenAuthentication"],
     "DEFAULT_PERMISSION_CLASSES": ["vtn.auth.permissions.HasOperationScope"],
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
-    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    "DEFAULT_PARSER_CLASSES": ["vtn.api.parsers.StrictJSONParser"],
     "EXCEPTION_HANDLER": "vtn.api.problems.problem_exception_handler",
     "DEFAULT_CONTENT_NEGOTIATION_CLASS": "vtn.api.negotiation.JSONOnly",
     "UNAUTHENTICATED_USER": None,
