@@ -147,6 +147,12 @@ def _route_logs_to_stdout() -> None:
             handler.setStream(sys.stdout)
 
 
+def _start_serving_heartbeat(worker) -> None:
+    from vtn import serving
+
+    serving.start_beating()
+
+
 class VtnServer(BaseApplication):
     """Gunicorn configured from :class:`ServerOptions`, loading the Django WSGI app."""
 
@@ -176,6 +182,8 @@ class VtnServer(BaseApplication):
             "logconfig_dict": _logconfig(self.log_level.upper()),
             # Several servers may run side by side (tests): no shared control socket.
             "control_socket_disable": True,
+            # Each worker records that the VTN is serving (vtn/serving.py).
+            "post_worker_init": _start_serving_heartbeat,
         }
         if not o.insecure_http:
             settings |= {"certfile": o.tls_cert, "keyfile": o.tls_key,

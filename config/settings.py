@@ -196,6 +196,9 @@ DISPATCH_JWKS_MAX_AGE = int(os.environ.get("DISPATCH_JWKS_MAX_AGE", "300"))
 DISPATCH_LAST_SEEN_RESOLUTION_SECONDS = float(
     os.environ.get("DISPATCH_LAST_SEEN_RESOLUTION_SECONDS", "15"))
 DISPATCH_COMMS_GRACE_FACTOR = float(os.environ.get("DISPATCH_COMMS_GRACE_FACTOR", "1.5"))
+# How often each web process records that the VTN is serving (vtn/serving.py); a silence
+# longer than three beats is a VTN outage, which the comms check does not blame on FSPs.
+VTN_SERVING_BEAT_SECONDS = float(os.environ.get("VTN_SERVING_BEAT_SECONDS", "10"))
 # How often the beat task `dispatch.tasks.check_comms` runs.
 DISPATCH_COMMS_CHECK_SECONDS = int(os.environ.get("DISPATCH_COMMS_CHECK_SECONDS", "30"))
 
