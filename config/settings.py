@@ -122,10 +122,15 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     DATABASES["default"].setdefault("OPTIONS", {}).update(
         # IMMEDIATE: a transaction takes the write lock when it begins, so concurrent
         # writers wait (up to the timeout) instead of failing with "database is locked".
-        {"timeout": 20, "transaction_mode": "IMMEDIATE",
+        # A write lock held longer than SQLITE_LOCK_TIMEOUT_SECONDS answers 503 with
+        # Retry-After (vtn/api/errors.py) rather than keeping the client waiting.
+        {"timeout": float(os.environ.get("SQLITE_LOCK_TIMEOUT_SECONDS", "5")),
+         "transaction_mode": "IMMEDIATE",
          "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;"}
     )
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+# Retry-After (seconds) of the 503 answered while the database is down or locked.
+VTN_RETRY_AFTER_SECONDS = int(os.environ.get("VTN_RETRY_AFTER_SECONDS", "5"))
 
 CACHE_URL = os.environ.get("CACHE_URL", "")
 if CACHE_URL.startswith("redis://"):

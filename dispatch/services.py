@@ -261,6 +261,28 @@ def _passphrase() -> bytes:
     return (settings.DISPATCH_SIGNING_KEY_PASSPHRASE or settings.SECRET_KEY).encode()
 
 
+# kid -> whether its stored private key decrypted (per process; keys never change).
+_loadable_keys: dict[str, bool] = {}
+
+
+def signing_keys_usable() -> bool:
+    """Whether every operator's current signing key decrypts with this process's
+    passphrase (``DISPATCH_SIGNING_KEY_PASSPHRASE``); True while none exists yet. A
+    wrong passphrase after a restore or a changed SECRET_KEY makes this False."""
+    passphrase = _passphrase()
+    for kid, pem in SigningKey.objects.filter(retired_at__isnull=True).values_list(
+            "kid", "private_key_pem"):
+        if kid not in _loadable_keys:
+            try:
+                signing.load_private_key(pem, passphrase)
+                _loadable_keys[kid] = True
+            except (ValueError, TypeError, signing.SignatureError):
+                return False  # not remembered: a corrected passphrase is seen at once
+        if not _loadable_keys[kid]:
+            return False
+    return True
+
+
 def _new_signing_key(operator: NetworkOperator) -> SigningKey:
     key = signing.generate_private_key()
     kid = f"{operator.code.lower()}-{signing.thumbprint(key)[:16]}"
