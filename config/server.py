@@ -217,7 +217,12 @@ def run(options: ServerOptions) -> None:
             raise ServerConfigError(
                 f"cannot load the TLS certificate {options.tls_cert} with key "
                 f"{options.tls_key}: {exc}") from exc
+    from django.conf import settings
     from django.db import connections
 
     connections.close_all()  # workers are forked: never share the master's connections
+    for database in connections.settings.values():
+        if database["ENGINE"] == "django.db.backends.sqlite3":
+            # A web request does not wait long for a write lock: 503 and Retry-After.
+            database.setdefault("OPTIONS", {})["timeout"] = settings.SQLITE_LOCK_TIMEOUT_SECONDS
     VtnServer(options).run()

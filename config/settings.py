@@ -122,13 +122,16 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     DATABASES["default"].setdefault("OPTIONS", {}).update(
         # IMMEDIATE: a transaction takes the write lock when it begins, so concurrent
         # writers wait (up to the timeout) instead of failing with "database is locked".
-        # A write lock held longer than SQLITE_LOCK_TIMEOUT_SECONDS answers 503 with
-        # Retry-After (vtn/api/errors.py) rather than keeping the client waiting.
-        {"timeout": float(os.environ.get("SQLITE_LOCK_TIMEOUT_SECONDS", "5")),
+        # Commands and workers wait this long; `serve` shortens it for web requests to
+        # SQLITE_LOCK_TIMEOUT_SECONDS (config/server.py), then answers 503.
+        {"timeout": float(os.environ.get("SQLITE_BATCH_LOCK_TIMEOUT_SECONDS", "20")),
          "transaction_mode": "IMMEDIATE",
          "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;"}
     )
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+# SQLite only: a web request waits at most this long for another writer's lock, then
+# answers 503 with Retry-After (vtn/api/errors.py) rather than keeping the client waiting.
+SQLITE_LOCK_TIMEOUT_SECONDS = float(os.environ.get("SQLITE_LOCK_TIMEOUT_SECONDS", "5"))
 # Retry-After (seconds) of the 503 answered while the database is down or locked.
 VTN_RETRY_AFTER_SECONDS = int(os.environ.get("VTN_RETRY_AFTER_SECONDS", "5"))
 
