@@ -83,12 +83,14 @@ def test_deeply_nested_json_from_a_ven_is_refused_with_400(acme):
     assert_problem(acme.send("POST", f"{V31}/reports", nested(5_000)), 400, "nest")
 
 
-def test_ordinary_nesting_still_parses(operator):
-    status, body, _ = operator.send("POST", f"{V31}/programs",
-                                    json.dumps({"programName": "nest-ok", "x": json.loads(
-                                        nested(20))}))
-    assert status in (201, 400), body
-    assert "nest" not in body.get("detail", "").lower() or status == 201
+def test_nesting_up_to_the_limit_still_parses():
+    from vtn.api.parsers import MAX_JSON_DEPTH, loads_strict
+
+    assert loads_strict("[" * MAX_JSON_DEPTH + "]" * MAX_JSON_DEPTH) is not None
+    with pytest.raises(ValueError, match="nested deeper"):
+        loads_strict("[" * (MAX_JSON_DEPTH + 1) + "]" * (MAX_JSON_DEPTH + 1))
+    assert loads_strict('{"a": "[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[["}') == {
+        "a": "[" * 45}
 
 
 # --- lone surrogates ------------------------------------------------------------------------
