@@ -147,6 +147,12 @@ def _route_logs_to_stdout() -> None:
             handler.setStream(sys.stdout)
 
 
+def _start_serving_heartbeat(worker) -> None:
+    from vtn import serving
+
+    serving.start_beating()
+
+
 class VtnServer(BaseApplication):
     """Gunicorn configured from :class:`ServerOptions`, loading the Django WSGI app."""
 
@@ -176,6 +182,8 @@ class VtnServer(BaseApplication):
             "logconfig_dict": _logconfig(self.log_level.upper()),
             # Several servers may run side by side (tests): no shared control socket.
             "control_socket_disable": True,
+            # Each worker records that the VTN is serving (vtn/serving.py).
+            "post_worker_init": _start_serving_heartbeat,
         }
         if not o.insecure_http:
             settings |= {"certfile": o.tls_cert, "keyfile": o.tls_key,
@@ -209,7 +217,12 @@ def run(options: ServerOptions) -> None:
             raise ServerConfigError(
                 f"cannot load the TLS certificate {options.tls_cert} with key "
                 f"{options.tls_key}: {exc}") from exc
+    from django.conf import settings
     from django.db import connections
 
     connections.close_all()  # workers are forked: never share the master's connections
+    for database in connections.settings.values():
+        if database["ENGINE"] == "django.db.backends.sqlite3":
+            # A web request does not wait long for a write lock: 503 and Retry-After.
+            database.setdefault("OPTIONS", {})["timeout"] = settings.SQLITE_LOCK_TIMEOUT_SECONDS
     VtnServer(options).run()

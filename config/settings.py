@@ -126,10 +126,18 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     DATABASES["default"].setdefault("OPTIONS", {}).update(
         # IMMEDIATE: a transaction takes the write lock when it begins, so concurrent
         # writers wait (up to the timeout) instead of failing with "database is locked".
-        {"timeout": 20, "transaction_mode": "IMMEDIATE",
+        # Commands and workers wait this long; `serve` shortens it for web requests to
+        # SQLITE_LOCK_TIMEOUT_SECONDS (config/server.py), then answers 503.
+        {"timeout": float(os.environ.get("SQLITE_BATCH_LOCK_TIMEOUT_SECONDS", "20")),
+         "transaction_mode": "IMMEDIATE",
          "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;"}
     )
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+# SQLite only: a web request waits at most this long for another writer's lock, then
+# answers 503 with Retry-After (vtn/api/errors.py) rather than keeping the client waiting.
+SQLITE_LOCK_TIMEOUT_SECONDS = float(os.environ.get("SQLITE_LOCK_TIMEOUT_SECONDS", "5"))
+# Retry-After (seconds) of the 503 answered while the database is down or locked.
+VTN_RETRY_AFTER_SECONDS = int(os.environ.get("VTN_RETRY_AFTER_SECONDS", "5"))
 
 CACHE_URL = os.environ.get("CACHE_URL", "")
 if CACHE_URL.startswith("redis://"):
@@ -225,6 +233,9 @@ DISPATCH_JWKS_MAX_AGE = int(os.environ.get("DISPATCH_JWKS_MAX_AGE", "300"))
 DISPATCH_LAST_SEEN_RESOLUTION_SECONDS = float(
     os.environ.get("DISPATCH_LAST_SEEN_RESOLUTION_SECONDS", "15"))
 DISPATCH_COMMS_GRACE_FACTOR = float(os.environ.get("DISPATCH_COMMS_GRACE_FACTOR", "1.5"))
+# How often each web process records that the VTN is serving (vtn/serving.py); a silence
+# longer than three beats is a VTN outage, which the comms check does not blame on FSPs.
+VTN_SERVING_BEAT_SECONDS = float(os.environ.get("VTN_SERVING_BEAT_SECONDS", "10"))
 # How often the beat task `dispatch.tasks.check_comms` runs.
 DISPATCH_COMMS_CHECK_SECONDS = int(os.environ.get("DISPATCH_COMMS_CHECK_SECONDS", "30"))
 
@@ -234,7 +245,7 @@ REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": ["vtn.auth.authentication.ClientTokenAuthentication"],
     "DEFAULT_PERMISSION_CLASSES": ["vtn.auth.permissions.HasOperationScope"],
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
-    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    "DEFAULT_PARSER_CLASSES": ["vtn.api.parsers.StrictJSONParser"],
     "EXCEPTION_HANDLER": "vtn.api.problems.problem_exception_handler",
     "DEFAULT_CONTENT_NEGOTIATION_CLASS": "vtn.api.negotiation.JSONOnly",
     "UNAUTHENTICATED_USER": None,

@@ -1,9 +1,10 @@
 """Top-level URLs: a landing page, both OpenADR versions side by side, the GB dispatch
-and settlement APIs, the JWKS, the admin and the docs."""
+and settlement APIs, the JWKS, the admin, the docs and the health probes."""
 
 from django.contrib import admin
 from django.urls import include, path
 
+from config import health
 from console.views.landing import landing
 from dispatch.api.views import Jwks
 from vtn.api import errors
@@ -21,6 +22,9 @@ urlpatterns = [
     path(".well-known/jwks.json", Jwks.as_view()),
     path("admin/", admin.site.urls),
     path("console/", include("console.urls")),
+    # Load-balancer probes (unauthenticated; docs/operations.md).
+    path("healthz", health.healthz),
+    path("readyz", health.readyz),
 ]
 
 handler400 = errors.bad_request

@@ -10,6 +10,7 @@ from django.conf import settings
 from django.contrib.auth.models import AnonymousUser
 from django.http import FileResponse, Http404, HttpResponse
 from django.shortcuts import get_object_or_404, render
+from drf_spectacular.utils import extend_schema
 from rest_framework import status
 from rest_framework.permissions import BasePermission
 from rest_framework.request import Request
@@ -20,6 +21,7 @@ from conformance import onboarding, runner
 from conformance import report as reports
 from conformance.models import ConformanceRun
 from conformance.scenarios import ORDER, SCENARIOS, Options
+from conformance.schema import OnboardSerializer, RunRequestSerializer
 from dispatch import services
 from vtn import pki
 from vtn.api.problems import BadRequest, NotFound
@@ -96,6 +98,7 @@ class Onboard(APIView):
     authentication_classes: list = []
     permission_classes: list = []
 
+    @extend_schema(request=OnboardSerializer, responses={201: dict})
     def post(self, request: Request) -> Response:
         if not getattr(settings, "CONFORMANCE_SELF_SERVICE", False):
             raise NotFound("self-service onboarding is not enabled on this VTN")
@@ -151,6 +154,7 @@ class Runs(SandboxApiView):
     def get(self, request: Request) -> Response:
         return Response([_run_summary(r, request) for r in _visible_runs(request)[:50]])
 
+    @extend_schema(request=RunRequestSerializer, responses={202: dict})
     def post(self, request: Request) -> Response:
         body = request.data if isinstance(request.data, dict) else {}
         site = services.site_of_client(request.user.client_id)

@@ -25,6 +25,7 @@ from dispatch.models import (
 from dispatch.rules import FINAL
 from settlement import selectors as settlement_selectors
 from settlement.models import Statement
+from vtn import serving
 from vtn.auth import certificates
 
 # How far back the dashboard looks for acknowledgements still owed and for alerts.
@@ -135,7 +136,17 @@ def dashboard(now: datetime | None = None) -> dict:
             "comms": comms_counts(sites),
             "running": running_dispatches(now), "upcoming": upcoming_dispatches(now),
             "outstanding": outstanding_acknowledgements(now),
-            "certificates": expiring_certificates(), "alerts": alerts(sites, now)}
+            "certificates": expiring_certificates(), "alerts": alerts(sites, now),
+            "vtn_outages": vtn_outages(now)}
+
+
+def vtn_outages(now: datetime, days: int = 7) -> list[dict]:
+    """The VTN's own outages (no web process serving) in the last ``days``, newest first:
+    spans the comms check does not count against FSP sites."""
+    spans = serving.outages(now - timedelta(days=days), now)
+    return [{"start": start, "end": end, "ongoing": end >= now,
+             "minutes": round((end - start).total_seconds() / 60, 1)}
+            for start, end in reversed(spans)]
 
 
 # --- registry ---------------------------------------------------------------------------------

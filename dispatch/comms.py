@@ -9,8 +9,10 @@ comms loss").
   counts as seen and may carry each unit's ``OPERATING_STATE`` and ``GB_AVAILABLE_KW``.
 - **Comms loss**: :func:`check_comms` (a Celery beat task every 30 s) marks a site and its
   units ``comms_lost`` when it was not seen within the shortest heartbeat interval of its
-  contracted products times ``DISPATCH_COMMS_GRACE_FACTOR``; the next request or
-  heartbeat restores it at once. Every change is a :class:`CommsTransition`.
+  contracted products times ``DISPATCH_COMMS_GRACE_FACTOR``, not counting the VTN's own
+  outages (vtn/serving.py: no web process was serving, so no request could reach it);
+  the next request or heartbeat restores it at once. Every change is a
+  :class:`CommsTransition`.
 """
 
 from __future__ import annotations
@@ -32,7 +34,7 @@ from dispatch.models import (
     FspSite,
     HeartbeatRecord,
 )
-from vtn import generations
+from vtn import generations, serving
 from vtn.models import Report
 
 OPERATING_STATE = "OPERATING_STATE"  # OpenADR 3.1.1 report payload, Table 4 enumerations
@@ -180,12 +182,19 @@ def check_comms(now: datetime | None = None) -> list[CommsTransition]:
     now = now or clock()
     factor = grace_factor()
     changes = []
-    for site in sites_with_intervals().filter(interval__isnull=False):
+    sites = list(sites_with_intervals().filter(interval__isnull=False))
+    earliest = min((site.last_seen or site.created for site in sites), default=now)
+    vtn_outages = serving.outages(earliest, now)
+    for site in sites:
         allowed = site.interval * factor
         seen_at = site.last_seen or site.created
-        lost = now - seen_at > allowed
+        # Time the VTN itself was not serving is nobody's silence.
+        excused = serving.overlap(vtn_outages, seen_at, now)
+        lost = now - seen_at - excused > allowed
         if lost and site.comms_state != CommsState.COMMS_LOST:
             target, detail = CommsState.COMMS_LOST, f"not seen within {allowed}"
+            if excused:
+                detail += f" (not counting {excused} when the VTN was not serving)"
         elif not lost and site.last_seen is not None and site.comms_state != CommsState.ONLINE:
             target, detail = CommsState.ONLINE, "seen within the heartbeat interval"
         else:

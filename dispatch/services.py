@@ -35,6 +35,7 @@ from dispatch.models import (
     SiteSigningKey,
 )
 from dispatch.products import PRODUCT_TEMPLATES, normalise_code
+from vtn import pki
 from vtn import services as vtn_services
 from vtn import targets as target_rules
 from vtn.api.problems import BadRequest, Conflict, Forbidden, NotFound
@@ -125,8 +126,13 @@ def onboard_fsp(*, operator: str, fsp: str, units: list[registry.UnitSpec],
     try:
         registry.check_identifier(fsp, "FSP identifier")
         registry.check_identifier(site, "site")
+        if pki_dir is not None:  # names the PKI keeps for its own files (ca, server, crl)
+            pki.check_name(fsp, "FSP")
+            pki.check_name(site, "site")
     except registry.RegistryError as exc:
         raise _registry_error(exc) from exc
+    except pki.PkiError as exc:
+        raise BadRequest(str(exc)) from exc
     if not units:
         raise BadRequest("give at least one dispatch unit")
     references = [u.reference for u in units]
@@ -160,7 +166,7 @@ def onboard_fsp(*, operator: str, fsp: str, units: list[registry.UnitSpec],
                            "client_secret": issued.client_secret,
                            "scopes": sorted(issued.client.scope_set),
                            "require_mtls": issued.client.require_mtls}
-    except (ClientError, certificates.CertificateError, ValueError) as exc:
+    except (ClientError, certificates.CertificateError, pki.PkiError, ValueError) as exc:
         raise BadRequest(str(exc)) from exc
     ven = Ven.objects.get(ven_name=name)
     fsp_target = registry.fsp_label(op.code, fsp)
@@ -253,6 +259,28 @@ def create_contract(*, operator: str, identifier: str, fsp: str, product: str,
 
 def _passphrase() -> bytes:
     return (settings.DISPATCH_SIGNING_KEY_PASSPHRASE or settings.SECRET_KEY).encode()
+
+
+# kid -> whether its stored private key decrypted (per process; keys never change).
+_loadable_keys: dict[str, bool] = {}
+
+
+def signing_keys_usable() -> bool:
+    """Whether every operator's current signing key decrypts with this process's
+    passphrase (``DISPATCH_SIGNING_KEY_PASSPHRASE``); True while none exists yet. A
+    wrong passphrase after a restore or a changed SECRET_KEY makes this False."""
+    passphrase = _passphrase()
+    for kid, pem in SigningKey.objects.filter(retired_at__isnull=True).values_list(
+            "kid", "private_key_pem"):
+        if kid not in _loadable_keys:
+            try:
+                signing.load_private_key(pem, passphrase)
+                _loadable_keys[kid] = True
+            except (ValueError, TypeError, signing.SignatureError):
+                return False  # not remembered: a corrected passphrase is seen at once
+        if not _loadable_keys[kid]:
+            return False
+    return True
 
 
 def _new_signing_key(operator: NetworkOperator) -> SigningKey:

@@ -9,4 +9,5 @@ pytest_plugins = [
     "tests.fixtures.worker",
     "tests.fixtures.agent",
     "tests.fixtures.console",
+    "tests.fixtures.postgres",
 ]

@@ -187,3 +187,51 @@ def test_the_operator_sees_comms_in_the_api_and_the_command(gb, issue, clock):
     clock.at(110)
     assert Api(gb.acme.token).get("/sites")[0] == 403  # VENs do not see the registry...
     assert site().comms_state == CommsState.ONLINE  # ...but any request of theirs counts
+
+
+# --- the VTN's own outages ----------------------------------------------------------------------
+
+def test_the_vtns_own_outage_is_not_counted_against_a_site(gb, clock, settings):
+    from vtn import serving
+
+    settings.VTN_SERVING_BEAT_SECONDS = 1
+    poll(gb.acme)  # north seen at 0; the web tier beats every second until 5 ...
+    for second in range(0, 6):
+        serving.beat(clock.start + timedelta(seconds=second))
+    # ... then nothing serves for 120 s (its heartbeat stops), and comes back at 125.
+    for second in range(125, 131):
+        serving.beat(clock.start + timedelta(seconds=second))
+    assert serving.outages(clock.start, clock.at(131)) == [
+        (clock.start + timedelta(seconds=5), clock.start + timedelta(seconds=125))]
+    # 131 s since north was seen, 120 of them the VTN's: 11 s of silence is not a loss.
+    assert comms.check_comms(clock.at(131)) == []
+    assert site().comms_state == CommsState.ONLINE
+    # While the VTN is down (no beat for longer than three beats) nothing is lost either.
+    assert comms.check_comms(clock.at(300)) == []
+    # Once it serves again, the site's own silence counts: 90 s of it (x1.5 of 60 s).
+    for second in range(300, 400, 2):
+        serving.beat(clock.start + timedelta(seconds=second))
+    assert comms.check_comms(clock.at(335)) == []
+    changes = comms.check_comms(clock.at(392))
+    assert [(c.site.name, c.to_state) for c in changes] == [("north", CommsState.COMMS_LOST)]
+    assert "when the VTN was not serving" in changes[0].detail
+
+
+def test_without_any_heartbeat_recorded_nothing_is_discounted(gb, clock):
+    from vtn import serving
+
+    poll(gb.acme)
+    assert serving.outages(clock.start, clock.at(500)) == []
+    assert [c.to_state for c in comms.check_comms(clock.at(91))] == [CommsState.COMMS_LOST]
+
+
+def test_the_console_dashboard_lists_vtn_outages(gb, clock, settings):
+    from console import selectors
+    from vtn import serving
+
+    settings.VTN_SERVING_BEAT_SECONDS = 1
+    serving.beat(clock.start)
+    serving.beat(clock.start + timedelta(seconds=60))
+    outages = selectors.dashboard(clock.at(61))["vtn_outages"]
+    assert [(o["start"], o["end"], o["minutes"]) for o in outages] == [
+        (clock.start, clock.start + timedelta(seconds=60), 1.0)]

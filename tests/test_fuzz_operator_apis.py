@@ -1,11 +1,12 @@
-"""Property-based robustness of the dispatch and settlement APIs: whatever a client sends,
-no server error, and every error is an RFC 7807 problem document.
+"""Property-based robustness of the dispatch, settlement and conformance sandbox APIs:
+whatever a client sends, no server error, and every error is an RFC 7807 problem document.
 
 Schemathesis generates requests from the OpenAPI documents the two APIs publish
 (drf-spectacular, generated here from the same URL configurations) and sends them
-in-process through the WSGI application, each as the operator (a business-logic client)
-or as an FSP's VEN (Hypothesis draws which). Path parameters are either generated or the
-identifiers of seeded objects: a dispatch, a contract, a statement, a site key.
+in-process through the WSGI application, each as the operator (a business-logic client),
+as an FSP's VEN or anonymously (Hypothesis draws which). Path parameters are either
+generated or the identifiers of seeded objects: a dispatch, a contract, a statement, a
+site key, a conformance run. Self-service onboarding is enabled for the sandbox API.
 """
 
 from __future__ import annotations
@@ -43,6 +44,7 @@ def load(urlconf: str):
 
 dispatch_schema = load("dispatch.api.schema_urls")
 settlement_schema = load("settlement.api.schema_urls")
+conformance_schema = load("conformance.schema_urls")
 
 SEEDED: dict[str, str] = {}
 TOKENS: dict[str, str] = {}
@@ -57,19 +59,23 @@ def _with_real_ids(context, path_parameters: dict):
 
 def _with_caller(context, case):
     def as_role(role: str):
-        case.headers = {**(case.headers or {}), "Authorization": f"Bearer {TOKENS[role]}"}
+        headers = dict(case.headers or {})
+        headers.pop("Authorization", None)
+        if role != "anonymous":
+            headers["Authorization"] = f"Bearer {TOKENS[role]}"
+        case.headers = headers
         return case
 
-    return st.sampled_from(("bl", "ven")).map(as_role)
+    return st.sampled_from(("bl", "ven", "anonymous")).map(as_role)
 
 
-for _schema in (dispatch_schema, settlement_schema):
+for _schema in (dispatch_schema, settlement_schema, conformance_schema):
     _schema.hook("flatmap_path_parameters")(_with_real_ids)
     _schema.hook("flatmap_case")(_with_caller)
 
 
 @pytest.fixture
-def seeded(gb, issue):
+def seeded(gb, issue, settings, tmp_path):
     from dispatch import signing
     from settlement import services as settlement_services
     from tests.fixtures.api import new_actor
@@ -85,8 +91,17 @@ def seeded(gb, issue):
     month = settlement_services.Month.of(datetime.now(UTC) - timedelta(days=40))
     statement = settlement_services.settle_month(
         contract=Contract.objects.get(identifier="C-DYN"), month=month)
+    from conformance import runner
+    from dispatch.models import FspSite
+    from vtn import pki
+
+    pki.init_pki(tmp_path / "pki")
+    settings.VTN_PKI_DIR = tmp_path / "pki"
+    settings.CONFORMANCE_SELF_SERVICE = True
+    settings.CONFORMANCE_OPERATOR = "ENWL"
+    run = runner.create_run(site=FspSite.objects.get(fsp__identifier="zeta"), scenario="all")
     SEEDED.update(operator="ENWL", reference=dispatch.reference, identifier="C-DYN",
-                  statement_id=str(statement.pk), kid="fuzz-key")
+                  statement_id=str(statement.pk), kid="fuzz-key", run_id=str(run.pk))
     TOKENS.update(bl=new_actor("operator", "bl", "3.1.0").token, ven=gb.acme.token)
     request_started.disconnect(close_old_connections)
     request_finished.disconnect(close_old_connections)
@@ -119,4 +134,10 @@ def test_the_dispatch_api_never_fails_on_client_input(case, seeded):
 @settlement_schema.parametrize()
 @FIXTURE_SETTINGS
 def test_the_settlement_api_never_fails_on_client_input(case, seeded):
+    case.call_and_validate(checks=[not_a_server_error], additional_checks=[error_is_problem])
+
+
+@conformance_schema.parametrize()
+@FIXTURE_SETTINGS
+def test_the_conformance_api_never_fails_on_client_input(case, seeded):
     case.call_and_validate(checks=[not_a_server_error], additional_checks=[error_is_problem])

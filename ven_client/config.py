@@ -24,6 +24,13 @@ class ConfigError(ValueError):
 @dataclass
 class Config:
     vtn_url: str = ""  # https://vtn.example.net (no /openadr3 suffix)
+    # Ordered VTN URLs for fail-over (disaster recovery); empty: just vtn_url. When set,
+    # the first is the primary (vtn_url defaults to it) and the agent moves to the next
+    # after failover_after_failures consecutive connection failures, and back to the
+    # first once its /readyz answers (checked every failback_check_s).
+    vtn_urls: list[str] = field(default_factory=list)
+    failover_after_failures: int = 3
+    failback_check_s: float = 60.0
     openadr_version: str = "3.1.0"
     client_id: str = ""
     client_secret: str = ""
@@ -53,7 +60,16 @@ class Config:
     log_format: str = "json"  # json or kv
     log_level: str = "info"
 
+    def __post_init__(self) -> None:
+        if self.vtn_urls and not self.vtn_url:
+            self.vtn_url = self.vtn_urls[0]
+
     # -- derived --
+
+    @property
+    def urls(self) -> list[str]:
+        """The VTN URLs in the order the agent tries them (the primary first)."""
+        return list(self.vtn_urls) or [self.vtn_url]
 
     @property
     def base_path(self) -> str:
@@ -83,6 +99,13 @@ class Config:
         problems = []
         if not self.vtn_url.startswith(("https://", "http://")):
             problems.append("vtn_url must be an https:// URL")
+        if any(not url.startswith(("https://", "http://")) for url in self.vtn_urls):
+            problems.append("every vtn_urls entry must be an https:// URL")
+        if self.vtn_urls and self.vtn_url not in self.vtn_urls:
+            problems.append("vtn_url must be one of vtn_urls (or left out)")
+        if self.failover_after_failures < 1 or self.failback_check_s <= 0:
+            problems.append("failover_after_failures must be at least 1 and "
+                            "failback_check_s positive")
         if self.openadr_version not in VERSIONS:
             problems.append(f"openadr_version must be one of {', '.join(VERSIONS)}")
         if not self.client_id:

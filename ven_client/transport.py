@@ -114,7 +114,13 @@ class Backoff:
 
 
 class Transport:
-    """Authenticated calls to one VTN, for one OpenADR version."""
+    """Authenticated calls to the VTN, for one OpenADR version.
+
+    With several ``vtn_urls`` the transport fails over: after
+    ``failover_after_failures`` consecutive connection failures (no HTTP answer at all)
+    it moves ``config.vtn_url`` to the next URL, and while not on the first it checks
+    the first's ``/readyz`` every ``failback_check_s`` and returns to it when ready.
+    """
 
     def __init__(self, config: Config, clock: Callable[[], float] = time.time,
                  rng: Callable[[], float] = random.random) -> None:
@@ -135,6 +141,9 @@ class Transport:
         self.skew_s: float | None = None
         self._skew_warned = False
         self._secret = ""
+        self.urls = config.urls
+        self._connection_failures = 0
+        self._next_failback_check = 0.0
 
     def close(self) -> None:
         self.session.close()
@@ -186,16 +195,57 @@ class Transport:
     def drop_token(self) -> None:
         self._token = None
 
+    # -- fail-over --
+
+    def _switch_to(self, url: str, event: str, **fields: object) -> None:
+        previous = self.config.vtn_url
+        self.config.vtn_url = url
+        self._connection_failures = 0
+        self._next_failback_check = self.clock() + self.config.failback_check_s
+        self.drop_token()  # a token is asked of the VTN it is used with
+        self.session.close()  # no pooled connection to the previous VTN
+        logs.log(event, level="warning" if event == "vtn_failover" else "info",
+                 **{"from": previous, "to": url}, **fields)
+
+    def _connection_failed(self) -> None:
+        self._connection_failures += 1
+        if len(self.urls) > 1 and \
+                self._connection_failures >= self.config.failover_after_failures:
+            current = self.urls.index(self.config.vtn_url) if \
+                self.config.vtn_url in self.urls else -1
+            self._switch_to(self.urls[(current + 1) % len(self.urls)], "vtn_failover",
+                            failures=self._connection_failures)
+
+    def _maybe_fail_back(self) -> None:
+        primary = self.urls[0]
+        if self.config.vtn_url == primary or self.clock() < self._next_failback_check:
+            return
+        self._next_failback_check = self.clock() + self.config.failback_check_s
+        try:
+            ready = self.session.get(f"{primary.rstrip('/')}/readyz", verify=self.verify,
+                                     timeout=min(5.0, self.config.request_timeout_s))
+        except requests.RequestException:
+            return
+        if ready.status_code == 200:
+            self._switch_to(primary, "vtn_failback")
+
     # -- requests --
 
     def _send(self, method: str, url: str, **kwargs) -> requests.Response:
         kwargs.setdefault("timeout", self.config.request_timeout_s)
+        if len(self.urls) > 1:
+            before = self.config.vtn_url.rstrip("/")
+            self._maybe_fail_back()
+            if url.startswith(before) and before != self.config.vtn_url.rstrip("/"):
+                url = self.config.vtn_url.rstrip("/") + url[len(before):]
         try:
             response = self.session.request(method, url, verify=self.verify, **kwargs)
         except requests.exceptions.SSLError as exc:
             raise Unavailable(f"TLS error talking to the VTN: {exc}") from exc
         except (requests.ConnectionError, requests.Timeout) as exc:
+            self._connection_failed()
             raise Unavailable(f"VTN unreachable: {type(exc).__name__}: {exc}") from exc
+        self._connection_failures = 0
         self._check_skew(response)
         if response.status_code in RETRYABLE_STATUSES:
             raise Unavailable(

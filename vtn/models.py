@@ -344,3 +344,18 @@ class SecurityEvent(models.Model):
 
     def delete(self, *args, **kwargs):
         raise AppendOnlyError("security events cannot be deleted")
+
+
+class ServingPeriod(models.Model):
+    """A span during which the web tier was serving: each web process beats every
+    ``VTN_SERVING_BEAT_SECONDS`` (vtn/serving.py), extending the latest span or, after a
+    silence, opening a new one. The gaps between spans are the VTN's own outages."""
+
+    started = models.DateTimeField(db_index=True)
+    last_beat = models.DateTimeField(db_index=True)
+
+    class Meta:
+        ordering = ["started"]
+
+    def __str__(self) -> str:
+        return f"{self.started:%Y-%m-%d %H:%M:%S} - {self.last_beat:%H:%M:%S}"

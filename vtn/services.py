@@ -10,7 +10,8 @@ from __future__ import annotations
 
 from urllib.parse import urlsplit
 
-from django.db import IntegrityError, transaction
+from django.core.exceptions import ObjectDoesNotExist
+from django.db import IntegrityError, models, transaction
 from django.utils import timezone
 
 from vtn import generations, selectors
@@ -52,15 +53,60 @@ def _save(instance, kind: str, conflict: str) -> None:
         raise Conflict(conflict) from exc
 
 
+def owners(instance) -> list[str]:
+    """What owns ``instance`` outside OpenADR: the objects another app links one-to-one
+    to it and protects from deletion (the GB registry's site VENs, unit resources and
+    product programs), described for a problem detail. Empty for plain objects."""
+    found = []
+    for relation in instance._meta.related_objects:
+        if not relation.one_to_one or relation.on_delete is not models.PROTECT:
+            continue
+        try:
+            owner = getattr(instance, relation.get_accessor_name())
+        except ObjectDoesNotExist:
+            continue
+        found.append(_describe(owner))
+    return found
+
+
+def _describe(owner) -> str:
+    meta = owner._meta
+    return f"{meta.app_config.verbose_name} {meta.verbose_name} {owner}"
+
+
+def _guard_owned_name(instance, field: str, new_name: object) -> None:
+    """Refuse renaming an object another app owns: its name is that app's key."""
+    if instance._state.adding or new_name == getattr(instance, field):
+        return
+    owned_by = owners(instance)
+    if owned_by:
+        raise BadRequest(f"The {field} of this {instance._meta.verbose_name} is set by the "
+                         f"registry that owns it ({'; '.join(owned_by)}) and cannot be "
+                         "changed through this API.")
+
+
 def _delete(instance, object_type: str, labelled: dict[str, list[str]]) -> None:
     """Delete ``instance`` and the target labels of it and its dependants, then announce.
 
-    The returned instance keeps its primary key so it can still be rendered.
+    Refuses (400; the documents list no 409 for DELETE) an object that other records
+    depend on, naming them. The returned instance keeps its primary key so it can still
+    be rendered.
     """
-    for kind, object_ids in labelled.items():
-        TargetLabel.objects.filter(kind=kind, object_id__in=object_ids).delete()
+    kind = instance._meta.verbose_name
+    owned_by = owners(instance)
+    if owned_by:
+        raise BadRequest(f"This {kind} cannot be deleted: the registry owns it "
+                         f"({'; '.join(owned_by)}).")
+    for label_kind, object_ids in labelled.items():
+        TargetLabel.objects.filter(kind=label_kind, object_id__in=object_ids).delete()
     pk = instance.pk
-    instance.delete()
+    try:
+        with transaction.atomic():
+            instance.delete()
+    except (models.ProtectedError, models.RestrictedError) as exc:
+        blocking = sorted({_describe(obj) for obj in list(exc.args[1])[:5]})
+        raise BadRequest(f"This {kind} cannot be deleted while other records depend on "
+                         f"it: {'; '.join(blocking)}.") from exc
     instance.pk = pk
     _announce(object_type, "DELETE", instance)
 
@@ -77,6 +123,8 @@ def save_program(*, caller: Caller, data: dict, program: Program | None = None) 
     """Create (``program`` None) or replace a program. Program names are unique."""
     operation = "CREATE" if program is None else "UPDATE"
     program = program or Program()
+    if "program_name" in data:
+        _guard_owned_name(program, "program_name", data["program_name"])
     _apply(program, data)
     if Program.objects.filter(program_name=program.program_name).exclude(pk=program.pk).exists():
         raise Conflict(f"A program named {program.program_name!r} already exists.")
@@ -225,6 +273,8 @@ def save_ven(*, caller: Caller, data: dict, ven: Ven | None = None,
         # A ven BL creates without naming its client (3.0.1 has no clientID) is unbound:
         # it gets a placeholder clientID no OAuth client can hold until one is bound.
         data["client_id"] = ven.client_id or f"{UNBOUND_CLIENT_PREFIX}{ven.pk}"
+    if "ven_name" in data:
+        _guard_owned_name(ven, "ven_name", data["ven_name"])
     _apply(ven, data)
     conflict = f"A ven named {ven.ven_name!r} already exists."
     if Ven.objects.filter(ven_name=ven.ven_name).exclude(pk=ven.pk).exists():
@@ -256,6 +306,8 @@ def save_resource(*, caller: Caller, ven: Ven, data: dict,
     elif data.get("client_id") is None:
         data["client_id"] = ven.client_id
     resource = resource or Resource()
+    if "resource_name" in data:
+        _guard_owned_name(resource, "resource_name", data["resource_name"])
     _apply(resource, data)
     resource.ven = ven
     conflict = f"The ven already has a resource named {resource.resource_name!r}."

@@ -49,6 +49,45 @@ def parse_duration(text: str) -> timedelta | None:
     return -delta if sign else delta
 
 
+# Sane limits of what a client may send: date-times (other than the "now" sentinel year 1)
+# between these years, durations no longer than P9999Y (the "infinite" convention).
+EARLIEST_YEAR = 1970
+LATEST_YEAR = 2200
+LONGEST = timedelta(days=366 * INFINITE_YEARS)
+
+
+def check_duration(text: str) -> None:
+    """Raise ValueError unless ``text`` is a duration of the documents' form no longer
+    than P9999Y (which means "infinite"); each number has at most 12 digits."""
+    match = DURATION_RE.match(text)
+    if not match:
+        raise ValueError(f"not an ISO 8601 duration: {text[:40]!r}")
+    sign, years, months, days_or_weeks, _, hours, minutes, seconds = match.groups()
+    numbers = [n for n in (years, months, days_or_weeks, hours, minutes, seconds) if n]
+    if any(len(n.split(".")[0]) > 12 for n in numbers) or int(years or 0) > INFINITE_YEARS:
+        raise ValueError(f"duration {text[:40]!r} is longer than P{INFINITE_YEARS}Y")
+    if years and int(years) == INFINITE_YEARS:
+        return
+    days = int(years or 0) * 366 + int(months or 0) * 31 + int(days_or_weeks or 0) * 7
+    seconds_total = int(hours or 0) * 3600 + int(minutes or 0) * 60 + float(seconds or 0)
+    if days + seconds_total / 86400 > LONGEST.days:
+        raise ValueError(f"duration {text[:40]!r} is longer than P{INFINITE_YEARS}Y")
+
+
+def check_datetime(text: str) -> None:
+    """Raise ValueError unless ``text`` is an RFC 3339 date-time with a UTC offset, in
+    the years EARLIEST_YEAR to LATEST_YEAR (or the "now" sentinel 0001-01-01)."""
+    try:
+        value = datetime.fromisoformat(text.replace("Z", "+00:00").replace("z", "+00:00"))
+    except ValueError as exc:
+        raise ValueError(f"not an RFC 3339 date-time: {text[:40]!r}") from exc
+    if value.year == NOW_SENTINEL_YEAR:
+        return
+    if not EARLIEST_YEAR <= value.year <= LATEST_YEAR:
+        raise ValueError(f"date-time {text[:40]!r} is outside the years "
+                         f"{EARLIEST_YEAR}-{LATEST_YEAR}")
+
+
 def parse_datetime(text: str) -> datetime:
     """Parse an RFC 3339 date-time; naive values are taken as UTC."""
     value = datetime.fromisoformat(text.replace("Z", "+00:00").replace("z", "+00:00"))

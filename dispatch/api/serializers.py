@@ -2,17 +2,45 @@
 
 from __future__ import annotations
 
+import re
 from decimal import Decimal
 
 from rest_framework import serializers
 
 from dispatch.rules import STATUSES, URGENCIES, Timing
+from vtn import timing
+
+ZONED = re.compile(r"(?:[Zz]|[+-]\d\d:?\d\d)$")
 
 UNIT_SERVICE_TYPES = {"KW": "real", "MW": "real", "KVAR": "reactive"}
+# The longest reason an operator may give with a dispatch, revision or stop.
+MAX_REASON_LENGTH = 1000
+
+
+class AwareDateTimeField(serializers.DateTimeField):
+    """An RFC 3339 date-time that names its offset (``Z`` or ``+01:00``): a zone-less
+    time is ambiguous across the clock change, so it is refused rather than guessed;
+    years outside vtn.timing's sane limits are refused too."""
+
+    def to_internal_value(self, value):
+        if isinstance(value, str):
+            try:
+                timing.check_datetime(value)
+            except ValueError as exc:
+                raise serializers.ValidationError(str(exc)) from exc
+            if not ZONED.search(value.strip()):
+                raise serializers.ValidationError(
+                    "give the time zone offset (Z or +hh:mm): a time without one is ambiguous")
+        return super().to_internal_value(value)
+
+
+def reason_field(**kwargs) -> serializers.CharField:
+    return serializers.CharField(required=False, default="", allow_blank=True,
+                                 max_length=MAX_REASON_LENGTH, **kwargs)
 
 
 class ServiceTimingSerializer(serializers.Serializer):
-    setpointTime = serializers.DateTimeField(help_text="UTC; the setpoint is reached by then")
+    setpointTime = AwareDateTimeField(help_text="UTC; the setpoint is reached by then")
     volume = serializers.DecimalField(max_digits=15, decimal_places=3, min_value=Decimal(0),
                                       help_text="non-negative, in `units`")
     units = serializers.ChoiceField(choices=list(UNIT_SERVICE_TYPES), default="KW",
@@ -51,28 +79,28 @@ class IssueSerializer(serializers.Serializer):
     contract = serializers.CharField(required=False)
     reference = serializers.CharField(required=False, max_length=63,
                                       help_text="NO dispatch reference (generated if absent)")
-    serviceStart = serializers.DateTimeField()
-    serviceEnd = serializers.DateTimeField()
+    serviceStart = AwareDateTimeField()
+    serviceEnd = AwareDateTimeField()
     status = serializers.ChoiceField(choices=["pre-notify", "run"], default="run")
     urgency = serializers.ChoiceField(choices=list(URGENCIES), required=False)
     serviceTimings = ServiceTimingSerializer(many=True, allow_empty=False)
-    reason = serializers.CharField(required=False, default="", allow_blank=True)
+    reason = reason_field()
 
 
 class ReviseSerializer(serializers.Serializer):
-    serviceStart = serializers.DateTimeField(required=False)
-    serviceEnd = serializers.DateTimeField(required=False)
+    serviceStart = AwareDateTimeField(required=False)
+    serviceEnd = AwareDateTimeField(required=False)
     status = serializers.ChoiceField(choices=["pre-notify", "run"], required=False)
     urgency = serializers.ChoiceField(choices=list(URGENCIES), required=False)
     serviceTimings = ServiceTimingSerializer(many=True, required=False, allow_empty=False)
     expectedRevision = serializers.IntegerField(required=False, min_value=1,
                                                 help_text="refuse (409) if not current")
-    reason = serializers.CharField(required=False, default="", allow_blank=True)
+    reason = reason_field()
 
 
 class StopSerializer(serializers.Serializer):
     expectedRevision = serializers.IntegerField(required=False, min_value=1)
-    reason = serializers.CharField(required=False, default="", allow_blank=True)
+    reason = reason_field()
 
 
 # --- responses (documentation) ------------------------------------------------------------------

@@ -55,11 +55,11 @@ class ComputeSerializer(serializers.Serializer):
 
 class DisputeLineSerializer(serializers.Serializer):
     line = serializers.IntegerField(min_value=1)
-    reason = serializers.CharField(allow_blank=True, default="")
+    reason = serializers.CharField(allow_blank=True, default="", max_length=1000)
 
 
 class DisputeSerializer(serializers.Serializer):
-    reason = serializers.CharField()
+    reason = serializers.CharField(max_length=1000)
     lines = DisputeLineSerializer(many=True, required=False, default=list)
 
 

@@ -3,11 +3,18 @@ console's pages answer with its own styled error page instead)."""
 
 from __future__ import annotations
 
+import logging
+import sys
+
+from django.conf import settings
+from django.db import InterfaceError, OperationalError
 from django.http import HttpRequest, HttpResponse, JsonResponse
 
 from vtn.api.problems import PROBLEM_CONTENT_TYPE, problem_body, problem_media_type
 
 CONSOLE_PREFIX = "/console/"
+
+logger = logging.getLogger(__name__)
 
 
 def _problem(status_code: int, detail: str) -> JsonResponse:
@@ -35,7 +42,27 @@ def not_found(request: HttpRequest, exception: Exception | None = None) -> HttpR
     return _answer(request, 404, "No resource exists at this URL.")
 
 
+def database_unavailable(exc: BaseException | None) -> bool:
+    """Whether ``exc`` says the database cannot be reached or is locked (as opposed to a
+    bug): connection refused or lost, server shutting down, SQLite's "database is locked"."""
+    return isinstance(exc, (OperationalError, InterfaceError))
+
+
+def retry_after_seconds() -> int:
+    return int(getattr(settings, "VTN_RETRY_AFTER_SECONDS", 5))
+
+
 def server_error(request: HttpRequest) -> HttpResponse:
+    """The 500 handler. Django calls it while handling the exception, so the exception is
+    at hand: a database that is down or locked is a 503 with Retry-After (the client
+    should come back), not a server failure. The next request reconnects by itself."""
+    exc = sys.exc_info()[1]
+    if database_unavailable(exc):
+        logger.warning("database unavailable: %s: %s", exc.__class__.__name__,
+                       (str(exc).splitlines() or [""])[0][:200])
+        response = _problem(503, "The service is temporarily unavailable; retry later.")
+        response["Retry-After"] = str(retry_after_seconds())
+        return response
     return _answer(request, 500, "The server failed to handle the request; it has been logged.")
 
 

@@ -10,6 +10,7 @@ from django.db.models import QuerySet
 from django.http import QueryDict
 from django.utils import timezone
 
+from vtn import timing
 from vtn.api.problems import BadRequest
 from vtn.schemas import BodyError, validate_body
 from vtn.selectors import Filters, Page
@@ -100,6 +101,36 @@ def _check_storable(value: object, path: str = "body") -> None:
             _check_storable(item, f"{path}[{index}]")
 
 
+# Names the documents leave unbounded (eventName, reportName, ...) get the bound the
+# documents give the others (programName, venName, resourceName: 128).
+MAX_NAME_LENGTH = 128
+
+
+def _check_bounds(value: object, path: str = "body") -> None:
+    """Refuse what has no sane bound: over-long names, durations past P9999Y, date-times
+    outside the years timing.EARLIEST_YEAR to timing.LATEST_YEAR."""
+    if isinstance(value, list):
+        for index, item in enumerate(value):
+            _check_bounds(item, f"{path}[{index}]")
+        return
+    if not isinstance(value, dict):
+        return
+    for key, item in value.items():
+        where = f"{path}.{key}"
+        if isinstance(item, str):
+            try:
+                if key.endswith("Name") and len(item) > MAX_NAME_LENGTH:
+                    raise ValueError(f"at most {MAX_NAME_LENGTH} characters")
+                if key == "duration":
+                    timing.check_duration(item)
+                if key == "start" and path.endswith("intervalPeriod"):
+                    timing.check_datetime(item)
+            except ValueError as exc:
+                raise BadRequest(f"{where.removeprefix('body.')}: {exc}.") from exc
+        else:
+            _check_bounds(item, where)
+
+
 class WireFormat:
     """Base of the two wire formats. Subclasses map bodies to and from the model."""
 
@@ -109,6 +140,7 @@ class WireFormat:
 
     def validated(self, component: str, body: object) -> dict:
         _check_storable(body)
+        _check_bounds(body)
         try:
             data = validate_body(self.version, component, body)
         except BodyError as exc:
