@@ -44,7 +44,8 @@ SECRET_KEY = os.environ.get("SECRET_KEY") or _development_secret_key()
 ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", ["localhost", "127.0.0.1", "[::1]"])
 
 INSTALLED_APPS = [
-    "django.contrib.admin",
+    # django.contrib.admin with the OTP admin site (console/admin_site.py).
+    "console.apps.VtnAdminConfig",
     "django.contrib.auth",
     "django.contrib.contenttypes",
     "django.contrib.sessions",
@@ -258,6 +259,24 @@ LOGIN_URL = "/console/login"
 SESSION_COOKIE_AGE = int(os.environ.get("CONSOLE_SESSION_SECONDS", "28800"))
 SESSION_EXPIRE_AT_BROWSER_CLOSE = True
 CSRF_COOKIE_SECURE = SESSION_COOKIE_SECURE
+
+# --- Staff logins: console and admin (docs/security.md, "Staff logins") ----------------------
+
+# Whether this process serves the Django admin at /admin/. Set it to false on the public
+# listener and run a second `manage.py serve` with it true on a management-only bind.
+VTN_ADMIN_ENABLED = env_bool("VTN_ADMIN_ENABLED", True)
+# The admin never shows TOTP keys (django-otp's own switch; console/admin.py goes further).
+OTP_ADMIN_HIDE_SENSITIVE_DATA = True
+# Failed logins (console/login_throttle.py): free failures per key, then a delay doubling
+# from the base up to the maximum, and a lockout of an address (or of an account from one
+# address) after LOGIN_THROTTLE_LOCKOUT_FAILURES attempts, for LOGIN_THROTTLE_LOCKOUT_SECONDS
+# or until `manage.py login_lockouts clear`.
+LOGIN_THROTTLE_FREE_FAILURES = int(os.environ.get("LOGIN_THROTTLE_FREE_FAILURES", "5"))
+LOGIN_THROTTLE_BASE_DELAY_SECONDS = float(
+    os.environ.get("LOGIN_THROTTLE_BASE_DELAY_SECONDS", "1"))
+LOGIN_THROTTLE_MAX_DELAY_SECONDS = float(os.environ.get("LOGIN_THROTTLE_MAX_DELAY_SECONDS", "60"))
+LOGIN_THROTTLE_LOCKOUT_FAILURES = int(os.environ.get("LOGIN_THROTTLE_LOCKOUT_FAILURES", "20"))
+LOGIN_THROTTLE_LOCKOUT_SECONDS = float(os.environ.get("LOGIN_THROTTLE_LOCKOUT_SECONDS", "3600"))
 
 LOGGING = {
     "version": 1,
