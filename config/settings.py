@@ -67,6 +67,8 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    # Content-Security-Policy on HTML pages; 413 for bodies over VTN_MAX_BODY_BYTES.
+    "config.security_headers.SecurityHeadersMiddleware",
     # A NUL in the path or query string is refused before any view queries with it.
     "vtn.api.errors.RefuseNulMiddleware",
     # The verified TLS client certificate (own socket or trusted proxy); revoked ones get 401.
@@ -161,6 +163,9 @@ VTN_TLS_CLIENT_CA = os.environ.get("VTN_TLS_CLIENT_CA", "")
 VTN_PAGE_DEFAULT = int(os.environ.get("VTN_PAGE_DEFAULT", "50"))
 VTN_PAGE_MAX = 50  # both documents cap `limit` at 50
 VTN_MQTT_BROKER_URL = os.environ.get("VTN_MQTT_BROKER_URL", "")
+# Subscription callbacks may point at loopback, link-local or private addresses only when
+# this is true (tests and the sandbox); see vtn/callbacks.py.
+VTN_CALLBACK_ALLOW_PRIVATE = env_bool("VTN_CALLBACK_ALLOW_PRIVATE", False)
 # How long a client's Idempotency-Key is remembered (vtn/idempotency.py); the beat task
 # `vtn.tasks.purge_idempotency_keys` deletes older records.
 IDEMPOTENCY_KEY_RETENTION_HOURS = float(os.environ.get("IDEMPOTENCY_KEY_RETENTION_HOURS", "72"))
@@ -250,6 +255,20 @@ CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
 # --- Security headers ------------------------------------------------------------------------
 
 SECURE_CONTENT_TYPE_NOSNIFF = True
+# Every HTML page (console, admin, API docs): this origin only, no inline script
+# (config/security_headers.py; docs/security.md, "Headers and limits").
+VTN_CSP = os.environ.get(
+    "VTN_CSP",
+    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+    "font-src 'self'; connect-src 'self'; object-src 'none'; base-uri 'none'; "
+    "form-action 'self'; frame-ancestors 'none'")
+# The API docs (Swagger UI adds a <style> element as it renders): inline styles allowed,
+# scripts still from this origin only.
+VTN_CSP_DOCS = os.environ.get("VTN_CSP_DOCS", VTN_CSP.replace(
+    "style-src 'self'", "style-src 'self' 'unsafe-inline'"))
+# The largest request body accepted (bytes): larger ones get 413 with a problem body.
+VTN_MAX_BODY_BYTES = int(os.environ.get("VTN_MAX_BODY_BYTES", str(1024 * 1024)))
+DATA_UPLOAD_MAX_MEMORY_SIZE = VTN_MAX_BODY_BYTES
 SECURE_HSTS_SECONDS = int(os.environ.get("VTN_HSTS_SECONDS", "31536000"))
 SECURE_PROXY_SSL_HEADER = None
 SESSION_COOKIE_SECURE = env_bool("SESSION_COOKIE_SECURE", True)
