@@ -94,6 +94,11 @@ CONFORMANCE_SELF_SERVICE = env_bool("CONFORMANCE_SELF_SERVICE", False)
 CONFORMANCE_OPERATOR = os.environ.get("CONFORMANCE_OPERATOR", "ENWL")
 CONFORMANCE_MAX_FSPS = int(os.environ.get("CONFORMANCE_MAX_FSPS", "50"))
 CONFORMANCE_ONBOARD_RATE_PER_HOUR = int(os.environ.get("CONFORMANCE_ONBOARD_RATE_PER_HOUR", "10"))
+# The key-rotation scenario retires the sandbox operator's key for this many minutes only,
+# and keeps at most this many retired keys in the JWKS (older ones leave it at once).
+CONFORMANCE_ROTATED_KEY_VERIFY_MINUTES = float(
+    os.environ.get("CONFORMANCE_ROTATED_KEY_VERIFY_MINUTES", "60"))
+CONFORMANCE_ROTATED_KEYS_KEPT = int(os.environ.get("CONFORMANCE_ROTATED_KEYS_KEPT", "2"))
 if CONFORMANCE_FAULTS_ENABLED:
     MIDDLEWARE.insert(1, "conformance.middleware.FaultInjectionMiddleware")
 

@@ -18,6 +18,7 @@ from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
+from django.conf import settings
 from django.db import OperationalError, close_old_connections, connection
 from django.utils import timezone
 
@@ -389,7 +390,11 @@ def key_rotation(ctx: Context) -> tuple[list[Check], dict]:
     pause = max(0.0, ctx.options.key_settle_s - (timezone.now() - started).total_seconds())
     time.sleep(pause)
     old_kid = evidence.revisions(dispatch)[0].kid
-    new_key = retrying(lambda: services.rotate_signing_key(operator=dispatch.operator.code))
+    # Sandbox rotations keep few retired keys, briefly: runs cannot grow the JWKS.
+    new_key = retrying(lambda: services.rotate_signing_key(
+        operator=dispatch.operator.code,
+        verify_for=timedelta(minutes=settings.CONFORMANCE_ROTATED_KEY_VERIFY_MINUTES),
+        keep_retired=settings.CONFORMANCE_ROTATED_KEYS_KEPT))
     ctx.log(f"rotated the {dispatch.operator.code} signing key: {old_kid} -> {new_key.kid}")
     number = ctx.revise(dispatch, fractions=(0.4, 0.2))
     ctx.wait_for_acks(dispatch, number, ("received", "actioned"))
