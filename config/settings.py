@@ -94,6 +94,8 @@ CONFORMANCE_SELF_SERVICE = env_bool("CONFORMANCE_SELF_SERVICE", False)
 CONFORMANCE_OPERATOR = os.environ.get("CONFORMANCE_OPERATOR", "ENWL")
 CONFORMANCE_MAX_FSPS = int(os.environ.get("CONFORMANCE_MAX_FSPS", "50"))
 CONFORMANCE_ONBOARD_RATE_PER_HOUR = int(os.environ.get("CONFORMANCE_ONBOARD_RATE_PER_HOUR", "10"))
+# Self-service FSPs expire (clients and certificates revoked) this many hours after onboarding.
+CONFORMANCE_FSP_TTL_HOURS = float(os.environ.get("CONFORMANCE_FSP_TTL_HOURS", "72"))
 # The key-rotation scenario retires the sandbox operator's key for this many minutes only,
 # and keeps at most this many retired keys in the JWKS (older ones leave it at once).
 CONFORMANCE_ROTATED_KEY_VERIFY_MINUTES = float(
