@@ -341,3 +341,36 @@ def test_self_service_fsps_expire_with_their_clients_and_certificates(client: Cl
     assert client.post(ONBOARD, {"fsp": "new", "units": UNITS[:1]},
                        content_type="application/json").status_code == 201
     assert expire_sandbox_fsps.apply().get() == []  # expired once only
+
+
+def test_sandbox_key_rotation_never_touches_a_production_operators_key(client: Client,
+                                                                      sandbox):
+    """The key-rotation scenario on a self-service site rotates briefly (bounded JWKS), and
+    refuses once the operator also serves an FSP outside the sandbox; a run on that FSP,
+    which only the operator can start, rotates as `dispatch rotate-key` does."""
+    from types import SimpleNamespace
+
+    from conformance.scenarios import ScenarioError, _rotate
+    from dispatch.models import FspSite, NetworkOperator, SigningKey
+
+    sandbox.DISPATCH_SIGNING_KEY_VERIFY_DAYS = 90
+    assert client.post(ONBOARD, {"fsp": "sbx", "units": UNITS[:1]},
+                       content_type="application/json").status_code == 201
+    operator = NetworkOperator.objects.get(code="ENWL")
+    sandbox_site = FspSite.objects.get(fsp__identifier="sbx")
+    first = services.active_signing_key(operator)
+    _rotate(SimpleNamespace(site=sandbox_site), operator)
+    first.refresh_from_db()
+    assert first.verify_until - first.retired_at == timedelta(minutes=60)
+
+    specs = [registry.UnitSpec(reference="p1", capacity_kw=100, direction="export")]
+    services.onboard_fsp(operator="ENWL", fsp="production-fsp", units=specs)
+    active = services.active_signing_key(operator)
+    with pytest.raises(ScenarioError, match="outside the sandbox"):
+        _rotate(SimpleNamespace(site=sandbox_site), operator)
+    assert services.active_signing_key(operator) == active  # not rotated
+
+    own_site = FspSite.objects.get(fsp__identifier="production-fsp")
+    _rotate(SimpleNamespace(site=own_site), operator)
+    retired = SigningKey.objects.get(pk=active.pk)
+    assert retired.verify_until - retired.retired_at == timedelta(days=90)
