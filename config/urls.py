@@ -1,6 +1,7 @@
 """Top-level URLs: a landing page, both OpenADR versions side by side, the GB dispatch
 and settlement APIs, the JWKS, the admin, the docs and the health probes."""
 
+from django.conf import settings
 from django.contrib import admin
 from django.urls import include, path
 
@@ -20,12 +21,15 @@ urlpatterns = [
     path("settlement/api/v1/", include("settlement.api.urls")),
     path("conformance/", include("conformance.urls")),
     path(".well-known/jwks.json", Jwks.as_view()),
-    path("admin/", admin.site.urls),
     path("console/", include("console.urls")),
     # Load-balancer probes (unauthenticated; docs/operations.md).
     path("healthz", health.healthz),
     path("readyz", health.readyz),
 ]
+
+if settings.VTN_ADMIN_ENABLED:
+    # Two-factor and throttled (console/admin_site.py); VTN_ADMIN_ENABLED=false removes it.
+    urlpatterns.append(path("admin/", admin.site.urls))
 
 handler400 = errors.bad_request
 handler403 = errors.forbidden

@@ -96,6 +96,9 @@ class SandboxFsp(models.Model):
                                related_name="sandbox_enrolment")
     remote_addr = models.CharField(max_length=64, blank=True)
     created = models.DateTimeField(auto_now_add=True, db_index=True)
+    # Set by onboarding.expire_sandbox_fsps once CONFORMANCE_FSP_TTL_HOURS have passed: the
+    # clients and certificates are revoked; the FSP no longer counts towards the cap.
+    expired_at = models.DateTimeField(null=True, blank=True, db_index=True)
 
     def __str__(self) -> str:
         return f"sandbox {self.fsp}"

@@ -5,15 +5,19 @@ units: both without notice period).
 
 Enabled only by ``CONFORMANCE_SELF_SERVICE`` (the sandbox sets it): **never on a
 production VTN**, since anyone who can reach the endpoint becomes an FSP. Capped at
-``CONFORMANCE_MAX_FSPS`` sandbox FSPs and ``CONFORMANCE_ONBOARD_RATE_PER_HOUR`` per
-address.
+``CONFORMANCE_MAX_FSPS`` live sandbox FSPs and ``CONFORMANCE_ONBOARD_RATE_PER_HOUR`` per
+address. A self-service FSP expires ``CONFORMANCE_FSP_TTL_HOURS`` after onboarding (the
+hourly beat task ``conformance.tasks.expire_sandbox_fsps``): its sites' clients and
+certificates are revoked and it stops counting towards the cap. Its dispatch history
+stays, since revisions and the audit chain are immutable.
 """
 
 from __future__ import annotations
 
+import logging
 import shutil
 import tempfile
-from datetime import timedelta
+from datetime import datetime, timedelta
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
 
@@ -25,6 +29,11 @@ from conformance.models import SandboxFsp
 from dispatch import registry, services
 from dispatch.models import Fsp
 from vtn.api.problems import BadRequest, Conflict, Problem
+from vtn.auth import certificates
+from vtn.auth import services as auth_services
+from vtn.models import Client, ClientCertificate, IssuedCertificate
+
+logger = logging.getLogger(__name__)
 
 SITE = "main"
 MAX_UNITS = 10
@@ -62,7 +71,7 @@ def parse_units(raw: object) -> list[registry.UnitSpec]:
 
 def _check_limits(remote_addr: str) -> None:
     cap = int(getattr(settings, "CONFORMANCE_MAX_FSPS", 50))
-    if SandboxFsp.objects.count() >= cap:
+    if SandboxFsp.objects.filter(expired_at__isnull=True).count() >= cap:
         raise TooMany(f"the sandbox holds its maximum of {cap} self-service FSPs")
     per_hour = int(getattr(settings, "CONFORMANCE_ONBOARD_RATE_PER_HOUR", 10))
     recent = SandboxFsp.objects.filter(remote_addr=remote_addr,
@@ -127,3 +136,36 @@ def onboard(*, fsp: str, units: object, remote_addr: str = "", pki_dir: Path | N
     # The keys `fsp onboard` prints, so `ven-client init --from-onboarding` reads them.
     return {k: v for k, v in result.items() if k != "certificate"} | {
         "contracts": contracts, "certificate": certificate | pems}
+
+
+def _pki_dir() -> Path:
+    return Path(getattr(settings, "VTN_PKI_DIR", "") or Path(settings.VAR_DIR) / "pki")
+
+
+def expire_sandbox_fsps(now: datetime | None = None) -> list[str]:
+    """Expire every self-service FSP onboarded more than ``CONFORMANCE_FSP_TTL_HOURS`` ago:
+    revoke its sites' OAuth2 clients (tokens deleted) and TLS client certificates (the
+    CRL is rewritten), and mark it expired. Returns the FSP identifiers expired."""
+    now = now or timezone.now()
+    ttl = timedelta(hours=float(getattr(settings, "CONFORMANCE_FSP_TTL_HOURS", 72)))
+    expired = []
+    due = SandboxFsp.objects.select_related("fsp").filter(expired_at__isnull=True,
+                                                          created__lt=now - ttl)
+    for enrolment in due:
+        with transaction.atomic():
+            client_ids = list(enrolment.fsp.sites.values_list("ven__client_id", flat=True))
+            clients = Client.objects.select_related("application").filter(
+                application__client_id__in=client_ids)
+            for client in clients.filter(revoked=False):
+                auth_services.revoke_client(client_id=client.client_id)
+            serials = ClientCertificate.objects.filter(
+                client__in=clients).values_list("serial", flat=True)
+            for issued in IssuedCertificate.objects.filter(serial__in=list(serials),
+                                                           revoked_at__isnull=True):
+                certificates.revoke_certificate(serial=issued.serial, pki_dir=_pki_dir(),
+                                                reason="sandbox FSP expired")
+            enrolment.expired_at = now
+            enrolment.save(update_fields=["expired_at"])
+        logger.info("expired sandbox FSP %s", enrolment.fsp.identifier)
+        expired.append(enrolment.fsp.identifier)
+    return expired

@@ -18,21 +18,25 @@ from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
+from django.conf import settings
 from django.db import OperationalError, close_old_connections, connection
 from django.utils import timezone
 
 from conformance import checks, evidence
 from conformance.checks import Check
-from conformance.models import ConformanceRun, FaultHit, InjectedFault
+from conformance.models import ConformanceRun, FaultHit, InjectedFault, SandboxFsp
 from dispatch import comms, fsp_events, rules, services
 from dispatch.models import (
     Acknowledgement,
     Contract,
     DispatchInstruction,
     DispatchUnit,
+    Fsp,
     FspSite,
     HeartbeatRecord,
+    NetworkOperator,
     ReportIntake,
+    SigningKey,
 )
 
 logger = logging.getLogger(__name__)
@@ -384,6 +388,33 @@ def stale_revision(ctx: Context) -> tuple[list[Check], dict]:
     return result, _dispatch_facts(dispatch)
 
 
+SANDBOX_FLEET_FSP = "demo-fleet"  # conformance.fleet.FLEET_FSP
+
+
+def _rotate(ctx: Context, operator: NetworkOperator) -> SigningKey:
+    """Rotate the operator's signing key for the key-rotation scenario.
+
+    A run on a sandbox site (self-service or the demo fleet) rotates with a short
+    verification period and few retired keys kept, so runs cannot grow the JWKS; and it
+    refuses when the operator also serves FSPs outside the sandbox, so a sandbox user can
+    never rotate a production key. A run the operator starts on one of its own FSPs
+    rotates as ``dispatch rotate-key`` does."""
+    fsp = ctx.site.fsp
+    if not (SandboxFsp.objects.filter(fsp=fsp).exists() or fsp.identifier == SANDBOX_FLEET_FSP):
+        return services.rotate_signing_key(operator=operator.code)
+    outside = Fsp.objects.filter(operator=operator, sandbox_enrolment__isnull=True).exclude(
+        identifier=SANDBOX_FLEET_FSP)
+    if outside.exists():
+        raise ScenarioError(
+            f"operator {operator.code} also serves FSPs outside the sandbox "
+            f"({', '.join(outside.values_list('identifier', flat=True)[:5])}); the sandbox "
+            "does not rotate its signing key. Use a sandbox-only CONFORMANCE_OPERATOR.")
+    return services.rotate_signing_key(
+        operator=operator.code,
+        verify_for=timedelta(minutes=settings.CONFORMANCE_ROTATED_KEY_VERIFY_MINUTES),
+        keep_retired=settings.CONFORMANCE_ROTATED_KEYS_KEPT)
+
+
 def key_rotation(ctx: Context) -> tuple[list[Check], dict]:
     started = timezone.now()
     dispatch = ctx.issue(status="run")
@@ -391,7 +422,7 @@ def key_rotation(ctx: Context) -> tuple[list[Check], dict]:
     pause = max(0.0, ctx.options.key_settle_s - (timezone.now() - started).total_seconds())
     time.sleep(pause)
     old_kid = evidence.revisions(dispatch)[0].kid
-    new_key = retrying(lambda: services.rotate_signing_key(operator=dispatch.operator.code))
+    new_key = retrying(lambda: _rotate(ctx, dispatch.operator))
     ctx.log(f"rotated the {dispatch.operator.code} signing key: {old_kid} -> {new_key.kid}")
     number = ctx.revise(dispatch, fractions=(0.4, 0.2))
     ctx.wait_for_acks(dispatch, number, ("received", "actioned"))

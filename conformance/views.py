@@ -17,6 +17,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from config.security_headers import CSP, INLINE_STYLE_ONLY_CSP
 from conformance import onboarding, runner
 from conformance import report as reports
 from conformance.models import ConformanceRun
@@ -57,11 +58,13 @@ def _ca_fingerprint() -> str | None:
 
 def getting_started(request):
     base = request.build_absolute_uri("/").rstrip("/")
-    return render(request, "conformance/getting_started.html", {
+    response = render(request, "conformance/getting_started.html", {
         "base": base, "scenarios": [SCENARIOS[name] for name in ORDER],
         "self_service": getattr(settings, "CONFORMANCE_SELF_SERVICE", False),
         "operator": getattr(settings, "CONFORMANCE_OPERATOR", "ENWL"),
         "ca_fingerprint": _ca_fingerprint()})
+    response[CSP] = INLINE_STYLE_ONLY_CSP  # inline styles, no scripts
+    return response
 
 
 def ca_certificate(request):
@@ -91,7 +94,8 @@ def run_html(request, run_id):
                             + "; reload this page when it has finished.\n",
                             content_type="text/plain; charset=utf-8", status=202,
                             headers={"Refresh": "10"})
-    return HttpResponse(reports.to_html(run.report), content_type="text/html; charset=utf-8")
+    return HttpResponse(reports.to_html(run.report), content_type="text/html; charset=utf-8",
+                        headers={CSP: INLINE_STYLE_ONLY_CSP})  # inline styles, no scripts
 
 
 class Onboard(APIView):

@@ -300,17 +300,28 @@ def active_signing_key(operator: NetworkOperator) -> SigningKey:
 
 
 @transaction.atomic
-def rotate_signing_key(*, operator: str, now: datetime | None = None) -> SigningKey:
+def rotate_signing_key(*, operator: str, now: datetime | None = None,
+                       verify_for: timedelta | None = None,
+                       keep_retired: int | None = None) -> SigningKey:
     """Retire the operator's current key and create a new one. A retired key stays in the
-    JWKS for ``DISPATCH_SIGNING_KEY_VERIFY_DAYS`` so earlier signatures still verify."""
+    JWKS for ``verify_for`` (default ``DISPATCH_SIGNING_KEY_VERIFY_DAYS``) so earlier
+    signatures still verify. With ``keep_retired``, only that many of the operator's
+    retired keys stay published (the newest); older ones leave the JWKS now. The
+    conformance sandbox rotates with both, so its runs cannot grow the JWKS."""
     op = ensure_operator(operator)
     NetworkOperator.objects.select_for_update().filter(pk=op.pk).first()
     now = now or timezone.now()
-    keep = timedelta(days=settings.DISPATCH_SIGNING_KEY_VERIFY_DAYS)
+    keep = verify_for if verify_for is not None else timedelta(
+        days=settings.DISPATCH_SIGNING_KEY_VERIFY_DAYS)
     for key in op.signing_keys.filter(retired_at__isnull=True):
         key.retired_at = now
         key.verify_until = now + keep
         key.save(update_fields=["retired_at", "verify_until"])
+    if keep_retired is not None:
+        published = op.signing_keys.filter(retired_at__isnull=False, verify_until__gt=now)
+        stale = list(published.order_by("-retired_at", "-id")
+                     .values_list("id", flat=True)[max(0, keep_retired):])
+        SigningKey.objects.filter(id__in=stale).update(verify_until=now)
     return _new_signing_key(op)
 
 

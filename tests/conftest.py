@@ -11,3 +11,10 @@ pytest_plugins = [
     "tests.fixtures.console",
     "tests.fixtures.postgres",
 ]
+
+
+def pytest_configure(config) -> None:
+    """In-process tests subscribe with loopback callbacks, as the test servers allow."""
+    from django.conf import settings
+
+    settings.VTN_CALLBACK_ALLOW_PRIVATE = True

@@ -18,7 +18,7 @@ from conformance import onboarding, runner
 from conformance.middleware import FaultInjectionMiddleware
 from conformance.models import ConformanceRun, FaultHit, InjectedFault, SandboxFsp
 from dispatch import registry, services
-from tests.fixtures.api import new_actor
+from tests.fixtures.api import OpenADRClient, new_actor
 from tests.fixtures.dispatch import token_for
 
 pytestmark = pytest.mark.django_db
@@ -298,3 +298,79 @@ def test_an_ended_fault_no_longer_applies(settings, site):
         "/openadr3/3.1.0/events", **bearer(site["token"])))
 
     assert response.status_code == 200
+
+
+def test_self_service_fsps_expire_with_their_clients_and_certificates(client: Client,
+                                                                     sandbox):
+    """After CONFORMANCE_FSP_TTL_HOURS the beat task revokes the FSP's client and its
+    certificate (in the CRL), and the FSP no longer counts towards the cap."""
+    from datetime import timedelta
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes
+    from django.utils import timezone
+
+    from conformance.models import SandboxFsp
+    from conformance.tasks import expire_sandbox_fsps
+    from vtn.auth.services import find_client
+    from vtn.models import IssuedCertificate
+
+    sandbox.CONFORMANCE_MAX_FSPS = 1
+    sandbox.CONFORMANCE_FSP_TTL_HOURS = 24
+    body = client.post(ONBOARD, {"fsp": "old", "units": UNITS[:1]},
+                       content_type="application/json").json()
+    pem = body["certificate"]["cert_pem"].encode()
+    sha256 = x509.load_pem_x509_certificate(pem).fingerprint(hashes.SHA256()).hex()
+    certificate = IssuedCertificate.objects.get(sha256=sha256)
+    assert client.post(ONBOARD, {"fsp": "new", "units": UNITS[:1]},
+                       content_type="application/json").status_code == 429
+
+    assert expire_sandbox_fsps.apply().get() == []  # not due yet: nothing changes
+    assert not find_client(body["client_id"]).revoked
+    SandboxFsp.objects.filter(fsp__identifier="old").update(
+        created=timezone.now() - timedelta(hours=25))
+    assert expire_sandbox_fsps.apply().get() == ["old"]
+
+    assert find_client(body["client_id"]).revoked
+    status, _ = OpenADRClient("3.1.0").request_token(body["client_id"], body["client_secret"])
+    assert status in (400, 401)
+    certificate.refresh_from_db()
+    assert certificate.revoked_at is not None
+    crl = x509.load_pem_x509_crl((sandbox.VTN_PKI_DIR / "crl.pem").read_bytes())
+    assert crl.get_revoked_certificate_by_serial_number(int(certificate.serial, 16))
+    assert client.post(ONBOARD, {"fsp": "new", "units": UNITS[:1]},
+                       content_type="application/json").status_code == 201
+    assert expire_sandbox_fsps.apply().get() == []  # expired once only
+
+
+def test_sandbox_key_rotation_never_touches_a_production_operators_key(client: Client,
+                                                                      sandbox):
+    """The key-rotation scenario on a self-service site rotates briefly (bounded JWKS), and
+    refuses once the operator also serves an FSP outside the sandbox; a run on that FSP,
+    which only the operator can start, rotates as `dispatch rotate-key` does."""
+    from types import SimpleNamespace
+
+    from conformance.scenarios import ScenarioError, _rotate
+    from dispatch.models import FspSite, NetworkOperator, SigningKey
+
+    sandbox.DISPATCH_SIGNING_KEY_VERIFY_DAYS = 90
+    assert client.post(ONBOARD, {"fsp": "sbx", "units": UNITS[:1]},
+                       content_type="application/json").status_code == 201
+    operator = NetworkOperator.objects.get(code="ENWL")
+    sandbox_site = FspSite.objects.get(fsp__identifier="sbx")
+    first = services.active_signing_key(operator)
+    _rotate(SimpleNamespace(site=sandbox_site), operator)
+    first.refresh_from_db()
+    assert first.verify_until - first.retired_at == timedelta(minutes=60)
+
+    specs = [registry.UnitSpec(reference="p1", capacity_kw=100, direction="export")]
+    services.onboard_fsp(operator="ENWL", fsp="production-fsp", units=specs)
+    active = services.active_signing_key(operator)
+    with pytest.raises(ScenarioError, match="outside the sandbox"):
+        _rotate(SimpleNamespace(site=sandbox_site), operator)
+    assert services.active_signing_key(operator) == active  # not rotated
+
+    own_site = FspSite.objects.get(fsp__identifier="production-fsp")
+    _rotate(SimpleNamespace(site=own_site), operator)
+    retired = SigningKey.objects.get(pk=active.pk)
+    assert retired.verify_until - retired.retired_at == timedelta(days=90)

@@ -96,3 +96,23 @@ def test_rotation_keeps_old_signatures_verifiable_for_the_configured_period(issu
 def test_private_keys_are_stored_encrypted(issue):
     key = issue().revisions.get().signing_key
     assert "ENCRYPTED PRIVATE KEY" in key.private_key_pem
+
+
+def test_sandbox_rotations_keep_the_jwks_bounded(issue, settings):
+    """The key-rotation scenario rotates with a short verification period and few retired
+    keys kept: any number of runs leaves at most keep + 1 keys of the operator in the
+    JWKS, and none of another operator's keys is touched."""
+    other = services.rotate_signing_key(operator="UKPN-LPN")  # another operator's active key
+    old = issue().revisions.get()
+    keys = [services.rotate_signing_key(operator="ENWL", verify_for=timedelta(minutes=60),
+                                        keep_retired=2) for _ in range(6)]
+    published = {k["kid"] for k in published_jwks()["keys"]}
+    enwl = {kid for kid in published if kid.startswith("enwl-")}
+    assert enwl == {keys[-1].kid, keys[-2].kid, keys[-3].kid}
+    assert old.signing_key.kid not in published and other.kid in published
+    # The last revision signed with a retired key still verifies until it leaves.
+    newer = issue().revisions.get()
+    assert jwcrypto_verify(newer.signature, published_jwks()) == newer.document
+    later = timezone.now() + timedelta(minutes=61)
+    assert {k["kid"] for k in selectors.jwks(later)["keys"]
+            if k["kid"].startswith("enwl-")} == {keys[-1].kid}

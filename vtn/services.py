@@ -8,13 +8,12 @@ the same way.
 
 from __future__ import annotations
 
-from urllib.parse import urlsplit
-
+from django.conf import settings
 from django.core.exceptions import ObjectDoesNotExist
 from django.db import IntegrityError, models, transaction
 from django.utils import timezone
 
-from vtn import generations, selectors
+from vtn import callbacks, generations, selectors
 from vtn import targets as target_rules
 from vtn.api.problems import BadRequest, Conflict, Forbidden
 from vtn.auth.caller import Caller
@@ -215,15 +214,11 @@ def save_subscription(*, caller: Caller, data: dict,
     """Create or replace a subscription of the caller, optionally scoped to a program."""
     operation = "CREATE" if subscription is None else "UPDATE"
     data = dict(data)
+    allow_private = bool(getattr(settings, "VTN_CALLBACK_ALLOW_PRIVATE", False))
     for entry in data["object_operations"]:
-        try:
-            url = urlsplit(entry["callbackUrl"])
-            usable = url.scheme in ("http", "https") and bool(url.hostname)
-        except ValueError:
-            usable = False
-        if not usable:
-            raise BadRequest(f"callbackUrl {entry['callbackUrl']!r} must be an absolute http(s) "
-                             "URL.")
+        reason = callbacks.refusal(entry["callbackUrl"], allow_private=allow_private)
+        if reason:
+            raise BadRequest(reason)
     program_id = data.pop("program_id", None)
     subscription = subscription or Subscription(client_id=caller.client_id)
     _apply(subscription, data)

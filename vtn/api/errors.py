@@ -7,6 +7,7 @@ import logging
 import sys
 
 from django.conf import settings
+from django.core.exceptions import RequestDataTooBig
 from django.db import InterfaceError, OperationalError
 from django.http import HttpRequest, HttpResponse, JsonResponse
 
@@ -30,7 +31,14 @@ def _answer(request: HttpRequest, status_code: int, detail: str) -> HttpResponse
     return _problem(status_code, detail)
 
 
+def too_large(limit: int) -> JsonResponse:
+    """413 for a request body over ``limit`` bytes (``VTN_MAX_BODY_BYTES``)."""
+    return _problem(413, f"The request body is larger than this VTN accepts ({limit} bytes).")
+
+
 def bad_request(request: HttpRequest, exception: Exception | None = None) -> HttpResponse:
+    if isinstance(exception, RequestDataTooBig):
+        return too_large(settings.DATA_UPLOAD_MAX_MEMORY_SIZE)
     return _answer(request, 400, "The request could not be understood.")
 
 

@@ -67,6 +67,10 @@ DEVIATIONS: tuple[Deviation, ...] = (
               "As for 409 above: the status the Idempotency-Key draft "
               "(draft-ietf-httpapi-idempotency-key-header) prescribes.",
               requires="Idempotency-Key"),
+    Deviation(413, ANY, ANY, ANY,
+              "a request body over `VTN_MAX_BODY_BYTES` (1 MiB by default)",
+              "RFC 9110 section 15.5.14. The body is refused before it is read, so no "
+              "validation runs; a 400 would blame the content when the size is at fault."),
     Deviation(429, ANY, ANY, ANY,
               "over a rate limit (token requests, failed authentications); carries "
               "`Retry-After`",
@@ -76,9 +80,12 @@ DEVIATIONS: tuple[Deviation, ...] = (
               "a server fault",
               "A fault can happen anywhere; every other operation lists 500."),
     Deviation(503, ANY, ANY, ANY,
-              "conformance sandbox only: an outage injected by a test scenario",
-              "Fault injection exists to show how a VEN copes with an unavailable VTN; it "
-              "is disabled on a production VTN (`CONFORMANCE_FAULTS_ENABLED`)."),
+              "the database is down or locked (carries `Retry-After`); in the conformance "
+              "sandbox, also an outage injected by a test scenario",
+              "RFC 9110 section 15.6.4: the request may succeed when retried, which a 500 "
+              "does not say. Fault injection exists to show how a VEN copes with an "
+              "unavailable VTN; it is disabled on a production VTN "
+              "(`CONFORMANCE_FAULTS_ENABLED`)."),
     Deviation(200, VERSION_31, ANY, "/vens, /resources and their items",
               "the body of a ven or resource: `objectType` is `VEN` or `RESOURCE`",
               "Not a status but a schema defect: the 3.1.1 `ven` and `resource` schemas "
