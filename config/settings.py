@@ -160,6 +160,24 @@ VTN_TLS_CLIENT_CA = os.environ.get("VTN_TLS_CLIENT_CA", "")
 VTN_PAGE_DEFAULT = int(os.environ.get("VTN_PAGE_DEFAULT", "50"))
 VTN_PAGE_MAX = 50  # both documents cap `limit` at 50
 VTN_MQTT_BROKER_URL = os.environ.get("VTN_MQTT_BROKER_URL", "")
+# Webhook notifications (docs/notifications.md). Callback URLs must be HTTPS; ones that
+# name or resolve to loopback, private, link-local or reserved addresses are refused
+# unless VTN_WEBHOOK_ALLOW_PRIVATE_CALLBACKS is true (sandbox and tests only).
+VTN_WEBHOOKS_ENABLED = env_bool("VTN_WEBHOOKS_ENABLED", True)
+VTN_WEBHOOK_ALLOW_PRIVATE_CALLBACKS = env_bool("VTN_WEBHOOK_ALLOW_PRIVATE_CALLBACKS", False)
+# The echo check of a new callback URL (GET callbackUrl?echo=...). Never turn it off in
+# production: only test suites that store subscriptions to unreachable hosts do.
+VTN_WEBHOOK_VERIFY_CALLBACKS = env_bool("VTN_WEBHOOK_VERIFY_CALLBACKS", True)
+# CA bundle used to verify receivers' certificates; empty: the system's trust store.
+VTN_WEBHOOK_CA_BUNDLE = os.environ.get("VTN_WEBHOOK_CA_BUNDLE", "")
+VTN_WEBHOOK_CONNECT_TIMEOUT = float(os.environ.get("VTN_WEBHOOK_CONNECT_TIMEOUT", "3"))
+VTN_WEBHOOK_READ_TIMEOUT = float(os.environ.get("VTN_WEBHOOK_READ_TIMEOUT", "5"))
+# Seconds to wait before each retry of a failed delivery (each with +-20 % jitter); after
+# the last one fails the subscription is marked broken. Five tries over about half an hour.
+VTN_WEBHOOK_RETRY_DELAYS = [float(v) for v in env_list("VTN_WEBHOOK_RETRY_DELAYS",
+                                                       ["30", "120", "480", "1200"])]
+# Receivers delivered to at once by one process (one slow receiver holds one of these).
+VTN_WEBHOOK_CONCURRENCY = int(os.environ.get("VTN_WEBHOOK_CONCURRENCY", "16"))
 # How long a client's Idempotency-Key is remembered (vtn/idempotency.py); the beat task
 # `vtn.tasks.purge_idempotency_keys` deletes older records.
 IDEMPOTENCY_KEY_RETENTION_HOURS = float(os.environ.get("IDEMPOTENCY_KEY_RETENTION_HOURS", "72"))
@@ -241,6 +259,7 @@ SPECTACULAR_SETTINGS = {
 
 CELERY_BROKER_URL = os.environ.get("CELERY_BROKER_URL", "")
 CELERY_TASK_ALWAYS_EAGER = not CELERY_BROKER_URL
+CELERY_TASK_DEFAULT_QUEUE = os.environ.get("CELERY_TASK_DEFAULT_QUEUE", "celery")
 CELERY_TASK_EAGER_PROPAGATES = True
 CELERY_RESULT_BACKEND = os.environ.get("CELERY_RESULT_BACKEND") or None
 CELERY_TIMEZONE = "UTC"
