@@ -350,3 +350,46 @@ def test_a_redirect_is_not_followed(stack):
         assert time.monotonic() < deadline, state
         time.sleep(0.2)
     assert "redirect" in state["error"]
+
+
+# --- the embedded default: no broker, deliveries on a background thread of the server ----
+
+@pytest.fixture
+def embedded(tmp_path) -> Iterator[Stack]:
+    database = E2EDatabase(os.environ.get("DATABASE_URL", ""), tmp_path)
+    server = VtnServer(tmp_path, database)
+    receiver = None
+    try:
+        server.prepare()
+        server.env.pop("CELERY_BROKER_URL", None)
+        server.env.update({"VTN_WEBHOOK_VERIFY_CALLBACKS": "true",
+                           "VTN_WEBHOOK_ALLOW_PRIVATE_CALLBACKS": "true",
+                           "VTN_WEBHOOK_CA_BUNDLE": server.ca_bundle,
+                           "VTN_WEBHOOK_RETRY_DELAYS": "0.5"})
+        receiver = WebhookReceiver(server.pki_dir / "server.pem",
+                                   server.pki_dir / "server.key").start()
+        server.start()
+        yield Stack(server, receiver)
+    finally:
+        if receiver is not None:
+            receiver.stop()
+        server.stop()
+        database.drop()
+
+
+def test_the_embedded_default_delivers_without_a_broker(embedded):
+    program = embedded.program()
+    good, failing = path("ok"), path("fail")
+    embedded.subscribe(embedded.bl_session, V301, program["id"], good)
+    created = embedded.subscribe(embedded.bl_session, V31, program["id"], failing).json()
+    started = time.monotonic()
+    embedded.event(program["id"], None, name="embedded")
+    [got] = embedded.receiver.wait_for(f"/{good}", timeout=5)
+    assert got.time - started < 2
+    assert_notification(V301, got.body)
+    assert got.body["operation"] == "POST"
+    embedded.receiver.wait_for(f"/{failing}", 2, timeout=10)  # the try and its one retry
+    deadline = time.monotonic() + 10
+    while not _state(embedded, created["id"])["broken"]:
+        assert time.monotonic() < deadline
+        time.sleep(0.2)
