@@ -128,6 +128,7 @@ class Subscription(OpenADRObject):
     last_error = models.CharField(max_length=512, blank=True)
     # While set in the future, one worker is delivering this subscription's notifications.
     draining_until = models.DateTimeField(null=True, blank=True)
+    lease = models.CharField(max_length=32, blank=True)  # who holds draining_until
 
     def __str__(self) -> str:
         return f"{self.client_name} ({self.id})"

@@ -347,32 +347,128 @@ def subscribers() -> list[Subscriber]:
 
 
 def fan_out(change: dict) -> int:
-    """Write the outbox rows for one change and start delivering them; the number."""
+    """Write the outbox rows for one change and start delivering them; the number.
+
+    The common case takes a short path: the leases of every subscription concerned are
+    taken in one statement, and a subscription with nothing older pending gets its new
+    notification posted straight away (one write afterwards). The others, and every
+    failure, go through :func:`drain`.
+    """
     found = notifications.recipients(Change.from_dict(change), subscribers())
     if not found:
         return 0
-    WebhookDelivery.objects.bulk_create(
+    rows = WebhookDelivery.objects.bulk_create(
         WebhookDelivery(subscription_id=r.subscription_id, callback_url=r.callback_url,
                         bearer_token=r.bearer_token, body=r.body) for r in found)
-    for subscription_id in dict.fromkeys(r.subscription_id for r in found):
-        submit(drain, subscription_id)
-    return len(found)
+    by_subscription: dict[str, list[WebhookDelivery]] = {}
+    for row in rows:
+        by_subscription.setdefault(row.subscription_id, []).append(row)
+    held = _acquire_many(list(by_subscription))
+    ours = [row.pk for row in rows]
+    behind = set(WebhookDelivery.objects.filter(
+        subscription_id__in=held, state=State.PENDING).exclude(pk__in=ours)
+        .values_list("subscription_id", flat=True)) if held else set()
+    slow_path = [sid for sid in by_subscription
+                 if sid not in held or sid in behind or len(by_subscription[sid]) > 1]
+    _release_many([sid for sid in slow_path if sid in held])
+    for subscription_id in by_subscription:
+        if subscription_id in slow_path:
+            submit(drain, subscription_id)
+        else:
+            submit(_deliver_fresh, subscription_id, by_subscription[subscription_id][0])
+    return len(rows)
+
+
+def _free() -> Q:
+    return Q(draining_until__isnull=True) | Q(draining_until__lt=timezone.now())
+
+
+def _acquire_many(subscription_ids: list[str]) -> set[str]:
+    token = secrets.token_hex(16)
+    Subscription.objects.filter(_free(), pk__in=subscription_ids, broken_at__isnull=True
+                                ).update(draining_until=timezone.now() + LEASE, lease=token)
+    return set(Subscription.objects.filter(pk__in=subscription_ids, lease=token)
+               .values_list("pk", flat=True))
+
+
+def _release_many(subscription_ids: list[str]) -> None:
+    if subscription_ids:
+        Subscription.objects.filter(pk__in=subscription_ids).update(draining_until=None,
+                                                                    lease="")
 
 
 def _acquire(subscription_id: str) -> bool:
-    now = timezone.now()
-    return bool(Subscription.objects.filter(
-        Q(draining_until__isnull=True) | Q(draining_until__lt=now),
-        pk=subscription_id, broken_at__isnull=True,
-    ).update(draining_until=now + LEASE))
+    return bool(_acquire_many([subscription_id]))
 
 
 def _release(subscription_id: str) -> None:
-    Subscription.objects.filter(pk=subscription_id).update(draining_until=None)
+    _release_many([subscription_id])
 
 
 def _pending(subscription_id: str):
     return WebhookDelivery.objects.filter(subscription_id=subscription_id, state=State.PENDING)
+
+
+def _head_due(subscription_id: str) -> bool:
+    """Whether the oldest pending notification may be tried now (a later one never
+    overtakes it)."""
+    head = _pending(subscription_id).order_by("id").values_list("next_attempt_at",
+                                                                 flat=True).first()
+    return head is not None and head <= timezone.now()
+
+
+def _deliver_fresh(subscription_id: str, delivery: WebhookDelivery) -> None:
+    """The short path: the lease is held and ``delivery`` is the only pending row.
+
+    A success is recorded in a batch with others (:func:`_flush`), which also gives the
+    lease up; a failure is recorded at once, as in :func:`drain`.
+    """
+    try:
+        error = post(delivery)
+    except BaseException:
+        _release(subscription_id)
+        raise
+    if error is None:
+        with _done_lock:
+            _done.append((subscription_id, delivery.pk))
+            start = len(_done) == 1
+        if start:
+            timer = threading.Timer(FLUSH_DELAY, submit, (_flush,))
+            timer.daemon = True
+            timer.start()
+        return
+    _record_failure(subscription_id, delivery, error)
+    _release(subscription_id)
+    if _head_due(subscription_id):
+        drain(subscription_id)
+
+
+FLUSH_DELAY = 0.2
+_done: list[tuple[str, int]] = []
+_done_lock = threading.Lock()
+
+
+def _flush() -> None:
+    """Record a batch of short-path successes in one transaction and give their leases up;
+    subscriptions that got more work meanwhile are drained."""
+    with _done_lock:
+        batch = list(_done)
+        _done.clear()
+    if not batch:
+        return
+    now = timezone.now()
+    subscription_ids = list(dict.fromkeys(sid for sid, _ in batch))
+    with transaction.atomic():
+        WebhookDelivery.objects.filter(pk__in=[pk for _, pk in batch]).update(
+            state=State.DELIVERED, delivered_at=now, attempts=1, last_error="")
+        Subscription.objects.filter(pk__in=subscription_ids).update(
+            last_delivery_at=now, delivery_failures=0, last_error="", draining_until=None,
+            lease="")
+    more = set(WebhookDelivery.objects.filter(subscription_id__in=subscription_ids,
+                                              state=State.PENDING)
+               .values_list("subscription_id", flat=True))
+    for subscription_id in more:
+        submit(drain, subscription_id)
 
 
 def drain(subscription_id: str) -> None:
@@ -383,7 +479,7 @@ def drain(subscription_id: str) -> None:
         finally:
             _release(subscription_id)
         # A change queued while the lease was held found it taken: look once more.
-        if not _pending(subscription_id).filter(next_attempt_at__lte=timezone.now()).exists():
+        if not _head_due(subscription_id):
             return
 
 
@@ -396,32 +492,48 @@ def _drain_held(subscription_id: str) -> None:
         if head.next_attempt_at > now:
             drain_later(subscription_id, (head.next_attempt_at - now).total_seconds())
             return
-        error = post(head)
-        now = timezone.now()
-        if error is None:
-            with transaction.atomic():
-                WebhookDelivery.objects.filter(pk=head.pk).update(
-                    state=State.DELIVERED, delivered_at=now, attempts=head.attempts + 1,
-                    last_error="")
-                Subscription.objects.filter(pk=subscription_id).update(
-                    last_delivery_at=now, delivery_failures=0, last_error="",
-                    draining_until=now + LEASE)
-            continue
-        attempts = head.attempts + 1
-        delay = notifications.retry_delay(attempts, settings.VTN_WEBHOOK_RETRY_DELAYS)
-        logger.info("webhook delivery %s to %s failed (attempt %d): %s",
-                    head.notification_id, head.callback_url, attempts, error)
-        if delay is None:
-            _break(subscription_id, head, attempts, error)
+        if not _attempt(subscription_id, head):
             return
+
+
+def _attempt(subscription_id: str, head: WebhookDelivery) -> bool:
+    """Post ``head`` and record the outcome (the lease is extended); True when delivered.
+
+    A failure schedules the retry, or breaks the subscription when the schedule is
+    exhausted.
+    """
+    error = post(head)
+    now = timezone.now()
+    if error is None:
         with transaction.atomic():
             WebhookDelivery.objects.filter(pk=head.pk).update(
-                attempts=attempts, last_error=error[:ERROR_LIMIT],
-                next_attempt_at=now + timedelta(seconds=delay))
+                state=State.DELIVERED, delivered_at=now, attempts=head.attempts + 1,
+                last_error="")
             Subscription.objects.filter(pk=subscription_id).update(
-                delivery_failures=attempts, last_error=error[:ERROR_LIMIT])
-        drain_later(subscription_id, delay)
+                last_delivery_at=now, delivery_failures=0, last_error="",
+                draining_until=now + LEASE)
+        return True
+    _record_failure(subscription_id, head, error)
+    return False
+
+
+def _record_failure(subscription_id: str, head: WebhookDelivery, error: str) -> None:
+    """Schedule the retry of a failed attempt, or break the subscription."""
+    now = timezone.now()
+    attempts = head.attempts + 1
+    delay = notifications.retry_delay(attempts, settings.VTN_WEBHOOK_RETRY_DELAYS)
+    logger.info("webhook delivery %s to %s failed (attempt %d): %s",
+                head.notification_id, head.callback_url, attempts, error)
+    if delay is None:
+        _break(subscription_id, head, attempts, error)
         return
+    with transaction.atomic():
+        WebhookDelivery.objects.filter(pk=head.pk).update(
+            attempts=attempts, last_error=error[:ERROR_LIMIT],
+            next_attempt_at=now + timedelta(seconds=delay))
+        Subscription.objects.filter(pk=subscription_id).update(
+            delivery_failures=attempts, last_error=error[:ERROR_LIMIT])
+    drain_later(subscription_id, delay)
 
 
 def _break(subscription_id: str, head: WebhookDelivery, attempts: int, error: str) -> None:
@@ -471,14 +583,17 @@ def reset(subscription_id: str, *, operator: str) -> bool:
 
 
 def resume_due() -> int:
-    """Start delivering every live subscription with a due notification and no worker."""
+    """Start delivering every live subscription whose oldest notification is due and
+    that no worker holds (a worker that stopped mid-way leaves such rows behind)."""
     now = timezone.now()
-    ids = list(WebhookDelivery.objects.filter(
+    candidates = WebhookDelivery.objects.filter(
         state=State.PENDING, next_attempt_at__lte=now, subscription__broken_at__isnull=True,
     ).filter(Q(subscription__draining_until__isnull=True)
-             | Q(subscription__draining_until__lt=now))
-        .values_list("subscription_id", flat=True).distinct())
-    for subscription_id in ids:
-        submit(drain, subscription_id)
-    return len(ids)
-
+             | Q(subscription__draining_until__lt=now)
+             ).values_list("subscription_id", flat=True).distinct()
+    started = 0
+    for subscription_id in list(candidates):
+        if _head_due(subscription_id):
+            submit(drain, subscription_id)
+            started += 1
+    return started

@@ -48,6 +48,11 @@ class Migration(migrations.Migration):
         ),
         migrations.AddField(
             model_name='subscription',
+            name='lease',
+            field=models.CharField(blank=True, max_length=32),
+        ),
+        migrations.AddField(
+            model_name='subscription',
             name='last_delivery_at',
             field=models.DateTimeField(blank=True, null=True),
         ),
