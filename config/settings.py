@@ -159,7 +159,18 @@ VTN_TLS_KEY = os.environ.get("VTN_TLS_KEY", str(VAR_DIR / "pki" / "server.key"))
 VTN_TLS_CLIENT_CA = os.environ.get("VTN_TLS_CLIENT_CA", "")
 VTN_PAGE_DEFAULT = int(os.environ.get("VTN_PAGE_DEFAULT", "50"))
 VTN_PAGE_MAX = 50  # both documents cap `limit` at 50
+# MQTT notifier (docs/notifications.md): on only when the broker URL is set. The VTN
+# publishes with VTN_MQTT_USERNAME/PASSWORD; clients are told VTN_MQTT_PUBLIC_URIS (default:
+# the broker URL) and VTN_MQTT_AUTHENTICATION, which must say how the broker really
+# authenticates them (ANONYMOUS only for development).
 VTN_MQTT_BROKER_URL = os.environ.get("VTN_MQTT_BROKER_URL", "")
+VTN_MQTT_PUBLIC_URIS = env_list("VTN_MQTT_PUBLIC_URIS", [])
+VTN_MQTT_AUTHENTICATION = os.environ.get("VTN_MQTT_AUTHENTICATION", "ANONYMOUS")
+VTN_MQTT_USERNAME = os.environ.get("VTN_MQTT_USERNAME", "")
+VTN_MQTT_PASSWORD = os.environ.get("VTN_MQTT_PASSWORD", "")
+VTN_MQTT_CLIENT_ID = os.environ.get("VTN_MQTT_CLIENT_ID", "")
+VTN_MQTT_CA_BUNDLE = os.environ.get("VTN_MQTT_CA_BUNDLE", "")
+VTN_MQTT_TOPIC_PREFIX = os.environ.get("VTN_MQTT_TOPIC_PREFIX", "openadr3")
 # Webhook notifications (docs/notifications.md). Callback URLs must be HTTPS; ones that
 # name or resolve to loopback, private, link-local or reserved addresses are refused
 # unless VTN_WEBHOOK_ALLOW_PRIVATE_CALLBACKS is true (sandbox and tests only).

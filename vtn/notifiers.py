@@ -2,7 +2,8 @@
 
 A binding is advertised only while the VTN delivers notifications over it, so clients
 never wait for callbacks that will not come: ``WEBHOOK`` is true unless an operator
-turned webhook delivery off (``VTN_WEBHOOKS_ENABLED``).
+turned webhook delivery off (``VTN_WEBHOOKS_ENABLED``); ``MQTT`` is present only when a
+broker is configured (``VTN_MQTT_BROKER_URL``).
 """
 
 from __future__ import annotations
@@ -11,5 +12,11 @@ from django.conf import settings
 
 
 def offered_bindings() -> dict:
-    """The `/notifiers` body."""
-    return {"WEBHOOK": bool(settings.VTN_WEBHOOKS_ENABLED)}
+    """The `/notifiers` body: MQTT only while a broker is configured."""
+    from vtn import mqtt
+
+    body = {"WEBHOOK": bool(settings.VTN_WEBHOOKS_ENABLED)}
+    binding = mqtt.binding()
+    if binding is not None:
+        body["MQTT"] = binding
+    return body

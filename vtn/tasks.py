@@ -37,3 +37,11 @@ def resume_webhook_deliveries() -> int:
     from vtn import webhooks
 
     return webhooks.resume_due()
+
+
+@shared_task(name="vtn.tasks.publish_mqtt")
+def publish_mqtt(change: dict) -> int:
+    """Publish one committed change on the MQTT broker (BL and per-VEN topics)."""
+    from vtn import mqtt
+
+    return mqtt.publish_change(change)

@@ -285,9 +285,12 @@ def describe(object_type: str, operation: str, instance) -> Change:
 
 def on_object_changed(sender, *, object_type: str, operation: str, instance, **kwargs) -> None:
     """Receiver of ``object_changed`` (sent after commit): hand the change to fan_out."""
-    if not settings.VTN_WEBHOOKS_ENABLED:
-        return
-    if not Subscription.objects.filter(broken_at__isnull=True).exists():
+    from vtn import mqtt
+
+    hooks = settings.VTN_WEBHOOKS_ENABLED and Subscription.objects.filter(
+        broken_at__isnull=True).exists()
+    publish = mqtt.enabled()
+    if not hooks and not publish:
         return
     try:
         change = describe(object_type, operation, instance).as_dict()
@@ -295,15 +298,21 @@ def on_object_changed(sender, *, object_type: str, operation: str, instance, **k
         logger.exception("could not describe %s %s for notification", object_type, operation)
         return
     if _uses_celery():
-        from vtn.tasks import notify_change
+        from vtn.tasks import notify_change, publish_mqtt
 
         try:
-            notify_change.delay(change)
+            if hooks:
+                notify_change.delay(change)
+            if publish:
+                publish_mqtt.delay(change)
         except Exception:
-            logger.exception("could not queue the notification of %s %s; the sweep "
-                             "cannot recover it", object_type, operation)
+            logger.exception("could not queue the notification of %s %s", object_type,
+                             operation)
     else:
-        submit(fan_out, change)
+        if hooks:
+            submit(fan_out, change)
+        if publish:
+            submit(mqtt.publish_change, change)
 
 
 # --- fan-out and delivery ---------------------------------------------------------------------
