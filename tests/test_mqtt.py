@@ -1,0 +1,172 @@
+"""The MQTT notifier against a real Mosquitto (started by the test from the shipped
+development config on a free port): topic discovery through /notifiers, delivery of a
+VEN's own event on its per-VEN topic, nothing on another VEN's topic, and an API that
+keeps answering while the broker is down."""
+
+from __future__ import annotations
+
+import json
+import os
+import queue
+import secrets
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import paho.mqtt.client as mqtt
+import pytest
+
+from tests.fixtures.server import ROOT, E2EDatabase, VtnServer, free_port, stop_process
+
+V31 = "3.1.0"
+CONFIG = ROOT / "deploy" / "mosquitto" / "mosquitto-dev.conf"
+
+
+class Broker:
+    def __init__(self, workdir: Path) -> None:
+        self.port = free_port()
+        self.config = workdir / "mosquitto.conf"
+        self.config.write_text(CONFIG.read_text().replace(
+            "listener 1883 127.0.0.1", f"listener {self.port} 127.0.0.1"))
+        self.log = workdir / "mosquitto.log"
+        self.process: subprocess.Popen | None = None
+
+    def start(self) -> None:
+        with open(self.log, "ab") as log:
+            self.process = subprocess.Popen(["mosquitto", "-c", str(self.config)],
+                                            stdout=log, stderr=subprocess.STDOUT)
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            probe = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2)
+            try:
+                probe.connect("127.0.0.1", self.port)
+                probe.disconnect()
+                return
+            except OSError:
+                time.sleep(0.1)
+        pytest.fail(f"mosquitto did not start:\n{self.log.read_text()}")
+
+    def stop(self) -> None:
+        if self.process is not None:
+            stop_process(self.process)
+            self.process = None
+
+
+class Listener:
+    """A subscriber collecting (topic, JSON body) messages."""
+
+    def __init__(self, port: int, topics: list[str]) -> None:
+        self.messages: queue.Queue = queue.Queue()
+        self.client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2)
+        subscribed = queue.Queue()
+        self.client.on_message = lambda c, u, m: self.messages.put(
+            (m.topic, json.loads(m.payload), time.monotonic()))
+        self.client.on_subscribe = lambda c, u, mid, codes, props: subscribed.put(codes)
+        self.client.connect("127.0.0.1", port)
+        self.client.loop_start()
+        for name in topics:
+            self.client.subscribe(name, qos=1)
+            subscribed.get(timeout=5)
+
+    def get(self, timeout: float):
+        return self.messages.get(timeout=timeout)
+
+    def close(self) -> None:
+        self.client.loop_stop()
+        self.client.disconnect()
+
+
+@pytest.fixture(scope="module")
+def mqtt_stack(tmp_path_factory) -> Iterator[tuple[VtnServer, Broker]]:
+    workdir = tmp_path_factory.mktemp("mqtt")
+    broker = Broker(workdir)
+    broker.start()
+    database = E2EDatabase(os.environ.get("DATABASE_URL", ""), workdir)
+    server = VtnServer(workdir, database)
+    server.env.pop("CELERY_BROKER_URL", None)
+    server.env.update({"VTN_MQTT_BROKER_URL": f"mqtt://127.0.0.1:{broker.port}",
+                       "VTN_MQTT_AUTHENTICATION": "ANONYMOUS"})
+    try:
+        server.prepare()
+        server.start()
+        yield server, broker
+    finally:
+        server.stop()
+        broker.stop()
+        database.drop()
+
+
+def ven(server: VtnServer, bl, label: str) -> dict:
+    client = server.create_client("ven", "mqtt-ven", ven="mqtt-ven")
+    url = server.url(V31, f"vens/{client['ven_id']}")
+    body = {"objectType": "BL_VEN_REQUEST", "venName": client["ven_name"],
+            "clientID": client["client_id"], "targets": [label]}
+    assert bl.put(url, json=body).status_code == 200
+    client["session"] = server.session(server.token(client))
+    return client
+
+
+def test_mqtt_discovery_delivery_and_privacy(mqtt_stack):
+    server, broker = mqtt_stack
+    bl_client = server.create_client("bl", "mqtt-bl")
+    bl = server.session(server.token(bl_client))
+    notifiers = bl.get(server.url(V31, "notifiers")).json()
+    assert notifiers == {"WEBHOOK": True, "MQTT": {
+        "URIS": [f"mqtt://127.0.0.1:{broker.port}"], "serialization": "JSON",
+        "authentication": {"method": "ANONYMOUS"}}}
+    label_a, label_b = f"a-{secrets.token_hex(3)}", f"b-{secrets.token_hex(3)}"
+    ven_a, ven_b = ven(server, bl, label_a), ven(server, bl, label_b)
+
+    # Discovery: a VEN asks only for its own ven's topics; BL topics need read_all.
+    mine = ven_a["session"].get(server.url(V31, f"notifiers/mqtt/topics/vens/{ven_a['ven_id']}"
+                                               "/events"))
+    assert mine.status_code == 200
+    topics_a = mine.json()["topics"]
+    assert set(topics_a) == {"CREATE", "UPDATE", "DELETE", "ALL"}
+    assert ven_a["session"].get(server.url(
+        V31, f"notifiers/mqtt/topics/vens/{ven_b['ven_id']}/events")).status_code == 404
+    assert ven_a["session"].get(server.url(V31, "notifiers/mqtt/topics/events")
+                                ).status_code == 403
+    topics_b = ven_b["session"].get(server.url(
+        V31, f"notifiers/mqtt/topics/vens/{ven_b['ven_id']}/events")).json()["topics"]
+    bl_topics = bl.get(server.url(V31, "notifiers/mqtt/topics/events")).json()["topics"]
+
+    listen_a = Listener(broker.port, [topics_a["ALL"]])
+    listen_b = Listener(broker.port, [topics_b["ALL"]])
+    listen_bl = Listener(broker.port, [bl_topics["CREATE"]])
+    try:
+        program = bl.post(server.url(V31, "programs"),
+                          json={"programName": server.unique("mqtt-program")}).json()
+        started = time.monotonic()
+        event = bl.post(server.url(V31, "events"), json={
+            "programID": program["id"], "eventName": "for-a", "targets": [label_a, "other"],
+            "intervals": [{"id": 0, "payloads": [{"type": "SIMPLE", "values": [1]}]}]})
+        assert event.status_code == 201
+        name, body, arrived = listen_a.get(timeout=5)
+        assert arrived - started < 1.0
+        assert name == topics_a["CREATE"]
+        assert body["operation"] == "CREATE" and body["object"]["id"] == event.json()["id"]
+        assert body["object"]["targets"] == [label_a]  # only its own label, as in a GET
+        bl_name, bl_body, _ = listen_bl.get(timeout=5)
+        assert bl_name == bl_topics["CREATE"]
+        assert set(bl_body["object"]["targets"]) == {label_a, "other"}
+        with pytest.raises(queue.Empty):
+            listen_b.get(timeout=1.0)
+    finally:
+        for listener in (listen_a, listen_b, listen_bl):
+            listener.close()
+
+
+def test_the_api_answers_while_the_broker_is_down(mqtt_stack):
+    server, broker = mqtt_stack
+    bl = server.session(server.token(server.create_client("bl", "mqtt-bl")))
+    broker.stop()
+    try:
+        started = time.monotonic()
+        response = bl.post(server.url(V31, "programs"),
+                           json={"programName": server.unique("while-down")})
+        assert response.status_code == 201
+        assert time.monotonic() - started < 2
+    finally:
+        broker.start()
