@@ -169,7 +169,7 @@ def main() -> None:
     work = Path(tempfile.mkdtemp(prefix="fanout-bench-"))
     database = E2EDatabase(args.database_url, work)
     server = VtnServer(work, database)
-    server.env.update({"VTN_WEBHOOK_ALLOW_PRIVATE_CALLBACKS": "true",
+    server.env.update({"VTN_CALLBACK_ALLOW_PRIVATE": "true",
                        "VTN_WEBHOOK_CA_BUNDLE": server.ca_bundle,
                        "VTN_WEBHOOK_VERIFY_CALLBACKS": "true", "LOG_LEVEL": "WARNING"})
     server.prepare()

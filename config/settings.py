@@ -44,7 +44,8 @@ SECRET_KEY = os.environ.get("SECRET_KEY") or _development_secret_key()
 ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", ["localhost", "127.0.0.1", "[::1]"])
 
 INSTALLED_APPS = [
-    "django.contrib.admin",
+    # django.contrib.admin with the OTP admin site (console/admin_site.py).
+    "console.apps.VtnAdminConfig",
     "django.contrib.auth",
     "django.contrib.contenttypes",
     "django.contrib.sessions",
@@ -66,6 +67,8 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    # Content-Security-Policy on HTML pages; 413 for bodies over VTN_MAX_BODY_BYTES.
+    "config.security_headers.SecurityHeadersMiddleware",
     # A NUL in the path or query string is refused before any view queries with it.
     "vtn.api.errors.RefuseNulMiddleware",
     # The verified TLS client certificate (own socket or trusted proxy); revoked ones get 401.
@@ -173,9 +176,8 @@ VTN_MQTT_CA_BUNDLE = os.environ.get("VTN_MQTT_CA_BUNDLE", "")
 VTN_MQTT_TOPIC_PREFIX = os.environ.get("VTN_MQTT_TOPIC_PREFIX", "openadr3")
 # Webhook notifications (docs/notifications.md). Callback URLs must be HTTPS; ones that
 # name or resolve to loopback, private, link-local or reserved addresses are refused
-# unless VTN_WEBHOOK_ALLOW_PRIVATE_CALLBACKS is true (sandbox and tests only).
+# unless VTN_CALLBACK_ALLOW_PRIVATE is true (below; sandbox and tests only).
 VTN_WEBHOOKS_ENABLED = env_bool("VTN_WEBHOOKS_ENABLED", True)
-VTN_WEBHOOK_ALLOW_PRIVATE_CALLBACKS = env_bool("VTN_WEBHOOK_ALLOW_PRIVATE_CALLBACKS", False)
 # The echo check of a new callback URL (GET callbackUrl?echo=...). Never turn it off in
 # production: only test suites that store subscriptions to unreachable hosts do.
 VTN_WEBHOOK_VERIFY_CALLBACKS = env_bool("VTN_WEBHOOK_VERIFY_CALLBACKS", True)
@@ -189,6 +191,9 @@ VTN_WEBHOOK_RETRY_DELAYS = [float(v) for v in env_list("VTN_WEBHOOK_RETRY_DELAYS
                                                        ["30", "120", "480", "1200"])]
 # Receivers delivered to at once by one process (one slow receiver holds one of these).
 VTN_WEBHOOK_CONCURRENCY = int(os.environ.get("VTN_WEBHOOK_CONCURRENCY", "16"))
+# Subscription callbacks may point at loopback, link-local or private addresses only when
+# this is true (tests and the sandbox); see vtn/callbacks.py.
+VTN_CALLBACK_ALLOW_PRIVATE = env_bool("VTN_CALLBACK_ALLOW_PRIVATE", False)
 # How long a client's Idempotency-Key is remembered (vtn/idempotency.py); the beat task
 # `vtn.tasks.purge_idempotency_keys` deletes older records.
 IDEMPOTENCY_KEY_RETENTION_HOURS = float(os.environ.get("IDEMPOTENCY_KEY_RETENTION_HOURS", "72"))
@@ -279,6 +284,20 @@ CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
 # --- Security headers ------------------------------------------------------------------------
 
 SECURE_CONTENT_TYPE_NOSNIFF = True
+# Every HTML page (console, admin, API docs): this origin only, no inline script
+# (config/security_headers.py; docs/security.md, "Headers and limits").
+VTN_CSP = os.environ.get(
+    "VTN_CSP",
+    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+    "font-src 'self'; connect-src 'self'; object-src 'none'; base-uri 'none'; "
+    "form-action 'self'; frame-ancestors 'none'")
+# The API docs (Swagger UI adds a <style> element as it renders): inline styles allowed,
+# scripts still from this origin only.
+VTN_CSP_DOCS = os.environ.get("VTN_CSP_DOCS", VTN_CSP.replace(
+    "style-src 'self'", "style-src 'self' 'unsafe-inline'"))
+# The largest request body accepted (bytes): larger ones get 413 with a problem body.
+VTN_MAX_BODY_BYTES = int(os.environ.get("VTN_MAX_BODY_BYTES", str(1024 * 1024)))
+DATA_UPLOAD_MAX_MEMORY_SIZE = VTN_MAX_BODY_BYTES
 SECURE_HSTS_SECONDS = int(os.environ.get("VTN_HSTS_SECONDS", "31536000"))
 SECURE_PROXY_SSL_HEADER = None
 SESSION_COOKIE_SECURE = env_bool("SESSION_COOKIE_SECURE", True)
@@ -288,6 +307,24 @@ LOGIN_URL = "/console/login"
 SESSION_COOKIE_AGE = int(os.environ.get("CONSOLE_SESSION_SECONDS", "28800"))
 SESSION_EXPIRE_AT_BROWSER_CLOSE = True
 CSRF_COOKIE_SECURE = SESSION_COOKIE_SECURE
+
+# --- Staff logins: console and admin (docs/security.md, "Staff logins") ----------------------
+
+# Whether this process serves the Django admin at /admin/. Set it to false on the public
+# listener and run a second `manage.py serve` with it true on a management-only bind.
+VTN_ADMIN_ENABLED = env_bool("VTN_ADMIN_ENABLED", True)
+# The admin never shows TOTP keys (django-otp's own switch; console/admin.py goes further).
+OTP_ADMIN_HIDE_SENSITIVE_DATA = True
+# Failed logins (console/login_throttle.py): free failures per key, then a delay doubling
+# from the base up to the maximum, and a lockout of an address (or of an account from one
+# address) after LOGIN_THROTTLE_LOCKOUT_FAILURES attempts, for LOGIN_THROTTLE_LOCKOUT_SECONDS
+# or until `manage.py login_lockouts clear`.
+LOGIN_THROTTLE_FREE_FAILURES = int(os.environ.get("LOGIN_THROTTLE_FREE_FAILURES", "5"))
+LOGIN_THROTTLE_BASE_DELAY_SECONDS = float(
+    os.environ.get("LOGIN_THROTTLE_BASE_DELAY_SECONDS", "1"))
+LOGIN_THROTTLE_MAX_DELAY_SECONDS = float(os.environ.get("LOGIN_THROTTLE_MAX_DELAY_SECONDS", "60"))
+LOGIN_THROTTLE_LOCKOUT_FAILURES = int(os.environ.get("LOGIN_THROTTLE_LOCKOUT_FAILURES", "20"))
+LOGIN_THROTTLE_LOCKOUT_SECONDS = float(os.environ.get("LOGIN_THROTTLE_LOCKOUT_SECONDS", "3600"))
 
 LOGGING = {
     "version": 1,

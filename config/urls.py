@@ -1,6 +1,7 @@
 """Top-level URLs: both OpenADR versions side by side, the GB dispatch and settlement
 APIs, the JWKS, the admin and the docs."""
 
+from django.conf import settings
 from django.contrib import admin
 from django.urls import include, path
 
@@ -17,9 +18,12 @@ urlpatterns = [
     path("settlement/api/v1/", include("settlement.api.urls")),
     path("conformance/", include("conformance.urls")),
     path(".well-known/jwks.json", Jwks.as_view()),
-    path("admin/", admin.site.urls),
     path("console/", include("console.urls")),
 ]
+
+if settings.VTN_ADMIN_ENABLED:
+    # Two-factor and throttled (console/admin_site.py); VTN_ADMIN_ENABLED=false removes it.
+    urlpatterns.append(path("admin/", admin.site.urls))
 
 handler400 = errors.bad_request
 handler403 = errors.forbidden

@@ -188,12 +188,14 @@ def enable_sandbox(pki_dir: Path) -> None:
     certificates requested (sandbox sites use mTLS). Call before serving."""
     settings.CONFORMANCE_SELF_SERVICE = True
     settings.CONFORMANCE_FAULTS_ENABLED = True
+    settings.VTN_CALLBACK_ALLOW_PRIVATE = True  # sandbox VENs run on loopback
     if FAULTS_MIDDLEWARE not in settings.MIDDLEWARE:
         settings.MIDDLEWARE = [settings.MIDDLEWARE[0], FAULTS_MIDDLEWARE,
                                *settings.MIDDLEWARE[1:]]
     if not getattr(settings, "VTN_TLS_CLIENT_CA", ""):
         settings.VTN_TLS_CLIENT_CA = str(Path(pki_dir) / "ca.pem")
     os.environ.update({"CONFORMANCE_SELF_SERVICE": "true", "CONFORMANCE_FAULTS_ENABLED": "true",
+                       "VTN_CALLBACK_ALLOW_PRIVATE": "true",
                        "VTN_TLS_CLIENT_CA": settings.VTN_TLS_CLIENT_CA})
 
 

@@ -16,6 +16,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from config.security_headers import CSP, INLINE_STYLE_ONLY_CSP
 from conformance import onboarding, runner
 from conformance import report as reports
 from conformance.models import ConformanceRun
@@ -41,10 +42,12 @@ OPTION_BOUNDS = {"pollIntervalSeconds": ("poll_interval_s", 0.2, 600),
 
 def getting_started(request):
     base = request.build_absolute_uri("/").rstrip("/")
-    return render(request, "conformance/getting_started.html", {
+    response = render(request, "conformance/getting_started.html", {
         "base": base, "scenarios": [SCENARIOS[name] for name in ORDER],
         "self_service": getattr(settings, "CONFORMANCE_SELF_SERVICE", False),
         "operator": getattr(settings, "CONFORMANCE_OPERATOR", "ENWL")})
+    response[CSP] = INLINE_STYLE_ONLY_CSP  # inline styles, no scripts
+    return response
 
 
 def document(request, name: str):
@@ -64,7 +67,8 @@ def run_html(request, run_id):
                             + "; reload this page when it has finished.\n",
                             content_type="text/plain; charset=utf-8", status=202,
                             headers={"Refresh": "10"})
-    return HttpResponse(reports.to_html(run.report), content_type="text/html; charset=utf-8")
+    return HttpResponse(reports.to_html(run.report), content_type="text/html; charset=utf-8",
+                        headers={CSP: INLINE_STYLE_ONLY_CSP})  # inline styles, no scripts
 
 
 class Onboard(APIView):

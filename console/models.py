@@ -27,3 +27,21 @@ class CertificateBundle(models.Model):
 
     def __str__(self) -> str:
         return f"certificate bundle of {self.operator}/{self.fsp}/{self.site}"
+
+
+class LoginThrottle(models.Model):
+    """Failed logins counted against one key of ``console.login_throttle``: an account
+    (``account:<username>``), an address (``address:<ip>``) or the two together
+    (``pair:<username>|<ip>``). Rows live in the database so every web process sees the
+    same counts whether or not the cache is up."""
+
+    key = models.CharField(max_length=400, unique=True)
+    failures = models.PositiveIntegerField(default=0)
+    last_failure = models.DateTimeField()
+    locked_until = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["key"]
+
+    def __str__(self) -> str:
+        return f"{self.key}: {self.failures} failures"

@@ -9,3 +9,10 @@ pytest_plugins = [
     "tests.fixtures.agent",
     "tests.fixtures.console",
 ]
+
+
+def pytest_configure(config) -> None:
+    """In-process tests subscribe with loopback callbacks, as the test servers allow."""
+    from django.conf import settings
+
+    settings.VTN_CALLBACK_ALLOW_PRIVATE = True

@@ -118,7 +118,7 @@ def stack(tmp_path_factory) -> Iterator[Stack]:
     try:
         server.prepare()
         settings = {"VTN_WEBHOOK_VERIFY_CALLBACKS": "true",
-                    "VTN_WEBHOOK_ALLOW_PRIVATE_CALLBACKS": "true",
+                    "VTN_CALLBACK_ALLOW_PRIVATE": "true",
                     "VTN_WEBHOOK_CA_BUNDLE": server.ca_bundle,
                     "VTN_WEBHOOK_RETRY_DELAYS": ",".join(["0.5"] * RETRIES),
                     "VTN_WEBHOOK_READ_TIMEOUT": "2"}
@@ -363,7 +363,7 @@ def embedded(tmp_path) -> Iterator[Stack]:
         server.prepare()
         server.env.pop("CELERY_BROKER_URL", None)
         server.env.update({"VTN_WEBHOOK_VERIFY_CALLBACKS": "true",
-                           "VTN_WEBHOOK_ALLOW_PRIVATE_CALLBACKS": "true",
+                           "VTN_CALLBACK_ALLOW_PRIVATE": "true",
                            "VTN_WEBHOOK_CA_BUNDLE": server.ca_bundle,
                            "VTN_WEBHOOK_RETRY_DELAYS": "0.5"})
         receiver = WebhookReceiver(server.pki_dir / "server.pem",

@@ -40,7 +40,7 @@ from django.db import close_old_connections, connections, transaction
 from django.db.models import Q
 from django.utils import timezone
 
-from vtn import notifications
+from vtn import callbacks, notifications
 from vtn import targets as target_rules
 from vtn.api.problems import BadRequest
 from vtn.auth import security_log
@@ -58,50 +58,37 @@ ERROR_LIMIT = 500
 
 # --- callback URLs ------------------------------------------------------------------------
 
-class CallbackRefused(ValueError):
-    """A callback URL the VTN will not call."""
-
-
-def _refused_address(address: str) -> bool:
-    ip = ipaddress.ip_address(address.split("%", 1)[0])
-    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
-        ip = ip.ipv4_mapped
-    return (ip.is_private or ip.is_loopback or ip.is_link_local or ip.is_reserved
-            or ip.is_multicast or ip.is_unspecified)
-
-
 def callback_problem(url: str, *, resolve: bool) -> str | None:
-    """Why the VTN will not call ``url`` (None: it may).
+    """Why the VTN will not call ``url`` (None: it may), as a sentence naming the URL.
 
-    HTTPS only, with a host. Unless ``VTN_WEBHOOK_ALLOW_PRIVATE_CALLBACKS``, neither a
-    literal address nor (with ``resolve``) any address the name resolves to may be
-    loopback, private, link-local, reserved or multicast. This is the one address
-    policy of callback URLs: the subscription service and every delivery use it.
+    The address policy is ``vtn.callbacks.refusal`` (no loopback, private, link-local or
+    reserved address or local name unless ``VTN_CALLBACK_ALLOW_PRIVATE``); on top of it
+    webhooks need HTTPS and no credentials in the URL and, with ``resolve``, every
+    address the name resolves to must pass the same policy (checked again before every
+    delivery, so a name that moves into the VTN's network is not called).
     """
-    try:
-        parts = urlsplit(url)
-        host = parts.hostname
-        parts.port  # noqa: B018 - raises ValueError on a bad port
-    except ValueError:
-        return "is not a valid URL"
-    if parts.scheme != "https" or not host:
-        return "must be an absolute https URL"
+    allow_private = settings.VTN_CALLBACK_ALLOW_PRIVATE
+    reason = callbacks.refusal(url, allow_private=allow_private)
+    if reason:
+        return reason
+    parts = urlsplit(url)
+    if parts.scheme != "https":
+        return f"callbackUrl {url!r} must be an https URL."
     if parts.username or parts.password:
-        return "must not carry credentials (use bearerToken)"
-    if settings.VTN_WEBHOOK_ALLOW_PRIVATE_CALLBACKS:
+        return f"callbackUrl {url!r} must not carry credentials (use bearerToken)."
+    if allow_private or not resolve:
         return None
     try:
-        addresses = [str(ipaddress.ip_address(host))]
-    except ValueError:
-        if not resolve:
-            return None
-        try:
-            infos = socket.getaddrinfo(host, parts.port or 443, proto=socket.IPPROTO_TCP)
-        except (OSError, UnicodeError):
-            return "has a host name that does not resolve"
-        addresses = [info[4][0] for info in infos]
-    if any(_refused_address(address) for address in addresses):
-        return "points at a loopback, private or reserved address"
+        infos = socket.getaddrinfo(parts.hostname, parts.port or 443, proto=socket.IPPROTO_TCP)
+    except (OSError, UnicodeError):
+        return f"callbackUrl {url!r} has a host name that does not resolve."
+    for info in infos:
+        address = ipaddress.ip_address(info[4][0].split("%", 1)[0])
+        if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped:
+            address = address.ipv4_mapped
+        if callbacks.internal(address):
+            return (f"callbackUrl {url!r} resolves to a loopback, link-local or private "
+                    f"address ({address}); this VTN only calls back to public addresses.")
     return None
 
 
@@ -109,7 +96,7 @@ def check_callback_url(url: str, *, resolve: bool) -> None:
     """Raise a 400 problem when ``url`` is not a callback URL the VTN will call."""
     problem = callback_problem(url, resolve=resolve)
     if problem is not None:
-        raise BadRequest(f"callbackUrl {url!r} {problem}.")
+        raise BadRequest(problem)
 
 
 def _with_echo(url: str, value: str) -> str:
@@ -182,7 +169,7 @@ def post(delivery: WebhookDelivery) -> str | None:
     """One attempt; None on a 2xx answer, otherwise what went wrong."""
     problem = callback_problem(delivery.callback_url, resolve=True)
     if problem is not None:
-        return f"callbackUrl {problem}"
+        return problem[:ERROR_LIMIT]
     headers = {**_auth(delivery.bearer_token),
                NOTIFICATION_ID_HEADER: str(delivery.notification_id),
                "User-Agent": "gb-flex-vtn-webhooks"}

@@ -14,9 +14,10 @@ from django.views.decorators.http import require_http_methods, require_POST
 from django_otp import login as otp_login
 from django_otp import match_token
 
-from console import permissions
+from console import login_throttle, permissions
 from console.forms import LoginForm
 from console.views.common import page
+from vtn.auth.mtls import client_address
 
 REFUSED = "The username, password or authenticator code is not right."
 
@@ -34,21 +35,35 @@ def _next(request: HttpRequest) -> str:
 @require_http_methods(["GET", "POST"])
 def login(request: HttpRequest) -> HttpResponse:
     """Both factors in one form: the code is checked only once the password is right,
-    and the session is marked verified (django-otp) only when both are."""
+    and the session is marked verified (django-otp) only when both are. Attempts go
+    through ``console.login_throttle`` (delays, then lockouts), as the admin's do."""
     form = LoginForm(request.POST or None)
-    error = ""
+    error, status, retry_after = "", 200, None
     if request.method == "POST" and form.is_valid():
         data = form.cleaned_data
-        user = authenticate(request, username=data["username"], password=data["password"])
-        device = match_token(user, data["otp_token"].strip()) if user is not None else None
-        if user is not None and device is not None and permissions.role_of(user):
-            auth_login(request, user)
-            otp_login(request, device)
-            return redirect(_next(request))
-        error = REFUSED
-    return page(request, "console/login.html", {"form": form, "error": error,
-                                                "next": _next(request)},
-                status=401 if error else 200)
+        address = client_address(request)
+        refusal = login_throttle.check(username=data["username"], address=address,
+                                       door="console")
+        if refusal is not None:
+            error, status, retry_after = refusal.message, 429, refusal.retry_after
+        else:
+            user = authenticate(request, username=data["username"],
+                                password=data["password"])
+            device = match_token(user, data["otp_token"].strip()) \
+                if user is not None else None
+            if user is not None and device is not None and permissions.role_of(user):
+                login_throttle.succeeded(username=data["username"], address=address)
+                auth_login(request, user)
+                otp_login(request, device)
+                return redirect(_next(request))
+            login_throttle.failed(username=data["username"], address=address,
+                                  door="console")
+            error, status = REFUSED, 401
+    response = page(request, "console/login.html", {"form": form, "error": error,
+                                                    "next": _next(request)}, status=status)
+    if retry_after is not None:
+        response["Retry-After"] = str(retry_after)
+    return response
 
 
 @require_POST

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from django.urls import path
-from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 
 from dispatch.api import data_views, views
 
@@ -37,6 +37,6 @@ urlpatterns = [
                                         "reports (its VEN client). See "
                                         "docs/gb-dispatch-profile.md."}),
          name="dispatch-openapi"),
-    path("docs", SpectacularSwaggerView.as_view(
+    path("docs", SpectacularSwaggerSplitView.as_view(
         url_name="dispatch-openapi", authentication_classes=[], permission_classes=[])),
 ]

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from django.urls import path
-from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 
 from settlement.api import views
 
@@ -29,6 +29,6 @@ urlpatterns = [
                          "DESCRIPTION": "Monthly settlement statements: compute, issue, accept, "
                                         "dispute, finalise, export. See docs/settlement.md."}),
          name="settlement-openapi"),
-    path("docs", SpectacularSwaggerView.as_view(
+    path("docs", SpectacularSwaggerSplitView.as_view(
         url_name="settlement-openapi", authentication_classes=[], permission_classes=[])),
 ]

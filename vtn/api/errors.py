@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from django.conf import settings
+from django.core.exceptions import RequestDataTooBig
 from django.http import HttpRequest, JsonResponse
 
 from vtn.api.problems import PROBLEM_CONTENT_TYPE, problem_body
@@ -12,7 +14,14 @@ def _problem(status_code: int, detail: str) -> JsonResponse:
                         content_type=PROBLEM_CONTENT_TYPE)
 
 
+def too_large(limit: int) -> JsonResponse:
+    """413 for a request body over ``limit`` bytes (``VTN_MAX_BODY_BYTES``)."""
+    return _problem(413, f"The request body is larger than this VTN accepts ({limit} bytes).")
+
+
 def bad_request(request: HttpRequest, exception: Exception | None = None) -> JsonResponse:
+    if isinstance(exception, RequestDataTooBig):
+        return too_large(settings.DATA_UPLOAD_MAX_MEMORY_SIZE)
     return _problem(400, "The request could not be understood.")
 
 

@@ -2,7 +2,9 @@
 
 ``create`` makes a user with a role and a TOTP device and prints, once, the generated
 password and the ``otpauth://`` URI to load into an authenticator app; ``list``,
-``set-role`` and ``disable`` manage them. Output is JSON.
+``set-role`` and ``disable`` manage them; ``totp`` gives an existing user (a superuser made
+by ``createsuperuser``, who needs a second factor for the admin) a TOTP device and prints
+its URI once. Output is JSON.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ from console.permissions import ROLES, role_of
 
 
 class Command(BaseCommand):
-    help = "Operator console staff: create (with a TOTP device), list, set-role, disable."
+    help = "Operator console staff: create (with a TOTP device), list, set-role, totp, disable."
 
     def add_arguments(self, parser: CommandParser) -> None:
         sub = parser.add_subparsers(dest="action", required=True, parser_class=type(parser))
@@ -35,6 +37,11 @@ class Command(BaseCommand):
         set_role = sub.add_parser("set-role", help="change a user's role")
         set_role.add_argument("--username", required=True)
         set_role.add_argument("--role", required=True, choices=ROLES)
+        totp = sub.add_parser(
+            "totp", help="give an existing user (e.g. a superuser) a new TOTP device",
+            description="Replaces the user's TOTP devices with a new one and prints its "
+                        "otpauth:// provisioning URI once.")
+        totp.add_argument("--username", required=True)
         disable = sub.add_parser("disable", help="disable a user (their sessions stop working)")
         disable.add_argument("--username", required=True)
 
@@ -84,6 +91,13 @@ class Command(BaseCommand):
         user = self._user(username)
         self._assign_role(user, role)
         return self._describe(user)
+
+    @transaction.atomic
+    def _totp(self, *, username: str, **_) -> dict:
+        user = self._user(username)
+        TOTPDevice.objects.filter(user=user).delete()
+        device = TOTPDevice.objects.create(user=user, name="console", confirmed=True)
+        return {"username": username, "otpauth_uri": device.config_url}
 
     def _disable(self, *, username: str, **_) -> dict:
         user = self._user(username)
