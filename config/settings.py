@@ -174,6 +174,10 @@ VTN_MQTT_PASSWORD = os.environ.get("VTN_MQTT_PASSWORD", "")
 VTN_MQTT_CLIENT_ID = os.environ.get("VTN_MQTT_CLIENT_ID", "")
 VTN_MQTT_CA_BUNDLE = os.environ.get("VTN_MQTT_CA_BUNDLE", "")
 VTN_MQTT_TOPIC_PREFIX = os.environ.get("VTN_MQTT_TOPIC_PREFIX", "openadr3")
+# Admin of Mosquitto's dynamic security plugin: with OAUTH2_BEARER_TOKEN the VTN provisions
+# each client's broker account and topic access (vtn/mqtt_acl.py) and publishes as this user.
+VTN_MQTT_DYNSEC_USERNAME = os.environ.get("VTN_MQTT_DYNSEC_USERNAME", "")
+VTN_MQTT_DYNSEC_PASSWORD = os.environ.get("VTN_MQTT_DYNSEC_PASSWORD", "")
 # Webhook notifications (docs/notifications.md). Callback URLs must be HTTPS; ones that
 # name or resolve to loopback, private, link-local or reserved addresses are refused
 # unless VTN_CALLBACK_ALLOW_PRIVATE is true (below; sandbox and tests only).

@@ -24,11 +24,22 @@ CONFIG = ROOT / "deploy" / "mosquitto" / "mosquitto-dev.conf"
 
 
 class Broker:
-    def __init__(self, workdir: Path) -> None:
+    def __init__(self, workdir: Path, config: Path = CONFIG, admin: str | None = None) -> None:
         self.port = free_port()
         self.config = workdir / "mosquitto.conf"
-        self.config.write_text(CONFIG.read_text().replace(
-            "listener 1883 127.0.0.1", f"listener {self.port} 127.0.0.1"))
+        text = config.read_text().replace("listener 1883 127.0.0.1",
+                                          f"listener {self.port} 127.0.0.1")
+        self.admin = admin
+        if admin:  # the dynamic security plugin's state, with its admin
+            state = workdir / "dynamic-security.json"
+            subprocess.run(["mosquitto_ctrl", "dynsec", "init", str(state), "vtn-admin", admin],
+                           check=True, capture_output=True)
+            text = text.replace("/var/lib/mosquitto/dynamic-security.json", str(state))
+        if os.geteuid() == 0:
+            # Run as root, mosquitto would switch to its own user, which cannot read the
+            # test's private temporary directory.
+            text += "\nuser root\n"
+        self.config.write_text(text)
         self.log = workdir / "mosquitto.log"
         self.process: subprocess.Popen | None = None
 
@@ -39,6 +50,8 @@ class Broker:
         deadline = time.monotonic() + 10
         while time.monotonic() < deadline:
             probe = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2)
+            if self.admin:
+                probe.username_pw_set("vtn-admin", self.admin)
             try:
                 probe.connect("127.0.0.1", self.port)
                 probe.disconnect()
@@ -56,18 +69,22 @@ class Broker:
 class Listener:
     """A subscriber collecting (topic, JSON body) messages."""
 
-    def __init__(self, port: int, topics: list[str]) -> None:
+    def __init__(self, port: int, topics: list[str], *, username: str | None = None,
+                 password: str | None = None) -> None:
         self.messages: queue.Queue = queue.Queue()
         self.client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2)
+        if username:
+            self.client.username_pw_set(username, password)
         subscribed = queue.Queue()
         self.client.on_message = lambda c, u, m: self.messages.put(
             (m.topic, json.loads(m.payload), time.monotonic()))
         self.client.on_subscribe = lambda c, u, mid, codes, props: subscribed.put(codes)
+        self.granted = []
         self.client.connect("127.0.0.1", port)
         self.client.loop_start()
         for name in topics:
             self.client.subscribe(name, qos=1)
-            subscribed.get(timeout=5)
+            self.granted.append([code.value for code in subscribed.get(timeout=5)])
 
     def get(self, timeout: float):
         return self.messages.get(timeout=timeout)
@@ -103,7 +120,8 @@ def ven(server: VtnServer, bl, label: str) -> dict:
     body = {"objectType": "BL_VEN_REQUEST", "venName": client["ven_name"],
             "clientID": client["client_id"], "targets": [label]}
     assert bl.put(url, json=body).status_code == 200
-    client["session"] = server.session(server.token(client))
+    client["token"] = server.token(client)
+    client["session"] = server.session(client["token"])
     return client
 
 
@@ -170,3 +188,105 @@ def test_the_api_answers_while_the_broker_is_down(mqtt_stack):
         assert time.monotonic() - started < 2
     finally:
         broker.start()
+
+
+# --- broker access control (dynamic security, provisioned by the VTN) -------------------------
+
+ACL_CONFIG = ROOT / "deploy" / "mosquitto" / "mosquitto-acl-dev.conf"
+REFUSED = 0x80  # SUBACK "unspecified error": the broker refused the subscription
+
+
+@pytest.fixture(scope="module")
+def acl_stack(tmp_path_factory) -> Iterator[tuple[VtnServer, Broker]]:
+    workdir = tmp_path_factory.mktemp("mqtt_acl")
+    admin = secrets.token_urlsafe(16)
+    broker = Broker(workdir, ACL_CONFIG, admin=admin)
+    broker.start()
+    database = E2EDatabase(os.environ.get("DATABASE_URL", ""), workdir)
+    server = VtnServer(workdir, database)
+    server.env.pop("CELERY_BROKER_URL", None)
+    server.env.update({"VTN_MQTT_BROKER_URL": f"mqtt://127.0.0.1:{broker.port}",
+                       "VTN_MQTT_AUTHENTICATION": "OAUTH2_BEARER_TOKEN",
+                       "VTN_MQTT_DYNSEC_USERNAME": "vtn-admin",
+                       "VTN_MQTT_DYNSEC_PASSWORD": admin})
+    try:
+        server.prepare()
+        server.start()
+        yield server, broker
+    finally:
+        server.stop()
+        broker.stop()
+        database.drop()
+
+
+def connect_as(port: int, username: str, password: str, topics: list[str],
+               timeout: float = 10.0) -> Listener:
+    """Connect once provisioning has caught up (it runs after the token is issued)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            return Listener(port, topics, username=username, password=password)
+        except (OSError, queue.Empty, mqtt.WebsocketConnectionError) as exc:
+            if time.monotonic() > deadline:
+                raise AssertionError(f"{username} could not connect: {exc!r}") from exc
+            time.sleep(0.3)
+
+
+def refused_to_connect(port: int, username: str, password: str) -> bool:
+    client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2)
+    client.username_pw_set(username, password)
+    answer: queue.Queue = queue.Queue()
+    client.on_connect = lambda c, u, flags, code, props: answer.put(code)
+    client.connect("127.0.0.1", port)
+    client.loop_start()
+    try:
+        return answer.get(timeout=5).is_failure
+    finally:
+        client.loop_stop()
+        client.disconnect()
+
+
+def test_the_broker_lets_a_ven_subscribe_only_to_its_own_topics(acl_stack):
+    server, broker = acl_stack
+    bl = server.session(server.token(server.create_client("bl", "acl-bl")))
+    auth = bl.get(server.url(V31, "notifiers")).json()["MQTT"]["authentication"]
+    assert auth == {"method": "OAUTH2_BEARER_TOKEN", "username": "{clientID}"}
+    label_a, label_b = f"a-{secrets.token_hex(3)}", f"b-{secrets.token_hex(3)}"
+    ven_a, ven_b = ven(server, bl, label_a), ven(server, bl, label_b)
+    token_a = ven_a["token"]
+    own = mqtt_topics(server, ven_a, ven_a["ven_id"])
+    other = f"openadr3/vens/{ven_b['ven_id']}/events/+"
+    listener = connect_as(broker.port, ven_a["client_id"], token_a,
+                          [own, other, "openadr3/events/+", "openadr3/#"])
+    try:
+        assert listener.granted[0] == [1]
+        assert listener.granted[1:] == [[REFUSED], [REFUSED], [REFUSED]]
+        program = bl.post(server.url(V31, "programs"),
+                          json={"programName": server.unique("acl-program")}).json()
+        started = time.monotonic()
+        for label in (label_b, label_a):  # B's event first: A must never see it
+            assert bl.post(server.url(V31, "events"), json={
+                "programID": program["id"], "targets": [label],
+                "intervals": [{"id": 0, "payloads": [{"type": "SIMPLE", "values": [1]}]}],
+            }).status_code == 201
+        name, body, arrived = listener.get(timeout=5)
+        assert arrived - started < 1.5
+        assert name.startswith(f"openadr3/vens/{ven_a['ven_id']}/")
+        assert body["object"]["targets"] == [label_a]
+        with pytest.raises(queue.Empty):
+            listener.get(timeout=1.0)
+    finally:
+        listener.close()
+    # A wrong password, and a revoked client, cannot connect.
+    assert refused_to_connect(broker.port, ven_a["client_id"], "not-the-token")
+    server.manage("oadr_client", "revoke", ven_a["client_id"])
+    deadline = time.monotonic() + 10
+    while not refused_to_connect(broker.port, ven_a["client_id"], token_a):
+        assert time.monotonic() < deadline, "the revoked client still connects"
+        time.sleep(0.3)
+
+
+def mqtt_topics(server: VtnServer, client: dict, ven_id: str) -> str:
+    reply = client["session"].get(server.url(V31, f"notifiers/mqtt/topics/vens/{ven_id}/events"))
+    assert reply.status_code == 200, reply.text
+    return reply.json()["topics"]["ALL"]

@@ -75,8 +75,10 @@ def binding() -> dict | None:
     if not enabled():
         return None
     uris = settings.VTN_MQTT_PUBLIC_URIS or [settings.VTN_MQTT_BROKER_URL]
-    return {"URIS": uris, "serialization": "JSON",
-            "authentication": {"method": settings.VTN_MQTT_AUTHENTICATION}}
+    authentication = {"method": settings.VTN_MQTT_AUTHENTICATION}
+    if settings.VTN_MQTT_AUTHENTICATION == "OAUTH2_BEARER_TOKEN":
+        authentication["username"] = "{clientID}"
+    return {"URIS": uris, "serialization": "JSON", "authentication": authentication}
 
 
 # --- what to publish ------------------------------------------------------------------------
@@ -153,9 +155,11 @@ class Publisher:
                                   protocol=mqtt.MQTTv311)
         self.client.max_queued_messages_set(MAX_QUEUED)
         self.client.reconnect_delay_set(min_delay=1, max_delay=30)
-        if settings.VTN_MQTT_USERNAME:
-            self.client.username_pw_set(settings.VTN_MQTT_USERNAME,
-                                        settings.VTN_MQTT_PASSWORD or None)
+        username = settings.VTN_MQTT_USERNAME or settings.VTN_MQTT_DYNSEC_USERNAME
+        if username:
+            password = (settings.VTN_MQTT_PASSWORD if settings.VTN_MQTT_USERNAME
+                        else settings.VTN_MQTT_DYNSEC_PASSWORD)
+            self.client.username_pw_set(username, password or None)
         if url.scheme in ("mqtts", "ssl"):
             self.client.tls_set(ca_certs=settings.VTN_MQTT_CA_BUNDLE or None)
         default_port = 8883 if url.scheme in ("mqtts", "ssl") else 1883

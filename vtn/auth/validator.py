@@ -15,6 +15,7 @@ from urllib.parse import unquote_plus
 
 from oauth2_provider.oauth2_validators import OAuth2Validator
 
+from vtn import mqtt_acl
 from vtn.auth.mtls import META_THUMBPRINT
 from vtn.models import Client, TokenBinding
 
@@ -106,4 +107,5 @@ class VtnOAuth2Validator(OAuth2Validator):
         binding = getattr(request, "vtn_cert_binding", None)
         if binding:
             TokenBinding.objects.create(access_token=access_token, certificate_sha256=binding)
+        mqtt_acl.token_issued(access_token.application.client_id, access_token.token)
         return access_token
