@@ -290,3 +290,44 @@ def mqtt_topics(server: VtnServer, client: dict, ven_id: str) -> str:
     reply = client["session"].get(server.url(V31, f"notifiers/mqtt/topics/vens/{ven_id}/events"))
     assert reply.status_code == 200, reply.text
     return reply.json()["topics"]["ALL"]
+
+
+# --- the agent wakes on MQTT --------------------------------------------------------------------
+
+def test_the_agent_polls_at_once_when_its_topic_says_so(acl_stack, tmp_path):
+    from tests.fixtures.agent import AgentWorld, wait_for
+
+    server, broker = acl_stack
+    world = AgentWorld(server=server, root=tmp_path)
+    try:
+        # A 30 s poll interval: only a push can make the acknowledgement quick.
+        site = world.onboard(poll_interval_s=30.0, poll_jitter=0.0)
+        world.start_agent(site)
+        wait_for(lambda: any(r.get("event") == "push" and r.get("state") == "connecting"
+                             for r in site.log_records()), 30, "the agent's push start")
+        def status() -> dict:
+            return json.loads(world.cli(site, "status").stdout)
+
+        status_now = wait_for(lambda: (s := status())["push"] == "connected" and s, 30,
+                              "the agent connected to the broker", interval=1.0)
+        assert status_now["commsState"] == "online"
+        time.sleep(1.0)  # its next poll is ~28 s away
+        dispatch = world.issue(site, kw=120)
+        issued = time.monotonic()
+
+        def received():
+            acks = world.acknowledgements(dispatch["reference"]).get(1, [])
+            return [a for a in acks if a["stage"] == "received"]
+
+        wait_for(received, 10, "RECEIVED acknowledged after a push")
+        assert time.monotonic() - issued < 5
+
+        # Broker gone: the agent says so and keeps polling.
+        broker.stop()
+        try:
+            wait_for(lambda: "unreachable" in str(status()["push"]), 70,
+                     "status reporting the broker unreachable", interval=1.0)
+        finally:
+            broker.start()
+    finally:
+        world.close()

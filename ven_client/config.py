@@ -51,6 +51,7 @@ class Config:
     clock_skew_warn_s: float = 5.0
     log_format: str = "json"  # json or kv
     log_level: str = "info"
+    push: bool = True  # MQTT wake-ups when the VTN offers them and ven-client[mqtt] is installed
 
     # -- derived --
 
