@@ -9,61 +9,16 @@ import json
 import os
 import queue
 import secrets
-import subprocess
 import time
 from collections.abc import Iterator
-from pathlib import Path
 
 import paho.mqtt.client as mqtt
 import pytest
 
-from tests.fixtures.server import ROOT, E2EDatabase, VtnServer, free_port, stop_process
+from tests.fixtures.broker import ACL_CONFIG, Broker
+from tests.fixtures.server import E2EDatabase, VtnServer
 
 V31 = "3.1.0"
-CONFIG = ROOT / "deploy" / "mosquitto" / "mosquitto-dev.conf"
-
-
-class Broker:
-    def __init__(self, workdir: Path, config: Path = CONFIG, admin: str | None = None) -> None:
-        self.port = free_port()
-        self.config = workdir / "mosquitto.conf"
-        text = config.read_text().replace("listener 1883 127.0.0.1",
-                                          f"listener {self.port} 127.0.0.1")
-        self.admin = admin
-        if admin:  # the dynamic security plugin's state, with its admin
-            state = workdir / "dynamic-security.json"
-            subprocess.run(["mosquitto_ctrl", "dynsec", "init", str(state), "vtn-admin", admin],
-                           check=True, capture_output=True)
-            text = text.replace("/var/lib/mosquitto/dynamic-security.json", str(state))
-        if os.geteuid() == 0:
-            # Run as root, mosquitto would switch to its own user, which cannot read the
-            # test's private temporary directory.
-            text += "\nuser root\n"
-        self.config.write_text(text)
-        self.log = workdir / "mosquitto.log"
-        self.process: subprocess.Popen | None = None
-
-    def start(self) -> None:
-        with open(self.log, "ab") as log:
-            self.process = subprocess.Popen(["mosquitto", "-c", str(self.config)],
-                                            stdout=log, stderr=subprocess.STDOUT)
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline:
-            probe = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2)
-            if self.admin:
-                probe.username_pw_set("vtn-admin", self.admin)
-            try:
-                probe.connect("127.0.0.1", self.port)
-                probe.disconnect()
-                return
-            except OSError:
-                time.sleep(0.1)
-        pytest.fail(f"mosquitto did not start:\n{self.log.read_text()}")
-
-    def stop(self) -> None:
-        if self.process is not None:
-            stop_process(self.process)
-            self.process = None
 
 
 class Listener:
@@ -192,7 +147,6 @@ def test_the_api_answers_while_the_broker_is_down(mqtt_stack):
 
 # --- broker access control (dynamic security, provisioned by the VTN) -------------------------
 
-ACL_CONFIG = ROOT / "deploy" / "mosquitto" / "mosquitto-acl-dev.conf"
 REFUSED = 0x80  # SUBACK "unspecified error": the broker refused the subscription
 
 
