@@ -196,7 +196,39 @@ VTN_TLS_KEY = os.environ.get("VTN_TLS_KEY", str(VAR_DIR / "pki" / "server.key"))
 VTN_TLS_CLIENT_CA = os.environ.get("VTN_TLS_CLIENT_CA", "")
 VTN_PAGE_DEFAULT = int(os.environ.get("VTN_PAGE_DEFAULT", "50"))
 VTN_PAGE_MAX = 50  # both documents cap `limit` at 50
+# MQTT notifier (docs/notifications.md): on only when the broker URL is set. The VTN
+# publishes with VTN_MQTT_USERNAME/PASSWORD; clients are told VTN_MQTT_PUBLIC_URIS (default:
+# the broker URL) and VTN_MQTT_AUTHENTICATION, which must say how the broker really
+# authenticates them (ANONYMOUS only for development).
 VTN_MQTT_BROKER_URL = os.environ.get("VTN_MQTT_BROKER_URL", "")
+VTN_MQTT_PUBLIC_URIS = env_list("VTN_MQTT_PUBLIC_URIS", [])
+VTN_MQTT_AUTHENTICATION = os.environ.get("VTN_MQTT_AUTHENTICATION", "ANONYMOUS")
+VTN_MQTT_USERNAME = os.environ.get("VTN_MQTT_USERNAME", "")
+VTN_MQTT_PASSWORD = os.environ.get("VTN_MQTT_PASSWORD", "")
+VTN_MQTT_CLIENT_ID = os.environ.get("VTN_MQTT_CLIENT_ID", "")
+VTN_MQTT_CA_BUNDLE = os.environ.get("VTN_MQTT_CA_BUNDLE", "")
+VTN_MQTT_TOPIC_PREFIX = os.environ.get("VTN_MQTT_TOPIC_PREFIX", "openadr3")
+# Admin of Mosquitto's dynamic security plugin: with OAUTH2_BEARER_TOKEN the VTN provisions
+# each client's broker account and topic access (vtn/mqtt_acl.py) and publishes as this user.
+VTN_MQTT_DYNSEC_USERNAME = os.environ.get("VTN_MQTT_DYNSEC_USERNAME", "")
+VTN_MQTT_DYNSEC_PASSWORD = os.environ.get("VTN_MQTT_DYNSEC_PASSWORD", "")
+# Webhook notifications (docs/notifications.md). Callback URLs must be HTTPS; ones that
+# name or resolve to loopback, private, link-local or reserved addresses are refused
+# unless VTN_CALLBACK_ALLOW_PRIVATE is true (below; sandbox and tests only).
+VTN_WEBHOOKS_ENABLED = env_bool("VTN_WEBHOOKS_ENABLED", True)
+# The echo check of a new callback URL (GET callbackUrl?echo=...). Never turn it off in
+# production: only test suites that store subscriptions to unreachable hosts do.
+VTN_WEBHOOK_VERIFY_CALLBACKS = env_bool("VTN_WEBHOOK_VERIFY_CALLBACKS", True)
+# CA bundle used to verify receivers' certificates; empty: the system's trust store.
+VTN_WEBHOOK_CA_BUNDLE = os.environ.get("VTN_WEBHOOK_CA_BUNDLE", "")
+VTN_WEBHOOK_CONNECT_TIMEOUT = float(os.environ.get("VTN_WEBHOOK_CONNECT_TIMEOUT", "3"))
+VTN_WEBHOOK_READ_TIMEOUT = float(os.environ.get("VTN_WEBHOOK_READ_TIMEOUT", "5"))
+# Seconds to wait before each retry of a failed delivery (each with +-20 % jitter); after
+# the last one fails the subscription is marked broken. Five tries over about half an hour.
+VTN_WEBHOOK_RETRY_DELAYS = [float(v) for v in env_list("VTN_WEBHOOK_RETRY_DELAYS",
+                                                       ["30", "120", "480", "1200"])]
+# Receivers delivered to at once by one process (one slow receiver holds one of these).
+VTN_WEBHOOK_CONCURRENCY = int(os.environ.get("VTN_WEBHOOK_CONCURRENCY", "16"))
 # Subscription callbacks may point at loopback, link-local or private addresses only when
 # this is true (tests and the sandbox); see vtn/callbacks.py.
 VTN_CALLBACK_ALLOW_PRIVATE = env_bool("VTN_CALLBACK_ALLOW_PRIVATE", False)
@@ -298,6 +330,7 @@ SPECTACULAR_SETTINGS = {
 
 CELERY_BROKER_URL = os.environ.get("CELERY_BROKER_URL", "")
 CELERY_TASK_ALWAYS_EAGER = not CELERY_BROKER_URL
+CELERY_TASK_DEFAULT_QUEUE = os.environ.get("CELERY_TASK_DEFAULT_QUEUE", "celery")
 CELERY_TASK_EAGER_PROPAGATES = True
 CELERY_RESULT_BACKEND = os.environ.get("CELERY_RESULT_BACKEND") or None
 CELERY_TIMEZONE = "UTC"

@@ -2,7 +2,15 @@
 
 from django.urls import path
 
-from console.views import audit, auth, dashboard, dispatches, registry, settlement
+from console.views import (
+    audit,
+    auth,
+    dashboard,
+    dispatches,
+    registry,
+    settlement,
+    subscriptions,
+)
 
 app_name = "console"
 
@@ -36,4 +44,7 @@ urlpatterns = [
     path("statements/<int:statement_id>/export.<str:fmt>", settlement.export,
          name="statement-export"),
     path("audit", audit.audit_log, name="audit"),
+    path("subscriptions", subscriptions.subscription_list, name="subscriptions"),
+    path("subscriptions/<str:subscription_id>/reset", subscriptions.reset_subscription,
+         name="subscription-reset"),
 ]

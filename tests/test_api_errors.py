@@ -343,7 +343,15 @@ def test_auth_server_names_the_token_endpoint(api):
 # --- notifiers (3.1) ------------------------------------------------------------------------
 
 @pytest.mark.parametrize("version", [VERSION_31])
-def test_notifiers_offer_only_an_undelivered_webhook(ven_a):
+def test_notifiers_offer_the_webhook_binding_without_mqtt(ven_a):
+    status, body = ven_a.api.get("/notifiers")
+    assert status == 200
+    assert body == {"WEBHOOK": True}
+
+
+@pytest.mark.parametrize("version", [VERSION_31])
+def test_notifiers_say_so_when_webhooks_are_off(ven_a, settings):
+    settings.VTN_WEBHOOKS_ENABLED = False
     status, body = ven_a.api.get("/notifiers")
     assert status == 200
     assert body == {"WEBHOOK": False}

@@ -122,6 +122,10 @@ def expected_status(version: str, method: str, template: str, actor: str) -> int
         # 400 (naming the missing scope) where the operation lists no 403 (nor a deviation).
         return 403 if 403 in statuses.allowed(version, method, template) else 400
     if template.startswith("/notifiers/mqtt/"):
+        # Per-type and per-program topics are for business logic (read_all); without a
+        # broker configured every topic endpoint answers 404.
+        if "{venID}" not in template and actor != "bl":
+            return 403
         return 404
     if template == "/notifiers":
         return 200

@@ -103,6 +103,9 @@ class Agent:
         self._signing: tuple[Ed25519PrivateKey, str] | None = None
         self._recovered = False
         self.online = False  # the last cycle of this process succeeded
+        # Set to poll before the interval is over: a stop signal or a push (ven_client.push).
+        self.wakeup = threading.Event()
+        self.push = None
         self._ended_seen: set[tuple] = set()
 
     # -- identity ------------------------------------------------------------------------
@@ -229,6 +232,7 @@ class Agent:
             self.recover()
         if self.ven is None:
             self.discover()
+        self._push_hook()
         # Revisions received before a restart go to the handler before anything newer.
         self.action_received()
         self.flush()
@@ -249,10 +253,23 @@ class Agent:
             self.store.put("last_poll_ok", now, conn)
             self.store.put("comms_state", "online", conn)
             self.store.put("clock_skew_s", self.transport.skew_s, conn)
+            self.store.put("push", self.push.state if self.push else "off", conn)
         first, self.online = not self.online, True
         logs.log("online" if first else "cycle_done", level="info" if first else "debug",
                  events=len(events), pending=self.store.pending_count(),
                  seconds=round(time.monotonic() - started, 4))
+
+    def _push_hook(self) -> None:
+        """Start MQTT wake-ups once (when configured and offered); refresh their password."""
+        if not self.config.push:
+            return
+        if self.push is None:
+            from ven_client.push import Push
+
+            self.push = Push(self, self.wakeup)
+            self.push.start()
+        else:
+            self.push.refresh()
 
     def recover(self) -> None:
         """After a restart: settle revisions whose handler run was interrupted."""
@@ -642,8 +659,12 @@ class Agent:
                 self.ven = None
             if once:
                 break
-            self.stopping.wait(delay)
+            if self.wakeup.wait(delay) and not self.stopping.is_set():
+                logs.log("woken", level="debug")
+            self.wakeup.clear()
         logs.log("agent_stopped", pending=self.store.pending_count())
+        if self.push is not None:
+            self.push.stop()
         self.transport.close()
         self.store.close()
         return code
@@ -651,3 +672,4 @@ class Agent:
     def _on_signal(self, signum: int, frame: object) -> None:
         logs.log("stopping", signal=signal.Signals(signum).name)
         self.stopping.set()
+        self.wakeup.set()

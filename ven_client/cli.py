@@ -223,6 +223,7 @@ def cmd_status(args: argparse.Namespace) -> int:
             "lastSuccessfulPoll": _iso(last_ok), "commsState": comms,
             "lastError": store.get("last_error") if comms != "online" else None,
             "clockSkewSeconds": store.get("clock_skew_s"),
+            "push": store.get("push", "off"),
             "lastHeartbeat": _iso(store.get("last_heartbeat")),
             "lastDispatch": store.last_revision(),
             "pendingMessages": counts.get("pending", 0),

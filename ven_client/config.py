@@ -59,6 +59,7 @@ class Config:
     clock_skew_warn_s: float = 5.0
     log_format: str = "json"  # json or kv
     log_level: str = "info"
+    push: bool = True  # MQTT wake-ups when the VTN offers them and ven-client[mqtt] is installed
 
     def __post_init__(self) -> None:
         if self.vtn_urls and not self.vtn_url:

@@ -33,7 +33,7 @@ def _literal_address(host: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address
     return address
 
 
-def _internal(address: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
+def internal(address: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
     return (address.is_loopback or address.is_link_local or address.is_private
             or address.is_multicast or address.is_reserved or address.is_unspecified
             or not address.is_global)
@@ -56,7 +56,7 @@ def refusal(url: str, *, allow_private: bool) -> str | None:
         return None
     name = host.rstrip(".").lower()
     address = _literal_address(name)
-    if address is not None and _internal(address):
+    if address is not None and internal(address):
         return (f"callbackUrl {url!r} points at a loopback, link-local or private address "
                 f"({address}); this VTN only calls back to public addresses.")
     if address is None and (name in _INTERNAL_NAMES or name.endswith(_INTERNAL_SUFFIXES)):

@@ -116,9 +116,57 @@ class Subscription(OpenADRObject):
         Program, on_delete=models.CASCADE, null=True, blank=True, related_name="subscriptions"
     )
     object_operations = models.JSONField(default=list)
+    # The wire version the subscription was last written through: notifications are
+    # rendered in it ("3.1.0" or "3.0.1").
+    wire_version = models.CharField(max_length=8, default="3.1.0")
+    # Webhook delivery state (vtn/webhooks.py): consecutive failed attempts of the oldest
+    # pending notification, when the callback was marked broken (no more deliveries until
+    # the owner updates the subscription or an operator resets it), the last success.
+    delivery_failures = models.PositiveIntegerField(default=0)
+    broken_at = models.DateTimeField(null=True, blank=True, db_index=True)
+    last_delivery_at = models.DateTimeField(null=True, blank=True)
+    last_error = models.CharField(max_length=512, blank=True)
+    # While set in the future, one worker is delivering this subscription's notifications.
+    draining_until = models.DateTimeField(null=True, blank=True)
+    lease = models.CharField(max_length=32, blank=True)  # who holds draining_until
 
     def __str__(self) -> str:
         return f"{self.client_name} ({self.id})"
+
+
+class WebhookDelivery(models.Model):
+    """One notification to one callback URL of one subscription (the webhook outbox).
+
+    Rows are written after the change committed and delivered oldest first per
+    subscription; ``notification_id`` is sent in a header on every attempt so a
+    receiver can drop a duplicate.
+    """
+
+    class State(models.TextChoices):
+        PENDING = "pending"
+        DELIVERED = "delivered"
+        ABANDONED = "abandoned"  # the subscription broke or changed its callbacks
+
+    subscription = models.ForeignKey(Subscription, on_delete=models.CASCADE,
+                                     related_name="deliveries")
+    notification_id = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
+    callback_url = models.CharField(max_length=8000)
+    bearer_token = models.TextField(null=True, blank=True)
+    body = models.JSONField()
+    state = models.CharField(max_length=16, choices=State.choices, default=State.PENDING)
+    created = models.DateTimeField(auto_now_add=True)
+    attempts = models.PositiveIntegerField(default=0)
+    next_attempt_at = models.DateTimeField(default=timezone.now)
+    delivered_at = models.DateTimeField(null=True, blank=True)
+    last_error = models.CharField(max_length=512, blank=True)
+
+    class Meta:
+        ordering = ["id"]
+        indexes = [models.Index(fields=["subscription", "state", "id"]),
+                   models.Index(fields=["state", "next_attempt_at"])]
+
+    def __str__(self) -> str:
+        return f"{self.notification_id} -> {self.callback_url} ({self.state})"
 
 
 class TargetLabel(models.Model):
@@ -321,6 +369,8 @@ class SecurityEvent(models.Model):
         CERTIFICATE_ISSUED = "certificate_issued"
         CERTIFICATE_BOUND = "certificate_bound"
         CERTIFICATE_REVOKED = "certificate_revoked"  # an operator revoked a certificate
+        WEBHOOK_BROKEN = "webhook_broken"  # a subscription's callback failed every retry
+        WEBHOOK_RESET = "webhook_reset"  # an operator reset a broken subscription
 
     time = models.DateTimeField(default=timezone.now, db_index=True)
     kind = models.CharField(max_length=32, choices=Kind.choices, db_index=True)

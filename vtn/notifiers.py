@@ -1,12 +1,22 @@
 """Which notification bindings this VTN delivers.
 
-Subscriptions are stored and validated; a binding is advertised only once the VTN
-delivers notifications over it, so clients never wait for callbacks that will not come.
+A binding is advertised only while the VTN delivers notifications over it, so clients
+never wait for callbacks that will not come: ``WEBHOOK`` is true unless an operator
+turned webhook delivery off (``VTN_WEBHOOKS_ENABLED``); ``MQTT`` is present only when a
+broker is configured (``VTN_MQTT_BROKER_URL``).
 """
 
 from __future__ import annotations
 
+from django.conf import settings
+
 
 def offered_bindings() -> dict:
-    """The `/notifiers` body: WEBHOOK is required by the document and false until delivered."""
-    return {"WEBHOOK": False}
+    """The `/notifiers` body: MQTT only while a broker is configured."""
+    from vtn import mqtt
+
+    body = {"WEBHOOK": bool(settings.VTN_WEBHOOKS_ENABLED)}
+    binding = mqtt.binding()
+    if binding is not None:
+        body["MQTT"] = binding
+    return body

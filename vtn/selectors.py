@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from django.db.models import Exists, Min, OuterRef, Q, QuerySet
+from django.db.models import Exists, F, Min, OuterRef, Q, QuerySet
 
 from vtn import targets as target_rules
 from vtn.auth.caller import Caller
@@ -176,3 +176,25 @@ def next_end(queryset: QuerySet[Event]) -> float | None:
 
 def page(queryset: QuerySet, paging: Page) -> list:
     return list(queryset.order_by("created", "id")[paging.skip: paging.skip + paging.limit])
+
+
+def subscription_deliveries(*, broken_only: bool = False) -> QuerySet[Subscription]:
+    """Every subscription with its webhook delivery state, for operators: broken ones
+    first, then the newest; ``pending`` counts notifications not delivered yet."""
+    from django.db.models import Count
+
+    from vtn.models import WebhookDelivery
+
+    queryset = Subscription.objects.annotate(pending=Count(
+        "deliveries", filter=Q(deliveries__state=WebhookDelivery.State.PENDING)))
+    if broken_only:
+        queryset = queryset.filter(broken_at__isnull=False)
+    return queryset.order_by(F("broken_at").desc(nulls_last=True), "-created", "id")
+
+
+def client_names(client_ids: set[str]) -> dict[str, str]:
+    """OAuth2 clientID -> the client's name, for display."""
+    from vtn.models import Client
+
+    return dict(Client.objects.filter(application__client_id__in=client_ids)
+                .values_list("application__client_id", "name"))

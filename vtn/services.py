@@ -8,12 +8,11 @@ the same way.
 
 from __future__ import annotations
 
-from django.conf import settings
 from django.core.exceptions import ObjectDoesNotExist
 from django.db import IntegrityError, models, transaction
 from django.utils import timezone
 
-from vtn import callbacks, generations, selectors
+from vtn import generations, selectors, webhooks
 from vtn import targets as target_rules
 from vtn.api.problems import BadRequest, Conflict, Forbidden
 from vtn.auth.caller import Caller
@@ -208,21 +207,31 @@ def delete_report(*, caller: Caller, report: Report) -> Report:
 
 # --- subscriptions --------------------------------------------------------------------------
 
-@transaction.atomic
 def save_subscription(*, caller: Caller, data: dict,
                       subscription: Subscription | None = None) -> Subscription:
-    """Create or replace a subscription of the caller, optionally scoped to a program."""
+    """Create or replace a subscription of the caller, optionally scoped to a program.
+
+    Every callback URL must be one the VTN will call, and a new or changed one must pass
+    the echo check (vtn.webhooks), before anything is written: the check is a network
+    call, so it runs outside the transaction. An owner's update repairs a broken
+    subscription.
+    """
+    webhooks.check_subscription_callbacks(
+        data["object_operations"], subscription.object_operations if subscription else None)
+    return _store_subscription(caller=caller, data=data, subscription=subscription)
+
+
+@transaction.atomic
+def _store_subscription(*, caller: Caller, data: dict,
+                        subscription: Subscription | None) -> Subscription:
     operation = "CREATE" if subscription is None else "UPDATE"
     data = dict(data)
-    allow_private = bool(getattr(settings, "VTN_CALLBACK_ALLOW_PRIVATE", False))
-    for entry in data["object_operations"]:
-        reason = callbacks.refusal(entry["callbackUrl"], allow_private=allow_private)
-        if reason:
-            raise BadRequest(reason)
     program_id = data.pop("program_id", None)
     subscription = subscription or Subscription(client_id=caller.client_id)
     _apply(subscription, data)
     subscription.program = _program_for(caller, program_id) if program_id else None
+    if operation == "UPDATE":
+        webhooks.repair(subscription)
     _save(subscription, Kind.SUBSCRIPTION, "The subscription conflicts with an existing object.")
     _announce("SUBSCRIPTION", operation, subscription)
     return subscription

@@ -40,7 +40,26 @@ def version_patterns(wire: WireFormat) -> list:
             re_path(rf"^resources/{_id()}$", view(views.ResourceDetail)),
             path("auth/server", auth_views.AuthServerView.as_view()),
             path("notifiers", view(notifier_views.NotifierList)),
-            re_path(r"^notifiers/mqtt/topics/.+$", view(notifier_views.MqttTopics)),
+        ]
+        topics = "notifiers/mqtt/topics"
+        for plural, object_type in (("programs", "PROGRAM"), ("events", "EVENT"),
+                                    ("reports", "REPORT"), ("subscriptions", "SUBSCRIPTION"),
+                                    ("vens", "VEN"), ("resources", "RESOURCE")):
+            patterns.append(path(f"{topics}/{plural}", notifier_views.BusinessLogicTopics.as_view(
+                wire=wire, object_type=object_type)))
+        patterns += [
+            re_path(rf"^{topics}/programs/{_id('program_id')}$",
+                    notifier_views.ProgramTopics.as_view(wire=wire)),
+            re_path(rf"^{topics}/programs/{_id('program_id')}/events$",
+                    notifier_views.ProgramTopics.as_view(wire=wire, events=True)),
+            re_path(rf"^{topics}/vens/{_id('ven_id')}$",
+                    notifier_views.VenTopics.as_view(wire=wire)),
+            re_path(rf"^{topics}/vens/{_id('ven_id')}/events$",
+                    notifier_views.VenTopics.as_view(wire=wire, object_type="EVENT")),
+            re_path(rf"^{topics}/vens/{_id('ven_id')}/programs$",
+                    notifier_views.VenTopics.as_view(wire=wire, object_type="PROGRAM")),
+            re_path(rf"^{topics}/vens/{_id('ven_id')}/resources$",
+                    notifier_views.VenTopics.as_view(wire=wire, object_type="RESOURCE")),
         ]
     else:
         patterns += [

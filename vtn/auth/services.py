@@ -12,7 +12,7 @@ from django.conf import settings
 from django.db import transaction
 from oauth2_provider.models import get_access_token_model, get_application_model
 
-from vtn import generations, pki
+from vtn import generations, mqtt_acl, pki
 from vtn.auth import security_log
 from vtn.auth.scopes import ALL_SCOPES, DEFAULT_SCOPES
 from vtn.models import Client, ClientCertificate, IssuedCertificate, Ven
@@ -133,6 +133,7 @@ def rotate_secret(*, client_id: str) -> IssuedCredentials:
     generations.bump(generations.AUTH)
     security_log.record(security_log.Kind.CLIENT_ROTATED, client_id=application.client_id,
                         detail=f"name={client.name}")
+    mqtt_acl.client_withdrawn(application.client_id)
     return IssuedCredentials(client=client, client_secret=secret)
 
 
@@ -146,6 +147,7 @@ def revoke_client(*, client_id: str) -> Client:
     generations.bump(generations.AUTH)
     security_log.record(security_log.Kind.CLIENT_REVOKED, client_id=client.client_id,
                         detail=f"name={client.name}")
+    mqtt_acl.client_withdrawn(client.client_id)
     return client
 
 

@@ -18,6 +18,7 @@ from oauth2_provider.models import get_application_model
 from oauth2_provider.oauth2_validators import OAuth2Validator
 from oauthlib.oauth2.rfc6749.errors import InvalidScopeError
 
+from vtn import mqtt_acl
 from vtn.auth import hashers
 from vtn.auth.mtls import META_THUMBPRINT
 from vtn.auth.scopes import READ_ALL, READ_ALL_EQUIVALENTS
@@ -166,4 +167,5 @@ class VtnOAuth2Validator(OAuth2Validator):
         binding = getattr(request, "vtn_cert_binding", None)
         if binding:
             TokenBinding.objects.create(access_token=access_token, certificate_sha256=binding)
+        mqtt_acl.token_issued(access_token.application.client_id, access_token.token)
         return access_token

@@ -147,6 +147,7 @@ class Wire301(WireFormat):
             "client_name": data["clientName"],
             "program_id": data["programID"],
             "object_operations": data["objectOperations"],
+            "wire_version": self.version,
             "targets": target_rules.from_values_maps(data.get("targets")),
         }
 

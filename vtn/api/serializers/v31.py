@@ -132,6 +132,7 @@ class Wire31(WireFormat):
             "client_name": data["clientName"],
             "program_id": data.get("programID"),
             "object_operations": data["objectOperations"],
+            "wire_version": self.version,
             "targets": target_rules.from_strings(data.get("targets")),
         }
 

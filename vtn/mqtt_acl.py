@@ -1,0 +1,140 @@
+"""Broker access control: the VTN provisions Mosquitto's dynamic security plugin.
+
+With ``VTN_MQTT_AUTHENTICATION=OAUTH2_BEARER_TOKEN`` and the plugin's admin credentials
+(``VTN_MQTT_DYNSEC_USERNAME``/``PASSWORD``), a client connects to the broker with its
+OpenADR clientID as username and its current access token as password (the document's
+``{"method": "OAUTH2_BEARER_TOKEN", "username": "{clientID}"}``):
+
+* when a token is issued, the client's broker account gets that token as its password
+  and one role: business logic may subscribe to ``{prefix}/#``; a VEN only to
+  ``{prefix}/vens/{venID}/#`` of its own ven(s), nothing else (the plugin denies every
+  other subscription);
+* when a client is revoked or its secret rotated, its broker account is deleted, which
+  also disconnects it;
+* the VTN's own account (the admin) gets a role allowing it to publish under the prefix.
+
+Commands go over MQTT to ``$CONTROL/dynamic-security/v1`` from the background pool,
+never in the request: a token is issued even while the broker is down (the client then
+connects once provisioning has caught up with its next token).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import queue
+import secrets
+from urllib.parse import urlsplit
+
+from django.conf import settings
+from django.db import transaction
+
+logger = logging.getLogger("vtn.mqtt")
+
+CONTROL = "$CONTROL/dynamic-security/v1"
+BL_ROLE = "openadr3-bl"
+PUBLISHER_ROLE = "openadr3-publisher"
+TIMEOUT = 5.0
+
+
+def enabled() -> bool:
+    return bool(settings.VTN_MQTT_BROKER_URL and settings.VTN_MQTT_DYNSEC_USERNAME
+                and settings.VTN_MQTT_AUTHENTICATION == "OAUTH2_BEARER_TOKEN")
+
+
+def _ven_role(client_id: str) -> str:
+    return f"openadr3-ven-{client_id}"
+
+
+def run(commands: list[dict]) -> list[dict]:
+    """Send ``commands`` to the plugin as its admin; the plugin's responses, in order."""
+    import paho.mqtt.client as mqtt
+
+    url = urlsplit(settings.VTN_MQTT_BROKER_URL)
+    tls = url.scheme in ("mqtts", "ssl")
+    client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2,
+                         client_id=f"vtn-dynsec-{secrets.token_hex(4)}")
+    client.username_pw_set(settings.VTN_MQTT_DYNSEC_USERNAME, settings.VTN_MQTT_DYNSEC_PASSWORD)
+    if tls:
+        client.tls_set(ca_certs=settings.VTN_MQTT_CA_BUNDLE or None)
+    answers: queue.Queue = queue.Queue()
+    subscribed: queue.Queue = queue.Queue()
+    client.on_message = lambda c, u, m: answers.put(json.loads(m.payload))
+    client.on_subscribe = lambda c, u, mid, codes, props: subscribed.put(codes)
+    client.connect(url.hostname or "127.0.0.1", url.port or (8883 if tls else 1883))
+    client.loop_start()
+    try:
+        client.subscribe(f"{CONTROL}/response", qos=1)
+        subscribed.get(timeout=TIMEOUT)
+        client.publish(CONTROL, json.dumps({"commands": commands}), qos=1)
+        return answers.get(timeout=TIMEOUT).get("responses", [])
+    finally:
+        client.loop_stop()
+        client.disconnect()
+
+
+def _ensure_role(name: str, acls: list[dict]) -> list[dict]:
+    """Create the role, or (if it exists) set its ACLs: two commands, one succeeds."""
+    return [{"command": "createRole", "rolename": name, "acls": acls},
+            {"command": "modifyRole", "rolename": name, "acls": acls}]
+
+
+def _ensure_client(username: str, password: str, role: str) -> list[dict]:
+    roles = [{"rolename": role}]
+    return [{"command": "createClient", "username": username, "password": password,
+             "roles": roles},
+            {"command": "modifyClient", "username": username, "password": password,
+             "roles": roles}]
+
+
+def _subscribe(pattern: str) -> dict:
+    return {"acltype": "subscribePattern", "topic": pattern, "priority": 0, "allow": True}
+
+
+def provision_token(client_id: str, token: str) -> None:
+    """Give ``client_id``'s broker account this token as password and its one role."""
+    from vtn.models import Client, Ven
+
+    client = Client.objects.filter(application__client_id=client_id, revoked=False).first()
+    if client is None:
+        return
+    prefix = settings.VTN_MQTT_TOPIC_PREFIX
+    commands = _ensure_role(PUBLISHER_ROLE, [
+        {"acltype": "publishClientSend", "topic": f"{prefix}/#", "priority": 0,
+         "allow": True}])
+    commands.append({"command": "addClientRole", "username":
+                     settings.VTN_MQTT_DYNSEC_USERNAME, "rolename": PUBLISHER_ROLE})
+    if client.role == Client.Role.BL:
+        role = BL_ROLE
+        commands += _ensure_role(role, [_subscribe(f"{prefix}/#")])
+    else:
+        role = _ven_role(client_id)
+        ven_ids = Ven.objects.filter(client_id=client_id).values_list("id", flat=True)
+        commands += _ensure_role(role, [_subscribe(f"{prefix}/vens/{ven_id}/#")
+                                        for ven_id in ven_ids])
+    commands += _ensure_client(client_id, token, role)
+    run(commands)
+
+
+def remove_client(client_id: str) -> None:
+    """Delete the client's broker account (which disconnects it) and its VEN role."""
+    run([{"command": "deleteClient", "username": client_id},
+         {"command": "deleteRole", "rolename": _ven_role(client_id)}])
+
+
+def _background(function, *args) -> None:
+    from vtn.webhooks import submit
+
+    transaction.on_commit(lambda: submit(function, *args))
+
+
+def token_issued(client_id: str, token: str) -> None:
+    """After the token's transaction commits, provision it on the broker."""
+    if enabled():
+        _background(provision_token, client_id, token)
+
+
+def client_withdrawn(client_id: str) -> None:
+    """A client revoked or rotated: after commit, its broker account goes."""
+    if enabled():
+        _background(remove_client, client_id)
