@@ -31,4 +31,4 @@ def test_without_a_ca_of_its_own_the_page_says_so(client, settings, tmp_path):
     assert "does not publish a CA certificate" in page
     missing = client.get("/conformance/ca.pem")
     assert missing.status_code == 404
-    assert missing["Content-Type"] == "application/problem+json"
+    assert missing["Content-Type"] == "application/json"

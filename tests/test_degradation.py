@@ -21,7 +21,7 @@ from tests.fixtures.worker import CeleryWorker
 
 pytestmark = [pytest.mark.slow]
 
-PROBLEM = "application/problem+json"
+PROBLEM = "application/json"  # the default problem media type (Accept may ask for problem+json)
 
 
 def started_server(workdir: Path, database_url: str, **env: str) -> VtnServer:

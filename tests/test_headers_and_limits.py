@@ -77,7 +77,7 @@ def test_callbacks_into_the_vtns_network_are_refused(server: VtnServer, bl, prog
     response = bl.post(server.url(version, "subscriptions"),
                        json=subscription(callback, program_id), timeout=30)
     assert response.status_code == 400, response.text
-    assert response.headers["Content-Type"].startswith("application/problem+json")
+    assert response.headers["Content-Type"].startswith("application/json")
     assert "callbackUrl" in response.json()["detail"]
     assert bl.get(server.url(version, "subscriptions"), timeout=30).json() == before
 
@@ -99,7 +99,7 @@ def test_bodies_over_the_limit_get_413_with_a_problem(server: VtnServer, bl,
     response = bl.post(f"{server.base_url}{path}", data=body,
                        headers={"Content-Type": "application/json"}, timeout=60)
     assert response.status_code == 413, response.text[:500]
-    assert response.headers["Content-Type"].startswith("application/problem+json")
+    assert response.headers["Content-Type"].startswith("application/json")
     assert response.json()["status"] == 413 and str(LIMIT) in response.json()["detail"]
     # Just under the limit is read and judged on its content (not 413).
     small = bl.post(f"{server.base_url}{path}", data=b'{"programName": 1}',

@@ -16,7 +16,7 @@ from django.test import Client as DjangoClient
 from tests.fixtures.api import new_actor, resource_body, resources_path, ven_body
 from tests.fixtures.dispatch import hour
 
-PROBLEM = "application/problem+json"
+PROBLEM = "application/json"  # the default problem media type (Accept may ask for problem+json)
 V31 = "/openadr3/3.1.0"
 V301 = "/openadr3/3.0.1"
 
