@@ -20,6 +20,7 @@ from dispatch.models import (
     DispatchUnit,
     FspSite,
     MeterReading,
+    NetworkOperator,
     ReportIntake,
     SigningKey,
     SiteSigningKey,
@@ -45,6 +46,14 @@ def find_unit(reference: str, *, fsp: str | None = None,
     if len(found) > 1:
         raise BadRequest(f"unit reference {reference!r} is used by several FSPs; name the FSP")
     return found[0]
+
+
+def find_operator(code: str) -> NetworkOperator:
+    """The network operator with ``code`` (404 when the VTN does not have it)."""
+    found = NetworkOperator.objects.filter(code=(code or "").upper()).first()
+    if found is None:
+        raise NotFound(f"no network operator {code!r}")
+    return found
 
 
 def find_dispatch(reference: str, *, operator: str | None = None) -> DispatchInstruction:

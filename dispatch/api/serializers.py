@@ -75,6 +75,24 @@ class StopSerializer(serializers.Serializer):
     reason = serializers.CharField(required=False, default="", allow_blank=True)
 
 
+class ProductParametersRequestSerializer(serializers.Serializer):
+    parameters = serializers.DictField(
+        child=serializers.CharField(allow_null=True, max_length=32),
+        help_text="notice_period, ramp_time, heartbeat_interval: ISO 8601 durations "
+                  "(heartbeat_interval may be NONE); DEFAULT returns to the product's default")
+    reason = serializers.CharField(required=False, default="", allow_blank=True,
+                                   max_length=1000)
+
+
+class ProductParametersSerializer(serializers.Serializer):
+    operator = serializers.CharField()
+    product = serializers.CharField()
+    programName = serializers.CharField()
+    parameters = serializers.DictField(child=serializers.CharField(allow_null=True))
+    defaults = serializers.DictField(child=serializers.CharField(allow_null=True))
+    operatorSet = serializers.ListField(child=serializers.CharField())
+
+
 # --- responses (documentation) ------------------------------------------------------------------
 
 class AcknowledgementSerializer(serializers.Serializer):
