@@ -93,7 +93,7 @@ class Agent:
         self.special_events: dict[str, dict] = {}  # heartbeat/metering/availability event
         self.heartbeat_interval_s: float | None = None
         self._next_heartbeat = 0.0
-        self._programs_read_at = 0.0
+        self._programs_read_at = time.monotonic()
         self._etags: dict[str, tuple[str, list]] = {}
         self._jwks: dict[str, Ed25519PublicKey] = {}
         self._jwks_fetched_at = 0.0
