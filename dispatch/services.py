@@ -35,7 +35,7 @@ from dispatch.models import (
     SigningKey,
     SiteSigningKey,
 )
-from dispatch.products import PRODUCT_TEMPLATES, normalise_code
+from dispatch.products import PRODUCT_TEMPLATES, normalise_code, turns_to_zero
 from vtn import services as vtn_services
 from vtn import targets as target_rules
 from vtn import timing
@@ -518,6 +518,9 @@ def issue_dispatch(*, unit: DispatchUnit, service_start: datetime, service_end: 
     except ValueError as exc:
         raise BadRequest(str(exc)) from exc
     urgency = urgency or found.product.default_urgency
+    if not timings and turns_to_zero(found.product.code):
+        timings = [rules.Timing(setpoint_time=start, volume=Decimal(0),
+                                setpoint_type="absolute")]  # turn to zero: export nothing
     instruction = DispatchInstruction(
         operator=operator, reference=reference, contract=found, unit=unit, revision=0,
         status=status, urgency=urgency, service_start=start, service_end=end)

@@ -139,3 +139,26 @@ def test_the_cli_lists_and_sets_parameters(gb):
     with pytest.raises(CommandError):
         run("--operator", "ENWL", "--product", "MW_DISPATCH", "--set", "ramp_time=fast")
     assert mapping.duration(timedelta(seconds=45)) == "PT45S"
+
+
+def test_mw_dispatch_turns_to_zero_by_default(gb):
+    http = DjangoClient()
+    operator = {"Authorization": f"Bearer {new_actor('operator', 'bl', '3.1.0').token}"}
+    start = hour(1)
+    window = {"serviceStart": start.strftime("%Y-%m-%dT%H:%M:%SZ"),
+              "serviceEnd": (start + timedelta(minutes=30)).strftime("%Y-%m-%dT%H:%M:%SZ")}
+    created = http.post(f"{BASE}/dispatches", json.dumps(
+        {"unit": "acme/bat1", "product": "MW_DISPATCH", "reference": "MW-ZERO"} | window),
+        content_type="application/json", headers=operator)
+    assert created.status_code == 201, created.content
+    (setpoint,) = created.json()["current"]["document"]["serviceTimings"]
+    assert (setpoint["volume"], setpoint["setpointType"], setpoint["setpointTime"]) == (
+        0, "ABSOLUTE", window["serviceStart"])
+    # other products have no such default: the setpoints are required
+    refused = http.post(f"{BASE}/dispatches", json.dumps(
+        {"unit": "acme/bat1", "product": "DYNAMIC", "reference": "DYN-NONE"}
+        | {"serviceStart": (start + timedelta(hours=1)).strftime("%Y-%m-%dT%H:%M:%SZ"),
+           "serviceEnd": (start + timedelta(hours=2)).strftime("%Y-%m-%dT%H:%M:%SZ")}),
+        content_type="application/json", headers=operator)
+    assert refused.status_code == 400
+    assert "at least one service timing is required" in refused.json()["errors"]

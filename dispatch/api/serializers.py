@@ -55,7 +55,9 @@ class IssueSerializer(serializers.Serializer):
     serviceEnd = serializers.DateTimeField()
     status = serializers.ChoiceField(choices=["pre-notify", "run"], default="run")
     urgency = serializers.ChoiceField(choices=list(URGENCIES), required=False)
-    serviceTimings = ServiceTimingSerializer(many=True, allow_empty=False)
+    serviceTimings = ServiceTimingSerializer(
+        many=True, required=False, help_text="required, except for a product that turns to "
+        "zero by default (MW_DISPATCH: absent means absolute 0 from serviceStart)")
     reason = serializers.CharField(required=False, default="", allow_blank=True)
 
 

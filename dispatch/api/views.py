@@ -112,7 +112,7 @@ class DispatchList(OperatorView):
             reference=data.get("reference"), service_start=data["serviceStart"],
             service_end=data["serviceEnd"], status=data["status"],
             urgency=data.get("urgency"),
-            timings=timings_from(data["serviceTimings"], default_type),
+            timings=timings_from(data.get("serviceTimings", []), default_type),
             issued_by=request.user.client_id, reason=data["reason"])
         return Response(selectors.dispatch_as_dict(dispatch, history=True),
                         status=status.HTTP_201_CREATED)
