@@ -187,3 +187,23 @@ def test_the_operator_sees_comms_in_the_api_and_the_command(gb, issue, clock):
     clock.at(110)
     assert Api(gb.acme.token).get("/sites")[0] == 403  # VENs do not see the registry...
     assert site().comms_state == CommsState.ONLINE  # ...but any request of theirs counts
+
+
+def test_loss_is_detected_after_the_operators_own_heartbeat_interval(gb, clock):
+    from dispatch import services
+
+    # ENWL lengthens MW Dispatch's heartbeat to 10 minutes: acme (MW Dispatch and
+    # Dynamic) is then held to Dynamic's 5 minutes x 1.5 grace, not 1 minute
+    services.set_product_parameters(operator="ENWL", product="MW_DISPATCH", changed_by="ops",
+                                    changes={"heartbeat_interval": "PT10M"})
+    poll(gb.acme)
+    assert comms.check_comms(clock.at(91)) == []
+    assert comms.check_comms(clock.at(450)) == []
+    changes = comms.check_comms(clock.at(451))
+    assert ("north", CommsState.COMMS_LOST) in {(c.site.name, c.to_state) for c in changes}
+    # and with no heartbeat expected for either product, the site is never lost
+    for product in ("MW_DISPATCH", "DYNAMIC"):
+        services.set_product_parameters(operator="ENWL", product=product, changed_by="ops",
+                                        changes={"heartbeat_interval": "NONE"})
+    poll(gb.acme)
+    assert [c for c in comms.check_comms(clock.at(5000)) if c.site.name == "north"] == []
