@@ -162,3 +162,24 @@ def test_mw_dispatch_turns_to_zero_by_default(gb):
         content_type="application/json", headers=operator)
     assert refused.status_code == 400
     assert "at least one service timing is required" in refused.json()["errors"]
+
+
+def test_the_admin_shows_the_defaults_and_the_changes_but_edits_nothing(gb):
+    from django.contrib.auth import get_user_model
+
+    admin = get_user_model().objects.create_superuser("root", "root@example.org", "pw")
+    http = DjangoClient()
+    http.force_login(admin)
+    product = Product.objects.get(code="MW_DISPATCH")
+    url = f"/admin/dispatch/product/{product.pk}/change/"
+    assert http.get(url, secure=True).status_code == 200
+    refused = http.post(url, {"code": "MW_DISPATCH", "name": "x", "notice_period": "0",
+                              "ramp_time": "0", "heartbeat_interval": "00:00:01"},
+                        secure=True)
+    assert refused.status_code == 403
+    product.refresh_from_db()
+    assert product.heartbeat_interval == timedelta(minutes=1)
+    services.set_product_parameters(operator="ENWL", product="MW_DISPATCH", changed_by="ops",
+                                    changes={"ramp_time": "PT3M"})
+    listed = http.get("/admin/dispatch/productparameterchange/", secure=True)
+    assert listed.status_code == 200 and b"PT3M" in listed.content
