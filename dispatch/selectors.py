@@ -21,6 +21,7 @@ from dispatch.models import (
     FspSite,
     MeterReading,
     NetworkOperator,
+    OperatorProgram,
     ReportIntake,
     SigningKey,
     SiteSigningKey,
@@ -54,6 +55,16 @@ def find_operator(code: str) -> NetworkOperator:
     if found is None:
         raise NotFound(f"no network operator {code!r}")
     return found
+
+
+def product_parameter_rows() -> list[dict]:
+    """Every operator product program with the parameters it applies (see
+    :func:`dispatch.services.product_parameters_as_dict`)."""
+    from dispatch.services import product_parameters_as_dict
+
+    return [product_parameters_as_dict(row.operator, row.product) for row in
+            OperatorProgram.objects.select_related("operator", "product").order_by(
+                "operator__code", "product__code")]
 
 
 def find_dispatch(reference: str, *, operator: str | None = None) -> DispatchInstruction:
