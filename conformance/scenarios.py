@@ -185,7 +185,8 @@ class Context:
         if self.options.heartbeat_interval_s:
             return float(self.options.heartbeat_interval_s)
         site = comms.sites_with_intervals().filter(pk=self.site.pk).first()
-        return site.interval.total_seconds() if site and site.interval else None
+        interval = comms.effective_interval(site) if site else None
+        return interval.total_seconds() if interval else None
 
     # -- driving the VTN --
 

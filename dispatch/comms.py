@@ -197,6 +197,15 @@ def _site_interval(site: FspSite, own: dict[int, timedelta | None]) -> timedelta
     return min((i for i in intervals if i is not None), default=None)
 
 
+def effective_interval(site: FspSite) -> timedelta | None:
+    """The heartbeat interval ``site`` is held to: the shortest of its contracted
+    products', with its operator's own values where it set them."""
+    own = _operator_intervals().get(site.fsp.operator_id)
+    if own is None and hasattr(site, "interval"):
+        return site.interval  # annotated by sites_with_intervals: the products' defaults
+    return _site_interval(site, own or {})
+
+
 def check_comms(now: datetime | None = None) -> list[CommsTransition]:
     """Mark sites not seen within interval x grace as comms lost, and sites seen again
     as online. Idempotent: a site already in the right state is left alone."""

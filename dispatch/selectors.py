@@ -214,9 +214,11 @@ def sites() -> QuerySet[FspSite]:
 
 
 def site_as_dict(site: FspSite, *, transitions: int = 20) -> dict:
-    """A site with its comms state, heartbeat interval (``site.interval`` when annotated
-    by :func:`sites`), units with their last reported state, and latest transitions."""
-    interval = getattr(site, "interval", None)
+    """A site with its comms state, heartbeat interval (with its operator's own values),
+    units with their last reported state, and latest transitions."""
+    from dispatch.comms import effective_interval
+
+    interval = effective_interval(site)
     recent = list(site.transitions.order_by("-at", "-id")[:transitions])
     return comms_as_dict(site) | {
         "operator": site.fsp.operator.code, "fsp": site.fsp.identifier, "name": site.name,

@@ -196,6 +196,10 @@ def test_loss_is_detected_after_the_operators_own_heartbeat_interval(gb, clock):
     # Dynamic) is then held to Dynamic's 5 minutes x 1.5 grace, not 1 minute
     services.set_product_parameters(operator="ENWL", product="MW_DISPATCH", changed_by="ops",
                                     changes={"heartbeat_interval": "PT10M"})
+    from dispatch import selectors
+
+    shown = selectors.site_as_dict(selectors.sites().get(name="north"))
+    assert shown["heartbeatIntervalSeconds"] == 300  # Dynamic's, now the shortest
     poll(gb.acme)
 
     def north(changes: list) -> list:
