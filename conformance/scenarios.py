@@ -168,16 +168,20 @@ class Context:
         return self.site.ven.client_id
 
     def _dispatchable(self) -> tuple[DispatchUnit, Contract]:
+        def no_notice(contract: Contract | None) -> bool:  # with the operator's own values
+            return contract is not None and not services.product_parameters(
+                contract.operator, contract.product)["notice_period"]
+
         for code in PREFERRED_PRODUCTS:
             for unit in self.units:
                 contract = unit.contracts.filter(product__code=code).select_related(
-                    "product").first()
-                if contract is not None:
+                    "product", "operator").first()
+                if no_notice(contract):
                     return unit, contract
         for unit in self.units:
-            contract = unit.contracts.filter(product__notice_period=timedelta(0)).first()
-            if contract is not None:
-                return unit, contract
+            for contract in unit.contracts.select_related("product", "operator"):
+                if no_notice(contract):
+                    return unit, contract
         raise ScenarioError(f"no unit of site {self.site} has a contract for a product "
                             "without notice period (RESTORE or MW_DISPATCH)")
 
