@@ -341,6 +341,13 @@ CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_BROKER_CONNECTION_MAX_RETRIES = None
 
+# Retention (docs/operations.md): days each kind is kept; 0 keeps it forever. The daily
+# task dispatch.tasks.purge_retained never deletes what a kept statement or the audit
+# chain needs.
+RETENTION_HEARTBEAT_DAYS = int(os.environ.get("RETENTION_HEARTBEAT_DAYS", "90"))
+RETENTION_SECURITY_LOG_DAYS = int(os.environ.get("RETENTION_SECURITY_LOG_DAYS", "730"))
+RETENTION_METER_READING_DAYS = int(os.environ.get("RETENTION_METER_READING_DAYS", "2557"))
+
 # --- Security headers ------------------------------------------------------------------------
 
 SECURE_CONTENT_TYPE_NOSNIFF = True

@@ -173,16 +173,20 @@ class Context:
         return self.site.ven.client_id
 
     def _dispatchable(self) -> tuple[DispatchUnit, Contract]:
+        def no_notice(contract: Contract | None) -> bool:  # with the operator's own values
+            return contract is not None and not services.product_parameters(
+                contract.operator, contract.product)["notice_period"]
+
         for code in PREFERRED_PRODUCTS:
             for unit in self.units:
                 contract = unit.contracts.filter(product__code=code).select_related(
-                    "product").first()
-                if contract is not None:
+                    "product", "operator").first()
+                if no_notice(contract):
                     return unit, contract
         for unit in self.units:
-            contract = unit.contracts.filter(product__notice_period=timedelta(0)).first()
-            if contract is not None:
-                return unit, contract
+            for contract in unit.contracts.select_related("product", "operator"):
+                if no_notice(contract):
+                    return unit, contract
         raise ScenarioError(f"no unit of site {self.site} has a contract for a product "
                             "without notice period (RESTORE or MW_DISPATCH)")
 
@@ -190,7 +194,8 @@ class Context:
         if self.options.heartbeat_interval_s:
             return float(self.options.heartbeat_interval_s)
         site = comms.sites_with_intervals().filter(pk=self.site.pk).first()
-        return site.interval.total_seconds() if site and site.interval else None
+        interval = comms.effective_interval(site) if site else None
+        return interval.total_seconds() if interval else None
 
     # -- driving the VTN --
 

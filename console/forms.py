@@ -112,6 +112,28 @@ class ContractForm(forms.Form):
         return [u.strip() for u in self.cleaned_data["units"].split(",") if u.strip()]
 
 
+class ProductParametersForm(forms.Form):
+    """An operator's own values of a product's timing parameters (ISO 8601 durations)."""
+
+    HELP = "ISO 8601 duration, e.g. PT15M; empty: unchanged; DEFAULT: the product's default"
+
+    operator = forms.ChoiceField(choices=[(c, c) for c in registry.NETWORK_OPERATORS])
+    product = forms.ModelChoiceField(queryset=Product.objects.order_by("code"),
+                                     to_field_name="code")
+    notice_period = forms.CharField(label="Notice period", required=False, max_length=32,
+                                    help_text=HELP)
+    ramp_time = forms.CharField(label="Ramp time", required=False, max_length=32,
+                                help_text=HELP)
+    heartbeat_interval = forms.CharField(label="Heartbeat interval", required=False,
+                                         max_length=32, help_text=HELP + "; NONE: none")
+    reason = forms.CharField(label="Reason", required=False, max_length=1000)
+
+    def changes(self) -> dict[str, str]:
+        return {name: self.cleaned_data[name].strip() for name in
+                ("notice_period", "ramp_time", "heartbeat_interval")
+                if self.cleaned_data[name].strip()}
+
+
 class DispatchForm(forms.Form):
     unit = forms.ModelChoiceField(
         label="Dispatch unit",

@@ -24,6 +24,7 @@ urlpatterns = [
     path("registry", registry.registry, name="registry"),
     path("registry/onboard", registry.onboard, name="onboard"),
     path("registry/contracts/new", registry.new_contract, name="new-contract"),
+    path("registry/products", registry.product_parameters, name="products"),
     path("bundles/<uuid:bundle_id>", registry.bundle, name="bundle"),
     path("dispatches", dispatches.dispatch_list, name="dispatches"),
     path("dispatches/new", dispatches.issue, name="issue"),

@@ -16,6 +16,7 @@ from dispatch.models import (
     NetworkOperator,
     OperatorProgram,
     Product,
+    ProductParameterChange,
     ReportIntake,
     SigningKey,
     SiteSigningKey,
@@ -29,15 +30,12 @@ class NetworkOperatorAdmin(ReadMostlyAdmin):
 
 
 @admin.register(Product)
-class ProductAdmin(admin.ModelAdmin):
-    """Product parameters are data an operator may tune; products are never added here."""
+class ProductAdmin(ReadMostlyAdmin):
+    """The products' defaults. An operator sets its own values with `fsp products --set`
+    or the dispatch API, which validates, audits and publishes them in its program."""
 
     list_display = ("code", "name", "notice_period", "ramp_time", "quantity",
                     "setpoint_types", "heartbeat_interval", "availability_paid")
-    readonly_fields = ("code",)
-
-    def has_add_permission(self, request) -> bool:
-        return False
 
     def has_delete_permission(self, request, obj=None) -> bool:
         return False
@@ -45,7 +43,16 @@ class ProductAdmin(admin.ModelAdmin):
 
 @admin.register(OperatorProgram)
 class OperatorProgramAdmin(ReadMostlyAdmin):
-    list_display = ("operator", "product", "program")
+    list_display = ("operator", "product", "program", "parameters")
+
+
+@admin.register(ProductParameterChange)
+class ProductParameterChangeAdmin(ReadMostlyAdmin):
+    list_display = ("time", "operator", "product", "changed_by", "after", "reason")
+    list_filter = ("operator", "product")
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return False
 
 
 @admin.register(Fsp)

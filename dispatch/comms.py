@@ -18,7 +18,7 @@ comms loss").
 from __future__ import annotations
 
 from collections.abc import Mapping
-from datetime import datetime
+from datetime import datetime, timedelta
 from decimal import Decimal, InvalidOperation
 
 from django.conf import settings
@@ -30,11 +30,13 @@ from dispatch import fsp_events
 from dispatch.models import (
     CommsState,
     CommsTransition,
+    Contract,
     DispatchUnit,
     FspSite,
     HeartbeatRecord,
+    OperatorProgram,
 )
-from vtn import generations, serving
+from vtn import generations, serving, timing
 from vtn.models import Report
 
 OPERATING_STATE = "OPERATING_STATE"  # OpenADR 3.1.1 report payload, Table 4 enumerations
@@ -176,17 +178,55 @@ def sites_with_intervals():
         interval=Min("units__contracts__product__heartbeat_interval"))
 
 
+def _operator_intervals() -> dict[int, dict[int, timedelta | None]]:
+    """Heartbeat intervals operators set for their products: operator id -> product id ->
+    interval (None: no heartbeat expected)."""
+    found: dict[int, dict[int, timedelta | None]] = {}
+    for operator, product, parameters in OperatorProgram.objects.values_list(
+            "operator_id", "product_id", "parameters"):
+        if "heartbeat_interval" in (parameters or {}):
+            text = parameters["heartbeat_interval"]
+            found.setdefault(operator, {})[product] = (
+                None if text is None else timing.parse_duration(text))
+    return found
+
+
+def _site_interval(site: FspSite, own: dict[int, timedelta | None]) -> timedelta | None:
+    """The shortest heartbeat interval of the site's contracted products, with the
+    operator's own values where it set them."""
+    intervals = [own.get(product, default) for product, default in Contract.objects.filter(
+        units__site=site).values_list("product_id", "product__heartbeat_interval").distinct()]
+    return min((i for i in intervals if i is not None), default=None)
+
+
+def effective_interval(site: FspSite) -> timedelta | None:
+    """The heartbeat interval ``site`` is held to: the shortest of its contracted
+    products', with its operator's own values where it set them."""
+    own = _operator_intervals().get(site.fsp.operator_id)
+    if own is None and hasattr(site, "interval"):
+        return site.interval  # annotated by sites_with_intervals: the products' defaults
+    return _site_interval(site, own or {})
+
+
 def check_comms(now: datetime | None = None) -> list[CommsTransition]:
     """Mark sites not seen within interval x grace as comms lost, and sites seen again
     as online. Idempotent: a site already in the right state is left alone."""
     now = now or clock()
     factor = grace_factor()
     changes = []
-    sites = list(sites_with_intervals().filter(interval__isnull=False))
+    own = _operator_intervals()
+    query = sites_with_intervals()
+    if not own:
+        query = query.filter(interval__isnull=False)
+    sites = list(query)
     earliest = min((site.last_seen or site.created for site in sites), default=now)
     vtn_outages = serving.outages(earliest, now)
     for site in sites:
-        allowed = site.interval * factor
+        interval = (_site_interval(site, own[site.fsp.operator_id])
+                    if site.fsp.operator_id in own else site.interval)
+        if interval is None:
+            continue
+        allowed = interval * factor
         seen_at = site.last_seen or site.created
         # Time the VTN itself was not serving is nobody's silence.
         excused = serving.overlap(vtn_outages, seen_at, now)

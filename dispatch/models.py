@@ -58,6 +58,10 @@ class OperatorProgram(models.Model):
     product = models.ForeignKey(Product, on_delete=models.PROTECT)
     program = models.OneToOneField("vtn.Program", on_delete=models.PROTECT,
                                    related_name="gb_product")
+    # The operator's own values of the product's timing parameters: ISO 8601 durations by
+    # name (notice_period, ramp_time, heartbeat_interval; heartbeat_interval may be null
+    # for "none"). A name not present takes the product's default.
+    parameters = models.JSONField(default=dict, blank=True)
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["operator", "product"],
@@ -65,6 +69,32 @@ class OperatorProgram(models.Model):
 
     def __str__(self) -> str:
         return f"{self.operator} {self.product}"
+
+
+class ProductParameterChange(models.Model):
+    """Audit entry of one change of an operator's product parameters (append-only)."""
+
+    operator = models.ForeignKey(NetworkOperator, on_delete=models.PROTECT)
+    product = models.ForeignKey(Product, on_delete=models.PROTECT)
+    time = models.DateTimeField(auto_now_add=True)
+    changed_by = models.CharField(max_length=128)  # client id, console user, or "cli"
+    before = models.JSONField()  # the effective parameters before and after (ISO durations)
+    after = models.JSONField()
+    reason = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["time", "id"]
+
+    def __str__(self) -> str:
+        return f"{self.operator} {self.product} parameters by {self.changed_by}"
+
+    def save(self, *args, **kwargs) -> None:
+        if not self._state.adding:
+            raise ImmutableError("product parameter changes cannot be updated")
+        super().save(*args, **kwargs)
+
+    def delete(self, *args, **kwargs):
+        raise ImmutableError("product parameter changes cannot be deleted")
 
 
 class Fsp(models.Model):

@@ -1,8 +1,9 @@
 """The five ENA flexibility products as program templates (pure data, no ORM).
 
 Every difference between products is a parameter here; no code branches on a product.
-The data migration and :func:`dispatch.services.load_products` load these rows; an
-operator may adjust them afterwards (admin), and rules read the stored values.
+The data migration and :func:`dispatch.services.load_products` load these rows as the
+products' defaults; each network operator may set its own timing values per product
+(:func:`dispatch.services.set_product_parameters`), and the rules read those.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ class ProductTemplate:
     availability_paid: bool
     directions: tuple[str, ...] = ("import", "export")  # unit directions it applies to
     default_urgency: str = "warning"
+    # turn_to_zero: a dispatch issued without setpoints holds absolute 0 from its start
     extra: dict = field(default_factory=dict)
 
 
@@ -65,7 +67,8 @@ PRODUCT_TEMPLATES: tuple[ProductTemplate, ...] = (
                 "are expected.",
         notice_period=timedelta(0), ramp_time=timedelta(minutes=2), quantity=FIXED,
         setpoint_types=(ABSOLUTE,), heartbeat_interval=timedelta(minutes=1),
-        availability_paid=False, directions=("export",), default_urgency="warning"),
+        availability_paid=False, directions=("export",), default_urgency="warning",
+        extra={"turn_to_zero": True}),
 )
 
 
@@ -79,3 +82,11 @@ def template(code: str) -> ProductTemplate:
 def normalise_code(text: str) -> str:
     """``mw-dispatch``, ``MW Dispatch`` and ``MW_DISPATCH`` all name MW_DISPATCH."""
     return (text or "").strip().upper().replace("-", "_").replace(" ", "_")
+
+
+def turns_to_zero(code: str) -> bool:
+    """Whether a dispatch of product ``code`` without setpoints means "export nothing"."""
+    try:
+        return bool(template(code).extra.get("turn_to_zero"))
+    except KeyError:
+        return False

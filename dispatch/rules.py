@@ -221,14 +221,28 @@ def _check_timings(draft: DispatchDraft, product: ProductRules, unit: UnitLimits
 
 def _check_frozen(draft: DispatchDraft, previous: DispatchDraft,
                   product: ProductRules) -> list[str]:
-    """Setpoints due within the notice period of this revision may not change."""
+    """A placed instruction is binding: whatever the notice period, the past is frozen.
+
+    A revision may change only what lies at or after its freeze horizon: the instruction
+    time plus the product's notice period (the instruction time itself for zero-notice
+    products). Setpoints before the horizon, and a service start or end already passed,
+    stay exactly as the previous revision had them.
+    """
     horizon = draft.instruction_time + product.notice_period
+    errors: list[str] = []
+    why = (f"product {product.code} needs {_human(product.notice_period)} notice: "
+           if product.notice_period else "a placed instruction is binding: ")
     before = {t.setpoint_time: t for t in previous.timings if t.setpoint_time < horizon}
     after = {t.setpoint_time: t for t in draft.timings if t.setpoint_time < horizon}
-    if product.notice_period and before != after:
-        return [f"product {product.code} needs {_human(product.notice_period)} notice: "
-                f"setpoints before {iso(horizon)} cannot be changed"]
-    return []
+    if before != after:
+        errors.append(f"{why}setpoints before {iso(horizon)} cannot be changed")
+    if draft.service_start != previous.service_start and min(
+            draft.service_start, previous.service_start) < horizon:
+        errors.append(f"{why}serviceStart cannot be moved from or to before {iso(horizon)}")
+    if draft.service_end != previous.service_end and min(
+            draft.service_end, previous.service_end) < horizon:
+        errors.append(f"{why}serviceEnd cannot be moved from or to before {iso(horizon)}")
+    return errors
 
 
 def _human(value: timedelta) -> str:

@@ -20,6 +20,8 @@ from dispatch.models import (
     DispatchUnit,
     FspSite,
     MeterReading,
+    NetworkOperator,
+    OperatorProgram,
     ReportIntake,
     SigningKey,
     SiteSigningKey,
@@ -45,6 +47,24 @@ def find_unit(reference: str, *, fsp: str | None = None,
     if len(found) > 1:
         raise BadRequest(f"unit reference {reference!r} is used by several FSPs; name the FSP")
     return found[0]
+
+
+def find_operator(code: str) -> NetworkOperator:
+    """The network operator with ``code`` (404 when the VTN does not have it)."""
+    found = NetworkOperator.objects.filter(code=(code or "").upper()).first()
+    if found is None:
+        raise NotFound(f"no network operator {code!r}")
+    return found
+
+
+def product_parameter_rows() -> list[dict]:
+    """Every operator product program with the parameters it applies (see
+    :func:`dispatch.services.product_parameters_as_dict`)."""
+    from dispatch.services import product_parameters_as_dict
+
+    return [product_parameters_as_dict(row.operator, row.product) for row in
+            OperatorProgram.objects.select_related("operator", "product").order_by(
+                "operator__code", "product__code")]
 
 
 def find_dispatch(reference: str, *, operator: str | None = None) -> DispatchInstruction:
@@ -194,9 +214,11 @@ def sites() -> QuerySet[FspSite]:
 
 
 def site_as_dict(site: FspSite, *, transitions: int = 20) -> dict:
-    """A site with its comms state, heartbeat interval (``site.interval`` when annotated
-    by :func:`sites`), units with their last reported state, and latest transitions."""
-    interval = getattr(site, "interval", None)
+    """A site with its comms state, heartbeat interval (with its operator's own values),
+    units with their last reported state, and latest transitions."""
+    from dispatch.comms import effective_interval
+
+    interval = effective_interval(site)
     recent = list(site.transitions.order_by("-at", "-id")[:transitions])
     return comms_as_dict(site) | {
         "operator": site.fsp.operator.code, "fsp": site.fsp.identifier, "name": site.name,

@@ -31,11 +31,12 @@ from dispatch.models import (
     NetworkOperator,
     OperatorProgram,
     Product,
+    ProductParameterChange,
     SigningKey,
     SiteSigningKey,
 )
-from dispatch.products import PRODUCT_TEMPLATES, normalise_code
-from vtn import pki
+from dispatch.products import PRODUCT_TEMPLATES, normalise_code, turns_to_zero
+from vtn import pki, timing
 from vtn import services as vtn_services
 from vtn import targets as target_rules
 from vtn.api.problems import BadRequest, Conflict, Forbidden, NotFound
@@ -93,20 +94,127 @@ def find_product(code: str) -> Product:
     return product
 
 
+# The timing parameters an operator may set per product: (name, least, most, may be none).
+PRODUCT_PARAMETERS = {
+    "notice_period": (timedelta(0), timedelta(days=30), False),
+    "ramp_time": (timedelta(0), timedelta(days=1), False),
+    "heartbeat_interval": (timedelta(seconds=10), timedelta(days=1), True),
+}
+
+
+def product_parameters(operator: NetworkOperator, product: Product) -> dict[str, timedelta | None]:
+    """The timing parameters that apply to ``operator``'s ``product``: the operator's own
+    values where it set them, else the product's defaults."""
+    values = {name: getattr(product, name) for name in PRODUCT_PARAMETERS}
+    program = OperatorProgram.objects.filter(operator=operator, product=product).first()
+    for name, text in (program.parameters if program else {}).items():
+        values[name] = None if text is None else timing.parse_duration(text)
+    return values
+
+
+def _program_body(operator: NetworkOperator, product: Product,
+                  values: dict[str, timedelta | None]) -> dict:
+    return mapping.program_body(
+        operator=operator.code, product_code=product.code,
+        notice_period=values["notice_period"], ramp_time=values["ramp_time"],
+        quantity=product.quantity, setpoint_types=list(product.setpoint_types),
+        heartbeat_interval=values["heartbeat_interval"],
+        availability_paid=product.availability_paid)
+
+
 @transaction.atomic
 def ensure_program(operator: NetworkOperator, product: Product) -> OperatorProgram:
     """The OpenADR program of ``operator``'s ``product``, created from the template once."""
     existing = OperatorProgram.objects.filter(operator=operator, product=product).first()
     if existing is not None:
         return existing
-    body = mapping.program_body(
-        operator=operator.code, product_code=product.code,
-        notice_period=product.notice_period, ramp_time=product.ramp_time,
-        quantity=product.quantity, setpoint_types=list(product.setpoint_types),
-        heartbeat_interval=product.heartbeat_interval,
-        availability_paid=product.availability_paid)
+    body = _program_body(operator, product, product_parameters(operator, product))
     program = vtn_services.save_program(caller=PROFILE_CALLER, data=_WIRE.program_in(body))
     return OperatorProgram.objects.create(operator=operator, product=product, program=program)
+
+
+def _durations(values: dict[str, timedelta | None]) -> dict[str, str | None]:
+    return {name: None if value is None else mapping.duration(value)
+            for name, value in values.items()}
+
+
+def product_parameters_as_dict(operator: NetworkOperator, product: Product) -> dict:
+    """What an operator's product applies, and which values are still the defaults."""
+    program = OperatorProgram.objects.filter(operator=operator, product=product).first()
+    own = program.parameters if program else {}
+    return {"operator": operator.code, "product": product.code,
+            "programName": mapping.program_name(operator.code, product.code),
+            "parameters": _durations(product_parameters(operator, product)),
+            "defaults": _durations({name: getattr(product, name)
+                                    for name in PRODUCT_PARAMETERS}),
+            "operatorSet": sorted(own)}
+
+
+def _checked_parameters(changes: dict) -> dict[str, str | None]:
+    """``changes`` (name -> ISO 8601 duration, "NONE"/None for no heartbeat, or "DEFAULT"
+    to go back to the product's default) as stored text; every problem at once."""
+    if not isinstance(changes, dict) or not changes:
+        raise BadRequest("give at least one parameter to set: "
+                         + ", ".join(PRODUCT_PARAMETERS))
+    errors, checked = [], {}
+    for name, value in changes.items():
+        if name not in PRODUCT_PARAMETERS:
+            errors.append(f"{name}: unknown parameter; use one of "
+                          + ", ".join(PRODUCT_PARAMETERS))
+            continue
+        least, most, may_be_none = PRODUCT_PARAMETERS[name]
+        if isinstance(value, str) and value.upper() == "DEFAULT":
+            checked[name] = "DEFAULT"
+            continue
+        if value is None or (isinstance(value, str) and value.upper() == "NONE"):
+            if may_be_none:
+                checked[name] = None
+            else:
+                errors.append(f"{name}: a duration is required")
+            continue
+        try:
+            parsed = timing.parse_duration(value) if isinstance(value, str) else None
+        except ValueError:
+            parsed = None
+        if parsed is None or parsed.total_seconds() != int(parsed.total_seconds()):
+            errors.append(f"{name}: {value!r} is not an ISO 8601 duration in whole seconds "
+                          "(e.g. PT15M, P1D)")
+        elif not least <= parsed <= most:
+            errors.append(f"{name}: must be between {mapping.duration(least)} and "
+                          f"{mapping.duration(most)}")
+        else:
+            checked[name] = mapping.duration(parsed)
+    if errors:
+        raise BadRequest("The product parameters are not valid.", errors=errors)
+    return checked
+
+
+@transaction.atomic
+def set_product_parameters(*, operator: str, product: str, changes: dict, changed_by: str,
+                           reason: str = "") -> dict:
+    """Set ``operator``'s own values of ``product``'s timing parameters, record the change
+    (audit) and publish it at once as an update of the operator's OpenADR program, so
+    agents read the new attributes (heartbeat interval included) at their next poll."""
+    op, found = ensure_operator(operator), find_product(product)
+    checked = _checked_parameters(changes)
+    program = ensure_program(op, found)
+    program = OperatorProgram.objects.select_for_update().get(pk=program.pk)
+    before = _durations(product_parameters(op, found))
+    stored = dict(program.parameters)
+    for name, value in checked.items():
+        if value == "DEFAULT":
+            stored.pop(name, None)
+        else:
+            stored[name] = value
+    program.parameters = stored
+    program.save(update_fields=["parameters"])
+    values = product_parameters(op, found)
+    vtn_services.save_program(caller=PROFILE_CALLER, program=program.program,
+                              data=_WIRE.program_in(_program_body(op, found, values)))
+    ProductParameterChange.objects.create(
+        operator=op, product=found, changed_by=changed_by or "unknown", before=before,
+        after=_durations(values), reason=reason)
+    return product_parameters_as_dict(op, found)
 
 
 @transaction.atomic
@@ -327,8 +435,9 @@ def rotate_signing_key(*, operator: str, now: datetime | None = None,
 
 # --- dispatches --------------------------------------------------------------------------------
 
-def _product_rules(product: Product) -> rules.ProductRules:
-    return rules.ProductRules(code=product.code, notice_period=product.notice_period,
+def _product_rules(product: Product, operator: NetworkOperator) -> rules.ProductRules:
+    notice = product_parameters(operator, product)["notice_period"]
+    return rules.ProductRules(code=product.code, notice_period=notice,
                               quantity=product.quantity,
                               setpoint_types=tuple(product.setpoint_types),
                               directions=tuple(product.directions))
@@ -361,7 +470,8 @@ def _publish(instruction: DispatchInstruction, draft: rules.DispatchDraft,
              reason: str) -> DispatchRevision:
     """Check, sign, store the revision and update the OpenADR event in place."""
     contract = instruction.contract
-    errors = rules.check(draft, _product_rules(contract.product), _unit_limits(instruction.unit),
+    errors = rules.check(draft, _product_rules(contract.product, instruction.operator),
+                         _unit_limits(instruction.unit),
                          windows=_windows(contract), previous=previous)
     if errors:
         raise BadRequest("The dispatch does not satisfy the product's rules.", errors=errors)
@@ -446,6 +556,9 @@ def issue_dispatch(*, unit: DispatchUnit, service_start: datetime, service_end: 
     except ValueError as exc:
         raise BadRequest(str(exc)) from exc
     urgency = urgency or found.product.default_urgency
+    if not timings and turns_to_zero(found.product.code):
+        timings = [rules.Timing(setpoint_time=start, volume=Decimal(0),
+                                setpoint_type="absolute")]  # turn to zero: export nothing
     instruction = DispatchInstruction(
         operator=operator, reference=reference, contract=found, unit=unit, revision=0,
         status=status, urgency=urgency, service_start=start, service_end=end)
@@ -455,7 +568,7 @@ def issue_dispatch(*, unit: DispatchUnit, service_start: datetime, service_end: 
         contract=found.identifier, product=found.product.code,
         instruction_time=instruction_time, service_start=start, service_end=end,
         timings=tuple(_normalised(timings)))
-    errors = rules.check(draft, _product_rules(found.product), _unit_limits(unit),
+    errors = rules.check(draft, _product_rules(found.product, operator), _unit_limits(unit),
                          windows=_windows(found))
     if errors:
         raise BadRequest("The dispatch does not satisfy the product's rules.", errors=errors)

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from celery import shared_task
 
-from dispatch import comms
+from dispatch import comms, retention
 
 CHECK_COMMS = "dispatch.tasks.check_comms"
+PURGE_RETAINED = "dispatch.tasks.purge_retained"
 
 
 @shared_task(name=CHECK_COMMS)
@@ -14,3 +15,9 @@ def check_comms() -> list[dict]:
     """Mark sites comms lost or restored; the changes made."""
     return [{"site": str(change.site), "from": change.from_state, "to": change.to_state,
              "at": change.at.isoformat()} for change in comms.check_comms()]
+
+
+@shared_task(name=PURGE_RETAINED)
+def purge_retained() -> dict[str, int]:
+    """Delete heartbeats, security log lines and meter readings past their retention."""
+    return retention.purge()

@@ -67,26 +67,43 @@ def meter_window(contract: Contract) -> timedelta:
     return timedelta(hours=stored.meter_window_hours if stored else 48)
 
 
+def _segments(revision: DispatchRevision, since: datetime | None,
+              until: datetime | None) -> list[statement.Segment]:
+    """The setpoints of ``revision`` as held segments, clipped to [since, until)."""
+    timings = revision.document["serviceTimings"]
+    segments = []
+    for index, point in enumerate(timings):
+        start = max(timing.parse_datetime(point["setpointTime"]), revision.service_start)
+        end = timing.parse_datetime(timings[index + 1]["setpointTime"]) \
+            if index + 1 < len(timings) else revision.service_end
+        if since is not None:
+            start = max(start, since)
+        if until is not None:
+            end = min(end, until)
+        if end > start:
+            segments.append(statement.Segment(start, end, point["setpointType"].lower(),
+                                              Decimal(str(point["volume"])),
+                                              revision.number))
+    return segments
+
+
 def dispatch_input(instruction: DispatchInstruction,
                    revisions: list[DispatchRevision]) -> statement.DispatchInput | None:
-    """What was ordered: the last RUN revision's setpoints, cut short by a later stop.
-    None for a dispatch that never ran (pre-notified only, or stopped before running)."""
+    """What was ordered, period by period: each RUN revision's setpoints from the moment
+    it was instructed (the first from the service start) until the next revision, cut
+    short by a later stop. A later revision never changes what an earlier one ordered
+    for a time before it was instructed. None for a dispatch that never ran."""
     run = [r for r in revisions if r.status == RUN]
     if not run:
         return None
     settled = run[-1]
     stops = [r for r in revisions if r.status in STOPS and r.number > settled.number]
     stopped_at = stops[0].instruction_time if stops else None
-    timings = settled.document["serviceTimings"]
-    end = settled.service_end
     segments = []
-    for index, point in enumerate(timings):
-        start = max(timing.parse_datetime(point["setpointTime"]), settled.service_start)
-        until = timing.parse_datetime(timings[index + 1]["setpointTime"]) \
-            if index + 1 < len(timings) else end
-        if until > start:
-            segments.append(statement.Segment(start, until, point["setpointType"].lower(),
-                                              Decimal(str(point["volume"]))))
+    for index, revision in enumerate(run):
+        since = revision.instruction_time if index else None
+        until = run[index + 1].instruction_time if index + 1 < len(run) else None
+        segments += _segments(revision, since, until)
     return statement.DispatchInput(
         reference=instruction.reference, revision=settled.number,
         unit=instruction.unit.reference, segments=tuple(segments),

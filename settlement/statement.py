@@ -95,12 +95,13 @@ class Segment:
     end: datetime
     setpoint_type: str  # "delta" | "absolute"
     volume_kw: Decimal  # magnitude in the unit's direction
+    revision: int | None = None  # the revision in force for it (None: the dispatch's)
 
 
 @dataclass(frozen=True)
 class DispatchInput:
     reference: str
-    revision: int  # the revision settled (the last one with setpoints)
+    revision: int  # the last revision with setpoints (each segment names its own)
     unit: str
     segments: tuple[Segment, ...]
     document_sha256: str  # of the settled revision's signed document
@@ -276,7 +277,8 @@ def settle_dispatch(terms: Terms, dispatch: DispatchInput, unit: UnitInput, *,
         sources = {p.start_utc: p.source_starts_utc for p in base.periods}
         for line in money.settle_dispatch(result, terms.utilisation):
             priced.append(line)
-            lines.append(_utilisation_line(dispatch.reference, dispatch.revision,
+            lines.append(_utilisation_line(dispatch.reference,
+                                           segment.revision or dispatch.revision,
                                            unit.reference, line,
                                            sources.get(line.delivery.start_utc, ())))
     return lines, priced, records

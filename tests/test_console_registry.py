@@ -134,3 +134,36 @@ def test_a_contract_for_an_unknown_unit_shows_the_service_error(console, gb):
         "units": "nope", "availability_price": "0", "utilisation_price": "0"})
     assert response.status_code == 400
     assert b"has no units nope" in response.content
+
+
+def test_an_administrator_sets_an_operators_product_parameters(console, gb):
+    from dispatch.models import OperatorProgram, ProductParameterChange
+
+    client = console("administrator")
+    assert client.get("/console/registry/products").status_code == 200
+    refused = client.post("/console/registry/products", {
+        "operator": "ENWL", "product": "MW_DISPATCH", "heartbeat_interval": "PT1S"})
+    assert refused.status_code == 400 and b"between PT10S and P1D" in refused.content
+    assert not ProductParameterChange.objects.exists()
+    done = client.post("/console/registry/products", {
+        "operator": "ENWL", "product": "MW_DISPATCH", "heartbeat_interval": "PT30S",
+        "reason": "trial"})
+    assert done.status_code == 302
+    (change,) = ProductParameterChange.objects.all()
+    assert change.after["heartbeat_interval"] == "PT30S" and change.reason == "trial"
+    program = OperatorProgram.objects.get(operator__code="ENWL",
+                                          product__code="MW_DISPATCH").program
+    assert {"type": "GB_HEARTBEAT_INTERVAL", "values": ["PT30S"]} in program.attributes
+    listed = client.get("/console/registry/products")
+    assert b"GB-ENWL-MW_DISPATCH" in listed.content and b"PT30S" in listed.content
+
+
+def test_only_an_administrator_sets_product_parameters(console, gb):
+    from dispatch.models import ProductParameterChange
+
+    client = console("dispatcher")
+    assert client.get("/console/registry/products").status_code == 403
+    assert client.post("/console/registry/products", {
+        "operator": "ENWL", "product": "MW_DISPATCH",
+        "heartbeat_interval": "PT30S"}).status_code == 403
+    assert not ProductParameterChange.objects.exists()

@@ -235,3 +235,30 @@ def test_the_console_dashboard_lists_vtn_outages(gb, clock, settings):
     outages = selectors.dashboard(clock.at(61))["vtn_outages"]
     assert [(o["start"], o["end"], o["minutes"]) for o in outages] == [
         (clock.start, clock.start + timedelta(seconds=60), 1.0)]
+
+
+def test_loss_is_detected_after_the_operators_own_heartbeat_interval(gb, clock):
+    from dispatch import services
+
+    # ENWL lengthens MW Dispatch's heartbeat to 10 minutes: acme (MW Dispatch and
+    # Dynamic) is then held to Dynamic's 5 minutes x 1.5 grace, not 1 minute
+    services.set_product_parameters(operator="ENWL", product="MW_DISPATCH", changed_by="ops",
+                                    changes={"heartbeat_interval": "PT10M"})
+    from dispatch import selectors
+
+    shown = selectors.site_as_dict(selectors.sites().get(name="north"))
+    assert shown["heartbeatIntervalSeconds"] == 300  # Dynamic's, now the shortest
+    poll(gb.acme)
+
+    def north(changes: list) -> list:
+        return [(c.site.name, c.to_state) for c in changes if c.site.name == "north"]
+
+    assert north(comms.check_comms(clock.at(91))) == []
+    assert north(comms.check_comms(clock.at(450))) == []
+    assert north(comms.check_comms(clock.at(451))) == [("north", CommsState.COMMS_LOST)]
+    # and with no heartbeat expected for either product, the site is never lost
+    for product in ("MW_DISPATCH", "DYNAMIC"):
+        services.set_product_parameters(operator="ENWL", product=product, changed_by="ops",
+                                        changes={"heartbeat_interval": "NONE"})
+    poll(gb.acme)
+    assert north(comms.check_comms(clock.at(5000))) == []

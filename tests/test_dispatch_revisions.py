@@ -7,9 +7,9 @@ from datetime import timedelta
 import pytest
 from django.db import IntegrityError, transaction
 
-from dispatch import services
+from dispatch import rules, selectors, services
 from dispatch.models import DispatchRevision, ImmutableError
-from tests.fixtures.dispatch import timing
+from tests.fixtures.dispatch import hour, timing
 from vtn.api.problems import BadRequest, Conflict
 from vtn.models import Event
 
@@ -109,3 +109,81 @@ def test_setpoints_inside_the_notice_period_are_frozen(issue):
         dispatch=dispatch, now=start - timedelta(minutes=5),
         timings=[timing(start, 250), timing(start + timedelta(hours=1), 50)])
     assert revision.number == 2
+
+
+# A placed instruction is binding: whatever the product's notice, a revision changes only
+# the future (from its instruction time, or from the freeze horizon if later).
+PRODUCTS = {  # product: (unit, setpoint type)
+    "SUSTAIN": ("acme/hp1", "delta"), "SECURE": ("acme/bat1", "delta"),
+    "DYNAMIC": ("acme/bat1", "delta"), "RESTORE": ("acme/bat1", "absolute"),
+    "MW_DISPATCH": ("acme/bat1", "absolute")}
+
+
+@pytest.fixture
+def binding(gb):
+    """``binding(code)``: a run dispatch of ``code`` issued well ahead of its start, with
+    two setpoints of 100 kW an hour apart over two hours."""
+    for code in ("SUSTAIN", "SECURE", "RESTORE"):
+        services.create_contract(operator="ENWL", identifier=f"C-{code}", fsp="acme",
+                                 product=code, units=[PRODUCTS[code][0].split("/")[1]])
+
+    def do(code: str):
+        unit, kind = PRODUCTS[code]
+        start = hour(24 * 8)
+        return services.issue_dispatch(
+            unit=selectors.find_unit(unit), product=services.find_product(code),
+            service_start=start, service_end=start + timedelta(hours=2),
+            timings=[timing(start, 100, kind), timing(start + timedelta(hours=1), 100, kind)],
+            issued_by="test")
+
+    return do
+
+
+@pytest.mark.parametrize("code", list(PRODUCTS))
+def test_a_revision_never_changes_a_past_setpoint(binding, code):
+    dispatch = binding(code)
+    start, kind = dispatch.service_start, PRODUCTS[code][1]
+    later = start + timedelta(minutes=30)  # the first setpoint is 30 minutes in the past
+    with pytest.raises(BadRequest) as caught:
+        services.revise_dispatch(dispatch=dispatch, now=later, timings=[
+            timing(start, 0, kind), timing(start + timedelta(hours=1), 0, kind)])
+    assert any(f"setpoints before {rules.iso(later)}" in e or "setpoints before" in e
+               for e in caught.value.errors), caught.value.errors
+    for moved in ({"service_start": start + timedelta(minutes=45)},
+                  {"service_end": start + timedelta(minutes=20)}):
+        with pytest.raises(BadRequest) as caught:
+            services.revise_dispatch(dispatch=dispatch, now=later, **moved)
+        assert any("cannot be moved" in e for e in caught.value.errors), caught.value.errors
+    dispatch.refresh_from_db()
+    assert dispatch.revision == 1 and dispatch.revisions.count() == 1
+
+
+@pytest.mark.parametrize("code", ["RESTORE", "MW_DISPATCH"])
+def test_zero_notice_products_may_still_change_the_future(binding, code):
+    dispatch = binding(code)
+    start, kind = dispatch.service_start, PRODUCTS[code][1]
+    later = start + timedelta(minutes=30)
+    volume = 100 if code == "MW_DISPATCH" else 40  # MW Dispatch has a fixed quantity
+    revision = services.revise_dispatch(
+        dispatch=dispatch, now=later, service_end=start + timedelta(hours=3),
+        timings=[timing(start, 100, kind), timing(start + timedelta(hours=1), volume, kind)])
+    assert revision.number == 2
+    assert [t["volume"] for t in revision.document["serviceTimings"]] == [100, volume]
+    # a setpoint added between the past one and now is a change of the past too
+    with pytest.raises(BadRequest):
+        services.revise_dispatch(dispatch=dispatch, now=later, timings=[
+            timing(start, 100, kind), timing(start + timedelta(minutes=10), 100, kind),
+            timing(start + timedelta(hours=1), volume, kind)])
+
+
+@pytest.mark.parametrize("code", ["SUSTAIN", "SECURE", "DYNAMIC"])
+def test_noticed_products_freeze_until_the_notice_horizon(binding, code):
+    dispatch = binding(code)
+    start, kind = dispatch.service_start, PRODUCTS[code][1]
+    later = start + timedelta(minutes=30)
+    # a setpoint 10 minutes ahead is in the future but inside the notice period
+    with pytest.raises(BadRequest) as caught:
+        services.revise_dispatch(dispatch=dispatch, now=later, timings=[
+            timing(start, 100, kind), timing(later + timedelta(minutes=10), 100, kind),
+            timing(start + timedelta(hours=1), 100, kind)])
+    assert any("notice" in e for e in caught.value.errors), caught.value.errors

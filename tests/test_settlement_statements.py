@@ -142,6 +142,45 @@ def test_a_stop_cuts_the_order_short(settled):
         "2026-09-16T17:00:00Z"]
 
 
+def test_a_later_revision_never_changes_a_past_periods_money(settled):
+    from dispatch import services as dispatch_services
+
+    contract, dispatch = settled
+    (before, _) = utilisation(services.compute_document(contract, MONTH, 1))
+    # at 17:30 the operator lowers the order from 17:45 (the first moment Dynamic's notice
+    # allows): the 17:00 period was ordered by revision 1 and stays exactly as it was
+    dispatch_services.revise_dispatch(
+        dispatch=dispatch, now=T0 + timedelta(minutes=30),
+        timings=[timing(T0, 100), timing(T0 + timedelta(minutes=45), 50)])
+    lines = utilisation(services.compute_document(contract, MONTH, 1))
+    first = lines[0]
+    assert first == before and first["revision"] == 1
+    assert {line["revision"] for line in lines[1:]} == {2}
+    assert sum(Decimal(line["orderedKw"]) for line in lines[1:]) < 200  # the future did change
+
+
+def test_settlement_takes_each_period_from_the_revision_in_force(settled):
+    """Even a revision that rewrote the past (as stored before such revisions were
+    refused) is settled only from the moment it was instructed."""
+    from dispatch.models import DispatchRevision
+    from settlement import inputs
+
+    _, dispatch = settled
+    first = dispatch.revisions.get()
+    rewritten = dict(first.document, revision=2, serviceTimings=[
+        dict(first.document["serviceTimings"][0], volume=0)])
+    second = DispatchRevision(instruction=dispatch, number=2, status="run",
+                              urgency=first.urgency,
+                              instruction_time=T0 + timedelta(minutes=30),
+                              service_start=first.service_start,
+                              service_end=first.service_end, document=rewritten)
+    ordered = inputs.dispatch_input(dispatch, [first, second])
+    assert [(s.start, s.end, s.volume_kw, s.revision) for s in ordered.segments] == [
+        (T0, T0 + timedelta(minutes=30), Decimal(100), 1),
+        (T0 + timedelta(minutes=30), T0 + timedelta(hours=1), Decimal(0), 2)]
+    assert ordered.revision == 2
+
+
 # --- the API ----------------------------------------------------------------------------------
 
 class Api:

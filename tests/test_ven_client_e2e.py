@@ -11,7 +11,7 @@ import time
 import pytest
 import requests
 
-from tests.fixtures.agent import accepted, wait_for
+from tests.fixtures.agent import OPERATOR, accepted, wait_for
 
 POLL_S = 1.0  # the agents' poll interval (tests/fixtures/agent.py)
 
@@ -333,3 +333,30 @@ def test_rows_the_vtn_rejects_are_logged_as_warnings_with_its_reasons(agent_worl
     conflict = wait_for(lambda: [r for r in rejected() if r.get("outcome") == "conflict"], 30,
                         "the warning about the conflicting reading")
     assert "GB_CORRECTION" in conflict[0]["reason"] or "different" in conflict[0]["reason"]
+
+
+def test_a_new_heartbeat_interval_reaches_a_running_agent_without_restart(agent_world):
+    """The operator sets its own MW Dispatch heartbeat interval with `fsp products`; the
+    program is updated at once and the running agent heartbeats at the new interval."""
+    site = agent_world.onboard(units=("u1",), programs_refresh_s=1.0)
+    agent_world.start_agent(site)
+    event_id = site.onboarding["heartbeat_event_id"]
+    discovered = wait_for(lambda: [r for r in site.log_records()
+                                   if r.get("event") == "discovered"], 30, "discovery")
+    assert discovered[0]["heartbeat_interval_s"] == 60.0  # the product's default
+    wait_for(lambda: agent_world.reports(event_id), 30, "the first heartbeat")
+    server = agent_world.server
+    try:
+        changed = json.loads(server.manage(
+            "fsp", "products", "--operator", OPERATOR, "--product", "MW_DISPATCH",
+            "--set", "heartbeat_interval=PT10S", "--reason", "test").stdout)
+        assert changed["parameters"]["heartbeat_interval"] == "PT10S"
+        applied = wait_for(lambda: [r for r in site.log_records()
+                                    if r.get("event") == "heartbeat_interval_changed"],
+                           30, "the agent applying the new interval")
+        assert applied[0]["now_s"] == 10.0
+        # the next heartbeat comes 10 s after the change, not 60 s after the first
+        wait_for(lambda: len(agent_world.reports(event_id)) >= 2, 25, "a second heartbeat")
+    finally:
+        server.manage("fsp", "products", "--operator", OPERATOR, "--product",
+                      "MW_DISPATCH", "--set", "heartbeat_interval=DEFAULT")

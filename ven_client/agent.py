@@ -97,6 +97,7 @@ class Agent:
         self.special_events: dict[str, dict] = {}  # heartbeat/metering/availability event
         self.heartbeat_interval_s: float | None = None
         self._next_heartbeat = 0.0
+        self._programs_read_at = time.monotonic()
         self._etags: dict[str, tuple[str, list]] = {}
         self._jwks: dict[str, Ed25519PublicKey] = {}
         self._jwks_fetched_at = 0.0
@@ -162,12 +163,32 @@ class Agent:
             self.heartbeat_interval_s = self.config.heartbeat_interval_s
         elif self.operator:
             self.heartbeat_interval_s = self._heartbeat_from_programs()
+            self._programs_read_at = time.monotonic()
         self.store.put("ven", {"venName": ven.get("venName"), "venID": ven.get("id"),
                                "operator": self.operator, "fsp": self.fsp,
                                "units": self.units})
         logs.log("discovered", ven_name=ven.get("venName"), ven_id=ven.get("id"),
                  operator=self.operator, fsp=self.fsp, units=self.units,
                  heartbeat_interval_s=self.heartbeat_interval_s)
+
+    def refresh_heartbeat_interval(self) -> None:
+        """Read the programs again (every ``programs_refresh_s``) and apply a changed
+        GB_HEARTBEAT_INTERVAL at once, without a restart: a shorter interval brings the
+        next heartbeat forward."""
+        if self.config.heartbeat_interval_s > 0 or not self.operator:
+            return
+        now = time.monotonic()
+        if now - self._programs_read_at < self.config.programs_refresh_s:
+            return
+        interval = self._heartbeat_from_programs()
+        self._programs_read_at = now
+        if interval == self.heartbeat_interval_s:
+            return
+        logs.log("heartbeat_interval_changed", was_s=self.heartbeat_interval_s,
+                 now_s=interval)
+        self.heartbeat_interval_s = interval
+        if interval:
+            self._next_heartbeat = min(self._next_heartbeat, now + interval)
 
     def _heartbeat_from_programs(self) -> float | None:
         """The shortest GB_HEARTBEAT_INTERVAL of the operator's product programs (3.1
@@ -246,6 +267,7 @@ class Agent:
                 self.process_dispatch(event)
         self.ingest_drop_folder()
         self.flush()
+        self.refresh_heartbeat_interval()
         self.heartbeat_if_due()
         now = time.time()
         with self.store.transaction() as conn:

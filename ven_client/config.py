@@ -50,6 +50,8 @@ class Config:
     backoff_initial_s: float = 2.0
     backoff_max_s: float = 60.0  # at most the shortest heartbeat interval (MW Dispatch)
     heartbeat_interval_s: float = 0.0  # 0: the shortest GB_HEARTBEAT_INTERVAL of the programs
+    programs_refresh_s: float = 60.0  # how often the programs are read again (their
+    # GB_HEARTBEAT_INTERVAL may change while the agent runs)
     request_timeout_s: float = 30.0
     state_dir: str = "/var/lib/ven-client"
     signing_key: str = ""  # default <state_dir>/site-signing-key.pem
@@ -118,6 +120,8 @@ class Config:
         if self.poll_interval_s <= 0 or self.backoff_initial_s <= 0 or \
                 self.backoff_max_s < self.backoff_initial_s:
             problems.append("intervals must be positive and backoff_max_s >= backoff_initial_s")
+        if self.programs_refresh_s < 0:
+            problems.append("programs_refresh_s must not be negative")
         if not 0 <= self.poll_jitter < 1:
             problems.append("poll_jitter is a fraction in [0, 1)")
         if self.log_format not in ("json", "kv"):

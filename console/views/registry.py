@@ -8,7 +8,7 @@ from django.shortcuts import redirect
 from django.views.decorators.http import require_http_methods
 
 from console import filters, selectors, services
-from console.forms import ContractForm, OnboardForm
+from console.forms import ContractForm, OnboardForm, ProductParametersForm
 from console.models import CertificateBundle
 from console.permissions import REGISTRY, console_view
 from console.views.common import page, paged, staff
@@ -108,4 +108,30 @@ def new_contract(request: HttpRequest) -> HttpResponse:
                                       f"{contract.identifier} recorded.")
             return redirect("/console/registry#contracts")
     return page(request, "console/contract_form.html", {"form": form, "problems": problems},
+                status=400 if problems else 200)
+
+
+@console_view(REGISTRY)
+@require_http_methods(["GET", "POST"])
+def product_parameters(request: HttpRequest) -> HttpResponse:
+    """Each operator's product parameters (own values and defaults); an administrator sets
+    an operator's own values, published at once in its OpenADR program and audited."""
+    form = ProductParametersForm(request.POST or None)
+    problems: list[str] = []
+    if request.method == "POST" and form.is_valid():
+        data = form.cleaned_data
+        try:
+            shown = dispatch_services.set_product_parameters(
+                operator=data["operator"], product=data["product"].code,
+                changes=form.changes(), changed_by=staff(request), reason=data["reason"])
+        except Problem as exc:
+            problems = services.violations(exc)
+        else:
+            messages.success(request, f"{shown['programName']} now applies " + ", ".join(
+                f"{name} {value or 'none'}" for name, value in shown["parameters"].items())
+                + ".")
+            return redirect("/console/registry/products")
+    rows = dispatch_selectors.product_parameter_rows()
+    return page(request, "console/products.html",
+                {"form": form, "problems": problems, "rows": rows},
                 status=400 if problems else 200)

@@ -83,7 +83,9 @@ class IssueSerializer(serializers.Serializer):
     serviceEnd = AwareDateTimeField()
     status = serializers.ChoiceField(choices=["pre-notify", "run"], default="run")
     urgency = serializers.ChoiceField(choices=list(URGENCIES), required=False)
-    serviceTimings = ServiceTimingSerializer(many=True, allow_empty=False)
+    serviceTimings = ServiceTimingSerializer(
+        many=True, required=False, help_text="required, except for a product that turns to "
+        "zero by default (MW_DISPATCH: absent means absolute 0 from serviceStart)")
     reason = reason_field()
 
 
@@ -101,6 +103,24 @@ class ReviseSerializer(serializers.Serializer):
 class StopSerializer(serializers.Serializer):
     expectedRevision = serializers.IntegerField(required=False, min_value=1)
     reason = reason_field()
+
+
+class ProductParametersRequestSerializer(serializers.Serializer):
+    parameters = serializers.DictField(
+        child=serializers.CharField(allow_null=True, max_length=32),
+        help_text="notice_period, ramp_time, heartbeat_interval: ISO 8601 durations "
+                  "(heartbeat_interval may be NONE); DEFAULT returns to the product's default")
+    reason = serializers.CharField(required=False, default="", allow_blank=True,
+                                   max_length=1000)
+
+
+class ProductParametersSerializer(serializers.Serializer):
+    operator = serializers.CharField()
+    product = serializers.CharField()
+    programName = serializers.CharField()
+    parameters = serializers.DictField(child=serializers.CharField(allow_null=True))
+    defaults = serializers.DictField(child=serializers.CharField(allow_null=True))
+    operatorSet = serializers.ListField(child=serializers.CharField())
 
 
 # --- responses (documentation) ------------------------------------------------------------------

@@ -19,6 +19,8 @@ from dispatch.api.serializers import (
     AuditExportSerializer,
     DispatchSerializer,
     IssueSerializer,
+    ProductParametersRequestSerializer,
+    ProductParametersSerializer,
     ReviseSerializer,
     SiteKeyRequestSerializer,
     SiteKeySerializer,
@@ -110,7 +112,7 @@ class DispatchList(OperatorView):
             reference=data.get("reference"), service_start=data["serviceStart"],
             service_end=data["serviceEnd"], status=data["status"],
             urgency=data.get("urgency"),
-            timings=timings_from(data["serviceTimings"], default_type),
+            timings=timings_from(data.get("serviceTimings", []), default_type),
             issued_by=request.user.client_id, reason=data["reason"])
         return Response(selectors.dispatch_as_dict(dispatch, history=True),
                         status=status.HTTP_201_CREATED)
@@ -180,6 +182,29 @@ class DispatchEmergencyStop(DispatchStop):
                    request=StopSerializer, responses={201: DispatchSerializer})
     def post(self, request: Request, operator: str, reference: str) -> Response:
         return super().post(request, operator, reference)
+
+
+class ProductParameters(OperatorView):
+    scopes = {"GET": READ, "PUT": WRITE}
+
+    @extend_schema(summary="The timing parameters an operator's product applies (its own "
+                           "values, or the product's defaults)",
+                   responses={200: ProductParametersSerializer})
+    def get(self, request: Request, operator: str, product: str) -> Response:
+        found = selectors.find_operator(operator)
+        return Response(services.product_parameters_as_dict(
+            found, services.find_product(product)))
+
+    @extend_schema(summary="Set an operator's own product parameters (audited, published at "
+                           "once in the operator's OpenADR program)",
+                   request=ProductParametersRequestSerializer,
+                   responses={200: ProductParametersSerializer})
+    def put(self, request: Request, operator: str, product: str) -> Response:
+        data = self.parse(ProductParametersRequestSerializer, request)
+        return Response(services.set_product_parameters(
+            operator=selectors.find_operator(operator).code, product=product,
+            changes=data["parameters"], changed_by=request.user.client_id,
+            reason=data["reason"]))
 
 
 class DispatchAuditExport(OperatorView):

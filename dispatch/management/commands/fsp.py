@@ -12,7 +12,7 @@ from pathlib import Path
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from dispatch import registry, services
+from dispatch import registry, selectors, services
 from dispatch.management.commands._common import decimal, dumps, iso_datetime, problem_error
 from dispatch.mapping import duration
 from dispatch.models import Product
@@ -67,7 +67,20 @@ class Command(BaseCommand):
         contract.add_argument("--capacity-kw", type=decimal, default=None,
                               help="contracted capacity (default: the units' capacities)")
 
-        sub.add_parser("products", help="the products and their parameters as JSON")
+        products = sub.add_parser(
+            "products", help="the products and their parameters as JSON",
+            description="Without --operator: every product with its defaults. With "
+                        "--operator: the parameters that operator's products apply. With "
+                        "--operator, --product and --set: set that operator's own values "
+                        "(audited, and published at once in its OpenADR program).")
+        products.add_argument("--operator", default="", help="network operator code")
+        products.add_argument("--product", default="", help="product code, e.g. MW_DISPATCH")
+        products.add_argument("--set", action="append", default=[], dest="set",
+                              metavar="NAME=VALUE",
+                              help="notice_period, ramp_time or heartbeat_interval = an ISO "
+                                   "8601 duration (heartbeat_interval may be NONE; DEFAULT "
+                                   "returns to the product's default); repeatable")
+        products.add_argument("--reason", default="", help="why (kept in the audit entry)")
 
     @staticmethod
     def _unit(text: str):
@@ -118,7 +131,24 @@ class Command(BaseCommand):
                 "baseline_method": contract.baseline_method,
                 "capacity_kw": None if contract.capacity_kw is None else str(contract.capacity_kw)}
 
-    def _products(self, **options) -> list:
+    def _products(self, **options) -> list | dict:
+        operator, product, changes = options["operator"], options["product"], options["set"]
+        if changes:
+            if not operator or not product:
+                raise CommandError("--set needs --operator and --product")
+            parsed = {}
+            for item in changes:
+                name, sep, value = item.partition("=")
+                if not sep:
+                    raise CommandError(f"--set {item!r}: use NAME=VALUE")
+                parsed[name.strip()] = value.strip()
+            return services.set_product_parameters(
+                operator=operator, product=product, changes=parsed, changed_by="cli",
+                reason=options["reason"])
+        if operator:
+            found = selectors.find_operator(operator)
+            chosen = [services.find_product(product)] if product else Product.objects.all()
+            return [services.product_parameters_as_dict(found, p) for p in chosen]
         return [{"code": p.code, "name": p.name, "notice_period": duration(p.notice_period),
                  "ramp_time": duration(p.ramp_time), "quantity": p.quantity,
                  "setpoint_types": p.setpoint_types, "directions": p.directions,
