@@ -155,7 +155,7 @@ def test_the_allowed_sets_are_the_lists_plus_the_table_and_nothing_wider(version
                                                                          ) -> None:
     assert statuses.documented(VERSION_31, "POST", "/vens") == {201, 400, 401, 403, 500}
     assert statuses.allowed(VERSION_31, "GET", "/vens") == {
-        200, 400, 401, 403, 429, 500, 503}
+        200, 400, 401, 403, 413, 429, 500, 503}
     assert 304 in statuses.allowed(VERSION_31, "GET", "/vens", frozenset({"If-None-Match"}))
     for status in (406, 415):
         assert status not in statuses.allowed(version, "POST", "/programs")
