@@ -51,6 +51,30 @@ def bearer(token: str) -> dict:
     return {"HTTP_AUTHORIZATION": f"Bearer {token}"}
 
 
+@pytest.mark.parametrize("version", ["3.1.0", "3.0.1"])
+def test_a_sandbox_sites_client_gets_a_token_for_the_scopes_it_holds(site, version):
+    """A certified VEN asks for ``read_all`` on every token request; other clients ask for
+    every scope they know, or none. The sandbox's clients are granted what they hold."""
+    vtn = OpenADRClient(version)
+    asked_read_all = vtn.request_token(site["client_id"], site["client_secret"], "read_all")
+    assert asked_read_all.status == 200, asked_read_all.json
+    assert set(asked_read_all.json["scope"].split()) == {"read_targets", "read_ven_objects"}
+    everything = vtn.request_token(
+        site["client_id"], site["client_secret"],
+        "read_all write_reports write_subscriptions write_vens read_targets")
+    assert everything.status == 200 and "read_all" not in everything.json["scope"].split()
+    assert "write_reports" in everything.json["scope"].split()
+    nothing = vtn.request_token(site["client_id"], site["client_secret"])
+    assert nothing.status == 200 and "write_reports" in nothing.json["scope"].split()
+    lacking = vtn.request_token(site["client_id"], site["client_secret"], "write_programs")
+    assert lacking.status == 400 and lacking.json["error"] == "invalid_scope"
+    assert "read_targets" in lacking.json.get("error_description", "")
+    # The narrow token reads what the site may read, and may not report.
+    narrow = vtn.with_token(asked_read_all.json["access_token"])
+    assert narrow.get("/programs").status == 200
+    assert narrow.post("/reports", {}).status == 403
+
+
 # --- getting started ---------------------------------------------------------------------------
 
 
