@@ -194,8 +194,18 @@ def test_operator_console_end_to_end(vtn_server, browser, tmp_path):
     fsp = server.unique("console-fsp")
     page = browser.new_page()
 
+    # -- the landing page links everything; its console link leads to the login --
+    page.goto(f"{server.base_url}/")
+    for name in ("Operator console", "Conformance sandbox"):
+        assert page.get_by_role("link", name=name).is_visible()
+    for path in ("/openadr3/3.1.0/docs", "/openadr3/3.0.1/docs", "/dispatch/api/v1/docs",
+                 "/.well-known/jwks.json"):
+        assert page.locator(f"a[href='{path}']").count() >= 1, path
+    shot(page, "00-landing")
+    page.get_by_role("link", name="Operator console").click()
+    page.wait_for_url(f"{server.base_url}/console/login**")
+
     # -- a password alone is not enough; both factors open the dashboard --
-    page.goto(f"{server.base_url}/console/login")
     page.get_by_label("Username").fill(admin["username"])
     page.get_by_label("Password").fill(admin["password"])
     page.get_by_label("Authenticator code").fill("000000" if totp_code(
@@ -390,3 +400,15 @@ def test_operator_console_end_to_end(vtn_server, browser, tmp_path):
     page.goto(f"{server.base_url}/conformance/")
     assert page.locator("#ca-fingerprint").inner_text().count(":") == 31
     shot(page, "15-conformance-ca")
+
+    # -- every section of the console's navigation answers, reached by its link --
+    page.goto(f"{server.base_url}/console/")
+    sections = page.locator("nav[aria-label='Main'] a").all_inner_texts()
+    assert sections[:6] == ["Dashboard", "Registry", "Dispatches", "Settlement", "Audit",
+                            "Subscriptions"], sections
+    for number, name in enumerate(sections, start=1):
+        page.locator("nav[aria-label='Main']").get_by_role("link", name=name).click()
+        page.wait_for_load_state()
+        assert page.locator("nav [aria-current='page']").inner_text() == name
+        assert "Server error" not in page.inner_text("main")
+        shot(page, f"20-section-{number:02d}-{name.lower()}")
