@@ -92,7 +92,7 @@ def test_a_placed_mw_dispatch_setpoint_cannot_be_rewritten_once_past(vtn_server)
         rewrite = operator.post(revisions, json={"serviceTimings": [
             dict(setpoints[0], volume=400), dict(setpoints[1], volume=400)]}, timeout=30)
         assert rewrite.status_code == 400, rewrite.text
-        assert rewrite.headers["Content-Type"] == "application/problem+json"
+        assert rewrite.headers["Content-Type"] == "application/json"
         assert any("cannot be changed" in e for e in rewrite.json()["errors"])
         extended = operator.post(revisions, json={
             "serviceEnd": z(start + timedelta(hours=1)), "expectedRevision": 1}, timeout=30)

@@ -111,7 +111,7 @@ def test_the_dispatch_api_reads_and_sets_parameters(gb):
     assert attribute("ENWL", "MW_DISPATCH", "GB_HEARTBEAT_INTERVAL") == ["PT20S"]
     bad = http.put(url, json.dumps({"parameters": {"ramp_time": "-PT5M"}}),
                    content_type="application/json", headers=operator)
-    assert bad.status_code == 400 and bad["Content-Type"] == "application/problem+json"
+    assert bad.status_code == 400 and bad["Content-Type"] == "application/json"
     assert http.get(f"{BASE}/products/XX/MW_DISPATCH", headers=operator).status_code == 404
     assert http.get(f"{BASE}/products/ENWL/NOPE", headers=operator).status_code == 400
     ven = {"Authorization": f"Bearer {gb.acme.token}"}
@@ -170,6 +170,14 @@ def test_the_admin_shows_the_defaults_and_the_changes_but_edits_nothing(gb):
     admin = get_user_model().objects.create_superuser("root", "root@example.org", "pw")
     http = DjangoClient()
     http.force_login(admin)
+    # The admin asks for the second factor too: a session django-otp has verified.
+    from django_otp import DEVICE_ID_SESSION_KEY
+    from django_otp.plugins.otp_totp.models import TOTPDevice
+
+    device = TOTPDevice.objects.create(user=admin, name="root", confirmed=True)
+    session = http.session
+    session[DEVICE_ID_SESSION_KEY] = device.persistent_id
+    session.save()
     product = Product.objects.get(code="MW_DISPATCH")
     url = f"/admin/dispatch/product/{product.pk}/change/"
     assert http.get(url, secure=True).status_code == 200

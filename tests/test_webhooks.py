@@ -166,7 +166,7 @@ def test_a_subscription_is_created_only_after_its_callback_echoes(stack, version
                                       "callbackUrl": url}]}
         response = stack.bl_session.post(stack.server.url(version, "subscriptions"), json=body)
         assert response.status_code == 400, (url, response.text)
-        assert response.headers["Content-Type"].startswith("application/problem+json")
+        assert response.headers["Content-Type"].startswith("application/json")
         assert "callbackUrl" in response.json()["detail"]
     assert count() == before
 
