@@ -125,7 +125,7 @@ def expected_status(version: str, method: str, template: str, actor: str) -> int
         # Per-type and per-program topics are for business logic (read_all); without a
         # broker configured every topic endpoint answers 404.
         if "{venID}" not in template and actor != "bl":
-            return 403
+            return 403 if 403 in statuses.allowed(version, method, template) else 400
         return 404
     if template == "/notifiers":
         return 200
