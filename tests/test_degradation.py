@@ -131,8 +131,11 @@ GRACE_FACTOR = 0.2  # x the MW_DISPATCH heartbeat interval (60 s): 12 s of silen
 
 
 def test_the_vtns_own_outage_is_not_the_fsps_comms_loss(tmp_path):
+    # Every request of the VEN moves last_seen (no 15 s coalescing), so the site's last
+    # request before the outage is what the check measures silence from.
     server = started_server(tmp_path, os.environ.get("DATABASE_URL", ""),
-                            VTN_SERVING_BEAT_SECONDS="2")
+                            VTN_SERVING_BEAT_SECONDS="2",
+                            DISPATCH_LAST_SEEN_RESOLUTION_SECONDS="0")
     worker = CeleryWorker(server, tmp_path / "worker.log")
     worker.env["DISPATCH_COMMS_GRACE_FACTOR"] = str(GRACE_FACTOR)
     try:
