@@ -18,14 +18,17 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal, InvalidOperation
 
+from gbflex_profile.vocabulary import (
+    BASELINE,
+    DATA_QUALITY,
+    DEMAND,
+    GB_AVAILABLE_KW,
+    GB_CORRECTION,
+    QUALITIES,
+    READING_TYPES,
+    USAGE,
+)
 from vtn import timing
-
-USAGE, DEMAND, BASELINE = "USAGE", "DEMAND", "BASELINE"
-READING_TYPES = (USAGE, DEMAND, BASELINE)
-DATA_QUALITY = "DATA_QUALITY"  # OpenADR 3.1.1 report payload (Table 6 values)
-QUALITIES = ("OK", "MISSING", "ESTIMATED", "BAD")
-GB_CORRECTION = "GB_CORRECTION"  # [true]: the interval corrects readings already sent
-GB_AVAILABLE_KW = "GB_AVAILABLE_KW"
 
 # Factor to kWh (USAGE) or kW (DEMAND, BASELINE) of each unit a descriptor may name.
 ENERGY_UNITS = {"KWH": Decimal(1), "WH": Decimal("0.001"), "MWH": Decimal(1000)}

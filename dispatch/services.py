@@ -19,7 +19,7 @@ from django.db import IntegrityError, transaction
 from django.db.models import Q
 from django.utils import timezone
 
-from dispatch import acks, audit, fsp_events, mapping, registry, rules, signing
+from dispatch import audit, fsp_events, mapping, registry, rules, signing
 from dispatch.models import (
     Acknowledgement,
     Contract,
@@ -36,6 +36,7 @@ from dispatch.models import (
     SiteSigningKey,
 )
 from dispatch.products import PRODUCT_TEMPLATES, normalise_code, turns_to_zero
+from gbflex_profile import acks, jose
 from vtn import pki, timing
 from vtn import services as vtn_services
 from vtn import targets as target_rules
@@ -382,9 +383,9 @@ def signing_keys_usable() -> bool:
             "kid", "private_key_pem"):
         if kid not in _loadable_keys:
             try:
-                signing.load_private_key(pem, passphrase)
+                signing.unlock(pem, passphrase)
                 _loadable_keys[kid] = True
-            except (ValueError, TypeError, signing.SignatureError):
+            except (ValueError, TypeError):
                 return False  # not remembered: a corrected passphrase is seen at once
         if not _loadable_keys[kid]:
             return False
@@ -392,11 +393,10 @@ def signing_keys_usable() -> bool:
 
 
 def _new_signing_key(operator: NetworkOperator) -> SigningKey:
-    key = signing.generate_private_key()
-    kid = f"{operator.code.lower()}-{signing.thumbprint(key)[:16]}"
-    return SigningKey.objects.create(
-        operator=operator, kid=kid, private_key_pem=signing.private_key_pem(key, _passphrase()),
-        public_jwk=signing.public_jwk(key, kid))
+    new = signing.new_signing_key(operator.code, _passphrase())
+    return SigningKey.objects.create(operator=operator, kid=new.kid,
+                                     private_key_pem=new.private_key_pem,
+                                     public_jwk=new.public_jwk)
 
 
 @transaction.atomic
@@ -477,8 +477,7 @@ def _publish(instruction: DispatchInstruction, draft: rules.DispatchDraft,
         raise BadRequest("The dispatch does not satisfy the product's rules.", errors=errors)
     key = active_signing_key(instruction.operator)
     document = draft.document()
-    token = signing.sign(document, signing.load_private_key(key.private_key_pem, _passphrase()),
-                         key.kid)
+    token = jose.sign(document, signing.unlock(key.private_key_pem, _passphrase()), key.kid)
     try:
         with transaction.atomic():
             revision = DispatchRevision.objects.create(
@@ -661,25 +660,10 @@ def site_of_client(client_id: str) -> FspSite:
 
 def check_public_jwk(jwk: object) -> dict:
     """An Ed25519 public JWK (RFC 8037) with a kid; private material is refused."""
-    if not isinstance(jwk, dict):
-        raise BadRequest("jwk must be a JSON object")
-    if "d" in jwk:
-        raise BadRequest("jwk holds private key material ('d'); send only the public key")
-    if jwk.get("kty") != "OKP" or jwk.get("crv") != signing.CURVE:
-        raise BadRequest("jwk must be an Ed25519 key: kty OKP, crv Ed25519")
-    if jwk.get("alg", signing.ALGORITHM) != signing.ALGORITHM:
-        raise BadRequest(f"jwk alg must be {signing.ALGORITHM}")
-    kid = jwk.get("kid")
-    if not isinstance(kid, str) or not registry.IDENTIFIER.match(kid):
-        raise BadRequest("jwk kid must be 1-63 letters, digits, '.', '_' or '-'")
     try:
-        raw = signing.b64url_decode(str(jwk.get("x", "")))
-    except ValueError as exc:
-        raise BadRequest("jwk x is not base64url") from exc
-    if len(raw) != 32:
-        raise BadRequest("jwk x must be a 32-byte Ed25519 public key")
-    return {"kty": "OKP", "crv": signing.CURVE, "x": jwk["x"], "kid": kid, "use": "sig",
-            "alg": signing.ALGORITHM}
+        return jose.check_public_jwk(jwk)
+    except jose.JwkError as exc:
+        raise BadRequest(str(exc)) from exc
 
 
 @transaction.atomic
@@ -724,7 +708,7 @@ def _judge(claim: acks.AckClaim, instruction: DispatchInstruction, site: FspSite
     revision = named or current
     if not claim.jws:
         return Outcome.INVALID_SIGNATURE, f"no {acks.GB_ACK_JWS} payload", None, revision
-    kid = signing.header_kid(claim.jws)
+    kid = jose.header_kid(claim.jws)
     if kid is None:
         return Outcome.INVALID_SIGNATURE, "not a compact JWS with a kid", None, revision
     jwks = _site_jwks(site, at)
@@ -732,8 +716,8 @@ def _judge(claim: acks.AckClaim, instruction: DispatchInstruction, site: FspSite
         return (Outcome.UNKNOWN_KEY, f"key {kid!r} is not a registered, unrevoked key of "
                 f"the reporting site", None, revision)
     try:
-        signed = signing.verify(claim.jws, jwks)
-    except signing.SignatureError as exc:
+        signed = jose.verify(claim.jws, jwks)
+    except jose.SignatureError as exc:
         return Outcome.INVALID_SIGNATURE, str(exc), None, revision
     if claim.problems:
         return Outcome.READ_BACK_MISMATCH, "; ".join(claim.problems), signed, revision
@@ -782,7 +766,7 @@ def record_acknowledgements(report: Report, *,
             stage=claim.stage.lower() if claim.stage in acks.STAGES else "",
             result=claim.outcome, reason=claim.reason, outcome=outcome, detail=detail,
             received_at=at, report_id=report.pk, client_id=report.client_id,
-            kid=signing.header_kid(claim.jws) or "", jws=claim.jws,
+            kid=jose.header_kid(claim.jws) or "", jws=claim.jws,
             read_back=claim.read_back)
         audit.record_acknowledgement(ack, signed)
         recorded.append(ack)

@@ -211,7 +211,7 @@ class DispatchAuditExport(OperatorView):
     scopes = {"GET": READ}
 
     @extend_schema(summary="The audit export of a dispatch (verify offline with "
-                           "`python -m dispatch.audit_chain verify FILE`)",
+                           "`gbflex-audit verify FILE`)",
                    responses={200: AuditExportSerializer})
     def get(self, request: Request, operator: str, reference: str) -> Response:
         dispatch = selectors.find_dispatch(reference, operator=operator)

@@ -54,7 +54,7 @@ class Command(BaseCommand):
         show.add_argument("--operator", default=None)
 
         export = sub.add_parser("audit-export", help="write a dispatch's audit export (verify "
-                                "it with `python -m dispatch.audit_chain verify FILE`)")
+                                "it with `gbflex-audit verify FILE`)")
         export.add_argument("ref")
         export.add_argument("--operator", default=None)
         export.add_argument("--out", required=True, help="file to write the JSON export to")
@@ -149,7 +149,7 @@ class Command(BaseCommand):
         out.write_text(json.dumps(document, indent=2, sort_keys=True) + "\n", encoding="utf-8")
         return {"file": str(out), "entries": len(document["entries"]),
                 "links": len(document["links"]), "headHash": document["headHash"],
-                "verify": f"python -m dispatch.audit_chain verify {out}"}
+                "verify": f"gbflex-audit verify {out}"}
 
     def _comms(self, **options) -> dict:
         from dispatch import comms
