@@ -13,8 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from typing import TYPE_CHECKING
 
 from gbflex_profile import jose
 from gbflex_profile.vocabulary import (
@@ -34,6 +33,9 @@ from gbflex_profile.vocabulary import (
     SETPOINT_FIELDS,
     STAGES,
 )
+
+if TYPE_CHECKING:
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 
 class AckFormatError(ValueError):

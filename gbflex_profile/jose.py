@@ -2,10 +2,11 @@
 
 A signed document travels as a compact JWS whose payload is the RFC 8785 canonical JSON
 of the document and whose protected header is exactly ``{"alg": "EdDSA", "kid": ...}``.
-Signing and verifying are done by ``joserfc``, imported on first use so that a process
-that never signs or verifies (an agent between dispatches) does not carry it. Keys are
-``cryptography`` Ed25519 keys; public keys travel as JWKs in a JWKS
-(``{"keys": [...]}``).
+Signing and verifying are done by ``joserfc``. Keys are ``cryptography`` Ed25519 keys;
+public keys travel as JWKs in a JWKS (``{"keys": [...]}``). Both libraries are imported
+on first use, not with this module (together some 10 MiB and a second of start-up on a
+small gateway): commands that neither sign nor verify start without them, and the agent
+loads them with :func:`preload` once its first poll is done.
 """
 
 from __future__ import annotations
@@ -18,13 +19,15 @@ from collections.abc import Mapping
 from contextlib import contextmanager
 from typing import TYPE_CHECKING
 
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
-
 from gbflex_profile.canonical import CanonicalizationError, canonical_json
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
+
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import (
+        Ed25519PrivateKey,
+        Ed25519PublicKey,
+    )
 
 ALGORITHM = "EdDSA"
 CURVE = "Ed25519"
@@ -47,6 +50,14 @@ def _eddsa_name_accepted() -> Iterator[None]:
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message="EdDSA is deprecated")
         yield
+
+
+def preload() -> None:
+    """Import the signing libraries now rather than on the first signature (a long-running
+    process calls this when idle, so that its first dispatch is not held up by imports)."""
+    import cryptography.hazmat.primitives.asymmetric.ed25519  # noqa: F401
+    import joserfc.jwk  # noqa: F401
+    import joserfc.jws  # noqa: F401
 
 
 # -- base64url ----------------------------------------------------------------------------------
@@ -72,11 +83,15 @@ def b64url_decode(text: str) -> bytes:
 
 
 def generate_private_key() -> Ed25519PrivateKey:
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
     return Ed25519PrivateKey.generate()
 
 
 def private_key_pem(key: Ed25519PrivateKey, passphrase: bytes | None = None) -> bytes:
     """PKCS#8 PEM of ``key``, encrypted with ``passphrase`` when one is given."""
+    from cryptography.hazmat.primitives import serialization
+
     encryption = (serialization.BestAvailableEncryption(passphrase) if passphrase
                   else serialization.NoEncryption())
     return key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
@@ -86,6 +101,9 @@ def private_key_pem(key: Ed25519PrivateKey, passphrase: bytes | None = None) -> 
 def load_private_key(pem: bytes | str, passphrase: bytes | None = None) -> Ed25519PrivateKey:
     """An Ed25519 private key from PKCS#8 PEM. Raises ValueError (a wrong passphrase, not
     PEM) or :class:`JwkError` (another kind of key)."""
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
     data = pem.encode("ascii") if isinstance(pem, str) else pem
     key = serialization.load_pem_private_key(data, password=passphrase)
     if not isinstance(key, Ed25519PrivateKey):
@@ -95,10 +113,11 @@ def load_private_key(pem: bytes | str, passphrase: bytes | None = None) -> Ed255
 
 def public_jwk(key: Ed25519PrivateKey | Ed25519PublicKey, kid: str) -> dict:
     """The public JWK (RFC 8037) of ``key``: what a JWKS publishes and a site registers."""
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
     public = key.public_key() if isinstance(key, Ed25519PrivateKey) else key
-    raw = public.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
-    return {"kty": "OKP", "crv": CURVE, "x": b64url_encode(raw), "kid": kid, "use": "sig",
-            "alg": ALGORITHM}
+    return {"kty": "OKP", "crv": CURVE, "x": b64url_encode(public.public_bytes_raw()),
+            "kid": kid, "use": "sig", "alg": ALGORITHM}
 
 
 def check_public_jwk(jwk: object) -> dict:
@@ -180,9 +199,8 @@ def sign(document: Mapping, key: Ed25519PrivateKey, kid: str) -> str:
     from joserfc import jws
     from joserfc.jwk import OKPKey
 
-    raw = key.private_bytes(serialization.Encoding.Raw, serialization.PrivateFormat.Raw,
-                            serialization.NoEncryption())
-    private = OKPKey.import_key(public_jwk(key, kid) | {"d": b64url_encode(raw)})
+    private_jwk = public_jwk(key, kid) | {"d": b64url_encode(key.private_bytes_raw())}
+    private = OKPKey.import_key(private_jwk)
     with _eddsa_name_accepted():
         return jws.serialize_compact({"alg": ALGORITHM, "kid": kid},
                                      canonical_json(dict(document)), private,

@@ -27,8 +27,7 @@ import time
 import uuid
 from datetime import UTC, datetime
 from pathlib import Path
-
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from typing import TYPE_CHECKING
 
 from gbflex_profile import acks, jose
 from gbflex_profile.vocabulary import ACTIONED, GB_HEARTBEAT_INTERVAL, RECEIVED, REPORT_KINDS
@@ -36,6 +35,9 @@ from ven_client import handler, logs, profile, reports
 from ven_client.config import Config
 from ven_client.store import OutboxMessage, Revision, Store
 from ven_client.transport import AuthError, Backoff, Transport, Unavailable, poll_delay
+
+if TYPE_CHECKING:
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 # What the VTN's intake of a readings or availability report counts (logged when sent).
 INTAKE_COUNTS = ("stored", "duplicates", "corrections", "rejected")
@@ -654,9 +656,13 @@ class Agent:
                  version=self.config.openadr_version, mtls=bool(self.config.client_cert),
                  state=str(self.config.database_path))
         code = 0
+        preloaded = False
         while not self.stopping.is_set():
             try:
                 self.cycle()
+                if not preloaded and not once:  # after the first poll: start-up stays short
+                    jose.preload()
+                    preloaded = True
                 backoff.success()
                 delay = poll_delay(self.config.poll_interval_s, self.config.poll_jitter)
                 code = 0
