@@ -63,6 +63,8 @@ INSTALLED_APPS = [
     "settlement",
     "conformance",
     "console",
+    # manage.py serve, health probes, error handlers (webserver/).
+    "webserver",
 ]
 
 MIDDLEWARE = [
@@ -70,11 +72,11 @@ MIDDLEWARE = [
     "vtn.api.errors.ProblemMediaTypeMiddleware",
     "django.middleware.security.SecurityMiddleware",
     # Content-Security-Policy on HTML pages; 413 for bodies over VTN_MAX_BODY_BYTES.
-    "config.security_headers.SecurityHeadersMiddleware",
+    "webserver.security_headers.SecurityHeadersMiddleware",
     # A NUL in the path or query string is refused before any view queries with it.
     "vtn.api.errors.RefuseNulMiddleware",
     # The verified TLS client certificate (own socket or trusted proxy); revoked ones get 401.
-    "vtn.auth.mtls.ClientCertificateMiddleware",
+    "vtn.api.middleware.ClientCertificateMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -108,7 +110,7 @@ if CONFORMANCE_FAULTS_ENABLED:
 
 ROOT_URLCONF = "config.urls"
 # A failed CSRF check answers like every other error: a problem, or the console's page.
-CSRF_FAILURE_VIEW = "vtn.api.errors.csrf_failure"
+CSRF_FAILURE_VIEW = "webserver.handlers.csrf_failure"
 WSGI_APPLICATION = "config.wsgi.application"
 
 TEMPLATES = [

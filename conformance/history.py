@@ -47,9 +47,9 @@ from settlement.models import Statement
 from ven_client import jose, profile
 from ven_client import reports as csv_reports
 from vtn import services as vtn_services
-from vtn.api.serializers.v31 import Wire31
 from vtn.auth.caller import Caller
 from vtn.auth.scopes import DEFAULT_SCOPES
+from vtn.wire.v31 import Wire31
 
 SITE = "north"
 PRODUCT = "DYNAMIC"

@@ -17,7 +17,6 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from config.security_headers import CSP, INLINE_STYLE_ONLY_CSP
 from conformance import onboarding, runner
 from conformance import report as reports
 from conformance.models import ConformanceRun
@@ -25,10 +24,10 @@ from conformance.scenarios import ORDER, SCENARIOS, Options
 from conformance.schema import OnboardSerializer, RunRequestSerializer
 from dispatch import services
 from vtn import pki
-from vtn.api.problems import BadRequest, NotFound
 from vtn.auth import mtls
 from vtn.auth.permissions import HasOperationScope
 from vtn.auth.scopes import READ_ALL, READ_VEN_OBJECTS, WRITE_REPORTS
+from vtn.errors import BadRequest, NotFound
 
 DOCS = Path(settings.BASE_DIR) / "docs"
 DOCUMENTS = {"profile": "gb-dispatch-profile.md", "guide": "conformance.md",
@@ -41,6 +40,12 @@ OPTION_BOUNDS = {"pollIntervalSeconds": ("poll_interval_s", 0.2, 600),
                  "faultSeconds": ("fault_s", 1, 1800),
                  "retryAfterSeconds": ("retry_after_s", 1, 120),
                  "meteringDeadlineSeconds": ("metering_deadline_s", 5, 3600)}
+
+CSP = "Content-Security-Policy"
+# The report is a standalone page with inline styles and no scripts at all; it sets its
+# own policy, which the site-wide middleware (webserver/security_headers.py) leaves alone.
+INLINE_STYLE_ONLY_CSP = ("default-src 'none'; style-src 'unsafe-inline'; img-src 'self' data:; "
+                         "base-uri 'none'; form-action 'self'; frame-ancestors 'none'")
 
 
 def _ca_path() -> Path:

@@ -4,7 +4,7 @@ dispatch revisions with their OpenADR events.
 OpenADR objects are written only through ``vtn.services`` (as business logic), with
 request bodies validated by the 3.1 wire format first, so what the profile publishes is
 exactly what an OpenADR client could have sent. Rule violations raise the API's problem
-exceptions (``vtn.api.problems``), so HTTP, commands and tests report them alike.
+errors (``vtn.errors``), so HTTP, commands and tests report them alike.
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ from django.db.models import Q
 from django.utils import timezone
 
 from dispatch import acks, audit, fsp_events, mapping, registry, rules, signing
+from dispatch.identity import PROFILE_CALLER
 from dispatch.models import (
     Acknowledgement,
     Contract,
@@ -39,17 +40,12 @@ from dispatch.products import PRODUCT_TEMPLATES, normalise_code, turns_to_zero
 from vtn import pki, timing
 from vtn import services as vtn_services
 from vtn import targets as target_rules
-from vtn.api.problems import BadRequest, Conflict, Forbidden, NotFound
-from vtn.api.serializers.v31 import Wire31
 from vtn.auth import certificates
-from vtn.auth.caller import Caller
-from vtn.auth.scopes import ALL_SCOPES
 from vtn.auth.services import ClientError, create_client
+from vtn.errors import BadRequest, Conflict, Forbidden, NotFound
 from vtn.models import Client, Report, Ven
+from vtn.wire.v31 import Wire31
 
-# The dispatch app acts on OpenADR objects as business logic.
-PROFILE_CALLER = Caller(client_id="gb-dispatch-profile", name="gb-dispatch-profile", role="bl",
-                        scopes=frozenset(ALL_SCOPES))
 _WIRE = Wire31()
 
 

@@ -19,7 +19,7 @@ from console.views.common import page, paged, staff
 from dispatch import selectors as dispatch_selectors
 from dispatch import services as dispatch_services
 from dispatch.models import DispatchInstruction
-from vtn.api.problems import Problem
+from vtn.errors import Problem
 
 
 def _find(operator: str, reference: str) -> DispatchInstruction | None:

@@ -20,7 +20,7 @@ from settlement import selectors as settlement_selectors
 from settlement import services as settlement_services
 from settlement.api.views import StatementExport
 from settlement.models import Statement
-from vtn.api.problems import Problem
+from vtn.errors import Problem
 
 # The API's export formats (canonical JSON, CSV, UFTP FlexSettlement), served the same way.
 EXPORTS = StatementExport.FORMATS

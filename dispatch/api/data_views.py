@@ -17,9 +17,9 @@ from dispatch.api.serializers import (
 )
 from dispatch.api.views import READ, OperatorView, _int, _time
 from dispatch.models import ReportIntake
-from vtn.api.problems import BadRequest
 from vtn.auth.permissions import HasOperationScope
 from vtn.auth.scopes import READ_ALL, READ_VEN_OBJECTS
+from vtn.errors import BadRequest
 
 
 class MeterReadings(OperatorView):

@@ -30,10 +30,10 @@ from dispatch.api.serializers import (
 )
 from dispatch.models import CommsState, SiteSigningKey
 from dispatch.rules import STATUSES
-from vtn import idempotency
-from vtn.api.problems import BadRequest, Forbidden
+from vtn.api import idempotency
 from vtn.auth.permissions import HasOperationScope
 from vtn.auth.scopes import READ_ALL, READ_VEN_OBJECTS, WRITE_EVENTS, WRITE_REPORTS
+from vtn.errors import BadRequest, Forbidden
 
 READ = frozenset({READ_ALL})
 WRITE = frozenset({WRITE_EVENTS})

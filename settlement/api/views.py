@@ -15,9 +15,9 @@ from rest_framework.views import APIView
 from dispatch import selectors as dispatch_selectors
 from settlement import exports, selectors, services
 from settlement.models import Statement
-from vtn.api.problems import BadRequest
 from vtn.auth.permissions import HasOperationScope
 from vtn.auth.scopes import READ_ALL, READ_VEN_OBJECTS, WRITE_EVENTS, WRITE_REPORTS
+from vtn.errors import BadRequest
 
 READ = frozenset({READ_ALL, READ_VEN_OBJECTS})
 

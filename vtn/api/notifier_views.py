@@ -12,9 +12,9 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from vtn import mqtt, selectors
-from vtn.api.problems import NotFound
 from vtn.api.views import OpenADRView
 from vtn.auth.scopes import READ_ALL, READ_TARGETS, READ_VEN_OBJECTS
+from vtn.errors import NotFound
 from vtn.notifiers import offered_bindings
 
 READ_ANY = frozenset({READ_ALL, READ_TARGETS, READ_VEN_OBJECTS})

@@ -13,9 +13,8 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from vtn import idempotency, selectors, services
-from vtn.api.problems import NotFound
-from vtn.api.serializers.base import WireFormat
+from vtn import selectors, services
+from vtn.api import idempotency
 from vtn.auth.scopes import (
     READ_OWNED,
     READ_TARGETED,
@@ -25,8 +24,10 @@ from vtn.auth.scopes import (
     WRITE_SUBSCRIPTIONS,
     WRITE_VENS,
 )
+from vtn.errors import NotFound
 from vtn.generations import ProcessCache
 from vtn.models import Resource, Ven
+from vtn.wire.base import WireFormat
 
 NOT_FOUND = "No {kind} with this ID exists, or it is not visible to this client."
 

@@ -12,10 +12,10 @@ from pathlib import Path
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from dispatch import audit, selectors, services
+from dispatch import audit, comms, selectors, services
 from dispatch.management.commands._common import decimal, dumps, iso_datetime, problem_error
 from dispatch.rules import URGENCIES, Timing
-from vtn.api.problems import Problem
+from vtn.errors import Problem
 
 
 class Command(BaseCommand):
@@ -152,8 +152,6 @@ class Command(BaseCommand):
                 "verify": f"python -m dispatch.audit_chain verify {out}"}
 
     def _comms(self, **options) -> dict:
-        from dispatch import comms
-
         changes = comms.check_comms() if options["check"] else []
         return {"checked": options["check"],
                 "transitions": [{"site": str(c.site), "from": c.from_state, "to": c.to_state,

@@ -11,7 +11,7 @@ from django.core.management.base import BaseCommand, CommandError
 
 from dispatch.models import Contract
 from settlement import selectors, services
-from vtn.api.problems import Problem
+from vtn.errors import Problem
 
 
 class Command(BaseCommand):

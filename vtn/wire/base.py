@@ -11,7 +11,7 @@ from django.http import QueryDict
 from django.utils import timezone
 
 from vtn import timing
-from vtn.api.problems import BadRequest
+from vtn.errors import BadRequest
 from vtn.schemas import BodyError, validate_body
 from vtn.selectors import Filters, Page
 
