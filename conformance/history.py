@@ -152,7 +152,7 @@ def _save_reports(site: FspSite, bodies: list[dict], event_id: str) -> None:
 def _acknowledge(site: FspSite, instruction: DispatchInstruction, key, kid: str,
                  issued_at: datetime) -> int:
     """RECEIVED, then ACTIONED ACCEPTED, as the site's agent would have sent them."""
-    revision = instruction.revisions.order_by("-number").first()
+    revision = instruction.revisions.latest("number")
     caller = _caller(site)
     recorded = 0
     for minutes, signed in (

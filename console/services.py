@@ -198,8 +198,8 @@ def earliest_change(dispatch: DispatchInstruction, now: datetime | None = None) 
     """The first whole minute from which a revision may change setpoints: after the
     product's notice period, and not before the service start."""
     now = now or timezone.now()
-    notice = dispatch_services.product_parameters(dispatch.operator,
-                                                  dispatch.contract.product)["notice_period"]
+    notice = dispatch_services.required_parameter(dispatch_services.product_parameters(
+        dispatch.operator, dispatch.contract.product), "notice_period")
     after = now + notice + timedelta(minutes=1)
     return max(after.replace(second=0, microsecond=0), dispatch.service_start)
 

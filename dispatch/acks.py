@@ -70,7 +70,7 @@ def _number(value: object) -> int | float:
 
 
 def claim_document(*, stage: str, status: str, dispatch_ref: str, fsp: str, unit: str,
-                   revision: int, setpoints: list[dict], outcome: str = "",
+                   revision: object, setpoints: list[dict], outcome: str = "",
                    reason: str = "") -> dict:
     """The document an FSP signs for one acknowledgement (the canonical read-back). A
     REFUSED one has no ``status`` and no ``setpoints``: the agent did not trust them."""

@@ -184,7 +184,7 @@ def dispatch_as_dict(dispatch: DispatchInstruction, *, history: bool = False) ->
         "serviceStart": iso(dispatch.service_start),
         "serviceEnd": iso(dispatch.service_end),
         "eventID": dispatch.event_id,
-        "programID": dispatch.event.program_id if dispatch.event_id else None,
+        "programID": dispatch.event.program_id if dispatch.event is not None else None,
         "created": iso(dispatch.created),
         "modified": iso(dispatch.modified),
     }

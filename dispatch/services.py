@@ -10,6 +10,7 @@ errors (``vtn.errors``), so HTTP, commands and tests report them alike.
 from __future__ import annotations
 
 import secrets
+from collections.abc import Sequence
 from datetime import datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
@@ -108,11 +109,21 @@ def product_parameters(operator: NetworkOperator, product: Product) -> dict[str,
     return values
 
 
+def required_parameter(values: dict[str, timedelta | None], name: str) -> timedelta:
+    """A parameter of :func:`product_parameters` that always has a value (the notice
+    period and the ramp time; only the heartbeat interval may be none)."""
+    value = values[name]
+    if value is None:
+        raise ValueError(f"{name} has no value")
+    return value
+
+
 def _program_body(operator: NetworkOperator, product: Product,
                   values: dict[str, timedelta | None]) -> dict:
     return mapping.program_body(
         operator=operator.code, product_code=product.code,
-        notice_period=values["notice_period"], ramp_time=values["ramp_time"],
+        notice_period=required_parameter(values, "notice_period"),
+        ramp_time=required_parameter(values, "ramp_time"),
         quantity=product.quantity, setpoint_types=list(product.setpoint_types),
         heartbeat_interval=values["heartbeat_interval"],
         availability_paid=product.availability_paid)
@@ -152,7 +163,8 @@ def _checked_parameters(changes: dict) -> dict[str, str | None]:
     if not isinstance(changes, dict) or not changes:
         raise BadRequest("give at least one parameter to set: "
                          + ", ".join(PRODUCT_PARAMETERS))
-    errors, checked = [], {}
+    errors: list[str] = []
+    checked: dict[str, str | None] = {}
     for name, value in changes.items():
         if name not in PRODUCT_PARAMETERS:
             errors.append(f"{name}: unknown parameter; use one of "
@@ -217,7 +229,7 @@ def set_product_parameters(*, operator: str, product: str, changes: dict, change
 def onboard_fsp(*, operator: str, fsp: str, units: list[registry.UnitSpec],
                 site: str = "main", fsp_name: str = "", zone: str = "",
                 pki_dir: Path | None = None, out_dir: Path | None = None,
-                site_keys: list[dict] = ()) -> dict:
+                site_keys: Sequence[dict] = ()) -> dict:
     """Register an FSP site: the FSP (if new), the site's VEN and OAuth2 client (with a
     site certificate when ``pki_dir`` is given, as ``pki onboard``), one resource and
     dispatch unit per unit, and the VEN's privacy targets. Returns everything as a
@@ -313,7 +325,7 @@ def unit_summary(unit: DispatchUnit) -> dict:
 
 @transaction.atomic
 def create_contract(*, operator: str, identifier: str, fsp: str, product: str,
-                    units: list[str], service_windows: list[tuple[datetime, datetime]] = (),
+                    units: list[str], service_windows: Sequence[tuple[datetime, datetime]] = (),
                     availability_price: Decimal = Decimal(0),
                     utilisation_price: Decimal = Decimal(0),
                     baseline_method: str = "",
@@ -432,7 +444,7 @@ def rotate_signing_key(*, operator: str, now: datetime | None = None,
 # --- dispatches --------------------------------------------------------------------------------
 
 def _product_rules(product: Product, operator: NetworkOperator) -> rules.ProductRules:
-    notice = product_parameters(operator, product)["notice_period"]
+    notice = required_parameter(product_parameters(operator, product), "notice_period")
     return rules.ProductRules(code=product.code, notice_period=notice,
                               quantity=product.quantity,
                               setpoint_types=tuple(product.setpoint_types),
@@ -600,7 +612,7 @@ def _locked(dispatch: DispatchInstruction, expected_revision: int | None) -> Dis
 
 
 def _latest(dispatch: DispatchInstruction) -> DispatchRevision:
-    return dispatch.revisions.order_by("-number").first()
+    return dispatch.revisions.latest("number")
 
 
 @transaction.atomic

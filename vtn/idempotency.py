@@ -56,7 +56,7 @@ class Fingerprint:
         no insignificant whitespace), so key order and spacing do not matter."""
         canonical = json.dumps(request.data, sort_keys=True, separators=(",", ":"),
                                ensure_ascii=False, default=str)
-        return cls(request.method.upper(), request.path,
+        return cls(str(request.method).upper(), request.path,
                    hashlib.sha256(canonical.encode()).hexdigest())
 
     def matches(self, record: IdempotencyKey) -> bool:

@@ -15,7 +15,7 @@ from vtn import mqtt
 
 def offered_bindings() -> dict:
     """The `/notifiers` body: MQTT only while a broker is configured."""
-    body = {"WEBHOOK": bool(settings.VTN_WEBHOOKS_ENABLED)}
+    body: dict[str, object] = {"WEBHOOK": bool(settings.VTN_WEBHOOKS_ENABLED)}
     binding = mqtt.binding()
     if binding is not None:
         body["MQTT"] = binding

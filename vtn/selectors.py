@@ -30,7 +30,7 @@ from vtn.models import (
 
 Kind = TargetLabel.Kind
 # Granted labels per (targeting generation, clientID), for this process.
-_granted_cache = ProcessCache()
+_granted_cache: ProcessCache[tuple[int, str], frozenset[str]] = ProcessCache()
 
 
 @dataclass(frozen=True)
@@ -99,6 +99,7 @@ def _target_condition(kind: str, caller: Caller, filters: Filters,
         if filters.target_labels is None:
             return Q()
         return Q(_labelled(kind, filters.target_labels))
+    assert granted is not None, "a VEN caller's granted labels are always looked up"
     effective = granted if filters.target_labels is None else granted & filters.target_labels
     if filters.target_labels is None:
         return _untargeted(kind) | Q(_labelled(kind, effective))

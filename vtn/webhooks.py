@@ -30,6 +30,7 @@ import logging
 import secrets
 import socket
 import threading
+from collections.abc import Mapping
 from datetime import timedelta
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
@@ -85,7 +86,7 @@ def callback_problem(url: str, *, resolve: bool) -> str | None:
     except (OSError, UnicodeError):
         return f"callbackUrl {url!r} has a host name that does not resolve."
     for info in infos:
-        address = ipaddress.ip_address(info[4][0].split("%", 1)[0])
+        address = ipaddress.ip_address(str(info[4][0]).split("%", 1)[0])
         if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped:
             address = address.ipv4_mapped
         if callbacks.internal(address):
@@ -225,7 +226,7 @@ def describe(object_type: str, operation: str, instance) -> Change:
         owner = instance.client_id
     elif object_type == "RESOURCE":
         owner = instance.ven.client_id
-    bodies = {}
+    bodies: dict[str, dict | None] = {}
     for wire in (Wire31(), Wire301()):
         method = getattr(wire, render)
         if object_type == "SUBSCRIPTION" and wire.version == VERSION_301 \
@@ -505,7 +506,7 @@ def repair(subscription: Subscription) -> None:
     urls = {entry["callbackUrl"] for entry in subscription.object_operations}
     _pending(subscription.pk).exclude(callback_url__in=urls).update(state=State.ABANDONED)
     # Delivery state moves under the request's feet: keep what the workers wrote.
-    current = Subscription.objects.filter(pk=subscription.pk).values(
+    current: Mapping[str, object] = Subscription.objects.filter(pk=subscription.pk).values(
         "draining_until", "last_delivery_at").first() or {}
     for name, value in current.items():
         setattr(subscription, name, value)

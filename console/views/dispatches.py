@@ -128,7 +128,7 @@ def revise(request: HttpRequest, operator: str, reference: str) -> HttpResponse:
     data = form.cleaned_data
     expected = _expected_revision(request, dispatch)
     revision = dispatch.revisions.filter(number=expected).first() or \
-        dispatch.revisions.order_by("-number").first()
+        dispatch.revisions.latest("number")
     arguments = services.revise_arguments(
         dispatch=dispatch, revision=revision, kw=data["kw"], effective=data["effective"],
         end=data["end"], status=data["status"] or None, staff=staff(request),

@@ -4,13 +4,15 @@ read the ``Idempotency-Key`` header, create at most once, answer a replay or a r
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import TypeVar
 
-from django.db import transaction
+from django.db import models, transaction
 from rest_framework import status
 from rest_framework.request import Request
 from rest_framework.response import Response
 
 from vtn.api.problems import PROBLEM_CONTENT_TYPE, problem_body
+from vtn.auth.authentication import caller_of
 from vtn.errors import BadRequest
 from vtn.idempotency import (
     HEADER,
@@ -24,6 +26,9 @@ from vtn.idempotency import (
 )
 from vtn.models import IdempotencyKey
 
+# The model of the object a creating POST makes.
+M = TypeVar("M", bound=models.Model)
+
 
 def key_of(request: Request) -> str | None:
     """The request's Idempotency-Key, None without one; 400 when it is malformed."""
@@ -33,9 +38,8 @@ def key_of(request: Request) -> str | None:
     return key
 
 
-def create_once(request: Request, *, object_type: str, create: Callable[[], object],
-                find: Callable[[str], object | None],
-                render: Callable[[object], dict]) -> Response:
+def create_once(request: Request, *, object_type: str, create: Callable[[], M],
+                find: Callable[[str], M | None], render: Callable[[M], dict]) -> Response:
     """Answer a creating POST: ``create()`` at most once per client and Idempotency-Key.
 
     ``create`` parses the request and makes the object (raising the API's problems),
@@ -46,7 +50,7 @@ def create_once(request: Request, *, object_type: str, create: Callable[[], obje
     key = key_of(request)
     if key is None:
         return Response(render(create()), status=status.HTTP_201_CREATED)
-    client_id = request.user.client_id
+    client_id = caller_of(request).client_id
     fingerprint = Fingerprint.of(request)
     earlier = live_record(client_id, key)
     if earlier is None:
@@ -63,8 +67,7 @@ def create_once(request: Request, *, object_type: str, create: Callable[[], obje
 
 
 def _replay(record: IdempotencyKey | None, fingerprint: Fingerprint,
-            find: Callable[[str], object | None],
-            render: Callable[[object], dict]) -> Response:
+            find: Callable[[str], M | None], render: Callable[[M], dict]) -> Response:
     if record is None:  # the concurrent holder's record expired in between: vanishingly rare
         return _problem(status.HTTP_409_CONFLICT, PROBLEM_OBJECT_GONE,
                         "Idempotency-Key no longer usable",

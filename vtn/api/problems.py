@@ -137,10 +137,11 @@ def problem_exception_handler(exc: Exception, context: dict) -> Response | None:
     if isinstance(exc, Http404):
         exc = NotFound("The requested object does not exist or is not visible to this client.")
     if isinstance(exc, (Problem, exceptions.APIException)):
-        if getattr(exc, "auth_header", None):
-            headers["WWW-Authenticate"] = exc.auth_header
-        if getattr(exc, "wait", None):
-            headers["Retry-After"] = str(int(exc.wait))
+        auth_header, wait = getattr(exc, "auth_header", None), getattr(exc, "wait", None)
+        if auth_header:
+            headers["WWW-Authenticate"] = auth_header
+        if wait:
+            headers["Retry-After"] = str(int(wait))
         detail = exc.detail
         errors = getattr(exc, "errors", None)
         if isinstance(detail, (list, dict)):

@@ -43,7 +43,8 @@ META_THUMBPRINT = "VTN_CLIENT_CERT_SHA256"
 META_CLIENT_ADDR = "VTN_CLIENT_ADDR"
 VERIFY_HEADER = "HTTP_X_SSL_CLIENT_VERIFY"
 
-_revoked = generations.ProcessCache(max_entries=16)
+_revoked: generations.ProcessCache[int, frozenset[str]] = generations.ProcessCache(
+    max_entries=16)
 _parsed: dict[str, PeerCertificate] = {}
 _warned: dict[str, dt.date] = {}
 _lock = threading.Lock()
@@ -151,7 +152,7 @@ def current_generations(request: HttpRequest) -> tuple[int, int]:
     cached = getattr(request, "vtn_generations", None)
     if cached is None:
         cached = generations.current()
-        request.vtn_generations = cached
+        request.vtn_generations = cached  # type: ignore[attr-defined]  # per-request memo
     return cached
 
 
@@ -200,7 +201,7 @@ def attach_peer(request: HttpRequest) -> PeerCertificate | None:
         for key in (cert_key, VERIFY_HEADER):
             meta.pop(key, None)
         peer = _from_socket(meta)
-    request.client_cert = peer
+    request.client_cert = peer  # type: ignore[attr-defined]  # read by authentication
     if peer is not None:
         meta[META_THUMBPRINT] = peer.sha256
     return peer

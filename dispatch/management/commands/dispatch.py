@@ -116,7 +116,7 @@ class Command(BaseCommand):
             unit=unit, product=product, contract=options["contract"], reference=options["ref"],
             service_start=options["start"], service_end=options["end"],
             status=options["status"], urgency=options["urgency"],
-            timings=self._timings(options, options["start"], setpoint_type),
+            timings=self._timings(options, options["start"], setpoint_type) or [],
             issued_by="cli", reason=options["reason"])
         return selectors.dispatch_as_dict(dispatch, history=True)
 
