@@ -139,7 +139,7 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
         # IMMEDIATE: a transaction takes the write lock when it begins, so concurrent
         # writers wait (up to the timeout) instead of failing with "database is locked".
         # Commands and workers wait this long; `serve` shortens it for web requests to
-        # SQLITE_LOCK_TIMEOUT_SECONDS (config/server.py), then answers 503.
+        # SQLITE_LOCK_TIMEOUT_SECONDS (webserver/server.py), then answers 503.
         {"timeout": float(os.environ.get("SQLITE_BATCH_LOCK_TIMEOUT_SECONDS", "20")),
          "transaction_mode": "IMMEDIATE",
          "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;"}
@@ -354,7 +354,7 @@ RETENTION_METER_READING_DAYS = int(os.environ.get("RETENTION_METER_READING_DAYS"
 
 SECURE_CONTENT_TYPE_NOSNIFF = True
 # Every HTML page (console, admin, API docs): this origin only, no inline script
-# (config/security_headers.py; docs/security.md, "Headers and limits").
+# (webserver/security_headers.py; docs/security.md, "Headers and limits").
 VTN_CSP = os.environ.get(
     "VTN_CSP",
     "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
