@@ -39,4 +39,3 @@ class Conflict(Problem):
 class Forbidden(Problem):
     status_code = 403
     title = "Forbidden"
-

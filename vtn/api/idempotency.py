@@ -93,5 +93,3 @@ def _replay(record: IdempotencyKey | None, fingerprint: Fingerprint,
 def _problem(status_code: int, problem_type: str, title: str, detail: str) -> Response:
     body = problem_body(status_code, detail) | {"type": problem_type, "title": title}
     return Response(body, status=status_code, content_type=PROBLEM_CONTENT_TYPE)
-
-

@@ -172,4 +172,3 @@ def _check_binding(request, client_id: str, bound: str | None, require_mtls: boo
     if peer.sha256 != bound:
         raise CertificateMismatch("This access token is bound to a different TLS client "
                                   "certificate.", client_id)
-
