@@ -48,9 +48,9 @@ from settlement import services as settlement
 from settlement.models import Statement
 from ven_client import reports as csv_reports
 from vtn import services as vtn_services
-from vtn.api.serializers.v31 import Wire31
 from vtn.auth.caller import Caller
 from vtn.auth.scopes import DEFAULT_SCOPES
+from vtn.wire.v31 import Wire31
 
 SITE = "north"
 PRODUCT = "DYNAMIC"
@@ -153,7 +153,7 @@ def _save_reports(site: FspSite, bodies: list[dict], event_id: str) -> None:
 def _acknowledge(site: FspSite, instruction: DispatchInstruction, key, kid: str,
                  issued_at: datetime) -> int:
     """RECEIVED, then ACTIONED ACCEPTED, as the site's agent would have sent them."""
-    revision = instruction.revisions.order_by("-number").first()
+    revision = instruction.revisions.latest("number")
     caller = _caller(site)
     recorded = 0
     for minutes, signed in (

@@ -49,7 +49,7 @@ OPERATING_STATES = (
 
 # client_id -> (site id or None, when the next write is due). Per process, like the
 # token cache: cleared with every ProcessCache.
-_seen = generations.ProcessCache()
+_seen: generations.ProcessCache[str, tuple[int | None, float]] = generations.ProcessCache()
 
 
 def clock() -> datetime:

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from django.db import transaction
 
 from dispatch import registry
+from dispatch.identity import PROFILE_CALLER
 from dispatch.models import NetworkOperator
 from gbflex_profile.vocabulary import (
     AVAILABILITY,
@@ -29,7 +30,11 @@ from gbflex_profile.vocabulary import (
     OPERATING_STATE,
     USAGE,
 )
+from vtn import services as vtn_services
 from vtn.models import Event, Program
+from vtn.wire.v31 import Wire31
+
+_WIRE = Wire31()
 
 
 @dataclass(frozen=True)
@@ -64,9 +69,6 @@ def event_name(operator: str, kind: str, fsp: str) -> str:
 def ensure_event(operator: NetworkOperator, fsp: str, kind: str) -> Event:
     """The FSP's event of ``kind`` in the operator's program of that kind; both created
     once (idempotent)."""
-    from dispatch.services import _WIRE, PROFILE_CALLER
-    from vtn import services as vtn_services
-
     spec = KINDS[kind]
     name = program_name(operator.code, kind)
     program = Program.objects.filter(program_name=name).first()

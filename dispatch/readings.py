@@ -124,7 +124,7 @@ def _spans(resource: Mapping) -> Iterable[tuple[Mapping, datetime | None, dateti
         yield interval, start, start + duration, sent, ""
 
 
-def _values(payloads: Iterable[Mapping]) -> dict[str, list]:
+def _values(payloads: Iterable[Mapping] | None) -> dict[str, list]:
     values: dict[str, list] = {}
     for payload in payloads or []:
         values.setdefault(str(payload.get("type")), list(payload.get("values") or []))
@@ -167,7 +167,7 @@ def parse_readings(resources: Iterable[Mapping], payload_descriptors: Iterable[M
                 for name in types:
                     reject(name, "unknown_unit", f"{unit!r} is not a unit of this site")
                 continue
-            if problem:
+            if problem or start is None or end is None:  # _spans gives no times with a problem
                 for name in types:
                     reject(name, "invalid", problem)
                 continue
@@ -217,7 +217,7 @@ def parse_declarations(resources: Iterable[Mapping],
             detail, outcome = "", "invalid"
             if unit not in known:
                 outcome, detail = "unknown_unit", f"{unit!r} is not a unit of this site"
-            elif problem:
+            elif problem or start is None or end is None:  # no times with a problem
                 detail = problem
             elif end - start > LONGEST_DECLARATION:
                 detail = "a declaration window lasts at most 31 days"

@@ -4,12 +4,13 @@ dispatch revisions with their OpenADR events.
 OpenADR objects are written only through ``vtn.services`` (as business logic), with
 request bodies validated by the 3.1 wire format first, so what the profile publishes is
 exactly what an OpenADR client could have sent. Rule violations raise the API's problem
-exceptions (``vtn.api.problems``), so HTTP, commands and tests report them alike.
+errors (``vtn.errors``), so HTTP, commands and tests report them alike.
 """
 
 from __future__ import annotations
 
 import secrets
+from collections.abc import Sequence
 from datetime import datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
@@ -20,6 +21,7 @@ from django.db.models import Q
 from django.utils import timezone
 
 from dispatch import audit, fsp_events, mapping, registry, rules, signing
+from dispatch.identity import PROFILE_CALLER
 from dispatch.models import (
     Acknowledgement,
     Contract,
@@ -40,17 +42,12 @@ from gbflex_profile import acks, jose
 from vtn import pki, timing
 from vtn import services as vtn_services
 from vtn import targets as target_rules
-from vtn.api.problems import BadRequest, Conflict, Forbidden, NotFound
-from vtn.api.serializers.v31 import Wire31
 from vtn.auth import certificates
-from vtn.auth.caller import Caller
-from vtn.auth.scopes import ALL_SCOPES
 from vtn.auth.services import ClientError, create_client
+from vtn.errors import BadRequest, Conflict, Forbidden, NotFound
 from vtn.models import Client, Report, Ven
+from vtn.wire.v31 import Wire31
 
-# The dispatch app acts on OpenADR objects as business logic.
-PROFILE_CALLER = Caller(client_id="gb-dispatch-profile", name="gb-dispatch-profile", role="bl",
-                        scopes=frozenset(ALL_SCOPES))
 _WIRE = Wire31()
 
 
@@ -113,11 +110,21 @@ def product_parameters(operator: NetworkOperator, product: Product) -> dict[str,
     return values
 
 
+def required_parameter(values: dict[str, timedelta | None], name: str) -> timedelta:
+    """A parameter of :func:`product_parameters` that always has a value (the notice
+    period and the ramp time; only the heartbeat interval may be none)."""
+    value = values[name]
+    if value is None:
+        raise ValueError(f"{name} has no value")
+    return value
+
+
 def _program_body(operator: NetworkOperator, product: Product,
                   values: dict[str, timedelta | None]) -> dict:
     return mapping.program_body(
         operator=operator.code, product_code=product.code,
-        notice_period=values["notice_period"], ramp_time=values["ramp_time"],
+        notice_period=required_parameter(values, "notice_period"),
+        ramp_time=required_parameter(values, "ramp_time"),
         quantity=product.quantity, setpoint_types=list(product.setpoint_types),
         heartbeat_interval=values["heartbeat_interval"],
         availability_paid=product.availability_paid)
@@ -157,7 +164,8 @@ def _checked_parameters(changes: dict) -> dict[str, str | None]:
     if not isinstance(changes, dict) or not changes:
         raise BadRequest("give at least one parameter to set: "
                          + ", ".join(PRODUCT_PARAMETERS))
-    errors, checked = [], {}
+    errors: list[str] = []
+    checked: dict[str, str | None] = {}
     for name, value in changes.items():
         if name not in PRODUCT_PARAMETERS:
             errors.append(f"{name}: unknown parameter; use one of "
@@ -222,7 +230,7 @@ def set_product_parameters(*, operator: str, product: str, changes: dict, change
 def onboard_fsp(*, operator: str, fsp: str, units: list[registry.UnitSpec],
                 site: str = "main", fsp_name: str = "", zone: str = "",
                 pki_dir: Path | None = None, out_dir: Path | None = None,
-                site_keys: list[dict] = ()) -> dict:
+                site_keys: Sequence[dict] = ()) -> dict:
     """Register an FSP site: the FSP (if new), the site's VEN and OAuth2 client (with a
     site certificate when ``pki_dir`` is given, as ``pki onboard``), one resource and
     dispatch unit per unit, and the VEN's privacy targets. Returns everything as a
@@ -318,7 +326,7 @@ def unit_summary(unit: DispatchUnit) -> dict:
 
 @transaction.atomic
 def create_contract(*, operator: str, identifier: str, fsp: str, product: str,
-                    units: list[str], service_windows: list[tuple[datetime, datetime]] = (),
+                    units: list[str], service_windows: Sequence[tuple[datetime, datetime]] = (),
                     availability_price: Decimal = Decimal(0),
                     utilisation_price: Decimal = Decimal(0),
                     baseline_method: str = "",
@@ -436,7 +444,7 @@ def rotate_signing_key(*, operator: str, now: datetime | None = None,
 # --- dispatches --------------------------------------------------------------------------------
 
 def _product_rules(product: Product, operator: NetworkOperator) -> rules.ProductRules:
-    notice = product_parameters(operator, product)["notice_period"]
+    notice = required_parameter(product_parameters(operator, product), "notice_period")
     return rules.ProductRules(code=product.code, notice_period=notice,
                               quantity=product.quantity,
                               setpoint_types=tuple(product.setpoint_types),
@@ -603,7 +611,7 @@ def _locked(dispatch: DispatchInstruction, expected_revision: int | None) -> Dis
 
 
 def _latest(dispatch: DispatchInstruction) -> DispatchRevision:
-    return dispatch.revisions.order_by("-number").first()
+    return dispatch.revisions.latest("number")
 
 
 @transaction.atomic

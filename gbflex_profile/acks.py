@@ -77,11 +77,11 @@ def _number(value: object) -> int | float:
 
 
 def claim_document(*, stage: str, status: str, dispatch_ref: str, fsp: str, unit: str,
-                   revision: int | None, setpoints: list[dict], outcome: str = "",
+                   revision: object, setpoints: list[dict], outcome: str = "",
                    reason: str = "") -> dict:
     """The document an FSP signs for one acknowledgement (the canonical read-back). A
     REFUSED one has no ``status`` and no ``setpoints``: the agent did not trust them."""
-    document = {"stage": stage, "dispatchRef": dispatch_ref, "fspId": fsp,
+    document: dict[str, object] = {"stage": stage, "dispatchRef": dispatch_ref, "fspId": fsp,
                 "dispatchUnit": unit, "revision": revision}
     if stage != REFUSED:
         document |= {"status": status, "setpoints": setpoints}

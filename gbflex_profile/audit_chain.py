@@ -50,7 +50,7 @@ def body_hash(body: Mapping) -> str:
     return sha256_hex(canonical_json({name: body[name] for name in BODY_FIELDS}))
 
 
-def link_hash(sequence: int, prev_hash: str, digest: str) -> str:
+def link_hash(sequence: int | None, prev_hash: str, digest: str) -> str:
     return sha256_hex(canonical_json({"sequence": sequence, "prevHash": prev_hash,
                                       "bodyHash": digest}))
 

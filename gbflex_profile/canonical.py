@@ -21,7 +21,7 @@ def canonical_json(value: object) -> bytes:
     """The canonical UTF-8 bytes of ``value`` (dict, list/tuple, str, int, float, bool or
     None, nested)."""
     try:
-        return rfc8785.dumps(value)
+        return rfc8785.dumps(value)  # type: ignore[arg-type]  # checked by the library
     except rfc8785.CanonicalizationError as exc:
         raise CanonicalizationError(str(exc)) from exc
     except (TypeError, UnicodeError, OverflowError) as exc:

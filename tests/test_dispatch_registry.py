@@ -11,7 +11,7 @@ from django.core.management import CommandError, call_command
 
 from dispatch import registry, services
 from dispatch.models import Contract, DispatchUnit, Fsp, FspSite, OperatorProgram, Product
-from vtn.api.problems import BadRequest, Conflict
+from vtn.errors import BadRequest, Conflict
 from vtn.models import Client, Resource, Ven
 
 pytestmark = pytest.mark.django_db

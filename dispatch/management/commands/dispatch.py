@@ -12,10 +12,10 @@ from pathlib import Path
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from dispatch import audit, selectors, services
+from dispatch import audit, comms, selectors, services
 from dispatch.management.commands._common import decimal, dumps, iso_datetime, problem_error
 from dispatch.rules import URGENCIES, Timing
-from vtn.api.problems import Problem
+from vtn.errors import Problem
 
 
 class Command(BaseCommand):
@@ -116,7 +116,7 @@ class Command(BaseCommand):
             unit=unit, product=product, contract=options["contract"], reference=options["ref"],
             service_start=options["start"], service_end=options["end"],
             status=options["status"], urgency=options["urgency"],
-            timings=self._timings(options, options["start"], setpoint_type),
+            timings=self._timings(options, options["start"], setpoint_type) or [],
             issued_by="cli", reason=options["reason"])
         return selectors.dispatch_as_dict(dispatch, history=True)
 
@@ -152,8 +152,6 @@ class Command(BaseCommand):
                 "verify": f"gbflex-audit verify {out}"}
 
     def _comms(self, **options) -> dict:
-        from dispatch import comms
-
         changes = comms.check_comms() if options["check"] else []
         return {"checked": options["check"],
                 "transitions": [{"site": str(c.site), "from": c.from_state, "to": c.to_state,
