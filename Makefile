@@ -76,5 +76,5 @@ bench: $(STAMP)
 
 clean:
 	rm -rf -- $(VAR_DIR)
-	rm -rf .pytest_cache .hypothesis test-artifacts
+	rm -rf .pytest_cache .hypothesis test-artifacts .mypy_cache .import_linter_cache
 	find . -path ./$(VENV) -prune -o -name __pycache__ -type d -prune -exec rm -rf {} +
