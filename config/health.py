@@ -63,7 +63,7 @@ def check_migrations() -> bool:
 
 
 def check_signing_keys() -> bool:
-    from dispatch.services import signing_keys_usable
+    from dispatch.signing_keys import signing_keys_usable
 
     if signing_keys_usable():
         return True

@@ -7,10 +7,10 @@ Everything goes through the real paths, as the fleet site's VEN and as the opera
 - readings are a readings CSV turned into metering reports by the agent's own parser
   (``ven_client.reports``) and written as the site's VEN through ``vtn.services``; the
   VTN's report intake (``dispatch.intake``) stores them;
-- dispatches are issued with ``dispatch.services.issue_dispatch`` at a past instruction
+- dispatches are issued with ``dispatch.issuing.issue_dispatch`` at a past instruction
   time; their RECEIVED and ACTIONED acknowledgements are signed with the site's key by
   the agent's own code (``ven_client.profile``), sent as reports and judged by
-  ``dispatch.services.record_acknowledgements`` at the time the site would have sent them;
+  ``dispatch.acknowledgements.record_acknowledgements`` at the time the site would have sent them;
 - the previous month's statement is computed, issued, accepted as the FSP and finalised
   with ``settlement.services``.
 
@@ -33,7 +33,7 @@ from django.db.models import Max
 from django.utils import timezone
 
 from conformance.fleet import FLEET_FSP, Fleet, FleetSite
-from dispatch import fsp_events, services
+from dispatch import acknowledgements, fsp_events, issuing
 from dispatch.models import (
     Contract,
     DispatchInstruction,
@@ -166,7 +166,7 @@ def _acknowledge(site: FspSite, instruction: DispatchInstruction, key, kid: str,
         with transaction.atomic():
             report = vtn_services.save_report(caller=caller, data=_WIRE.report_in(body))
             # Judged at the time it was sent; the receiver after commit sees it recorded.
-            recorded += len(services.record_acknowledgements(
+            recorded += len(acknowledgements.record_acknowledgements(
                 report, now=issued_at + timedelta(minutes=minutes)))
     return recorded
 
@@ -202,7 +202,7 @@ def load(fleet: Fleet, *, now: datetime | None = None) -> HistorySummary:
                                               reference=reference).exists():
             continue
         issued_at = start - timedelta(hours=2)
-        instruction = services.issue_dispatch(
+        instruction = issuing.issue_dispatch(
             unit=next(u for u in units if u.reference == unit_ref), service_start=start,
             service_end=end, product=contract.product, contract=contract.identifier,
             timings=[Timing(setpoint_time=start, volume=Decimal(kw), setpoint_type="delta")],

@@ -1,6 +1,6 @@
 """Console writes composed from the dispatch services: onboarding with a one-time
 certificate bundle, and dispatches checked against the product's rules before they are
-issued. The rules themselves, signing and publishing stay in ``dispatch.services``."""
+issued. The rules themselves, signing and publishing stay in ``dispatch``."""
 
 from __future__ import annotations
 
@@ -20,8 +20,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from console.models import CertificateBundle
-from dispatch import registry, rules
-from dispatch import services as dispatch_services
+from dispatch import issuing, onboarding, programs, registry, rules
 from dispatch.models import DispatchInstruction, DispatchRevision, DispatchUnit, Product
 from vtn.api.problems import Problem
 
@@ -73,7 +72,7 @@ def onboard_site(*, operator: str, fsp: str, site: str, units: list[registry.Uni
     bundle.directory = str(out)
     try:
         with transaction.atomic():
-            result = dispatch_services.onboard_fsp(
+            result = onboarding.onboard_fsp(
                 operator=operator, fsp=fsp, site=site, units=units, zone=zone,
                 fsp_name=fsp_name, pki_dir=pki_dir(), out_dir=out)
             bundle.operator = result["operator"]
@@ -158,14 +157,14 @@ def _trial(write, **arguments) -> list[str]:
 
 
 def preview_issue(**arguments) -> tuple[list[str], dict | None]:
-    """What ``dispatch.services.issue_dispatch(**arguments)`` would do now, undone: the
+    """What ``dispatch.issuing.issue_dispatch(**arguments)`` would do now, undone: the
     rule violations, or none and the Appendix A document revision 1 would carry (every
     value resolved by the service: the product's default urgency, the setpoints, the
     times), for the confirmation page."""
     document: dict = {}
 
     def issue(**given) -> None:
-        dispatch = dispatch_services.issue_dispatch(**given)
+        dispatch = issuing.issue_dispatch(**given)
         document.update(dispatch.revisions.get(number=1).document)
 
     problems = _trial(issue, **arguments)
@@ -194,7 +193,7 @@ def earliest_change(dispatch: DispatchInstruction, now: datetime | None = None) 
     """The first whole minute from which a revision may change setpoints: after the
     product's notice period, and not before the service start."""
     now = now or timezone.now()
-    notice = dispatch_services.product_parameters(dispatch.operator,
+    notice = programs.product_parameters(dispatch.operator,
                                                   dispatch.contract.product)["notice_period"]
     after = now + notice + timedelta(minutes=1)
     return max(after.replace(second=0, microsecond=0), dispatch.service_start)
@@ -204,7 +203,7 @@ def revised_timings(revision: DispatchRevision, *, kw: Decimal,
                     effective: datetime) -> list[rules.Timing]:
     """The setpoints of ``revision`` up to ``effective``, then ``kw`` from ``effective`` on
     (same setpoint and service type as the last setpoint before it)."""
-    previous = dispatch_services.draft_of(revision).timings
+    previous = issuing.draft_of(revision).timings
     kept = [t for t in previous if t.setpoint_time < effective]
     template = kept[-1] if kept else previous[0]
     return [*kept, rules.Timing(setpoint_time=effective, volume=kw,
@@ -229,7 +228,7 @@ def revise_arguments(*, dispatch: DispatchInstruction, revision: DispatchRevisio
 
 
 def check_revision(**arguments) -> list[str]:
-    return _trial(dispatch_services.revise_dispatch, **arguments)
+    return _trial(issuing.revise_dispatch, **arguments)
 
 
 @transaction.atomic

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 from django.db import transaction
 
-from dispatch import mapping, registry
+from dispatch import mapping, publishing, registry
 from dispatch.models import NetworkOperator
 from vtn.models import Event, Program
 
@@ -54,26 +54,23 @@ def event_name(operator: str, kind: str, fsp: str) -> str:
 def ensure_event(operator: NetworkOperator, fsp: str, kind: str) -> Event:
     """The FSP's event of ``kind`` in the operator's program of that kind; both created
     once (idempotent)."""
-    from dispatch.services import _WIRE, PROFILE_CALLER
-    from vtn import services as vtn_services
-
     spec = KINDS[kind]
     name = program_name(operator.code, kind)
     program = Program.objects.filter(program_name=name).first()
     if program is None:
-        program = vtn_services.save_program(caller=PROFILE_CALLER, data=_WIRE.program_in({
+        program = publishing.save_program({
             "programName": name,
-            "attributes": [{"type": mapping.GB_NETWORK_OPERATOR, "values": [operator.code]}]}))
+            "attributes": [{"type": mapping.GB_NETWORK_OPERATOR, "values": [operator.code]}]})
     existing = Event.objects.filter(program=program,
                                     event_name=event_name(operator.code, kind, fsp)).first()
     if existing is not None:
         return existing
-    return vtn_services.save_event(caller=PROFILE_CALLER, data=_WIRE.event_in({
+    return publishing.save_event({
         "programID": program.pk, "eventName": event_name(operator.code, kind, fsp),
         "targets": [registry.fsp_label(operator.code, fsp)],
         "reportDescriptors": [dict(d) for d in spec.report_descriptors],
         "intervals": [{"id": 0, "payloads": [{"type": spec.payload,
-                                              "values": ["REPORT_ON_THIS_EVENT"]}]}]}))
+                                              "values": ["REPORT_ON_THIS_EVENT"]}]}]})
 
 
 def ensure_events(operator: NetworkOperator, fsp: str) -> dict[str, Event]:

@@ -1,6 +1,7 @@
 """The GB dispatch registry, dispatch instructions with immutable revisions, signing keys.
 
-Writes go through :mod:`dispatch.services`; OpenADR objects (vens, resources, programs,
+Writes go through the dispatch write modules (``programs``, ``onboarding``,
+``issuing``, ...); OpenADR objects (vens, resources, programs,
 events) are only ever written through ``vtn.services``. Acknowledgements attach to
 :class:`DispatchRevision`; revisions and acknowledgements are chained in :class:`AuditEntry`.
 """

@@ -17,10 +17,10 @@ def on_object_changed(sender, *, object_type: str, operation: str, instance, **k
         return
     if not isinstance(instance, Report):
         return
-    from dispatch import comms, intake, services
+    from dispatch import acknowledgements, comms, intake
 
     try:
-        services.record_acknowledgements(instance)
+        acknowledgements.record_acknowledgements(instance)
     except Exception:  # the report is stored already; never fail the VEN's request
         logger.exception("could not record the acknowledgements of report %s", instance.pk)
     try:

@@ -59,8 +59,8 @@ def find_operator(code: str) -> NetworkOperator:
 
 def product_parameter_rows() -> list[dict]:
     """Every operator product program with the parameters it applies (see
-    :func:`dispatch.services.product_parameters_as_dict`)."""
-    from dispatch.services import product_parameters_as_dict
+    :func:`dispatch.programs.product_parameters_as_dict`)."""
+    from dispatch.programs import product_parameters_as_dict
 
     return [product_parameters_as_dict(row.operator, row.product) for row in
             OperatorProgram.objects.select_related("operator", "product").order_by(

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from django.core.management import call_command
 
-from dispatch import audit_chain, services
+from dispatch import audit_chain, issuing
 from dispatch.models import AuditEntry, ImmutableError
 from tests.fixtures.api import new_actor
 from tests.fixtures.dispatch import hour, timing
@@ -35,13 +35,13 @@ def disputed(issue, gb, django_capture_on_commit_callbacks):
     other = issue(unit="z1", reference="OTHER", service_start=start, timings=[timing(start, 50)])
     first = dispatch.revisions.get()
     agent.report(dispatch, [agent.read_back(first)], capture=django_capture_on_commit_callbacks)
-    services.revise_dispatch(dispatch=other, urgency="emergency")
-    second = services.revise_dispatch(dispatch=dispatch, urgency="emergency")
+    issuing.revise_dispatch(dispatch=other, urgency="emergency")
+    second = issuing.revise_dispatch(dispatch=dispatch, urgency="emergency")
     agent.report(dispatch, [agent.read_back(second)], key=FspAgent(gb.acme).key,
                  capture=django_capture_on_commit_callbacks)
     agent.report(dispatch, [agent.read_back(second, stage="ACTIONED", outcome="ACCEPTED")],
                  capture=django_capture_on_commit_callbacks)
-    services.stop_dispatch(dispatch=dispatch)
+    issuing.stop_dispatch(dispatch=dispatch)
     return dispatch
 
 

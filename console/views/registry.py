@@ -12,8 +12,8 @@ from console.forms import ContractForm, OnboardForm, ProductParametersForm
 from console.models import CertificateBundle
 from console.permissions import REGISTRY, console_view
 from console.views.common import page, paged, staff
+from dispatch import onboarding, programs
 from dispatch import selectors as dispatch_selectors
-from dispatch import services as dispatch_services
 from vtn.api.problems import Problem
 
 # Each registry list: its FilterSet, and its own page parameter.
@@ -95,7 +95,7 @@ def new_contract(request: HttpRequest) -> HttpResponse:
     if request.method == "POST" and form.is_valid():
         data = form.cleaned_data
         try:
-            contract = dispatch_services.create_contract(
+            contract = onboarding.create_contract(
                 operator=data["operator"], identifier=data["identifier"], fsp=data["fsp"],
                 product=data["product"].code, units=data["units"],
                 availability_price=data["availability_price"],
@@ -121,7 +121,7 @@ def product_parameters(request: HttpRequest) -> HttpResponse:
     if request.method == "POST" and form.is_valid():
         data = form.cleaned_data
         try:
-            shown = dispatch_services.set_product_parameters(
+            shown = programs.set_product_parameters(
                 operator=data["operator"], product=data["product"].code,
                 changes=form.changes(), changed_by=staff(request), reason=data["reason"])
         except Problem as exc:

@@ -14,7 +14,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from dispatch import audit, selectors, services
+from dispatch import audit, issuing, programs, selectors, site_keys
 from dispatch.api.serializers import (
     AuditExportSerializer,
     DispatchSerializer,
@@ -104,10 +104,10 @@ class DispatchList(OperatorView):
         data = self.parse(IssueSerializer, request)
         unit = selectors.find_unit(data["unit"], fsp=data.get("fsp"),
                                    operator=data.get("operator"))
-        product = services.find_product(data["product"]) if data.get("product") else None
+        product = programs.find_product(data["product"]) if data.get("product") else None
         default_type = (product.setpoint_types[0] if product else
                         _default_setpoint_type(unit, data.get("contract")))
-        dispatch = services.issue_dispatch(
+        dispatch = issuing.issue_dispatch(
             unit=unit, product=product, contract=data.get("contract"),
             reference=data.get("reference"), service_start=data["serviceStart"],
             service_end=data["serviceEnd"], status=data["status"],
@@ -148,7 +148,7 @@ class DispatchRevisions(OperatorView):
         if "serviceTimings" in data:
             timings = timings_from(data["serviceTimings"],
                                    dispatch.contract.product.setpoint_types[0])
-        services.revise_dispatch(
+        issuing.revise_dispatch(
             dispatch=dispatch, service_start=data.get("serviceStart"),
             service_end=data.get("serviceEnd"), timings=timings, status=data.get("status"),
             urgency=data.get("urgency"), expected_revision=data.get("expectedRevision"),
@@ -167,7 +167,7 @@ class DispatchStop(OperatorView):
     def post(self, request: Request, operator: str, reference: str) -> Response:
         data = self.parse(StopSerializer, request)
         dispatch = selectors.find_dispatch(reference, operator=operator)
-        services.stop_dispatch(dispatch=dispatch, emergency=self.emergency,
+        issuing.stop_dispatch(dispatch=dispatch, emergency=self.emergency,
                                expected_revision=data.get("expectedRevision"),
                                issued_by=request.user.client_id, reason=data["reason"])
         dispatch.refresh_from_db()
@@ -192,8 +192,8 @@ class ProductParameters(OperatorView):
                    responses={200: ProductParametersSerializer})
     def get(self, request: Request, operator: str, product: str) -> Response:
         found = selectors.find_operator(operator)
-        return Response(services.product_parameters_as_dict(
-            found, services.find_product(product)))
+        return Response(programs.product_parameters_as_dict(
+            found, programs.find_product(product)))
 
     @extend_schema(summary="Set an operator's own product parameters (audited, published at "
                            "once in the operator's OpenADR program)",
@@ -201,7 +201,7 @@ class ProductParameters(OperatorView):
                    responses={200: ProductParametersSerializer})
     def put(self, request: Request, operator: str, product: str) -> Response:
         data = self.parse(ProductParametersRequestSerializer, request)
-        return Response(services.set_product_parameters(
+        return Response(programs.set_product_parameters(
             operator=selectors.find_operator(operator).code, product=product,
             changes=data["parameters"], changed_by=request.user.client_id,
             reason=data["reason"]))
@@ -257,7 +257,7 @@ class SiteKeys(VenView):
     @extend_schema(summary="The calling VEN's site signing keys",
                    responses={200: SiteKeySerializer(many=True)})
     def get(self, request: Request) -> Response:
-        site = services.site_of_client(request.user.client_id)
+        site = site_keys.site_of_client(request.user.client_id)
         return Response([selectors.site_key_as_dict(k) for k in site.signing_keys.all()])
 
     @extend_schema(summary="Register a public key the caller's site signs acknowledgements "
@@ -268,11 +268,11 @@ class SiteKeys(VenView):
             serializer = SiteKeyRequestSerializer(data=request.data)
             serializer.is_valid(raise_exception=True)
             data = serializer.validated_data
-            site = services.site_of_client(request.user.client_id)
+            site = site_keys.site_of_client(request.user.client_id)
             if data.get("fsp", site.fsp.identifier) != site.fsp.identifier or \
                     data.get("site", site.name) != site.name:
                 raise Forbidden("a VEN registers keys for its own site only")
-            return services.register_site_key(site=site, jwk=data["jwk"])
+            return site_keys.register_site_key(site=site, jwk=data["jwk"])
 
         own = SiteSigningKey.objects.select_related("site__fsp__operator").filter(
             site__ven__client_id=request.user.client_id)
@@ -287,8 +287,8 @@ class SiteKeyRevoke(VenView):
     @extend_schema(summary="Revoke one of the caller's site keys", request=None,
                    responses={200: SiteKeySerializer})
     def post(self, request: Request, kid: str) -> Response:
-        site = services.site_of_client(request.user.client_id)
-        key = services.revoke_site_key(site=site, kid=kid)
+        site = site_keys.site_of_client(request.user.client_id)
+        key = site_keys.revoke_site_key(site=site, kid=kid)
         return Response(selectors.site_key_as_dict(key))
 
 
