@@ -134,41 +134,31 @@ def take_bundle(*, bundle_id: str, staff: str, onboarding: bool = False) -> tupl
 
 # --- dispatches -------------------------------------------------------------------------------
 
-class _DryRun(Exception):
-    """Raised inside a transaction to undo a trial issue or revision."""
-
-
 def violations(problem: Problem) -> list[str]:
     """Every message of a service's problem: the rule violations, else its detail."""
     return list(problem.errors) or [str(problem.detail)]
 
 
-def _trial(write, **arguments) -> list[str]:
-    """Run a dispatch service write and undo it: the violations it reports (none: it
-    would succeed now). The service is the one place the rules are checked."""
-    try:
-        with transaction.atomic():
-            write(**arguments)
-            raise _DryRun
-    except _DryRun:
-        return []
-    except Problem as exc:
-        return violations(exc)
+# What the console records with a write but the check step does not need.
+_WRITE_ONLY = ("issued_by", "reason")
+
+
+def _check_arguments(arguments: dict) -> dict:
+    return {name: value for name, value in arguments.items() if name not in _WRITE_ONLY}
 
 
 def preview_issue(**arguments) -> tuple[list[str], dict | None]:
-    """What ``dispatch.issuing.issue_dispatch(**arguments)`` would do now, undone: the
-    rule violations, or none and the Appendix A document revision 1 would carry (every
-    value resolved by the service: the product's default urgency, the setpoints, the
-    times), for the confirmation page."""
-    document: dict = {}
-
-    def issue(**given) -> None:
-        dispatch = issuing.issue_dispatch(**given)
-        document.update(dispatch.revisions.get(number=1).document)
-
-    problems = _trial(issue, **arguments)
-    return problems, None if problems else document
+    """What ``dispatch.issuing.issue_dispatch(**arguments)`` would do now, from its check
+    step (nothing is written): the rule violations, or none and the Appendix A document
+    revision 1 would carry (every value resolved by the check: the product's default
+    urgency, the setpoints, the times), for the confirmation page."""
+    try:
+        checked = issuing.check_issue(**_check_arguments(arguments))
+    except Problem as exc:
+        return violations(exc), None
+    if checked.violations:
+        return list(checked.violations), None
+    return [], checked.draft.document()
 
 
 def issue_arguments(*, unit: DispatchUnit, product: Product, start: datetime, end: datetime,
@@ -181,12 +171,6 @@ def issue_arguments(*, unit: DispatchUnit, product: Product, start: datetime, en
                                      setpoint_type=setpoint_type)],
             "status": status, "urgency": urgency or None, "reference": reference,
             "issued_by": f"console:{staff}", "reason": reason}
-
-
-def new_reference() -> str:
-    """A dispatch reference for a console issue, fixed at the confirmation step so that
-    confirming twice cannot issue twice (the second is refused as a duplicate)."""
-    return f"{timezone.now():%Y%m%d}-{secrets.token_hex(4)}"
 
 
 def earliest_change(dispatch: DispatchInstruction, now: datetime | None = None) -> datetime:
@@ -228,7 +212,13 @@ def revise_arguments(*, dispatch: DispatchInstruction, revision: DispatchRevisio
 
 
 def check_revision(**arguments) -> list[str]:
-    return _trial(issuing.revise_dispatch, **arguments)
+    """The rule violations ``dispatch.issuing.revise_dispatch(**arguments)`` would meet
+    now, from its check step (nothing is written); none: it would succeed."""
+    try:
+        checked = issuing.check_revision(**_check_arguments(arguments))
+    except Problem as exc:
+        return violations(exc)
+    return list(checked.violations)
 
 
 @transaction.atomic

@@ -5,6 +5,7 @@ audit chain and published as an update of the dispatch's OpenADR event."""
 from __future__ import annotations
 
 import secrets
+from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 
@@ -54,16 +55,11 @@ def draft_of(revision: DispatchRevision) -> rules.DispatchDraft:
         timings=tuple(rules.Timing.from_document(t) for t in doc["serviceTimings"]))
 
 
-def _publish(instruction: DispatchInstruction, draft: rules.DispatchDraft,
-             previous: rules.DispatchDraft | None, *, issued_by: str,
+def _publish(instruction: DispatchInstruction, checked: CheckedDispatch, *, issued_by: str,
              reason: str) -> DispatchRevision:
-    """Check, sign, store the revision and update the OpenADR event in place."""
-    contract = instruction.contract
-    errors = rules.check(draft, _product_rules(contract.product, instruction.operator),
-                         _unit_limits(instruction.unit),
-                         windows=_windows(contract), previous=previous)
-    if errors:
-        raise BadRequest("The dispatch does not satisfy the product's rules.", errors=errors)
+    """The do step of every revision: sign the checked draft, store the revision, append
+    it to the audit chain and update the OpenADR event in place."""
+    draft = checked.draft
     document = draft.document()
     token, key = signing_keys.sign(instruction.operator, document)
     try:
@@ -77,7 +73,7 @@ def _publish(instruction: DispatchInstruction, draft: rules.DispatchDraft,
     except IntegrityError as exc:
         raise Conflict(f"revision {draft.revision} of {instruction} already exists") from exc
     audit.record_revision(revision)
-    program = programs.ensure_program(instruction.operator, contract.product).program
+    program = programs.ensure_program(instruction.operator, instruction.contract.product).program
     unit = instruction.unit
     target = registry.unit_label(instruction.operator.code, unit.fsp.identifier, unit.reference)
     body = mapping.event_body(document, token, program_id=program.pk, targets=[target])
@@ -89,6 +85,34 @@ def _publish(instruction: DispatchInstruction, draft: rules.DispatchDraft,
     instruction.service_end = draft.service_end
     instruction.save()
     return revision
+
+
+@dataclass(frozen=True)
+class CheckedDispatch:
+    """The check step's answer: the draft of the revision a write would sign and publish,
+    and every product rule it breaks (none: the write may go ahead). Nothing is written
+    to find this out."""
+
+    instruction: DispatchInstruction  # not saved yet for a new dispatch
+    draft: rules.DispatchDraft
+    violations: tuple[str, ...]
+    previous: rules.DispatchDraft | None = None
+
+    def raise_violations(self) -> None:
+        """Refuse the write (400, every violation listed) when any rule is broken."""
+        if self.violations:
+            raise BadRequest("The dispatch does not satisfy the product's rules.",
+                             errors=list(self.violations))
+
+
+def _checked(instruction: DispatchInstruction, draft: rules.DispatchDraft,
+             previous: rules.DispatchDraft | None) -> CheckedDispatch:
+    contract = instruction.contract
+    errors = rules.check(draft, _product_rules(contract.product, instruction.operator),
+                         _unit_limits(instruction.unit), windows=_windows(contract),
+                         previous=previous)
+    return CheckedDispatch(instruction=instruction, draft=draft, violations=tuple(errors),
+                           previous=previous)
 
 
 def _resolve_contract(unit: DispatchUnit, product: Product | None,
@@ -112,17 +136,21 @@ def _now(now: datetime | None) -> datetime:
     return rules.utc_seconds(now or timezone.now())
 
 
-@transaction.atomic
-def issue_dispatch(*, unit: DispatchUnit, service_start: datetime, service_end: datetime,
-                   timings: list[rules.Timing], product: Product | None = None,
-                   contract: str | None = None, reference: str | None = None,
-                   status: str = "run", urgency: str | None = None, issued_by: str = "",
-                   reason: str = "", now: datetime | None = None) -> DispatchInstruction:
-    """Issue a new dispatch (revision 1) to ``unit`` under its contract for ``product``.
+def new_reference() -> str:
+    """A fresh dispatch reference: the UTC date and eight random hex digits."""
+    return f"{timezone.now():%Y%m%d}-{secrets.token_hex(4)}"
 
-    Times are aware datetimes (kept in UTC, whole seconds); ``reference`` (the NO dispatch
-    reference) is generated when not given and is unique per operator.
-    """
+
+def check_issue(*, unit: DispatchUnit, service_start: datetime, service_end: datetime,
+                timings: list[rules.Timing], product: Product | None = None,
+                contract: str | None = None, reference: str | None = None,
+                status: str = "run", urgency: str | None = None,
+                now: datetime | None = None) -> CheckedDispatch:
+    """The check step of :func:`issue_dispatch`: revision 1 as it would be issued now
+    (contract resolved, the product's default urgency, a turn-to-zero setpoint added,
+    times in UTC) and the product rules it breaks. Arguments that cannot make a dispatch
+    at all (no such contract, a reference taken) raise the API's problems. Writes
+    nothing."""
     if status not in ("pre-notify", "run"):
         raise BadRequest("a new dispatch has status pre-notify or run")
     found = _resolve_contract(unit, product, contract)
@@ -133,7 +161,7 @@ def issue_dispatch(*, unit: DispatchUnit, service_start: datetime, service_end: 
         except registry.RegistryError as exc:
             raise BadRequest(str(exc)) from exc
     else:
-        reference = f"{timezone.now():%Y%m%d}-{secrets.token_hex(4)}"
+        reference = new_reference()
     if DispatchInstruction.objects.filter(operator=operator, reference=reference).exists():
         raise Conflict(f"{operator.code} already has a dispatch {reference!r}")
     instruction_time = _now(now)
@@ -154,16 +182,33 @@ def issue_dispatch(*, unit: DispatchUnit, service_start: datetime, service_end: 
         contract=found.identifier, product=found.product.code,
         instruction_time=instruction_time, service_start=start, service_end=end,
         timings=tuple(_normalised(timings)))
-    errors = rules.check(draft, _product_rules(found.product, operator), _unit_limits(unit),
-                         windows=_windows(found))
-    if errors:
-        raise BadRequest("The dispatch does not satisfy the product's rules.", errors=errors)
+    return _checked(instruction, draft, None)
+
+
+@transaction.atomic
+def issue_dispatch(*, unit: DispatchUnit, service_start: datetime, service_end: datetime,
+                   timings: list[rules.Timing], product: Product | None = None,
+                   contract: str | None = None, reference: str | None = None,
+                   status: str = "run", urgency: str | None = None, issued_by: str = "",
+                   reason: str = "", now: datetime | None = None) -> DispatchInstruction:
+    """Issue a new dispatch (revision 1) to ``unit`` under its contract for ``product``:
+    :func:`check_issue`, then, when no rule is broken, save, sign, audit and publish.
+
+    Times are aware datetimes (kept in UTC, whole seconds); ``reference`` (the NO dispatch
+    reference) is generated when not given and is unique per operator.
+    """
+    checked = check_issue(unit=unit, service_start=service_start, service_end=service_end,
+                          timings=timings, product=product, contract=contract,
+                          reference=reference, status=status, urgency=urgency, now=now)
+    checked.raise_violations()
+    instruction = checked.instruction
     try:
         with transaction.atomic():
             instruction.save()
     except IntegrityError as exc:
-        raise Conflict(f"{operator.code} already has a dispatch {reference!r}") from exc
-    _publish(instruction, draft, None, issued_by=issued_by, reason=reason)
+        raise Conflict(f"{instruction.operator.code} already has a dispatch "
+                       f"{instruction.reference!r}") from exc
+    _publish(instruction, checked, issued_by=issued_by, reason=reason)
     return instruction
 
 
@@ -177,20 +222,58 @@ def _normalised(timings: list[rules.Timing]) -> list[rules.Timing]:
         raise BadRequest(str(exc)) from exc
 
 
-def _locked(dispatch: DispatchInstruction, expected_revision: int | None) -> DispatchInstruction:
-    locked = (DispatchInstruction.objects.select_for_update()
-              .select_related("operator", "contract__product", "unit__fsp").get(pk=dispatch.pk))
-    if expected_revision is not None and expected_revision != locked.revision:
-        raise Conflict(f"dispatch {locked.operator.code}/{locked.reference} is at revision "
-                       f"{locked.revision}, not {expected_revision}")
-    if locked.status in rules.FINAL:
-        raise Conflict(f"dispatch {locked.operator.code}/{locked.reference} ended with "
-                       f"{locked.status} at revision {locked.revision}; issue a new dispatch")
-    return locked
+def _current(dispatch: DispatchInstruction, expected_revision: int | None, *,
+             lock: bool) -> DispatchInstruction:
+    """The dispatch as stored now (row-locked with ``lock``), refused when it moved past
+    ``expected_revision`` or has ended."""
+    rows = DispatchInstruction.objects.select_for_update() if lock else \
+        DispatchInstruction.objects
+    current = rows.select_related("operator", "contract__product", "unit__fsp").get(
+        pk=dispatch.pk)
+    if expected_revision is not None and expected_revision != current.revision:
+        raise Conflict(f"dispatch {current.operator.code}/{current.reference} is at revision "
+                       f"{current.revision}, not {expected_revision}")
+    if current.status in rules.FINAL:
+        raise Conflict(f"dispatch {current.operator.code}/{current.reference} ended with "
+                       f"{current.status} at revision {current.revision}; issue a new dispatch")
+    return current
 
 
 def latest_revision(dispatch: DispatchInstruction) -> DispatchRevision:
     return dispatch.revisions.order_by("-number").first()
+
+
+def _revision_draft(current: DispatchInstruction, *, service_start: datetime | None,
+                    service_end: datetime | None, timings: list[rules.Timing] | None,
+                    status: str | None, urgency: str | None,
+                    now: datetime | None) -> CheckedDispatch:
+    previous = draft_of(latest_revision(current))
+    if status in rules.FINAL:
+        raise BadRequest("use stop (or emergency stop) to stop a dispatch")
+    try:
+        start = rules.utc_seconds(service_start) if service_start else previous.service_start
+        end = rules.utc_seconds(service_end) if service_end else previous.service_end
+    except ValueError as exc:
+        raise BadRequest(str(exc)) from exc
+    draft = rules.DispatchDraft(
+        **{**previous.__dict__, "revision": current.revision + 1,
+           "status": status or previous.status, "urgency": urgency or previous.urgency,
+           "instruction_time": _now(now), "service_start": start, "service_end": end,
+           "timings": tuple(_normalised(timings)) if timings is not None else previous.timings})
+    return _checked(current, draft, previous)
+
+
+def check_revision(*, dispatch: DispatchInstruction, service_start: datetime | None = None,
+                   service_end: datetime | None = None,
+                   timings: list[rules.Timing] | None = None, status: str | None = None,
+                   urgency: str | None = None, expected_revision: int | None = None,
+                   now: datetime | None = None) -> CheckedDispatch:
+    """The check step of :func:`revise_dispatch`: the next revision as it would be issued
+    now and the product rules it breaks. A dispatch that moved on or ended raises
+    Conflict. Writes nothing and takes no lock."""
+    current = _current(dispatch, expected_revision, lock=False)
+    return _revision_draft(current, service_start=service_start, service_end=service_end,
+                           timings=timings, status=status, urgency=urgency, now=now)
 
 
 @transaction.atomic
@@ -202,21 +285,11 @@ def revise_dispatch(*, dispatch: DispatchInstruction, service_start: datetime | 
                     now: datetime | None = None) -> DispatchRevision:
     """A new revision of ``dispatch``: what is not given carries over from the latest one.
     The revision number is the latest plus one, under a row lock, so it never repeats."""
-    locked = _locked(dispatch, expected_revision)
-    previous = draft_of(latest_revision(locked))
-    if status in rules.FINAL:
-        raise BadRequest("use stop (or emergency stop) to stop a dispatch")
-    try:
-        start = rules.utc_seconds(service_start) if service_start else previous.service_start
-        end = rules.utc_seconds(service_end) if service_end else previous.service_end
-    except ValueError as exc:
-        raise BadRequest(str(exc)) from exc
-    draft = rules.DispatchDraft(
-        **{**previous.__dict__, "revision": locked.revision + 1,
-           "status": status or previous.status, "urgency": urgency or previous.urgency,
-           "instruction_time": _now(now), "service_start": start, "service_end": end,
-           "timings": tuple(_normalised(timings)) if timings is not None else previous.timings})
-    return _publish(locked, draft, previous, issued_by=issued_by, reason=reason)
+    current = _current(dispatch, expected_revision, lock=True)
+    checked = _revision_draft(current, service_start=service_start, service_end=service_end,
+                              timings=timings, status=status, urgency=urgency, now=now)
+    checked.raise_violations()
+    return _publish(current, checked, issued_by=issued_by, reason=reason)
 
 
 @transaction.atomic
@@ -224,11 +297,13 @@ def stop_dispatch(*, dispatch: DispatchInstruction, emergency: bool = False,
                   expected_revision: int | None = None, issued_by: str = "",
                   reason: str = "", now: datetime | None = None) -> DispatchRevision:
     """Stop (or emergency-stop) a dispatch: a final revision without setpoints."""
-    locked = _locked(dispatch, expected_revision)
-    previous = draft_of(latest_revision(locked))
+    current = _current(dispatch, expected_revision, lock=True)
+    previous = draft_of(latest_revision(current))
     draft = rules.DispatchDraft(
-        **{**previous.__dict__, "revision": locked.revision + 1,
+        **{**previous.__dict__, "revision": current.revision + 1,
            "status": "emergency-stop" if emergency else "stop",
            "urgency": "emergency" if emergency else previous.urgency,
            "instruction_time": _now(now), "timings": ()})
-    return _publish(locked, draft, previous, issued_by=issued_by, reason=reason)
+    checked = _checked(current, draft, previous)
+    checked.raise_violations()
+    return _publish(current, checked, issued_by=issued_by, reason=reason)

@@ -1,6 +1,6 @@
 """Dispatches: list, issue (check, confirm), the timeline page, revise, stop and
-emergency stop. Every write is ``dispatch.issuing``; a check before confirming runs
-the same service and undoes it (``console.services.preview_issue``)."""
+emergency stop. Every write is ``dispatch.issuing``; the check before confirming is
+that module's check step (``console.services.preview_issue``), which writes nothing."""
 
 from __future__ import annotations
 
@@ -61,7 +61,7 @@ def issue(request: HttpRequest) -> HttpResponse:
     if not form.is_valid():
         return page(request, "console/dispatch_form.html", {"form": form}, status=400)
     data = form.cleaned_data
-    reference = data["reference"] or services.new_reference()
+    reference = data["reference"] or issuing.new_reference()
     arguments = services.issue_arguments(
         unit=data["unit"], product=data["product"], start=data["start"], end=data["end"],
         kw=data["kw"], setpoint_type=data["setpoint_type"], status=data["status"],
