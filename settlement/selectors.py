@@ -6,8 +6,8 @@ from dataclasses import dataclass
 
 from django.db.models import QuerySet
 
-from dispatch.models import FspSite
-from dispatch.rules import iso
+from settlement import inputs
+from settlement.calc.periods import utc_text
 from settlement.models import Statement
 from settlement.services import Month
 from vtn.api.problems import BadRequest, NotFound
@@ -20,10 +20,10 @@ def visible_statements(*, client_id: str, is_operator: bool) -> QuerySet[Stateme
                                             "contract__product")
     if is_operator:
         return rows
-    site = FspSite.objects.filter(ven__client_id=client_id).select_related("fsp").first()
-    if site is None:
+    fsp = inputs.fsp_of_client(client_id)
+    if fsp is None:
         return rows.none()
-    return rows.filter(contract__fsp=site.fsp).exclude(status=Statement.Status.DRAFT)
+    return rows.filter(contract__fsp=fsp).exclude(status=Statement.Status.DRAFT)
 
 
 @dataclass(frozen=True)
@@ -68,13 +68,13 @@ def statement_as_dict(row: Statement, *, document: bool = False) -> dict:
         "product": row.contract.product.code, "month": f"{row.month:%Y-%m}",
         "version": row.version, "status": row.status, "netGbp": str(row.net_gbp),
         "heldLines": row.held_lines, "sha256": row.sha256,
-        "computedAt": iso(row.computed_at),
-        "issuedAt": iso(row.issued_at) if row.issued_at else None,
-        "answeredAt": iso(row.answered_at) if row.answered_at else None,
-        "finalisedAt": iso(row.finalised_at) if row.finalised_at else None,
-        "disputes": [{"reason": d.reason, "lines": d.lines, "raisedAt": iso(d.raised_at),
+        "computedAt": utc_text(row.computed_at),
+        "issuedAt": utc_text(row.issued_at) if row.issued_at else None,
+        "answeredAt": utc_text(row.answered_at) if row.answered_at else None,
+        "finalisedAt": utc_text(row.finalised_at) if row.finalised_at else None,
+        "disputes": [{"reason": d.reason, "lines": d.lines, "raisedAt": utc_text(d.raised_at),
                       "resolution": d.resolution or None,
-                      "resolvedAt": iso(d.resolved_at) if d.resolved_at else None}
+                      "resolvedAt": utc_text(d.resolved_at) if d.resolved_at else None}
                      for d in row.disputes.all()],
     }
     if document:

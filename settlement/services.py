@@ -13,9 +13,9 @@ from decimal import Decimal
 from django.db import transaction
 from django.utils import timezone
 
-from dispatch.models import Contract, DispatchInstruction, DispatchRevision
 from settlement import inputs, statement
 from settlement.calc.periods import london_day
+from settlement.inputs import Contract, DispatchInstruction
 from settlement.models import DispatchSettlement, Dispute, Statement
 from vtn.api.problems import BadRequest, Conflict
 
@@ -79,7 +79,7 @@ def settle_month(*, contract: Contract, month: Month,
     Running it again with the same inputs changes nothing."""
     now = now or timezone.now()
     with transaction.atomic():
-        Contract.objects.select_for_update().filter(pk=contract.pk).first()
+        inputs.lock_contract(contract)
         latest = Statement.objects.filter(contract=contract, month=month.first_day).order_by(
             "-version").first()
         if latest is not None and latest.status == Status.DRAFT:
@@ -189,8 +189,7 @@ def settle_dispatch(*, instruction: DispatchInstruction,
     None for a dispatch that never ran."""
     contract = instruction.contract
     terms = inputs.terms_of(contract)
-    revisions = list(DispatchRevision.objects.filter(instruction=instruction).order_by("number"))
-    ordered = inputs.dispatch_input(instruction, revisions)
+    ordered = inputs.dispatch_input(instruction, inputs.revisions_of(instruction))
     if ordered is None:
         return None
     first, after = Month.of(instruction.service_start).bounds()

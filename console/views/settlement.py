@@ -16,14 +16,11 @@ from console.permissions import SETTLE, console_view
 from console.services import violations
 from console.views.common import page, paged
 from dispatch import selectors as dispatch_selectors
+from settlement import exports
 from settlement import selectors as settlement_selectors
 from settlement import services as settlement_services
-from settlement.api.views import StatementExport
 from settlement.models import Statement
 from vtn.api.problems import Problem
-
-# The API's export formats (canonical JSON, CSV, UFTP FlexSettlement), served the same way.
-EXPORTS = StatementExport.FORMATS
 
 
 def _statement(request: HttpRequest, statement_id: int) -> Statement | HttpResponse:
@@ -138,10 +135,10 @@ def export(request: HttpRequest, statement_id: int, fmt: str) -> HttpResponse:
     row = _statement(request, statement_id)
     if isinstance(row, HttpResponse):
         return row
-    if fmt not in EXPORTS:
+    if fmt not in exports.FORMATS:
         return page(request, "console/not_found.html", {"what": f"export format {fmt}"},
                     status=404)
-    content_type, render = EXPORTS[fmt]
+    content_type, render = exports.FORMATS[fmt]
     try:
         content = render(row.document)
     except Problem as exc:
@@ -149,7 +146,8 @@ def export(request: HttpRequest, statement_id: int, fmt: str) -> HttpResponse:
             messages.error(request, message)
         return redirect("console:statement", statement_id=row.pk)
     response = HttpResponse(content, content_type=content_type)
-    name = f"{row.contract.operator.code}-{row.contract.identifier}-{row.month:%Y-%m}" \
-           f"-v{row.version}.{fmt}"
+    name = exports.file_name(operator=row.contract.operator.code,
+                             contract=row.contract.identifier, month=row.month,
+                             version=row.version, fmt=fmt)
     response["Content-Disposition"] = f'attachment; filename="{name}"'
     return response

@@ -12,8 +12,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from dispatch import selectors as dispatch_selectors
-from settlement import exports, selectors, services
+from settlement import exports, inputs, selectors, services
 from settlement.models import Statement
 from vtn.api.problems import BadRequest
 from vtn.auth.permissions import HasOperationScope
@@ -116,7 +115,7 @@ class StatementList(APIView):
         if not _operator(request):
             self.permission_denied(request, message=IsOperator.message)
         data = _parse(ComputeSerializer, request)
-        contract = dispatch_selectors.find_contract(data["contract"], operator=data["operator"])
+        contract = inputs.find_contract(data["contract"], operator=data["operator"])
         row = services.settle_month(contract=contract, month=services.Month.parse(data["month"]))
         return Response(selectors.statement_as_dict(row, document=True))
 
@@ -136,23 +135,21 @@ class StatementDetail(APIView):
 class StatementExport(APIView):
     permission_classes = [HasOperationScope, OperatorOrVen]
     scopes = {"GET": READ}
-    FORMATS = {"json": ("application/json", exports.as_json),
-               "csv": ("text/csv; charset=utf-8", exports.as_csv),
-               "uftp": ("application/xml", exports.as_uftp)}
 
     @extend_schema(summary="The statement as a file: canonical JSON, CSV or UFTP XML",
                    parameters=[OpenApiParameter("format", str, description="json|csv|uftp")],
                    responses={(200, "application/octet-stream"): bytes})
     def get(self, request: Request, statement_id: str) -> HttpResponse:
         fmt = request.query_params.get("format", "json")
-        if fmt not in self.FORMATS:
-            raise BadRequest(f"format must be one of {', '.join(self.FORMATS)}")
+        if fmt not in exports.FORMATS:
+            raise BadRequest(f"format must be one of {', '.join(exports.FORMATS)}")
         row = selectors.find_statement(statement_id, client_id=request.user.client_id,
                                        is_operator=_operator(request))
-        content_type, render = self.FORMATS[fmt]
+        content_type, render = exports.FORMATS[fmt]
         response = HttpResponse(render(row.document), content_type=content_type)
-        name = f"{row.contract.operator.code}-{row.contract.identifier}-{row.month:%Y-%m}" \
-               f"-v{row.version}.{fmt}"
+        name = exports.file_name(operator=row.contract.operator.code,
+                                 contract=row.contract.identifier, month=row.month,
+                                 version=row.version, fmt=fmt)
         response["Content-Disposition"] = f'attachment; filename="{name}"'
         return response
 

@@ -9,8 +9,7 @@ import sys
 
 from django.core.management.base import BaseCommand, CommandError
 
-from dispatch.models import Contract
-from settlement import selectors, services
+from settlement import inputs, selectors, services
 from vtn.api.problems import Problem
 
 
@@ -30,15 +29,9 @@ class Command(BaseCommand):
             month = services.Month.parse(options["month"])
         except Problem as exc:
             raise CommandError(exc.detail) from exc
-        contracts = Contract.objects.select_related("operator", "fsp", "product").order_by(
-            "operator__code", "identifier")
-        if options["operator"]:
-            contracts = contracts.filter(operator__code=options["operator"].upper())
-        if options["fsp"]:
-            contracts = contracts.filter(fsp__identifier=options["fsp"])
-        if options["contract"]:
-            contracts = contracts.filter(identifier=options["contract"])
-        contracts = list(contracts)
+        contracts = inputs.contracts(operator=options["operator"] or "",
+                                     fsp=options["fsp"] or "",
+                                     contract=options["contract"] or "")
         if not contracts:
             raise CommandError("no contract matches")
         tty = sys.stderr.isatty()
