@@ -14,11 +14,12 @@ import pytest
 from django.core.management import call_command
 
 from dispatch import audit_chain, issuing
-from dispatch.models import AuditEntry, ImmutableError
+from dispatch.models import AuditEntry
 from tests.fixtures.api import new_actor
 from tests.fixtures.dispatch import hour, timing
 from tests.test_dispatch_acks import FspAgent
 from tests.test_dispatch_api import Api
+from vtn.append_only import AppendOnlyError
 
 pytestmark = pytest.mark.django_db
 ROOT = Path(__file__).resolve().parent.parent
@@ -81,13 +82,13 @@ def test_the_chain_spans_revisions_and_acknowledgements(disputed):
 def test_entries_cannot_be_updated_or_deleted(disputed):
     entry = AuditEntry.objects.first()
     entry.payload = {"forged": True}
-    with pytest.raises(ImmutableError):
+    with pytest.raises(AppendOnlyError):
         entry.save()
-    with pytest.raises(ImmutableError):
+    with pytest.raises(AppendOnlyError):
         entry.delete()
-    with pytest.raises(ImmutableError):
+    with pytest.raises(AppendOnlyError):
         AuditEntry.objects.filter(pk=entry.pk).update(jws="x")
-    with pytest.raises(ImmutableError):
+    with pytest.raises(AppendOnlyError):
         AuditEntry.objects.all().delete()
 
 

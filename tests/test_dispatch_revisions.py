@@ -8,9 +8,10 @@ import pytest
 from django.db import IntegrityError, transaction
 
 from dispatch import issuing, onboarding, programs, rules, selectors
-from dispatch.models import DispatchRevision, ImmutableError
+from dispatch.models import DispatchRevision
 from tests.fixtures.dispatch import hour, timing
 from vtn.api.problems import BadRequest, Conflict
+from vtn.append_only import AppendOnlyError
 from vtn.models import Event
 
 pytestmark = pytest.mark.django_db
@@ -88,11 +89,11 @@ def test_revision_numbers_are_never_reused(issue):
 def test_revisions_are_immutable(issue):
     revision = issue().revisions.get()
     revision.reason = "edited"
-    with pytest.raises(ImmutableError):
+    with pytest.raises(AppendOnlyError):
         revision.save()
-    with pytest.raises(ImmutableError):
+    with pytest.raises(AppendOnlyError):
         revision.delete()
-    with pytest.raises(ImmutableError):
+    with pytest.raises(AppendOnlyError):
         DispatchRevision.objects.all().update(reason="x")
 
 
