@@ -41,7 +41,7 @@ from dispatch.models import (
     FspSite,
     MeterReading,
 )
-from dispatch.rules import Timing
+from dispatch.rules import Timing, iso
 from settlement import services as settlement
 from settlement.models import Statement
 from ven_client import jose, profile
@@ -78,10 +78,6 @@ class HistorySummary:
 def _half_hour_floor(instant: datetime) -> datetime:
     instant = instant.astimezone(UTC).replace(second=0, microsecond=0)
     return instant.replace(minute=0 if instant.minute < 30 else 30)
-
-
-def _iso(instant: datetime) -> str:
-    return instant.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def _caller(site: FspSite) -> Caller:
@@ -130,7 +126,7 @@ def _send_readings(site: FspSite, units: list[DispatchUnit], since: datetime,
     start = max(since, latest + HALF_HOUR) if latest else since
     rows = ["unit,start,duration,type,value"]
     while start + HALF_HOUR <= until:
-        rows += [f"{unit.reference},{_iso(start)},PT30M,USAGE,{_kwh(unit, start, plan)}"
+        rows += [f"{unit.reference},{iso(start)},PT30M,USAGE,{_kwh(unit, start, plan)}"
                  for unit in units]
         start += HALF_HOUR
     if len(rows) == 1:
