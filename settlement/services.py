@@ -183,8 +183,8 @@ def finalise(*, statement_id: int, now: datetime | None = None) -> Statement:
     return row
 
 
-def settle_dispatch(*, instruction: DispatchInstruction,
-                    now: datetime | None = None) -> DispatchSettlement | None:
+def save_dispatch_settlement(*, instruction: DispatchInstruction,
+                             now: datetime | None = None) -> DispatchSettlement | None:
     """Settle one dispatch from the current inputs (kept as its latest settlement);
     None for a dispatch that never ran."""
     contract = instruction.contract
@@ -194,7 +194,7 @@ def settle_dispatch(*, instruction: DispatchInstruction,
         return None
     first, after = Month.of(instruction.service_start).bounds()
     units, days = inputs.unit_inputs(contract, terms, first, after, only=ordered.unit)
-    lines, priced, _ = statement.settle_dispatch(
+    lines, priced, _ = statement.dispatch_lines(
         terms, ordered, units[ordered.unit], dispatched_days=days[ordered.unit])
     held = any(line["kind"] == "held" for line in lines)
     net = sum((line.net_gbp for line in priced), Decimal("0.00"))

@@ -242,9 +242,9 @@ def _availability_line(unit: str, line: money.AvailabilityLine) -> dict:
             "paymentGbp": str(line.payment_gbp), "netGbp": str(line.payment_gbp)}
 
 
-def settle_dispatch(terms: Terms, dispatch: DispatchInput, unit: UnitInput, *,
-                    dispatched_days: frozenset[date], holidays: frozenset[date] = frozenset()
-                    ) -> tuple[list[dict], list[money.UtilisationLine], list[dict]]:
+def dispatch_lines(terms: Terms, dispatch: DispatchInput, unit: UnitInput, *,
+                   dispatched_days: frozenset[date], holidays: frozenset[date] = frozenset()
+                   ) -> tuple[list[dict], list[money.UtilisationLine], list[dict]]:
     """(lines, priced utilisation lines, baseline records) of one dispatch: utilisation
     lines per settlement period, or one held line saying why it cannot be settled yet."""
     lines: list[dict] = []
@@ -269,7 +269,7 @@ def settle_dispatch(terms: Terms, dispatch: DispatchInput, unit: UnitInput, *,
             return ([_held(dispatch.reference, unit.reference, result.reason,
                            result.missing_periods_utc)], [], records)
         sources = {p.start_utc: p.source_starts_utc for p in base.periods}
-        for line in money.settle_dispatch(result, terms.utilisation):
+        for line in money.price_periods(result, terms.utilisation):
             priced.append(line)
             lines.append(_utilisation_line(dispatch.reference,
                                            segment.revision or dispatch.revision,
@@ -289,7 +289,7 @@ def build_statement(*, terms: Terms, year: int, month: int, version: int,
     for dispatch in sorted(dispatches, key=lambda d: (d.segments[0].start if d.segments
                                                       else datetime.max, d.reference)):
         unit = units[dispatch.unit]
-        got, got_priced, got_records = settle_dispatch(
+        got, got_priced, got_records = dispatch_lines(
             terms, dispatch, unit, dispatched_days=dispatched_days.get(unit.reference,
                                                                        frozenset()),
             holidays=holidays)

@@ -25,7 +25,7 @@ def settle_dispatch(dispatch_id: int) -> dict | None:
 
 
 def _settle(instruction: DispatchInstruction) -> dict | None:
-    row = services.settle_dispatch(instruction=instruction)
+    row = services.save_dispatch_settlement(instruction=instruction)
     return None if row is None else {"dispatch": instruction.reference, "status": row.status,
                                      "netGbp": str(row.net_gbp)}
 
