@@ -138,6 +138,11 @@ class FspSite(models.Model):
     def __str__(self) -> str:
         return f"{self.fsp}/{self.name}"
 
+    @property
+    def path(self) -> str:
+        """``OPERATOR/FSP/SITE``: how the APIs name a site."""
+        return f"{self.fsp.operator.code}/{self.fsp.identifier}/{self.name}"
+
 
 class DispatchUnit(models.Model):
     class Direction(models.TextChoices):

@@ -3,6 +3,7 @@ with the timing parameters an operator may set for its own products."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import timedelta
 
 from django.db import transaction
@@ -93,16 +94,31 @@ def _durations(values: dict[str, timedelta | None]) -> dict[str, str | None]:
             for name, value in values.items()}
 
 
-def product_parameters_as_dict(operator: NetworkOperator, product: Product) -> dict:
+@dataclass(frozen=True)
+class ProductParameterSettings:
+    """What an operator's product applies (ISO 8601 durations, None: no heartbeat), the
+    product's defaults, and which parameters the operator set itself. Rendered by
+    ``dispatch.api.serializers.ProductParametersSerializer``."""
+
+    operator: str
+    product: str
+    program_name: str
+    parameters: dict[str, str | None]
+    defaults: dict[str, str | None]
+    operator_set: list[str]
+
+
+def product_parameter_settings(operator: NetworkOperator,
+                               product: Product) -> ProductParameterSettings:
     """What an operator's product applies, and which values are still the defaults."""
     program = OperatorProgram.objects.filter(operator=operator, product=product).first()
     own = program.parameters if program else {}
-    return {"operator": operator.code, "product": product.code,
-            "programName": mapping.program_name(operator.code, product.code),
-            "parameters": _durations(product_parameters(operator, product)),
-            "defaults": _durations({name: getattr(product, name)
-                                    for name in PRODUCT_PARAMETERS}),
-            "operatorSet": sorted(own)}
+    return ProductParameterSettings(
+        operator=operator.code, product=product.code,
+        program_name=mapping.program_name(operator.code, product.code),
+        parameters=_durations(product_parameters(operator, product)),
+        defaults=_durations({name: getattr(product, name) for name in PRODUCT_PARAMETERS}),
+        operator_set=sorted(own))
 
 
 def _checked_parameters(changes: dict) -> dict[str, str | None]:
@@ -146,7 +162,7 @@ def _checked_parameters(changes: dict) -> dict[str, str | None]:
 
 @transaction.atomic
 def set_product_parameters(*, operator: str, product: str, changes: dict, changed_by: str,
-                           reason: str = "") -> dict:
+                           reason: str = "") -> ProductParameterSettings:
     """Set ``operator``'s own values of ``product``'s timing parameters, record the change
     (audit) and publish it at once as an update of the operator's OpenADR program, so
     agents read the new attributes (heartbeat interval included) at their next poll."""
@@ -168,4 +184,4 @@ def set_product_parameters(*, operator: str, product: str, changes: dict, change
     ProductParameterChange.objects.create(
         operator=op, product=found, changed_by=changed_by or "unknown", before=before,
         after=_durations(values), reason=reason)
-    return product_parameters_as_dict(op, found)
+    return product_parameter_settings(op, found)

@@ -245,8 +245,9 @@ def test_loss_is_detected_after_the_operators_own_heartbeat_interval(gb, clock):
     programs.set_product_parameters(operator="ENWL", product="MW_DISPATCH", changed_by="ops",
                                     changes={"heartbeat_interval": "PT10M"})
     from dispatch import selectors
+    from dispatch.api.serializers import SiteSerializer
 
-    shown = selectors.site_as_dict(selectors.sites().get(name="north"))
+    shown = SiteSerializer(selectors.sites().get(name="north")).data
     assert shown["heartbeatIntervalSeconds"] == 300  # Dynamic's, now the shortest
     poll(gb.acme)
 

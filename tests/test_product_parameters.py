@@ -30,11 +30,11 @@ def attribute(operator: str, product: str, name: str) -> list:
 
 
 def test_defaults_until_the_operator_sets_its_own(gb):
-    shown = programs.product_parameters_as_dict(selectors.find_operator("ENWL"),
+    shown = programs.product_parameter_settings(selectors.find_operator("ENWL"),
                                                 programs.find_product("MW_DISPATCH"))
-    assert shown["parameters"] == shown["defaults"] == {
+    assert shown.parameters == shown.defaults == {
         "notice_period": "PT0S", "ramp_time": "PT2M", "heartbeat_interval": "PT1M"}
-    assert shown["operatorSet"] == []
+    assert shown.operator_set == []
 
 
 def test_a_change_is_published_in_the_operators_program_and_audited(gb):
@@ -44,8 +44,8 @@ def test_a_change_is_published_in_the_operators_program_and_audited(gb):
     shown = programs.set_product_parameters(
         operator="ENWL", product="mw-dispatch", changed_by="ops",
         changes={"heartbeat_interval": "PT30S", "ramp_time": "PT5M"}, reason="ENWL policy")
-    assert shown["parameters"]["heartbeat_interval"] == "PT30S"
-    assert shown["operatorSet"] == ["heartbeat_interval", "ramp_time"]
+    assert shown.parameters["heartbeat_interval"] == "PT30S"
+    assert shown.operator_set == ["heartbeat_interval", "ramp_time"]
     assert attribute("ENWL", "MW_DISPATCH", "GB_HEARTBEAT_INTERVAL") == ["PT30S"]
     assert attribute("ENWL", "MW_DISPATCH", "GB_RAMP_TIME") == ["PT5M"]
     # another operator's program and the product's defaults are untouched
@@ -59,12 +59,12 @@ def test_a_change_is_published_in_the_operators_program_and_audited(gb):
     back = programs.set_product_parameters(operator="ENWL", product="MW_DISPATCH",
                                            changed_by="ops",
                                            changes={"heartbeat_interval": "DEFAULT"})
-    assert back["parameters"]["heartbeat_interval"] == "PT1M"
+    assert back.parameters["heartbeat_interval"] == "PT1M"
     assert attribute("ENWL", "MW_DISPATCH", "GB_HEARTBEAT_INTERVAL") == ["PT1M"]
     none = programs.set_product_parameters(operator="ENWL", product="SECURE",
                                            changed_by="ops",
                                            changes={"heartbeat_interval": "NONE"})
-    assert none["parameters"]["heartbeat_interval"] is None
+    assert none.parameters["heartbeat_interval"] is None
     assert attribute("ENWL", "SECURE", "GB_HEARTBEAT_INTERVAL") == ["NONE"]
 
 
@@ -81,8 +81,8 @@ def test_bad_values_change_nothing(gb, changes, message):
                                         changed_by="ops", changes=changes)
     assert any(message in e for e in caught.value.errors), caught.value.errors
     assert not ProductParameterChange.objects.exists()
-    assert programs.product_parameters_as_dict(
-        selectors.find_operator("ENWL"), programs.find_product("DYNAMIC"))["operatorSet"] == []
+    assert programs.product_parameter_settings(
+        selectors.find_operator("ENWL"), programs.find_product("DYNAMIC")).operator_set == []
 
 
 def test_the_rules_apply_the_operators_notice_period(gb):

@@ -17,7 +17,6 @@ from console.services import violations
 from console.views.common import page, paged
 from dispatch import selectors as dispatch_selectors
 from settlement import exports
-from settlement import selectors as settlement_selectors
 from settlement import services as settlement_services
 from settlement.models import Statement
 from vtn.api.problems import Problem
@@ -39,9 +38,8 @@ def statement_list(request: HttpRequest) -> HttpResponse:
         problems = ["check the filters"]
     else:
         data = form.cleaned_data if form.is_bound else {}
-        rows = selectors.statements(settlement_selectors.StatementFilters(
-            month=data.get("month", ""), fsp=data.get("fsp", ""),
-            status=data.get("status", "")))
+        rows = selectors.statements({name: data.get(name) or "" for name in (
+            "month", "fsp", "status")})
     return page(request, "console/statements.html", {
         "form": form, "statements": paged(request, rows), "problems": problems,
         "compute_form": ComputeForm(auto_id="compute_%s")}, status=400 if problems else 200)

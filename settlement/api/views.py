@@ -6,15 +6,22 @@ from __future__ import annotations
 
 from django.http import HttpResponse
 from drf_spectacular.utils import OpenApiParameter, extend_schema
-from rest_framework import serializers
 from rest_framework.permissions import BasePermission
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from settlement import exports, inputs, selectors, services
+from settlement.api.serializers import (
+    ComputeSerializer,
+    DisputeSerializer,
+    ResolveSerializer,
+    StatementSerializer,
+)
+from settlement.filters import StatementFilterSet
 from settlement.models import Statement
 from vtn.api.problems import BadRequest
+from vtn.api.query_filters import filtered
 from vtn.auth.permissions import HasOperationScope
 from vtn.auth.scopes import READ_ALL, READ_VEN_OBJECTS, WRITE_EVENTS, WRITE_REPORTS
 
@@ -46,46 +53,6 @@ class IsVen(BasePermission):
         return bool(getattr(request.user, "is_ven", False))
 
 
-class ComputeSerializer(serializers.Serializer):
-    operator = serializers.CharField()
-    contract = serializers.CharField()
-    month = serializers.RegexField(r"^\d{4}-\d{2}$")
-
-
-class DisputeLineSerializer(serializers.Serializer):
-    line = serializers.IntegerField(min_value=1)
-    reason = serializers.CharField(allow_blank=True, default="", max_length=1000)
-
-
-class DisputeSerializer(serializers.Serializer):
-    reason = serializers.CharField(max_length=1000)
-    lines = DisputeLineSerializer(many=True, required=False, default=list)
-
-
-class ResolveSerializer(serializers.Serializer):
-    resolution = serializers.CharField()
-
-
-class StatementSerializer(serializers.Serializer):
-    id = serializers.IntegerField()
-    operator = serializers.CharField()
-    contract = serializers.CharField()
-    fsp = serializers.CharField()
-    product = serializers.CharField()
-    month = serializers.CharField()
-    version = serializers.IntegerField()
-    status = serializers.ChoiceField(choices=Statement.Status.values)
-    netGbp = serializers.CharField()
-    heldLines = serializers.IntegerField()
-    sha256 = serializers.CharField()
-    computedAt = serializers.CharField()
-    issuedAt = serializers.CharField(allow_null=True)
-    answeredAt = serializers.CharField(allow_null=True)
-    finalisedAt = serializers.CharField(allow_null=True)
-    disputes = serializers.ListField(child=serializers.DictField())
-    document = serializers.DictField(required=False, help_text="see docs/settlement.md")
-
-
 def _parse(serializer_class, request: Request) -> dict:
     serializer = serializer_class(data=request.data)
     serializer.is_valid(raise_exception=True)
@@ -101,23 +68,19 @@ class StatementList(APIView):
                        "month", "operator", "fsp", "contract", "status")],
                    responses={200: StatementSerializer(many=True)})
     def get(self, request: Request) -> Response:
-        query = request.query_params
-        rows = selectors.filter_statements(
-            selectors.visible_statements(client_id=request.user.client_id,
-                                         is_operator=_operator(request)),
-            selectors.StatementFilters(**{name: query.get(name, "") for name in (
-                "month", "operator", "fsp", "contract", "status")}))
-        return Response([selectors.statement_as_dict(row) for row in rows[:500]])
+        rows = filtered(StatementFilterSet, request.query_params, selectors.visible_statements(
+            client_id=request.user.client_id, is_operator=_operator(request)))
+        return Response(StatementSerializer(rows[:500], many=True).data)
 
     @extend_schema(summary="Compute (or refresh) a contract's statement for a month now",
-                   request=ComputeSerializer, responses={200: StatementSerializer})
+                   request=ComputeSerializer, responses={200: StatementSerializer(document=True)})
     def post(self, request: Request) -> Response:
         if not _operator(request):
             self.permission_denied(request, message=IsOperator.message)
         data = _parse(ComputeSerializer, request)
         contract = inputs.find_contract(data["contract"], operator=data["operator"])
         row = services.settle_month(contract=contract, month=services.Month.parse(data["month"]))
-        return Response(selectors.statement_as_dict(row, document=True))
+        return Response(StatementSerializer(row, document=True).data)
 
 
 class StatementDetail(APIView):
@@ -125,11 +88,11 @@ class StatementDetail(APIView):
     scopes = {"GET": READ}
 
     @extend_schema(summary="One statement with its document",
-                   responses={200: StatementSerializer})
+                   responses={200: StatementSerializer(document=True)})
     def get(self, request: Request, statement_id: str) -> Response:
         row = selectors.find_statement(statement_id, client_id=request.user.client_id,
                                        is_operator=_operator(request))
-        return Response(selectors.statement_as_dict(row, document=True))
+        return Response(StatementSerializer(row, document=True).data)
 
 
 class StatementExport(APIView):
@@ -168,7 +131,7 @@ class StatementAction(APIView):
                                        is_operator=_operator(request))
         done = self.act(request, row)
         done.refresh_from_db()
-        return Response(selectors.statement_as_dict(done))
+        return Response(StatementSerializer(done).data)
 
 
 class IssueStatement(StatementAction):

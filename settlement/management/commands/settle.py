@@ -9,7 +9,8 @@ import sys
 
 from django.core.management.base import BaseCommand, CommandError
 
-from settlement import inputs, selectors, services
+from settlement import inputs, services
+from settlement.api.serializers import StatementSerializer
 from vtn.api.problems import Problem
 
 
@@ -40,7 +41,7 @@ class Command(BaseCommand):
             row = services.settle_month(contract=contract, month=month)
             if options["issue"] and row.status == row.Status.DRAFT:
                 row = services.issue(statement_id=row.pk)
-            results.append(selectors.statement_as_dict(row, document=True))
+            results.append(StatementSerializer(row, document=True).data)
             if tty:
                 done = int(30 * index / len(contracts))
                 sys.stderr.write(f"\r[{'#' * done}{'.' * (30 - done)}] {index}/{len(contracts)}"
