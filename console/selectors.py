@@ -12,7 +12,7 @@ from django.db.models import QuerySet
 from django.utils import timezone
 
 from dispatch import selectors as dispatch_selectors
-from dispatch.api.serializers import DispatchSerializer, SiteSerializer
+from dispatch.api.serializers import DispatchHistorySerializer, SiteSerializer
 from dispatch.models import (
     Acknowledgement,
     CommsState,
@@ -176,7 +176,7 @@ def _seconds_after(later: str | None, earlier: str | None) -> int | None:
 def timeline(dispatch: DispatchInstruction) -> dict:
     """A dispatch as the API shows it, every revision with its acknowledgements and each
     acknowledgement's delay after its revision, plus the site's heartbeats and comms."""
-    body = DispatchSerializer(dispatch, history=True).data
+    body = DispatchHistorySerializer(dispatch).data
     body["updated"] = timezone.now()
     for revision in body["revisions"]:
         for ack in revision["acknowledgements"]:

@@ -268,7 +268,8 @@ class SiteSerializer(CommsSerializer):
 
 
 class DispatchSerializer(serializers.Serializer):
-    """A dispatch; with ``history=True`` also every revision, oldest first."""
+    """A dispatch with its current revision (:class:`DispatchHistorySerializer`: and every
+    revision, oldest first)."""
 
     networkOperator = serializers.CharField(source="operator.code")
     reference = serializers.CharField()
@@ -289,9 +290,11 @@ class DispatchSerializer(serializers.Serializer):
     current = serializers.SerializerMethodField()
     revisions = serializers.SerializerMethodField()
 
-    def __init__(self, *args, history: bool = False, **kwargs) -> None:
+    with_history = False  # DispatchHistorySerializer: True
+
+    def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
-        if not history:
+        if not self.with_history:
             self.fields.pop("revisions")
 
     @extend_schema_field(RevisionSerializer(allow_null=True))
@@ -303,6 +306,12 @@ class DispatchSerializer(serializers.Serializer):
     def get_revisions(self, dispatch) -> list:
         return RevisionSerializer(
             dispatch.revisions.select_related("signing_key").order_by("number"), many=True).data
+
+
+class DispatchHistorySerializer(DispatchSerializer):
+    """A dispatch with every revision, oldest first."""
+
+    with_history = True
 
 
 class SiteKeyRequestSerializer(serializers.Serializer):

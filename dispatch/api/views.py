@@ -18,6 +18,7 @@ from dispatch import audit, issuing, programs, selectors, site_keys
 from dispatch.api.filters import DispatchFilterSet, SiteFilterSet
 from dispatch.api.serializers import (
     AuditExportSerializer,
+    DispatchHistorySerializer,
     DispatchSerializer,
     IssueSerializer,
     ProductParametersRequestSerializer,
@@ -94,7 +95,7 @@ class DispatchList(OperatorView):
         return Response(DispatchSerializer(rows[skip:skip + limit], many=True).data)
 
     @extend_schema(summary="Issue a dispatch (revision 1)", request=IssueSerializer,
-                   responses={201: DispatchSerializer(history=True)})
+                   responses={201: DispatchHistorySerializer})
     def post(self, request: Request) -> Response:
         data = self.parse(IssueSerializer, request)
         unit = selectors.find_unit(data["unit"], fsp=data.get("fsp"),
@@ -109,7 +110,7 @@ class DispatchList(OperatorView):
             urgency=data.get("urgency"),
             timings=timings_from(data.get("serviceTimings", []), default_type),
             issued_by=request.user.client_id, reason=data["reason"])
-        return Response(DispatchSerializer(dispatch, history=True).data,
+        return Response(DispatchHistorySerializer(dispatch).data,
                         status=status.HTTP_201_CREATED)
 
 
@@ -125,17 +126,17 @@ class DispatchDetail(OperatorView):
     scopes = {"GET": READ}
 
     @extend_schema(summary="A dispatch with its full revision history",
-                   responses={200: DispatchSerializer(history=True)})
+                   responses={200: DispatchHistorySerializer})
     def get(self, request: Request, operator: str, reference: str) -> Response:
         dispatch = selectors.find_dispatch(reference, operator=operator)
-        return Response(DispatchSerializer(dispatch, history=True).data)
+        return Response(DispatchHistorySerializer(dispatch).data)
 
 
 class DispatchRevisions(OperatorView):
     scopes = {"POST": WRITE}
 
     @extend_schema(summary="Revise a dispatch; unspecified fields carry over",
-                   request=ReviseSerializer, responses={201: DispatchSerializer(history=True)})
+                   request=ReviseSerializer, responses={201: DispatchHistorySerializer})
     def post(self, request: Request, operator: str, reference: str) -> Response:
         data = self.parse(ReviseSerializer, request)
         dispatch = selectors.find_dispatch(reference, operator=operator)
@@ -149,7 +150,7 @@ class DispatchRevisions(OperatorView):
             urgency=data.get("urgency"), expected_revision=data.get("expectedRevision"),
             issued_by=request.user.client_id, reason=data["reason"])
         dispatch.refresh_from_db()
-        return Response(DispatchSerializer(dispatch, history=True).data,
+        return Response(DispatchHistorySerializer(dispatch).data,
                         status=status.HTTP_201_CREATED)
 
 
@@ -158,7 +159,7 @@ class DispatchStop(OperatorView):
     emergency = False
 
     @extend_schema(summary="Stop a dispatch (a final revision)", request=StopSerializer,
-                   responses={201: DispatchSerializer(history=True)})
+                   responses={201: DispatchHistorySerializer})
     def post(self, request: Request, operator: str, reference: str) -> Response:
         data = self.parse(StopSerializer, request)
         dispatch = selectors.find_dispatch(reference, operator=operator)
@@ -166,7 +167,7 @@ class DispatchStop(OperatorView):
                                expected_revision=data.get("expectedRevision"),
                                issued_by=request.user.client_id, reason=data["reason"])
         dispatch.refresh_from_db()
-        return Response(DispatchSerializer(dispatch, history=True).data,
+        return Response(DispatchHistorySerializer(dispatch).data,
                         status=status.HTTP_201_CREATED)
 
 
@@ -174,7 +175,7 @@ class DispatchEmergencyStop(DispatchStop):
     emergency = True
 
     @extend_schema(summary="Emergency-stop a dispatch (final, urgency emergency, priority 0)",
-                   request=StopSerializer, responses={201: DispatchSerializer(history=True)})
+                   request=StopSerializer, responses={201: DispatchHistorySerializer})
     def post(self, request: Request, operator: str, reference: str) -> Response:
         return super().post(request, operator, reference)
 

@@ -36,6 +36,13 @@ class ResolveSerializer(serializers.Serializer):
     resolution = serializers.CharField()
 
 
+class MonthField(serializers.CharField):
+    """A statement's month (stored as its first day) rendered ``YYYY-MM``."""
+
+    def to_representation(self, value):
+        return f"{value:%Y-%m}"
+
+
 class DisputeOutSerializer(serializers.Serializer):
     reason = serializers.CharField()
     lines = serializers.JSONField()
@@ -48,14 +55,15 @@ class DisputeOutSerializer(serializers.Serializer):
 
 
 class StatementSerializer(serializers.Serializer):
-    """A statement; with ``document=True`` also its document (see docs/settlement.md)."""
+    """A statement (:class:`StatementDocumentSerializer`: with its document, see
+    docs/settlement.md)."""
 
     id = serializers.IntegerField(source="pk")
     operator = serializers.CharField(source="contract.operator.code")
     contract = serializers.CharField(source="contract.identifier")
     fsp = serializers.CharField(source="contract.fsp.identifier")
     product = serializers.CharField(source="contract.product.code")
-    month = serializers.DateField(format="%Y-%m")
+    month = MonthField(help_text="YYYY-MM (Europe/London)")
     version = serializers.IntegerField()
     status = serializers.ChoiceField(choices=Statement.Status.values)
     netGbp = serializers.CharField(source="net_gbp")
@@ -68,9 +76,17 @@ class StatementSerializer(serializers.Serializer):
     disputes = DisputeOutSerializer(many=True, source="disputes.all")
     document = serializers.DictField(help_text="see docs/settlement.md")
 
-    def __init__(self, *args, document: bool = False, **kwargs) -> None:
+    with_document = False  # StatementDocumentSerializer: True
+
+    def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
-        if not document:
+        if not self.with_document:
             self.fields.pop("document")
+
+
+class StatementDocumentSerializer(StatementSerializer):
+    """A statement with its document."""
+
+    with_document = True
 
 

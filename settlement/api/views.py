@@ -16,6 +16,7 @@ from settlement.api.serializers import (
     ComputeSerializer,
     DisputeSerializer,
     ResolveSerializer,
+    StatementDocumentSerializer,
     StatementSerializer,
 )
 from settlement.filters import StatementFilterSet
@@ -73,14 +74,14 @@ class StatementList(APIView):
         return Response(StatementSerializer(rows[:500], many=True).data)
 
     @extend_schema(summary="Compute (or refresh) a contract's statement for a month now",
-                   request=ComputeSerializer, responses={200: StatementSerializer(document=True)})
+                   request=ComputeSerializer, responses={200: StatementDocumentSerializer})
     def post(self, request: Request) -> Response:
         if not _operator(request):
             self.permission_denied(request, message=IsOperator.message)
         data = _parse(ComputeSerializer, request)
         contract = inputs.find_contract(data["contract"], operator=data["operator"])
         row = services.settle_month(contract=contract, month=services.Month.parse(data["month"]))
-        return Response(StatementSerializer(row, document=True).data)
+        return Response(StatementDocumentSerializer(row).data)
 
 
 class StatementDetail(APIView):
@@ -88,11 +89,11 @@ class StatementDetail(APIView):
     scopes = {"GET": READ}
 
     @extend_schema(summary="One statement with its document",
-                   responses={200: StatementSerializer(document=True)})
+                   responses={200: StatementDocumentSerializer})
     def get(self, request: Request, statement_id: str) -> Response:
         row = selectors.find_statement(statement_id, client_id=request.user.client_id,
                                        is_operator=_operator(request))
-        return Response(StatementSerializer(row, document=True).data)
+        return Response(StatementDocumentSerializer(row).data)
 
 
 class StatementExport(APIView):

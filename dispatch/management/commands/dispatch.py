@@ -13,7 +13,7 @@ from pathlib import Path
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from dispatch import audit, issuing, programs, selectors, signing_keys
-from dispatch.api.serializers import DispatchSerializer, SiteSerializer
+from dispatch.api.serializers import DispatchHistorySerializer, SiteSerializer
 from dispatch.management.commands._common import decimal, dumps, iso_datetime, problem_error
 from dispatch.rules import URGENCIES, Timing
 from vtn.api.problems import Problem
@@ -119,7 +119,7 @@ class Command(BaseCommand):
             status=options["status"], urgency=options["urgency"],
             timings=self._timings(options, options["start"], setpoint_type),
             issued_by="cli", reason=options["reason"])
-        return DispatchSerializer(dispatch, history=True).data
+        return DispatchHistorySerializer(dispatch).data
 
     def _revise(self, **options) -> dict:
         dispatch = selectors.find_dispatch(options["ref"], operator=options["operator"])
@@ -130,18 +130,18 @@ class Command(BaseCommand):
             timings=self._timings(options, start, setpoint_type), status=options["status"],
             urgency=options["urgency"], issued_by="cli", reason=options["reason"])
         dispatch.refresh_from_db()
-        return DispatchSerializer(dispatch, history=True).data
+        return DispatchHistorySerializer(dispatch).data
 
     def _stop(self, **options) -> dict:
         dispatch = selectors.find_dispatch(options["ref"], operator=options["operator"])
         issuing.stop_dispatch(dispatch=dispatch, emergency=options["emergency"],
                                issued_by="cli", reason=options["reason"])
         dispatch.refresh_from_db()
-        return DispatchSerializer(dispatch, history=True).data
+        return DispatchHistorySerializer(dispatch).data
 
     def _show(self, **options) -> dict:
         dispatch = selectors.find_dispatch(options["ref"], operator=options["operator"])
-        return DispatchSerializer(dispatch, history=True).data
+        return DispatchHistorySerializer(dispatch).data
 
     def _audit_export(self, **options) -> dict:
         dispatch = selectors.find_dispatch(options["ref"], operator=options["operator"])

@@ -10,7 +10,7 @@ import sys
 from django.core.management.base import BaseCommand, CommandError
 
 from settlement import inputs, services
-from settlement.api.serializers import StatementSerializer
+from settlement.api.serializers import StatementDocumentSerializer
 from vtn.api.problems import Problem
 
 
@@ -41,7 +41,7 @@ class Command(BaseCommand):
             row = services.settle_month(contract=contract, month=month)
             if options["issue"] and row.status == row.Status.DRAFT:
                 row = services.issue(statement_id=row.pk)
-            results.append(StatementSerializer(row, document=True).data)
+            results.append(StatementDocumentSerializer(row).data)
             if tty:
                 done = int(30 * index / len(contracts))
                 sys.stderr.write(f"\r[{'#' * done}{'.' * (30 - done)}] {index}/{len(contracts)}"
