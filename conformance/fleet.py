@@ -211,7 +211,7 @@ def _ensure_site(operator: str, name: str, units: tuple) -> tuple[FspSite, str]:
         specs = [registry.UnitSpec(reference=ref, capacity_kw=Decimal(kw), direction=direction)
                  for ref, kw, direction in units]
         result = onboarding.onboard_fsp(operator=operator, fsp=FLEET_FSP, units=specs, site=name,
-                                      fsp_name="Demo fleet")
+                                        fsp_name="Demo fleet")
         site = FspSite.objects.select_related("ven").get(ven__client_id=result["client_id"])
         secret = result["client_secret"]
     else:
@@ -223,9 +223,9 @@ def _ensure_site(operator: str, name: str, units: tuple) -> tuple[FspSite, str]:
         if references and not Contract.objects.filter(operator__code=operator,
                                                       identifier=identifier).exists():
             onboarding.create_contract(operator=operator, identifier=identifier, fsp=FLEET_FSP,
-                                     product=product, units=references,
-                                     availability_price=AVAILABILITY_PRICE,
-                                     utilisation_price=UTILISATION_PRICE)
+                                       product=product, units=references,
+                                       availability_price=AVAILABILITY_PRICE,
+                                       utilisation_price=UTILISATION_PRICE)
     return site, secret
 
 

@@ -93,7 +93,7 @@ def sandbox_contracts(*, operator: str, fsp: str, units: list[registry.UnitSpec]
         identifier = f"SBX-{fsp}-{product.replace('_', '')}"[:63]
         try:
             onboarding.create_contract(operator=operator, identifier=identifier, fsp=fsp,
-                                     product=product, units=references)
+                                       product=product, units=references)
         except Conflict:
             pass
         made.append(identifier)
@@ -119,7 +119,7 @@ def onboard(*, fsp: str, units: object, remote_addr: str = "", pki_dir: Path | N
     out_dir = Path(tempfile.mkdtemp(prefix="conformance-onboard-"))
     try:
         result = onboarding.onboard_fsp(operator=operator, fsp=fsp, units=specs, site=SITE,
-                                      fsp_name=fsp, pki_dir=pki_dir, out_dir=out_dir)
+                                        fsp_name=fsp, pki_dir=pki_dir, out_dir=out_dir)
         bundle = result.get("certificate") or {}
         pems = {}
         for name, key in (("cert_pem", "cert_path"), ("key_pem", "key_path"),

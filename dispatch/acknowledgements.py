@@ -68,7 +68,7 @@ def _judge(claim: acks.AckClaim, instruction: DispatchInstruction, site: FspSite
 
 @transaction.atomic
 def record_acknowledgements(report: Report, *,
-                             now: datetime | None = None) -> list[Acknowledgement]:
+                            now: datetime | None = None) -> list[Acknowledgement]:
     """Check and record every acknowledgement in ``report`` (a report on a dispatch's
     event), each with its outcome and an audit entry. A report without
     acknowledgement intervals records nothing; an interval already recorded from the

@@ -122,13 +122,13 @@ def test_contract_creates_the_operator_product_program(gb):
 def test_contract_refusals(gb):
     with pytest.raises(Conflict):
         onboarding.create_contract(operator="ENWL", identifier="C-DYN", fsp="acme",
-                                 product="DYNAMIC", units=["bat1"])
+                                   product="DYNAMIC", units=["bat1"])
     with pytest.raises(BadRequest, match="no units nope"):
         onboarding.create_contract(operator="ENWL", identifier="C-2", fsp="acme",
-                                 product="DYNAMIC", units=["nope"])
+                                   product="DYNAMIC", units=["nope"])
     with pytest.raises(BadRequest, match="unknown product"):
         onboarding.create_contract(operator="ENWL", identifier="C-3", fsp="acme",
-                                 product="TURBO", units=["bat1"])
+                                   product="TURBO", units=["bat1"])
 
 
 def test_onboarding_registers_the_site_signing_key(fast_hashing, tmp_path):

@@ -63,7 +63,7 @@ def test_a_refused_revision_leaves_no_trace(issue):
     dispatch = issue()
     with pytest.raises(BadRequest):
         issuing.revise_dispatch(dispatch=dispatch, timings=[timing(dispatch.service_start,
-                                                                    9999)])
+                                                                   9999)])
     dispatch.refresh_from_db()
     assert dispatch.revision == 1 and dispatch.revisions.count() == 1
 
@@ -103,8 +103,8 @@ def test_setpoints_inside_the_notice_period_are_frozen(issue):
     # Instructed 5 minutes before the start: the 15-minute notice covers the first setpoint.
     with pytest.raises(BadRequest) as caught:
         issuing.revise_dispatch(dispatch=dispatch, now=start - timedelta(minutes=5),
-                                 timings=[timing(start, 200), timing(start + timedelta(hours=1),
-                                                                     100)])
+                                timings=[timing(start, 200), timing(start + timedelta(hours=1),
+                                                                    100)])
     assert any("cannot be changed" in e for e in caught.value.errors)
     revision = issuing.revise_dispatch(
         dispatch=dispatch, now=start - timedelta(minutes=5),
@@ -126,7 +126,7 @@ def binding(gb):
     two setpoints of 100 kW an hour apart over two hours."""
     for code in ("SUSTAIN", "SECURE", "RESTORE"):
         onboarding.create_contract(operator="ENWL", identifier=f"C-{code}", fsp="acme",
-                                 product=code, units=[PRODUCTS[code][0].split("/")[1]])
+                                   product=code, units=[PRODUCTS[code][0].split("/")[1]])
 
     def do(code: str):
         unit, kind = PRODUCTS[code]

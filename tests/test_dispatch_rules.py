@@ -34,7 +34,7 @@ def test_notice_period_is_enforced(issue):
 
 def test_sustain_needs_a_week_of_notice(gb, issue):
     onboarding.create_contract(operator="ENWL", identifier="C-S", fsp="acme", product="SUSTAIN",
-                             units=["hp1"])
+                               units=["hp1"])
     product = programs.find_product("sustain")
     refused(issue, "needs 7 day(s) notice", unit="acme/hp1", product=product)
     start = hour(24 * 8)
@@ -74,7 +74,7 @@ def test_fixed_quantity_products_keep_one_volume(gb, issue):
 
 def test_mw_dispatch_applies_to_export_units_only(gb, issue):
     onboarding.create_contract(operator="ENWL", identifier="C-MW2", fsp="acme",
-                             product="MW_DISPATCH", units=["hp1"])
+                               product="MW_DISPATCH", units=["hp1"])
     start = hour(2)
     refused(issue, "applies to export units", unit="acme/hp1",
             product=programs.find_product("MW_DISPATCH"), timings=[timing(start, 0, "absolute")])
@@ -88,7 +88,7 @@ def test_reactive_power_needs_reactive_capacity(issue):
 def test_contract_service_windows_bound_the_dispatch(gb, issue):
     start = hour(2)
     onboarding.create_contract(operator="ENWL", identifier="C-W", fsp="zeta", product="SECURE",
-                             units=["z1"], service_windows=[(hour(48), hour(50))])
+                               units=["z1"], service_windows=[(hour(48), hour(50))])
     product = programs.find_product("SECURE")
     refused(issue, "outside the contract's service windows", unit="z1", product=product,
             service_start=hour(30), timings=[timing(hour(30), 5)])

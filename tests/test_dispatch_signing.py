@@ -105,7 +105,7 @@ def test_sandbox_rotations_keep_the_jwks_bounded(issue, settings):
     other = signing_keys.rotate_signing_key(operator="UKPN-LPN")  # another operator's active key
     old = issue().revisions.get()
     keys = [signing_keys.rotate_signing_key(operator="ENWL", verify_for=timedelta(minutes=60),
-                                        keep_retired=2) for _ in range(6)]
+                                            keep_retired=2) for _ in range(6)]
     published = {k["kid"] for k in published_jwks()["keys"]}
     enwl = {kid for kid in published if kid.startswith("enwl-")}
     assert enwl == {keys[-1].kid, keys[-2].kid, keys[-3].kid}

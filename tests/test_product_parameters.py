@@ -91,9 +91,9 @@ def test_the_rules_apply_the_operators_notice_period(gb):
     start = hour(2)
     with pytest.raises(BadRequest) as caught:
         issuing.issue_dispatch(unit=selectors.find_unit("acme/bat1"),
-                                product=programs.find_product("DYNAMIC"),
-                                service_start=start, service_end=start + timedelta(hours=1),
-                                timings=[timing(start, 100)])
+                               product=programs.find_product("DYNAMIC"),
+                               service_start=start, service_end=start + timedelta(hours=1),
+                               timings=[timing(start, 100)])
     assert any("needs 3 hour(s) notice" in e for e in caught.value.errors)
 
 

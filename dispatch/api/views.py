@@ -164,8 +164,8 @@ class DispatchStop(OperatorView):
         data = self.parse(StopSerializer, request)
         dispatch = selectors.find_dispatch(reference, operator=operator)
         issuing.stop_dispatch(dispatch=dispatch, emergency=self.emergency,
-                               expected_revision=data.get("expectedRevision"),
-                               issued_by=request.user.client_id, reason=data["reason"])
+                              expected_revision=data.get("expectedRevision"),
+                              issued_by=request.user.client_id, reason=data["reason"])
         dispatch.refresh_from_db()
         return Response(DispatchHistorySerializer(dispatch).data,
                         status=status.HTTP_201_CREATED)

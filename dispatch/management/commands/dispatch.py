@@ -135,7 +135,7 @@ class Command(BaseCommand):
     def _stop(self, **options) -> dict:
         dispatch = selectors.find_dispatch(options["ref"], operator=options["operator"])
         issuing.stop_dispatch(dispatch=dispatch, emergency=options["emergency"],
-                               issued_by="cli", reason=options["reason"])
+                              issued_by="cli", reason=options["reason"])
         dispatch.refresh_from_db()
         return DispatchHistorySerializer(dispatch).data
 
