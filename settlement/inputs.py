@@ -24,6 +24,7 @@ from dispatch.models import (
     Contract,
     DispatchInstruction,
     DispatchRevision,
+    Fsp,
     FspSite,
     MeterReading,
 )
@@ -37,7 +38,8 @@ from vtn import timing
 
 RUN, STOPS = STATUSES[1], STATUSES[2:]  # "run"; "stop", "emergency-stop"
 
-__all__ = ["Contract", "DispatchInstruction"]  # the dispatch types settlement works with
+# Contract and DispatchInstruction are the dispatch types the rest of settlement names
+# (for type hints) from here.
 
 
 # --- contracts, dispatches and sites, as settlement finds them --------------------------------
@@ -95,7 +97,7 @@ def revisions_of(instruction: DispatchInstruction) -> list[DispatchRevision]:
     return list(DispatchRevision.objects.filter(instruction=instruction).order_by("number"))
 
 
-def fsp_of_client(client_id: str):
+def fsp_of_client(client_id: str) -> Fsp | None:
     """The FSP whose site's VEN is the OAuth2 client ``client_id``; None: no FSP site."""
     site = FspSite.objects.filter(ven__client_id=client_id).select_related("fsp").first()
     return None if site is None else site.fsp
