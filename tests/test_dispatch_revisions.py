@@ -35,6 +35,38 @@ def test_each_change_is_a_new_revision_with_history(issue):
     assert Event.objects.filter(program=dispatch.event.program).count() == 1  # updated in place
 
 
+def test_the_issue_check_returns_the_draft_or_its_violations_and_writes_nothing(gb):
+    from dispatch.models import AuditEntry, DispatchInstruction, SigningKey
+
+    unit, product = selectors.find_unit("acme/bat1"), programs.find_product("DYNAMIC")
+    start = hour(2)
+    fine = issuing.check_issue(unit=unit, product=product, service_start=start,
+                               service_end=start + timedelta(hours=1),
+                               timings=[timing(start, 250)], reference="CHECK-1")
+    assert fine.violations == ()
+    assert fine.draft.revision == 1 and fine.draft.reference == "CHECK-1"
+    assert fine.draft.document()["serviceTimings"][0]["volume"] == 250
+    too_much = issuing.check_issue(unit=unit, product=product, service_start=start,
+                                   service_end=start + timedelta(hours=1),
+                                   timings=[timing(start, 9999)])
+    assert too_much.violations and any("capacity" in v for v in too_much.violations)
+    with pytest.raises(BadRequest) as refused:
+        too_much.raise_violations()
+    assert list(refused.value.errors) == list(too_much.violations)
+    assert not DispatchInstruction.objects.exists()
+    assert not AuditEntry.objects.exists() and not SigningKey.objects.exists()
+
+
+def test_the_revision_check_sees_what_the_revision_would_break(issue):
+    dispatch = issue()
+    checked = issuing.check_revision(dispatch=dispatch, timings=[
+        timing(dispatch.service_start, 9999)])
+    assert checked.draft.revision == 2 and checked.violations
+    with pytest.raises(Conflict):
+        issuing.check_revision(dispatch=dispatch, expected_revision=5)
+    assert dispatch.revisions.count() == 1
+
+
 def test_emergency_stop_is_final_and_most_urgent(issue):
     dispatch = issue(urgency="advisory")
     revision = issuing.stop_dispatch(dispatch=dispatch, emergency=True, reason="fault")
