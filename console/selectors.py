@@ -44,8 +44,8 @@ ATTENTION = (CommsState.COMMS_LOST, CommsState.UNKNOWN, CommsState.ONLINE)
 
 def site_rows() -> list[dict]:
     """Every FSP site as the dispatch API shows it (state, last seen, units)."""
-    return SiteSerializer(dispatch_selectors.sites().select_related("fsp__operator"),
-                          many=True, transitions=5).data
+    return list(SiteSerializer(dispatch_selectors.sites().select_related("fsp__operator"),
+                               many=True, transitions=5).data)
 
 
 def comms_counts(sites: list[dict]) -> dict:

@@ -10,8 +10,9 @@ from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
-from dispatch import acks, audit, signing
+from dispatch import audit
 from dispatch.models import Acknowledgement, DispatchInstruction, DispatchRevision, FspSite
+from gbflex_profile import acks, jose
 from vtn.models import Report
 
 Outcome = Acknowledgement.Outcome
@@ -28,13 +29,13 @@ def _site_jwks(site: FspSite | None, at: datetime) -> dict:
 def _judge(claim: acks.AckClaim, instruction: DispatchInstruction, site: FspSite | None,
            at: datetime) -> tuple[str, str, dict | None, DispatchRevision]:
     """(outcome, detail, signed document or None, revision) of one acknowledgement."""
-    current = instruction.revisions.order_by("-number").first()
+    current = instruction.revisions.latest("number")
     named = instruction.revisions.filter(number=claim.revision).first() \
         if claim.revision is not None else None
     revision = named or current
     if not claim.jws:
         return Outcome.INVALID_SIGNATURE, f"no {acks.GB_ACK_JWS} payload", None, revision
-    kid = signing.header_kid(claim.jws)
+    kid = jose.header_kid(claim.jws)
     if kid is None:
         return Outcome.INVALID_SIGNATURE, "not a compact JWS with a kid", None, revision
     jwks = _site_jwks(site, at)
@@ -42,8 +43,8 @@ def _judge(claim: acks.AckClaim, instruction: DispatchInstruction, site: FspSite
         return (Outcome.UNKNOWN_KEY, f"key {kid!r} is not a registered, unrevoked key of "
                 f"the reporting site", None, revision)
     try:
-        signed = signing.verify(claim.jws, jwks)
-    except signing.SignatureError as exc:
+        signed = jose.verify(claim.jws, jwks)
+    except jose.SignatureError as exc:
         return Outcome.INVALID_SIGNATURE, str(exc), None, revision
     if claim.problems:
         return Outcome.READ_BACK_MISMATCH, "; ".join(claim.problems), signed, revision
@@ -92,7 +93,7 @@ def record_acknowledgements(report: Report, *,
             stage=claim.stage.lower() if claim.stage in acks.STAGES else "",
             result=claim.outcome, reason=claim.reason, outcome=outcome, detail=detail,
             received_at=at, report_id=report.pk, client_id=report.client_id,
-            kid=signing.header_kid(claim.jws) or "", jws=claim.jws,
+            kid=jose.header_kid(claim.jws) or "", jws=claim.jws,
             read_back=claim.read_back)
         audit.record_acknowledgement(ack, signed)
         recorded.append(ack)

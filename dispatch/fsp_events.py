@@ -13,13 +13,23 @@ from dataclasses import dataclass
 
 from django.db import transaction
 
-from dispatch import mapping, publishing, registry
+from dispatch import publishing, registry
 from dispatch.models import NetworkOperator
+from gbflex_profile.vocabulary import (
+    AVAILABILITY,
+    BASELINE,
+    DEMAND,
+    GB_AVAILABILITY,
+    GB_AVAILABLE_KW,
+    GB_HEARTBEAT,
+    GB_METERING,
+    GB_NETWORK_OPERATOR,
+    HEARTBEAT,
+    METERING,
+    OPERATING_STATE,
+    USAGE,
+)
 from vtn.models import Event, Program
-
-HEARTBEAT = "HEARTBEAT"
-AVAILABILITY = "AVAILABILITY"
-METERING = "METERING"
 
 
 @dataclass(frozen=True)
@@ -30,15 +40,15 @@ class EventKind:
 
 
 KINDS = {
-    HEARTBEAT: EventKind(HEARTBEAT, "GB_HEARTBEAT", (
-        {"payloadType": "OPERATING_STATE"},
-        {"payloadType": "GB_AVAILABLE_KW", "units": "KW"})),
-    AVAILABILITY: EventKind(AVAILABILITY, "GB_AVAILABILITY", (
-        {"payloadType": "GB_AVAILABLE_KW", "readingType": "FORECAST", "units": "KW"},)),
-    METERING: EventKind(METERING, "GB_METERING", (
-        {"payloadType": "USAGE", "readingType": "DIRECT_READ", "units": "KWH"},
-        {"payloadType": "DEMAND", "readingType": "MEAN", "units": "KW"},
-        {"payloadType": "BASELINE", "readingType": "FORECAST", "units": "KW"})),
+    HEARTBEAT: EventKind(HEARTBEAT, GB_HEARTBEAT, (
+        {"payloadType": OPERATING_STATE},
+        {"payloadType": GB_AVAILABLE_KW, "units": "KW"})),
+    AVAILABILITY: EventKind(AVAILABILITY, GB_AVAILABILITY, (
+        {"payloadType": GB_AVAILABLE_KW, "readingType": "FORECAST", "units": "KW"},)),
+    METERING: EventKind(METERING, GB_METERING, (
+        {"payloadType": USAGE, "readingType": "DIRECT_READ", "units": "KWH"},
+        {"payloadType": DEMAND, "readingType": "MEAN", "units": "KW"},
+        {"payloadType": BASELINE, "readingType": "FORECAST", "units": "KW"})),
 }
 
 
@@ -60,7 +70,7 @@ def ensure_event(operator: NetworkOperator, fsp: str, kind: str) -> Event:
     if program is None:
         program = publishing.save_program({
             "programName": name,
-            "attributes": [{"type": mapping.GB_NETWORK_OPERATOR, "values": [operator.code]}]})
+            "attributes": [{"type": GB_NETWORK_OPERATOR, "values": [operator.code]}]})
     existing = Event.objects.filter(program=program,
                                     event_name=event_name(operator.code, kind, fsp)).first()
     if existing is not None:

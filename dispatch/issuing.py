@@ -22,11 +22,12 @@ from dispatch.models import (
     Product,
 )
 from dispatch.products import turns_to_zero
-from vtn.api.problems import BadRequest, Conflict
+from vtn.errors import BadRequest, Conflict
 
 
 def _product_rules(product: Product, operator: NetworkOperator) -> rules.ProductRules:
-    notice = programs.product_parameters(operator, product)["notice_period"]
+    notice = programs.required_parameter(programs.product_parameters(operator, product),
+                                         "notice_period")
     return rules.ProductRules(code=product.code, notice_period=notice,
                               quantity=product.quantity,
                               setpoint_types=tuple(product.setpoint_types),
@@ -240,7 +241,7 @@ def _current(dispatch: DispatchInstruction, expected_revision: int | None, *,
 
 
 def latest_revision(dispatch: DispatchInstruction) -> DispatchRevision:
-    return dispatch.revisions.order_by("-number").first()
+    return dispatch.revisions.latest("number")
 
 
 def _revision_draft(current: DispatchInstruction, *, service_start: datetime | None,

@@ -350,7 +350,7 @@ class Acknowledgement(models.Model):
 
 
 class AuditEntry(AppendOnlyModel):
-    """One link of the append-only, hash-chained audit log (see dispatch.audit_chain)."""
+    """One link of the append-only, hash-chained audit log (see gbflex_profile.audit_chain)."""
 
     append_only_noun = "audit entries"
 

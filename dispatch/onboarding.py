@@ -3,6 +3,7 @@ resources and dispatch units) and contracts between an operator and an FSP."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 from decimal import Decimal
 from pathlib import Path
@@ -16,9 +17,9 @@ from dispatch.site_keys import register_site_key
 from vtn import pki
 from vtn import services as vtn_services
 from vtn import targets as target_rules
-from vtn.api.problems import BadRequest, Conflict
 from vtn.auth import certificates
 from vtn.auth.services import ClientError, create_client
+from vtn.errors import BadRequest, Conflict
 from vtn.models import Client, Ven
 
 
@@ -26,7 +27,7 @@ from vtn.models import Client, Ven
 def onboard_fsp(*, operator: str, fsp: str, units: list[registry.UnitSpec],
                 site: str = "main", fsp_name: str = "", zone: str = "",
                 pki_dir: Path | None = None, out_dir: Path | None = None,
-                site_keys: list[dict] = ()) -> dict:
+                site_keys: Sequence[dict] = ()) -> dict:
     """Register an FSP site: the FSP (if new), the site's VEN and OAuth2 client (with a
     site certificate when ``pki_dir`` is given, as ``pki onboard``), one resource and
     dispatch unit per unit, and the VEN's privacy targets. Returns everything as a
@@ -122,7 +123,7 @@ def unit_summary(unit: DispatchUnit) -> dict:
 
 @transaction.atomic
 def create_contract(*, operator: str, identifier: str, fsp: str, product: str,
-                    units: list[str], service_windows: list[tuple[datetime, datetime]] = (),
+                    units: list[str], service_windows: Sequence[tuple[datetime, datetime]] = (),
                     availability_price: Decimal = Decimal(0),
                     utilisation_price: Decimal = Decimal(0),
                     baseline_method: str = "",

@@ -12,7 +12,7 @@ from dispatch import mapping, publishing, registry
 from dispatch.models import NetworkOperator, OperatorProgram, Product, ProductParameterChange
 from dispatch.products import PRODUCT_TEMPLATES, normalise_code
 from vtn import timing
-from vtn.api.problems import BadRequest
+from vtn.errors import BadRequest
 
 
 def ensure_operator(code: str) -> NetworkOperator:
@@ -68,11 +68,21 @@ def product_parameters(operator: NetworkOperator, product: Product) -> dict[str,
     return values
 
 
+def required_parameter(values: dict[str, timedelta | None], name: str) -> timedelta:
+    """A parameter of :func:`product_parameters` that always has a value (the notice
+    period and the ramp time; only the heartbeat interval may be none)."""
+    value = values[name]
+    if value is None:
+        raise ValueError(f"{name} has no value")
+    return value
+
+
 def _program_body(operator: NetworkOperator, product: Product,
                   values: dict[str, timedelta | None]) -> dict:
     return mapping.program_body(
         operator=operator.code, product_code=product.code,
-        notice_period=values["notice_period"], ramp_time=values["ramp_time"],
+        notice_period=required_parameter(values, "notice_period"),
+        ramp_time=required_parameter(values, "ramp_time"),
         quantity=product.quantity, setpoint_types=list(product.setpoint_types),
         heartbeat_interval=values["heartbeat_interval"],
         availability_paid=product.availability_paid)
@@ -127,7 +137,8 @@ def _checked_parameters(changes: dict) -> dict[str, str | None]:
     if not isinstance(changes, dict) or not changes:
         raise BadRequest("give at least one parameter to set: "
                          + ", ".join(PRODUCT_PARAMETERS))
-    errors, checked = [], {}
+    errors: list[str] = []
+    checked: dict[str, str | None] = {}
     for name, value in changes.items():
         if name not in PRODUCT_PARAMETERS:
             errors.append(f"{name}: unknown parameter; use one of "

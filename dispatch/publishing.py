@@ -1,18 +1,14 @@
-"""How the dispatch app writes OpenADR objects: as business logic (one caller), with
-request bodies validated by the 3.1 wire format first, so what the profile publishes is
-exactly what an OpenADR client could have sent."""
+"""How the dispatch app writes OpenADR objects: as business logic (``dispatch.identity``),
+with request bodies validated by the 3.1 wire format first, so what the profile publishes
+is exactly what an OpenADR client could have sent."""
 
 from __future__ import annotations
 
+from dispatch.identity import PROFILE_CALLER
 from vtn import services as vtn_services
-from vtn.api.serializers.v31 import Wire31
-from vtn.auth.caller import Caller
-from vtn.auth.scopes import ALL_SCOPES
 from vtn.models import Event, Program
+from vtn.wire.v31 import Wire31
 
-# The dispatch app acts on OpenADR objects as business logic.
-PROFILE_CALLER = Caller(client_id="gb-dispatch-profile", name="gb-dispatch-profile", role="bl",
-                        scopes=frozenset(ALL_SCOPES))
 WIRE = Wire31()
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import logging
 
+from dispatch import report_routing
 from vtn.models import Report
 
 logger = logging.getLogger(__name__)
@@ -16,8 +17,6 @@ def on_object_changed(sender, *, object_type: str, operation: str, instance, **k
         return
     if not isinstance(instance, Report):
         return
-    from dispatch import report_routing
-
     try:
         report_routing.route(instance)
     except Exception:  # the report is stored already; never fail the VEN's request

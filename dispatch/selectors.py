@@ -10,6 +10,7 @@ from django.db.models import Q, QuerySet
 from django.utils import timezone
 
 from dispatch import readings
+from dispatch.comms import sites_with_intervals
 from dispatch.models import (
     Acknowledgement,
     AvailabilityDeclaration,
@@ -23,8 +24,9 @@ from dispatch.models import (
     ReportIntake,
     SigningKey,
 )
+from dispatch.programs import product_parameter_settings
 from dispatch.rules import iso
-from vtn.api.problems import BadRequest, NotFound
+from vtn.errors import BadRequest, NotFound
 
 
 def find_unit(reference: str, *, fsp: str | None = None,
@@ -57,8 +59,6 @@ def find_operator(code: str) -> NetworkOperator:
 def product_parameter_rows() -> list:
     """Every operator product program with the parameters it applies (see
     :func:`dispatch.programs.product_parameter_settings`)."""
-    from dispatch.programs import product_parameter_settings
-
     return [product_parameter_settings(row.operator, row.product) for row in
             OperatorProgram.objects.select_related("operator", "product").order_by(
                 "operator__code", "product__code")]
@@ -127,8 +127,6 @@ def acknowledgement_state(acks: list[Acknowledgement]) -> dict:
 # --- comms --------------------------------------------------------------------------------------
 
 def sites() -> QuerySet[FspSite]:
-    from dispatch.comms import sites_with_intervals
-
     return sites_with_intervals().order_by("fsp__operator__code", "fsp__identifier", "name")
 
 

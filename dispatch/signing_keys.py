@@ -12,6 +12,7 @@ from django.utils import timezone
 
 from dispatch import programs, signing
 from dispatch.models import NetworkOperator, SigningKey
+from gbflex_profile import jose
 
 
 def _passphrase() -> bytes:
@@ -31,9 +32,9 @@ def signing_keys_usable() -> bool:
             "kid", "private_key_pem"):
         if kid not in _loadable_keys:
             try:
-                signing.load_private_key(pem, passphrase)
+                signing.unlock(pem, passphrase)
                 _loadable_keys[kid] = True
-            except (ValueError, TypeError, signing.SignatureError):
+            except (ValueError, TypeError):
                 return False  # not remembered: a corrected passphrase is seen at once
         if not _loadable_keys[kid]:
             return False
@@ -41,11 +42,10 @@ def signing_keys_usable() -> bool:
 
 
 def _new_signing_key(operator: NetworkOperator) -> SigningKey:
-    key = signing.generate_private_key()
-    kid = f"{operator.code.lower()}-{signing.thumbprint(key)[:16]}"
-    return SigningKey.objects.create(
-        operator=operator, kid=kid, private_key_pem=signing.private_key_pem(key, _passphrase()),
-        public_jwk=signing.public_jwk(key, kid))
+    new = signing.new_signing_key(operator.code, _passphrase())
+    return SigningKey.objects.create(operator=operator, kid=new.kid,
+                                     private_key_pem=new.private_key_pem,
+                                     public_jwk=new.public_jwk)
 
 
 @transaction.atomic
@@ -85,6 +85,5 @@ def rotate_signing_key(*, operator: str, now: datetime | None = None,
 def sign(operator: NetworkOperator, document: dict) -> tuple[str, SigningKey]:
     """``document`` signed (compact JWS) with the operator's current key, and that key."""
     key = active_signing_key(operator)
-    token = signing.sign(document, signing.load_private_key(key.private_key_pem, _passphrase()),
-                         key.kid)
+    token = jose.sign(document, signing.unlock(key.private_key_pem, _passphrase()), key.kid)
     return token, key

@@ -7,9 +7,9 @@ from datetime import datetime
 from django.db import transaction
 from django.utils import timezone
 
-from dispatch import registry, signing
 from dispatch.models import FspSite, SiteSigningKey
-from vtn.api.problems import BadRequest, Conflict, Forbidden, NotFound
+from gbflex_profile import jose
+from vtn.errors import BadRequest, Conflict, Forbidden, NotFound
 
 
 def site_of_client(client_id: str) -> FspSite:
@@ -23,25 +23,10 @@ def site_of_client(client_id: str) -> FspSite:
 
 def check_public_jwk(jwk: object) -> dict:
     """An Ed25519 public JWK (RFC 8037) with a kid; private material is refused."""
-    if not isinstance(jwk, dict):
-        raise BadRequest("jwk must be a JSON object")
-    if "d" in jwk:
-        raise BadRequest("jwk holds private key material ('d'); send only the public key")
-    if jwk.get("kty") != "OKP" or jwk.get("crv") != signing.CURVE:
-        raise BadRequest("jwk must be an Ed25519 key: kty OKP, crv Ed25519")
-    if jwk.get("alg", signing.ALGORITHM) != signing.ALGORITHM:
-        raise BadRequest(f"jwk alg must be {signing.ALGORITHM}")
-    kid = jwk.get("kid")
-    if not isinstance(kid, str) or not registry.IDENTIFIER.match(kid):
-        raise BadRequest("jwk kid must be 1-63 letters, digits, '.', '_' or '-'")
     try:
-        raw = signing.b64url_decode(str(jwk.get("x", "")))
-    except ValueError as exc:
-        raise BadRequest("jwk x is not base64url") from exc
-    if len(raw) != 32:
-        raise BadRequest("jwk x must be a 32-byte Ed25519 public key")
-    return {"kty": "OKP", "crv": signing.CURVE, "x": jwk["x"], "kid": kid, "use": "sig",
-            "alg": signing.ALGORITHM}
+        return jose.check_public_jwk(jwk)
+    except jose.JwkError as exc:
+        raise BadRequest(str(exc)) from exc
 
 
 @transaction.atomic

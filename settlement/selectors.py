@@ -8,7 +8,7 @@ from django.db.models import QuerySet
 
 from settlement import inputs
 from settlement.models import Statement
-from vtn.api.problems import NotFound
+from vtn.errors import NotFound
 
 
 def visible_statements(*, client_id: str, is_operator: bool) -> QuerySet[Statement]:

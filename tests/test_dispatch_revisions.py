@@ -10,8 +10,8 @@ from django.db import IntegrityError, transaction
 from dispatch import issuing, onboarding, programs, rules, selectors
 from dispatch.models import DispatchRevision
 from tests.fixtures.dispatch import hour, timing
-from vtn.api.problems import BadRequest, Conflict
 from vtn.append_only import AppendOnlyError
+from vtn.errors import BadRequest, Conflict
 from vtn.models import Event
 
 pytestmark = pytest.mark.django_db

@@ -15,7 +15,7 @@ from console.views.common import page, paged, staff
 from dispatch import onboarding, programs
 from dispatch import selectors as dispatch_selectors
 from dispatch.api.serializers import SiteSerializer
-from vtn.api.problems import Problem
+from vtn.errors import Problem
 
 # Each registry list: its FilterSet, and its own page parameter.
 LISTS = {"fsps": filters.FspFilter, "sites": filters.SiteFilter,

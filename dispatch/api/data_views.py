@@ -18,10 +18,11 @@ from dispatch.api.serializers import (
 )
 from dispatch.api.views import READ, OperatorView, _int, _time
 from dispatch.models import ReportIntake
-from vtn.api.problems import BadRequest
 from vtn.api.query_filters import filtered
+from vtn.auth.authentication import caller_of
 from vtn.auth.permissions import HasOperationScope
 from vtn.auth.scopes import READ_ALL, READ_VEN_OBJECTS
+from vtn.errors import BadRequest
 
 
 class MeterReadings(OperatorView):
@@ -48,8 +49,8 @@ class OperatorOrVen(BasePermission):
     message = "Only business-logic clients and FSP site VENs may read report intakes."
 
     def has_permission(self, request, view) -> bool:
-        return bool(getattr(request.user, "is_bl", False) or
-                    getattr(request.user, "is_ven", False))
+        return bool(getattr(caller_of(request), "is_bl", False) or
+                    getattr(caller_of(request), "is_ven", False))
 
 
 class ReportIntakes(APIView):
@@ -69,8 +70,8 @@ class ReportIntakes(APIView):
         responses={200: ReportIntakeSerializer(many=True)})
     def get(self, request: Request) -> Response:
         rows = filtered(ReportIntakeFilterSet, request.query_params, selectors.intakes())
-        if not getattr(request.user, "is_bl", False):
-            rows = rows.filter(site__ven__client_id=request.user.client_id)
+        if not getattr(caller_of(request), "is_bl", False):
+            rows = rows.filter(site__ven__client_id=caller_of(request).client_id)
         limit = _int(request, "limit", 50, 500)
         return Response(ReportIntakeSerializer(rows[:limit], many=True).data)
 

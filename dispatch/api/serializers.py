@@ -206,7 +206,7 @@ class RevisionSerializer(serializers.Serializer):
 
     @extend_schema_field(AcknowledgementSerializer(many=True))
     def get_acknowledgements(self, revision) -> list:
-        return AcknowledgementSerializer(self._acks(revision), many=True).data
+        return list(AcknowledgementSerializer(self._acks(revision), many=True).data)
 
 
 class CommsSerializer(serializers.Serializer):
@@ -259,12 +259,12 @@ class SiteSerializer(CommsSerializer):
 
     @extend_schema_field(SiteUnitSerializer(many=True))
     def get_units(self, site) -> list:
-        return SiteUnitSerializer(site.units.order_by("reference"), many=True).data
+        return list(SiteUnitSerializer(site.units.order_by("reference"), many=True).data)
 
     @extend_schema_field(CommsTransitionSerializer(many=True))
     def get_transitions(self, site) -> list:
         recent = list(site.transitions.order_by("-at", "-id")[:self.transition_count])
-        return CommsTransitionSerializer(list(reversed(recent)), many=True).data
+        return list(CommsTransitionSerializer(list(reversed(recent)), many=True).data)
 
 
 class DispatchSerializer(serializers.Serializer):
@@ -304,8 +304,8 @@ class DispatchSerializer(serializers.Serializer):
 
     @extend_schema_field(RevisionSerializer(many=True))
     def get_revisions(self, dispatch) -> list:
-        return RevisionSerializer(
-            dispatch.revisions.select_related("signing_key").order_by("number"), many=True).data
+        return list(RevisionSerializer(
+            dispatch.revisions.select_related("signing_key").order_by("number"), many=True).data)
 
 
 class DispatchHistorySerializer(DispatchSerializer):

@@ -8,7 +8,7 @@ from django import forms
 from django.db.models import QuerySet
 from django.utils.dateparse import parse_datetime
 
-from vtn.api.problems import BadRequest
+from vtn.errors import BadRequest
 
 
 class AwareDateTimeField(forms.Field):

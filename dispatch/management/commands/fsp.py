@@ -17,7 +17,7 @@ from dispatch.api.serializers import ProductParametersSerializer
 from dispatch.management.commands._common import decimal, dumps, iso_datetime, problem_error
 from dispatch.mapping import duration
 from dispatch.models import Product
-from vtn.api.problems import Problem
+from vtn.errors import Problem
 
 
 class Command(BaseCommand):

@@ -11,7 +11,7 @@ from django.core.management.base import BaseCommand, CommandError
 
 from settlement import inputs, services
 from settlement.api.serializers import StatementDocumentSerializer
-from vtn.api.problems import Problem
+from vtn.errors import Problem
 
 
 class Command(BaseCommand):
@@ -30,21 +30,21 @@ class Command(BaseCommand):
             month = services.Month.parse(options["month"])
         except Problem as exc:
             raise CommandError(exc.detail) from exc
-        contracts = inputs.contracts(operator=options["operator"] or "",
-                                     fsp=options["fsp"] or "",
-                                     contract=options["contract"] or "")
-        if not contracts:
+        chosen = inputs.contracts(operator=options["operator"] or "",
+                                  fsp=options["fsp"] or "",
+                                  contract=options["contract"] or "")
+        if not chosen:
             raise CommandError("no contract matches")
         tty = sys.stderr.isatty()
         results = []
-        for index, contract in enumerate(contracts, start=1):
+        for index, contract in enumerate(chosen, start=1):
             row = services.settle_month(contract=contract, month=month)
             if options["issue"] and row.status == row.Status.DRAFT:
                 row = services.issue(statement_id=row.pk)
             results.append(StatementDocumentSerializer(row).data)
             if tty:
-                done = int(30 * index / len(contracts))
-                sys.stderr.write(f"\r[{'#' * done}{'.' * (30 - done)}] {index}/{len(contracts)}"
+                done = int(30 * index / len(chosen))
+                sys.stderr.write(f"\r[{'#' * done}{'.' * (30 - done)}] {index}/{len(chosen)}"
                                  f" {contract.operator.code}/{contract.identifier}")
                 sys.stderr.flush()
         if tty:
