@@ -33,7 +33,7 @@ from settlement import statement
 from settlement.calc import money
 from settlement.calc.delivery import DeficiencyRule
 from settlement.calc.periods import london_day
-from settlement.models import SettlementTerms
+from settlement.models import DispatchSettlement, SettlementTerms
 from vtn import timing
 
 RUN, STOPS = STATUSES[1], STATUSES[2:]  # "run"; "stop", "emergency-stop"
@@ -81,8 +81,6 @@ def dispatch_by_id(dispatch_id: int) -> DispatchInstruction | None:
 def ended_dispatches(now: datetime, *, settled_since: datetime) -> list[DispatchInstruction]:
     """Dispatches whose service ended by ``now``, except those settled since
     ``settled_since``."""
-    from settlement.models import DispatchSettlement
-
     return list(DispatchInstruction.objects.select_related("contract", "unit").filter(
         service_end__lte=now).exclude(settlement__status=DispatchSettlement.Status.SETTLED,
                                       settlement__computed_at__gte=settled_since))
