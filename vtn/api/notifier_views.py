@@ -8,6 +8,8 @@ Without a broker configured every topic endpoint answers 404.
 
 from __future__ import annotations
 
+import ssl
+
 from rest_framework.request import Request
 from rest_framework.response import Response
 
@@ -25,7 +27,9 @@ class NotifierList(OpenADRView):
     scopes = {"GET": READ_ANY}
 
     def get(self, request: Request) -> Response:
-        return Response(offered_bindings())
+        peer = getattr(request._request, "client_cert", None)
+        pem = ssl.DER_cert_to_PEM_cert(peer.der) if peer is not None else ""
+        return Response(offered_bindings(pem))
 
 
 def _require_mqtt() -> None:
