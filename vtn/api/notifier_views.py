@@ -18,6 +18,7 @@ from vtn.api.problems import NotFound
 from vtn.api.views import OpenADRView
 from vtn.auth.scopes import READ_ALL, READ_TARGETS, READ_VEN_OBJECTS
 from vtn.notifiers import offered_bindings
+from vtn.signals import topics_discovered
 
 READ_ANY = frozenset({READ_ALL, READ_TARGETS, READ_VEN_OBJECTS})
 NO_MQTT = "This VTN does not offer the MQTT notifier binding."
@@ -73,6 +74,8 @@ class VenTopics(OpenADRView):
         _require_mqtt()
         if not selectors.vens(request.user).filter(pk=ven_id).exists():
             raise NotFound("No ven with this ID exists, or it is not visible to this client.")
+        topics_discovered.send(sender=VenTopics, client_id=request.user.client_id,
+                               ven_id=ven_id, object_type=self.object_type)
         if self.object_type is None:
             return Response(mqtt.topics(ven_id=ven_id, create=False))
         return Response(mqtt.topics(self.object_type, ven_id=ven_id))
