@@ -22,13 +22,13 @@ from django.utils import timezone
 
 from conformance.checks import DeliveryRecord, EchoRecord
 from conformance.models import TopicDiscovery
+from dispatch.identity import PROFILE_CALLER
 from dispatch.models import FspSite
-from dispatch.services import PROFILE_CALLER
 from vtn import services as vtn_services
 from vtn import webhooks
-from vtn.api.problems import Problem
-from vtn.api.serializers.v31 import Wire31
+from vtn.errors import Problem
 from vtn.models import Event, Subscription, WebhookDelivery
+from vtn.wire.v31 import Wire31
 
 logger = logging.getLogger(__name__)
 _WIRE = Wire31()

@@ -13,7 +13,7 @@ import logging
 import secrets
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -38,6 +38,7 @@ from dispatch.models import (
     ReportIntake,
     SigningKey,
 )
+from vtn.models import Event
 
 logger = logging.getLogger(__name__)
 ISSUER = "conformance"
@@ -189,7 +190,7 @@ class Context:
             for unit in self.units:
                 contract = unit.contracts.filter(product__code=code).select_related(
                     "product", "operator").first()
-                if no_notice(contract):
+                if contract is not None and no_notice(contract):
                     return unit, contract
         for unit in self.units:
             for contract in unit.contracts.select_related("product", "operator"):
@@ -302,8 +303,9 @@ class Context:
         if awaiting:
             self.log(f"ACTION REQUIRED: {awaiting['instruction']}")
         if self.run is not None:
-            self.run.awaiting = awaiting
-            retrying(lambda: self.run.save(update_fields=["awaiting"]))
+            run = self.run
+            run.awaiting = awaiting
+            retrying(lambda: run.save(update_fields=["awaiting"]))
 
     # -- evidence --
 
@@ -329,7 +331,7 @@ class Context:
                 max(candidates) if candidates else None, len(beats))
 
     def heartbeat_check(self, start: datetime, end: datetime,
-                        excluded: list[tuple[datetime, datetime]] = ()) -> Check:
+                        excluded: Sequence[tuple[datetime, datetime]] = ()) -> Check:
         heard, before, beats = self.heard(start, end)
         return checks.heartbeat_regular(heard=heard, start=start, end=end,
                                         interval_s=self.heartbeat_interval_s(),
@@ -566,9 +568,12 @@ def metering(ctx: Context) -> tuple[list[Check], dict]:
     return result, {"instruction": instruction, "meteringEventID": str(event.pk)}
 
 
-def _event_id(dispatch: DispatchInstruction) -> str:
+def _published_event(dispatch: DispatchInstruction) -> Event:
+    """The OpenADR event a dispatch was published as."""
     dispatch.refresh_from_db()
-    return str(dispatch.event_id)
+    if dispatch.event is None:
+        raise ScenarioError(f"dispatch {dispatch.reference} was not published as an event")
+    return dispatch.event
 
 
 def webhook(ctx: Context) -> tuple[list[Check], dict]:
@@ -584,8 +589,9 @@ def webhook(ctx: Context) -> tuple[list[Check], dict]:
     started = timezone.now()
     echoes = push.echo_checks(subscriptions)
     dispatch = ctx.issue(status="run")
-    event_id = _event_id(dispatch)
-    decoy = retrying(lambda: push.create_decoy(str(dispatch.event.program_id)))
+    event = _published_event(dispatch)
+    event_id = str(event.pk)
+    decoy = retrying(lambda: push.create_decoy(str(event.program_id)))
     ctx.log(f"decoy event {decoy.pk} for another VEN in the dispatch's program")
     issued_at = evidence.revisions(dispatch)[0].issued_at
     deadline = ctx.options.ack_deadline_s
