@@ -38,6 +38,7 @@ from dispatch.models import (
     ReportIntake,
     SigningKey,
 )
+from vtn import mqtt
 from vtn.models import Event
 
 logger = logging.getLogger(__name__)
@@ -616,8 +617,6 @@ def webhook(ctx: Context) -> tuple[list[Check], dict]:
 
 def mqtt_push(ctx: Context) -> tuple[list[Check], dict]:
     """MQTT (3.1): the VEN discovered its topics and wakes on a notification there."""
-    from vtn import mqtt
-
     if not mqtt.enabled():
         raise NotApplicable("this VTN offers no MQTT notifier (VTN_MQTT_BROKER_URL unset)")
     ven_id = str(ctx.site.ven_id)

@@ -39,7 +39,7 @@ from django.conf import settings
 from django.db import transaction
 
 from vtn import background
-from vtn.models import Client, Ven
+from vtn.models import Client, ClientCertificate, IssuedCertificate, Ven
 
 logger = logging.getLogger("vtn.mqtt")
 
@@ -64,8 +64,6 @@ def by_certificate() -> bool:
 def broker_usernames(client_id: str) -> list[str]:
     """The broker usernames of a client: its clientID, or (CERTIFICATE) the subjects of
     its bound certificates that are not revoked."""
-    from vtn.models import ClientCertificate, IssuedCertificate
-
     if not by_certificate():
         return [client_id]
     revoked = IssuedCertificate.objects.filter(revoked_at__isnull=False).values("sha256")
