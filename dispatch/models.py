@@ -7,6 +7,7 @@ events) are only ever written through ``vtn.services``. Acknowledgements attach 
 
 from __future__ import annotations
 
+from django.conf import settings
 from django.db import models
 
 from dispatch.registry import NETWORK_OPERATORS
@@ -23,6 +24,34 @@ class NetworkOperator(models.Model):
 
     def __str__(self) -> str:
         return self.code
+
+
+class OperatorGrant(models.Model):
+    """One network operator an operator-side identity may see and act for: an API client
+    (business logic) or a console user. An identity with no grant sees nothing; a shared
+    service company has one grant per operator it works for (see dispatch.scope)."""
+
+    client = models.ForeignKey("vtn.Client", on_delete=models.CASCADE, null=True, blank=True,
+                               related_name="operator_grants")
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, null=True,
+                             blank=True, related_name="operator_grants")
+    operator = models.CharField(max_length=16,
+                                choices=[(code, code) for code in NETWORK_OPERATORS])
+    created = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["operator", "id"]
+        constraints = [
+            models.UniqueConstraint(fields=["client", "operator"], name="one_grant_per_client"),
+            models.UniqueConstraint(fields=["user", "operator"], name="one_grant_per_user"),
+            models.CheckConstraint(
+                condition=models.Q(client__isnull=False, user__isnull=True) |
+                models.Q(client__isnull=True, user__isnull=False),
+                name="grant_names_client_or_user"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.client or self.user} -> {self.operator}"
 
 
 class Product(models.Model):

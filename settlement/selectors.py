@@ -8,18 +8,22 @@ from django.db.models import QuerySet
 
 from dispatch.models import FspSite
 from dispatch.rules import iso
+from dispatch.scope import Scope
 from settlement.models import Statement
 from settlement.services import Month
 from vtn.api.problems import BadRequest, NotFound
 
 
-def visible_statements(*, client_id: str, is_operator: bool) -> QuerySet[Statement]:
-    """Operators see every statement; an FSP site's VEN sees its own FSP's statements once
-    issued (drafts are the operator's working copies)."""
+def visible_statements(*, client_id: str, is_operator: bool,
+                       scope: Scope | None = None) -> QuerySet[Statement]:
+    """Operators see the statements of the operators in their ``scope`` (None: every one);
+    an FSP site's VEN sees its own FSP's statements once issued (drafts are the operator's
+    working copies)."""
     rows = Statement.objects.select_related("contract__operator", "contract__fsp",
                                             "contract__product")
     if is_operator:
-        return rows
+        return rows if scope is None else \
+            rows.filter(contract__operator__code__in=scope.operators)
     site = FspSite.objects.filter(ven__client_id=client_id).select_related("fsp").first()
     if site is None:
         return rows.none()
@@ -53,9 +57,17 @@ def filter_statements(rows: QuerySet[Statement],
     return rows.prefetch_related("disputes")
 
 
-def find_statement(statement_id: str, *, client_id: str, is_operator: bool) -> Statement:
-    rows = visible_statements(client_id=client_id, is_operator=is_operator)
+def find_statement(statement_id: str, *, client_id: str, is_operator: bool,
+                   scope: Scope | None = None) -> Statement:
+    """A statement the caller may see; any other is not found (an operator's reach outside
+    its scope is also written to the security log)."""
+    rows = visible_statements(client_id=client_id, is_operator=is_operator, scope=scope)
     found = rows.filter(pk=int(statement_id)).first() if statement_id.isdigit() else None
+    if found is None and scope is not None and is_operator and statement_id.isdigit():
+        hidden = Statement.objects.filter(pk=int(statement_id)).values_list(
+            "contract__operator__code", flat=True).first()
+        if hidden is not None:
+            scope.refuse(f"statement {statement_id}", hidden)
     if found is None:
         raise NotFound(f"no statement {statement_id}")
     return found

@@ -371,6 +371,10 @@ class SecurityEvent(models.Model):
         CERTIFICATE_REVOKED = "certificate_revoked"  # an operator revoked a certificate
         WEBHOOK_BROKEN = "webhook_broken"  # a subscription's callback failed every retry
         WEBHOOK_RESET = "webhook_reset"  # an operator reset a broken subscription
+        # An operator-side identity named an object of a network operator outside its scope
+        # (answered 404, as for an object that does not exist).
+        OUT_OF_SCOPE = "out_of_scope"
+        SCOPE_CHANGED = "scope_changed"  # an identity's network-operator scope was set
 
     time = models.DateTimeField(default=timezone.now, db_index=True)
     kind = models.CharField(max_length=32, choices=Kind.choices, db_index=True)

@@ -15,7 +15,7 @@ from dispatch.api.serializers import (
     MeterReadingSerializer,
     ReportIntakeSerializer,
 )
-from dispatch.api.views import READ, OperatorView, _int, _time
+from dispatch.api.views import READ, OperatorView, _int, _time, operator_scope
 from dispatch.models import ReportIntake
 from vtn.api.problems import BadRequest
 from vtn.auth.permissions import HasOperationScope
@@ -45,7 +45,7 @@ class MeterReadings(OperatorView):
             reading_type=query.get("type"), start=_time(request, "from"),
             end=_time(request, "to"), history=query.get("history") == "true")
         skip, limit = _int(request, "skip", 0, 2**31 - 1), _int(request, "limit", 500, 5000)
-        rows = selectors.meter_readings(filters)[skip:skip + limit]
+        rows = selectors.meter_readings(filters, self.scope(request))[skip:skip + limit]
         return Response([selectors.reading_as_dict(row) for row in rows])
 
 
@@ -74,9 +74,11 @@ class ReportIntakes(APIView):
         responses={200: ReportIntakeSerializer(many=True)})
     def get(self, request: Request) -> Response:
         query = request.query_params
+        is_operator = getattr(request.user, "is_bl", False)
         rows = selectors.intakes(operator=query.get("operator"), fsp=query.get("fsp"),
-                                 kind=query.get("kind"))
-        if not getattr(request.user, "is_bl", False):
+                                 kind=query.get("kind"),
+                                 scope=operator_scope(request) if is_operator else None)
+        if not is_operator:
             rows = rows.filter(site__ven__client_id=request.user.client_id)
         if query.get("report"):
             rows = rows.filter(report_id=query["report"])
@@ -100,5 +102,6 @@ class ContractAvailability(OperatorView):
             raise BadRequest("from and to are required")
         if not start < end or (end - start).days > 93:
             raise BadRequest("to must be after from, by at most 93 days")
-        contract = selectors.find_contract(identifier, operator=operator)
+        contract = selectors.find_contract(identifier, operator=operator,
+                                           scope=self.scope(request))
         return Response(selectors.availability(contract, start, end))

@@ -14,7 +14,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from dispatch import audit, selectors, services
+from dispatch import audit, scope, selectors, services
 from dispatch.api.serializers import (
     AuditExportSerializer,
     DispatchSerializer,
@@ -32,6 +32,7 @@ from dispatch.models import CommsState, SiteSigningKey
 from dispatch.rules import STATUSES
 from vtn import idempotency
 from vtn.api.problems import BadRequest, Forbidden
+from vtn.auth import mtls
 from vtn.auth.permissions import HasOperationScope
 from vtn.auth.scopes import READ_ALL, READ_VEN_OBJECTS, WRITE_EVENTS, WRITE_REPORTS
 
@@ -50,10 +51,19 @@ class OperatorView(APIView):
     permission_classes = [HasOperationScope, IsBusinessLogic]
 
     @staticmethod
+    def scope(request: Request) -> scope.Scope:
+        """The network operators the calling client may see and act for."""
+        return operator_scope(request)
+
+    @staticmethod
     def parse(serializer_class, request: Request) -> dict:
         serializer = serializer_class(data=request.data)
         serializer.is_valid(raise_exception=True)
         return serializer.validated_data
+
+
+def operator_scope(request: Request) -> scope.Scope:
+    return scope.for_client(request.user.client_id, mtls.client_address(request))
 
 
 def _time(request: Request, name: str):
@@ -95,7 +105,7 @@ class DispatchList(OperatorView):
             status=query.get("status"), product=query.get("product"),
             active_from=_time(request, "from"), active_to=_time(request, "to"))
         skip, limit = _int(request, "skip", 0, 2**31 - 1), _int(request, "limit", 50, 200)
-        rows = selectors.dispatches(filters)[skip:skip + limit]
+        rows = selectors.dispatches(filters, self.scope(request))[skip:skip + limit]
         return Response([selectors.dispatch_as_dict(row) for row in rows])
 
     @extend_schema(summary="Issue a dispatch (revision 1)", request=IssueSerializer,
@@ -103,7 +113,7 @@ class DispatchList(OperatorView):
     def post(self, request: Request) -> Response:
         data = self.parse(IssueSerializer, request)
         unit = selectors.find_unit(data["unit"], fsp=data.get("fsp"),
-                                   operator=data.get("operator"))
+                                   operator=data.get("operator"), scope=self.scope(request))
         product = services.find_product(data["product"]) if data.get("product") else None
         default_type = (product.setpoint_types[0] if product else
                         _default_setpoint_type(unit, data.get("contract")))
@@ -132,7 +142,8 @@ class DispatchDetail(OperatorView):
     @extend_schema(summary="A dispatch with its full revision history",
                    responses={200: DispatchSerializer})
     def get(self, request: Request, operator: str, reference: str) -> Response:
-        dispatch = selectors.find_dispatch(reference, operator=operator)
+        dispatch = selectors.find_dispatch(reference, operator=operator,
+                                           scope=self.scope(request))
         return Response(selectors.dispatch_as_dict(dispatch, history=True))
 
 
@@ -143,7 +154,8 @@ class DispatchRevisions(OperatorView):
                    request=ReviseSerializer, responses={201: DispatchSerializer})
     def post(self, request: Request, operator: str, reference: str) -> Response:
         data = self.parse(ReviseSerializer, request)
-        dispatch = selectors.find_dispatch(reference, operator=operator)
+        dispatch = selectors.find_dispatch(reference, operator=operator,
+                                           scope=self.scope(request))
         timings = None
         if "serviceTimings" in data:
             timings = timings_from(data["serviceTimings"],
@@ -166,7 +178,8 @@ class DispatchStop(OperatorView):
                    responses={201: DispatchSerializer})
     def post(self, request: Request, operator: str, reference: str) -> Response:
         data = self.parse(StopSerializer, request)
-        dispatch = selectors.find_dispatch(reference, operator=operator)
+        dispatch = selectors.find_dispatch(reference, operator=operator,
+                                           scope=self.scope(request))
         services.stop_dispatch(dispatch=dispatch, emergency=self.emergency,
                                expected_revision=data.get("expectedRevision"),
                                issued_by=request.user.client_id, reason=data["reason"])
@@ -191,7 +204,7 @@ class ProductParameters(OperatorView):
                            "values, or the product's defaults)",
                    responses={200: ProductParametersSerializer})
     def get(self, request: Request, operator: str, product: str) -> Response:
-        found = selectors.find_operator(operator)
+        found = selectors.find_operator(operator, scope=self.scope(request))
         return Response(services.product_parameters_as_dict(
             found, services.find_product(product)))
 
@@ -202,7 +215,8 @@ class ProductParameters(OperatorView):
     def put(self, request: Request, operator: str, product: str) -> Response:
         data = self.parse(ProductParametersRequestSerializer, request)
         return Response(services.set_product_parameters(
-            operator=selectors.find_operator(operator).code, product=product,
+            operator=selectors.find_operator(operator, scope=self.scope(request)).code,
+            product=product,
             changes=data["parameters"], changed_by=request.user.client_id,
             reason=data["reason"]))
 
@@ -214,7 +228,8 @@ class DispatchAuditExport(OperatorView):
                            "`python -m dispatch.audit_chain verify FILE`)",
                    responses={200: AuditExportSerializer})
     def get(self, request: Request, operator: str, reference: str) -> Response:
-        dispatch = selectors.find_dispatch(reference, operator=operator)
+        dispatch = selectors.find_dispatch(reference, operator=operator,
+                                           scope=self.scope(request))
         return Response(audit.export(dispatch))
 
 
@@ -228,7 +243,7 @@ class SiteList(OperatorView):
                    responses={200: SiteSerializer(many=True)})
     def get(self, request: Request) -> Response:
         query = request.query_params
-        rows = selectors.sites()
+        rows = selectors.sites(self.scope(request))
         if query.get("operator"):
             rows = rows.filter(fsp__operator__code=query["operator"].upper())
         if query.get("fsp"):

@@ -13,6 +13,8 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from dispatch import selectors as dispatch_selectors
+from dispatch.api.views import operator_scope
+from dispatch.scope import Scope
 from settlement import exports, selectors, services
 from settlement.models import Statement
 from vtn.api.problems import BadRequest
@@ -24,6 +26,16 @@ READ = frozenset({READ_ALL, READ_VEN_OBJECTS})
 
 def _operator(request: Request) -> bool:
     return bool(getattr(request.user, "is_bl", False))
+
+
+def _scope(request: Request) -> Scope | None:
+    """An operator client's network operators (an FSP's VEN is narrowed by its own FSP)."""
+    return operator_scope(request) if _operator(request) else None
+
+
+def _statement(request: Request, statement_id: str) -> Statement:
+    return selectors.find_statement(statement_id, client_id=request.user.client_id,
+                                    is_operator=_operator(request), scope=_scope(request))
 
 
 class OperatorOrVen(BasePermission):
@@ -105,7 +117,8 @@ class StatementList(APIView):
         query = request.query_params
         rows = selectors.filter_statements(
             selectors.visible_statements(client_id=request.user.client_id,
-                                         is_operator=_operator(request)),
+                                         is_operator=_operator(request),
+                                         scope=_scope(request)),
             selectors.StatementFilters(**{name: query.get(name, "") for name in (
                 "month", "operator", "fsp", "contract", "status")}))
         return Response([selectors.statement_as_dict(row) for row in rows[:500]])
@@ -116,7 +129,8 @@ class StatementList(APIView):
         if not _operator(request):
             self.permission_denied(request, message=IsOperator.message)
         data = _parse(ComputeSerializer, request)
-        contract = dispatch_selectors.find_contract(data["contract"], operator=data["operator"])
+        contract = dispatch_selectors.find_contract(data["contract"], operator=data["operator"],
+                                                    scope=_scope(request))
         row = services.settle_month(contract=contract, month=services.Month.parse(data["month"]))
         return Response(selectors.statement_as_dict(row, document=True))
 
@@ -128,8 +142,7 @@ class StatementDetail(APIView):
     @extend_schema(summary="One statement with its document",
                    responses={200: StatementSerializer})
     def get(self, request: Request, statement_id: str) -> Response:
-        row = selectors.find_statement(statement_id, client_id=request.user.client_id,
-                                       is_operator=_operator(request))
+        row = _statement(request, statement_id)
         return Response(selectors.statement_as_dict(row, document=True))
 
 
@@ -147,8 +160,7 @@ class StatementExport(APIView):
         fmt = request.query_params.get("format", "json")
         if fmt not in self.FORMATS:
             raise BadRequest(f"format must be one of {', '.join(self.FORMATS)}")
-        row = selectors.find_statement(statement_id, client_id=request.user.client_id,
-                                       is_operator=_operator(request))
+        row = _statement(request, statement_id)
         content_type, render = self.FORMATS[fmt]
         response = HttpResponse(render(row.document), content_type=content_type)
         name = f"{row.contract.operator.code}-{row.contract.identifier}-{row.month:%Y-%m}" \
@@ -167,8 +179,7 @@ class StatementAction(APIView):
         raise NotImplementedError
 
     def post(self, request: Request, statement_id: str) -> Response:
-        row = selectors.find_statement(statement_id, client_id=request.user.client_id,
-                                       is_operator=_operator(request))
+        row = _statement(request, statement_id)
         done = self.act(request, row)
         done.refresh_from_db()
         return Response(selectors.statement_as_dict(done))

@@ -19,6 +19,8 @@ from django.db import transaction
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from console.permissions import ROLES, role_of
+from dispatch import scope
+from dispatch.registry import RegistryError
 
 
 class Command(BaseCommand):
@@ -33,6 +35,10 @@ class Command(BaseCommand):
         create.add_argument("--username", required=True)
         create.add_argument("--role", required=True, choices=ROLES)
         create.add_argument("--email", default="")
+        create.add_argument("--operator", action="append", default=[], dest="operators",
+                            help="network operator code the user works for (repeat for a "
+                                 "shared service company); none: the user sees nothing until "
+                                 "`manage.py operator_scope set --user ...`")
         sub.add_parser("list", help="every console user with role, state and last login")
         set_role = sub.add_parser("set-role", help="change a user's role")
         set_role.add_argument("--username", required=True)
@@ -67,20 +73,26 @@ class Command(BaseCommand):
                 if user.is_active else None, "active": user.is_active,
                 "roles": sorted(user.groups.filter(name__in=ROLES).values_list("name",
                                                                               flat=True)),
+                "operators": sorted(scope.operators_of_user(user)),
                 "totp_devices": TOTPDevice.objects.filter(user=user, confirmed=True).count(),
                 "last_login": user.last_login.isoformat() if user.last_login else None}
 
     @transaction.atomic
-    def _create(self, *, username: str, role: str, email: str, **_) -> dict:
+    def _create(self, *, username: str, role: str, email: str, operators: list[str],
+                **_) -> dict:
         users = get_user_model().objects
         if users.filter(username=username).exists():
             raise CommandError(f"a user {username!r} already exists")
         password = secrets.token_urlsafe(18)
         user = users.create_user(username=username, email=email, password=password)
         self._assign_role(user, role)
+        try:
+            codes = scope.set_operators(user=user, operators=operators, changed_by="cli")
+        except RegistryError as exc:
+            raise CommandError(str(exc)) from exc
         device = TOTPDevice.objects.create(user=user, name="console", confirmed=True)
         return {"username": username, "role": role, "email": email, "password": password,
-                "otpauth_uri": device.config_url}
+                "operators": codes, "otpauth_uri": device.config_url}
 
     def _list(self, **_) -> list[dict]:
         users = get_user_model().objects.filter(groups__name__in=ROLES).distinct()
