@@ -11,6 +11,7 @@ from datetime import datetime, timedelta
 from django.db.models import QuerySet
 from django.utils import timezone
 
+from dispatch import alerts as alerts_selectors
 from dispatch import selectors as dispatch_selectors
 from dispatch.models import (
     Acknowledgement,
@@ -141,7 +142,9 @@ def dashboard(now: datetime | None = None, *, scope: Scope) -> dict:
             "upcoming": upcoming_dispatches(now, scope),
             "outstanding": outstanding_acknowledgements(now, scope),
             "certificates": expiring_certificates(), "alerts": alerts(sites, now, scope),
-            "vtn_outages": vtn_outages(now)}
+            "vtn_outages": vtn_outages(now),
+            "operator_alerts": list(alerts_selectors.visible(scope.operators).filter(
+                raised_at__gte=now - RECENT)[:20])}
 
 
 def vtn_outages(now: datetime, days: int = 7) -> list[dict]:

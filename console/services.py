@@ -174,14 +174,16 @@ def preview_issue(**arguments) -> tuple[list[str], dict | None]:
 
 def issue_arguments(*, unit: DispatchUnit, product: Product, start: datetime, end: datetime,
                     kw: Decimal, setpoint_type: str, status: str, urgency: str,
-                    reference: str, staff: str, reason: str = "") -> dict:
+                    reference: str, staff: str, reason: str = "",
+                    confirm_comms_loss: bool = False) -> dict:
     """The ``issue_dispatch`` arguments of a console form: one setpoint of ``kw`` held from
     the service start to its end."""
     return {"unit": unit, "product": product, "service_start": start, "service_end": end,
             "timings": [rules.Timing(setpoint_time=start, volume=kw,
                                      setpoint_type=setpoint_type)],
             "status": status, "urgency": urgency or None, "reference": reference,
-            "issued_by": f"console:{staff}", "reason": reason}
+            "issued_by": f"console:{staff}", "reason": reason,
+            "confirm_comms_loss": confirm_comms_loss}
 
 
 def new_reference() -> str:

@@ -112,6 +112,12 @@ def _transition(site: FspSite, to: str, now: datetime, detail: str) -> CommsTran
     site.comms_state = to
     site.comms_changed = now
     DispatchUnit.objects.filter(site=site).update(comms_state=to)
+    # Consequences: an entry in the audit chain and an alert to the operator.
+    from dispatch import alerts, audit
+
+    if CommsState.COMMS_LOST in (change.from_state, change.to_state):
+        audit.record_comms_change(change)
+        alerts.on_comms_transition(change)
     return change
 
 

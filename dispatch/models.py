@@ -7,6 +7,8 @@ events) are only ever written through ``vtn.services``. Acknowledgements attach 
 
 from __future__ import annotations
 
+import uuid
+
 from django.conf import settings
 from django.db import models
 
@@ -222,6 +224,14 @@ class Contract(models.Model):
         help_text="contracted capacity across the units; null: the sum of their capacities")
     baseline_method = models.CharField(max_length=64, blank=True,
                                        help_text="name of the settlement baseline method")
+
+    class CommsLoss(models.TextChoices):
+        UNAVAILABLE = "unavailable"  # no availability payment while the site is comms lost
+        AS_DECLARED = "as_declared"  # paid as declared, comms lost or not
+
+    comms_loss_availability = models.CharField(
+        max_length=16, choices=CommsLoss.choices, default=CommsLoss.UNAVAILABLE,
+        help_text="how periods in which a unit's site is comms lost count for availability")
     created = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -411,6 +421,9 @@ class AuditEntry(models.Model):
     class Kind(models.TextChoices):
         REVISION_ISSUED = "revision_issued"
         ACK_RECORDED = "ack_recorded"
+        COMMS_CHANGED = "comms_changed"  # a site was marked comms lost or back online
+        # A dispatch was issued to a unit whose site was comms lost, confirmed by its issuer.
+        COMMS_LOSS_CONFIRMED = "comms_loss_confirmed"
 
     sequence = models.PositiveBigIntegerField(unique=True)
     time = models.DateTimeField()
@@ -582,3 +595,53 @@ class AvailabilityDeclaration(models.Model):
 
     def __str__(self) -> str:
         return f"{self.unit} {self.available_kw} kW from {self.start:%Y-%m-%dT%H:%MZ}"
+
+
+class OperatorAlertHook(models.Model):
+    """Where an operator's own systems take its alerts (an HTTPS webhook)."""
+
+    operator = models.OneToOneField(NetworkOperator, on_delete=models.CASCADE,
+                                    related_name="alert_hook")
+    url = models.CharField(max_length=2000)
+    bearer_token = models.CharField(max_length=512, blank=True)
+    enabled = models.BooleanField(default=True)
+    updated = models.DateTimeField(auto_now=True)
+
+    def __str__(self) -> str:
+        return f"{self.operator} alerts to {self.url}"
+
+
+class OperatorAlert(models.Model):
+    """One alert for an operator (shown in the console) and its delivery to the operator's
+    webhook, if it configured one (see dispatch.alerts)."""
+
+    class Kind(models.TextChoices):
+        COMMS_LOST = "comms_lost"
+        COMMS_RESTORED = "comms_restored"
+        DISPATCH_IN_COMMS_LOSS = "dispatch_in_comms_loss"
+
+    class Delivery(models.TextChoices):
+        NO_WEBHOOK = "no_webhook"  # shown in the console only
+        PENDING = "pending"
+        DELIVERED = "delivered"
+        FAILED = "failed"  # every retry failed
+
+    operator = models.ForeignKey(NetworkOperator, on_delete=models.PROTECT,
+                                 related_name="alerts")
+    kind = models.CharField(max_length=32, choices=Kind.choices)
+    site = models.ForeignKey(FspSite, on_delete=models.CASCADE, null=True, blank=True,
+                             related_name="alerts")
+    raised_at = models.DateTimeField(db_index=True)
+    body = models.JSONField()
+    notification_id = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
+    delivery = models.CharField(max_length=16, choices=Delivery.choices, db_index=True)
+    attempts = models.PositiveIntegerField(default=0)
+    next_attempt_at = models.DateTimeField(null=True, blank=True)
+    delivered_at = models.DateTimeField(null=True, blank=True)
+    last_error = models.CharField(max_length=512, blank=True)
+
+    class Meta:
+        ordering = ["-raised_at", "-id"]
+
+    def __str__(self) -> str:
+        return f"{self.operator} {self.kind} {self.raised_at:%Y-%m-%dT%H:%M:%SZ}"

@@ -22,6 +22,7 @@ from django.utils import timezone
 from dispatch import acks, audit, fsp_events, mapping, registry, rules, signing
 from dispatch.models import (
     Acknowledgement,
+    CommsState,
     Contract,
     DispatchInstruction,
     DispatchRevision,
@@ -321,10 +322,17 @@ def create_contract(*, operator: str, identifier: str, fsp: str, product: str,
                     availability_price: Decimal = Decimal(0),
                     utilisation_price: Decimal = Decimal(0),
                     baseline_method: str = "",
-                    capacity_kw: Decimal | None = None) -> Contract:
+                    capacity_kw: Decimal | None = None,
+                    comms_loss_availability: str = Contract.CommsLoss.UNAVAILABLE
+                    ) -> Contract:
     """A contract of ``operator`` with an FSP for one product and some of its units.
     Prices are GBP: availability per MW per hour, utilisation per MWh; ``capacity_kw`` is
-    the contracted capacity across the units (None: the sum of their capacities)."""
+    the contracted capacity across the units (None: the sum of their capacities);
+    ``comms_loss_availability`` says how time in comms loss counts for availability
+    (``unavailable``: not paid, the default; ``as_declared``: paid as declared)."""
+    if comms_loss_availability not in Contract.CommsLoss.values:
+        raise BadRequest("comms loss availability must be one of "
+                         f"{', '.join(Contract.CommsLoss.values)}")
     op = ensure_operator(operator)
     try:
         registry.check_identifier(identifier, "contract id")
@@ -357,7 +365,8 @@ def create_contract(*, operator: str, identifier: str, fsp: str, product: str,
         operator=op, identifier=identifier, fsp=fsp_row, product=product_row,
         service_windows=windows, availability_price=Decimal(availability_price),
         utilisation_price=Decimal(utilisation_price), baseline_method=baseline_method,
-        capacity_kw=None if capacity_kw is None else Decimal(capacity_kw))
+        capacity_kw=None if capacity_kw is None else Decimal(capacity_kw),
+        comms_loss_availability=comms_loss_availability)
     contract.units.set(unit_rows)
     ensure_program(op, product_row)
     return contract
@@ -531,11 +540,15 @@ def issue_dispatch(*, unit: DispatchUnit, service_start: datetime, service_end: 
                    timings: list[rules.Timing], product: Product | None = None,
                    contract: str | None = None, reference: str | None = None,
                    status: str = "run", urgency: str | None = None, issued_by: str = "",
-                   reason: str = "", now: datetime | None = None) -> DispatchInstruction:
+                   reason: str = "", now: datetime | None = None,
+                   confirm_comms_loss: bool = False) -> DispatchInstruction:
     """Issue a new dispatch (revision 1) to ``unit`` under its contract for ``product``.
 
     Times are aware datetimes (kept in UTC, whole seconds); ``reference`` (the NO dispatch
-    reference) is generated when not given and is unique per operator.
+    reference) is generated when not given and is unique per operator. When the unit's
+    site is comms lost the dispatch is refused (409 naming the site) unless the issuer
+    confirms it with ``confirm_comms_loss``; a confirmed one is recorded in the audit
+    chain and alerted to the operator.
     """
     if status not in ("pre-notify", "run"):
         raise BadRequest("a new dispatch has status pre-notify or run")
@@ -572,13 +585,36 @@ def issue_dispatch(*, unit: DispatchUnit, service_start: datetime, service_end: 
                          windows=_windows(found))
     if errors:
         raise BadRequest("The dispatch does not satisfy the product's rules.", errors=errors)
+    lost = sites_in_comms_loss(unit)
+    if lost and not confirm_comms_loss:
+        raise Conflict(COMMS_LOSS_WARNING + ", ".join(lost), errors=[
+            f"site {site} is in comms loss: confirm to issue the dispatch anyway"
+            for site in lost])
     try:
         with transaction.atomic():
             instruction.save()
     except IntegrityError as exc:
         raise Conflict(f"{operator.code} already has a dispatch {reference!r}") from exc
     _publish(instruction, draft, None, issued_by=issued_by, reason=reason)
+    if lost:
+        from dispatch import alerts
+
+        with transaction.atomic():
+            audit.record_comms_loss_confirmed(instruction, issued_by=issued_by, sites=lost)
+            alerts.on_dispatch_in_comms_loss(instruction, issued_by=issued_by)
     return instruction
+
+
+COMMS_LOSS_WARNING = ("The unit's site is in comms loss: the FSP may not receive this "
+                      "dispatch. Confirm to issue it anyway (confirmCommsLoss). Sites: ")
+
+
+def sites_in_comms_loss(unit: DispatchUnit) -> list[str]:
+    """The unit's site, as OP/FSP/SITE, when it is comms lost (else empty)."""
+    site = FspSite.objects.select_related("fsp__operator").get(pk=unit.site_id)
+    if site.comms_state != CommsState.COMMS_LOST:
+        return []
+    return [f"{site.fsp.operator.code}/{site.fsp.identifier}/{site.name}"]
 
 
 def _normalised(timings: list[rules.Timing]) -> list[rules.Timing]:

@@ -70,7 +70,7 @@ def issue(request: HttpRequest) -> HttpResponse:
         unit=data["unit"], product=data["product"], start=data["start"], end=data["end"],
         kw=data["kw"], setpoint_type=data["setpoint_type"], status=data["status"],
         urgency=data["urgency"], reference=reference, staff=staff(request),
-        reason=data["reason"])
+        reason=data["reason"], confirm_comms_loss=data["confirm_comms_loss"])
     if request.POST.get("step") == "confirm":
         try:
             dispatch = dispatch_services.issue_dispatch(**arguments)

@@ -87,6 +87,9 @@ class IssueSerializer(serializers.Serializer):
         many=True, required=False, help_text="required, except for a product that turns to "
         "zero by default (MW_DISPATCH: absent means absolute 0 from serviceStart)")
     reason = reason_field()
+    confirmCommsLoss = serializers.BooleanField(
+        default=False, help_text="issue even though the unit's site is in comms loss "
+                                 "(otherwise 409 naming the site)")
 
 
 class ReviseSerializer(serializers.Serializer):

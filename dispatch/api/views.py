@@ -123,7 +123,8 @@ class DispatchList(OperatorView):
             service_end=data["serviceEnd"], status=data["status"],
             urgency=data.get("urgency"),
             timings=timings_from(data.get("serviceTimings", []), default_type),
-            issued_by=request.user.client_id, reason=data["reason"])
+            issued_by=request.user.client_id, reason=data["reason"],
+            confirm_comms_loss=data["confirmCommsLoss"])
         return Response(selectors.dispatch_as_dict(dispatch, history=True),
                         status=status.HTTP_201_CREATED)
 

@@ -66,6 +66,10 @@ class Command(BaseCommand):
         contract.add_argument("--baseline", default="", help="baseline method name")
         contract.add_argument("--capacity-kw", type=decimal, default=None,
                               help="contracted capacity (default: the units' capacities)")
+        contract.add_argument("--comms-loss", dest="comms_loss_availability",
+                              choices=["unavailable", "as_declared"], default="unavailable",
+                              help="availability while a unit's site is comms lost: not paid "
+                                   "(default) or paid as declared")
 
         products = sub.add_parser(
             "products", help="the products and their parameters as JSON",
@@ -121,7 +125,8 @@ class Command(BaseCommand):
             service_windows=options["window"],
             availability_price=options["availability_price"],
             utilisation_price=options["utilisation_price"], baseline_method=options["baseline"],
-            capacity_kw=options["capacity_kw"])
+            capacity_kw=options["capacity_kw"],
+            comms_loss_availability=options["comms_loss_availability"])
         return {"operator": contract.operator.code, "id": contract.identifier,
                 "fsp": contract.fsp.identifier, "product": contract.product.code,
                 "units": sorted(contract.units.values_list("reference", flat=True)),
@@ -129,7 +134,8 @@ class Command(BaseCommand):
                 "availability_price_gbp_per_mw_h": str(contract.availability_price),
                 "utilisation_price_gbp_per_mwh": str(contract.utilisation_price),
                 "baseline_method": contract.baseline_method,
-                "capacity_kw": None if contract.capacity_kw is None else str(contract.capacity_kw)}
+                "capacity_kw": None if contract.capacity_kw is None else str(contract.capacity_kw),
+                "comms_loss_availability": contract.comms_loss_availability}
 
     def _products(self, **options) -> list | dict:
         operator, product, changes = options["operator"], options["product"], options["set"]
