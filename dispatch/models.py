@@ -465,6 +465,9 @@ class HeartbeatRecord(models.Model):
     report_id = models.CharField(max_length=128, db_index=True)
     client_id = models.CharField(max_length=128)
     units = models.JSONField(default=dict, blank=True)
+    # The agent's local log of an outage it rode out (payload GB_OFFLINE_LOG), sent with
+    # its first heartbeat-event report once the VTN was reachable again; null otherwise.
+    offline_log = models.JSONField(null=True, blank=True)
 
     class Meta:
         ordering = ["received_at", "id"]

@@ -261,6 +261,9 @@ def site_as_dict(site: FspSite, *, transitions: int = 20) -> dict:
         "transitions": [{"from": t.from_state, "to": t.to_state, "at": iso(t.at),
                          "lastSeen": iso(t.last_seen) if t.last_seen else None,
                          "detail": t.detail} for t in reversed(recent)],
+        "offlineLogs": [record.offline_log | {"receivedAt": iso(record.received_at)}
+                        for record in site.heartbeats.filter(offline_log__isnull=False)
+                        .order_by("-received_at", "-id")[:5]],
     }
 
 

@@ -20,6 +20,9 @@ from ven_client import jcs, jose
 
 SETPOINT_FIELDS = ("setpointTime", "volume", "units", "setpointType")
 STOPS = ("STOP", "EMERGENCY_STOP")
+# Report payload of the agent's local log of an outage (one JSON document as a string),
+# sent on the FSP's heartbeat event after the VTN is reachable again.
+OFFLINE_LOG = "GB_OFFLINE_LOG"
 PRIORITY = {"EMERGENCY": 0, "WARNING": 1, "ADVISORY": 2}
 SETPOINT_PAYLOAD = {"ABSOLUTE": "DISPATCH_SETPOINT", "DELTA": "DISPATCH_SETPOINT_RELATIVE"}
 
