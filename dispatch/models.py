@@ -134,6 +134,9 @@ class Fsp(models.Model):
     operator = models.ForeignKey(NetworkOperator, on_delete=models.PROTECT, related_name="fsps")
     identifier = models.CharField(max_length=63)
     name = models.CharField(max_length=128, blank=True)
+    # The FSP's own reference, the same on its registrations with every operator, so its
+    # staff see them together (empty: this registration stands alone).
+    reference = models.CharField(max_length=63, blank=True, db_index=True)
     created = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -648,3 +651,30 @@ class OperatorAlert(models.Model):
 
     def __str__(self) -> str:
         return f"{self.operator} {self.kind} {self.raised_at:%Y-%m-%dT%H:%M:%SZ}"
+
+
+class FspStaffGrant(models.Model):
+    """An FSP back-office identity: an API client (role ``fsp``) or a user, for one FSP
+    registration (one operator). It reaches that registration and every other one with the
+    same FSP reference. ``commercial`` may also accept or dispute statements."""
+
+    class Role(models.TextChoices):
+        READ_ONLY = "read_only"
+        COMMERCIAL = "commercial"
+
+    client = models.OneToOneField("vtn.Client", on_delete=models.CASCADE, null=True,
+                                  blank=True, related_name="fsp_grant")
+    user = models.OneToOneField(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, null=True,
+                                blank=True, related_name="fsp_grant")
+    fsp = models.ForeignKey(Fsp, on_delete=models.CASCADE, related_name="staff")
+    role = models.CharField(max_length=16, choices=Role.choices)
+    created = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [models.CheckConstraint(
+            condition=models.Q(client__isnull=False, user__isnull=True) |
+            models.Q(client__isnull=True, user__isnull=False),
+            name="fsp_grant_names_client_or_user")]
+
+    def __str__(self) -> str:
+        return f"{self.client or self.user} -> {self.fsp} ({self.role})"

@@ -207,6 +207,9 @@ class Client(models.Model):
     class Role(models.TextChoices):
         BL = "bl", "Business logic"
         VEN = "ven", "VEN"
+        # An FSP's back office: reads its FSP's sites, dispatches and statements and (with
+        # the commercial role) answers statements; no OpenADR scope.
+        FSP = "fsp", "FSP back office"
 
     application = models.OneToOneField(
         settings.OAUTH2_PROVIDER_APPLICATION_MODEL, on_delete=models.CASCADE,

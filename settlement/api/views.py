@@ -12,6 +12,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from dispatch import fsp_office
 from dispatch import selectors as dispatch_selectors
 from dispatch.api.views import operator_scope
 from dispatch.scope import Scope
@@ -19,9 +20,15 @@ from settlement import exports, selectors, services
 from settlement.models import Statement
 from vtn.api.problems import BadRequest
 from vtn.auth.permissions import HasOperationScope
-from vtn.auth.scopes import READ_ALL, READ_VEN_OBJECTS, WRITE_EVENTS, WRITE_REPORTS
+from vtn.auth.scopes import (
+    ANSWER_STATEMENTS,
+    READ_ALL,
+    READ_FSP,
+    READ_VEN_OBJECTS,
+    WRITE_EVENTS,
+)
 
-READ = frozenset({READ_ALL, READ_VEN_OBJECTS})
+READ = frozenset({READ_ALL, READ_VEN_OBJECTS, READ_FSP})
 
 
 def _operator(request: Request) -> bool:
@@ -33,16 +40,26 @@ def _scope(request: Request) -> Scope | None:
     return operator_scope(request) if _operator(request) else None
 
 
+def _office(request: Request) -> fsp_office.Office | None:
+    """An FSP back-office client's FSP registrations."""
+    if getattr(request.user, "is_fsp", False):
+        return fsp_office.office_of_client(request.user.client_id)
+    return None
+
+
 def _statement(request: Request, statement_id: str) -> Statement:
     return selectors.find_statement(statement_id, client_id=request.user.client_id,
-                                    is_operator=_operator(request), scope=_scope(request))
+                                    is_operator=_operator(request), scope=_scope(request),
+                                    office=_office(request))
 
 
 class OperatorOrVen(BasePermission):
-    message = "Only business-logic clients and FSP site VENs may use the settlement API."
+    message = ("Only business-logic clients, FSP back offices and FSP site VENs may use the "
+               "settlement API.")
 
     def has_permission(self, request, view) -> bool:
-        return _operator(request) or bool(getattr(request.user, "is_ven", False))
+        return _operator(request) or bool(getattr(request.user, "is_ven", False)) or \
+            bool(getattr(request.user, "is_fsp", False))
 
 
 class IsOperator(BasePermission):
@@ -52,11 +69,13 @@ class IsOperator(BasePermission):
         return _operator(request)
 
 
-class IsVen(BasePermission):
-    message = "Only the FSP's VEN may answer a statement."
+class IsCommercialFspOffice(BasePermission):
+    message = ("Only the FSP's back office with the commercial role may answer a statement "
+               "(not a site's gateway).")
 
     def has_permission(self, request, view) -> bool:
-        return bool(getattr(request.user, "is_ven", False))
+        office = _office(request)
+        return office is not None and office.commercial
 
 
 class ComputeSerializer(serializers.Serializer):
@@ -118,7 +137,7 @@ class StatementList(APIView):
         rows = selectors.filter_statements(
             selectors.visible_statements(client_id=request.user.client_id,
                                          is_operator=_operator(request),
-                                         scope=_scope(request)),
+                                         scope=_scope(request), office=_office(request)),
             selectors.StatementFilters(**{name: query.get(name, "") for name in (
                 "month", "operator", "fsp", "contract", "status")}))
         return Response([selectors.statement_as_dict(row) for row in rows[:500]])
@@ -218,8 +237,8 @@ class ResolveStatement(StatementAction):
 
 
 class AcceptStatement(StatementAction):
-    scopes = {"POST": frozenset({WRITE_REPORTS})}
-    permission_classes = [HasOperationScope, IsVen]
+    scopes = {"POST": frozenset({ANSWER_STATEMENTS})}
+    permission_classes = [HasOperationScope, IsCommercialFspOffice]
 
     @extend_schema(summary="The FSP accepts an issued statement", request=None,
                    responses={200: StatementSerializer})
@@ -231,8 +250,8 @@ class AcceptStatement(StatementAction):
 
 
 class DisputeStatement(StatementAction):
-    scopes = {"POST": frozenset({WRITE_REPORTS})}
-    permission_classes = [HasOperationScope, IsVen]
+    scopes = {"POST": frozenset({ANSWER_STATEMENTS})}
+    permission_classes = [HasOperationScope, IsCommercialFspOffice]
 
     @extend_schema(summary="The FSP disputes an issued statement, whole or by line",
                    request=DisputeSerializer, responses={200: StatementSerializer})

@@ -12,11 +12,12 @@ from pathlib import Path
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from dispatch import registry, selectors, services
+from dispatch import fsp_office, registry, selectors, services
 from dispatch.management.commands._common import decimal, dumps, iso_datetime, problem_error
 from dispatch.mapping import duration
 from dispatch.models import Product
 from vtn.api.problems import Problem
+from vtn.auth.services import ClientError
 
 
 class Command(BaseCommand):
@@ -86,6 +87,25 @@ class Command(BaseCommand):
                                    "returns to the product's default); repeatable")
         products.add_argument("--reason", default="", help="why (kept in the audit entry)")
 
+        staff = sub.add_parser(
+            "staff-client", help="an API client for an FSP's back office",
+            description="Create an API client (role fsp) for the back office of one FSP "
+                        "registration: it reads the FSP's sites, dispatches, "
+                        "acknowledgements, availability and statements; with --role "
+                        "commercial it may also accept or dispute statements. Prints the "
+                        "credentials once.")
+        staff.add_argument("--operator", required=True)
+        staff.add_argument("--fsp", required=True)
+        staff.add_argument("--name", required=True, help="client name")
+        staff.add_argument("--role", required=True, choices=["read_only", "commercial"])
+        reference = sub.add_parser(
+            "set-reference", help="the FSP's own reference on one registration",
+            description="Registrations of one FSP with several operators that share a "
+                        "reference are seen together by each one's back office.")
+        reference.add_argument("--operator", required=True)
+        reference.add_argument("--fsp", required=True)
+        reference.add_argument("--reference", required=True)
+
     @staticmethod
     def _unit(text: str):
         try:
@@ -107,10 +127,26 @@ class Command(BaseCommand):
 
     def handle(self, *args, action: str, **options) -> None:
         try:
-            result = getattr(self, f"_{action}")(**options)
+            result = getattr(self, f"_{action.replace('-', '_')}")(**options)
         except Problem as exc:
             raise problem_error(exc) from exc
         self.stdout.write(dumps(result))
+
+    def _staff_client(self, **options) -> dict:
+        try:
+            issued = fsp_office.create_staff_client(
+                operator=options["operator"], fsp=options["fsp"], name=options["name"],
+                role=options["role"])
+        except ClientError as exc:
+            raise CommandError(str(exc)) from exc
+        return issued.as_dict() | {"operator": options["operator"].upper(),
+                                   "fsp": options["fsp"], "fsp_role": options["role"]}
+
+    def _set_reference(self, **options) -> dict:
+        found = fsp_office.set_reference(operator=options["operator"], fsp=options["fsp"],
+                                         reference=options["reference"])
+        return {"operator": found.operator.code, "fsp": found.identifier,
+                "reference": found.reference}
 
     def _onboard(self, **options) -> dict:
         return services.onboard_fsp(
