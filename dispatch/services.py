@@ -36,7 +36,7 @@ from dispatch.models import (
     SigningKey,
     SiteSigningKey,
 )
-from dispatch.products import PRODUCT_TEMPLATES, normalise_code, turns_to_zero
+from dispatch.products import PRODUCT_TEMPLATES, normalise_code, turns_to_zero, unit_problem
 from vtn import pki, timing
 from vtn import services as vtn_services
 from vtn import targets as target_rules
@@ -347,6 +347,11 @@ def create_contract(*, operator: str, identifier: str, fsp: str, product: str,
     if missing or not units:
         raise BadRequest(f"FSP {fsp} has no units {', '.join(missing)}" if missing
                          else "a contract covers at least one unit")
+    unfit = [f"{unit.reference}: {problem}" for unit in unit_rows if (problem := unit_problem(
+        product_row.code, product_row.directions, direction=unit.direction,
+        capacity_kw=unit.capacity_kw))]
+    if unfit:
+        raise BadRequest(f"these units cannot serve {product_row.code}", errors=unfit)
     for price in (availability_price, utilisation_price):
         if not Decimal(price).is_finite() or Decimal(price) < 0:
             raise BadRequest("prices must be non-negative numbers")
