@@ -58,6 +58,24 @@ def office_of_client(client_id: str) -> Office:
     return Office(reach(grant.fsp), grant.role)
 
 
+def office_of_user(user) -> Office | None:
+    """The FSP registrations a console user of an FSP's staff reaches (None: not FSP staff)."""
+    if not getattr(user, "is_authenticated", False):
+        return None
+    grant = FspStaffGrant.objects.select_related("fsp").filter(user=user).first()
+    return None if grant is None else Office(reach(grant.fsp), grant.role)
+
+
+def grant_user(*, user, operator: str, fsp: str, role: str) -> FspStaffGrant:
+    """Make ``user`` staff of ``operator``'s FSP ``fsp`` with ``role``."""
+    if role not in Role.values:
+        raise BadRequest(f"role must be one of {', '.join(Role.values)}")
+    found = Fsp.objects.filter(operator__code=operator.upper(), identifier=fsp).first()
+    if found is None:
+        raise NotFound(f"no FSP {fsp!r} registered with {operator.upper()}")
+    return FspStaffGrant.objects.create(user=user, fsp=found, role=role)
+
+
 @transaction.atomic
 def create_staff_client(*, operator: str, fsp: str, name: str, role: str) -> IssuedCredentials:
     """An API client for the back office of ``operator``'s FSP ``fsp``."""

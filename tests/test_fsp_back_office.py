@@ -112,3 +112,57 @@ def test_statements_of_both_registrations_are_listed_for_the_back_office(acme_tw
     assert status == 200
     assert sorted((r["operator"], r["contract"]) for r in rows) == [
         ("ENWL", "C-DYN"), ("SPEN-D", "C-SP")]
+
+
+# --- the FSP's console pages --------------------------------------------------------------------
+
+def fsp_staff(username: str, operator: str, fsp: str, role: str):
+    from tests.fixtures.console import StaffUser
+
+    out = StringIO()
+    call_command("console_user", "create-fsp", "--username", username, "--operator",
+                 operator, "--fsp", fsp, "--role", role, stdout=out)
+    made = json.loads(out.getvalue())
+    return StaffUser(username, role, made["password"], made["otpauth_uri"])
+
+
+def test_fsp_staff_log_in_with_totp_and_see_their_fsp_only(acme_twice, client):
+    from dispatch import selectors
+    from settlement import services
+    from tests.fixtures.console import log_in
+
+    month = services.Month.parse(timezone.now().strftime("%Y-%m"))
+    mine = services.issue(statement_id=services.settle_month(
+        contract=selectors.find_contract("C-SP"), month=month).pk)
+    theirs = services.issue(statement_id=services.settle_month(
+        contract=selectors.find_contract("C-Z"), month=month).pk)
+    log_in(client, fsp_staff("acme-clerk", "ENWL", "acme", "commercial"))
+    page = client.get("/console/fsp")
+    assert page.status_code == 200
+    text = page.content.decode()
+    for shown in ("ENWL/acme/north", "SPEN-D/acme-sp/main", "ENWL/E-1", "SPEN-D/S-1",
+                  "SPEN-D/C-SP"):
+        assert shown in text, shown
+    for hidden in ("Z-1", "C-Z", "zeta"):
+        assert hidden not in text, hidden
+    assert client.get("/console/").status_code == 403  # not the operator's console
+    assert client.post(f"/console/fsp/statements/{theirs.pk}/accept").status_code == 404
+    assert client.post(f"/console/fsp/statements/{mine.pk}/accept").status_code == 302
+    mine.refresh_from_db()
+    assert mine.status == "accepted" and mine.answered_by == "console:acme-clerk"
+
+
+def test_read_only_fsp_staff_cannot_answer_statements(acme_twice, client):
+    from dispatch import selectors
+    from settlement import services
+    from tests.fixtures.console import log_in
+
+    month = services.Month.parse(timezone.now().strftime("%Y-%m"))
+    mine = services.issue(statement_id=services.settle_month(
+        contract=selectors.find_contract("C-DYN"), month=month).pk)
+    log_in(client, fsp_staff("acme-viewer", "ENWL", "acme", "read_only"))
+    assert client.get("/console/fsp").status_code == 200
+    assert client.post(f"/console/fsp/statements/{mine.pk}/dispute",
+                       {"reason": "no"}).status_code == 403
+    mine.refresh_from_db()
+    assert mine.status == "issued"
