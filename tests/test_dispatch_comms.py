@@ -162,7 +162,7 @@ def test_the_operator_sees_comms_in_the_api_and_the_command(gb, issue, clock):
 
     poll(gb.acme)
     comms.check_comms(clock.at(100))
-    dispatch = issue(reference="COMMS-1")
+    dispatch = issue(reference="COMMS-1", confirm_comms_loss=True)  # the site is silent
     operator = Api(new_actor("operator", "bl", "3.1.0").token)
     status, listed, _ = operator.get("/sites")
     assert status == 200, listed
