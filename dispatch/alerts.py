@@ -31,7 +31,7 @@ from dispatch.models import (
     OperatorAlertHook,
 )
 from dispatch.rules import iso
-from vtn import notifications, webhooks
+from vtn import background, notifications, webhooks
 
 logger = logging.getLogger("dispatch.alerts")
 Delivery = OperatorAlert.Delivery
@@ -49,7 +49,7 @@ def raise_alert(*, operator: NetworkOperator, kind: str, body: dict, site=None,
         delivery=Delivery.PENDING if hook else Delivery.NO_WEBHOOK,
         next_attempt_at=timezone.now() if hook else None)
     if hook is not None:
-        transaction.on_commit(lambda: webhooks.submit(deliver, alert.pk))
+        transaction.on_commit(lambda: background.submit(deliver, alert.pk))
     return alert
 
 

@@ -25,8 +25,8 @@ from dispatch.models import (
     FspStaffGrant,
 )
 from dispatch.rules import iso
-from vtn.api.problems import BadRequest, NotFound
 from vtn.auth.services import IssuedCredentials, create_client
+from vtn.errors import BadRequest, NotFound
 
 Role = FspStaffGrant.Role
 

@@ -11,6 +11,7 @@ from django.db.models import Q, QuerySet
 from django.utils import timezone
 
 from dispatch import readings
+from dispatch.comms import effective_interval, sites_with_intervals
 from dispatch.models import (
     Acknowledgement,
     AvailabilityDeclaration,
@@ -28,7 +29,8 @@ from dispatch.models import (
 )
 from dispatch.rules import iso
 from dispatch.scope import Scope
-from vtn.api.problems import BadRequest, NotFound
+from dispatch.services import product_parameters_as_dict
+from vtn.errors import BadRequest, NotFound
 
 
 def _within(rows: QuerySet, scope: Scope | None, field: str) -> QuerySet:
@@ -80,8 +82,6 @@ def find_operator(code: str, *, scope: Scope | None = None) -> NetworkOperator:
 def product_parameter_rows(scope: Scope | None = None) -> list[dict]:
     """Every operator product program (within ``scope``) with the parameters it applies (see
     :func:`dispatch.services.product_parameters_as_dict`)."""
-    from dispatch.services import product_parameters_as_dict
-
     rows = _within(OperatorProgram.objects.select_related("operator", "product"), scope,
                    "operator__code")
     return [product_parameters_as_dict(row.operator, row.product) for row in
@@ -211,7 +211,7 @@ def dispatch_as_dict(dispatch: DispatchInstruction, *, history: bool = False) ->
         "serviceStart": iso(dispatch.service_start),
         "serviceEnd": iso(dispatch.service_end),
         "eventID": dispatch.event_id,
-        "programID": dispatch.event.program_id if dispatch.event_id else None,
+        "programID": dispatch.event.program_id if dispatch.event is not None else None,
         "created": iso(dispatch.created),
         "modified": iso(dispatch.modified),
     }
@@ -235,8 +235,6 @@ def comms_as_dict(site: FspSite) -> dict:
 
 
 def sites(scope: Scope | None = None) -> QuerySet[FspSite]:
-    from dispatch.comms import sites_with_intervals
-
     return _within(sites_with_intervals(), scope, "fsp__operator__code").order_by(
         "fsp__operator__code", "fsp__identifier", "name")
 
@@ -244,8 +242,6 @@ def sites(scope: Scope | None = None) -> QuerySet[FspSite]:
 def site_as_dict(site: FspSite, *, transitions: int = 20) -> dict:
     """A site with its comms state, heartbeat interval (with its operator's own values),
     units with their last reported state, and latest transitions."""
-    from dispatch.comms import effective_interval
-
     interval = effective_interval(site)
     recent = list(site.transitions.order_by("-at", "-id")[:transitions])
     return comms_as_dict(site) | {
@@ -261,7 +257,7 @@ def site_as_dict(site: FspSite, *, transitions: int = 20) -> dict:
         "transitions": [{"from": t.from_state, "to": t.to_state, "at": iso(t.at),
                          "lastSeen": iso(t.last_seen) if t.last_seen else None,
                          "detail": t.detail} for t in reversed(recent)],
-        "offlineLogs": [record.offline_log | {"receivedAt": iso(record.received_at)}
+        "offlineLogs": [{**(record.offline_log or {}), "receivedAt": iso(record.received_at)}
                         for record in site.heartbeats.filter(offline_log__isnull=False)
                         .order_by("-received_at", "-id")[:5]],
     }

@@ -12,7 +12,7 @@ from dispatch.rules import iso
 from dispatch.scope import Scope
 from settlement.models import Statement
 from settlement.services import Month
-from vtn.api.problems import BadRequest, NotFound
+from vtn.errors import BadRequest, NotFound
 
 
 def visible_statements(*, client_id: str, is_operator: bool,

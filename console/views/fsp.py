@@ -22,7 +22,7 @@ from console.services import violations
 from dispatch import fsp_office, selectors
 from settlement import selectors as settlement_selectors
 from settlement import services as settlement_services
-from vtn.api.problems import Problem
+from vtn.errors import Problem
 
 
 def fsp_staff_view(*, commercial: bool = False) -> Callable:

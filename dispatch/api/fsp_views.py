@@ -14,9 +14,10 @@ from rest_framework.views import APIView
 from dispatch import fsp_office, selectors
 from dispatch.api.serializers import DispatchSerializer, SiteSerializer
 from dispatch.api.views import _int, _time
-from vtn.api.problems import BadRequest
+from vtn.auth.authentication import caller_of
 from vtn.auth.permissions import HasOperationScope
 from vtn.auth.scopes import READ_FSP
+from vtn.errors import BadRequest
 
 READ = frozenset({READ_FSP})
 
@@ -25,7 +26,7 @@ class IsFspOffice(BasePermission):
     message = "Only an FSP's back-office clients may use the FSP API."
 
     def has_permission(self, request, view) -> bool:
-        return bool(getattr(request.user, "is_fsp", False))
+        return bool(getattr(caller_of(request), "is_fsp", False))
 
 
 class FspView(APIView):
@@ -34,7 +35,7 @@ class FspView(APIView):
 
     @staticmethod
     def office(request: Request) -> fsp_office.Office:
-        return fsp_office.office_of_client(request.user.client_id)
+        return fsp_office.office_of_client(caller_of(request).client_id)
 
 
 class FspSites(FspView):

@@ -18,7 +18,7 @@ from dispatch.api.views import operator_scope
 from dispatch.scope import Scope
 from settlement import exports, selectors, services
 from settlement.models import Statement
-from vtn.api.problems import BadRequest
+from vtn.auth.authentication import caller_of
 from vtn.auth.permissions import HasOperationScope
 from vtn.auth.scopes import (
     ANSWER_STATEMENTS,
@@ -27,12 +27,13 @@ from vtn.auth.scopes import (
     READ_VEN_OBJECTS,
     WRITE_EVENTS,
 )
+from vtn.errors import BadRequest
 
 READ = frozenset({READ_ALL, READ_VEN_OBJECTS, READ_FSP})
 
 
 def _operator(request: Request) -> bool:
-    return bool(getattr(request.user, "is_bl", False))
+    return bool(getattr(caller_of(request), "is_bl", False))
 
 
 def _scope(request: Request) -> Scope | None:
@@ -42,13 +43,13 @@ def _scope(request: Request) -> Scope | None:
 
 def _office(request: Request) -> fsp_office.Office | None:
     """An FSP back-office client's FSP registrations."""
-    if getattr(request.user, "is_fsp", False):
-        return fsp_office.office_of_client(request.user.client_id)
+    if getattr(caller_of(request), "is_fsp", False):
+        return fsp_office.office_of_client(caller_of(request).client_id)
     return None
 
 
 def _statement(request: Request, statement_id: str) -> Statement:
-    return selectors.find_statement(statement_id, client_id=request.user.client_id,
+    return selectors.find_statement(statement_id, client_id=caller_of(request).client_id,
                                     is_operator=_operator(request), scope=_scope(request),
                                     office=_office(request))
 
@@ -58,8 +59,8 @@ class OperatorOrVen(BasePermission):
                "settlement API.")
 
     def has_permission(self, request, view) -> bool:
-        return _operator(request) or bool(getattr(request.user, "is_ven", False)) or \
-            bool(getattr(request.user, "is_fsp", False))
+        return _operator(request) or bool(getattr(caller_of(request), "is_ven", False)) or \
+            bool(getattr(caller_of(request), "is_fsp", False))
 
 
 class IsOperator(BasePermission):
@@ -135,7 +136,7 @@ class StatementList(APIView):
     def get(self, request: Request) -> Response:
         query = request.query_params
         rows = selectors.filter_statements(
-            selectors.visible_statements(client_id=request.user.client_id,
+            selectors.visible_statements(client_id=caller_of(request).client_id,
                                          is_operator=_operator(request),
                                          scope=_scope(request), office=_office(request)),
             selectors.StatementFilters(**{name: query.get(name, "") for name in (
@@ -246,7 +247,7 @@ class AcceptStatement(StatementAction):
         return super().post(request, statement_id)
 
     def act(self, request, row):
-        return services.accept(statement_id=row.pk, client_id=request.user.client_id)
+        return services.accept(statement_id=row.pk, client_id=caller_of(request).client_id)
 
 
 class DisputeStatement(StatementAction):
@@ -260,6 +261,6 @@ class DisputeStatement(StatementAction):
 
     def act(self, request, row):
         data = _parse(DisputeSerializer, request)
-        services.dispute(statement_id=row.pk, client_id=request.user.client_id,
+        services.dispute(statement_id=row.pk, client_id=caller_of(request).client_id,
                          reason=data["reason"], lines=[dict(x) for x in data["lines"]])
         return row

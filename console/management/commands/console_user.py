@@ -21,7 +21,7 @@ from django_otp.plugins.otp_totp.models import TOTPDevice
 from console.permissions import ROLES, role_of
 from dispatch import fsp_office, scope
 from dispatch.registry import RegistryError
-from vtn.api.problems import Problem
+from vtn.errors import Problem
 
 
 class Command(BaseCommand):

@@ -16,8 +16,8 @@ from dispatch import fsp_office, registry, selectors, services
 from dispatch.management.commands._common import decimal, dumps, iso_datetime, problem_error
 from dispatch.mapping import duration
 from dispatch.models import Product
-from vtn.api.problems import Problem
 from vtn.auth.services import ClientError
+from vtn.errors import Problem
 
 
 class Command(BaseCommand):

@@ -17,7 +17,7 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from dispatch import alerts
 from dispatch.models import NetworkOperator
 from dispatch.registry import NETWORK_OPERATORS
-from vtn.api.problems import Problem
+from vtn.errors import Problem
 
 
 class Command(BaseCommand):
@@ -38,6 +38,7 @@ class Command(BaseCommand):
         sub.add_parser("deliver", help="send the alerts that are due now")
 
     def handle(self, *args, action: str, **options) -> None:
+        result: dict | list
         try:
             if action == "set-webhook":
                 result = alerts.set_webhook(operator=options["operator"], url=options["url"],

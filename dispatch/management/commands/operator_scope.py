@@ -40,6 +40,7 @@ class Command(BaseCommand):
         sub.add_parser("list", help="every business-logic client and console user")
 
     def handle(self, *args, action: str, **options) -> None:
+        result: dict | list
         if action == "list":
             result = self._list()
         else:
