@@ -13,6 +13,7 @@ from django.utils import timezone
 
 from dispatch import alerts as alerts_selectors
 from dispatch import selectors as dispatch_selectors
+from dispatch.api.serializers import DispatchHistorySerializer, SiteSerializer
 from dispatch.models import (
     Acknowledgement,
     CommsState,
@@ -26,8 +27,10 @@ from dispatch.models import (
 from dispatch.rules import FINAL
 from dispatch.scope import Scope
 from settlement import selectors as settlement_selectors
+from settlement.filters import StatementFilterSet
 from settlement.models import Statement
 from vtn import serving
+from vtn.api.query_filters import filtered
 from vtn.auth import certificates
 
 # How far back the dashboard looks for acknowledgements still owed and for alerts.
@@ -43,8 +46,8 @@ ATTENTION = (CommsState.COMMS_LOST, CommsState.UNKNOWN, CommsState.ONLINE)
 
 def site_rows(scope: Scope) -> list[dict]:
     """Every FSP site in scope as the dispatch API shows it (state, last seen, units)."""
-    return [dispatch_selectors.site_as_dict(site, transitions=5)
-            for site in dispatch_selectors.sites(scope).select_related("fsp__operator")]
+    return list(SiteSerializer(dispatch_selectors.sites(scope).select_related(
+        "fsp__operator"), many=True, transitions=5).data)
 
 
 def comms_counts(sites: list[dict]) -> dict:
@@ -59,15 +62,15 @@ def comms_counts(sites: list[dict]) -> dict:
 
 def running_dispatches(now: datetime, scope: Scope) -> list[DispatchInstruction]:
     """Dispatches whose service period contains now and that have not been stopped."""
-    filters = dispatch_selectors.DispatchFilters(active_from=now, active_to=now)
-    return [d for d in dispatch_selectors.dispatches(filters, scope)
+    return [d for d in dispatch_selectors.dispatches(active_from=now, active_to=now,
+                                                          scope=scope)
             if d.status not in FINAL and d.service_start <= now]
 
 
 def upcoming_dispatches(now: datetime, scope: Scope) -> list[DispatchInstruction]:
     """Dispatches starting within the next ``AHEAD`` that have not been stopped."""
-    filters = dispatch_selectors.DispatchFilters(active_from=now, active_to=now + AHEAD)
-    rows = [d for d in dispatch_selectors.dispatches(filters, scope)
+    rows = [d for d in dispatch_selectors.dispatches(active_from=now,
+                                                     active_to=now + AHEAD, scope=scope)
             if d.status not in FINAL and d.service_start > now]
     return sorted(rows, key=lambda d: d.service_start)
 
@@ -75,8 +78,7 @@ def upcoming_dispatches(now: datetime, scope: Scope) -> list[DispatchInstruction
 def outstanding_acknowledgements(now: datetime, scope: Scope) -> list[dict]:
     """Current revisions issued within ``RECENT`` (or of dispatches not yet ended) that lack
     an accepted RECEIVED or ACTIONED acknowledgement."""
-    recent = dispatch_selectors.dispatches(
-        dispatch_selectors.DispatchFilters(active_from=now - RECENT), scope)
+    recent = dispatch_selectors.dispatches(active_from=now - RECENT, scope=scope)
     rows = []
     for dispatch in recent:
         revision = (DispatchRevision.objects.filter(instruction=dispatch)
@@ -188,13 +190,13 @@ def _seconds_after(later: str | None, earlier: str | None) -> int | None:
 def timeline(dispatch: DispatchInstruction) -> dict:
     """A dispatch as the API shows it, every revision with its acknowledgements and each
     acknowledgement's delay after its revision, plus the site's heartbeats and comms."""
-    body = dispatch_selectors.dispatch_as_dict(dispatch, history=True)
+    body = DispatchHistorySerializer(dispatch).data
     body["updated"] = timezone.now()
     for revision in body["revisions"]:
         for ack in revision["acknowledgements"]:
             ack["afterSeconds"] = _seconds_after(ack["receivedAt"], revision["issuedAt"])
     site = dispatch.unit.site
-    body["site"] = dispatch_selectors.site_as_dict(site, transitions=10)
+    body["site"] = SiteSerializer(site, transitions=10).data
     body["heartbeats"] = list(HeartbeatRecord.objects.filter(site=site)
                               .order_by("-received_at", "-id")[:10])
     return body
@@ -202,13 +204,11 @@ def timeline(dispatch: DispatchInstruction) -> dict:
 
 # --- settlement -------------------------------------------------------------------------------
 
-def statements(filters: settlement_selectors.StatementFilters,
-               scope: Scope) -> QuerySet[Statement]:
-    """The statements of the operators in ``scope`` (the console is the operator), narrowed
-    by ``filters``."""
-    return settlement_selectors.filter_statements(
-        settlement_selectors.visible_statements(client_id="", is_operator=True, scope=scope),
-        filters)
+def statements(filters: dict, scope: Scope) -> QuerySet[Statement]:
+    """The statements of the operators in ``scope`` (the console is the operator),
+    narrowed by ``filters`` (the parameters of ``settlement.filters.StatementFilterSet``)."""
+    return filtered(StatementFilterSet, filters, settlement_selectors.visible_statements(
+        client_id="", is_operator=True, scope=scope))
 
 
 def find_statement(statement_id: int, scope: Scope) -> Statement:

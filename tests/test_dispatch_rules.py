@@ -6,7 +6,7 @@ from datetime import timedelta
 
 import pytest
 
-from dispatch import selectors, services
+from dispatch import onboarding, programs, selectors
 from dispatch.models import DispatchInstruction
 from tests.fixtures.dispatch import hour, timing
 from vtn.errors import BadRequest, Conflict
@@ -33,9 +33,9 @@ def test_notice_period_is_enforced(issue):
 
 
 def test_sustain_needs_a_week_of_notice(gb, issue):
-    services.create_contract(operator="ENWL", identifier="C-S", fsp="acme", product="SUSTAIN",
-                             units=["hp1"])
-    product = services.find_product("sustain")
+    onboarding.create_contract(operator="ENWL", identifier="C-S", fsp="acme", product="SUSTAIN",
+                               units=["hp1"])
+    product = programs.find_product("sustain")
     refused(issue, "needs 7 day(s) notice", unit="acme/hp1", product=product)
     start = hour(24 * 8)
     assert issue(unit="acme/hp1", product=product, service_start=start,
@@ -56,7 +56,7 @@ def test_setpoints_must_be_within_the_service_window(issue):
 
 
 def test_absolute_or_delta_per_product(gb, issue):
-    mw = services.find_product("MW_DISPATCH")
+    mw = programs.find_product("MW_DISPATCH")
     start = hour(2)
     refused(issue, "takes absolute setpoints, not delta", product=mw,
             timings=[timing(start, 0, "delta")])
@@ -65,7 +65,7 @@ def test_absolute_or_delta_per_product(gb, issue):
 
 
 def test_fixed_quantity_products_keep_one_volume(gb, issue):
-    mw = services.find_product("MW_DISPATCH")
+    mw = programs.find_product("MW_DISPATCH")
     start = hour(2)
     refused(issue, "fixed quantity", product=mw,
             timings=[timing(start, 0, "absolute"), timing(start + timedelta(hours=1), 5,
@@ -75,19 +75,19 @@ def test_fixed_quantity_products_keep_one_volume(gb, issue):
 def test_mw_dispatch_contracts_take_export_units_over_1_mw_only(gb):
     from dispatch import registry
 
-    services.onboard_fsp(operator="ENWL", fsp="acme", site="south", units=[
+    onboarding.onboard_fsp(operator="ENWL", fsp="acme", site="south", units=[
         registry.parse_unit_spec("pv1:1000:export"), registry.parse_unit_spec("wt1:1000.5:export")])
     for unit, why in (("hp1", "applies to export units; this unit is import"),
                       ("pv1", "applies to units over 1000 kW; this unit has 1000 kW")):
         with pytest.raises(BadRequest) as caught:
-            services.create_contract(operator="ENWL", identifier=f"C-MW-{unit}", fsp="acme",
+            onboarding.create_contract(operator="ENWL", identifier=f"C-MW-{unit}", fsp="acme",
                                      product="MW_DISPATCH", units=[unit])
         assert caught.value.errors == [f"{unit}: product MW_DISPATCH {why}"]
-    made = services.create_contract(operator="ENWL", identifier="C-MW-wt1", fsp="acme",
+    made = onboarding.create_contract(operator="ENWL", identifier="C-MW-wt1", fsp="acme",
                                     product="MW_DISPATCH", units=["wt1"])
     assert made.units.get().reference == "wt1"
     # Other products take the small units.
-    services.create_contract(operator="ENWL", identifier="C-DYN-pv1", fsp="acme",
+    onboarding.create_contract(operator="ENWL", identifier="C-DYN-pv1", fsp="acme",
                              product="DYNAMIC", units=["pv1"])
 
 
@@ -116,7 +116,7 @@ def test_a_dispatch_to_a_unit_of_1_mw_or_less_under_mw_dispatch_is_refused():
 
 
 def test_mw_dispatch_without_setpoints_turns_to_zero(gb, issue):
-    dispatch = issue(product=services.find_product("MW_DISPATCH"), timings=[])
+    dispatch = issue(product=programs.find_product("MW_DISPATCH"), timings=[])
     timings = dispatch.revisions.get().document["serviceTimings"]
     assert [(t["volume"], t["setpointType"]) for t in timings] == [(0, "ABSOLUTE")]
 
@@ -128,9 +128,9 @@ def test_reactive_power_needs_reactive_capacity(issue):
 
 def test_contract_service_windows_bound_the_dispatch(gb, issue):
     start = hour(2)
-    services.create_contract(operator="ENWL", identifier="C-W", fsp="zeta", product="SECURE",
-                             units=["z1"], service_windows=[(hour(48), hour(50))])
-    product = services.find_product("SECURE")
+    onboarding.create_contract(operator="ENWL", identifier="C-W", fsp="zeta", product="SECURE",
+                               units=["z1"], service_windows=[(hour(48), hour(50))])
+    product = programs.find_product("SECURE")
     refused(issue, "outside the contract's service windows", unit="z1", product=product,
             service_start=hour(30), timings=[timing(hour(30), 5)])
     assert issue(unit="z1", product=product, service_start=hour(48),
@@ -141,7 +141,7 @@ def test_contract_service_windows_bound_the_dispatch(gb, issue):
 
 def test_a_unit_without_a_contract_for_the_product_is_refused(gb, issue):
     with pytest.raises(BadRequest, match="no contract covers"):
-        issue(unit="z1", product=services.find_product("RESTORE"))
+        issue(unit="z1", product=programs.find_product("RESTORE"))
 
 
 def test_references_are_unique_per_operator(issue):

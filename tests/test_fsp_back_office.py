@@ -36,11 +36,11 @@ class Api:
 def acme_twice(gb, issue):
     """acme is registered with ENWL and SPEN-D (FSP reference ACME-LTD), with a dispatch
     at each; zeta (ENWL) has one too."""
-    from dispatch import registry, selectors, services
+    from dispatch import issuing, onboarding, programs, registry, selectors
 
-    services.onboard_fsp(operator="SPEN-D", fsp="acme-sp", units=[
+    onboarding.onboard_fsp(operator="SPEN-D", fsp="acme-sp", units=[
         registry.parse_unit_spec("sp1:300:export")])
-    services.create_contract(operator="SPEN-D", identifier="C-SP", fsp="acme-sp",
+    onboarding.create_contract(operator="SPEN-D", identifier="C-SP", fsp="acme-sp",
                              product="DYNAMIC", units=["sp1"])
     for operator, fsp in (("ENWL", "acme"), ("SPEN-D", "acme-sp")):
         call_command("fsp", "set-reference", "--operator", operator, "--fsp", fsp,
@@ -48,10 +48,10 @@ def acme_twice(gb, issue):
     issue(reference="E-1")
     issue("zeta/z1", reference="Z-1", timings=[timing(hour(2), 10)])
     start = hour(3)
-    services.issue_dispatch(unit=selectors.find_unit("acme-sp/sp1"), reference="S-1",
+    issuing.issue_dispatch(unit=selectors.find_unit("acme-sp/sp1"), reference="S-1",
                             service_start=start, service_end=start + timedelta(hours=1),
                             timings=[timing(start, 30)],
-                            product=services.find_product("DYNAMIC"), issued_by="test")
+                            product=programs.find_product("DYNAMIC"), issued_by="test")
 
 
 def test_the_back_office_sees_its_fsp_across_operators_and_nothing_else(acme_twice, gb):

@@ -47,18 +47,18 @@ class Api:
 def two_operators(gb, issue):
     """Per operator: a dispatch (D-ENWL / D-SPEN), a contract (C-DYN / C-B) and a draft
     statement of this month."""
-    from dispatch import registry, selectors, services
+    from dispatch import issuing, onboarding, programs, registry, selectors
     from settlement import services as settlement
 
-    services.onboard_fsp(operator=OTHER, fsp="beta", units=[registry.parse_unit_spec("b1:100")])
-    services.create_contract(operator=OTHER, identifier="C-B", fsp="beta", product="DYNAMIC",
+    onboarding.onboard_fsp(operator=OTHER, fsp="beta", units=[registry.parse_unit_spec("b1:100")])
+    onboarding.create_contract(operator=OTHER, identifier="C-B", fsp="beta", product="DYNAMIC",
                              units=["b1"], availability_price=Decimal("2"))
     issue(reference="D-ENWL")
     start = hour(2)
-    services.issue_dispatch(
+    issuing.issue_dispatch(
         unit=selectors.find_unit("beta/b1"), reference="D-SPEN", service_start=start,
         service_end=start + timedelta(hours=1), timings=[timing(start, 50)],
-        product=services.find_product("DYNAMIC"), issued_by="test")
+        product=programs.find_product("DYNAMIC"), issued_by="test")
     month = settlement.Month.parse(timezone.now().strftime("%Y-%m"))
     statements = {
         "ENWL": settlement.settle_month(contract=selectors.find_contract("C-DYN"), month=month),

@@ -19,7 +19,8 @@ from django.views.decorators.http import require_POST
 
 from console.permissions import fully_authenticated
 from console.services import violations
-from dispatch import fsp_office, selectors
+from dispatch import fsp_office
+from dispatch.api.serializers import DispatchSerializer, SiteSerializer
 from settlement import selectors as settlement_selectors
 from settlement import services as settlement_services
 from vtn.errors import Problem
@@ -49,10 +50,8 @@ def home(request: HttpRequest, office: fsp_office.Office) -> HttpResponse:
                                                          office=office)
     response = render(request, "console/fsp.html", {
         "office": office,
-        "sites": [selectors.site_as_dict(site, transitions=5)
-                  for site in fsp_office.sites(office)],
-        "dispatches": [selectors.dispatch_as_dict(row) for row in
-                       fsp_office.dispatches(office)[:50]],
+        "sites": SiteSerializer(fsp_office.sites(office), many=True, transitions=5).data,
+        "dispatches": DispatchSerializer(fsp_office.dispatches(office)[:50], many=True).data,
         "availability": [fsp_office.declaration_as_dict(row) for row in
                          fsp_office.declarations(office, now - timedelta(days=1),
                                                  now + timedelta(days=7))],

@@ -10,6 +10,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from dispatch import readings, selectors
+from dispatch.api.filters import MeterReadingFilterSet, ReportIntakeFilterSet
 from dispatch.api.serializers import (
     AvailabilitySerializer,
     MeterReadingSerializer,
@@ -17,6 +18,7 @@ from dispatch.api.serializers import (
 )
 from dispatch.api.views import READ, OperatorView, _int, _time, operator_scope
 from dispatch.models import ReportIntake
+from vtn.api.query_filters import filtered
 from vtn.auth.authentication import caller_of
 from vtn.auth.permissions import HasOperationScope
 from vtn.auth.scopes import READ_ALL, READ_VEN_OBJECTS
@@ -38,16 +40,13 @@ class MeterReadings(OperatorView):
             OpenApiParameter("skip", int), OpenApiParameter("limit", int)],
         responses={200: MeterReadingSerializer(many=True)})
     def get(self, request: Request) -> Response:
-        query = request.query_params
-        if query.get("history", "false") not in ("true", "false"):
-            raise BadRequest("history must be true or false")
-        filters = selectors.ReadingFilters(
-            operator=query.get("operator"), fsp=query.get("fsp"), unit=query.get("unit"),
-            reading_type=query.get("type"), start=_time(request, "from"),
-            end=_time(request, "to"), history=query.get("history") == "true")
+        query, scope = request.query_params, self.scope(request)
+        if query.get("unit"):  # another operator's unit is not found, as in the lists
+            selectors.find_unit(query["unit"], fsp=query.get("fsp") or None,
+                                operator=query.get("operator") or None, scope=scope)
+        rows = filtered(MeterReadingFilterSet, query, selectors.meter_readings(scope))
         skip, limit = _int(request, "skip", 0, 2**31 - 1), _int(request, "limit", 500, 5000)
-        rows = selectors.meter_readings(filters, self.scope(request))[skip:skip + limit]
-        return Response([selectors.reading_as_dict(row) for row in rows])
+        return Response(MeterReadingSerializer(rows[skip:skip + limit], many=True).data)
 
 
 class OperatorOrVen(BasePermission):
@@ -74,17 +73,13 @@ class ReportIntakes(APIView):
                     OpenApiParameter("limit", int)],
         responses={200: ReportIntakeSerializer(many=True)})
     def get(self, request: Request) -> Response:
-        query = request.query_params
         is_operator = getattr(caller_of(request), "is_bl", False)
-        rows = selectors.intakes(operator=query.get("operator"), fsp=query.get("fsp"),
-                                 kind=query.get("kind"),
-                                 scope=operator_scope(request) if is_operator else None)
+        rows = filtered(ReportIntakeFilterSet, request.query_params, selectors.intakes(
+            operator_scope(request) if is_operator else None))
         if not is_operator:
             rows = rows.filter(site__ven__client_id=caller_of(request).client_id)
-        if query.get("report"):
-            rows = rows.filter(report_id=query["report"])
         limit = _int(request, "limit", 50, 500)
-        return Response([selectors.intake_as_dict(row) for row in rows[:limit]])
+        return Response(ReportIntakeSerializer(rows[:limit], many=True).data)
 
 
 class ContractAvailability(OperatorView):

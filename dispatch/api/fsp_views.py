@@ -11,8 +11,12 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from dispatch import fsp_office, selectors
-from dispatch.api.serializers import DispatchSerializer, SiteSerializer
+from dispatch import fsp_office
+from dispatch.api.serializers import (
+    DispatchHistorySerializer,
+    DispatchSerializer,
+    SiteSerializer,
+)
 from dispatch.api.views import _int, _time
 from vtn.auth.authentication import caller_of
 from vtn.auth.permissions import HasOperationScope
@@ -42,8 +46,7 @@ class FspSites(FspView):
     @extend_schema(summary="The FSP's sites with their comms state and units",
                    responses={200: SiteSerializer(many=True)})
     def get(self, request: Request) -> Response:
-        return Response([selectors.site_as_dict(site) for site in
-                         fsp_office.sites(self.office(request))])
+        return Response(SiteSerializer(fsp_office.sites(self.office(request)), many=True).data)
 
 
 class FspDispatches(FspView):
@@ -53,15 +56,15 @@ class FspDispatches(FspView):
     def get(self, request: Request) -> Response:
         skip, limit = _int(request, "skip", 0, 2**31 - 1), _int(request, "limit", 50, 200)
         rows = fsp_office.dispatches(self.office(request))[skip:skip + limit]
-        return Response([selectors.dispatch_as_dict(row) for row in rows])
+        return Response(DispatchSerializer(rows, many=True).data)
 
 
 class FspDispatchDetail(FspView):
     @extend_schema(summary="One of the FSP's dispatches with every revision and "
-                           "acknowledgement", responses={200: DispatchSerializer})
+                           "acknowledgement", responses={200: DispatchHistorySerializer})
     def get(self, request: Request, operator: str, reference: str) -> Response:
         found = fsp_office.find_dispatch(self.office(request), operator, reference)
-        return Response(selectors.dispatch_as_dict(found, history=True))
+        return Response(DispatchHistorySerializer(found).data)
 
 
 class FspAvailability(FspView):
