@@ -144,7 +144,7 @@ def violations(problem: Problem) -> list[str]:
 
 
 # What the console records with a write but the check step does not need.
-_WRITE_ONLY = ("issued_by", "reason")
+_WRITE_ONLY = ("issued_by", "reason", "confirm_comms_loss")
 
 
 def _check_arguments(arguments: dict) -> dict:
@@ -162,6 +162,10 @@ def preview_issue(**arguments) -> tuple[list[str], dict | None]:
         return violations(exc), None
     if checked.violations:
         return list(checked.violations), None
+    lost = issuing.sites_in_comms_loss(arguments["unit"])
+    if lost and not arguments.get("confirm_comms_loss"):
+        return [f"site {site} is in comms loss: tick the confirmation to issue the dispatch "
+                "anyway" for site in lost], None
     return [], checked.draft.document()
 
 
