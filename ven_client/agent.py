@@ -266,7 +266,6 @@ class Agent:
         self.action_received()
         if self.ven is None:
             self.discover()
-        self._push_hook()
         self.flush()
         events = self.poll_events()
         self._note_special_events(events)
@@ -292,6 +291,9 @@ class Agent:
                  events=len(events), pending=self.store.pending_count(),
                  seconds=round(time.monotonic() - started, 4))
         self.report_offline_log()
+        # After the poll: on start, dispatches are fetched and handed over before the MQTT
+        # binding is discovered (and paho imported); a connection then wakes the next poll.
+        self._push_hook()
 
     # -- outages -------------------------------------------------------------------------
 
