@@ -29,7 +29,7 @@ from django.conf import settings
 from django.db import connection, transaction
 
 from conformance.models import ConformanceRun
-from dispatch import onboarding, programs, registry, site_keys
+from dispatch import onboarding, products, programs, registry, site_keys
 from dispatch.models import Contract, FspSite, SiteSigningKey
 from gbflex_profile import jose
 from vtn.auth.services import rotate_secret
@@ -39,11 +39,11 @@ logger = logging.getLogger(__name__)
 FLEET_FSP = "demo-fleet"
 # site -> units (reference, capacity kW, direction)
 FLEET_SITES = {
-    "north": (("bat1", 500, "export"), ("hp1", 200, "import")),
+    "north": (("bat1", 1500, "export"), ("hp1", 200, "import")),
     "south": (("ev1", 300, "import"),),
     "west": (("pv1", 400, "export"),),
 }
-PRODUCTS = ("RESTORE", "DYNAMIC", "MW_DISPATCH")  # MW_DISPATCH: export units only
+PRODUCTS = ("RESTORE", "DYNAMIC", "MW_DISPATCH")  # MW_DISPATCH: export units over 1 MW
 # The fleet's contract prices (GBP per MW per hour available, per MWh delivered), so the
 # demo statements (conformance/history.py) carry money.
 AVAILABILITY_PRICE, UTILISATION_PRICE = Decimal("5.50"), Decimal("300")
@@ -217,8 +217,10 @@ def _ensure_site(operator: str, name: str, units: tuple) -> tuple[FspSite, str]:
     else:
         secret = rotate_secret(client_id=site.ven.client_id).client_secret
     for product in PRODUCTS:
-        references = [ref for ref, _, direction in units
-                      if product != "MW_DISPATCH" or direction == "export"]
+        template = products.template(product)
+        references = [ref for ref, kw, direction in units
+                      if products.unit_problem(product, template.directions, direction=direction,
+                                               capacity_kw=kw) is None]
         identifier = f"FLEET-{name}-{product.replace('_', '')}"
         if references and not Contract.objects.filter(operator__code=operator,
                                                       identifier=identifier).exists():

@@ -26,7 +26,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from conformance.models import SandboxFsp
-from dispatch import onboarding, programs, registry
+from dispatch import onboarding, products, programs, registry
 from dispatch.models import Fsp
 from vtn.auth import certificates
 from vtn.auth import services as auth_services
@@ -82,11 +82,13 @@ def _check_limits(remote_addr: str) -> None:
 
 def sandbox_contracts(*, operator: str, fsp: str, units: list[registry.UnitSpec]) -> list[str]:
     """The sandbox contracts of an FSP: RESTORE over every unit, MW_DISPATCH over the
-    export units. Existing ones are kept."""
+    export units over 1 MW. Existing ones are kept."""
     programs.load_products()
     made = []
     plans = [("RESTORE", [u.reference for u in units]),
-             ("MW_DISPATCH", [u.reference for u in units if u.direction == "export"])]
+             ("MW_DISPATCH", [u.reference for u in units if products.unit_problem(
+                 "MW_DISPATCH", ("export",), direction=u.direction,
+                 capacity_kw=u.capacity_kw) is None])]
     for product, references in plans:
         if not references:
             continue

@@ -155,6 +155,8 @@ class DispatchForm(forms.Form):
     reference = forms.CharField(label="Dispatch reference", required=False, max_length=63,
                                 help_text="Empty: one is generated")
     reason = forms.CharField(required=False, max_length=500)
+    confirm_comms_loss = forms.BooleanField(
+        required=False, label="Issue even though the unit's site is in comms loss")
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)

@@ -11,6 +11,7 @@ from datetime import datetime, timedelta
 from django.db.models import QuerySet
 from django.utils import timezone
 
+from dispatch import alerts as alerts_selectors
 from dispatch import selectors as dispatch_selectors
 from dispatch.api.serializers import DispatchHistorySerializer, SiteSerializer
 from dispatch.models import (
@@ -24,6 +25,7 @@ from dispatch.models import (
     HeartbeatRecord,
 )
 from dispatch.rules import FINAL
+from dispatch.scope import Scope
 from settlement import selectors as settlement_selectors
 from settlement.filters import StatementFilterSet
 from settlement.models import Statement
@@ -42,10 +44,10 @@ ATTENTION = (CommsState.COMMS_LOST, CommsState.UNKNOWN, CommsState.ONLINE)
 
 # --- dashboard --------------------------------------------------------------------------------
 
-def site_rows() -> list[dict]:
-    """Every FSP site as the dispatch API shows it (state, last seen, units)."""
-    return list(SiteSerializer(dispatch_selectors.sites().select_related("fsp__operator"),
-                               many=True, transitions=5).data)
+def site_rows(scope: Scope) -> list[dict]:
+    """Every FSP site in scope as the dispatch API shows it (state, last seen, units)."""
+    return list(SiteSerializer(dispatch_selectors.sites(scope).select_related(
+        "fsp__operator"), many=True, transitions=5).data)
 
 
 def comms_counts(sites: list[dict]) -> dict:
@@ -58,23 +60,25 @@ def comms_counts(sites: list[dict]) -> dict:
     return counts
 
 
-def running_dispatches(now: datetime) -> list[DispatchInstruction]:
+def running_dispatches(now: datetime, scope: Scope) -> list[DispatchInstruction]:
     """Dispatches whose service period contains now and that have not been stopped."""
-    return [d for d in dispatch_selectors.dispatches(active_from=now, active_to=now)
+    return [d for d in dispatch_selectors.dispatches(active_from=now, active_to=now,
+                                                          scope=scope)
             if d.status not in FINAL and d.service_start <= now]
 
 
-def upcoming_dispatches(now: datetime) -> list[DispatchInstruction]:
+def upcoming_dispatches(now: datetime, scope: Scope) -> list[DispatchInstruction]:
     """Dispatches starting within the next ``AHEAD`` that have not been stopped."""
-    rows = [d for d in dispatch_selectors.dispatches(active_from=now, active_to=now + AHEAD)
+    rows = [d for d in dispatch_selectors.dispatches(active_from=now,
+                                                     active_to=now + AHEAD, scope=scope)
             if d.status not in FINAL and d.service_start > now]
     return sorted(rows, key=lambda d: d.service_start)
 
 
-def outstanding_acknowledgements(now: datetime) -> list[dict]:
+def outstanding_acknowledgements(now: datetime, scope: Scope) -> list[dict]:
     """Current revisions issued within ``RECENT`` (or of dispatches not yet ended) that lack
     an accepted RECEIVED or ACTIONED acknowledgement."""
-    recent = dispatch_selectors.dispatches(active_from=now - RECENT)
+    recent = dispatch_selectors.dispatches(active_from=now - RECENT, scope=scope)
     rows = []
     for dispatch in recent:
         revision = (DispatchRevision.objects.filter(instruction=dispatch)
@@ -99,14 +103,15 @@ def expiring_certificates() -> list[dict]:
             if not row["revoked"] and (row["expiring"] or row["expired"])]
 
 
-def alerts(sites: list[dict], now: datetime) -> list[dict]:
+def alerts(sites: list[dict], now: datetime, scope: Scope) -> list[dict]:
     """Sites with comms lost, and acknowledgements within ``RECENT`` that were refused by
     the FSP or not accepted by the VTN (bad signature, read-back mismatch, ...)."""
     found = [{"kind": "comms lost", "what": site["site"],
               "detail": f"last seen {site['lastSeen'] or 'never'}", "link": None}
              for site in sites if site["state"] == CommsState.COMMS_LOST]
     acks = (Acknowledgement.objects.select_related("revision__instruction__operator")
-            .filter(received_at__gte=now - RECENT)
+            .filter(received_at__gte=now - RECENT,
+                    revision__instruction__operator__code__in=scope.operators)
             .exclude(outcome=Acknowledgement.Outcome.ACCEPTED,
                      stage__in=[Acknowledgement.Stage.RECEIVED, Acknowledgement.Stage.ACTIONED])
             .exclude(outcome=Acknowledgement.Outcome.DUPLICATE)  # a resend, not a problem
@@ -124,20 +129,24 @@ def alerts(sites: list[dict], now: datetime) -> list[dict]:
     return found
 
 
-def dashboard(now: datetime | None = None) -> dict:
-    """What the dashboard shows; its sites table lists at most ``DASHBOARD_SITES``, those
-    needing attention first (comms lost, then unknown), the registry lists them all."""
+def dashboard(now: datetime | None = None, *, scope: Scope) -> dict:
+    """What the dashboard shows of the operators in ``scope``; its sites table lists at most
+    ``DASHBOARD_SITES``, those needing attention first (comms lost, then unknown), the
+    registry lists them all."""
     now = now or timezone.now()
-    sites = site_rows()
+    sites = site_rows(scope)
     attention = sorted(sites, key=lambda site: (ATTENTION.index(site["state"])
                                                 if site["state"] in ATTENTION else 9,
                                                 site["site"]))
     return {"now": now, "sites": attention[:DASHBOARD_SITES], "sites_total": len(sites),
             "comms": comms_counts(sites),
-            "running": running_dispatches(now), "upcoming": upcoming_dispatches(now),
-            "outstanding": outstanding_acknowledgements(now),
-            "certificates": expiring_certificates(), "alerts": alerts(sites, now),
-            "vtn_outages": vtn_outages(now)}
+            "running": running_dispatches(now, scope),
+            "upcoming": upcoming_dispatches(now, scope),
+            "outstanding": outstanding_acknowledgements(now, scope),
+            "certificates": expiring_certificates(), "alerts": alerts(sites, now, scope),
+            "vtn_outages": vtn_outages(now),
+            "operator_alerts": list(alerts_selectors.visible(scope.operators).filter(
+                raised_at__gte=now - RECENT)[:20])}
 
 
 def vtn_outages(now: datetime, days: int = 7) -> list[dict]:
@@ -151,15 +160,20 @@ def vtn_outages(now: datetime, days: int = 7) -> list[dict]:
 
 # --- registry ---------------------------------------------------------------------------------
 
-def registry() -> dict:
-    """The registry's four lists as querysets (the page filters and pages each)."""
+def registry(scope: Scope) -> dict:
+    """The registry's four lists (of the operators in ``scope``) as querysets (the page
+    filters and pages each)."""
+    codes = scope.operators
     return {
-        "fsps": Fsp.objects.select_related("operator").order_by("operator__code", "identifier"),
-        "sites": dispatch_selectors.sites().select_related("fsp__operator")
+        "fsps": Fsp.objects.select_related("operator").filter(operator__code__in=codes)
+        .order_by("operator__code", "identifier"),
+        "sites": dispatch_selectors.sites(scope).select_related("fsp__operator")
         .order_by("fsp__operator__code", "fsp__identifier", "name"),
         "units": DispatchUnit.objects.select_related("fsp__operator", "site")
+        .filter(fsp__operator__code__in=codes)
         .order_by("fsp__operator__code", "fsp__identifier", "reference"),
         "contracts": Contract.objects.select_related("operator", "fsp", "product")
+        .filter(operator__code__in=codes)
         .prefetch_related("units").order_by("operator__code", "identifier"),
     }
 
@@ -190,16 +204,16 @@ def timeline(dispatch: DispatchInstruction) -> dict:
 
 # --- settlement -------------------------------------------------------------------------------
 
-def statements(filters: dict) -> QuerySet[Statement]:
-    """Every statement (the console is the operator), narrowed by ``filters`` (the
-    parameters of ``settlement.filters.StatementFilterSet``)."""
-    return filtered(StatementFilterSet, filters,
-                    settlement_selectors.visible_statements(client_id="", is_operator=True))
+def statements(filters: dict, scope: Scope) -> QuerySet[Statement]:
+    """The statements of the operators in ``scope`` (the console is the operator),
+    narrowed by ``filters`` (the parameters of ``settlement.filters.StatementFilterSet``)."""
+    return filtered(StatementFilterSet, filters, settlement_selectors.visible_statements(
+        client_id="", is_operator=True, scope=scope))
 
 
-def find_statement(statement_id: int) -> Statement:
+def find_statement(statement_id: int, scope: Scope) -> Statement:
     return settlement_selectors.find_statement(str(statement_id), client_id="",
-                                               is_operator=True)
+                                               is_operator=True, scope=scope)
 
 
 def statement_dispatches(document: dict) -> dict[str, list[dict]]:

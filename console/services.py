@@ -144,7 +144,7 @@ def violations(problem: Problem) -> list[str]:
 
 
 # What the console records with a write but the check step does not need.
-_WRITE_ONLY = ("issued_by", "reason")
+_WRITE_ONLY = ("issued_by", "reason", "confirm_comms_loss")
 
 
 def _check_arguments(arguments: dict) -> dict:
@@ -162,19 +162,25 @@ def preview_issue(**arguments) -> tuple[list[str], dict | None]:
         return violations(exc), None
     if checked.violations:
         return list(checked.violations), None
+    lost = issuing.sites_in_comms_loss(arguments["unit"])
+    if lost and not arguments.get("confirm_comms_loss"):
+        return [f"site {site} is in comms loss: tick the confirmation to issue the dispatch "
+                "anyway" for site in lost], None
     return [], checked.draft.document()
 
 
 def issue_arguments(*, unit: DispatchUnit, product: Product, start: datetime, end: datetime,
                     kw: Decimal, setpoint_type: str, status: str, urgency: str,
-                    reference: str, staff: str, reason: str = "") -> dict:
+                    reference: str, staff: str, reason: str = "",
+                    confirm_comms_loss: bool = False) -> dict:
     """The ``issue_dispatch`` arguments of a console form: one setpoint of ``kw`` held from
     the service start to its end."""
     return {"unit": unit, "product": product, "service_start": start, "service_end": end,
             "timings": [rules.Timing(setpoint_time=start, volume=kw,
                                      setpoint_type=setpoint_type)],
             "status": status, "urgency": urgency or None, "reference": reference,
-            "issued_by": f"console:{staff}", "reason": reason}
+            "issued_by": f"console:{staff}", "reason": reason,
+            "confirm_comms_loss": confirm_comms_loss}
 
 
 def earliest_change(dispatch: DispatchInstruction, now: datetime | None = None) -> datetime:

@@ -14,6 +14,8 @@ from dispatch.models import (
     FspSite,
     MeterReading,
     NetworkOperator,
+    OperatorAlert,
+    OperatorGrant,
     OperatorProgram,
     Product,
     ProductParameterChange,
@@ -27,6 +29,18 @@ from vtn.admin import ReadMostlyAdmin
 @admin.register(NetworkOperator)
 class NetworkOperatorAdmin(ReadMostlyAdmin):
     list_display = ("code", "name", "created")
+
+
+@admin.register(OperatorGrant)
+class OperatorGrantAdmin(ReadMostlyAdmin):
+    list_display = ("operator", "client", "user", "created")
+    list_filter = ("operator",)
+
+
+@admin.register(OperatorAlert)
+class OperatorAlertAdmin(ReadMostlyAdmin):
+    list_display = ("raised_at", "operator", "kind", "site", "delivery", "attempts")
+    list_filter = ("operator", "kind", "delivery")
 
 
 @admin.register(Product)

@@ -16,6 +16,7 @@ from dispatch import rules
 from dispatch.models import (
     Acknowledgement,
     AuditEntry,
+    CommsTransition,
     DispatchInstruction,
     DispatchRevision,
     SigningKey,
@@ -38,6 +39,15 @@ def entry_body(entry: AuditEntry) -> dict:
 
 def _append(*, kind: str, instruction: DispatchInstruction, subject: dict, jws: str,
             payload: dict) -> AuditEntry:
+    return _append_entry(kind=kind, operator_code=instruction.operator.code,
+                         dispatch_ref=instruction.reference,
+                         subject={"networkOperatorId": instruction.operator.code,
+                                  "dispatchRef": instruction.reference, **subject},
+                         jws=jws, payload=payload)
+
+
+def _append_entry(*, kind: str, operator_code: str, dispatch_ref: str, subject: dict,
+                  jws: str, payload: dict) -> AuditEntry:
     if not transaction.get_connection().in_atomic_block:
         raise RuntimeError("audit entries are written in the transaction of what they record")
     if connection.vendor == "postgresql":
@@ -47,9 +57,7 @@ def _append(*, kind: str, instruction: DispatchInstruction, subject: dict, jws: 
     entry = AuditEntry(
         sequence=(last.sequence + 1) if last else 1,
         time=timezone.now(),
-        kind=kind, operator_code=instruction.operator.code, dispatch_ref=instruction.reference,
-        subject={"networkOperatorId": instruction.operator.code,
-                 "dispatchRef": instruction.reference, **subject},
+        kind=kind, operator_code=operator_code, dispatch_ref=dispatch_ref, subject=subject,
         jws=jws, payload=payload, prev_hash=last.hash if last else audit_chain.GENESIS)
     entry.hash = audit_chain.entry_hash(entry_body(entry), entry.prev_hash)
     entry.save()
@@ -73,6 +81,27 @@ def record_acknowledgement(ack: Acknowledgement, signed: dict | None) -> AuditEn
                    subject={"revision": ack.revision.number, "acknowledgementId": ack.pk,
                             "kid": ack.kid},
                    jws=ack.jws, payload=payload)
+
+
+def record_comms_change(change: CommsTransition) -> AuditEntry:
+    """A site marked comms lost or online again (no dispatch: ``dispatch_ref`` is empty)."""
+    site = change.site
+    code = site.fsp.operator.code
+    return _append_entry(
+        kind=AuditEntry.Kind.COMMS_CHANGED, operator_code=code, dispatch_ref="",
+        subject={"networkOperatorId": code, "fsp": site.fsp.identifier, "site": site.name},
+        jws="", payload={"from": change.from_state, "to": change.to_state,
+                         "at": timestamp(change.at),
+                         "lastSeen": timestamp(change.last_seen) if change.last_seen else None,
+                         "detail": change.detail})
+
+
+def record_comms_loss_confirmed(instruction: DispatchInstruction, *, issued_by: str,
+                                sites: list[str]) -> AuditEntry:
+    """Who issued ``instruction`` knowing that its unit's site was comms lost."""
+    return _append(kind=AuditEntry.Kind.COMMS_LOSS_CONFIRMED, instruction=instruction,
+                   subject={"revision": 1}, jws="",
+                   payload={"confirmedBy": issued_by, "sitesInCommsLoss": sites})
 
 
 def export(instruction: DispatchInstruction) -> dict:

@@ -17,6 +17,7 @@ comms loss").
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 from datetime import datetime, timedelta
 from decimal import Decimal, InvalidOperation
@@ -35,7 +36,7 @@ from dispatch.models import (
     HeartbeatRecord,
     OperatorProgram,
 )
-from gbflex_profile.vocabulary import GB_AVAILABLE_KW, OPERATING_STATE
+from gbflex_profile.vocabulary import GB_AVAILABLE_KW, GB_OFFLINE_LOG, OPERATING_STATE
 from vtn import generations, serving, timing
 from vtn.models import Report
 
@@ -111,6 +112,12 @@ def _transition(site: FspSite, to: str, now: datetime, detail: str) -> CommsTran
     site.comms_state = to
     site.comms_changed = now
     DispatchUnit.objects.filter(site=site).update(comms_state=to)
+    # Consequences: an entry in the audit chain and an alert to the operator.
+    from dispatch import alerts, audit
+
+    if CommsState.COMMS_LOST in (change.from_state, change.to_state):
+        audit.record_comms_change(change)
+        alerts.on_comms_transition(change)
     return change
 
 
@@ -133,6 +140,25 @@ def _unit_state(payloads: list[Mapping]) -> dict:
     return state
 
 
+def _offline_log(resource: Mapping) -> dict | None:
+    """The agent's outage log carried by a resource of a heartbeat report, if any (a JSON
+    object with ``offlineFrom``, ``offlineUntil`` and ``entries``)."""
+    for interval in resource.get("intervals") or []:
+        for payload in interval.get("payloads") or []:
+            values = list(payload.get("values") or [])
+            if payload.get("type") != GB_OFFLINE_LOG or not values:
+                continue
+            try:
+                log = json.loads(str(values[0]))
+            except ValueError:
+                return None
+            if isinstance(log, dict) and isinstance(log.get("entries"), list):
+                return {"offlineFrom": log.get("offlineFrom"),
+                        "offlineUntil": log.get("offlineUntil"),
+                        "entries": log["entries"][:500]}
+    return None
+
+
 def record_heartbeat(report: Report, *, now: datetime | None = None) -> HeartbeatRecord | None:
     """Record a report on a heartbeat event by a site's VEN: the site is seen, and each
     resource naming one of the site's units updates that unit's operating state and
@@ -145,17 +171,20 @@ def record_heartbeat(report: Report, *, now: datetime | None = None) -> Heartbea
     now = now or clock()
     units = {unit.reference: unit for unit in site.units.all()}
     said: dict[str, dict] = {}
+    offline_log = None
     for resource in report.resources or []:
         reference = resource.get("resourceName")
         if reference not in units:
             continue
+        offline_log = offline_log or _offline_log(resource)
         state: dict = {}
         for interval in resource.get("intervals") or []:
             state |= _unit_state(interval.get("payloads") or [])
         said[reference] = state
     with transaction.atomic():
         record = HeartbeatRecord.objects.create(site=site, received_at=now, report_id=report.pk,
-                                                client_id=report.client_id, units=said)
+                                                client_id=report.client_id, units=said,
+                                                offline_log=offline_log)
         for reference, state in said.items():
             unit = units[reference]
             if "operatingState" in state:

@@ -14,10 +14,12 @@ from django.utils import timezone
 
 from dispatch import audit, mapping, programs, publishing, registry, rules, signing_keys
 from dispatch.models import (
+    CommsState,
     Contract,
     DispatchInstruction,
     DispatchRevision,
     DispatchUnit,
+    FspSite,
     NetworkOperator,
     Product,
 )
@@ -191,17 +193,26 @@ def issue_dispatch(*, unit: DispatchUnit, service_start: datetime, service_end: 
                    timings: list[rules.Timing], product: Product | None = None,
                    contract: str | None = None, reference: str | None = None,
                    status: str = "run", urgency: str | None = None, issued_by: str = "",
-                   reason: str = "", now: datetime | None = None) -> DispatchInstruction:
+                   reason: str = "", now: datetime | None = None,
+                   confirm_comms_loss: bool = False) -> DispatchInstruction:
     """Issue a new dispatch (revision 1) to ``unit`` under its contract for ``product``:
     :func:`check_issue`, then, when no rule is broken, save, sign, audit and publish.
 
     Times are aware datetimes (kept in UTC, whole seconds); ``reference`` (the NO dispatch
-    reference) is generated when not given and is unique per operator.
+    reference) is generated when not given and is unique per operator. When the unit's
+    site is comms lost the dispatch is refused (409 naming the site) unless the issuer
+    confirms it with ``confirm_comms_loss``; a confirmed one is recorded in the audit
+    chain and alerted to the operator.
     """
     checked = check_issue(unit=unit, service_start=service_start, service_end=service_end,
                           timings=timings, product=product, contract=contract,
                           reference=reference, status=status, urgency=urgency, now=now)
     checked.raise_violations()
+    lost = sites_in_comms_loss(unit)
+    if lost and not confirm_comms_loss:
+        raise Conflict(COMMS_LOSS_WARNING + ", ".join(lost), errors=[
+            f"site {site} is in comms loss: confirm to issue the dispatch anyway"
+            for site in lost])
     instruction = checked.instruction
     try:
         with transaction.atomic():
@@ -210,7 +221,24 @@ def issue_dispatch(*, unit: DispatchUnit, service_start: datetime, service_end: 
         raise Conflict(f"{instruction.operator.code} already has a dispatch "
                        f"{instruction.reference!r}") from exc
     _publish(instruction, checked, issued_by=issued_by, reason=reason)
+    if lost:
+        from dispatch import alerts
+
+        audit.record_comms_loss_confirmed(instruction, issued_by=issued_by, sites=lost)
+        alerts.on_dispatch_in_comms_loss(instruction, issued_by=issued_by)
     return instruction
+
+
+COMMS_LOSS_WARNING = ("The unit's site is in comms loss: the FSP may not receive this "
+                      "dispatch. Confirm to issue it anyway (confirmCommsLoss). Sites: ")
+
+
+def sites_in_comms_loss(unit: DispatchUnit) -> list[str]:
+    """The unit's site, as OP/FSP/SITE, when it is comms lost (else empty)."""
+    site = FspSite.objects.select_related("fsp__operator").get(pk=unit.site_id)
+    if site.comms_state != CommsState.COMMS_LOST:
+        return []
+    return [f"{site.fsp.operator.code}/{site.fsp.identifier}/{site.name}"]
 
 
 def _normalised(timings: list[rules.Timing]) -> list[rules.Timing]:

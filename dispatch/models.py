@@ -8,6 +8,9 @@ events) are only ever written through ``vtn.services``. Acknowledgements attach 
 
 from __future__ import annotations
 
+import uuid
+
+from django.conf import settings
 from django.db import models
 
 from dispatch.registry import NETWORK_OPERATORS
@@ -25,6 +28,34 @@ class NetworkOperator(models.Model):
 
     def __str__(self) -> str:
         return self.code
+
+
+class OperatorGrant(models.Model):
+    """One network operator an operator-side identity may see and act for: an API client
+    (business logic) or a console user. An identity with no grant sees nothing; a shared
+    service company has one grant per operator it works for (see dispatch.scope)."""
+
+    client = models.ForeignKey("vtn.Client", on_delete=models.CASCADE, null=True, blank=True,
+                               related_name="operator_grants")
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, null=True,
+                             blank=True, related_name="operator_grants")
+    operator = models.CharField(max_length=16,
+                                choices=[(code, code) for code in NETWORK_OPERATORS])
+    created = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["operator", "id"]
+        constraints = [
+            models.UniqueConstraint(fields=["client", "operator"], name="one_grant_per_client"),
+            models.UniqueConstraint(fields=["user", "operator"], name="one_grant_per_user"),
+            models.CheckConstraint(
+                condition=models.Q(client__isnull=False, user__isnull=True) |
+                models.Q(client__isnull=True, user__isnull=False),
+                name="grant_names_client_or_user"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.client or self.user} -> {self.operator}"
 
 
 class Product(models.Model):
@@ -99,6 +130,9 @@ class Fsp(models.Model):
     operator = models.ForeignKey(NetworkOperator, on_delete=models.PROTECT, related_name="fsps")
     identifier = models.CharField(max_length=63)
     name = models.CharField(max_length=128, blank=True)
+    # The FSP's own reference, the same on its registrations with every operator, so its
+    # staff see them together (empty: this registration stands alone).
+    reference = models.CharField(max_length=63, blank=True, db_index=True)
     created = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -194,6 +228,14 @@ class Contract(models.Model):
         help_text="contracted capacity across the units; null: the sum of their capacities")
     baseline_method = models.CharField(max_length=64, blank=True,
                                        help_text="name of the settlement baseline method")
+
+    class CommsLoss(models.TextChoices):
+        UNAVAILABLE = "unavailable"  # no availability payment while the site is comms lost
+        AS_DECLARED = "as_declared"  # paid as declared, comms lost or not
+
+    comms_loss_availability = models.CharField(
+        max_length=16, choices=CommsLoss.choices, default=CommsLoss.UNAVAILABLE,
+        help_text="how periods in which a unit's site is comms lost count for availability")
     created = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -357,6 +399,9 @@ class AuditEntry(AppendOnlyModel):
     class Kind(models.TextChoices):
         REVISION_ISSUED = "revision_issued"
         ACK_RECORDED = "ack_recorded"
+        COMMS_CHANGED = "comms_changed"  # a site was marked comms lost or back online
+        # A dispatch was issued to a unit whose site was comms lost, confirmed by its issuer.
+        COMMS_LOSS_CONFIRMED = "comms_loss_confirmed"
 
     sequence = models.PositiveBigIntegerField(unique=True)
     time = models.DateTimeField()
@@ -388,6 +433,9 @@ class HeartbeatRecord(models.Model):
     report_id = models.CharField(max_length=128, db_index=True)
     client_id = models.CharField(max_length=128)
     units = models.JSONField(default=dict, blank=True)
+    # The agent's local log of an outage it rode out (payload GB_OFFLINE_LOG), sent with
+    # its first heartbeat-event report once the VTN was reachable again; null otherwise.
+    offline_log = models.JSONField(null=True, blank=True)
 
     class Meta:
         ordering = ["received_at", "id"]
@@ -518,3 +566,80 @@ class AvailabilityDeclaration(models.Model):
 
     def __str__(self) -> str:
         return f"{self.unit} {self.available_kw} kW from {self.start:%Y-%m-%dT%H:%MZ}"
+
+
+class OperatorAlertHook(models.Model):
+    """Where an operator's own systems take its alerts (an HTTPS webhook)."""
+
+    operator = models.OneToOneField(NetworkOperator, on_delete=models.CASCADE,
+                                    related_name="alert_hook")
+    url = models.CharField(max_length=2000)
+    bearer_token = models.CharField(max_length=512, blank=True)
+    enabled = models.BooleanField(default=True)
+    updated = models.DateTimeField(auto_now=True)
+
+    def __str__(self) -> str:
+        return f"{self.operator} alerts to {self.url}"
+
+
+class OperatorAlert(models.Model):
+    """One alert for an operator (shown in the console) and its delivery to the operator's
+    webhook, if it configured one (see dispatch.alerts)."""
+
+    class Kind(models.TextChoices):
+        COMMS_LOST = "comms_lost"
+        COMMS_RESTORED = "comms_restored"
+        DISPATCH_IN_COMMS_LOSS = "dispatch_in_comms_loss"
+
+    class Delivery(models.TextChoices):
+        NO_WEBHOOK = "no_webhook"  # shown in the console only
+        PENDING = "pending"
+        DELIVERED = "delivered"
+        FAILED = "failed"  # every retry failed
+
+    operator = models.ForeignKey(NetworkOperator, on_delete=models.PROTECT,
+                                 related_name="alerts")
+    kind = models.CharField(max_length=32, choices=Kind.choices)
+    site = models.ForeignKey(FspSite, on_delete=models.CASCADE, null=True, blank=True,
+                             related_name="alerts")
+    raised_at = models.DateTimeField(db_index=True)
+    body = models.JSONField()
+    notification_id = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
+    delivery = models.CharField(max_length=16, choices=Delivery.choices, db_index=True)
+    attempts = models.PositiveIntegerField(default=0)
+    next_attempt_at = models.DateTimeField(null=True, blank=True)
+    delivered_at = models.DateTimeField(null=True, blank=True)
+    last_error = models.CharField(max_length=512, blank=True)
+
+    class Meta:
+        ordering = ["-raised_at", "-id"]
+
+    def __str__(self) -> str:
+        return f"{self.operator} {self.kind} {self.raised_at:%Y-%m-%dT%H:%M:%SZ}"
+
+
+class FspStaffGrant(models.Model):
+    """An FSP back-office identity: an API client (role ``fsp``) or a user, for one FSP
+    registration (one operator). It reaches that registration and every other one with the
+    same FSP reference. ``commercial`` may also accept or dispute statements."""
+
+    class Role(models.TextChoices):
+        READ_ONLY = "read_only"
+        COMMERCIAL = "commercial"
+
+    client = models.OneToOneField("vtn.Client", on_delete=models.CASCADE, null=True,
+                                  blank=True, related_name="fsp_grant")
+    user = models.OneToOneField(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, null=True,
+                                blank=True, related_name="fsp_grant")
+    fsp = models.ForeignKey(Fsp, on_delete=models.CASCADE, related_name="staff")
+    role = models.CharField(max_length=16, choices=Role.choices)
+    created = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [models.CheckConstraint(
+            condition=models.Q(client__isnull=False, user__isnull=True) |
+            models.Q(client__isnull=True, user__isnull=False),
+            name="fsp_grant_names_client_or_user")]
+
+    def __str__(self) -> str:
+        return f"{self.client or self.user} -> {self.fsp} ({self.role})"

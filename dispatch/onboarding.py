@@ -12,6 +12,7 @@ from django.db import transaction
 
 from dispatch import fsp_events, programs, registry, rules
 from dispatch.models import Contract, DispatchUnit, Fsp, FspSite
+from dispatch.products import unit_problem
 from dispatch.publishing import PROFILE_CALLER
 from dispatch.site_keys import register_site_key
 from vtn import pki
@@ -127,10 +128,17 @@ def create_contract(*, operator: str, identifier: str, fsp: str, product: str,
                     availability_price: Decimal = Decimal(0),
                     utilisation_price: Decimal = Decimal(0),
                     baseline_method: str = "",
-                    capacity_kw: Decimal | None = None) -> Contract:
+                    capacity_kw: Decimal | None = None,
+                    comms_loss_availability: str = Contract.CommsLoss.UNAVAILABLE
+                    ) -> Contract:
     """A contract of ``operator`` with an FSP for one product and some of its units.
     Prices are GBP: availability per MW per hour, utilisation per MWh; ``capacity_kw`` is
-    the contracted capacity across the units (None: the sum of their capacities)."""
+    the contracted capacity across the units (None: the sum of their capacities);
+    ``comms_loss_availability`` says how time in comms loss counts for availability
+    (``unavailable``: not paid, the default; ``as_declared``: paid as declared)."""
+    if comms_loss_availability not in Contract.CommsLoss.values:
+        raise BadRequest("comms loss availability must be one of "
+                         f"{', '.join(Contract.CommsLoss.values)}")
     op = programs.ensure_operator(operator)
     try:
         registry.check_identifier(identifier, "contract id")
@@ -145,6 +153,11 @@ def create_contract(*, operator: str, identifier: str, fsp: str, product: str,
     if missing or not units:
         raise BadRequest(f"FSP {fsp} has no units {', '.join(missing)}" if missing
                          else "a contract covers at least one unit")
+    unfit = [f"{unit.reference}: {problem}" for unit in unit_rows if (problem := unit_problem(
+        product_row.code, product_row.directions, direction=unit.direction,
+        capacity_kw=unit.capacity_kw))]
+    if unfit:
+        raise BadRequest(f"these units cannot serve {product_row.code}", errors=unfit)
     for price in (availability_price, utilisation_price):
         if not Decimal(price).is_finite() or Decimal(price) < 0:
             raise BadRequest("prices must be non-negative numbers")
@@ -163,7 +176,8 @@ def create_contract(*, operator: str, identifier: str, fsp: str, product: str,
         operator=op, identifier=identifier, fsp=fsp_row, product=product_row,
         service_windows=windows, availability_price=Decimal(availability_price),
         utilisation_price=Decimal(utilisation_price), baseline_method=baseline_method,
-        capacity_kw=None if capacity_kw is None else Decimal(capacity_kw))
+        capacity_kw=None if capacity_kw is None else Decimal(capacity_kw),
+        comms_loss_availability=comms_loss_availability)
     contract.units.set(unit_rows)
     programs.ensure_program(op, product_row)
     return contract

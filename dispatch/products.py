@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import timedelta
+from decimal import Decimal
 
 ABSOLUTE = "absolute"
 DELTA = "delta"
@@ -30,7 +31,8 @@ class ProductTemplate:
     availability_paid: bool
     directions: tuple[str, ...] = ("import", "export")  # unit directions it applies to
     default_urgency: str = "warning"
-    # turn_to_zero: a dispatch issued without setpoints holds absolute 0 from its start
+    # turn_to_zero: a dispatch issued without setpoints holds absolute 0 from its start;
+    # units_over_kw: only units of a capacity above this many kW may be contracted
     extra: dict = field(default_factory=dict)
 
 
@@ -68,7 +70,7 @@ PRODUCT_TEMPLATES: tuple[ProductTemplate, ...] = (
         notice_period=timedelta(0), ramp_time=timedelta(minutes=2), quantity=FIXED,
         setpoint_types=(ABSOLUTE,), heartbeat_interval=timedelta(minutes=1),
         availability_paid=False, directions=("export",), default_urgency="warning",
-        extra={"turn_to_zero": True}),
+        extra={"turn_to_zero": True, "units_over_kw": 1000}),
 )
 
 
@@ -82,6 +84,28 @@ def template(code: str) -> ProductTemplate:
 def normalise_code(text: str) -> str:
     """``mw-dispatch``, ``MW Dispatch`` and ``MW_DISPATCH`` all name MW_DISPATCH."""
     return (text or "").strip().upper().replace("-", "_").replace(" ", "_")
+
+
+def units_over_kw(code: str) -> Decimal | None:
+    """The capacity a unit must exceed to be contracted for product ``code`` (MW Dispatch:
+    assets over 1 MW), or None when the product sets no such floor."""
+    try:
+        floor = template(code).extra.get("units_over_kw")
+    except KeyError:
+        return None
+    return None if floor is None else Decimal(floor)
+
+
+def unit_problem(code: str, directions, *, direction: str, capacity_kw) -> str | None:
+    """Why a unit (direction, capacity in kW) may not serve product ``code``, or None."""
+    if direction not in directions:
+        return f"product {code} applies to {'/'.join(directions)} units; this unit is " \
+               f"{direction}"
+    floor = units_over_kw(code)
+    if floor is not None and Decimal(capacity_kw) <= floor:
+        return f"product {code} applies to units over {floor.normalize():f} kW; this unit " \
+               f"has {Decimal(capacity_kw).normalize():f} kW"
+    return None
 
 
 def turns_to_zero(code: str) -> bool:

@@ -12,6 +12,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
+from dispatch import products
+
 PROFILE = "gb-dispatch/1"
 STATUSES = ("pre-notify", "run", "stop", "emergency-stop")
 URGENCIES = ("advisory", "warning", "emergency")
@@ -161,9 +163,10 @@ def check(draft: DispatchDraft, product: ProductRules, unit: UnitLimits, *,
         errors.append(f"status {draft.status} cannot follow {was}")
     if draft.status == "emergency-stop" and draft.urgency != "emergency":
         errors.append("an emergency stop has urgency emergency")
-    if unit.direction not in product.directions:
-        errors.append(f"product {product.code} applies to {'/'.join(product.directions)} "
-                      f"units; this unit is {unit.direction}")
+    unit_problem = products.unit_problem(product.code, product.directions,
+                                         direction=unit.direction, capacity_kw=unit.capacity_kw)
+    if unit_problem:
+        errors.append(unit_problem)
     if draft.service_end <= draft.service_start:
         errors.append("serviceEnd must be after serviceStart")
     if windows and not any(s <= draft.service_start and draft.service_end <= e

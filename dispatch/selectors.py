@@ -26,12 +26,28 @@ from dispatch.models import (
 )
 from dispatch.programs import product_parameter_settings
 from dispatch.rules import iso
+from dispatch.scope import Scope
 from vtn.errors import BadRequest, NotFound
 
 
-def find_unit(reference: str, *, fsp: str | None = None,
-              operator: str | None = None) -> DispatchUnit:
-    """A unit by reference, or ``FSP/REF``; ``fsp`` and ``operator`` narrow an ambiguous one."""
+def _within(rows: QuerySet, scope: Scope | None, field: str) -> QuerySet:
+    """``rows`` narrowed to the scope's operators (``field`` names the operator code)."""
+    return rows if scope is None else rows.filter(**{f"{field}__in": scope.operators})
+
+
+def _refuse_if_hidden(rows: QuerySet, scope: Scope | None, field: str, what: str) -> None:
+    """When the scope hides a row that exists, record the reach in the security log."""
+    if scope is not None:
+        hidden = rows.exclude(**{f"{field}__in": scope.operators}).values_list(
+            field, flat=True).first()
+        if hidden is not None:
+            scope.refuse(what, hidden)
+
+
+def find_unit(reference: str, *, fsp: str | None = None, operator: str | None = None,
+              scope: Scope | None = None) -> DispatchUnit:
+    """A unit by reference, or ``FSP/REF``; ``fsp`` and ``operator`` narrow an ambiguous one.
+    A unit outside ``scope`` is not found."""
     if "/" in reference and fsp is None:
         fsp, reference = reference.split("/", 1)
     units = DispatchUnit.objects.select_related("fsp__operator", "resource").filter(
@@ -40,57 +56,67 @@ def find_unit(reference: str, *, fsp: str | None = None,
         units = units.filter(fsp__identifier=fsp)
     if operator:
         units = units.filter(fsp__operator__code=operator.upper())
-    found = list(units[:2])
+    found = list(_within(units, scope, "fsp__operator__code")[:2])
     if not found:
+        _refuse_if_hidden(units, scope, "fsp__operator__code", f"dispatch unit {reference!r}")
         raise NotFound(f"no dispatch unit {reference!r}" + (f" of FSP {fsp!r}" if fsp else ""))
     if len(found) > 1:
         raise BadRequest(f"unit reference {reference!r} is used by several FSPs; name the FSP")
     return found[0]
 
 
-def find_operator(code: str) -> NetworkOperator:
-    """The network operator with ``code`` (404 when the VTN does not have it)."""
-    found = NetworkOperator.objects.filter(code=(code or "").upper()).first()
+def find_operator(code: str, *, scope: Scope | None = None) -> NetworkOperator:
+    """The network operator with ``code`` (404 when the VTN does not have it, or when it is
+    outside ``scope``)."""
+    rows = NetworkOperator.objects.filter(code=(code or "").upper())
+    found = _within(rows, scope, "code").first()
     if found is None:
+        _refuse_if_hidden(rows, scope, "code", "network operator")
         raise NotFound(f"no network operator {code!r}")
     return found
 
 
-def product_parameter_rows() -> list:
-    """Every operator product program with the parameters it applies (see
-    :func:`dispatch.programs.product_parameter_settings`)."""
+def product_parameter_rows(scope: Scope | None = None) -> list:
+    """Every operator product program (within ``scope``) with the parameters it applies
+    (see :func:`dispatch.programs.product_parameter_settings`)."""
+    rows = _within(OperatorProgram.objects.select_related("operator", "product"), scope,
+                   "operator__code")
     return [product_parameter_settings(row.operator, row.product) for row in
-            OperatorProgram.objects.select_related("operator", "product").order_by(
-                "operator__code", "product__code")]
+            rows.order_by("operator__code", "product__code")]
 
 
-def find_dispatch(reference: str, *, operator: str | None = None) -> DispatchInstruction:
-    """A dispatch by its NO dispatch reference (``operator`` narrows an ambiguous one)."""
+def find_dispatch(reference: str, *, operator: str | None = None,
+                  scope: Scope | None = None) -> DispatchInstruction:
+    """A dispatch by its NO dispatch reference (``operator`` narrows an ambiguous one); one
+    outside ``scope`` is not found."""
     return _one_per_operator(DispatchInstruction.objects.select_related(
         "operator", "contract__product", "unit__fsp", "unit__site").filter(reference=reference),
-        f"dispatch {reference!r}", operator)
+        f"dispatch {reference!r}", operator, scope)
 
 
-def _one_per_operator(rows: QuerySet, what: str, operator: str | None):
-    """The one row of ``rows`` (narrowed to ``operator``): 404 when none, 400 when the
-    identifier is used by several operators and none was named."""
+def _one_per_operator(rows: QuerySet, what: str, operator: str | None,
+                      scope: Scope | None = None):
+    """The one row of ``rows`` (narrowed to ``operator`` and ``scope``): 404 when none (the
+    same answer whether it does not exist or is outside the scope), 400 when the identifier
+    is used by several operators and none was named."""
     if operator:
         rows = rows.filter(operator__code=operator.upper())
-    found = list(rows[:2])
+    found = list(_within(rows, scope, "operator__code")[:2])
     if not found:
+        _refuse_if_hidden(rows, scope, "operator__code", what)
         raise NotFound(f"no {what}" + (f" of {operator}" if operator else ""))
     if len(found) > 1:
         raise BadRequest(f"{what} is used by several operators; name the operator")
     return found[0]
 
 
-def dispatches(*, active_from: datetime | None = None,
-               active_to: datetime | None = None) -> QuerySet[DispatchInstruction]:
-    """Every dispatch, newest first; with ``active_from``/``active_to``, only those whose
-    service period overlaps [active_from, active_to). The APIs narrow it further with
-    ``dispatch.api.filters.DispatchFilterSet``."""
-    queryset = DispatchInstruction.objects.select_related(
-        "operator", "contract__product", "unit__fsp", "unit__site")
+def dispatches(*, active_from: datetime | None = None, active_to: datetime | None = None,
+               scope: Scope | None = None) -> QuerySet[DispatchInstruction]:
+    """Every dispatch (within ``scope``), newest first; with ``active_from``/``active_to``,
+    only those whose service period overlaps [active_from, active_to). The APIs narrow it
+    further with ``dispatch.api.filters.DispatchFilterSet``."""
+    queryset = _within(DispatchInstruction.objects.select_related(
+        "operator", "contract__product", "unit__fsp", "unit__site"), scope, "operator__code")
     if active_from:
         queryset = queryset.filter(service_end__gt=active_from)
     if active_to:
@@ -126,8 +152,9 @@ def acknowledgement_state(acks: list[Acknowledgement]) -> dict:
 
 # --- comms --------------------------------------------------------------------------------------
 
-def sites() -> QuerySet[FspSite]:
-    return sites_with_intervals().order_by("fsp__operator__code", "fsp__identifier", "name")
+def sites(scope: Scope | None = None) -> QuerySet[FspSite]:
+    return _within(sites_with_intervals(), scope, "fsp__operator__code").order_by(
+        "fsp__operator__code", "fsp__identifier", "name")
 
 
 # --- meter readings, availability declarations, report intakes ----------------------------------
@@ -136,22 +163,24 @@ def _amount(value: Decimal | None) -> str | None:
     return None if value is None else format(value.normalize(), "f")
 
 
-def meter_readings() -> QuerySet[MeterReading]:
-    """Every stored meter reading, every version, by unit, type and period (narrowed by
-    ``dispatch.api.filters.MeterReadingFilterSet``)."""
-    return MeterReading.objects.select_related("unit__fsp__operator", "intake").order_by(
+def meter_readings(scope: Scope | None = None) -> QuerySet[MeterReading]:
+    """Every stored meter reading (within ``scope``), every version, by unit, type and
+    period (narrowed by ``dispatch.api.filters.MeterReadingFilterSet``)."""
+    return _within(MeterReading.objects.select_related("unit__fsp__operator", "intake"),
+                   scope, "unit__fsp__operator__code").order_by(
         "unit__fsp__identifier", "unit__reference", "reading_type", "start", "version")
 
 
-def intakes() -> QuerySet[ReportIntake]:
-    """Every report intake, newest first."""
-    return ReportIntake.objects.select_related("site__fsp__operator").order_by(
-        "-received_at", "-id")
+def intakes(scope: Scope | None = None) -> QuerySet[ReportIntake]:
+    """Every report intake (within ``scope``), newest first."""
+    return _within(ReportIntake.objects.select_related("site__fsp__operator"), scope,
+                   "site__fsp__operator__code").order_by("-received_at", "-id")
 
 
-def find_contract(identifier: str, *, operator: str | None = None) -> Contract:
+def find_contract(identifier: str, *, operator: str | None = None,
+                  scope: Scope | None = None) -> Contract:
     return _one_per_operator(Contract.objects.select_related("operator", "fsp", "product").filter(
-        identifier=identifier), f"contract {identifier!r}", operator)
+        identifier=identifier), f"contract {identifier!r}", operator, scope)
 
 
 def contracted_windows(contract: Contract, start: datetime,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from celery import shared_task
 
-from dispatch import comms, retention
+from dispatch import alerts, comms, retention
 
 CHECK_COMMS = "dispatch.tasks.check_comms"
 PURGE_RETAINED = "dispatch.tasks.purge_retained"
@@ -12,9 +12,12 @@ PURGE_RETAINED = "dispatch.tasks.purge_retained"
 
 @shared_task(name=CHECK_COMMS)
 def check_comms() -> list[dict]:
-    """Mark sites comms lost or restored; the changes made."""
-    return [{"site": str(change.site), "from": change.from_state, "to": change.to_state,
-             "at": change.at.isoformat()} for change in comms.check_comms()]
+    """Mark sites comms lost or restored, then send the operators' alerts that are due
+    (new ones and retries); the changes made."""
+    changes = [{"site": str(change.site), "from": change.from_state, "to": change.to_state,
+                "at": change.at.isoformat()} for change in comms.check_comms()]
+    alerts.deliver_due()
+    return changes
 
 
 @shared_task(name=PURGE_RETAINED)

@@ -73,6 +73,9 @@ GB_METERING = "GB_METERING"
 # Report payloads.
 OPERATING_STATE = "OPERATING_STATE"
 GB_AVAILABLE_KW = "GB_AVAILABLE_KW"  # kW >= 0 a unit can deliver
+# The agent's local log of an outage it rode out: one JSON document as a string, sent on
+# the FSP's heartbeat event once the VTN is reachable again.
+GB_OFFLINE_LOG = "GB_OFFLINE_LOG"
 USAGE, DEMAND, BASELINE = "USAGE", "DEMAND", "BASELINE"  # kWh, mean kW, kW
 READING_TYPES = (USAGE, DEMAND, BASELINE)
 DATA_QUALITY = "DATA_QUALITY"  # OpenADR 3.1.1 report payload

@@ -21,6 +21,8 @@ from dispatch import readings as dispatch_readings
 from dispatch import selectors as dispatch_selectors
 from dispatch.models import (
     AvailabilityDeclaration,
+    CommsState,
+    CommsTransition,
     Contract,
     DispatchInstruction,
     DispatchRevision,
@@ -29,6 +31,7 @@ from dispatch.models import (
     MeterReading,
 )
 from dispatch.rules import STATUSES
+from dispatch.scope import Scope
 from settlement import statement
 from settlement.calc import money
 from settlement.calc.delivery import DeficiencyRule
@@ -44,10 +47,11 @@ RUN, STOPS = STATUSES[1], STATUSES[2:]  # "run"; "stop", "emergency-stop"
 
 # --- contracts, dispatches and sites, as settlement finds them --------------------------------
 
-def find_contract(identifier: str, *, operator: str | None = None) -> Contract:
-    """The contract ``identifier`` (of ``operator`` when several share it); NotFound or
-    BadRequest as the dispatch API answers them."""
-    return dispatch_selectors.find_contract(identifier, operator=operator)
+def find_contract(identifier: str, *, operator: str | None = None,
+                  scope: Scope | None = None) -> Contract:
+    """The contract ``identifier`` (of ``operator`` when several share it, within
+    ``scope``); NotFound or BadRequest as the dispatch API answers them."""
+    return dispatch_selectors.find_contract(identifier, operator=operator, scope=scope)
 
 
 def contracts(*, operator: str = "", fsp: str = "", contract: str = "") -> list[Contract]:
@@ -130,7 +134,9 @@ def terms_of(contract: Contract) -> statement.Terms:
         baseline=baseline, baseline_text=contract.baseline_method or "high-3-of-5",
         service_windows=windows, period_minutes=stored.period_minutes,
         pay_over_delivery=stored.pay_over_delivery,
-        deficiency_rule=DeficiencyRule(stored.deficiency_rule))
+        deficiency_rule=DeficiencyRule(stored.deficiency_rule),
+        comms_loss_unavailable=contract.comms_loss_availability ==
+        Contract.CommsLoss.UNAVAILABLE)
 
 
 def meter_window(contract: Contract) -> timedelta:
@@ -276,6 +282,7 @@ def unit_inputs(contract: Contract, terms: statement.Terms, first: datetime,
             unit__in=units, superseded_at__isnull=True, start__lt=after, end__gt=first):
         declared[row.unit_id].append((row.start, row.end, row.available_kw, row.declared_at))
     days = dispatched_days([u.pk for u in units], since, after)
+    lost = comms_lost_spans({u.site_id for u in units}, first, after)
     inputs = {}
     for unit in units:
         spans = dispatch_readings.declared_profile(declared[unit.pk], first, after)
@@ -289,5 +296,32 @@ def unit_inputs(contract: Contract, terms: statement.Terms, first: datetime,
             nominated_received=arrived[unit.pk],
             declarations=tuple((s.start, s.end, s.available_kw) for s in spans
                                if s.available_kw is not None),
-            readings_sha256=digest, readings_count=len(digests.pop(unit.pk, [])))
+            readings_sha256=digest, readings_count=len(digests.pop(unit.pk, [])),
+            comms_lost=tuple(lost.get(unit.site_id, ())))
     return inputs, {unit.reference: days.get(unit.pk, frozenset()) for unit in units}
+
+
+def comms_lost_spans(site_ids: set[int], first: datetime,
+                     after: datetime) -> dict[int, list[tuple[datetime, datetime]]]:
+    """Per site, the spans within [first, after) during which it was comms lost: from each
+    transition to ``comms_lost`` until the next transition away from it (or ``after``)."""
+    spans: dict[int, list[tuple[datetime, datetime]]] = defaultdict(list)
+    state_at_first = {}
+    for site_id, to_state in CommsTransition.objects.filter(
+            site_id__in=site_ids, at__lt=first).order_by("site_id", "at", "id").values_list(
+            "site_id", "to_state"):
+        state_at_first[site_id] = to_state
+    lost_since = {site_id: first for site_id, state in state_at_first.items()
+                  if state == CommsState.COMMS_LOST}
+    for site_id, to_state, at in CommsTransition.objects.filter(
+            site_id__in=site_ids, at__gte=first, at__lt=after).order_by(
+            "at", "id").values_list("site_id", "to_state", "at"):
+        if to_state == CommsState.COMMS_LOST:
+            lost_since.setdefault(site_id, at)
+        elif site_id in lost_since:
+            start = lost_since.pop(site_id)
+            if start < at:
+                spans[site_id].append((start, at))
+    for site_id, start in lost_since.items():
+        spans[site_id].append((start, after))
+    return spans

@@ -85,6 +85,9 @@ class Terms:
     period_minutes: int = 30
     pay_over_delivery: bool = False
     deficiency_rule: delivery.DeficiencyRule = delivery.DeficiencyRule.SHORTFALL
+    # The contract's choice: a unit is unavailable (no availability payment) while its
+    # site is comms lost, or is paid as declared regardless.
+    comms_loss_unavailable: bool = True
 
 
 @dataclass(frozen=True)
@@ -117,6 +120,7 @@ class UnitInput:
     nominated_kw: Mapping[datetime, Decimal | None] = field(default_factory=dict)
     nominated_received: Mapping[datetime, datetime] = field(default_factory=dict)  # arrival
     declarations: tuple[tuple[datetime, datetime, Decimal], ...] = ()  # flattened spans
+    comms_lost: tuple[tuple[datetime, datetime], ...] = ()  # when its site was comms lost
     readings_sha256: str = ""  # digest of the readings behind actual_kw and nominated_kw
     readings_count: int = 0
 
@@ -306,8 +310,11 @@ def build_statement(*, terms: Terms, year: int, month: int, version: int,
             unit = units[reference]
             spans = [money.AvailabilityDeclaration(s, e, min(kw, unit.capacity_kw))
                      for s, e, kw in unit.declarations]
+            paid_windows = money.without_spans(windows, unit.comms_lost) \
+                if terms.comms_loss_unavailable else windows
             for line in money.availability_lines(
-                    spans, windows, price_gbp_per_mw_h=terms.availability_price_gbp_per_mw_h):
+                    spans, paid_windows,
+                    price_gbp_per_mw_h=terms.availability_price_gbp_per_mw_h):
                 availability.append(line)
                 lines.append(_availability_line(reference, line))
     for number, row in enumerate(lines, start=1):
@@ -329,7 +336,9 @@ def build_statement(*, terms: Terms, year: int, month: int, version: int,
                 "nothingBelow": str(terms.utilisation.scaling.nothing_below)},
             "payOverDelivery": terms.pay_over_delivery,
             "deficiencyRule": str(terms.deficiency_rule), "baselineMethod": terms.baseline_text,
-            "serviceWindows": [[utc_text(s), utc_text(e)] for s, e in terms.service_windows]},
+            "serviceWindows": [[utc_text(s), utc_text(e)] for s, e in terms.service_windows],
+            "commsLossAvailability": "unavailable" if terms.comms_loss_unavailable
+            else "as_declared"},
         "lines": lines,
         "baselines": records,
         "inputs": {
@@ -339,6 +348,8 @@ def build_statement(*, terms: Terms, year: int, month: int, version: int,
                            for d in sorted(dispatches, key=lambda d: d.reference)],
             "readings": [{"unit": u.reference, "count": u.readings_count,
                           "sha256": u.readings_sha256} for _, u in sorted(units.items())],
+            "commsLost": [{"unit": u.reference, "start": utc_text(s), "end": utc_text(e)}
+                          for _, u in sorted(units.items()) for s, e in u.comms_lost],
         },
         "totals": {
             "availabilityGbp": str(totals.availability_gbp),

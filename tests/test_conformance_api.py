@@ -25,7 +25,7 @@ from tests.fixtures.dispatch import token_for
 pytestmark = pytest.mark.django_db
 ONBOARD = "/conformance/api/v1/onboard"
 RUNS = "/conformance/api/v1/runs"
-UNITS = [{"reference": "bat1", "capacityKw": 500, "direction": "export"},
+UNITS = [{"reference": "bat1", "capacityKw": 1500, "direction": "export"},
          {"reference": "hp1", "capacityKw": 200, "direction": "import"}]
 
 

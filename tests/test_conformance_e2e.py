@@ -87,7 +87,7 @@ def world(sandbox_vtn: VtnServer, tmp_path: Path) -> Iterator[AgentWorld]:
         world.close()
 
 
-def onboard(world: AgentWorld, *, units=(("bat1", 500, "export"),), **settings) -> Site:
+def onboard(world: AgentWorld, *, units=(("bat1", 1500, "export"),), **settings) -> Site:
     """Self-service onboarding, then an agent configuration with the issued certificate
     bundle and a registered signing key."""
     server = world.server
@@ -191,7 +191,7 @@ def check_named(report: dict, scenario: str, name: str) -> dict:
 
 
 def test_our_agent_passes_every_scenario_through_the_run_api(world: AgentWorld) -> None:
-    site = onboard(world, units=(("bat1", 500, "export"), ("hp1", 200, "import")))
+    site = onboard(world, units=(("bat1", 1500, "export"), ("hp1", 200, "import")))
     world.start_agent(site)
     wait_online(world, site)
     with ven_session(world, site) as session:

@@ -159,9 +159,13 @@ def shot(page, name: str) -> None:
 
 
 def make_staff(server, role: str) -> dict:
+    """A console user working for every network operator."""
+    from dispatch.registry import NETWORK_OPERATORS
+
+    granted = [arg for code in NETWORK_OPERATORS for arg in ("--operator", code)]
     made = json.loads(server.manage("console_user", "create", "--username",
                                     server.unique(role.replace(" ", "-")), "--role",
-                                    role).stdout)
+                                    role, *granted).stdout)
     return made
 
 

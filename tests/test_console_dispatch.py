@@ -96,12 +96,12 @@ def test_the_revise_check_writes_nothing(console, issue):
 def test_rule_violations_are_all_shown_and_nothing_is_issued(console, gb):
     soon = datetime.now(UTC) + timedelta(minutes=5)
     response = console("dispatcher").post("/console/dispatches/new", form(
-        kw="900", start=f"{soon:%Y-%m-%d %H:%M}", end=f"{soon:%Y-%m-%d %H:%M}"))
+        kw="1600", start=f"{soon:%Y-%m-%d %H:%M}", end=f"{soon:%Y-%m-%d %H:%M}"))
     assert response.status_code == 400
     page = response.content.decode()
     assert "serviceEnd must be after serviceStart" in page
     assert "needs 15 minute(s) notice" in page
-    assert "exceeds the unit&#x27;s capacity of 500" in page
+    assert "exceeds the unit&#x27;s capacity of 1500" in page
     assert 'role="alert"' in page
     assert not DispatchInstruction.objects.exists()
 

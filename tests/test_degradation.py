@@ -142,7 +142,7 @@ def test_the_vtns_own_outage_is_not_the_fsps_comms_loss(tmp_path):
         worker.start()
         fsp = server.unique("outagefsp")
         onboarding = json.loads(server.manage(
-            "fsp", "onboard", "--operator", "ENWL", "--fsp", fsp, "--unit", "u1:500:export"
+            "fsp", "onboard", "--operator", "ENWL", "--fsp", fsp, "--unit", "u1:1500:export"
         ).stdout)
         server.manage("fsp", "contract", "--operator", "ENWL", "--fsp", fsp, "--id",
                       f"{fsp}-mw", "--product", "MW_DISPATCH", "--unit", "u1")

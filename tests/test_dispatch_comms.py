@@ -15,6 +15,7 @@ from django.utils import timezone
 
 from dispatch import comms, tasks
 from dispatch.models import CommsState, CommsTransition, DispatchUnit, FspSite, HeartbeatRecord
+from dispatch.scope import Scope
 from tests.test_dispatch_api import Api
 
 pytestmark = pytest.mark.django_db
@@ -161,7 +162,7 @@ def test_the_operator_sees_comms_in_the_api_and_the_command(gb, issue, clock):
 
     poll(gb.acme)
     comms.check_comms(clock.at(100))
-    dispatch = issue(reference="COMMS-1")
+    dispatch = issue(reference="COMMS-1", confirm_comms_loss=True)  # the site is silent
     operator = Api(new_actor("operator", "bl", "3.1.0").token)
     status, listed, _ = operator.get("/sites")
     assert status == 200, listed
@@ -232,7 +233,8 @@ def test_the_console_dashboard_lists_vtn_outages(gb, clock, settings):
     settings.VTN_SERVING_BEAT_SECONDS = 1
     serving.beat(clock.start)
     serving.beat(clock.start + timedelta(seconds=60))
-    outages = selectors.dashboard(clock.at(61))["vtn_outages"]
+    shown = selectors.dashboard(clock.at(61), scope=Scope(frozenset({"ENWL"}), "test"))
+    outages = shown["vtn_outages"]
     assert [(o["start"], o["end"], o["minutes"]) for o in outages] == [
         (clock.start, clock.start + timedelta(seconds=60), 1.0)]
 

@@ -44,7 +44,7 @@ def test_sustain_needs_a_week_of_notice(gb, issue):
 
 def test_setpoints_must_be_within_capacity(issue):
     start = hour(2)
-    refused(issue, "exceeds the unit's capacity of 500", timings=[timing(start, 501)])
+    refused(issue, "exceeds the unit's capacity of 1500", timings=[timing(start, 1501)])
 
 
 def test_setpoints_must_be_within_the_service_window(issue):
@@ -72,12 +72,53 @@ def test_fixed_quantity_products_keep_one_volume(gb, issue):
                                                           "absolute")])
 
 
-def test_mw_dispatch_applies_to_export_units_only(gb, issue):
-    onboarding.create_contract(operator="ENWL", identifier="C-MW2", fsp="acme",
-                               product="MW_DISPATCH", units=["hp1"])
-    start = hour(2)
-    refused(issue, "applies to export units", unit="acme/hp1",
-            product=programs.find_product("MW_DISPATCH"), timings=[timing(start, 0, "absolute")])
+def test_mw_dispatch_contracts_take_export_units_over_1_mw_only(gb):
+    from dispatch import registry
+
+    onboarding.onboard_fsp(operator="ENWL", fsp="acme", site="south", units=[
+        registry.parse_unit_spec("pv1:1000:export"), registry.parse_unit_spec("wt1:1000.5:export")])
+    for unit, why in (("hp1", "applies to export units; this unit is import"),
+                      ("pv1", "applies to units over 1000 kW; this unit has 1000 kW")):
+        with pytest.raises(BadRequest) as caught:
+            onboarding.create_contract(operator="ENWL", identifier=f"C-MW-{unit}", fsp="acme",
+                                     product="MW_DISPATCH", units=[unit])
+        assert caught.value.errors == [f"{unit}: product MW_DISPATCH {why}"]
+    made = onboarding.create_contract(operator="ENWL", identifier="C-MW-wt1", fsp="acme",
+                                    product="MW_DISPATCH", units=["wt1"])
+    assert made.units.get().reference == "wt1"
+    # Other products take the small units.
+    onboarding.create_contract(operator="ENWL", identifier="C-DYN-pv1", fsp="acme",
+                             product="DYNAMIC", units=["pv1"])
+
+
+def test_a_dispatch_to_a_unit_of_1_mw_or_less_under_mw_dispatch_is_refused():
+    from datetime import UTC, datetime
+    from decimal import Decimal
+
+    from dispatch import rules
+
+    start = datetime(2026, 1, 5, 17, tzinfo=UTC)
+    draft = rules.DispatchDraft(
+        network_operator="ENWL", reference="R", revision=1, status="run", urgency="warning",
+        fsp="acme", unit="pv1", contract="C", product="MW_DISPATCH",
+        instruction_time=start - timedelta(hours=1), service_start=start,
+        service_end=start + timedelta(hours=1),
+        timings=(rules.Timing(setpoint_time=start, volume=Decimal(0),
+                              setpoint_type="absolute"),))
+    product = rules.ProductRules(code="MW_DISPATCH", notice_period=timedelta(0),
+                                 quantity="fixed", setpoint_types=("absolute",),
+                                 directions=("export",))
+    small = rules.UnitLimits(capacity_kw=Decimal(900), capacity_kvar=None, direction="export")
+    large = rules.UnitLimits(capacity_kw=Decimal(1500), capacity_kvar=None, direction="export")
+    assert rules.check(draft, product, small) == [
+        "product MW_DISPATCH applies to units over 1000 kW; this unit has 900 kW"]
+    assert rules.check(draft, product, large) == []
+
+
+def test_mw_dispatch_without_setpoints_turns_to_zero(gb, issue):
+    dispatch = issue(product=programs.find_product("MW_DISPATCH"), timings=[])
+    timings = dispatch.revisions.get().document["serviceTimings"]
+    assert [(t["volume"], t["setpointType"]) for t in timings] == [(0, "ABSOLUTE")]
 
 
 def test_reactive_power_needs_reactive_capacity(issue):

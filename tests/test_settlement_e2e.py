@@ -105,7 +105,16 @@ def test_a_dispatch_is_settled_by_the_worker_and_disputed_by_the_fsp(
             == [("240", "144", "96"), ("240", "120", "100")]
         # 96 kW and 100 kW for a minute each at 300 GBP/MWh: 0.48 + 0.50
         assert detail["document"]["totals"]["netGbp"] == "0.98"
-        disputed = ven.post(f"{vtn_server.base_url}/settlement/api/v1/statements/"
+        refused = ven.post(f"{vtn_server.base_url}/settlement/api/v1/statements/"
+                           f"{statement['id']}/accept", timeout=30)
+        assert refused.status_code == 403  # a site's gateway does not answer statements
+
+    # The FSP's commercial back office answers it.
+    office = json.loads(vtn_server.manage(
+        "fsp", "staff-client", "--operator", "ENWL", "--fsp", fsp, "--name", f"{fsp}-office",
+        "--role", "commercial").stdout)
+    with vtn_server.session(vtn_server.token(office)) as commercial:
+        disputed = commercial.post(f"{vtn_server.base_url}/settlement/api/v1/statements/"
                             f"{statement['id']}/dispute", json={
                                 "reason": "our logger shows full delivery",
                                 "lines": [{"line": lines[0]["line"], "reason": "96 is low"}]},

@@ -19,7 +19,7 @@ from dispatch.models import Contract, DispatchUnit, MeterReading, ReportIntake
 from settlement import services, statement, tasks
 from settlement.models import DispatchSettlement, SettlementTerms, Statement
 from tests.fixtures.api import new_actor
-from tests.fixtures.dispatch import timing
+from tests.fixtures.dispatch import fsp_office_token, timing
 
 pytestmark = pytest.mark.django_db
 
@@ -203,6 +203,9 @@ class Api:
 def test_the_fsp_sees_its_issued_statement_and_disputes_a_line(settled, gb):
     operator = Api(new_actor("operator", "bl", "3.1.0").token)
     acme, zeta = Api(gb.acme.token), Api(gb.zeta.token)
+    office = Api(fsp_office_token("ENWL", "acme", "commercial"))
+    reader = Api(fsp_office_token("ENWL", "acme", "read_only"))
+    zeta_office = Api(fsp_office_token("ENWL", "zeta", "commercial"))
     status, computed = operator.post("/statements", {"operator": "ENWL", "contract": "C-DYN",
                                                      "month": "2026-09"})
     assert status == 200, computed
@@ -213,18 +216,24 @@ def test_the_fsp_sees_its_issued_statement_and_disputes_a_line(settled, gb):
     status, response = acme.get(f"/statements/{sid}")
     assert status == 200 and json.loads(response.content)["document"]["totals"]["netGbp"] == \
         "26.50"
+    assert reader.get(f"/statements/{sid}")[0] == 200  # the back office reads it too
     assert zeta.get(f"/statements/{sid}")[0] == 404  # another FSP's
-    assert zeta.post(f"/statements/{sid}/accept")[0] == 404
+    assert zeta_office.get(f"/statements/{sid}")[0] == 404
+    assert zeta_office.post(f"/statements/{sid}/accept")[0] == 404
     assert operator.post(f"/statements/{sid}/accept")[0] == 403  # the FSP answers
-    assert acme.post(f"/statements/{sid}/dispute", {"reason": "x", "lines": [
+    # ... through its commercial back office, not a site's gateway nor a read-only one.
+    assert acme.post(f"/statements/{sid}/accept")[0] == 403
+    assert acme.post(f"/statements/{sid}/dispute", {"reason": "x"})[0] == 403
+    assert reader.post(f"/statements/{sid}/accept")[0] == 403
+    assert office.post(f"/statements/{sid}/dispute", {"reason": "x", "lines": [
         {"line": 99, "reason": "no such line"}]})[0] == 400
-    status, disputed = acme.post(f"/statements/{sid}/dispute", {
+    status, disputed = office.post(f"/statements/{sid}/dispute", {
         "reason": "our meter shows more", "lines": [{"line": 1, "reason": "actual was 100 kW"}]})
     assert status == 200 and disputed["status"] == "disputed"
     assert disputed["disputes"][0]["lines"] == [{"line": 1, "reason": "actual was 100 kW"}]
-    assert acme.post(f"/statements/{sid}/accept")[0] == 409
+    assert office.post(f"/statements/{sid}/accept")[0] == 409
     assert operator.post(f"/statements/{sid}/finalise")[0] == 409  # dispute open
-    assert acme.post(f"/statements/{sid}/resolve", {"resolution": "x"})[0] == 403
+    assert office.post(f"/statements/{sid}/resolve", {"resolution": "x"})[0] == 403
     assert operator.post(f"/statements/{sid}/resolve", {"resolution": "meter checked"})[0] \
         == 200
     status, final = operator.post(f"/statements/{sid}/finalise")
@@ -234,7 +243,7 @@ def test_the_fsp_sees_its_issued_statement_and_disputes_a_line(settled, gb):
 def test_an_accepted_statement_is_finalised(settled, gb):
     contract, _ = settled
     row = services.issue(statement_id=services.settle_month(contract=contract, month=MONTH).pk)
-    acme = Api(gb.acme.token)
+    acme = Api(fsp_office_token("ENWL", "acme", "commercial"))
     status, accepted = acme.post(f"/statements/{row.pk}/accept")
     assert status == 200 and accepted["status"] == "accepted"
     operator = Api(new_actor("operator", "bl", "3.1.0").token)

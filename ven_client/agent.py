@@ -30,7 +30,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from gbflex_profile import acks, jose
-from gbflex_profile.vocabulary import ACTIONED, GB_HEARTBEAT_INTERVAL, RECEIVED, REPORT_KINDS
+from gbflex_profile.vocabulary import (
+    ACTIONED,
+    GB_HEARTBEAT_INTERVAL,
+    GB_OFFLINE_LOG,
+    RECEIVED,
+    REPORT_KINDS,
+)
 from ven_client import handler, logs, profile, reports
 from ven_client.config import Config
 from ven_client.store import OutboxMessage, Revision, Store
@@ -255,10 +261,11 @@ class Agent:
         self.signing_key()
         if not self._recovered:
             self.recover()
+        # Revisions already held go to local control first, before anything that needs the
+        # VTN: after a restart during an outage they must not wait for it to come back.
+        self.action_received()
         if self.ven is None:
             self.discover()
-        # Revisions received before a restart go to the handler before anything newer.
-        self.action_received()
         self.flush()
         events = self.poll_events()
         self._note_special_events(events)
@@ -283,9 +290,58 @@ class Agent:
         logs.log("online" if first else "cycle_done", level="info" if first else "debug",
                  events=len(events), pending=self.store.pending_count(),
                  seconds=round(time.monotonic() - started, 4))
+        self.report_offline_log()
         # After the poll: on start, dispatches are fetched and handed over before the MQTT
         # binding is discovered (and paho imported); a connection then wakes the next poll.
         self._push_hook()
+
+    # -- outages -------------------------------------------------------------------------
+
+    def went_offline(self) -> None:
+        """Note when the VTN was first found unreachable (kept across restarts)."""
+        if self.store.get("offline_since") is None:
+            self.store.put("offline_since", time.time())
+            logs.log("offline", level="warning", held=len(self.store.revisions_in("received")))
+
+    def offline_log(self, since: float, until: float) -> dict:
+        """What the agent did on its own between ``since`` and ``until``: every revision
+        it held whose service period overlapped the outage, or that it handed to local
+        control meanwhile, with what local control answered and whether the dispatch
+        ended while the VTN could not be reached."""
+        entries = []
+        for row in self.store.revisions_between(since, until):
+            document = row["document"]
+            end = datetime.fromisoformat(document["serviceEnd"].replace("Z", "+00:00"))
+            entries.append({
+                "dispatchRef": row["dispatch_ref"], "revision": row["revision"],
+                "status": document["status"], "unit": document["dispatchUnit"],
+                "serviceStart": document["serviceStart"],
+                "serviceEnd": document["serviceEnd"], "state": row["state"],
+                "outcome": row["outcome"], "actionedAt": _iso(row["actioned_at"]),
+                "endedOffline": since <= end.timestamp() <= until})
+        return {"offlineFrom": _iso(since), "offlineUntil": _iso(until), "entries": entries}
+
+    def report_offline_log(self) -> None:
+        """After an outage, queue the local log of it as a report on the FSP's heartbeat
+        event (payload ``GB_OFFLINE_LOG``, one JSON document) and send it."""
+        since = self.store.get("offline_since")
+        if since is None:
+            return
+        until = time.time()
+        log = self.offline_log(float(since), until)
+        idempotency_key = str(uuid.uuid4())
+        body = {"reportName": f"offline log #{idempotency_key}", "resources": [
+            {"resourceName": unit, "intervals": [{"id": 0, "payloads": [
+                {"type": GB_OFFLINE_LOG, "values": [json.dumps(log, sort_keys=True)]}]}]}
+            for unit in self.units[:1]]}
+        with self.store.transaction() as conn:
+            if self.units:
+                self.store.enqueue(conn, kind="offline_log", path="reports", body=body,
+                                   idempotency_key=idempotency_key, needs_event="heartbeat")
+            self.store.put("offline_since", None, conn)
+        logs.log("offline_log_queued", offline_from=log["offlineFrom"],
+                 offline_until=log["offlineUntil"], entries=len(log["entries"]))
+        self._flush_quietly()
 
     def _push_hook(self) -> None:
         """Start MQTT wake-ups once (when configured and offered); refresh their password."""
@@ -672,6 +728,9 @@ class Agent:
                 delay = backoff.failure(getattr(exc, "retry_after", None))
                 code = 1
                 self.online = False
+                if isinstance(exc, Unavailable):
+                    self.went_offline()
+                    self.action_received()  # held instructions still go to local control
                 with self.store.transaction() as conn:
                     self.store.put("last_poll", time.time(), conn)
                     self.store.put("comms_state", "backoff", conn)

@@ -21,6 +21,7 @@ import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 
 SCHEMA = """
@@ -249,6 +250,28 @@ class Store:
                      (outcome, reason, time.time(), revision.operator, revision.dispatch_ref,
                       revision.revision))
 
+    def revisions_between(self, since: float, until: float) -> list[dict]:
+        """Revisions held or handled between ``since`` and ``until`` (epoch seconds): the
+        current revision of each dispatch whose service period overlaps that time, and any
+        revision received or actioned in it; oldest first, documents parsed."""
+        rows = self.db.execute(
+            "SELECT * FROM revisions r WHERE r.revision = (SELECT MAX(revision) FROM "
+            "revisions WHERE operator = r.operator AND dispatch_ref = r.dispatch_ref) OR "
+            "received_at BETWEEN ? AND ? OR actioned_at BETWEEN ? AND ? "
+            "ORDER BY received_at, revision", (since, until, since, until)).fetchall()
+        found = []
+        for row in rows:
+            entry = dict(row) | {"document": json.loads(row["document"])}
+            document = entry["document"]
+            start = _epoch(document.get("serviceStart"))
+            end = _epoch(document.get("serviceEnd"))
+            overlaps = start is not None and end is not None and start < until and end > since
+            handled = any(v is not None and since <= v <= until
+                          for v in (row["received_at"], row["actioned_at"]))
+            if overlaps or handled:
+                found.append(entry)
+        return found
+
     def last_revision(self) -> dict | None:
         row = self.db.execute("SELECT * FROM revisions ORDER BY received_at DESC LIMIT 1"
                               ).fetchone()
@@ -278,3 +301,13 @@ class Store:
                      rows: int) -> None:
         conn.execute("INSERT INTO ingested (content_hash, name, rows, ingested_at) VALUES "
                      "(?, ?, ?, ?)", (content_hash, name, rows, time.time()))
+
+
+def _epoch(text: str | None) -> float | None:
+    """An ISO 8601 instant (``Z`` or an offset) as epoch seconds; None if it is not one."""
+    if not text:
+        return None
+    try:
+        return datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
+    except ValueError:
+        return None

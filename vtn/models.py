@@ -209,6 +209,9 @@ class Client(models.Model):
     class Role(models.TextChoices):
         BL = "bl", "Business logic"
         VEN = "ven", "VEN"
+        # An FSP's back office: reads its FSP's sites, dispatches and statements and (with
+        # the commercial role) answers statements; no OpenADR scope.
+        FSP = "fsp", "FSP back office"
 
     application = models.OneToOneField(
         settings.OAUTH2_PROVIDER_APPLICATION_MODEL, on_delete=models.CASCADE,
@@ -360,6 +363,10 @@ class SecurityEvent(AppendOnlyModel):
         CERTIFICATE_REVOKED = "certificate_revoked"  # an operator revoked a certificate
         WEBHOOK_BROKEN = "webhook_broken"  # a subscription's callback failed every retry
         WEBHOOK_RESET = "webhook_reset"  # an operator reset a broken subscription
+        # An operator-side identity named an object of a network operator outside its scope
+        # (answered 404, as for an object that does not exist).
+        OUT_OF_SCOPE = "out_of_scope"
+        SCOPE_CHANGED = "scope_changed"  # an identity's network-operator scope was set
 
     time = models.DateTimeField(default=timezone.now, db_index=True)
     kind = models.CharField(max_length=32, choices=Kind.choices, db_index=True)

@@ -170,14 +170,22 @@ def _auth(bearer_token: str | None) -> dict:
 
 def post(delivery: WebhookDelivery) -> str | None:
     """One attempt; None on a 2xx answer, otherwise what went wrong."""
-    problem = callback_problem(delivery.callback_url, resolve=True)
+    return send(delivery.callback_url, delivery.body, bearer_token=delivery.bearer_token,
+                notification_id=str(delivery.notification_id))
+
+
+def send(url: str, body: dict, *, bearer_token: str | None, notification_id: str
+         ) -> str | None:
+    """POST ``body`` as JSON to ``url`` once, under the callback address policy, timeouts
+    and TLS settings of every webhook; None on a 2xx answer, otherwise what went wrong.
+    ``notification_id`` goes in a header so the receiver can drop a repeat."""
+    problem = callback_problem(url, resolve=True)
     if problem is not None:
         return problem[:ERROR_LIMIT]
-    headers = {**_auth(delivery.bearer_token),
-               NOTIFICATION_ID_HEADER: str(delivery.notification_id),
+    headers = {**_auth(bearer_token), NOTIFICATION_ID_HEADER: notification_id,
                "User-Agent": "gb-flex-vtn-webhooks"}
     try:
-        response = _session().post(delivery.callback_url, json=delivery.body, headers=headers,
+        response = _session().post(url, json=body, headers=headers,
                                    timeout=_timeouts(), allow_redirects=False,
                                    verify=_verify())
         response.close()

@@ -9,7 +9,7 @@ from django.http import HttpRequest, HttpResponse
 
 from console.filters import AuditFilter
 from console.permissions import console_view
-from console.views.common import page, paged
+from console.views.common import operator_scope, page, paged
 from dispatch import audit
 from dispatch import selectors as dispatch_selectors
 from dispatch.models import AuditEntry
@@ -19,7 +19,8 @@ from vtn.errors import Problem
 @console_view()
 def audit_log(request: HttpRequest) -> HttpResponse:
     """Every audit entry, newest first, filtered and paged (invalid filters: none)."""
-    filters = AuditFilter(request.GET, queryset=AuditEntry.objects.order_by("-sequence"))
+    filters = AuditFilter(request.GET, queryset=AuditEntry.objects.filter(
+        operator_code__in=operator_scope(request).operators).order_by("-sequence"))
     problems = [] if filters.is_valid() else ["check the filters"]
     rows = [] if problems else filters.qs
     return page(request, "console/audit.html", {
@@ -31,7 +32,8 @@ def audit_log(request: HttpRequest) -> HttpResponse:
 def evidence(request: HttpRequest, operator: str, reference: str) -> HttpResponse:
     """The offline-verifiable audit export of one dispatch, as a download."""
     try:
-        dispatch = dispatch_selectors.find_dispatch(reference, operator=operator)
+        dispatch = dispatch_selectors.find_dispatch(reference, operator=operator,
+                                                    scope=operator_scope(request))
     except Problem:
         return page(request, "console/not_found.html",
                     {"what": f"dispatch {operator}/{reference}"}, status=404)

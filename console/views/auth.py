@@ -17,6 +17,7 @@ from django_otp import match_token
 from console import login_throttle, permissions
 from console.forms import LoginForm
 from console.views.common import page
+from dispatch import fsp_office
 from vtn.auth.mtls import client_address
 
 REFUSED = "The username, password or authenticator code is not right."
@@ -51,10 +52,14 @@ def login(request: HttpRequest) -> HttpResponse:
                                 password=data["password"])
             device = match_token(user, data["otp_token"].strip()) \
                 if user is not None else None
-            if user is not None and device is not None and permissions.role_of(user):
+            fsp_staff = user is not None and fsp_office.office_of_user(user) is not None
+            if user is not None and device is not None and (permissions.role_of(user)
+                                                             or fsp_staff):
                 login_throttle.succeeded(username=data["username"], address=address)
                 auth_login(request, user)
                 otp_login(request, device)
+                if fsp_staff and not permissions.role_of(user):
+                    return redirect("/console/fsp")  # an FSP's staff: its own pages
                 return redirect(_next(request))
             login_throttle.failed(username=data["username"], address=address,
                                   door="console")

@@ -7,6 +7,9 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 
 from console import permissions
+from dispatch import scope as operator_scopes
+from dispatch.registry import NETWORK_OPERATORS
+from dispatch.scope import Scope
 
 # Rows per page of every console list.
 PAGE_SIZE = 50
@@ -23,6 +26,35 @@ def page(request: HttpRequest, template: str, context: dict | None = None, *,
         **(context or {})}, status=status)
     response["Cache-Control"] = "no-store"
     return response
+
+
+def operator_scope(request: HttpRequest) -> Scope:
+    """The network operators the console user may see and act for."""
+    return operator_scopes.for_user(request.user, request.META.get("REMOTE_ADDR", ""))
+
+
+def narrow_form(form, scope: Scope):
+    """Offer only the scope's operators (and their units) in ``form``. A submitted operator
+    or unit outside the scope is then an invalid choice, the same answer as for one that
+    does not exist, and the attempt is written to the security log."""
+    operator = form.fields.get("operator")
+    if operator is not None:
+        operator.choices = [(code, label) for code, label in operator.choices
+                            if not code or code in scope.operators]
+        sent = str(form.data.get("operator", "")).upper() if form.is_bound else ""
+        if sent in NETWORK_OPERATORS and not scope.allows(sent):
+            scope.refuse("a console form", sent)
+    unit = form.fields.get("unit")
+    if unit is not None:
+        everything = unit.queryset
+        unit.queryset = everything.filter(fsp__operator__code__in=scope.operators)
+        sent = str(form.data.get("unit", "")) if form.is_bound else ""
+        if sent.isdigit():
+            hidden = everything.exclude(fsp__operator__code__in=scope.operators).filter(
+                pk=int(sent)).values_list("fsp__operator__code", flat=True).first()
+            if hidden is not None:
+                scope.refuse(f"dispatch unit {sent}", hidden)
+    return form
 
 
 def staff(request: HttpRequest) -> str:

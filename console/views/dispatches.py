@@ -15,16 +15,18 @@ from console.filters import DispatchFilter
 from console.forms import DispatchForm, ReviseForm, StopForm
 from console.permissions import DISPATCH, console_view
 from console.templatetags.console import utc
-from console.views.common import page, paged, staff
+from console.views.common import narrow_form, operator_scope, page, paged, staff
 from dispatch import issuing
 from dispatch import selectors as dispatch_selectors
 from dispatch.models import DispatchInstruction
 from vtn.errors import Problem
 
 
-def _find(operator: str, reference: str) -> DispatchInstruction | None:
+def _find(request: HttpRequest, operator: str,
+          reference: str) -> DispatchInstruction | None:
     try:
-        return dispatch_selectors.find_dispatch(reference, operator=operator)
+        return dispatch_selectors.find_dispatch(reference, operator=operator,
+                                                scope=operator_scope(request))
     except Problem:
         return None
 
@@ -41,7 +43,8 @@ def _url(dispatch: DispatchInstruction) -> str:
 @console_view()
 def dispatch_list(request: HttpRequest) -> HttpResponse:
     """Every dispatch, newest first, filtered and paged (invalid filters: none)."""
-    filters = DispatchFilter(request.GET, queryset=dispatch_selectors.dispatches())
+    filters = DispatchFilter(request.GET, queryset=dispatch_selectors.dispatches(
+        scope=operator_scope(request)))
     problems = [] if filters.is_valid() else ["check the filters"]
     rows = [] if problems else filters.qs
     return page(request, "console/dispatches.html", {
@@ -56,8 +59,9 @@ def issue(request: HttpRequest) -> HttpResponse:
     violation is shown next to the form or a summary with a Confirm button. POST
     ``step=confirm``: issued, exactly once (the reference is fixed at the check)."""
     if request.method == "GET":
-        return page(request, "console/dispatch_form.html", {"form": DispatchForm()})
-    form = DispatchForm(request.POST)
+        return page(request, "console/dispatch_form.html", {
+            "form": narrow_form(DispatchForm(), operator_scope(request))})
+    form = narrow_form(DispatchForm(request.POST), operator_scope(request))
     if not form.is_valid():
         return page(request, "console/dispatch_form.html", {"form": form}, status=400)
     data = form.cleaned_data
@@ -66,7 +70,7 @@ def issue(request: HttpRequest) -> HttpResponse:
         unit=data["unit"], product=data["product"], start=data["start"], end=data["end"],
         kw=data["kw"], setpoint_type=data["setpoint_type"], status=data["status"],
         urgency=data["urgency"], reference=reference, staff=staff(request),
-        reason=data["reason"])
+        reason=data["reason"], confirm_comms_loss=data["confirm_comms_loss"])
     if request.POST.get("step") == "confirm":
         try:
             dispatch = issuing.issue_dispatch(**arguments)
@@ -80,7 +84,8 @@ def issue(request: HttpRequest) -> HttpResponse:
     if problems:
         return page(request, "console/dispatch_form.html",
                     {"form": form, "problems": problems}, status=400)
-    confirmed = DispatchForm({**request.POST.dict(), "reference": reference})
+    confirmed = narrow_form(DispatchForm({**request.POST.dict(), "reference": reference}),
+                            operator_scope(request))
     confirmed.is_valid()
     return page(request, "console/dispatch_confirm.html", {
         "form": confirmed, "data": data, "reference": reference, "document": document})
@@ -88,7 +93,7 @@ def issue(request: HttpRequest) -> HttpResponse:
 
 @console_view()
 def dispatch_detail(request: HttpRequest, operator: str, reference: str) -> HttpResponse:
-    dispatch = _find(operator, reference)
+    dispatch = _find(request, operator, reference)
     if dispatch is None:
         return _not_found(request, operator, reference)
     return page(request, "console/dispatch.html", {
@@ -98,7 +103,7 @@ def dispatch_detail(request: HttpRequest, operator: str, reference: str) -> Http
 
 @console_view()
 def dispatch_timeline(request: HttpRequest, operator: str, reference: str) -> HttpResponse:
-    dispatch = _find(operator, reference)
+    dispatch = _find(request, operator, reference)
     if dispatch is None:
         return _not_found(request, operator, reference)
     return page(request, "console/fragments/timeline.html", {
@@ -115,7 +120,7 @@ def _expected_revision(request: HttpRequest, dispatch: DispatchInstruction) -> i
 def revise(request: HttpRequest, operator: str, reference: str) -> HttpResponse:
     """Change the volume (from a time on), the end or the status: checked, then
     confirmed, as a new revision."""
-    dispatch = _find(operator, reference)
+    dispatch = _find(request, operator, reference)
     if dispatch is None:
         return _not_found(request, operator, reference)
     context = {"dispatch": dispatch, "earliest": services.earliest_change(dispatch)}
@@ -153,7 +158,7 @@ def revise(request: HttpRequest, operator: str, reference: str) -> HttpResponse:
 
 def _stop(request: HttpRequest, operator: str, reference: str, *,
           emergency: bool) -> HttpResponse:
-    dispatch = _find(operator, reference)
+    dispatch = _find(request, operator, reference)
     if dispatch is None:
         return _not_found(request, operator, reference)
     form = StopForm(request.POST or None)

@@ -11,7 +11,7 @@ from console import filters, selectors, services
 from console.forms import ContractForm, OnboardForm, ProductParametersForm
 from console.models import CertificateBundle
 from console.permissions import REGISTRY, console_view
-from console.views.common import page, paged, staff
+from console.views.common import narrow_form, operator_scope, page, paged, staff
 from dispatch import onboarding, programs
 from dispatch import selectors as dispatch_selectors
 from dispatch.api.serializers import SiteSerializer
@@ -26,7 +26,7 @@ LISTS = {"fsps": filters.FspFilter, "sites": filters.SiteFilter,
 def registry(request: HttpRequest) -> HttpResponse:
     """FSPs, sites, units and contracts, each filtered by the one form (operator, FSP,
     comms state) and paged on its own (``fsps_page``, ``sites_page``, ...)."""
-    lists = selectors.registry()
+    lists = selectors.registry(operator_scope(request))
     context: dict = {"problems": []}
     for name, filter_class in LISTS.items():
         narrowed = filter_class(request.GET, queryset=lists[name])
@@ -45,7 +45,7 @@ def registry(request: HttpRequest) -> HttpResponse:
 def onboard(request: HttpRequest) -> HttpResponse:
     """The onboarding form; its answer shows the client secret this once and links the
     certificate bundle for its one download."""
-    form = OnboardForm(request.POST or None)
+    form = narrow_form(OnboardForm(request.POST or None), operator_scope(request))
     problems: list[str] = []
     if request.method == "POST" and form.is_valid():
         data = form.cleaned_data
@@ -70,10 +70,19 @@ def bundle(request: HttpRequest, bundle_id: str) -> HttpResponse:
     (a POST, so that no link prefetcher can take it); afterwards a page saying it is gone."""
     if request.method == "GET":
         found = CertificateBundle.objects.filter(pk=bundle_id).first()
+        if found is not None and not operator_scope(request).allows(found.operator):
+            operator_scope(request).refuse(f"certificate bundle {bundle_id}", found.operator)
+            found = None
         if found is None:
             return page(request, "console/bundle_gone.html",
                         {"reason": "There is no such certificate bundle."}, status=404)
         return page(request, "console/bundle.html", {"bundle": found})
+    held = CertificateBundle.objects.filter(pk=bundle_id).values_list("operator",
+                                                                        flat=True).first()
+    if held is not None and not operator_scope(request).allows(held):
+        operator_scope(request).refuse(f"certificate bundle {bundle_id}", held)
+        return page(request, "console/bundle_gone.html",
+                    {"reason": "There is no such certificate bundle."}, status=404)
     onboarding = request.POST.get("format") == "onboarding"
     try:
         name, content = services.take_bundle(bundle_id=bundle_id, staff=staff(request),
@@ -90,7 +99,7 @@ def bundle(request: HttpRequest, bundle_id: str) -> HttpResponse:
 @console_view(REGISTRY)
 @require_http_methods(["GET", "POST"])
 def new_contract(request: HttpRequest) -> HttpResponse:
-    form = ContractForm(request.POST or None)
+    form = narrow_form(ContractForm(request.POST or None), operator_scope(request))
     problems: list[str] = []
     if request.method == "POST" and form.is_valid():
         data = form.cleaned_data
@@ -116,7 +125,7 @@ def new_contract(request: HttpRequest) -> HttpResponse:
 def product_parameters(request: HttpRequest) -> HttpResponse:
     """Each operator's product parameters (own values and defaults); an administrator sets
     an operator's own values, published at once in its OpenADR program and audited."""
-    form = ProductParametersForm(request.POST or None)
+    form = narrow_form(ProductParametersForm(request.POST or None), operator_scope(request))
     problems: list[str] = []
     if request.method == "POST" and form.is_valid():
         data = form.cleaned_data
@@ -131,7 +140,7 @@ def product_parameters(request: HttpRequest) -> HttpResponse:
                 f"{name} {value or 'none'}" for name, value in shown.parameters.items())
                 + ".")
             return redirect("/console/registry/products")
-    rows = dispatch_selectors.product_parameter_rows()
+    rows = dispatch_selectors.product_parameter_rows(operator_scope(request))
     return page(request, "console/products.html",
                 {"form": form, "problems": problems, "rows": rows},
                 status=400 if problems else 200)

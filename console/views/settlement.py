@@ -16,7 +16,7 @@ from console import charts, selectors
 from console.forms import ComputeForm, ResolveForm, StatementFilterForm
 from console.permissions import SETTLE, console_view
 from console.services import violations
-from console.views.common import page, paged
+from console.views.common import narrow_form, operator_scope, page, paged
 from dispatch import selectors as dispatch_selectors
 from settlement import exports
 from settlement import services as settlement_services
@@ -26,7 +26,7 @@ from vtn.errors import Problem
 
 def _statement(request: HttpRequest, statement_id: int) -> Statement | HttpResponse:
     try:
-        return selectors.find_statement(statement_id)
+        return selectors.find_statement(statement_id, operator_scope(request))
     except Problem:
         return page(request, "console/not_found.html", {"what": f"statement {statement_id}"},
                     status=404)
@@ -42,10 +42,11 @@ def statement_list(request: HttpRequest) -> HttpResponse:
     else:
         data = form.cleaned_data if form.is_bound else {}
         rows = selectors.statements({name: data.get(name) or "" for name in (
-            "month", "fsp", "status")})
+            "month", "fsp", "status")}, operator_scope(request))
     return page(request, "console/statements.html", {
         "form": form, "statements": paged(request, rows), "problems": problems,
-        "compute_form": ComputeForm(auto_id="compute_%s")}, status=400 if problems else 200)
+        "compute_form": narrow_form(ComputeForm(auto_id="compute_%s"),
+                                    operator_scope(request))}, status=400 if problems else 200)
 
 
 @console_view()
@@ -70,13 +71,15 @@ def statement_detail(request: HttpRequest, statement_id: int) -> HttpResponse:
 @require_POST
 def compute(request: HttpRequest) -> HttpResponse:
     """Settle a contract's month now (a new or refreshed draft, or a new version)."""
-    form = ComputeForm(request.POST, auto_id="compute_%s")
+    form = narrow_form(ComputeForm(request.POST, auto_id="compute_%s"),
+                       operator_scope(request))
     problems: list[str] = []
     if form.is_valid():
         data = form.cleaned_data
         try:
             contract = dispatch_selectors.find_contract(data["contract"],
-                                                        operator=data["operator"] or None)
+                                                        operator=data["operator"] or None,
+                                                        scope=operator_scope(request))
             row = settlement_services.settle_month(
                 contract=contract, month=settlement_services.Month.parse(data["month"]))
         except Problem as exc:

@@ -16,7 +16,7 @@ from dispatch.api.serializers import (
     MeterReadingSerializer,
     ReportIntakeSerializer,
 )
-from dispatch.api.views import READ, OperatorView, _int, _time
+from dispatch.api.views import READ, OperatorView, _int, _time, operator_scope
 from dispatch.models import ReportIntake
 from vtn.api.query_filters import filtered
 from vtn.auth.authentication import caller_of
@@ -40,7 +40,11 @@ class MeterReadings(OperatorView):
             OpenApiParameter("skip", int), OpenApiParameter("limit", int)],
         responses={200: MeterReadingSerializer(many=True)})
     def get(self, request: Request) -> Response:
-        rows = filtered(MeterReadingFilterSet, request.query_params, selectors.meter_readings())
+        query, scope = request.query_params, self.scope(request)
+        if query.get("unit"):  # another operator's unit is not found, as in the lists
+            selectors.find_unit(query["unit"], fsp=query.get("fsp") or None,
+                                operator=query.get("operator") or None, scope=scope)
+        rows = filtered(MeterReadingFilterSet, query, selectors.meter_readings(scope))
         skip, limit = _int(request, "skip", 0, 2**31 - 1), _int(request, "limit", 500, 5000)
         return Response(MeterReadingSerializer(rows[skip:skip + limit], many=True).data)
 
@@ -69,8 +73,10 @@ class ReportIntakes(APIView):
                     OpenApiParameter("limit", int)],
         responses={200: ReportIntakeSerializer(many=True)})
     def get(self, request: Request) -> Response:
-        rows = filtered(ReportIntakeFilterSet, request.query_params, selectors.intakes())
-        if not getattr(caller_of(request), "is_bl", False):
+        is_operator = getattr(caller_of(request), "is_bl", False)
+        rows = filtered(ReportIntakeFilterSet, request.query_params, selectors.intakes(
+            operator_scope(request) if is_operator else None))
+        if not is_operator:
             rows = rows.filter(site__ven__client_id=caller_of(request).client_id)
         limit = _int(request, "limit", 50, 500)
         return Response(ReportIntakeSerializer(rows[:limit], many=True).data)
@@ -92,5 +98,6 @@ class ContractAvailability(OperatorView):
             raise BadRequest("from and to are required")
         if not start < end or (end - start).days > 93:
             raise BadRequest("to must be after from, by at most 93 days")
-        contract = selectors.find_contract(identifier, operator=operator)
+        contract = selectors.find_contract(identifier, operator=operator,
+                                           scope=self.scope(request))
         return Response(selectors.availability(contract, start, end))

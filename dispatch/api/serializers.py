@@ -93,6 +93,9 @@ class IssueSerializer(serializers.Serializer):
         many=True, required=False, help_text="required, except for a product that turns to "
         "zero by default (MW_DISPATCH: absent means absolute 0 from serviceStart)")
     reason = reason_field()
+    confirmCommsLoss = serializers.BooleanField(
+        default=False, help_text="issue even though the unit's site is in comms loss "
+                                 "(otherwise 409 naming the site)")
 
 
 class ReviseSerializer(serializers.Serializer):
@@ -248,6 +251,9 @@ class SiteSerializer(CommsSerializer):
     heartbeatIntervalSeconds = serializers.SerializerMethodField()
     units = serializers.SerializerMethodField()
     transitions = serializers.SerializerMethodField()
+    offlineLogs = serializers.SerializerMethodField(
+        help_text="the agent's latest logs of outages it rode out (GB_OFFLINE_LOG), newest "
+                  "first: offlineFrom, offlineUntil, entries, receivedAt")
 
     def __init__(self, *args, transitions: int = 20, **kwargs) -> None:
         super().__init__(*args, **kwargs)
@@ -265,6 +271,11 @@ class SiteSerializer(CommsSerializer):
     def get_transitions(self, site) -> list:
         recent = list(site.transitions.order_by("-at", "-id")[:self.transition_count])
         return list(CommsTransitionSerializer(list(reversed(recent)), many=True).data)
+
+    def get_offlineLogs(self, site) -> list:  # noqa: N802
+        return [{**(record.offline_log or {}), "receivedAt": iso(record.received_at)}
+                for record in site.heartbeats.filter(offline_log__isnull=False)
+                .order_by("-received_at", "-id")[:5]]
 
 
 class DispatchSerializer(serializers.Serializer):

@@ -5,7 +5,7 @@ from __future__ import annotations
 from django.urls import path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 
-from dispatch.api import data_views, views
+from dispatch.api import data_views, fsp_views, views
 
 REFERENCE = "<str:operator>/<str:reference>"
 
@@ -24,6 +24,10 @@ api_patterns = [
     path("report-intakes", data_views.ReportIntakes.as_view()),
     path("contracts/<str:operator>/<str:identifier>/availability",
          data_views.ContractAvailability.as_view()),
+    path("fsp/sites", fsp_views.FspSites.as_view()),
+    path("fsp/dispatches", fsp_views.FspDispatches.as_view()),
+    path(f"fsp/dispatches/{REFERENCE}", fsp_views.FspDispatchDetail.as_view()),
+    path("fsp/availability", fsp_views.FspAvailability.as_view()),
 ]
 
 urlpatterns = [

@@ -14,7 +14,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from dispatch import audit, issuing, programs, selectors, site_keys
+from dispatch import audit, issuing, programs, scope, selectors, site_keys
 from dispatch.api.filters import DispatchFilterSet, SiteFilterSet
 from dispatch.api.serializers import (
     AuditExportSerializer,
@@ -34,6 +34,7 @@ from dispatch.models import CommsState, SiteSigningKey
 from dispatch.rules import STATUSES
 from vtn.api import idempotency
 from vtn.api.query_filters import filtered
+from vtn.auth import mtls
 from vtn.auth.authentication import caller_of
 from vtn.auth.permissions import HasOperationScope
 from vtn.auth.scopes import READ_ALL, READ_VEN_OBJECTS, WRITE_EVENTS, WRITE_REPORTS
@@ -54,10 +55,19 @@ class OperatorView(APIView):
     permission_classes = [HasOperationScope, IsBusinessLogic]
 
     @staticmethod
+    def scope(request: Request) -> scope.Scope:
+        """The network operators the calling client may see and act for."""
+        return operator_scope(request)
+
+    @staticmethod
     def parse(serializer_class, request: Request) -> dict:
         serializer = serializer_class(data=request.data)
         serializer.is_valid(raise_exception=True)
         return serializer.validated_data
+
+
+def operator_scope(request: Request) -> scope.Scope:
+    return scope.for_client(caller_of(request).client_id, mtls.client_address(request))
 
 
 def _time(request: Request, name: str):
@@ -91,7 +101,8 @@ class DispatchList(OperatorView):
             OpenApiParameter("skip", int), OpenApiParameter("limit", int)],
         responses={200: DispatchSerializer(many=True)})
     def get(self, request: Request) -> Response:
-        rows = filtered(DispatchFilterSet, request.query_params, selectors.dispatches())
+        rows = filtered(DispatchFilterSet, request.query_params,
+                        selectors.dispatches(scope=self.scope(request)))
         skip, limit = _int(request, "skip", 0, 2**31 - 1), _int(request, "limit", 50, 200)
         return Response(DispatchSerializer(rows[skip:skip + limit], many=True).data)
 
@@ -100,7 +111,7 @@ class DispatchList(OperatorView):
     def post(self, request: Request) -> Response:
         data = self.parse(IssueSerializer, request)
         unit = selectors.find_unit(data["unit"], fsp=data.get("fsp"),
-                                   operator=data.get("operator"))
+                                   operator=data.get("operator"), scope=self.scope(request))
         product = programs.find_product(data["product"]) if data.get("product") else None
         default_type = (product.setpoint_types[0] if product else
                         _default_setpoint_type(unit, data.get("contract")))
@@ -110,7 +121,8 @@ class DispatchList(OperatorView):
             service_end=data["serviceEnd"], status=data["status"],
             urgency=data.get("urgency"),
             timings=timings_from(data.get("serviceTimings", []), default_type),
-            issued_by=caller_of(request).client_id, reason=data["reason"])
+            issued_by=caller_of(request).client_id, reason=data["reason"],
+            confirm_comms_loss=data["confirmCommsLoss"])
         return Response(DispatchHistorySerializer(dispatch).data,
                         status=status.HTTP_201_CREATED)
 
@@ -129,7 +141,8 @@ class DispatchDetail(OperatorView):
     @extend_schema(summary="A dispatch with its full revision history",
                    responses={200: DispatchHistorySerializer})
     def get(self, request: Request, operator: str, reference: str) -> Response:
-        dispatch = selectors.find_dispatch(reference, operator=operator)
+        dispatch = selectors.find_dispatch(reference, operator=operator,
+                                           scope=self.scope(request))
         return Response(DispatchHistorySerializer(dispatch).data)
 
 
@@ -140,7 +153,8 @@ class DispatchRevisions(OperatorView):
                    request=ReviseSerializer, responses={201: DispatchHistorySerializer})
     def post(self, request: Request, operator: str, reference: str) -> Response:
         data = self.parse(ReviseSerializer, request)
-        dispatch = selectors.find_dispatch(reference, operator=operator)
+        dispatch = selectors.find_dispatch(reference, operator=operator,
+                                           scope=self.scope(request))
         timings = None
         if "serviceTimings" in data:
             timings = timings_from(data["serviceTimings"],
@@ -163,7 +177,8 @@ class DispatchStop(OperatorView):
                    responses={201: DispatchHistorySerializer})
     def post(self, request: Request, operator: str, reference: str) -> Response:
         data = self.parse(StopSerializer, request)
-        dispatch = selectors.find_dispatch(reference, operator=operator)
+        dispatch = selectors.find_dispatch(reference, operator=operator,
+                                           scope=self.scope(request))
         issuing.stop_dispatch(dispatch=dispatch, emergency=self.emergency,
                               expected_revision=data.get("expectedRevision"),
                               issued_by=caller_of(request).client_id, reason=data["reason"])
@@ -188,7 +203,7 @@ class ProductParameters(OperatorView):
                            "values, or the product's defaults)",
                    responses={200: ProductParametersSerializer})
     def get(self, request: Request, operator: str, product: str) -> Response:
-        found = selectors.find_operator(operator)
+        found = selectors.find_operator(operator, scope=self.scope(request))
         return Response(ProductParametersSerializer(programs.product_parameter_settings(
             found, programs.find_product(product))).data)
 
@@ -199,7 +214,8 @@ class ProductParameters(OperatorView):
     def put(self, request: Request, operator: str, product: str) -> Response:
         data = self.parse(ProductParametersRequestSerializer, request)
         return Response(ProductParametersSerializer(programs.set_product_parameters(
-            operator=selectors.find_operator(operator).code, product=product,
+            operator=selectors.find_operator(operator, scope=self.scope(request)).code,
+            product=product,
             changes=data["parameters"], changed_by=caller_of(request).client_id,
             reason=data["reason"])).data)
 
@@ -211,7 +227,8 @@ class DispatchAuditExport(OperatorView):
                            "`gbflex-audit verify FILE`)",
                    responses={200: AuditExportSerializer})
     def get(self, request: Request, operator: str, reference: str) -> Response:
-        dispatch = selectors.find_dispatch(reference, operator=operator)
+        dispatch = selectors.find_dispatch(reference, operator=operator,
+                                           scope=self.scope(request))
         return Response(audit.export(dispatch))
 
 
@@ -224,7 +241,8 @@ class SiteList(OperatorView):
                                    CommsState.values))],
                    responses={200: SiteSerializer(many=True)})
     def get(self, request: Request) -> Response:
-        rows = filtered(SiteFilterSet, request.query_params, selectors.sites())
+        rows = filtered(SiteFilterSet, request.query_params,
+                        selectors.sites(self.scope(request)))
         return Response(SiteSerializer(rows, many=True).data)
 
 

@@ -11,6 +11,9 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from dispatch import fsp_office
+from dispatch.api.views import operator_scope
+from dispatch.scope import Scope
 from settlement import exports, inputs, selectors, services
 from settlement.api.serializers import (
     ComputeSerializer,
@@ -24,21 +27,47 @@ from settlement.models import Statement
 from vtn.api.query_filters import filtered
 from vtn.auth.authentication import caller_of
 from vtn.auth.permissions import HasOperationScope
-from vtn.auth.scopes import READ_ALL, READ_VEN_OBJECTS, WRITE_EVENTS, WRITE_REPORTS
+from vtn.auth.scopes import (
+    ANSWER_STATEMENTS,
+    READ_ALL,
+    READ_FSP,
+    READ_VEN_OBJECTS,
+    WRITE_EVENTS,
+)
 from vtn.errors import BadRequest
 
-READ = frozenset({READ_ALL, READ_VEN_OBJECTS})
+READ = frozenset({READ_ALL, READ_VEN_OBJECTS, READ_FSP})
 
 
 def _operator(request: Request) -> bool:
     return bool(getattr(caller_of(request), "is_bl", False))
 
 
+def _scope(request: Request) -> Scope | None:
+    """An operator client's network operators (an FSP's VEN is narrowed by its own FSP)."""
+    return operator_scope(request) if _operator(request) else None
+
+
+def _office(request: Request) -> fsp_office.Office | None:
+    """An FSP back-office client's FSP registrations."""
+    if getattr(caller_of(request), "is_fsp", False):
+        return fsp_office.office_of_client(caller_of(request).client_id)
+    return None
+
+
+def _statement(request: Request, statement_id: str) -> Statement:
+    return selectors.find_statement(statement_id, client_id=caller_of(request).client_id,
+                                    is_operator=_operator(request), scope=_scope(request),
+                                    office=_office(request))
+
+
 class OperatorOrVen(BasePermission):
-    message = "Only business-logic clients and FSP site VENs may use the settlement API."
+    message = ("Only business-logic clients, FSP back offices and FSP site VENs may use the "
+               "settlement API.")
 
     def has_permission(self, request, view) -> bool:
-        return _operator(request) or bool(getattr(caller_of(request), "is_ven", False))
+        return _operator(request) or bool(getattr(caller_of(request), "is_ven", False)) or \
+            bool(getattr(caller_of(request), "is_fsp", False))
 
 
 class IsOperator(BasePermission):
@@ -48,11 +77,13 @@ class IsOperator(BasePermission):
         return _operator(request)
 
 
-class IsVen(BasePermission):
-    message = "Only the FSP's VEN may answer a statement."
+class IsCommercialFspOffice(BasePermission):
+    message = ("Only the FSP's back office with the commercial role may answer a statement "
+               "(not a site's gateway).")
 
     def has_permission(self, request, view) -> bool:
-        return bool(getattr(caller_of(request), "is_ven", False))
+        office = _office(request)
+        return office is not None and office.commercial
 
 
 def _parse(serializer_class, request: Request) -> dict:
@@ -71,7 +102,8 @@ class StatementList(APIView):
                    responses={200: StatementSerializer(many=True)})
     def get(self, request: Request) -> Response:
         rows = filtered(StatementFilterSet, request.query_params, selectors.visible_statements(
-            client_id=caller_of(request).client_id, is_operator=_operator(request)))
+            client_id=caller_of(request).client_id, is_operator=_operator(request),
+            scope=_scope(request), office=_office(request)))
         return Response(StatementSerializer(rows[:500], many=True).data)
 
     @extend_schema(summary="Compute (or refresh) a contract's statement for a month now",
@@ -80,7 +112,8 @@ class StatementList(APIView):
         if not _operator(request):
             self.permission_denied(request, message=IsOperator.message)
         data = _parse(ComputeSerializer, request)
-        contract = inputs.find_contract(data["contract"], operator=data["operator"])
+        contract = inputs.find_contract(data["contract"], operator=data["operator"],
+                                        scope=_scope(request))
         row = services.settle_month(contract=contract, month=services.Month.parse(data["month"]))
         return Response(StatementDocumentSerializer(row).data)
 
@@ -92,8 +125,7 @@ class StatementDetail(APIView):
     @extend_schema(summary="One statement with its document",
                    responses={200: StatementDocumentSerializer})
     def get(self, request: Request, statement_id: str) -> Response:
-        row = selectors.find_statement(statement_id, client_id=caller_of(request).client_id,
-                                       is_operator=_operator(request))
+        row = _statement(request, statement_id)
         return Response(StatementDocumentSerializer(row).data)
 
 
@@ -108,8 +140,7 @@ class StatementExport(APIView):
         fmt = request.query_params.get("format", "json")
         if fmt not in exports.FORMATS:
             raise BadRequest(f"format must be one of {', '.join(exports.FORMATS)}")
-        row = selectors.find_statement(statement_id, client_id=caller_of(request).client_id,
-                                       is_operator=_operator(request))
+        row = _statement(request, statement_id)
         content_type, render = exports.FORMATS[fmt]
         response = HttpResponse(render(row.document), content_type=content_type)
         name = exports.file_name(operator=row.contract.operator.code,
@@ -129,8 +160,7 @@ class StatementAction(APIView):
         raise NotImplementedError
 
     def post(self, request: Request, statement_id: str) -> Response:
-        row = selectors.find_statement(statement_id, client_id=caller_of(request).client_id,
-                                       is_operator=_operator(request))
+        row = _statement(request, statement_id)
         done = self.act(request, row)
         done.refresh_from_db()
         return Response(StatementSerializer(done).data)
@@ -169,8 +199,8 @@ class ResolveStatement(StatementAction):
 
 
 class AcceptStatement(StatementAction):
-    scopes = {"POST": frozenset({WRITE_REPORTS})}
-    permission_classes = [HasOperationScope, IsVen]
+    scopes = {"POST": frozenset({ANSWER_STATEMENTS})}
+    permission_classes = [HasOperationScope, IsCommercialFspOffice]
 
     @extend_schema(summary="The FSP accepts an issued statement", request=None,
                    responses={200: StatementSerializer})
@@ -182,8 +212,8 @@ class AcceptStatement(StatementAction):
 
 
 class DisputeStatement(StatementAction):
-    scopes = {"POST": frozenset({WRITE_REPORTS})}
-    permission_classes = [HasOperationScope, IsVen]
+    scopes = {"POST": frozenset({ANSWER_STATEMENTS})}
+    permission_classes = [HasOperationScope, IsCommercialFspOffice]
 
     @extend_schema(summary="The FSP disputes an issued statement, whole or by line",
                    request=DisputeSerializer, responses={200: StatementSerializer})

@@ -175,6 +175,25 @@ def _merged(windows: Sequence[tuple[datetime, datetime]]) -> list[tuple[datetime
     return merged
 
 
+def without_spans(windows: Sequence[tuple[datetime, datetime]],
+                  gaps: Sequence[tuple[datetime, datetime]]) -> list[tuple[datetime, datetime]]:
+    """``windows`` less every ``gaps`` span (e.g. service windows less the time a unit's
+    site was comms lost), merged and in order."""
+    remaining = _merged([(require_utc(s), require_utc(e)) for s, e in windows])
+    for gap_start, gap_end in _merged([(require_utc(s), require_utc(e)) for s, e in gaps]):
+        cut: list[tuple[datetime, datetime]] = []
+        for start, end in remaining:
+            if gap_end <= start or end <= gap_start:
+                cut.append((start, end))
+                continue
+            if start < gap_start:
+                cut.append((start, gap_start))
+            if gap_end < end:
+                cut.append((gap_end, end))
+        remaining = cut
+    return remaining
+
+
 def availability_lines(declarations: Sequence[AvailabilityDeclaration],
                        service_windows: Sequence[tuple[datetime, datetime]], *,
                        price_gbp_per_mw_h: Decimal) -> tuple[AvailabilityLine, ...]:

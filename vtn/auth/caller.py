@@ -15,7 +15,7 @@ class Caller:
 
     client_id: str
     name: str
-    role: str  # "bl" or "ven"
+    role: str  # "bl", "ven" or "fsp"
     scopes: frozenset[str]
     # Cache counters read when the request was authenticated (see vtn.generations).
     targeting_generation: int = field(default=0, compare=False, repr=False)
@@ -28,6 +28,10 @@ class Caller:
     @property
     def is_ven(self) -> bool:
         return self.role == "ven"
+
+    @property
+    def is_fsp(self) -> bool:
+        return self.role == "fsp"
 
     # DRF treats request.user as authenticated when this is true.
     is_authenticated = True

@@ -10,15 +10,20 @@ WRITE_EVENTS = "write_events"
 WRITE_REPORTS = "write_reports"
 WRITE_SUBSCRIPTIONS = "write_subscriptions"
 WRITE_VENS = "write_vens"
+# Not OpenADR scopes: an FSP back office reads its FSP's records (the GB profile's FSP
+# API) and answers its settlement statements.
+READ_FSP = "read_fsp"
+ANSWER_STATEMENTS = "answer_statements"
 
 ALL_SCOPES = (
     READ_ALL, READ_TARGETS, READ_VEN_OBJECTS, WRITE_PROGRAMS, WRITE_EVENTS, WRITE_REPORTS,
-    WRITE_SUBSCRIPTIONS, WRITE_VENS,
+    WRITE_SUBSCRIPTIONS, WRITE_VENS, READ_FSP, ANSWER_STATEMENTS,
 )
 
 DEFAULT_SCOPES = {
     "bl": (READ_ALL, WRITE_PROGRAMS, WRITE_EVENTS, WRITE_REPORTS, WRITE_SUBSCRIPTIONS, WRITE_VENS),
     "ven": (READ_TARGETS, READ_VEN_OBJECTS, WRITE_REPORTS, WRITE_SUBSCRIPTIONS, WRITE_VENS),
+    "fsp": (READ_FSP, ANSWER_STATEMENTS),
 }
 
 # Which scopes admit a read of each kind of object. 3.1 names read_targets for programs

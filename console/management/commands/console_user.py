@@ -19,6 +19,9 @@ from django.db import transaction
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from console.permissions import ROLES, role_of
+from dispatch import fsp_office, scope
+from dispatch.registry import RegistryError
+from vtn.errors import Problem
 
 
 class Command(BaseCommand):
@@ -33,6 +36,22 @@ class Command(BaseCommand):
         create.add_argument("--username", required=True)
         create.add_argument("--role", required=True, choices=ROLES)
         create.add_argument("--email", default="")
+        create.add_argument("--operator", action="append", default=[], dest="operators",
+                            help="network operator code the user works for (repeat for a "
+                                 "shared service company); none: the user sees nothing until "
+                                 "`manage.py operator_scope set --user ...`")
+        fsp = sub.add_parser(
+            "create-fsp", help="create a user of an FSP's staff (its own pages, with TOTP)",
+            description="The user sees the FSP's sites, dispatches, acknowledgements, "
+                        "availability and statements (with every registration sharing its "
+                        "FSP reference) at /console/fsp; the commercial role also accepts "
+                        "or disputes statements. Prints the password and otpauth:// URI once.")
+        fsp.add_argument("--username", required=True)
+        fsp.add_argument("--operator", required=True)
+        fsp.add_argument("--fsp", required=True)
+        fsp.add_argument("--role", required=True, choices=["read_only", "commercial"],
+                         dest="fsp_role")
+        fsp.add_argument("--email", default="")
         sub.add_parser("list", help="every console user with role, state and last login")
         set_role = sub.add_parser("set-role", help="change a user's role")
         set_role.add_argument("--username", required=True)
@@ -67,20 +86,42 @@ class Command(BaseCommand):
                 if user.is_active else None, "active": user.is_active,
                 "roles": sorted(user.groups.filter(name__in=ROLES).values_list("name",
                                                                               flat=True)),
+                "operators": sorted(scope.operators_of_user(user)),
                 "totp_devices": TOTPDevice.objects.filter(user=user, confirmed=True).count(),
                 "last_login": user.last_login.isoformat() if user.last_login else None}
 
     @transaction.atomic
-    def _create(self, *, username: str, role: str, email: str, **_) -> dict:
+    def _create(self, *, username: str, role: str, email: str, operators: list[str],
+                **_) -> dict:
         users = get_user_model().objects
         if users.filter(username=username).exists():
             raise CommandError(f"a user {username!r} already exists")
         password = secrets.token_urlsafe(18)
         user = users.create_user(username=username, email=email, password=password)
         self._assign_role(user, role)
+        try:
+            codes = scope.set_operators(user=user, operators=operators, changed_by="cli")
+        except RegistryError as exc:
+            raise CommandError(str(exc)) from exc
         device = TOTPDevice.objects.create(user=user, name="console", confirmed=True)
         return {"username": username, "role": role, "email": email, "password": password,
-                "otpauth_uri": device.config_url}
+                "operators": codes, "otpauth_uri": device.config_url}
+
+    @transaction.atomic
+    def _create_fsp(self, *, username: str, operator: str, fsp: str, fsp_role: str,
+                    email: str, **_) -> dict:
+        users = get_user_model().objects
+        if users.filter(username=username).exists():
+            raise CommandError(f"a user {username!r} already exists")
+        password = secrets.token_urlsafe(18)
+        user = users.create_user(username=username, email=email, password=password)
+        try:
+            fsp_office.grant_user(user=user, operator=operator, fsp=fsp, role=fsp_role)
+        except Problem as exc:
+            raise CommandError(str(exc.detail)) from exc
+        device = TOTPDevice.objects.create(user=user, name="console", confirmed=True)
+        return {"username": username, "operator": operator.upper(), "fsp": fsp,
+                "fsp_role": fsp_role, "password": password, "otpauth_uri": device.config_url}
 
     def _list(self, **_) -> list[dict]:
         users = get_user_model().objects.filter(groups__name__in=ROLES).distinct()

@@ -12,11 +12,12 @@ from pathlib import Path
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from dispatch import onboarding, programs, registry, selectors
+from dispatch import fsp_office, onboarding, programs, registry, selectors
 from dispatch.api.serializers import ProductParametersSerializer
 from dispatch.management.commands._common import decimal, dumps, iso_datetime, problem_error
 from dispatch.mapping import duration
 from dispatch.models import Product
+from vtn.auth.services import ClientError
 from vtn.errors import Problem
 
 
@@ -67,6 +68,10 @@ class Command(BaseCommand):
         contract.add_argument("--baseline", default="", help="baseline method name")
         contract.add_argument("--capacity-kw", type=decimal, default=None,
                               help="contracted capacity (default: the units' capacities)")
+        contract.add_argument("--comms-loss", dest="comms_loss_availability",
+                              choices=["unavailable", "as_declared"], default="unavailable",
+                              help="availability while a unit's site is comms lost: not paid "
+                                   "(default) or paid as declared")
 
         products = sub.add_parser(
             "products", help="the products and their parameters as JSON",
@@ -82,6 +87,25 @@ class Command(BaseCommand):
                                    "8601 duration (heartbeat_interval may be NONE; DEFAULT "
                                    "returns to the product's default); repeatable")
         products.add_argument("--reason", default="", help="why (kept in the audit entry)")
+
+        staff = sub.add_parser(
+            "staff-client", help="an API client for an FSP's back office",
+            description="Create an API client (role fsp) for the back office of one FSP "
+                        "registration: it reads the FSP's sites, dispatches, "
+                        "acknowledgements, availability and statements; with --role "
+                        "commercial it may also accept or dispute statements. Prints the "
+                        "credentials once.")
+        staff.add_argument("--operator", required=True)
+        staff.add_argument("--fsp", required=True)
+        staff.add_argument("--name", required=True, help="client name")
+        staff.add_argument("--role", required=True, choices=["read_only", "commercial"])
+        reference = sub.add_parser(
+            "set-reference", help="the FSP's own reference on one registration",
+            description="Registrations of one FSP with several operators that share a "
+                        "reference are seen together by each one's back office.")
+        reference.add_argument("--operator", required=True)
+        reference.add_argument("--fsp", required=True)
+        reference.add_argument("--reference", required=True)
 
     @staticmethod
     def _unit(text: str):
@@ -104,10 +128,26 @@ class Command(BaseCommand):
 
     def handle(self, *args, action: str, **options) -> None:
         try:
-            result = getattr(self, f"_{action}")(**options)
+            result = getattr(self, f"_{action.replace('-', '_')}")(**options)
         except Problem as exc:
             raise problem_error(exc) from exc
         self.stdout.write(dumps(result))
+
+    def _staff_client(self, **options) -> dict:
+        try:
+            issued = fsp_office.create_staff_client(
+                operator=options["operator"], fsp=options["fsp"], name=options["name"],
+                role=options["role"])
+        except ClientError as exc:
+            raise CommandError(str(exc)) from exc
+        return issued.as_dict() | {"operator": options["operator"].upper(),
+                                   "fsp": options["fsp"], "fsp_role": options["role"]}
+
+    def _set_reference(self, **options) -> dict:
+        found = fsp_office.set_reference(operator=options["operator"], fsp=options["fsp"],
+                                         reference=options["reference"])
+        return {"operator": found.operator.code, "fsp": found.identifier,
+                "reference": found.reference}
 
     def _onboard(self, **options) -> dict:
         return onboarding.onboard_fsp(
@@ -122,7 +162,8 @@ class Command(BaseCommand):
             service_windows=options["window"],
             availability_price=options["availability_price"],
             utilisation_price=options["utilisation_price"], baseline_method=options["baseline"],
-            capacity_kw=options["capacity_kw"])
+            capacity_kw=options["capacity_kw"],
+            comms_loss_availability=options["comms_loss_availability"])
         return {"operator": contract.operator.code, "id": contract.identifier,
                 "fsp": contract.fsp.identifier, "product": contract.product.code,
                 "units": sorted(contract.units.values_list("reference", flat=True)),
@@ -130,7 +171,8 @@ class Command(BaseCommand):
                 "availability_price_gbp_per_mw_h": str(contract.availability_price),
                 "utilisation_price_gbp_per_mwh": str(contract.utilisation_price),
                 "baseline_method": contract.baseline_method,
-                "capacity_kw": None if contract.capacity_kw is None else str(contract.capacity_kw)}
+                "capacity_kw": None if contract.capacity_kw is None else str(contract.capacity_kw),
+                "comms_loss_availability": contract.comms_loss_availability}
 
     def _products(self, **options) -> list | dict:
         operator, product, changes = options["operator"], options["product"], options["set"]

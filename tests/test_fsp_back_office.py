@@ -1,0 +1,168 @@
+"""The FSP back office: an API client of FSP staff (``manage.py fsp staff-client``) sees
+the FSP's sites, dispatches with their acknowledgements, availability and statements
+across its registrations with several operators that share its FSP reference; another
+FSP's records answer 404. Only the commercial role answers statements."""
+
+from __future__ import annotations
+
+import json
+from datetime import timedelta
+from decimal import Decimal
+from io import StringIO
+
+import pytest
+from django.core.management import call_command
+from django.test import Client as DjangoClient
+from django.utils import timezone
+
+from dispatch.models import AvailabilityDeclaration, DispatchUnit, ReportIntake
+from tests.fixtures.api import OpenADRClient, new_actor
+from tests.fixtures.dispatch import fsp_office_token, hour, timing
+
+pytestmark = pytest.mark.django_db
+
+
+class Api:
+    def __init__(self, token: str):
+        self.http = DjangoClient()
+        self.headers = {"Authorization": f"Bearer {token}"}
+
+    def get(self, path: str, query: dict | None = None):
+        response = self.http.get(path, query or {}, headers=self.headers)
+        return response.status_code, json.loads(response.content or b"null")
+
+
+@pytest.fixture
+def acme_twice(gb, issue):
+    """acme is registered with ENWL and SPEN-D (FSP reference ACME-LTD), with a dispatch
+    at each; zeta (ENWL) has one too."""
+    from dispatch import issuing, onboarding, programs, registry, selectors
+
+    onboarding.onboard_fsp(operator="SPEN-D", fsp="acme-sp", units=[
+        registry.parse_unit_spec("sp1:300:export")])
+    onboarding.create_contract(operator="SPEN-D", identifier="C-SP", fsp="acme-sp",
+                             product="DYNAMIC", units=["sp1"])
+    for operator, fsp in (("ENWL", "acme"), ("SPEN-D", "acme-sp")):
+        call_command("fsp", "set-reference", "--operator", operator, "--fsp", fsp,
+                     "--reference", "ACME-LTD", stdout=StringIO())
+    issue(reference="E-1")
+    issue("zeta/z1", reference="Z-1", timings=[timing(hour(2), 10)])
+    start = hour(3)
+    issuing.issue_dispatch(unit=selectors.find_unit("acme-sp/sp1"), reference="S-1",
+                            service_start=start, service_end=start + timedelta(hours=1),
+                            timings=[timing(start, 30)],
+                            product=programs.find_product("DYNAMIC"), issued_by="test")
+
+
+def test_the_back_office_sees_its_fsp_across_operators_and_nothing_else(acme_twice, gb):
+    office = Api(fsp_office_token("ENWL", "acme", "read_only"))
+    status, sites = office.get("/dispatch/api/v1/fsp/sites")
+    assert status == 200
+    assert sorted(s["site"] for s in sites) == ["ENWL/acme/north", "SPEN-D/acme-sp/main"]
+    status, dispatches = office.get("/dispatch/api/v1/fsp/dispatches")
+    assert sorted(d["reference"] for d in dispatches) == ["E-1", "S-1"]
+    status, shown = office.get("/dispatch/api/v1/fsp/dispatches/SPEN-D/S-1")
+    assert status == 200 and shown["revisions"][0]["acknowledgements"] == []
+    assert "acknowledged" in shown["revisions"][0]
+    missing_status, missing = office.get("/dispatch/api/v1/fsp/dispatches/ENWL/NOPE")
+    status, other = office.get("/dispatch/api/v1/fsp/dispatches/ENWL/Z-1")
+    assert status == missing_status == 404
+    assert other["detail"].replace("Z-1", "X") == missing["detail"].replace("NOPE", "X")
+
+
+def test_the_back_office_sees_declared_availability(acme_twice):
+    unit = DispatchUnit.objects.get(reference="bat1")
+    now = timezone.now().replace(microsecond=0)
+    intake = ReportIntake.objects.create(site=unit.site, kind="availability", report_id="a",
+                                         client_id="test", received_at=now)
+    AvailabilityDeclaration.objects.create(unit=unit, start=now, end=now + timedelta(hours=2),
+                                           available_kw=Decimal("120.5"), declared_at=now,
+                                           intake=intake)
+    office = Api(fsp_office_token("SPEN-D", "acme-sp", "read_only"))  # via the reference
+    frm = (now - timedelta(hours=1)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    to = (now + timedelta(hours=3)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    status, rows = office.get("/dispatch/api/v1/fsp/availability", {"from": frm, "to": to})
+    assert status == 200
+    assert [(r["operator"], r["unit"], r["availableKw"]) for r in rows] == [
+        ("ENWL", "bat1", "120.5")]
+    assert office.get("/dispatch/api/v1/fsp/availability")[0] == 400
+
+
+def test_only_back_office_clients_use_the_fsp_api_and_it_holds_no_openadr_right(acme_twice,
+                                                                                gb):
+    operator = Api(new_actor("ops", "bl", "3.1.0").token)
+    gateway = Api(gb.acme.token)
+    assert operator.get("/dispatch/api/v1/fsp/sites")[0] == 403
+    assert gateway.get("/dispatch/api/v1/fsp/sites")[0] == 403
+    token = fsp_office_token("ENWL", "acme", "commercial")
+    assert OpenADRClient("3.1.0", token).get("/programs").status == 403
+    assert Api(token).get("/dispatch/api/v1/dispatches")[0] == 403  # the operator API
+
+
+def test_statements_of_both_registrations_are_listed_for_the_back_office(acme_twice):
+    from dispatch import selectors
+    from settlement import services
+
+    month = services.Month.parse(timezone.now().strftime("%Y-%m"))
+    for identifier in ("C-DYN", "C-SP", "C-Z"):
+        services.issue(statement_id=services.settle_month(
+            contract=selectors.find_contract(identifier), month=month).pk)
+    office = Api(fsp_office_token("ENWL", "acme", "read_only"))
+    status, rows = office.get("/settlement/api/v1/statements")
+    assert status == 200
+    assert sorted((r["operator"], r["contract"]) for r in rows) == [
+        ("ENWL", "C-DYN"), ("SPEN-D", "C-SP")]
+
+
+# --- the FSP's console pages --------------------------------------------------------------------
+
+def fsp_staff(username: str, operator: str, fsp: str, role: str):
+    from tests.fixtures.console import StaffUser
+
+    out = StringIO()
+    call_command("console_user", "create-fsp", "--username", username, "--operator",
+                 operator, "--fsp", fsp, "--role", role, stdout=out)
+    made = json.loads(out.getvalue())
+    return StaffUser(username, role, made["password"], made["otpauth_uri"])
+
+
+def test_fsp_staff_log_in_with_totp_and_see_their_fsp_only(acme_twice, client):
+    from dispatch import selectors
+    from settlement import services
+    from tests.fixtures.console import log_in
+
+    month = services.Month.parse(timezone.now().strftime("%Y-%m"))
+    mine = services.issue(statement_id=services.settle_month(
+        contract=selectors.find_contract("C-SP"), month=month).pk)
+    theirs = services.issue(statement_id=services.settle_month(
+        contract=selectors.find_contract("C-Z"), month=month).pk)
+    log_in(client, fsp_staff("acme-clerk", "ENWL", "acme", "commercial"))
+    page = client.get("/console/fsp")
+    assert page.status_code == 200
+    text = page.content.decode()
+    for shown in ("ENWL/acme/north", "SPEN-D/acme-sp/main", "ENWL/E-1", "SPEN-D/S-1",
+                  "SPEN-D/C-SP"):
+        assert shown in text, shown
+    for hidden in ("Z-1", "C-Z", "zeta"):
+        assert hidden not in text, hidden
+    assert client.get("/console/").status_code == 403  # not the operator's console
+    assert client.post(f"/console/fsp/statements/{theirs.pk}/accept").status_code == 404
+    assert client.post(f"/console/fsp/statements/{mine.pk}/accept").status_code == 302
+    mine.refresh_from_db()
+    assert mine.status == "accepted" and mine.answered_by == "console:acme-clerk"
+
+
+def test_read_only_fsp_staff_cannot_answer_statements(acme_twice, client):
+    from dispatch import selectors
+    from settlement import services
+    from tests.fixtures.console import log_in
+
+    month = services.Month.parse(timezone.now().strftime("%Y-%m"))
+    mine = services.issue(statement_id=services.settle_month(
+        contract=selectors.find_contract("C-DYN"), month=month).pk)
+    log_in(client, fsp_staff("acme-viewer", "ENWL", "acme", "read_only"))
+    assert client.get("/console/fsp").status_code == 200
+    assert client.post(f"/console/fsp/statements/{mine.pk}/dispute",
+                       {"reason": "no"}).status_code == 403
+    mine.refresh_from_db()
+    assert mine.status == "issued"
