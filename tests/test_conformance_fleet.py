@@ -79,8 +79,8 @@ def test_the_fleet_drops_the_readings_a_conformance_run_asks_for_once(fleet_root
     assert [p.parent for p in written] == [fleet_root / "north" / "drop"]
     assert written[0].read_text().splitlines() == [
         "unit,start,duration,type,value",
-        "bat1,2026-11-22T03:00:00Z,PT30M,USAGE,-62.5",
-        "bat1,2026-11-22T03:30:00Z,PT30M,USAGE,-62.5",
+        "bat1,2026-11-22T03:00:00Z,PT30M,USAGE,-187.5",
+        "bat1,2026-11-22T03:30:00Z,PT30M,USAGE,-187.5",
         "hp1,2026-11-22T03:00:00Z,PT30M,USAGE,25",
         "hp1,2026-11-22T03:30:00Z,PT30M,USAGE,25"]
     assert responder.answer_pending() == []
