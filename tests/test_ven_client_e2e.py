@@ -13,8 +13,6 @@ import requests
 
 from tests.fixtures.agent import OPERATOR, accepted, wait_for
 
-POLL_S = 1.0  # the agents' poll interval (tests/fixtures/agent.py)
-
 
 def both_acks(world, reference: str, revision: int = 1):
     def check():
@@ -34,10 +32,14 @@ def test_a_dispatch_is_actioned_and_acknowledged_within_two_polls(agent_world, v
              "the agent's first poll")
 
     dispatch = agent_world.issue(site, kw=250)
-    issued = time.monotonic()
-    acks = wait_for(both_acks(agent_world, dispatch["reference"]), 2 * POLL_S + 1.0,
-                    "RECEIVED and ACTIONED accepted within two poll intervals")
-    assert time.monotonic() - issued <= 2 * POLL_S + 1.0
+    finished = site.cycles()  # the cycle under way now may have polled before the issue
+    acks = wait_for(both_acks(agent_world, dispatch["reference"]), 60,
+                    "RECEIVED and ACTIONED accepted")
+    # Counted in the agent's own polls rather than seconds, so a busy machine cannot fail
+    # it: handled, and both acknowledgements sent, in the cycle under way or the next.
+    assert site.cycle_of("handler_finished", dispatch_ref=dispatch["reference"]) <= finished + 2
+    for kind in ("ack_received", "ack_actioned"):
+        assert site.cycle_of("message_sent", kind=kind) <= finished + 2, kind
     assert [a["stage"] for a in acks] == ["received", "actioned"]
     assert acks[1]["result"] == "ACCEPTED" or acks[1].get("reason", "") == ""
     handled = site.handled()
@@ -64,7 +66,7 @@ def test_sigkill_while_actioning_gives_one_of_each_acknowledgement_and_one_handl
     acks = wait_for(both_acks(agent_world, dispatch["reference"]), 30,
                     "ACTIONED after the restart")
     (site.gate / "release").touch()
-    time.sleep(3 * POLL_S)  # a few more polls: nothing more may arrive
+    agent_world.wait_polls(site, 3)  # a few more polls: nothing more may arrive
     acks = agent_world.acknowledgements(dispatch["reference"])[1]
     assert sorted(a["stage"] for a in acks) == ["actioned", "received"]
     actioned = next(a for a in acks if a["stage"] == "actioned")
@@ -88,9 +90,13 @@ def test_a_30_second_outage_is_ridden_out_with_backoff_and_nothing_lost_or_doubl
     (site.gate / "block").unlink()
     (site.gate / "release").touch()  # ACTIONED of the first dispatch now waits in the outbox
     second = agent_world.issue(site, unit="u2")  # issued while the agent cannot see it
-    time.sleep(max(0.0, 30 - (time.monotonic() - outage_started)))
-    failures = [r for r in site.log_records() if r["event"] == "cycle_failed"]
-    assert len(failures) >= 5, failures
+    time.sleep(max(0.0, 30 - (time.monotonic() - outage_started)))  # the outage itself
+
+    def failed_polls() -> list[dict]:
+        return [r for r in site.log_records() if r["event"] == "cycle_failed"]
+
+    failures = wait_for(lambda: len(failed_polls()) >= 5 and failed_polls(), 60,
+                        "five failed polls")
     delays = [r["retry_in_s"] for r in failures]
     assert max(delays) > delays[0]  # it backed off...
     assert max(delays) <= 4.0  # ...up to the configured cap
@@ -100,7 +106,7 @@ def test_a_30_second_outage_is_ridden_out_with_backoff_and_nothing_lost_or_doubl
     for dispatch in (first, second):
         wait_for(both_acks(agent_world, dispatch["reference"]), 30,
                  f"both acknowledgements of {dispatch['reference']} after the outage")
-    time.sleep(3 * POLL_S)
+    agent_world.wait_polls(site, 3)
     for dispatch in (first, second):
         acks = agent_world.acknowledgements(dispatch["reference"])[1]
         assert sorted(a["stage"] for a in acks) == ["actioned", "received"], acks
@@ -176,7 +182,7 @@ def test_a_tampered_or_unsigned_dispatch_is_refused_and_the_refusal_reported(
 
     refusals = wait_for(lambda: _refusals(agent_world, forged["id"]), 30,
                         "the refusal report")
-    time.sleep(3 * POLL_S)
+    agent_world.wait_polls(site, 3)
     assert len(_refusals(agent_world, forged["id"])) == 1  # reported once
     refusal = refusals[0]
     assert refusal["GB_DISPATCH_REF"] == [reference]
@@ -240,7 +246,7 @@ def test_a_report_whose_answer_was_lost_is_not_delivered_twice(agent_world):
     wait_for(lambda: any(r["event"] in ("message_found_delivered", "message_sent") and
                          r.get("kind") == "ack_actioned" for r in site.log_records()), 30,
              "the agent to settle the uncertain message")
-    time.sleep(3 * POLL_S)
+    agent_world.wait_polls(site, 3)
     acks = agent_world.acknowledgements(dispatch["reference"])[1]
     assert sorted(a["stage"] for a in acks) == ["actioned", "received"], acks
     assert all(a["outcome"] == "accepted" for a in acks)
@@ -275,7 +281,7 @@ def test_meter_readings_and_availability_from_the_drop_folder_are_reported_once(
     readings = wait_for(lambda: agent_world.reports(metering_id), 30, "the metering report")
     availability = wait_for(lambda: agent_world.reports(availability_id), 30,
                             "the availability report")
-    time.sleep(3 * POLL_S)
+    agent_world.wait_polls(site, 3)
     assert len(agent_world.reports(metering_id)) == 1
     assert len(agent_world.reports(availability_id)) == 1
     intervals = _report_intervals(readings)
@@ -315,7 +321,7 @@ def test_rows_the_vtn_rejects_are_logged_as_warnings_with_its_reasons(agent_worl
         return [r for r in site.log_records() if r.get("event") == "report_row_rejected"]
 
     rows = wait_for(rejected, 30, "the agent's warning about the rejected row")
-    time.sleep(2 * POLL_S)
+    agent_world.wait_polls(site, 2)
     assert len(rejected()) == 1
     row = rows[0]
     assert row["level"] == "warning"
