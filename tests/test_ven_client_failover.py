@@ -7,7 +7,6 @@ and acknowledged exactly once."""
 from __future__ import annotations
 
 import os
-import time
 from pathlib import Path
 
 import pytest
@@ -66,7 +65,7 @@ def test_the_agent_fails_over_to_the_second_vtn_and_returns_to_the_first(tmp_pat
         three = world.issue(site)
         wait_for(both_acks(world, three["reference"]), 30, "the third dispatch via the first")
         on_second = agent_requests(second.log_path)
-        time.sleep(3)  # several polls: all of them now reach the first VTN
+        world.wait_polls(site, 3)  # several polls: all of them now reach the first VTN
         assert agent_requests(second.log_path) == on_second
 
         assert [h["dispatch"]["dispatchRef"] for h in site.handled()] == [
