@@ -234,7 +234,7 @@ def test_the_broker_lets_a_ven_subscribe_only_to_its_own_topics(acl_stack):
     # A wrong password, and a revoked client, cannot connect.
     assert refused_to_connect(broker.port, ven_a["client_id"], "not-the-token")
     server.manage("oadr_client", "revoke", ven_a["client_id"])
-    deadline = time.monotonic() + 10
+    deadline = time.monotonic() + 60
     while not refused_to_connect(broker.port, ven_a["client_id"], token_a):
         assert time.monotonic() < deadline, "the revoked client still connects"
         time.sleep(0.3)
@@ -249,12 +249,12 @@ def mqtt_topics(server: VtnServer, client: dict, ven_id: str) -> str:
 # --- the agent wakes on MQTT --------------------------------------------------------------------
 
 def test_the_agent_polls_at_once_when_its_topic_says_so(acl_stack, tmp_path):
-    from tests.fixtures.agent import AgentWorld, wait_for
+    from tests.fixtures.agent import CYCLE_ENDS, AgentWorld, wait_for
 
     server, broker = acl_stack
     world = AgentWorld(server=server, root=tmp_path)
     try:
-        # A 30 s poll interval: only a push can make the acknowledgement quick.
+        # A 30 s poll interval: only a push wakes the agent before it.
         site = world.onboard(poll_interval_s=30.0, poll_jitter=0.0)
         world.start_agent(site)
         wait_for(lambda: any(r.get("event") == "push" and r.get("state") == "connecting"
@@ -267,14 +267,23 @@ def test_the_agent_polls_at_once_when_its_topic_says_so(acl_stack, tmp_path):
         assert status_now["commsState"] == "online"
         time.sleep(1.0)  # its next poll is ~28 s away
         dispatch = world.issue(site, kw=120)
-        issued = time.monotonic()
 
         def received():
             acks = world.acknowledgements(dispatch["reference"]).get(1, [])
             return [a for a in acks if a["stage"] == "received"]
 
-        wait_for(received, 10, "RECEIVED acknowledged after a push")
-        assert time.monotonic() - issued < 5
+        wait_for(received, 20, "RECEIVED acknowledged after a push")
+        # The push woke the agent: the cycle that received the dispatch began with a
+        # wake-up, not with the end of its 30-second poll interval (timed by the agent's
+        # own log, so a busy machine cannot fail it).
+        started_by = None
+        for record in site.log_records():
+            if record.get("event") in CYCLE_ENDS | {"woken"}:
+                started_by = record["event"]
+            if (record.get("event") == "dispatch_received"
+                    and record.get("dispatch_ref") == dispatch["reference"]):
+                break
+        assert started_by == "woken", started_by
 
         # Broker gone: the agent says so and keeps polling.
         broker.stop()

@@ -515,7 +515,7 @@ class Nginx:
             [binary, "-p", str(workdir), "-c", str(workdir / "nginx.conf"),
              "-e", str(workdir / "error.log")], stdout=self.log, stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL)
-        deadline = time.monotonic() + 15
+        deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
                 pytest.fail(f"nginx exited at start:\n{self.errors()}", pytrace=False)
