@@ -140,7 +140,7 @@ def test_the_api_answers_while_the_broker_is_down(mqtt_stack):
         response = bl.post(server.url(V31, "programs"),
                            json={"programName": server.unique("while-down")})
         assert response.status_code == 201
-        assert time.monotonic() - started < 2
+        assert time.monotonic() - started < 10  # not held up by the broker, even when busy
     finally:
         broker.start()
 

@@ -612,7 +612,7 @@ def test_a_handler_that_hangs_times_out_as_failed():
     started = time.monotonic()
     result = handler.run_command(command("import time; time.sleep(30)"), {}, 0.5)
     assert result == handler.Result("FAILED", "handler timed out after 0.5 s")
-    assert time.monotonic() - started < 5
+    assert time.monotonic() - started < 20  # far from the handler's 30 s, even when busy
 
 
 def test_a_python_entry_point_handler(monkeypatch, tmp_path):
