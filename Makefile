@@ -29,10 +29,10 @@ VAR_DIR ?= var
 
 help:
 	@echo "make run    set up and serve the sandbox VTN on https://127.0.0.1:8443"
-	@echo "make test   ruff, then the whole pytest suite in parallel (PYTEST_ARGS='-k sandbox' narrows it,"
-	@echo "           TEST_WORKERS=0 runs it in one process)"
-	@echo "make test-fast  ruff, then the in-process tests only (no slow, process or interop tests)"
-	@echo "make lint   ruff only"
+	@echo "make test   ruff and the layering contracts, then the whole pytest suite in parallel"
+	@echo "           (PYTEST_ARGS='-k sandbox' narrows it, TEST_WORKERS=0 runs it in one process)"
+	@echo "make test-fast  ruff and the contracts, then the in-process tests only (no slow, process or interop tests)"
+	@echo "make lint   ruff, the layering contracts (import-linter) and mypy"
 	@echo "make bench  run the benchmarks in benchmarks/ (BENCH_ARGS passes options)"
 	@echo "make clean  delete local data under var/ (database, PKI, keys); keeps .venv"
 
@@ -53,17 +53,23 @@ venv: $(STAMP)
 run: $(STAMP)
 	@$(PY) manage.py sandbox $(SANDBOX_ARGS)
 
+# The layering contracts are in pyproject.toml ([tool.importlinter]); docs/architecture.md
+# explains them. mypy's settings are there too ([tool.mypy]).
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .
+	$(VENV)/bin/lint-imports
+	$(VENV)/bin/mypy
 
 test: $(STAMP)
 	$(VENV)/bin/ruff check .
+	$(VENV)/bin/lint-imports
 	$(PY) -m pytest $(PYTEST_PARALLEL) $(PYTEST_ARGS)
 
 # The edit-test loop: leaves out property-based and process-level tests (real servers,
 # workers, browsers, nginx) and the interop test; `make test` runs them all.
 test-fast: $(STAMP)
 	$(VENV)/bin/ruff check .
+	$(VENV)/bin/lint-imports
 	$(PY) -m pytest $(PYTEST_PARALLEL) -m "not slow and not process and not interop" $(PYTEST_ARGS)
 
 bench: $(STAMP)

@@ -12,7 +12,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
 
-from config import server  # noqa: E402
+from webserver import server  # noqa: E402
 
 if __name__ == "__main__":
     server.run(server.ServerOptions(

@@ -72,6 +72,8 @@ INSTALLED_APPS = [
     "settlement",
     "conformance",
     "console",
+    # manage.py serve, health probes, error handlers (webserver/).
+    "webserver",
 ]
 
 MIDDLEWARE = [
@@ -79,11 +81,11 @@ MIDDLEWARE = [
     "vtn.api.errors.ProblemMediaTypeMiddleware",
     "django.middleware.security.SecurityMiddleware",
     # Content-Security-Policy on HTML pages; 413 for bodies over VTN_MAX_BODY_BYTES.
-    "config.security_headers.SecurityHeadersMiddleware",
+    "webserver.security_headers.SecurityHeadersMiddleware",
     # A NUL in the path or query string is refused before any view queries with it.
     "vtn.api.errors.RefuseNulMiddleware",
     # The verified TLS client certificate (own socket or trusted proxy); revoked ones get 401.
-    "vtn.auth.mtls.ClientCertificateMiddleware",
+    "vtn.api.middleware.ClientCertificateMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -117,7 +119,7 @@ if CONFORMANCE_FAULTS_ENABLED:
 
 ROOT_URLCONF = "config.urls"
 # A failed CSRF check answers like every other error: a problem, or the console's page.
-CSRF_FAILURE_VIEW = "vtn.api.errors.csrf_failure"
+CSRF_FAILURE_VIEW = "webserver.handlers.csrf_failure"
 WSGI_APPLICATION = "config.wsgi.application"
 
 TEMPLATES = [
@@ -146,7 +148,7 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
         # IMMEDIATE: a transaction takes the write lock when it begins, so concurrent
         # writers wait (up to the timeout) instead of failing with "database is locked".
         # Commands and workers wait this long; `serve` shortens it for web requests to
-        # SQLITE_LOCK_TIMEOUT_SECONDS (config/server.py), then answers 503.
+        # SQLITE_LOCK_TIMEOUT_SECONDS (webserver/server.py), then answers 503.
         {"timeout": float(os.environ.get("SQLITE_BATCH_LOCK_TIMEOUT_SECONDS", "20")),
          "transaction_mode": "IMMEDIATE",
          "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;"}
@@ -361,7 +363,7 @@ RETENTION_METER_READING_DAYS = int(os.environ.get("RETENTION_METER_READING_DAYS"
 
 SECURE_CONTENT_TYPE_NOSNIFF = True
 # Every HTML page (console, admin, API docs): this origin only, no inline script
-# (config/security_headers.py; docs/security.md, "Headers and limits").
+# (webserver/security_headers.py; docs/security.md, "Headers and limits").
 VTN_CSP = os.environ.get(
     "VTN_CSP",
     "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "

@@ -5,13 +5,12 @@ from django.conf import settings
 from django.contrib import admin
 from django.urls import include, path
 
-from config import health
 from console.views.landing import landing
 from dispatch.api.views import Jwks
-from vtn.api import errors
-from vtn.api.serializers.v31 import Wire31
-from vtn.api.serializers.v301 import Wire301
 from vtn.api.urls import version_patterns
+from vtn.wire.v31 import Wire31
+from vtn.wire.v301 import Wire301
+from webserver import handlers, health
 
 urlpatterns = [
     path("", landing, name="landing"),
@@ -31,7 +30,7 @@ if settings.VTN_ADMIN_ENABLED:
     # Two-factor and throttled (console/admin_site.py); VTN_ADMIN_ENABLED=false removes it.
     urlpatterns.append(path("admin/", admin.site.urls))
 
-handler400 = errors.bad_request
-handler403 = errors.forbidden
-handler404 = errors.not_found
-handler500 = errors.server_error
+handler400 = handlers.bad_request
+handler403 = handlers.forbidden
+handler404 = handlers.not_found
+handler500 = handlers.server_error

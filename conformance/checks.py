@@ -50,7 +50,8 @@ class AckRecord:
     report_id: str = ""
 
     def as_dict(self, issued_at: datetime | None = None) -> dict:
-        body = {"revision": self.revision, "claimedRevision": self.claimed_revision,
+        body: dict[str, object] = {
+                "revision": self.revision, "claimedRevision": self.claimed_revision,
                 "stage": self.stage, "outcome": self.outcome, "result": self.result,
                 "reason": self.reason, "detail": self.detail, "kid": self.kid,
                 "reportID": self.report_id, "receivedAt": iso(self.received_at)}
@@ -202,7 +203,7 @@ def exactly_once(revision: RevisionRecord, acks: Sequence[AckRecord], *,
                 for stage in stages}
     expected = (f"exactly one acknowledgement per stage ({', '.join(s.upper() for s in stages)})"
                 f" of revision {revision.number}, each accepted")
-    evidence = {"revision": revision.as_dict(), "counts": counts,
+    evidence: dict[str, object] = {"revision": revision.as_dict(), "counts": counts,
                 "acknowledgements": [a.as_dict(revision.issued_at) for a in mine]}
     if after is not None:
         evidence["outageEnded"] = iso(after)

@@ -31,7 +31,7 @@ from django.db import connection, transaction
 from conformance.models import ConformanceRun
 from dispatch import registry, services
 from dispatch.models import Contract, FspSite, SiteSigningKey
-from ven_client import jose
+from gbflex_profile import jose
 from vtn.auth.services import rotate_secret
 
 logger = logging.getLogger(__name__)
@@ -235,7 +235,7 @@ def _ensure_key(site: FspSite, key_path: Path) -> str:
         key_path.parent.mkdir(parents=True, exist_ok=True)
         fd = os.open(key_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         with os.fdopen(fd, "wb") as handle:
-            handle.write(jose.generate_private_key_pem())
+            handle.write(jose.private_key_pem(jose.generate_private_key()))
     key = jose.load_private_key(key_path.read_bytes())
     x = jose.public_jwk(key, "k")["x"]
     kid = f"fleet-{site.name}-{x[:8].replace('-', 'a').replace('_', 'b')}"

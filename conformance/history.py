@@ -9,7 +9,7 @@ Everything goes through the real paths, as the fleet site's VEN and as the opera
   VTN's report intake (``dispatch.intake``) stores them;
 - dispatches are issued with ``dispatch.services.issue_dispatch`` at a past instruction
   time; their RECEIVED and ACTIONED acknowledgements are signed with the site's key by
-  the agent's own code (``ven_client.profile``), sent as reports and judged by
+  the profile code the agent signs with (``gbflex_profile.acks``), sent as reports and judged by
   ``dispatch.services.record_acknowledgements`` at the time the site would have sent them;
 - the previous month's statement is computed, issued, accepted as the FSP and finalised
   with ``settlement.services``.
@@ -42,14 +42,15 @@ from dispatch.models import (
     MeterReading,
 )
 from dispatch.rules import Timing
+from gbflex_profile import acks, jose
+from gbflex_profile.vocabulary import ACTIONED, RECEIVED
 from settlement import services as settlement
 from settlement.models import Statement
-from ven_client import jose, profile
 from ven_client import reports as csv_reports
 from vtn import services as vtn_services
-from vtn.api.serializers.v31 import Wire31
 from vtn.auth.caller import Caller
 from vtn.auth.scopes import DEFAULT_SCOPES
+from vtn.wire.v31 import Wire31
 
 SITE = "north"
 PRODUCT = "DYNAMIC"
@@ -152,17 +153,17 @@ def _save_reports(site: FspSite, bodies: list[dict], event_id: str) -> None:
 def _acknowledge(site: FspSite, instruction: DispatchInstruction, key, kid: str,
                  issued_at: datetime) -> int:
     """RECEIVED, then ACTIONED ACCEPTED, as the site's agent would have sent them."""
-    revision = instruction.revisions.order_by("-number").first()
+    revision = instruction.revisions.latest("number")
     caller = _caller(site)
     recorded = 0
     for minutes, signed in (
-            (1, profile.read_back(revision.document, stage="RECEIVED")),
-            (2, profile.read_back(revision.document, stage="ACTIONED", outcome="ACCEPTED"))):
+            (1, acks.read_back(revision.document, stage=RECEIVED)),
+            (2, acks.read_back(revision.document, stage=ACTIONED, outcome="ACCEPTED"))):
         body = {"eventID": instruction.event_id, "clientName": site.ven.ven_name,
                 "reportName": f"ack {instruction.reference} r{revision.number} "
                               f"{signed['stage']}",
                 "resources": [{"resourceName": instruction.unit.reference, "intervals": [
-                    {"id": 0, "payloads": profile.ack_payloads(signed, key, kid)}]}]}
+                    {"id": 0, "payloads": acks.ack_payloads(signed, key, kid)}]}]}
         with transaction.atomic():
             report = vtn_services.save_report(caller=caller, data=_WIRE.report_in(body))
             # Judged at the time it was sent; the receiver after commit sees it recorded.

@@ -28,9 +28,9 @@ from django.utils import timezone
 from conformance.models import SandboxFsp
 from dispatch import registry, services
 from dispatch.models import Fsp
-from vtn.api.problems import BadRequest, Conflict, Problem
 from vtn.auth import certificates
 from vtn.auth import services as auth_services
+from vtn.errors import BadRequest, Conflict, Problem
 from vtn.models import Client, ClientCertificate, IssuedCertificate
 
 logger = logging.getLogger(__name__)

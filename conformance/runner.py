@@ -57,8 +57,9 @@ def create_run(*, site: FspSite, scenario: str = "all", options: Options | None 
     active = ConformanceRun.objects.filter(site=site, status__in=(
         ConformanceRun.Status.PENDING, ConformanceRun.Status.RUNNING))
     abandon_stale()
-    if active.exists():
-        raise RunError(f"site {site} already has a run in progress ({active.first().pk})")
+    running = active.first()
+    if running is not None:
+        raise RunError(f"site {site} already has a run in progress ({running.pk})")
     return ConformanceRun.objects.create(site=site, scenarios=names,
                                          options=(options or Options()).as_dict(),
                                          requested_by=requested_by)

@@ -13,7 +13,7 @@ import logging
 import secrets
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -181,7 +181,7 @@ class Context:
             for unit in self.units:
                 contract = unit.contracts.filter(product__code=code).select_related(
                     "product", "operator").first()
-                if no_notice(contract):
+                if contract is not None and no_notice(contract):
                     return unit, contract
         for unit in self.units:
             for contract in unit.contracts.select_related("product", "operator"):
@@ -294,8 +294,9 @@ class Context:
         if awaiting:
             self.log(f"ACTION REQUIRED: {awaiting['instruction']}")
         if self.run is not None:
-            self.run.awaiting = awaiting
-            retrying(lambda: self.run.save(update_fields=["awaiting"]))
+            run = self.run
+            run.awaiting = awaiting
+            retrying(lambda: run.save(update_fields=["awaiting"]))
 
     # -- evidence --
 
@@ -321,7 +322,7 @@ class Context:
                 max(candidates) if candidates else None, len(beats))
 
     def heartbeat_check(self, start: datetime, end: datetime,
-                        excluded: list[tuple[datetime, datetime]] = ()) -> Check:
+                        excluded: Sequence[tuple[datetime, datetime]] = ()) -> Check:
         heard, before, beats = self.heard(start, end)
         return checks.heartbeat_regular(heard=heard, start=start, end=end,
                                         interval_s=self.heartbeat_interval_s(),

@@ -5,6 +5,7 @@ call a service, render."""
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from django.conf import settings
 from django.contrib.auth.models import AnonymousUser
@@ -17,7 +18,6 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from config.security_headers import CSP, INLINE_STYLE_ONLY_CSP
 from conformance import onboarding, runner
 from conformance import report as reports
 from conformance.models import ConformanceRun
@@ -25,10 +25,11 @@ from conformance.scenarios import ORDER, SCENARIOS, Options
 from conformance.schema import OnboardSerializer, RunRequestSerializer
 from dispatch import services
 from vtn import pki
-from vtn.api.problems import BadRequest, NotFound
 from vtn.auth import mtls
+from vtn.auth.authentication import caller_of
 from vtn.auth.permissions import HasOperationScope
 from vtn.auth.scopes import READ_ALL, READ_VEN_OBJECTS, WRITE_REPORTS
+from vtn.errors import BadRequest, NotFound
 
 DOCS = Path(settings.BASE_DIR) / "docs"
 DOCUMENTS = {"profile": "gb-dispatch-profile.md", "guide": "conformance.md",
@@ -41,6 +42,12 @@ OPTION_BOUNDS = {"pollIntervalSeconds": ("poll_interval_s", 0.2, 600),
                  "faultSeconds": ("fault_s", 1, 1800),
                  "retryAfterSeconds": ("retry_after_s", 1, 120),
                  "meteringDeadlineSeconds": ("metering_deadline_s", 5, 3600)}
+
+CSP = "Content-Security-Policy"
+# The report is a standalone page with inline styles and no scripts at all; it sets its
+# own policy, which the site-wide middleware (webserver/security_headers.py) leaves alone.
+INLINE_STYLE_ONLY_CSP = ("default-src 'none'; style-src 'unsafe-inline'; img-src 'self' data:; "
+                         "base-uri 'none'; form-action 'self'; frame-ancestors 'none'")
 
 
 def _ca_path() -> Path:
@@ -116,7 +123,7 @@ class IsVenOrOperator(BasePermission):
     message = "Runs are started by the VEN client of an onboarded FSP site."
 
     def has_permission(self, request, view) -> bool:
-        caller = request.user
+        caller = request.user  # a Caller, or AnonymousUser without a token
         if request.method == "POST":
             return bool(getattr(caller, "is_ven", False))
         return bool(getattr(caller, "is_ven", False) or getattr(caller, "is_bl", False))
@@ -135,8 +142,9 @@ def _run_summary(run: ConformanceRun, request) -> dict:
 
 def _visible_runs(request):
     runs = ConformanceRun.objects.select_related("site__fsp__operator")
-    if request.user.is_ven:
-        runs = runs.filter(site__ven__client_id=request.user.client_id)
+    caller = caller_of(request)
+    if caller.is_ven:
+        runs = runs.filter(site__ven__client_id=caller.client_id)
     return runs
 
 
@@ -161,8 +169,8 @@ class Runs(SandboxApiView):
     @extend_schema(request=RunRequestSerializer, responses={202: dict})
     def post(self, request: Request) -> Response:
         body = request.data if isinstance(request.data, dict) else {}
-        site = services.site_of_client(request.user.client_id)
-        options = {}
+        site = services.site_of_client(caller_of(request).client_id)
+        options: dict[str, Any] = {}
         for name, (field, low, high) in OPTION_BOUNDS.items():
             if body.get(name) is None:
                 continue
@@ -175,7 +183,8 @@ class Runs(SandboxApiView):
             options[field] = int(value) if field == "retry_after_s" else value
         try:
             run = runner.create_run(site=site, scenario=str(body.get("scenario", "all")),
-                                    options=Options(**options), requested_by=request.user.client_id)
+                                    options=Options(**options),
+                                    requested_by=caller_of(request).client_id)
         except runner.RunError as exc:
             raise BadRequest(str(exc)) from exc
         runner.start_in_background(run)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from django.contrib import admin, messages
+from django.core.exceptions import PermissionDenied
 from django_otp.plugins.otp_totp.admin import TOTPDeviceAdmin
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
@@ -29,7 +30,6 @@ class SecretFreeTOTPDeviceAdmin(TOTPDeviceAdmin):
         return fieldsets
 
     def config_view(self, request, pk):
-        from django.core.exceptions import PermissionDenied
         raise PermissionDenied
 
     qrcode_view = config_view

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from functools import wraps
 
-from django.contrib.auth.models import AbstractBaseUser
+from django.contrib.auth.models import AbstractUser, AnonymousUser
 from django.contrib.auth.views import redirect_to_login
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
@@ -35,7 +35,7 @@ ACTIONS: dict[str, frozenset[str]] = {
 }
 
 
-def role_of(user: AbstractBaseUser) -> str | None:
+def role_of(user: AbstractUser | AnonymousUser) -> str | None:
     """The user's console role (the most capable of their console groups), or None."""
     if not user.is_authenticated or not user.is_active:
         return None
@@ -46,11 +46,11 @@ def role_of(user: AbstractBaseUser) -> str | None:
     return None
 
 
-def can(user: AbstractBaseUser, action: str) -> bool:
+def can(user: AbstractUser | AnonymousUser, action: str) -> bool:
     return role_of(user) in ACTIONS[action]
 
 
-def allowed_actions(user: AbstractBaseUser) -> set[str]:
+def allowed_actions(user: AbstractUser | AnonymousUser) -> set[str]:
     role = role_of(user)
     return {action for action, roles in ACTIONS.items() if role in roles}
 
@@ -58,7 +58,9 @@ def allowed_actions(user: AbstractBaseUser) -> set[str]:
 def fully_authenticated(request: HttpRequest) -> bool:
     """Password and a verified TOTP device in this session (django-otp's middleware)."""
     user = request.user
-    return bool(user.is_authenticated and user.is_active and user.is_verified())
+    # is_verified() is added to the user by django-otp's OTPMiddleware.
+    return bool(user.is_authenticated and user.is_active
+                and user.is_verified())  # type: ignore[attr-defined]
 
 
 def forbidden(request: HttpRequest, action: str) -> HttpResponse:
@@ -81,7 +83,7 @@ def console_view(action: str = VIEW) -> Callable:
                 return forbidden(request, action)
             return view(request, *args, **kwargs)
 
-        wrapped.console_action = action
+        wrapped.console_action = action  # type: ignore[attr-defined]  # marks the action
         return wrapped
 
     return decorate

@@ -16,14 +16,18 @@ from decimal import Decimal
 from pathlib import Path
 
 from django.conf import settings
+from django.contrib.auth import get_user_model
+from django.contrib.auth.models import Group
 from django.db import transaction
 from django.utils import timezone
+from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from console.models import CertificateBundle
+from console.permissions import ROLES
 from dispatch import registry, rules
 from dispatch import services as dispatch_services
 from dispatch.models import DispatchInstruction, DispatchRevision, DispatchUnit, Product
-from vtn.api.problems import Problem
+from vtn.errors import Problem
 
 
 def pki_dir() -> Path:
@@ -194,8 +198,8 @@ def earliest_change(dispatch: DispatchInstruction, now: datetime | None = None) 
     """The first whole minute from which a revision may change setpoints: after the
     product's notice period, and not before the service start."""
     now = now or timezone.now()
-    notice = dispatch_services.product_parameters(dispatch.operator,
-                                                  dispatch.contract.product)["notice_period"]
+    notice = dispatch_services.required_parameter(dispatch_services.product_parameters(
+        dispatch.operator, dispatch.contract.product), "notice_period")
     after = now + notice + timedelta(minutes=1)
     return max(after.replace(second=0, microsecond=0), dispatch.service_start)
 
@@ -237,12 +241,6 @@ def issue_sandbox_staff(*, username: str, role: str) -> dict:
     """A console user for the sandbox: created on first use with a TOTP device; later
     calls set a fresh password (only its hash is stored) and keep the TOTP device, so an
     authenticator enrolled once keeps working. Returns what a person needs to log in."""
-    from django.contrib.auth import get_user_model
-    from django.contrib.auth.models import Group
-    from django_otp.plugins.otp_totp.models import TOTPDevice
-
-    from console.permissions import ROLES
-
     users = get_user_model().objects
     user = users.filter(username=username).first()
     password = secrets.token_urlsafe(18)

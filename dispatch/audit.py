@@ -1,8 +1,8 @@
 """The append-only, hash-chained audit log: appending entries (in the caller's
 transaction) and exporting what a third party needs to verify one dispatch.
 
-The chain itself (hashes, verification) is :mod:`dispatch.audit_chain`, which has no
-Django dependency so that an export can be checked anywhere.
+The chain itself (hashes, verification) is :mod:`gbflex_profile.audit_chain`, which has
+no Django dependency so that an export can be checked anywhere.
 """
 
 from __future__ import annotations
@@ -12,7 +12,6 @@ from datetime import UTC, datetime
 from django.db import connection, transaction
 from django.utils import timezone
 
-from dispatch import audit_chain
 from dispatch.models import (
     Acknowledgement,
     AuditEntry,
@@ -21,6 +20,7 @@ from dispatch.models import (
     SigningKey,
     SiteSigningKey,
 )
+from gbflex_profile import audit_chain
 
 _LOCK_KEY = 0x6264_6175  # advisory lock serialising appends on PostgreSQL
 

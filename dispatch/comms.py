@@ -36,11 +36,11 @@ from dispatch.models import (
     HeartbeatRecord,
     OperatorProgram,
 )
+from gbflex_profile.vocabulary import GB_AVAILABLE_KW, OPERATING_STATE
 from vtn import generations, serving, timing
 from vtn.models import Report
 
-OPERATING_STATE = "OPERATING_STATE"  # OpenADR 3.1.1 report payload, Table 4 enumerations
-GB_AVAILABLE_KW = "GB_AVAILABLE_KW"
+# OPERATING_STATE values (OpenADR 3.1.1, Table 4 enumerations).
 OPERATING_STATES = (
     "NORMAL", "ERROR", "IDLE_NORMAL", "RUNNING_NORMAL", "RUNNING_CURTAILED",
     "RUNNING_HEIGHTENED", "IDLE_CURTAILED", "SGD_ERROR_CONDITION", "IDLE_HEIGHTENED",
@@ -49,7 +49,7 @@ OPERATING_STATES = (
 
 # client_id -> (site id or None, when the next write is due). Per process, like the
 # token cache: cleared with every ProcessCache.
-_seen = generations.ProcessCache()
+_seen: generations.ProcessCache[str, tuple[int | None, float]] = generations.ProcessCache()
 
 
 def clock() -> datetime:

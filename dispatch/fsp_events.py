@@ -13,13 +13,28 @@ from dataclasses import dataclass
 
 from django.db import transaction
 
-from dispatch import mapping, registry
+from dispatch import registry
+from dispatch.identity import PROFILE_CALLER
 from dispatch.models import NetworkOperator
+from gbflex_profile.vocabulary import (
+    AVAILABILITY,
+    BASELINE,
+    DEMAND,
+    GB_AVAILABILITY,
+    GB_AVAILABLE_KW,
+    GB_HEARTBEAT,
+    GB_METERING,
+    GB_NETWORK_OPERATOR,
+    HEARTBEAT,
+    METERING,
+    OPERATING_STATE,
+    USAGE,
+)
+from vtn import services as vtn_services
 from vtn.models import Event, Program
+from vtn.wire.v31 import Wire31
 
-HEARTBEAT = "HEARTBEAT"
-AVAILABILITY = "AVAILABILITY"
-METERING = "METERING"
+_WIRE = Wire31()
 
 
 @dataclass(frozen=True)
@@ -30,15 +45,15 @@ class EventKind:
 
 
 KINDS = {
-    HEARTBEAT: EventKind(HEARTBEAT, "GB_HEARTBEAT", (
-        {"payloadType": "OPERATING_STATE"},
-        {"payloadType": "GB_AVAILABLE_KW", "units": "KW"})),
-    AVAILABILITY: EventKind(AVAILABILITY, "GB_AVAILABILITY", (
-        {"payloadType": "GB_AVAILABLE_KW", "readingType": "FORECAST", "units": "KW"},)),
-    METERING: EventKind(METERING, "GB_METERING", (
-        {"payloadType": "USAGE", "readingType": "DIRECT_READ", "units": "KWH"},
-        {"payloadType": "DEMAND", "readingType": "MEAN", "units": "KW"},
-        {"payloadType": "BASELINE", "readingType": "FORECAST", "units": "KW"})),
+    HEARTBEAT: EventKind(HEARTBEAT, GB_HEARTBEAT, (
+        {"payloadType": OPERATING_STATE},
+        {"payloadType": GB_AVAILABLE_KW, "units": "KW"})),
+    AVAILABILITY: EventKind(AVAILABILITY, GB_AVAILABILITY, (
+        {"payloadType": GB_AVAILABLE_KW, "readingType": "FORECAST", "units": "KW"},)),
+    METERING: EventKind(METERING, GB_METERING, (
+        {"payloadType": USAGE, "readingType": "DIRECT_READ", "units": "KWH"},
+        {"payloadType": DEMAND, "readingType": "MEAN", "units": "KW"},
+        {"payloadType": BASELINE, "readingType": "FORECAST", "units": "KW"})),
 }
 
 
@@ -54,16 +69,13 @@ def event_name(operator: str, kind: str, fsp: str) -> str:
 def ensure_event(operator: NetworkOperator, fsp: str, kind: str) -> Event:
     """The FSP's event of ``kind`` in the operator's program of that kind; both created
     once (idempotent)."""
-    from dispatch.services import _WIRE, PROFILE_CALLER
-    from vtn import services as vtn_services
-
     spec = KINDS[kind]
     name = program_name(operator.code, kind)
     program = Program.objects.filter(program_name=name).first()
     if program is None:
         program = vtn_services.save_program(caller=PROFILE_CALLER, data=_WIRE.program_in({
             "programName": name,
-            "attributes": [{"type": mapping.GB_NETWORK_OPERATOR, "values": [operator.code]}]}))
+            "attributes": [{"type": GB_NETWORK_OPERATOR, "values": [operator.code]}]}))
     existing = Event.objects.filter(program=program,
                                     event_name=event_name(operator.code, kind, fsp)).first()
     if existing is not None:

@@ -10,30 +10,30 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from dispatch.rules import URGENCY_PRIORITY, iso
-
-# Standard payload types (OpenADR 3.1.1 enumerations).
-SETPOINT_TYPES = {"ABSOLUTE": "DISPATCH_SETPOINT", "DELTA": "DISPATCH_SETPOINT_RELATIVE"}
-STATUS_PAYLOAD = "DISPATCH_INSTRUCTION"
-PRICE_PAYLOAD = "PRICE"
-DESCRIPTOR = "EVENT_PAYLOAD_DESCRIPTOR"
-
-# Profile extension payloads: carried in interval 0 of every dispatch event.
-GB_NETWORK_OPERATOR = "GB_NETWORK_OPERATOR"
-GB_DISPATCH_REF = "GB_DISPATCH_REF"
-GB_REVISION = "GB_REVISION"
-GB_DISPATCH_UNIT = "GB_DISPATCH_UNIT"  # values: [fspId, unit reference]
-GB_CONTRACT = "GB_CONTRACT"
-GB_PRODUCT = "GB_PRODUCT"
-GB_URGENCY = "GB_URGENCY"
-GB_INSTRUCTION_TIME = "GB_INSTRUCTION_TIME"
-GB_SERVICE_TYPE = "GB_SERVICE_TYPE"
-GB_SIGNATURE = "GB_SIGNATURE"  # compact JWS of the canonical Appendix A document
-
-# Program attributes from the product template.
-GB_PROGRAM_ATTRIBUTES = ("GB_PRODUCT", "GB_NETWORK_OPERATOR", "GB_NOTICE_PERIOD",
-                         "GB_RAMP_TIME", "GB_QUANTITY", "GB_SETPOINT_TYPES",
-                         "GB_HEARTBEAT_INTERVAL", "GB_AVAILABILITY_PAID")
+from dispatch.rules import iso
+from gbflex_profile.vocabulary import (
+    EVENT_DESCRIPTOR,
+    GB_AVAILABILITY_PAID,
+    GB_CONTRACT,
+    GB_DISPATCH_REF,
+    GB_DISPATCH_UNIT,
+    GB_HEARTBEAT_INTERVAL,
+    GB_INSTRUCTION_TIME,
+    GB_NETWORK_OPERATOR,
+    GB_NOTICE_PERIOD,
+    GB_PRODUCT,
+    GB_QUANTITY,
+    GB_RAMP_TIME,
+    GB_REVISION,
+    GB_SERVICE_TYPE,
+    GB_SETPOINT_TYPES,
+    GB_SIGNATURE,
+    GB_URGENCY,
+    PRICE_PAYLOAD,
+    SETPOINT_PAYLOADS,
+    STATUS_PAYLOAD,
+    URGENCY_PRIORITY,
+)
 
 
 def duration(value: timedelta) -> str:
@@ -58,15 +58,15 @@ def program_body(*, operator: str, product_code: str, notice_period: timedelta,
     """OpenADR 3.1 programRequest of one operator's product (untargeted: every VEN may
     read the product's rules; its dispatch events are targeted)."""
     attributes = [
-        {"type": "GB_PRODUCT", "values": [product_code]},
-        {"type": "GB_NETWORK_OPERATOR", "values": [operator]},
-        {"type": "GB_NOTICE_PERIOD", "values": [duration(notice_period)]},
-        {"type": "GB_RAMP_TIME", "values": [duration(ramp_time)]},
-        {"type": "GB_QUANTITY", "values": [quantity.upper()]},
-        {"type": "GB_SETPOINT_TYPES", "values": [s.upper() for s in setpoint_types]},
-        {"type": "GB_HEARTBEAT_INTERVAL",
+        {"type": GB_PRODUCT, "values": [product_code]},
+        {"type": GB_NETWORK_OPERATOR, "values": [operator]},
+        {"type": GB_NOTICE_PERIOD, "values": [duration(notice_period)]},
+        {"type": GB_RAMP_TIME, "values": [duration(ramp_time)]},
+        {"type": GB_QUANTITY, "values": [quantity.upper()]},
+        {"type": GB_SETPOINT_TYPES, "values": [s.upper() for s in setpoint_types]},
+        {"type": GB_HEARTBEAT_INTERVAL,
          "values": [duration(heartbeat_interval)] if heartbeat_interval else ["NONE"]},
-        {"type": "GB_AVAILABILITY_PAID", "values": [bool(availability_paid)]},
+        {"type": GB_AVAILABILITY_PAID, "values": [bool(availability_paid)]},
     ]
     return {"programName": program_name(operator, product_code), "attributes": attributes}
 
@@ -107,18 +107,18 @@ def event_body(document: dict, signature: str, *, program_id: str,
         header.append({"type": GB_SERVICE_TYPE, "values": [timings[0]["serviceType"]]})
         seen: set[str] = set()
         for timing in timings:
-            payload_type = SETPOINT_TYPES[timing["setpointType"]]
+            payload_type = SETPOINT_PAYLOADS[timing["setpointType"]]
             if payload_type not in seen:
                 seen.add(payload_type)
-                descriptors.append({"objectType": DESCRIPTOR, "payloadType": payload_type,
+                descriptors.append({"objectType": EVENT_DESCRIPTOR, "payloadType": payload_type,
                                     "units": timing["units"]})
         if any("pricePerUnit" in t for t in timings):
-            descriptors.append({"objectType": DESCRIPTOR, "payloadType": PRICE_PAYLOAD,
+            descriptors.append({"objectType": EVENT_DESCRIPTOR, "payloadType": PRICE_PAYLOAD,
                                 "units": "KWH", "currency": "GBP"})
         for index, timing in enumerate(timings):
             begins = _at(timing["setpointTime"])
             ends = _at(timings[index + 1]["setpointTime"]) if index + 1 < len(timings) else end
-            payloads = [{"type": SETPOINT_TYPES[timing["setpointType"]],
+            payloads = [{"type": SETPOINT_PAYLOADS[timing["setpointType"]],
                          "values": [timing["volume"]]},
                         {"type": STATUS_PAYLOAD, "values": [status]}]
             if "pricePerUnit" in timing:
@@ -133,7 +133,7 @@ def event_body(document: dict, signature: str, *, program_id: str,
     body = {
         "programID": program_id,
         "eventName": event_name(document),
-        "priority": URGENCY_PRIORITY[document["urgency"].lower()],
+        "priority": URGENCY_PRIORITY[document["urgency"]],
         "targets": targets,
         "intervalPeriod": {"start": iso(start), "duration": duration(end - start)},
         "intervals": intervals,

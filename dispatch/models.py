@@ -377,7 +377,7 @@ class AuditQuerySet(models.QuerySet):
 
 
 class AuditEntry(models.Model):
-    """One link of the append-only, hash-chained audit log (see dispatch.audit_chain)."""
+    """One link of the append-only, hash-chained audit log (see gbflex_profile.audit_chain)."""
 
     class Kind(models.TextChoices):
         REVISION_ISSUED = "revision_issued"

@@ -18,14 +18,17 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal, InvalidOperation
 
+from gbflex_profile.vocabulary import (
+    BASELINE,
+    DATA_QUALITY,
+    DEMAND,
+    GB_AVAILABLE_KW,
+    GB_CORRECTION,
+    QUALITIES,
+    READING_TYPES,
+    USAGE,
+)
 from vtn import timing
-
-USAGE, DEMAND, BASELINE = "USAGE", "DEMAND", "BASELINE"
-READING_TYPES = (USAGE, DEMAND, BASELINE)
-DATA_QUALITY = "DATA_QUALITY"  # OpenADR 3.1.1 report payload (Table 6 values)
-QUALITIES = ("OK", "MISSING", "ESTIMATED", "BAD")
-GB_CORRECTION = "GB_CORRECTION"  # [true]: the interval corrects readings already sent
-GB_AVAILABLE_KW = "GB_AVAILABLE_KW"
 
 # Factor to kWh (USAGE) or kW (DEMAND, BASELINE) of each unit a descriptor may name.
 ENERGY_UNITS = {"KWH": Decimal(1), "WH": Decimal("0.001"), "MWH": Decimal(1000)}
@@ -121,7 +124,7 @@ def _spans(resource: Mapping) -> Iterable[tuple[Mapping, datetime | None, dateti
         yield interval, start, start + duration, sent, ""
 
 
-def _values(payloads: Iterable[Mapping]) -> dict[str, list]:
+def _values(payloads: Iterable[Mapping] | None) -> dict[str, list]:
     values: dict[str, list] = {}
     for payload in payloads or []:
         values.setdefault(str(payload.get("type")), list(payload.get("values") or []))
@@ -164,7 +167,7 @@ def parse_readings(resources: Iterable[Mapping], payload_descriptors: Iterable[M
                 for name in types:
                     reject(name, "unknown_unit", f"{unit!r} is not a unit of this site")
                 continue
-            if problem:
+            if problem or start is None or end is None:  # _spans gives no times with a problem
                 for name in types:
                     reject(name, "invalid", problem)
                 continue
@@ -214,7 +217,7 @@ def parse_declarations(resources: Iterable[Mapping],
             detail, outcome = "", "invalid"
             if unit not in known:
                 outcome, detail = "unknown_unit", f"{unit!r} is not a unit of this site"
-            elif problem:
+            elif problem or start is None or end is None:  # no times with a problem
                 detail = problem
             elif end - start > LONGEST_DECLARATION:
                 detail = "a declaration window lasts at most 31 days"

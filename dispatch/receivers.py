@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import logging
 
+from dispatch import comms, intake, services
 from vtn.models import Report
 
 logger = logging.getLogger(__name__)
@@ -17,8 +18,6 @@ def on_object_changed(sender, *, object_type: str, operation: str, instance, **k
         return
     if not isinstance(instance, Report):
         return
-    from dispatch import comms, intake, services
-
     try:
         services.record_acknowledgements(instance)
     except Exception:  # the report is stored already; never fail the VEN's request

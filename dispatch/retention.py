@@ -9,27 +9,29 @@ older, never anything a statement or the audit chain needs:
 - **meter readings**: raw :class:`MeterReading` rows, except those a kept statement was
   or may be computed from: every reading of a contracted unit from the baseline
   look-back before a statement's month to its end, for every statement that is not
-  superseded (draft, issued, accepted, disputed or final).
+  superseded (draft, issued, accepted, disputed or final). Settlement says which
+  (``settlement/retention.py``, registered through :func:`keep_readings`), so dispatch
+  needs no knowledge of statements.
 
 The dispatch audit chain (revisions, acknowledgements, audit entries) is never purged.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.db import models, transaction
 from django.db.models import Q
 from django.utils import timezone
 
-from dispatch.models import Contract, HeartbeatRecord, MeterReading
+from dispatch.models import HeartbeatRecord, MeterReading
 from vtn.models import Report, SecurityEvent
 
-# Readings this long before a statement's month are kept with it (the longest baseline
-# look-back, 30 days, plus margin).
-STATEMENT_LOOKBACK = timedelta(days=45)
+# Conditions on MeterReading that must survive a purge (see keep_readings).
+_reading_keepers: list[Callable[[], Q]] = []
 
 
 @dataclass(frozen=True)
@@ -49,23 +51,17 @@ def _cutoff(now: datetime, days: int) -> datetime | None:
     return now - timedelta(days=days) if days > 0 else None
 
 
-def _kept_for_statements() -> Q:
-    """Readings some kept statement needs (the settlement app's statements; imported here
-    because settlement depends on dispatch, not the other way round)."""
-    from settlement.models import Statement
+def keep_readings(rule: Callable[[], Q]) -> None:
+    """Register ``rule``: the raw meter readings its condition matches are never purged.
+    Apps above dispatch that compute from raw readings register one when they start
+    (settlement: every reading a kept statement was or may be computed from)."""
+    _reading_keepers.append(rule)
 
+
+def _kept_readings() -> Q:
     kept = Q(pk__in=[])
-    rows = list(Statement.objects.exclude(status=Statement.Status.SUPERSEDED).values_list(
-        "contract_id", "month").distinct())
-    units = {c.pk: list(c.units.values_list("pk", flat=True))
-             for c in Contract.objects.filter(pk__in={contract for contract, _ in rows})}
-    for contract, month in rows:
-        # the London month, with a day's margin either side for the time zone
-        first = datetime(month.year, month.month, 1, tzinfo=UTC)
-        after = (first + timedelta(days=32)).replace(day=1)
-        kept |= Q(unit_id__in=units.get(contract, []),
-                  start__gte=first - STATEMENT_LOOKBACK - timedelta(days=1),
-                  start__lt=after + timedelta(days=1))
+    for rule in _reading_keepers:
+        kept |= rule()
     return kept
 
 
@@ -88,5 +84,5 @@ def purge(*, now: datetime | None = None, policy: Policy | None = None) -> dict[
             SecurityEvent.objects.filter(time__lt=cutoff))[0]
     if (cutoff := _cutoff(now, policy.meter_reading_days)) is not None:
         done["meter_readings"] = MeterReading.objects.filter(start__lt=cutoff).exclude(
-            _kept_for_statements()).delete()[0]
+            _kept_readings()).delete()[0]
     return done

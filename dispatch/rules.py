@@ -16,7 +16,6 @@ PROFILE = "gb-dispatch/1"
 STATUSES = ("pre-notify", "run", "stop", "emergency-stop")
 URGENCIES = ("advisory", "warning", "emergency")
 # OpenADR priority: lower is more urgent (0 is the highest).
-URGENCY_PRIORITY = {"emergency": 0, "warning": 1, "advisory": 2}
 SETPOINT_TYPES = ("absolute", "delta")
 SERVICE_TYPE_UNITS = {"real": "KW", "reactive": "KVAR"}
 # Which status may follow which. Stop and emergency stop are final.

@@ -11,6 +11,7 @@ from django.db.models import Q, QuerySet
 from django.utils import timezone
 
 from dispatch import readings
+from dispatch.comms import effective_interval, sites_with_intervals
 from dispatch.models import (
     Acknowledgement,
     AvailabilityDeclaration,
@@ -27,7 +28,8 @@ from dispatch.models import (
     SiteSigningKey,
 )
 from dispatch.rules import iso
-from vtn.api.problems import BadRequest, NotFound
+from dispatch.services import product_parameters_as_dict
+from vtn.errors import BadRequest, NotFound
 
 
 def find_unit(reference: str, *, fsp: str | None = None,
@@ -60,8 +62,6 @@ def find_operator(code: str) -> NetworkOperator:
 def product_parameter_rows() -> list[dict]:
     """Every operator product program with the parameters it applies (see
     :func:`dispatch.services.product_parameters_as_dict`)."""
-    from dispatch.services import product_parameters_as_dict
-
     return [product_parameters_as_dict(row.operator, row.product) for row in
             OperatorProgram.objects.select_related("operator", "product").order_by(
                 "operator__code", "product__code")]
@@ -184,7 +184,7 @@ def dispatch_as_dict(dispatch: DispatchInstruction, *, history: bool = False) ->
         "serviceStart": iso(dispatch.service_start),
         "serviceEnd": iso(dispatch.service_end),
         "eventID": dispatch.event_id,
-        "programID": dispatch.event.program_id if dispatch.event_id else None,
+        "programID": dispatch.event.program_id if dispatch.event is not None else None,
         "created": iso(dispatch.created),
         "modified": iso(dispatch.modified),
     }
@@ -208,16 +208,12 @@ def comms_as_dict(site: FspSite) -> dict:
 
 
 def sites() -> QuerySet[FspSite]:
-    from dispatch.comms import sites_with_intervals
-
     return sites_with_intervals().order_by("fsp__operator__code", "fsp__identifier", "name")
 
 
 def site_as_dict(site: FspSite, *, transitions: int = 20) -> dict:
     """A site with its comms state, heartbeat interval (with its operator's own values),
     units with their last reported state, and latest transitions."""
-    from dispatch.comms import effective_interval
-
     interval = effective_interval(site)
     recent = list(site.transitions.order_by("-at", "-id")[:transitions])
     return comms_as_dict(site) | {

@@ -4,12 +4,13 @@ dispatch revisions with their OpenADR events.
 OpenADR objects are written only through ``vtn.services`` (as business logic), with
 request bodies validated by the 3.1 wire format first, so what the profile publishes is
 exactly what an OpenADR client could have sent. Rule violations raise the API's problem
-exceptions (``vtn.api.problems``), so HTTP, commands and tests report them alike.
+errors (``vtn.errors``), so HTTP, commands and tests report them alike.
 """
 
 from __future__ import annotations
 
 import secrets
+from collections.abc import Sequence
 from datetime import datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
@@ -19,7 +20,8 @@ from django.db import IntegrityError, transaction
 from django.db.models import Q
 from django.utils import timezone
 
-from dispatch import acks, audit, fsp_events, mapping, registry, rules, signing
+from dispatch import audit, fsp_events, mapping, registry, rules, signing
+from dispatch.identity import PROFILE_CALLER
 from dispatch.models import (
     Acknowledgement,
     Contract,
@@ -36,20 +38,16 @@ from dispatch.models import (
     SiteSigningKey,
 )
 from dispatch.products import PRODUCT_TEMPLATES, normalise_code, turns_to_zero
+from gbflex_profile import acks, jose
 from vtn import pki, timing
 from vtn import services as vtn_services
 from vtn import targets as target_rules
-from vtn.api.problems import BadRequest, Conflict, Forbidden, NotFound
-from vtn.api.serializers.v31 import Wire31
 from vtn.auth import certificates
-from vtn.auth.caller import Caller
-from vtn.auth.scopes import ALL_SCOPES
 from vtn.auth.services import ClientError, create_client
+from vtn.errors import BadRequest, Conflict, Forbidden, NotFound
 from vtn.models import Client, Report, Ven
+from vtn.wire.v31 import Wire31
 
-# The dispatch app acts on OpenADR objects as business logic.
-PROFILE_CALLER = Caller(client_id="gb-dispatch-profile", name="gb-dispatch-profile", role="bl",
-                        scopes=frozenset(ALL_SCOPES))
 _WIRE = Wire31()
 
 
@@ -112,11 +110,21 @@ def product_parameters(operator: NetworkOperator, product: Product) -> dict[str,
     return values
 
 
+def required_parameter(values: dict[str, timedelta | None], name: str) -> timedelta:
+    """A parameter of :func:`product_parameters` that always has a value (the notice
+    period and the ramp time; only the heartbeat interval may be none)."""
+    value = values[name]
+    if value is None:
+        raise ValueError(f"{name} has no value")
+    return value
+
+
 def _program_body(operator: NetworkOperator, product: Product,
                   values: dict[str, timedelta | None]) -> dict:
     return mapping.program_body(
         operator=operator.code, product_code=product.code,
-        notice_period=values["notice_period"], ramp_time=values["ramp_time"],
+        notice_period=required_parameter(values, "notice_period"),
+        ramp_time=required_parameter(values, "ramp_time"),
         quantity=product.quantity, setpoint_types=list(product.setpoint_types),
         heartbeat_interval=values["heartbeat_interval"],
         availability_paid=product.availability_paid)
@@ -156,7 +164,8 @@ def _checked_parameters(changes: dict) -> dict[str, str | None]:
     if not isinstance(changes, dict) or not changes:
         raise BadRequest("give at least one parameter to set: "
                          + ", ".join(PRODUCT_PARAMETERS))
-    errors, checked = [], {}
+    errors: list[str] = []
+    checked: dict[str, str | None] = {}
     for name, value in changes.items():
         if name not in PRODUCT_PARAMETERS:
             errors.append(f"{name}: unknown parameter; use one of "
@@ -221,7 +230,7 @@ def set_product_parameters(*, operator: str, product: str, changes: dict, change
 def onboard_fsp(*, operator: str, fsp: str, units: list[registry.UnitSpec],
                 site: str = "main", fsp_name: str = "", zone: str = "",
                 pki_dir: Path | None = None, out_dir: Path | None = None,
-                site_keys: list[dict] = ()) -> dict:
+                site_keys: Sequence[dict] = ()) -> dict:
     """Register an FSP site: the FSP (if new), the site's VEN and OAuth2 client (with a
     site certificate when ``pki_dir`` is given, as ``pki onboard``), one resource and
     dispatch unit per unit, and the VEN's privacy targets. Returns everything as a
@@ -317,7 +326,7 @@ def unit_summary(unit: DispatchUnit) -> dict:
 
 @transaction.atomic
 def create_contract(*, operator: str, identifier: str, fsp: str, product: str,
-                    units: list[str], service_windows: list[tuple[datetime, datetime]] = (),
+                    units: list[str], service_windows: Sequence[tuple[datetime, datetime]] = (),
                     availability_price: Decimal = Decimal(0),
                     utilisation_price: Decimal = Decimal(0),
                     baseline_method: str = "",
@@ -382,9 +391,9 @@ def signing_keys_usable() -> bool:
             "kid", "private_key_pem"):
         if kid not in _loadable_keys:
             try:
-                signing.load_private_key(pem, passphrase)
+                signing.unlock(pem, passphrase)
                 _loadable_keys[kid] = True
-            except (ValueError, TypeError, signing.SignatureError):
+            except (ValueError, TypeError):
                 return False  # not remembered: a corrected passphrase is seen at once
         if not _loadable_keys[kid]:
             return False
@@ -392,11 +401,10 @@ def signing_keys_usable() -> bool:
 
 
 def _new_signing_key(operator: NetworkOperator) -> SigningKey:
-    key = signing.generate_private_key()
-    kid = f"{operator.code.lower()}-{signing.thumbprint(key)[:16]}"
-    return SigningKey.objects.create(
-        operator=operator, kid=kid, private_key_pem=signing.private_key_pem(key, _passphrase()),
-        public_jwk=signing.public_jwk(key, kid))
+    new = signing.new_signing_key(operator.code, _passphrase())
+    return SigningKey.objects.create(operator=operator, kid=new.kid,
+                                     private_key_pem=new.private_key_pem,
+                                     public_jwk=new.public_jwk)
 
 
 @transaction.atomic
@@ -436,7 +444,7 @@ def rotate_signing_key(*, operator: str, now: datetime | None = None,
 # --- dispatches --------------------------------------------------------------------------------
 
 def _product_rules(product: Product, operator: NetworkOperator) -> rules.ProductRules:
-    notice = product_parameters(operator, product)["notice_period"]
+    notice = required_parameter(product_parameters(operator, product), "notice_period")
     return rules.ProductRules(code=product.code, notice_period=notice,
                               quantity=product.quantity,
                               setpoint_types=tuple(product.setpoint_types),
@@ -477,8 +485,7 @@ def _publish(instruction: DispatchInstruction, draft: rules.DispatchDraft,
         raise BadRequest("The dispatch does not satisfy the product's rules.", errors=errors)
     key = active_signing_key(instruction.operator)
     document = draft.document()
-    token = signing.sign(document, signing.load_private_key(key.private_key_pem, _passphrase()),
-                         key.kid)
+    token = jose.sign(document, signing.unlock(key.private_key_pem, _passphrase()), key.kid)
     try:
         with transaction.atomic():
             revision = DispatchRevision.objects.create(
@@ -604,7 +611,7 @@ def _locked(dispatch: DispatchInstruction, expected_revision: int | None) -> Dis
 
 
 def _latest(dispatch: DispatchInstruction) -> DispatchRevision:
-    return dispatch.revisions.order_by("-number").first()
+    return dispatch.revisions.latest("number")
 
 
 @transaction.atomic
@@ -661,25 +668,10 @@ def site_of_client(client_id: str) -> FspSite:
 
 def check_public_jwk(jwk: object) -> dict:
     """An Ed25519 public JWK (RFC 8037) with a kid; private material is refused."""
-    if not isinstance(jwk, dict):
-        raise BadRequest("jwk must be a JSON object")
-    if "d" in jwk:
-        raise BadRequest("jwk holds private key material ('d'); send only the public key")
-    if jwk.get("kty") != "OKP" or jwk.get("crv") != signing.CURVE:
-        raise BadRequest("jwk must be an Ed25519 key: kty OKP, crv Ed25519")
-    if jwk.get("alg", signing.ALGORITHM) != signing.ALGORITHM:
-        raise BadRequest(f"jwk alg must be {signing.ALGORITHM}")
-    kid = jwk.get("kid")
-    if not isinstance(kid, str) or not registry.IDENTIFIER.match(kid):
-        raise BadRequest("jwk kid must be 1-63 letters, digits, '.', '_' or '-'")
     try:
-        raw = signing.b64url_decode(str(jwk.get("x", "")))
-    except ValueError as exc:
-        raise BadRequest("jwk x is not base64url") from exc
-    if len(raw) != 32:
-        raise BadRequest("jwk x must be a 32-byte Ed25519 public key")
-    return {"kty": "OKP", "crv": signing.CURVE, "x": jwk["x"], "kid": kid, "use": "sig",
-            "alg": signing.ALGORITHM}
+        return jose.check_public_jwk(jwk)
+    except jose.JwkError as exc:
+        raise BadRequest(str(exc)) from exc
 
 
 @transaction.atomic
@@ -724,7 +716,7 @@ def _judge(claim: acks.AckClaim, instruction: DispatchInstruction, site: FspSite
     revision = named or current
     if not claim.jws:
         return Outcome.INVALID_SIGNATURE, f"no {acks.GB_ACK_JWS} payload", None, revision
-    kid = signing.header_kid(claim.jws)
+    kid = jose.header_kid(claim.jws)
     if kid is None:
         return Outcome.INVALID_SIGNATURE, "not a compact JWS with a kid", None, revision
     jwks = _site_jwks(site, at)
@@ -732,8 +724,8 @@ def _judge(claim: acks.AckClaim, instruction: DispatchInstruction, site: FspSite
         return (Outcome.UNKNOWN_KEY, f"key {kid!r} is not a registered, unrevoked key of "
                 f"the reporting site", None, revision)
     try:
-        signed = signing.verify(claim.jws, jwks)
-    except signing.SignatureError as exc:
+        signed = jose.verify(claim.jws, jwks)
+    except jose.SignatureError as exc:
         return Outcome.INVALID_SIGNATURE, str(exc), None, revision
     if claim.problems:
         return Outcome.READ_BACK_MISMATCH, "; ".join(claim.problems), signed, revision
@@ -782,7 +774,7 @@ def record_acknowledgements(report: Report, *,
             stage=claim.stage.lower() if claim.stage in acks.STAGES else "",
             result=claim.outcome, reason=claim.reason, outcome=outcome, detail=detail,
             received_at=at, report_id=report.pk, client_id=report.client_id,
-            kid=signing.header_kid(claim.jws) or "", jws=claim.jws,
+            kid=jose.header_kid(claim.jws) or "", jws=claim.jws,
             read_back=claim.read_back)
         audit.record_acknowledgement(ack, signed)
         recorded.append(ack)

@@ -12,7 +12,7 @@ from datetime import datetime
 from django.conf import settings
 
 from settlement import statement, uftp
-from vtn.api.problems import Conflict
+from vtn.errors import Conflict
 
 CSV_COLUMNS = (
     "line", "kind", "dispatchRef", "revision", "unit", "periodStart", "periodEnd", "day",

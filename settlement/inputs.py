@@ -176,8 +176,8 @@ def unit_inputs(contract: Contract, terms: statement.Terms, first: datetime,
     """Each contracted unit's (or just unit ``only``'s) metered kW per period (from the
     look-back start, for baselines), nominations, declared availability spans, and
     dispatched days."""
-    units = contract.units.order_by("reference")
-    units = list(units.filter(reference=only) if only else units)
+    ordered = contract.units.order_by("reference")
+    units = list(ordered.filter(reference=only) if only else ordered)
     lookback = timedelta(days=(terms.baseline.lookback_days if terms.baseline else 30) + 2)
     since = first - lookback
     rows = MeterReading.objects.filter(

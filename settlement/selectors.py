@@ -10,7 +10,7 @@ from dispatch.models import FspSite
 from dispatch.rules import iso
 from settlement.models import Statement
 from settlement.services import Month
-from vtn.api.problems import BadRequest, NotFound
+from vtn.errors import BadRequest, NotFound
 
 
 def visible_statements(*, client_id: str, is_operator: bool) -> QuerySet[Statement]:

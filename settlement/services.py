@@ -17,7 +17,7 @@ from dispatch.models import Contract, DispatchInstruction, DispatchRevision
 from settlement import inputs, statement
 from settlement.calc.periods import london_day
 from settlement.models import DispatchSettlement, Dispute, Statement
-from vtn.api.problems import BadRequest, Conflict
+from vtn.errors import BadRequest, Conflict
 
 Status = Statement.Status
 OPEN = (Status.ISSUED, Status.ACCEPTED, Status.DISPUTED)

@@ -316,8 +316,8 @@ def build_statement(*, terms: Terms, year: int, month: int, version: int,
                     spans, windows, price_gbp_per_mw_h=terms.availability_price_gbp_per_mw_h):
                 availability.append(line)
                 lines.append(_availability_line(reference, line))
-    for number, line in enumerate(lines, start=1):
-        line["line"] = number
+    for number, row in enumerate(lines, start=1):
+        row["line"] = number
     totals = money.settlement_totals(priced, availability)
     held = sum(1 for line in lines if line["kind"] == "held")
     return {

@@ -39,6 +39,7 @@ import uuid
 from collections import defaultdict
 from datetime import UTC, date, datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal
+from typing import Any
 from xml.etree import ElementTree
 
 from shapeshifter_uftp.uftp import (
@@ -198,7 +199,7 @@ def as_flex_settlement(document: dict, *, sender_domain: str, recipient_domain: 
     return xml.encode()
 
 
-def _check(node: object, path: str) -> None:
+def _check(node: Any, path: str) -> None:
     """What the generated classes describe but xsdata does not enforce on parsing:
     required attributes present, patterns matched, minimum occurrences."""
     for item in dataclasses.fields(node):

@@ -34,22 +34,23 @@ CLI_OPTIONS = ["--poll-interval", str(POLL_S), "--margin", "4", "--heartbeat-int
 # ven_client whose read-back says one kW more than the dispatch (signed consistently).
 WRONG_READ_BACK = r'''
 import sys
-from ven_client import cli, profile
-original = profile.read_back
+from gbflex_profile import acks
+from ven_client import cli
+original = acks.read_back
 def wrong(document, **kwargs):
     signed = original(document, **kwargs)
     for setpoint in signed["setpoints"]:
         setpoint["volume"] = setpoint["volume"] + 1
     return signed
-profile.read_back = wrong
+acks.read_back = wrong
 sys.exit(cli.main(sys.argv[1:]))
 '''
 # ven_client that signs acknowledgements with a key other than the registered one.
 BAD_SIGNATURE = r'''
 import sys
 from ven_client import agent, cli
-from ven_client.jose import Ed25519PrivateKey
-other = Ed25519PrivateKey.generate()
+from gbflex_profile import jose
+other = jose.generate_private_key()
 original = agent.Agent.signing_key
 agent.Agent.signing_key = lambda self: (other, original(self)[1])
 sys.exit(cli.main(sys.argv[1:]))

@@ -7,7 +7,7 @@ import json
 import re
 from datetime import UTC, datetime, timedelta
 
-from dispatch import audit_chain
+from gbflex_profile import audit_chain
 
 
 def sequences(page: str) -> list[int]:

@@ -27,7 +27,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from dispatch import acks, signing
+from gbflex_profile import acks, jose
 from tests.fixtures.console import totp_code
 from tests.fixtures.requirements import need_chromium
 from tests.fixtures.server import PinnedSession
@@ -59,7 +59,7 @@ class SiteAgent(threading.Thread):
         self.session.verify = server.ca_bundle
         self.session.cert = (str(bundle_dir / "client.crt"), str(bundle_dir / "client.key"))
         self.credentials = credentials
-        self.key = signing.generate_private_key()
+        self.key = jose.generate_private_key()
         self.kid = "site-agent-1"
         self.answered: set[tuple[str, int]] = set()
         self.errors: list[str] = []
@@ -74,7 +74,7 @@ class SiteAgent(threading.Thread):
 
     def start_session(self) -> None:
         self.session.headers["Authorization"] = f"Bearer {self.token()}"
-        public = signing.public_jwk(self.key, self.kid)
+        public = jose.public_jwk(self.key, self.kid)
         registered = self.session.post(
             f"{self.server.base_url}/dispatch/api/v1/site-keys",
             json={"jwk": {k: public[k] for k in ("kty", "crv", "x", "kid")}}, timeout=30)
@@ -84,10 +84,10 @@ class SiteAgent(threading.Thread):
     def verify(self, token: str) -> dict:
         """The signed document, checked against the operator's JWKS (fetched again when a
         new key id shows up: the operator's key is made with its first dispatch)."""
-        if signing.header_kid(token) not in {key["kid"] for key in self.jwks["keys"]}:
+        if jose.header_kid(token) not in {key["kid"] for key in self.jwks["keys"]}:
             self.jwks = requests.get(f"{self.server.base_url}/.well-known/jwks.json",
                                      verify=self.server.ca_bundle, timeout=30).json()
-        return signing.verify(token, self.jwks)
+        return jose.verify(token, self.jwks)
 
     def post_report(self, event: dict, name: str, resources: list[dict]) -> dict:
         response = self.session.post(self.server.url("3.1.0", "reports"), json={
@@ -109,7 +109,7 @@ class SiteAgent(threading.Thread):
             self.post_report(event, f"ack {stage}", [{
                 "resourceName": document["dispatchUnit"], "intervals": [{
                     "id": 0, "payloads": acks.payloads_for(
-                        claim, signing.sign(claim, self.key, self.kid))}]}])
+                        claim, jose.sign(claim, self.key, self.kid))}]}])
 
     def poll_once(self) -> None:
         response = self.session.get(self.server.url("3.1.0", "events"), timeout=30)

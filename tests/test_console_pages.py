@@ -13,7 +13,7 @@ from django.test import Client, RequestFactory
 from console.views import common
 from dispatch.models import AuditEntry, HeartbeatRecord
 from tests.fixtures.console import totp_code
-from vtn.api import errors
+from webserver import handlers
 
 pytestmark = pytest.mark.django_db
 
@@ -123,11 +123,11 @@ def test_console_errors_are_styled_pages_and_api_errors_stay_problems(console, g
     assert b'aria-label="Main"' not in anonymous.content
     api = Client().get("/dispatch/api/v1/no-such-thing")
     assert api.status_code == 404 and api["Content-Type"] == "application/json"
-    failed = errors.server_error(RequestFactory().get("/console/statements/1"))
+    failed = handlers.server_error(RequestFactory().get("/console/statements/1"))
     assert failed.status_code == 500 and b"Server error" in failed.content
     assert b"console.css" in failed.content
     # Called directly, without the media-type middleware that negotiates the final type.
-    assert errors.server_error(RequestFactory().get("/openadr3/3.1.0/events")) \
+    assert handlers.server_error(RequestFactory().get("/openadr3/3.1.0/events")) \
         ["Content-Type"] == "application/problem+json"
 
 

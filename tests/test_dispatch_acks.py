@@ -9,8 +9,8 @@ from io import StringIO
 import pytest
 from django.core.management import call_command
 
-from dispatch import acks, signing
 from dispatch.models import Acknowledgement, AuditEntry, SiteSigningKey
+from gbflex_profile import acks, jose
 from tests.test_dispatch_api import Api
 
 pytestmark = pytest.mark.django_db
@@ -23,11 +23,11 @@ class FspAgent:
     def __init__(self, site, kid: str = "acme-north-1"):
         self.site = site
         self.kid = kid
-        self.key = signing.generate_private_key()
+        self.key = jose.generate_private_key()
         self.api = site.api("3.1.0")
 
     def jwk(self) -> dict:
-        public = signing.public_jwk(self.key, self.kid)
+        public = jose.public_jwk(self.key, self.kid)
         return {name: public[name] for name in ("kty", "crv", "x", "kid")}
 
     def register(self) -> tuple[int, object]:
@@ -49,7 +49,7 @@ class FspAgent:
         """Post one report on the dispatch's event with one interval per document."""
         intervals = []
         for index, document in enumerate(documents):
-            jws = token if token is not None else signing.sign(
+            jws = token if token is not None else jose.sign(
                 document, key or self.key, kid or self.kid)
             intervals.append({"id": index, "payloads": acks.payloads_for(document, jws)})
         before = set(Acknowledgement.objects.values_list("id", flat=True))
@@ -106,7 +106,7 @@ def test_site_key_registration_refuses_bad_keys_and_non_ven_callers(gb):
     from tests.fixtures.api import new_actor
 
     agent = FspAgent(gb.acme)
-    with_private = signing.public_jwk(agent.key, "k1") | {"d": "AAAA"}
+    with_private = jose.public_jwk(agent.key, "k1") | {"d": "AAAA"}
     api = Api(gb.acme.token)
     assert api.post("/site-keys", {"jwk": with_private})[0] == 400
     assert api.post("/site-keys", {"jwk": agent.jwk() | {"crv": "P-256"}})[0] == 400
@@ -130,7 +130,7 @@ def test_both_stages_are_accepted_and_shown_to_the_operator(
         capture=django_capture_on_commit_callbacks))
     assert actioned.stage == "actioned" and actioned.outcome == Outcome.ACCEPTED
     assert actioned.result == "ACCEPTED" and actioned.kid == "acme-north-1"
-    assert signing.verify(actioned.jws, {"keys": [SiteSigningKey.objects.get().public_jwk]}) \
+    assert jose.verify(actioned.jws, {"keys": [SiteSigningKey.objects.get().public_jwk]}) \
         == actioned.read_back
 
     from tests.fixtures.api import new_actor
@@ -182,7 +182,7 @@ def test_payloads_that_differ_from_what_was_signed_are_a_mismatch(
         issue, agent, django_capture_on_commit_callbacks):
     dispatch = issue()
     revision = dispatch.revisions.get()
-    signed = signing.sign(agent.read_back(revision, revision=99), agent.key, agent.kid)
+    signed = jose.sign(agent.read_back(revision, revision=99), agent.key, agent.kid)
     ack = only(agent.report(dispatch, [agent.read_back(revision)], token=signed,
                             capture=django_capture_on_commit_callbacks))
     assert ack.outcome == Outcome.READ_BACK_MISMATCH and "signed document" in ack.detail
@@ -192,7 +192,7 @@ def test_a_bad_signature_is_recorded_as_invalid(issue, agent,
                                                 django_capture_on_commit_callbacks):
     dispatch = issue()
     revision = dispatch.revisions.get()
-    impostor = signing.generate_private_key()  # signs under the registered kid
+    impostor = jose.generate_private_key()  # signs under the registered kid
     ack = only(agent.report(dispatch, [agent.read_back(revision)], key=impostor,
                             capture=django_capture_on_commit_callbacks))
     assert ack.outcome == Outcome.INVALID_SIGNATURE
@@ -207,7 +207,7 @@ def test_an_unknown_or_revoked_key_is_recorded_as_unknown(issue, agent, gb,
     dispatch = issue()
     revision = dispatch.revisions.get()
     ack = only(agent.report(dispatch, [agent.read_back(revision)],
-                            key=signing.generate_private_key(), kid="never-registered",
+                            key=jose.generate_private_key(), kid="never-registered",
                             capture=django_capture_on_commit_callbacks))
     assert ack.outcome == Outcome.UNKNOWN_KEY and ack.kid == "never-registered"
     Api(gb.acme.token).post("/site-keys/acme-north-1/revoke", {})
@@ -284,7 +284,7 @@ def test_resending_a_report_records_only_new_intervals(issue, agent,
     dispatch = issue()
     revision = dispatch.revisions.get()
     received = agent.read_back(revision)
-    token = signing.sign(received, agent.key, agent.kid)
+    token = jose.sign(received, agent.key, agent.kid)
     body = {"eventID": dispatch.event_id, "clientName": "acme-agent", "resources": [
         {"resourceName": "bat1", "intervals": [
             {"id": 0, "payloads": acks.payloads_for(received, token)}]}]}
@@ -293,7 +293,7 @@ def test_resending_a_report_records_only_new_intervals(issue, agent,
     assert reply.status == 201
     actioned = agent.read_back(revision, stage="ACTIONED", outcome="ACCEPTED")
     body["resources"][0]["intervals"].append({"id": 1, "payloads": acks.payloads_for(
-        actioned, signing.sign(actioned, agent.key, agent.kid))})
+        actioned, jose.sign(actioned, agent.key, agent.kid))})
     with django_capture_on_commit_callbacks(execute=True):
         assert agent.api.put(f"/reports/{reply.json['id']}", body).status == 200
     assert [(a.stage, a.outcome) for a in Acknowledgement.objects.order_by("id")] == [

@@ -13,8 +13,9 @@ from pathlib import Path
 import pytest
 from django.core.management import call_command
 
-from dispatch import audit_chain, services
+from dispatch import services
 from dispatch.models import AuditEntry, ImmutableError
+from gbflex_profile import audit_chain
 from tests.fixtures.api import new_actor
 from tests.fixtures.dispatch import hour, timing
 from tests.test_dispatch_acks import FspAgent
@@ -56,7 +57,7 @@ def export_file(tmp_path: Path, reference: str = "ACK-D") -> Path:
 def verify_offline(path: Path) -> subprocess.CompletedProcess:
     """Run the standalone verifier in a fresh interpreter that refuses to import Django."""
     guard = ("import sys; sys.modules['django'] = None; "
-             "from dispatch.audit_chain import main; sys.exit(main(sys.argv[1:]))")
+             "from gbflex_profile.audit_chain import main; sys.exit(main(sys.argv[1:]))")
     return subprocess.run([sys.executable, "-c", guard, "verify", str(path)], cwd=ROOT,
                           capture_output=True, text=True, timeout=60)
 
@@ -159,11 +160,11 @@ def test_the_operator_api_serves_the_export(disputed, gb):
 
 
 def test_the_verifier_module_imports_no_django():
-    source = (ROOT / "dispatch" / "audit_chain.py").read_text()
+    source = (ROOT / "gbflex_profile" / "audit_chain.py").read_text()
     assert "django" not in source.lower().replace("no django", "")
     result = subprocess.run(
         [sys.executable, "-c", "import sys; sys.modules['django'] = None; "
-         "import dispatch.audit_chain, dispatch.signing; print('ok')"],
+         "import gbflex_profile.audit_chain, dispatch.signing; print('ok')"],
         cwd=ROOT, capture_output=True, text=True, timeout=60)
     assert result.stdout.strip() == "ok", result.stderr
 

@@ -11,7 +11,7 @@ from django.core.management import CommandError, call_command
 
 from dispatch import registry, services
 from dispatch.models import Contract, DispatchUnit, Fsp, FspSite, OperatorProgram, Product
-from vtn.api.problems import BadRequest, Conflict
+from vtn.errors import BadRequest, Conflict
 from vtn.models import Client, Resource, Ven
 
 pytestmark = pytest.mark.django_db
@@ -132,9 +132,9 @@ def test_contract_refusals(gb):
 
 
 def test_onboarding_registers_the_site_signing_key(fast_hashing, tmp_path):
-    from dispatch import signing
+    from gbflex_profile import jose
 
-    public = signing.public_jwk(signing.generate_private_key(), "depot-1")
+    public = jose.public_jwk(jose.generate_private_key(), "depot-1")
     key_file = tmp_path / "depot.jwk"
     key_file.write_text(json.dumps({k: public[k] for k in ("kty", "crv", "x", "kid")}))
     result = run("fsp", "onboard", "--operator", "ENWL", "--fsp", "acme", "--site", "depot",

@@ -10,7 +10,7 @@ from django.db import IntegrityError, transaction
 from dispatch import rules, selectors, services
 from dispatch.models import DispatchRevision, ImmutableError
 from tests.fixtures.dispatch import hour, timing
-from vtn.api.problems import BadRequest, Conflict
+from vtn.errors import BadRequest, Conflict
 from vtn.models import Event
 
 pytestmark = pytest.mark.django_db

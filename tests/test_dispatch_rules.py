@@ -9,7 +9,7 @@ import pytest
 from dispatch import selectors, services
 from dispatch.models import DispatchInstruction
 from tests.fixtures.dispatch import hour, timing
-from vtn.api.problems import BadRequest, Conflict
+from vtn.errors import BadRequest, Conflict
 
 pytestmark = pytest.mark.django_db
 

@@ -76,13 +76,13 @@ for _schema in (dispatch_schema, settlement_schema, conformance_schema):
 
 @pytest.fixture
 def seeded(gb, issue, settings, tmp_path):
-    from dispatch import signing
+    from gbflex_profile import jose
     from settlement import services as settlement_services
     from tests.fixtures.api import new_actor
     from tests.test_dispatch_api import Api
 
     dispatch = issue(reference="FUZZ-1")
-    public = signing.public_jwk(signing.generate_private_key(), "fuzz-key")
+    public = jose.public_jwk(jose.generate_private_key(), "fuzz-key")
     status, _, _ = Api(gb.acme.token).post("/site-keys", {
         "jwk": {k: public[k] for k in ("kty", "crv", "x", "kid")}})
     assert status == 201

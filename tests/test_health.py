@@ -67,7 +67,7 @@ def test_a_signing_key_that_does_not_decrypt_is_not_ready(gb, issue, settings):
 
 
 def test_unapplied_migrations_are_not_ready(settings, monkeypatch):
-    from config import health
+    from webserver import health
 
     monkeypatch.setattr(health, "_migrations_ok_until", 0.0)
     from django.db import connection

@@ -268,7 +268,7 @@ def test_an_expired_key_is_free_again(ven_a, world, version, settings):
 
 def test_a_replayed_acknowledgement_records_no_second_acknowledgement(
         gb, issue, django_capture_on_commit_callbacks):
-    from dispatch import acks, signing
+    from gbflex_profile import acks, jose
 
     agent = FspAgent(gb.acme)
     assert agent.register()[0] == 201
@@ -277,7 +277,7 @@ def test_a_replayed_acknowledgement_records_no_second_acknowledgement(
     body = {"eventID": dispatch.event_id, "clientName": "acme-agent", "reportName": "ack",
             "resources": [{"resourceName": dispatch.unit.reference, "intervals": [
                 {"id": 0, "payloads": acks.payloads_for(
-                    document, signing.sign(document, agent.key, agent.kid))}]}]}
+                    document, jose.sign(document, agent.key, agent.kid))}]}]}
     with django_capture_on_commit_callbacks(execute=True):
         first = agent.api.post("/reports", body, headers=with_key("ack-1"))
     assert first.status == 201

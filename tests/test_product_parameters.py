@@ -16,7 +16,7 @@ from dispatch import mapping, selectors, services
 from dispatch.models import OperatorProgram, Product, ProductParameterChange
 from tests.fixtures.api import new_actor
 from tests.fixtures.dispatch import hour, timing
-from vtn.api.problems import BadRequest
+from vtn.errors import BadRequest
 
 pytestmark = pytest.mark.django_db
 BASE = "/dispatch/api/v1"

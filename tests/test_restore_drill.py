@@ -32,7 +32,7 @@ def both_acks(world: AgentWorld, reference: str):
 def audit_export(server: VtnServer, reference: str, out: Path) -> dict:
     summary = json.loads(server.manage("dispatch", "audit-export", reference, "--operator",
                                        "NGED-EM", "--out", str(out)).stdout)
-    verified = subprocess.run([sys.executable, "-m", "dispatch.audit_chain", "verify",
+    verified = subprocess.run([sys.executable, "-m", "gbflex_profile.audit_chain", "verify",
                                str(out)], cwd=ROOT, capture_output=True, text=True, timeout=60)
     assert verified.returncode == 0, verified.stdout + verified.stderr
     return summary

@@ -14,7 +14,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from dispatch import acks, signing
+from gbflex_profile import acks, jose
 from tests.fixtures.server import MANAGE, ROOT
 from tests.fixtures.worker import CeleryWorker
 
@@ -59,8 +59,8 @@ def test_a_dispatch_is_settled_by_the_worker_and_disputed_by_the_fsp(
         assert issued.status_code == 201, issued.text
         dispatch = issued.json()
 
-    key = signing.generate_private_key()
-    public = signing.public_jwk(key, "site-1")
+    key = jose.generate_private_key()
+    public = jose.public_jwk(key, "site-1")
     with vtn_server.session(ven_token) as ven:
         registered = ven.post(f"{vtn_server.base_url}/dispatch/api/v1/site-keys", json={
             "jwk": {k: public[k] for k in ("kty", "crv", "x", "kid")}}, timeout=30)
@@ -74,7 +74,7 @@ def test_a_dispatch_is_settled_by_the_worker_and_disputed_by_the_fsp(
         acked = ven.post(vtn_server.url("3.1.0", "reports"), json={
             "eventID": dispatch["eventID"], "clientName": "agent", "reportName": "ack",
             "resources": [{"resourceName": "hp9", "intervals": [{"id": 0, "payloads":
-                          acks.payloads_for(claim, signing.sign(claim, key, "site-1"))}]}]},
+                          acks.payloads_for(claim, jose.sign(claim, key, "site-1"))}]}]},
             timeout=30)
         assert acked.status_code == 201, acked.text
         # 240 kW for the two minutes before (the meter-before baseline), then 144 and 120 kW

@@ -168,9 +168,7 @@ def _refusals(agent_world, event_id: str) -> list[dict]:
 @pytest.mark.parametrize("forgery", ["wrong-reference", "unsigned"])
 def test_a_tampered_or_unsigned_dispatch_is_refused_and_the_refusal_reported(
         agent_world, forgery):
-    from cryptography.hazmat.primitives import serialization
-
-    from ven_client import jcs, jose
+    from gbflex_profile import jose
 
     site = agent_world.onboard()
     agent_world.start_agent(site)
@@ -192,23 +190,23 @@ def test_a_tampered_or_unsigned_dispatch_is_refused_and_the_refusal_reported(
                        if forgery == "wrong-reference" else "unsigned dispatch")
     assert refusal["GB_ACK_REASON"][0].startswith(expected_reason)
     # The refusal is signed by the site key over the RFC 8785 form of what it says.
-    private = serialization.load_pem_private_key(
-        (site.state_dir / "site-signing-key.pem").read_bytes(), password=None)
-    signed = jose.verify(refusal["GB_ACK_JWS"][0], private.public_key())
-    assert signed == jcs.dumps({"stage": "REFUSED", "dispatchRef": reference,
-                                "fspId": site.fsp, "dispatchUnit": site.units[0],
-                                "revision": 1, "reason": refusal["GB_ACK_REASON"][0]})
+    private = jose.load_private_key((site.state_dir / "site-signing-key.pem").read_bytes())
+    site_jwks = {"keys": [jose.public_jwk(private, jose.header_kid(refusal["GB_ACK_JWS"][0]))]}
+    signed = jose.verify(refusal["GB_ACK_JWS"][0], site_jwks)  # checks the RFC 8785 form too
+    assert signed == {"stage": "REFUSED", "dispatchRef": reference,
+                      "fspId": site.fsp, "dispatchUnit": site.units[0],
+                      "revision": 1, "reason": refusal["GB_ACK_REASON"][0]}
     assert len(site.handled()) == 1  # only the genuine dispatch reached local control
 
 
 def test_a_dispatch_signed_by_a_key_outside_the_pinned_jwks_is_refused(agent_world):
-    from ven_client import jose
+    from gbflex_profile import jose
 
     site = agent_world.onboard()
     # Pin a key set holding the operator's kid with another key: every signature fails.
     published = requests.get(f"{agent_world.server.base_url}/.well-known/jwks.json",
                              verify=agent_world.server.ca_bundle, timeout=30).json()
-    impostor = jose.Ed25519PrivateKey.generate()
+    impostor = jose.generate_private_key()
     pinned = {"keys": [jose.public_jwk(impostor, k["kid"]) for k in published["keys"]]}
     pinned_path = site.directory / "pinned-jwks.json"
     pinned_path.write_text(json.dumps(pinned))

@@ -14,8 +14,9 @@ import pytest
 from jwcrypto import jwk as jwcrypto_jwk
 from jwcrypto import jws as jwcrypto_jws
 
+from gbflex_profile import acks, jose
 from ven_client import config as config_module
-from ven_client import handler, jcs, jose, logs, profile, reports
+from ven_client import handler, logs, profile, reports
 from ven_client.agent import INTERRUPTED, Agent
 from ven_client.store import Store
 from ven_client.transport import (
@@ -111,7 +112,7 @@ class FakeTransport:
 @pytest.fixture
 def agent_config(tmp_path: Path) -> config_module.Config:
     key_path = tmp_path / "site.pem"
-    key_path.write_bytes(jose.generate_private_key_pem())
+    key_path.write_bytes(jose.private_key_pem(jose.generate_private_key()))
     return config_module.Config(
         vtn_url="https://vtn.example", client_id="c", client_secret="s" * 20,
         state_dir=str(tmp_path / "state"), signing_key=str(key_path), signing_kid="site-1",
@@ -217,7 +218,7 @@ def test_outbox_survives_reopening_the_database(agent_config):
 # --- signatures --------------------------------------------------------------------------
 
 
-OPERATOR_KEY = jose.Ed25519PrivateKey.generate()
+OPERATOR_KEY = jose.generate_private_key()
 OPERATOR_KID = "enwl-test-1"
 
 
@@ -234,7 +235,7 @@ def signed_event(**changes) -> dict:
                     {"serviceType": "REAL", "setpointTime": "2030-02-01T17:30:00Z",
                      "setpointType": "DELTA", "units": "KW", "volume": 120.5}]}
     document.update(changes)
-    token = jose.sign(jcs.dumps(document), OPERATOR_KEY, OPERATOR_KID)
+    token = jose.sign(document, OPERATOR_KEY, OPERATOR_KID)
     profile_payloads = [
         {"type": "GB_NETWORK_OPERATOR", "values": ["ENWL"]},
         {"type": "GB_DISPATCH_REF", "values": [document["dispatchRef"]]},
@@ -253,8 +254,7 @@ def signed_event(**changes) -> dict:
 
 
 def operator_keys(kid: str):
-    return jose.public_jwk(OPERATOR_KEY, OPERATOR_KID) and (
-        OPERATOR_KEY.public_key() if kid == OPERATOR_KID else None)
+    return jose.public_jwk(OPERATOR_KEY, OPERATOR_KID) if kid == OPERATOR_KID else None
 
 
 def verify(event: dict) -> dict:
@@ -268,7 +268,7 @@ def test_a_genuine_dispatch_verifies_to_its_signed_document():
 
 
 def test_our_jws_verifies_with_an_independent_jose_library():
-    token = jose.sign(b'{"a":1}', OPERATOR_KEY, OPERATOR_KID)
+    token = jose.sign({"a": 1}, OPERATOR_KEY, OPERATOR_KID)
     key = jwcrypto_jwk.JWK(**jose.public_jwk(OPERATOR_KEY, OPERATOR_KID))
     checked = jwcrypto_jws.JWS()
     checked.deserialize(token)
@@ -299,9 +299,10 @@ def test_a_signature_by_an_unknown_key_is_refused():
 
 
 def test_a_signature_by_another_key_with_the_same_kid_is_refused():
-    impostor = jose.Ed25519PrivateKey.generate().public_key()
+    impostor = jose.generate_private_key()
     with pytest.raises(profile.Refusal, match="does not verify"):
-        profile.verify_dispatch(signed_event(), lambda kid: impostor, fsp="acme",
+        profile.verify_dispatch(signed_event(), lambda kid: jose.public_jwk(impostor, kid),
+                                fsp="acme",
                                 units={"bat1"})
 
 
@@ -313,18 +314,19 @@ def test_a_dispatch_for_another_fsps_unit_is_refused():
 def test_jws_with_another_algorithm_is_refused():
     header = jose.b64url_encode(b'{"alg":"none","kid":"k"}')
     token = f"{header}.{jose.b64url_encode(b'{}')}."
-    with pytest.raises(jose.JwsError, match="not EdDSA"):
-        jose.verify(token, OPERATOR_KEY.public_key())
+    with pytest.raises(jose.SignatureError, match="not EdDSA"):
+        jose.verify(token, {"keys": [jose.public_jwk(OPERATOR_KEY, "k")]})
 
 
 def test_the_read_back_signs_exactly_what_the_profile_defines():
     document = verify(signed_event())
-    site_key = jose.Ed25519PrivateKey.generate()
-    signed = profile.read_back(document, stage="ACTIONED", outcome="FAILED", reason="fault")
-    payloads = {p["type"]: p["values"] for p in profile.ack_payloads(signed, site_key, "s")}
+    site_key = jose.generate_private_key()
+    signed = acks.read_back(document, stage="ACTIONED", outcome="FAILED", reason="fault")
+    payloads = {p["type"]: p["values"] for p in acks.ack_payloads(signed, site_key, "s")}
     assert payloads["GB_ACK_SETPOINTS"] == ["2030-02-01T17:00:00Z", 250, "KW", "DELTA",
                                             "2030-02-01T17:30:00Z", 120.5, "KW", "DELTA"]
-    assert json.loads(jose.verify(payloads["GB_ACK_JWS"][0], site_key.public_key())) == {
+    site_jwks = {"keys": [jose.public_jwk(site_key, "s")]}
+    assert jose.verify(payloads["GB_ACK_JWS"][0], site_jwks) == {
         "stage": "ACTIONED", "status": "RUN", "dispatchRef": "ENWL-0042", "fspId": "acme",
         "dispatchUnit": "bat1", "revision": 1, "outcome": "FAILED", "reason": "fault",
         "setpoints": [
@@ -388,7 +390,7 @@ def test_key_lookup_refetches_only_after_the_minimum_interval(agent, monkeypatch
 
     fetches = []
     monkeypatch.setattr(agent, "_load_jwks", lambda: fetches.append(1))
-    agent._jwks = {"old": OPERATOR_KEY.public_key()}
+    agent._jwks = {"old": jose.public_jwk(OPERATOR_KEY, "old")}
     agent._jwks_fetched_at = agent_module.time.monotonic()
     with pytest.raises(profile.KeyNotFetchedYet):
         agent.key_for("new")

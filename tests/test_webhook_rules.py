@@ -8,7 +8,7 @@ import random
 import pytest
 
 from vtn import notifications
-from vtn.api.problems import BadRequest
+from vtn.errors import BadRequest
 from vtn.notifications import Change, Subscriber
 from vtn.webhooks import callback_problem, check_callback_url
 

@@ -1,4 +1,5 @@
 """The FSP polling agent: a library and command line that reach the VTN over HTTPS only
-(``requests`` and ``cryptography``, no Django). See docs/fsp-agent.md."""
+(``requests``, ``cryptography`` and the profile package ``gbflex_profile``, no
+Django). See docs/fsp-agent.md."""
 
 __version__ = "0.1.0"

@@ -27,13 +27,17 @@ import time
 import uuid
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
-
-from ven_client import handler, jose, logs, profile, reports
+from gbflex_profile import acks, jose
+from gbflex_profile.vocabulary import ACTIONED, GB_HEARTBEAT_INTERVAL, RECEIVED, REPORT_KINDS
+from ven_client import handler, logs, profile, reports
 from ven_client.config import Config
 from ven_client.store import OutboxMessage, Revision, Store
 from ven_client.transport import AuthError, Backoff, Transport, Unavailable, poll_delay
+
+if TYPE_CHECKING:
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 # What the VTN's intake of a readings or availability report counts (logged when sent).
 INTAKE_COUNTS = ("stored", "duplicates", "corrections", "rejected")
@@ -99,7 +103,7 @@ class Agent:
         self._next_heartbeat = 0.0
         self._programs_read_at = time.monotonic()
         self._etags: dict[str, tuple[str, list]] = {}
-        self._jwks: dict[str, Ed25519PublicKey] = {}
+        self._jwks: dict[str, dict] = {}  # the operator's usable public JWKs by kid
         self._jwks_fetched_at = 0.0
         self._signing: tuple[Ed25519PrivateKey, str] | None = None
         self._recovered = False
@@ -201,7 +205,7 @@ class Agent:
                 continue
             for attribute in program.get("attributes") or []:
                 seen_attributes = True
-                if attribute.get("type") == "GB_HEARTBEAT_INTERVAL":
+                if attribute.get("type") == GB_HEARTBEAT_INTERVAL:
                     for value in attribute.get("values") or []:
                         seconds = _seconds(str(value))
                         if seconds and (shortest is None or seconds < shortest):
@@ -214,26 +218,26 @@ class Agent:
 
     def _load_jwks(self) -> None:
         if self.config.jwks_file:
-            self._jwks = jose.keys_by_kid(json.loads(Path(self.config.jwks_file).read_text()))
+            self._jwks = jose.usable_keys(json.loads(Path(self.config.jwks_file).read_text()))
             return
         response = self.transport.get_public(f"{self.config.vtn_url.rstrip('/')}"
                                              "/.well-known/jwks.json")
         if response.status_code != 200:
             raise Unavailable(f"JWKS: HTTP {response.status_code}", answered=True)
         document = response.json()
-        self._jwks = jose.keys_by_kid(document)
+        self._jwks = jose.usable_keys(document)
         self._jwks_fetched_at = time.monotonic()
         self.store.put("jwks", document)
         logs.log("jwks_fetched", kids=sorted(self._jwks))
 
-    def key_for(self, kid: str) -> Ed25519PublicKey | None:
-        """The operator key ``kid``: from the cache, else the JWKS fetched again, else
+    def key_for(self, kid: str) -> dict | None:
+        """The operator's public JWK ``kid``: from the cache, else the JWKS fetched again, else
         None. The JWKS is fetched at most every few seconds: an unknown kid within that
         time raises :class:`profile.KeyNotFetchedYet` (try again later), never None."""
         if not self._jwks:
             cached = self.store.get("jwks")
             if cached and not self.config.jwks_file:
-                self._jwks = jose.keys_by_kid(cached)
+                self._jwks = jose.usable_keys(cached)
         if kid in self._jwks:
             return self._jwks[kid]
         if self.config.jwks_file and self._jwks:
@@ -326,7 +330,7 @@ class Agent:
                 return events
 
     def _note_special_events(self, events: list[dict]) -> None:
-        for kind in ("HEARTBEAT", "METERING", "AVAILABILITY"):
+        for kind in REPORT_KINDS:
             name = f"GB-{self.operator}-{kind}/{self.fsp}"
             found = next((e for e in events if e.get("eventName") == name), None)
             if found and self.special_events.get(kind.lower(), {}).get("id") != found["id"]:
@@ -364,7 +368,7 @@ class Agent:
                                     revision=revision.revision, event_id=revision.event_id,
                                     program_id=revision.program_id, document=document,
                                     jws=said.jws)
-            self._enqueue_ack(conn, revision, profile.read_back(document, stage="RECEIVED"))
+            self._enqueue_ack(conn, revision, acks.read_back(document, stage=RECEIVED))
         logs.log("dispatch_received", dispatch_ref=revision.dispatch_ref,
                  revision=revision.revision, status=document["status"],
                  unit=document["dispatchUnit"], urgency=document.get("urgency"))
@@ -409,7 +413,7 @@ class Agent:
             name=f"ack {revision.dispatch_ref} r{revision.revision} {signed['stage']} "
                  f"#{idempotency_key}",
             unit=revision.document["dispatchUnit"],
-            payloads=profile.ack_payloads(signed, key, kid))
+            payloads=acks.ack_payloads(signed, key, kid))
         self.store.enqueue(conn, kind=f"ack_{signed['stage'].lower()}", path="reports",
                            body=body, idempotency_key=idempotency_key)
 
@@ -424,7 +428,7 @@ class Agent:
         body = self._report_body(
             event_id=said.event_id, program_id=said.program_id,
             name=f"refused {said.dispatch_ref} r{said.revision} #{idempotency_key}",
-            unit=unit, payloads=profile.refusal_payloads(signed, key, kid))
+            unit=unit, payloads=acks.ack_payloads(signed, key, kid))
         with self.store.transaction() as conn:
             self.store.add_refusal(conn, fingerprint=fingerprint, event_id=said.event_id,
                                    dispatch_ref=said.dispatch_ref, revision=said.revision,
@@ -459,8 +463,8 @@ class Agent:
         self._flush_quietly()
 
     def _finish(self, revision: Revision, result: handler.Result) -> None:
-        signed = profile.read_back(revision.document, stage="ACTIONED", outcome=result.outcome,
-                                   reason=result.reason if result.outcome == "FAILED" else "")
+        signed = acks.read_back(revision.document, stage=ACTIONED, outcome=result.outcome,
+                                reason=result.reason if result.outcome == "FAILED" else "")
         with self.store.transaction() as conn:
             self.store.mark_actioned(conn, revision, result.outcome, result.reason)
             self._enqueue_ack(conn, revision, signed)
@@ -652,9 +656,13 @@ class Agent:
                  version=self.config.openadr_version, mtls=bool(self.config.client_cert),
                  state=str(self.config.database_path))
         code = 0
+        preloaded = False
         while not self.stopping.is_set():
             try:
                 self.cycle()
+                if not preloaded and not once:  # after the first poll: start-up stays short
+                    jose.preload()
+                    preloaded = True
                 backoff.success()
                 delay = poll_delay(self.config.poll_interval_s, self.config.poll_jitter)
                 code = 0

@@ -132,7 +132,7 @@ def cmd_init(args: argparse.Namespace) -> int:
 
 
 def cmd_keys(args: argparse.Namespace) -> int:
-    from ven_client import jose
+    from gbflex_profile import jose
     from ven_client.transport import Transport
 
     path = _config_path(args)
@@ -147,7 +147,7 @@ def cmd_keys(args: argparse.Namespace) -> int:
         tmp = key_path.with_name(key_path.name + ".tmp")
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         with os.fdopen(fd, "wb") as handle:
-            handle.write(jose.generate_private_key_pem())
+            handle.write(jose.private_key_pem(jose.generate_private_key()))
             handle.flush()
             os.fsync(handle.fileno())
         os.replace(tmp, key_path)

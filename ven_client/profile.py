@@ -2,8 +2,9 @@
 
 docs/gb-dispatch-profile.md sections 3-5 (events and signatures) and 7
 (acknowledgements). :func:`verify_dispatch` turns a polled event into the operator's
-signed document or raises :class:`Refusal`; :func:`ack_payloads` and
-:func:`refusal_payloads` build the report interval the agent signs and sends back.
+signed document or raises :class:`Refusal`; :func:`refusal_document` says what a refusal
+signs. The names, signatures and acknowledgement documents themselves are the shared
+contract in :mod:`gbflex_profile`.
 """
 
 from __future__ import annotations
@@ -14,14 +15,24 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
-
-from ven_client import jcs, jose
-
-SETPOINT_FIELDS = ("setpointTime", "volume", "units", "setpointType")
-STOPS = ("STOP", "EMERGENCY_STOP")
-PRIORITY = {"EMERGENCY": 0, "WARNING": 1, "ADVISORY": 2}
-SETPOINT_PAYLOAD = {"ABSOLUTE": "DISPATCH_SETPOINT", "DELTA": "DISPATCH_SETPOINT_RELATIVE"}
+from gbflex_profile import acks, jose
+from gbflex_profile.vocabulary import (
+    GB_CONTRACT,
+    GB_DISPATCH_REF,
+    GB_DISPATCH_UNIT,
+    GB_INSTRUCTION_TIME,
+    GB_NETWORK_OPERATOR,
+    GB_PRODUCT,
+    GB_REVISION,
+    GB_SIGNATURE,
+    GB_URGENCY,
+    PRICE_PAYLOAD,
+    PROFILE,
+    SETPOINT_PAYLOADS,
+    STATUS_PAYLOAD,
+    STOPS,
+    URGENCY_PRIORITY,
+)
 
 
 class Refusal(Exception):
@@ -62,7 +73,7 @@ def is_dispatch(event: Mapping) -> bool:
     if not intervals:
         return False
     first = payloads(intervals[0])
-    return bool({"GB_SIGNATURE", "GB_DISPATCH_REF", "DISPATCH_INSTRUCTION"} & set(first))
+    return bool({GB_SIGNATURE, GB_DISPATCH_REF, STATUS_PAYLOAD} & set(first))
 
 
 def claim(event: Mapping) -> Claim:
@@ -75,16 +86,16 @@ def claim(event: Mapping) -> Claim:
         values = first.get(kind) or []
         return values[0] if values else None
 
-    unit = first.get("GB_DISPATCH_UNIT") or []
-    revision = one("GB_REVISION")
+    unit = first.get(GB_DISPATCH_UNIT) or []
+    revision = one(GB_REVISION)
     return Claim(
         event_id=str(event.get("id") or ""), program_id=str(event.get("programID") or ""),
-        operator=str(one("GB_NETWORK_OPERATOR") or operator),
-        dispatch_ref=str(one("GB_DISPATCH_REF") or ref_from_name or name),
+        operator=str(one(GB_NETWORK_OPERATOR) or operator),
+        dispatch_ref=str(one(GB_DISPATCH_REF) or ref_from_name or name),
         revision=revision if isinstance(revision, int) and not isinstance(revision, bool)
         else None,
         fsp=str(unit[0]) if len(unit) > 0 else "", unit=str(unit[1]) if len(unit) > 1 else "",
-        jws=str(one("GB_SIGNATURE") or ""))
+        jws=str(one(GB_SIGNATURE) or ""))
 
 
 def fingerprint(event: Mapping) -> str:
@@ -131,38 +142,32 @@ def _duration(text: str) -> timedelta:
     return total
 
 
-def verify_dispatch(event: Mapping, key_for: Callable[[str], Ed25519PublicKey | None], *,
+def verify_dispatch(event: Mapping, key_for: Callable[[str], Mapping | None], *,
                     fsp: str, units: set[str]) -> dict:
     """The signed document of a dispatch event, checked against the event.
 
-    ``key_for(kid)`` returns the operator key with that kid (after refetching the JWKS
-    once if needed) or None. Raises :class:`Refusal` with the reason when the event is
-    unsigned, the signature does not verify, the document disagrees with the event, or
-    the dispatch is not for one of ``units`` of FSP ``fsp``.
+    ``key_for(kid)`` returns the operator's public JWK with that kid (after refetching
+    the JWKS once if needed) or None. Raises :class:`Refusal` with the reason when the
+    event is unsigned, the signature does not verify, the document disagrees with the
+    event, or the dispatch is not for one of ``units`` of FSP ``fsp``.
     """
     said = claim(event)
     if not said.jws:
-        raise Refusal("unsigned dispatch: no GB_SIGNATURE")
+        raise Refusal(f"unsigned dispatch: no {GB_SIGNATURE}")
     try:
-        parsed = jose.parse(said.jws)
-    except jose.JwsError as exc:
+        kid = jose.header(said.jws).get("kid")
+    except jose.SignatureError as exc:
         raise Refusal(f"invalid signature: {exc}") from exc
-    if not parsed.kid:
+    if not isinstance(kid, str) or not kid:
         raise Refusal("invalid signature: the JWS names no kid")
-    key = key_for(parsed.kid)
+    key = key_for(kid)
     if key is None:
-        raise Refusal(f"invalid signature: kid {parsed.kid!r} is not in the operator's JWKS")
+        raise Refusal(f"invalid signature: kid {kid!r} is not in the operator's JWKS")
     try:
-        payload = jose.verify(parsed, key)
-    except jose.JwsError as exc:
+        document = jose.verify(said.jws, {"keys": [key]})
+    except jose.SignatureError as exc:
         raise Refusal(f"invalid signature: {exc}") from exc
-    try:
-        document = json.loads(payload)
-    except ValueError as exc:
-        raise Refusal("invalid signature: the signed payload is not JSON") from exc
-    if not isinstance(document, dict):
-        raise Refusal("the signed document is not an object")
-    problems = document_differences(event, document, parsed.kid)
+    problems = document_differences(event, document, kid)
     if problems:
         raise Refusal("the event disagrees with its signed document: " + "; ".join(problems))
     if document.get("fspId") != fsp or document.get("dispatchUnit") not in units:
@@ -182,7 +187,7 @@ def document_differences(event: Mapping, document: Mapping, kid: str) -> list[st
         service_end = _instant(document["serviceEnd"])
     except (KeyError, TypeError, ValueError) as exc:
         return [f"the signed document is incomplete ({exc})"]
-    if document.get("profile") != "gb-dispatch/1":
+    if document.get("profile") != PROFILE:
         problems.append(f"unknown profile {document.get('profile')!r}")
     if not kid.lower().startswith(operator.lower() + "-"):
         problems.append(f"kid {kid!r} is not a key of operator {operator}")
@@ -192,19 +197,20 @@ def document_differences(event: Mapping, document: Mapping, kid: str) -> list[st
     if not intervals:
         return [*problems, "the event has no intervals"]
     first = payloads(intervals[0])
-    expected = {"GB_NETWORK_OPERATOR": [operator], "GB_DISPATCH_REF": [ref],
-                "GB_REVISION": [revision],
-                "GB_DISPATCH_UNIT": [document.get("fspId"), document.get("dispatchUnit")],
-                "GB_CONTRACT": [document.get("contractId")],
-                "GB_PRODUCT": [document.get("product")], "GB_URGENCY": [document.get("urgency")],
-                "GB_INSTRUCTION_TIME": [document.get("instructionTime")]}
+    expected = {GB_NETWORK_OPERATOR: [operator], GB_DISPATCH_REF: [ref],
+                GB_REVISION: [revision],
+                GB_DISPATCH_UNIT: [document.get("fspId"), document.get("dispatchUnit")],
+                GB_CONTRACT: [document.get("contractId")],
+                GB_PRODUCT: [document.get("product")], GB_URGENCY: [document.get("urgency")],
+                GB_INSTRUCTION_TIME: [document.get("instructionTime")]}
     for kind, values in expected.items():
         if kind in first and first[kind] != values:
             problems.append(f"{kind} {first[kind]!r} is not {values!r}")
-        elif kind not in first and kind in ("GB_DISPATCH_REF", "GB_REVISION"):
+        elif kind not in first and kind in (GB_DISPATCH_REF, GB_REVISION):
             problems.append(f"{kind} is missing")
     urgency = document.get("urgency")
-    if urgency in PRIORITY and event.get("priority") not in (None, PRIORITY[urgency]):
+    if urgency in URGENCY_PRIORITY and \
+            event.get("priority") not in (None, URGENCY_PRIORITY[urgency]):
         problems.append(f"priority {event.get('priority')!r} does not match urgency {urgency}")
     period = event.get("intervalPeriod") or {}
     try:
@@ -217,7 +223,7 @@ def document_differences(event: Mapping, document: Mapping, kid: str) -> list[st
     except ValueError as exc:
         problems.append(f"event period: {exc}")
     for index, interval in enumerate(intervals):
-        if payloads(interval).get("DISPATCH_INSTRUCTION") != [status]:
+        if payloads(interval).get(STATUS_PAYLOAD) != [status]:
             problems.append(f"interval {index} instruction is not {status}")
     if status in STOPS:
         if timings:
@@ -227,7 +233,7 @@ def document_differences(event: Mapping, document: Mapping, kid: str) -> list[st
         return [*problems, f"{len(intervals)} intervals for {len(timings)} service timings"]
     for index, (interval, timing) in enumerate(zip(intervals, timings, strict=True)):
         values = payloads(interval)
-        kind = SETPOINT_PAYLOAD.get(str(timing.get("setpointType")))
+        kind = SETPOINT_PAYLOADS.get(str(timing.get("setpointType")))
         start = (interval.get("intervalPeriod") or {}).get("start")
         try:
             if _instant(start) != _instant(timing.get("setpointTime")):
@@ -239,61 +245,19 @@ def document_differences(event: Mapping, document: Mapping, kid: str) -> list[st
                 not _same_number(values[kind][0], timing.get("volume")):
             problems.append(f"interval {index} setpoint differs from the signed "
                             f"{timing.get('setpointType')} {timing.get('volume')}")
-        other = [k for k in SETPOINT_PAYLOAD.values() if k != kind and k in values]
+        other = [k for k in SETPOINT_PAYLOADS.values() if k != kind and k in values]
         if other:
             problems.append(f"interval {index} carries {other[0]} not in the signed document")
-        if "pricePerUnit" in timing and "PRICE" in values and \
-                not _same_number(values["PRICE"][0], timing["pricePerUnit"]):
+        if "pricePerUnit" in timing and PRICE_PAYLOAD in values and \
+                not _same_number(values[PRICE_PAYLOAD][0], timing["pricePerUnit"]):
             problems.append(f"interval {index} price differs from the signed one")
     return problems
 
 
-# -- acknowledgements --------------------------------------------------------------------
-
-
-def read_back(document: Mapping, *, stage: str, outcome: str = "", reason: str = "") -> dict:
-    """The read-back object an acknowledgement signs (profile section 7)."""
-    signed = {"stage": stage, "status": document["status"],
-              "dispatchRef": document["dispatchRef"], "fspId": document["fspId"],
-              "dispatchUnit": document["dispatchUnit"], "revision": document["revision"],
-              "setpoints": [{name: timing[name] for name in SETPOINT_FIELDS}
-                            for timing in document.get("serviceTimings") or []]}
-    if outcome:
-        signed["outcome"] = outcome
-    if reason:
-        signed["reason"] = reason
-    return signed
-
-
-def ack_payloads(signed: Mapping, key: Ed25519PrivateKey, kid: str) -> list[dict]:
-    """The payloads of one acknowledgement interval, ending with its JWS."""
-    token = jose.sign(jcs.dumps(dict(signed)), key, kid)
-    found = [{"type": "GB_ACK_STAGE", "values": [signed["stage"]]}]
-    if signed.get("outcome"):
-        found.append({"type": "GB_ACK_OUTCOME", "values": [signed["outcome"]]})
-    if signed.get("reason"):
-        found.append({"type": "GB_ACK_REASON", "values": [signed["reason"]]})
-    found += [{"type": "GB_ACK_STATUS", "values": [signed["status"]]},
-              {"type": "GB_DISPATCH_REF", "values": [signed["dispatchRef"]]},
-              {"type": "GB_DISPATCH_UNIT", "values": [signed["fspId"], signed["dispatchUnit"]]},
-              {"type": "GB_REVISION", "values": [signed["revision"]]}]
-    if signed["setpoints"]:
-        found.append({"type": "GB_ACK_SETPOINTS", "values": [
-            point[name] for point in signed["setpoints"] for name in SETPOINT_FIELDS]})
-    return [*found, {"type": "GB_ACK_JWS", "values": [token]}]
+# -- refusals ----------------------------------------------------------------------------
 
 
 def refusal_document(said: Claim, *, fsp: str, unit: str, reason: str) -> dict:
     """What a REFUSED acknowledgement signs: the claims of the refused event."""
-    return {"stage": "REFUSED", "dispatchRef": said.dispatch_ref, "fspId": said.fsp or fsp,
-            "dispatchUnit": said.unit or unit, "revision": said.revision, "reason": reason}
-
-
-def refusal_payloads(signed: Mapping, key: Ed25519PrivateKey, kid: str) -> list[dict]:
-    token = jose.sign(jcs.dumps(dict(signed)), key, kid)
-    return [{"type": "GB_ACK_STAGE", "values": ["REFUSED"]},
-            {"type": "GB_DISPATCH_REF", "values": [signed["dispatchRef"]]},
-            {"type": "GB_DISPATCH_UNIT", "values": [signed["fspId"], signed["dispatchUnit"]]},
-            {"type": "GB_REVISION", "values": [signed["revision"]]},
-            {"type": "GB_ACK_REASON", "values": [signed["reason"]]},
-            {"type": "GB_ACK_JWS", "values": [token]}]
+    return acks.refusal(dispatch_ref=said.dispatch_ref, fsp=said.fsp or fsp,
+                        unit=said.unit or unit, revision=said.revision, reason=reason)

@@ -1,7 +1,7 @@
 """Wake-ups over MQTT (OpenADR 3.1): a notification makes the agent poll at once.
 
 Installed with the optional extra ``ven-client[mqtt]`` (paho-mqtt, imported only here and
-only when the VTN offers MQTT, so the minimal install stays requests + cryptography).
+only when the VTN offers MQTT, so the minimal install does without it).
 
 A message is never acted on: it only sets the agent's wake-up event, the agent then polls
 the VTN as usual and the signed REST answer stays the source of truth. The VTN's

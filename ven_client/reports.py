@@ -28,11 +28,21 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
+from gbflex_profile.vocabulary import (
+    BASELINE,
+    DATA_QUALITY,
+    DEMAND,
+    GB_AVAILABLE_KW,
+    GB_CORRECTION,
+    QUALITIES,
+    REPORT_DESCRIPTOR,
+    USAGE,
+)
 from ven_client.profile import _duration
 
-READING_TYPES = {"USAGE": ("KWH", "DIRECT_READ"), "DEMAND": ("KW", "MEAN"),
-                 "BASELINE": ("KW", "BASELINE")}
-QUALITIES = ("OK", "MISSING", "ESTIMATED", "BAD")
+# Units and OpenADR readingType each reading type is sent with.
+READING_TYPES = {USAGE: ("KWH", "DIRECT_READ"), DEMAND: ("KW", "MEAN"),
+                 BASELINE: ("KW", "BASELINE")}
 MAX_INTERVALS_PER_REPORT = 500
 METERING, AVAILABILITY = "metering", "availability"
 
@@ -134,15 +144,15 @@ def parse_readings(text: str, *, name: str, units: set[str] | None = None) -> Dr
         if quality:
             if quality not in QUALITIES:
                 raise CsvError(f"line {line}: quality must be one of {', '.join(QUALITIES)}")
-            if not any(p["type"] == "DATA_QUALITY" for p in payloads):
-                payloads.append({"type": "DATA_QUALITY", "values": [quality]})
+            if not any(p["type"] == DATA_QUALITY for p in payloads):
+                payloads.append({"type": DATA_QUALITY, "values": [quality]})
         correction = (row.get("correction") or "").lower()
         if correction not in ("", "true", "false", "1", "0", "yes", "no"):
             raise CsvError(f"line {line}: correction must be true or false")
         if correction in ("true", "1", "yes") and (unit, period) not in corrections:
             corrections.add((unit, period))
-            payloads.append({"type": "GB_CORRECTION", "values": [True]})
-    descriptors = [{"objectType": "REPORT_PAYLOAD_DESCRIPTOR", "payloadType": kind,
+            payloads.append({"type": GB_CORRECTION, "values": [True]})
+    descriptors = [{"objectType": REPORT_DESCRIPTOR, "payloadType": kind,
                     "units": READING_TYPES[kind][0], "readingType": READING_TYPES[kind][1]}
                    for kind in READING_TYPES if kind in used]
     return DropFile(METERING, _chunks(METERING, by_unit, descriptors, name), len(rows))
@@ -167,8 +177,8 @@ def parse_availability(text: str, *, name: str, units: set[str] | None = None) -
         period = (start, _iso_duration(seconds))
         if period in by_unit[unit]:
             raise CsvError(f"line {line}: a second declaration for {unit} at {start}")
-        by_unit[unit][period] = [{"type": "GB_AVAILABLE_KW", "values": [kw]}]
-    descriptors = [{"objectType": "REPORT_PAYLOAD_DESCRIPTOR", "payloadType": "GB_AVAILABLE_KW",
+        by_unit[unit][period] = [{"type": GB_AVAILABLE_KW, "values": [kw]}]
+    descriptors = [{"objectType": REPORT_DESCRIPTOR, "payloadType": GB_AVAILABLE_KW,
                     "units": "KW"}]
     return DropFile(AVAILABILITY, _chunks(AVAILABILITY, by_unit, descriptors, name), len(rows))
 

@@ -7,6 +7,7 @@ class VtnConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
+        # Imported here: models may only be imported once the app registry is ready.
         from vtn import webhooks
         from vtn.signals import object_changed
 

@@ -29,12 +29,12 @@ from django.db import transaction
 from django.utils import timezone
 
 from vtn import services
-from vtn.api.problems import Problem
-from vtn.api.serializers.v31 import Wire31
 from vtn.auth.caller import Caller
 from vtn.auth.scopes import DEFAULT_SCOPES
 from vtn.auth.services import IssuedCredentials, create_client, rotate_secret
+from vtn.errors import Problem
 from vtn.models import Client, Event, Program, Resource, Ven
+from vtn.wire.v31 import Wire31
 
 FIXTURES_DIR = Path(settings.BASE_DIR) / "fixtures"
 

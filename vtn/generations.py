@@ -8,6 +8,8 @@ certificate is bound or revoked or a client's ``require_mtls`` changes.
 from __future__ import annotations
 
 import secrets
+from collections.abc import Hashable
+from typing import Any, Generic, TypeVar
 
 from django.db import connection
 
@@ -40,24 +42,28 @@ def current() -> tuple[int, int]:
     return values.get(TARGETING, 0), values.get(AUTH, 0)
 
 
-class ProcessCache:
+K = TypeVar("K", bound=Hashable)
+V = TypeVar("V")
+
+
+class ProcessCache(Generic[K, V]):
     """A bounded in-memory map for one web process, keyed by generation values.
 
     Entries are never invalidated one by one: keys include the generations they were
     computed under, so a changed generation simply stops matching them.
     """
 
-    instances: list[ProcessCache] = []
+    instances: list[ProcessCache[Any, Any]] = []
 
     def __init__(self, max_entries: int = 20_000):
         self.max_entries = max_entries
-        self._data: dict = {}
+        self._data: dict[K, V] = {}
         ProcessCache.instances.append(self)
 
-    def get(self, key: object) -> object | None:
+    def get(self, key: K) -> V | None:
         return self._data.get(key)
 
-    def put(self, key: object, value: object) -> None:
+    def put(self, key: K, value: V) -> None:
         if len(self._data) >= self.max_entries:
             self._data.clear()
         self._data[key] = value

@@ -14,6 +14,9 @@ first one's transaction ends; if it committed, the second replays it (or gets 42
 rolled back, the second proceeds as a first request. Records expire after
 ``IDEMPOTENCY_KEY_RETENTION_HOURS``; :func:`purge_expired` (the Celery task
 ``vtn.tasks.purge_idempotency_keys``) deletes them.
+
+This module keeps the records; the API's side (reading the header, answering a replay or
+a refusal) is ``vtn/api/idempotency.py``.
 """
 
 from __future__ import annotations
@@ -21,7 +24,6 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -30,9 +32,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 from rest_framework import status
 from rest_framework.request import Request
-from rest_framework.response import Response
 
-from vtn.api.problems import PROBLEM_CONTENT_TYPE, BadRequest, problem_body
 from vtn.models import IdempotencyKey
 
 HEADER = "Idempotency-Key"
@@ -56,7 +56,7 @@ class Fingerprint:
         no insignificant whitespace), so key order and spacing do not matter."""
         canonical = json.dumps(request.data, sort_keys=True, separators=(",", ":"),
                                ensure_ascii=False, default=str)
-        return cls(request.method.upper(), request.path,
+        return cls(str(request.method).upper(), request.path,
                    hashlib.sha256(canonical.encode()).hexdigest())
 
     def matches(self, record: IdempotencyKey) -> bool:
@@ -68,49 +68,12 @@ def retention() -> timedelta:
     return timedelta(hours=settings.IDEMPOTENCY_KEY_RETENTION_HOURS)
 
 
-def key_of(request: Request) -> str | None:
-    """The request's Idempotency-Key, None without one; 400 when it is malformed."""
-    key = request.headers.get(HEADER)
-    if key is not None and not VALID_KEY.fullmatch(key):
-        raise BadRequest(f"{HEADER} must be 1 to 255 printable ASCII characters.")
-    return key
-
-
-def create_once(request: Request, *, object_type: str, create: Callable[[], object],
-                find: Callable[[str], object | None],
-                render: Callable[[object], dict]) -> Response:
-    """Answer a creating POST: ``create()`` at most once per client and Idempotency-Key.
-
-    ``create`` parses the request and makes the object (raising the API's problems),
-    ``find(object_id)`` returns the object as the caller may see it now (None if gone),
-    ``render(object)`` gives its body in the request's wire format. Without a key this
-    is ``create()`` answered with 201.
-    """
-    key = key_of(request)
-    if key is None:
-        return Response(render(create()), status=status.HTTP_201_CREATED)
-    client_id = request.user.client_id
-    fingerprint = Fingerprint.of(request)
-    earlier = _live_record(client_id, key)
-    if earlier is None:
-        with transaction.atomic():
-            record = _claim(client_id, key, fingerprint, object_type)
-            if record is not None:
-                instance = create()
-                record.object_id = str(instance.pk)
-                record.save(update_fields=["object_id"])
-                return Response(render(instance), status=record.status_code)
-            # A concurrent request with this key committed first: answer as its retry.
-            earlier = _live_record(client_id, key)
-    return _replay(earlier, fingerprint, find, render)
-
-
-def _live_record(client_id: str, key: str) -> IdempotencyKey | None:
+def live_record(client_id: str, key: str) -> IdempotencyKey | None:
     return IdempotencyKey.objects.filter(
         client_id=client_id, key=key, created__gte=timezone.now() - retention()).first()
 
 
-def _claim(client_id: str, key: str, fingerprint: Fingerprint,
+def claim(client_id: str, key: str, fingerprint: Fingerprint,
            object_type: str) -> IdempotencyKey | None:
     """Insert the record (object id still unknown) in the caller's transaction; None when
     another request holds the key. Waits while a concurrent holder is uncommitted."""
@@ -125,36 +88,6 @@ def _claim(client_id: str, key: str, fingerprint: Fingerprint,
                 status_code=status.HTTP_201_CREATED, object_type=object_type)
     except IntegrityError:
         return None
-
-
-def _replay(record: IdempotencyKey | None, fingerprint: Fingerprint,
-            find: Callable[[str], object | None],
-            render: Callable[[object], dict]) -> Response:
-    if record is None:  # the concurrent holder's record expired in between: vanishingly rare
-        return _problem(status.HTTP_409_CONFLICT, PROBLEM_OBJECT_GONE,
-                        "Idempotency-Key no longer usable",
-                        f"The request that used this {HEADER} could not be found; "
-                        "retry with a new key.")
-    if not fingerprint.matches(record):
-        return _problem(422, PROBLEM_KEY_REUSED, "Idempotency-Key reused",
-                        f"This {HEADER} was already used for a different request "
-                        f"({record.method} {record.path} with another body); nothing was "
-                        "changed. Use a new key for a new request.")
-    instance = find(record.object_id)
-    if instance is None:
-        return _problem(status.HTTP_409_CONFLICT, PROBLEM_OBJECT_GONE,
-                        "Created object deleted",
-                        f"The {record.object_type.lower()} {record.object_id} created by the "
-                        f"first request with this {HEADER} has since been deleted; nothing "
-                        "was created again.")
-    response = Response(render(instance), status=record.status_code)
-    response[REPLAYED_HEADER] = "true"
-    return response
-
-
-def _problem(status_code: int, problem_type: str, title: str, detail: str) -> Response:
-    body = problem_body(status_code, detail) | {"type": problem_type, "title": title}
-    return Response(body, status=status_code, content_type=PROBLEM_CONTENT_TYPE)
 
 
 def purge_expired(*, now: datetime | None = None) -> int:

@@ -27,9 +27,12 @@ import logging
 import threading
 from urllib.parse import urlsplit
 
+import paho.mqtt.client as paho
+from celery import shared_task
 from django.conf import settings
 
-from vtn import notifications
+from vtn import notifications, selectors
+from vtn.models import Client, Ven
 from vtn.notifications import Change, Subscriber
 from vtn.schemas import VERSION_31
 
@@ -114,20 +117,23 @@ def messages(change: Change, vens: list[tuple[str, str, frozenset[str]]]) -> lis
 
 def publish_change(change: dict) -> int:
     """Publish one change (called off the request, after the commit); the number sent."""
-    from vtn.models import Client, Ven
-    from vtn.webhooks import granted_labels_by_client
-
     live = set(Client.objects.filter(revoked=False, role=Client.Role.VEN)
                .values_list("application__client_id", flat=True))
     rows = [(ven_id, client_id) for ven_id, client_id
             in Ven.objects.filter(client_id__in=live).values_list("id", "client_id")]
-    granted = granted_labels_by_client({client_id for _, client_id in rows})
+    granted = selectors.granted_labels_by_client({client_id for _, client_id in rows})
     found = messages(Change.from_dict(change),
                      [(ven_id, client_id, granted[client_id]) for ven_id, client_id in rows])
     publisher = Publisher.get()
     for name, body in found:
         publisher.publish(name, body)
     return len(found)
+
+
+@shared_task(name="vtn.tasks.publish_mqtt")
+def publish_mqtt(change: dict) -> int:
+    """Publish one committed change on the MQTT broker (BL and per-VEN topics)."""
+    return publish_change(change)
 
 
 # --- the client -------------------------------------------------------------------------------
@@ -147,12 +153,10 @@ class Publisher:
             return cls._instance
 
     def __init__(self) -> None:
-        import paho.mqtt.client as mqtt
-
         url = urlsplit(settings.VTN_MQTT_BROKER_URL)
-        self.client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2,
+        self.client = paho.Client(paho.CallbackAPIVersion.VERSION2,
                                   client_id=settings.VTN_MQTT_CLIENT_ID or "",
-                                  protocol=mqtt.MQTTv311)
+                                  protocol=paho.MQTTv311)
         self.client.max_queued_messages_set(MAX_QUEUED)
         self.client.reconnect_delay_set(min_delay=1, max_delay=30)
         username = settings.VTN_MQTT_USERNAME or settings.VTN_MQTT_DYNSEC_USERNAME

@@ -26,8 +26,12 @@ import queue
 import secrets
 from urllib.parse import urlsplit
 
+import paho.mqtt.client as paho
 from django.conf import settings
 from django.db import transaction
+
+from vtn import background
+from vtn.models import Client, Ven
 
 logger = logging.getLogger("vtn.mqtt")
 
@@ -48,11 +52,9 @@ def _ven_role(client_id: str) -> str:
 
 def run(commands: list[dict]) -> list[dict]:
     """Send ``commands`` to the plugin as its admin; the plugin's responses, in order."""
-    import paho.mqtt.client as mqtt
-
     url = urlsplit(settings.VTN_MQTT_BROKER_URL)
     tls = url.scheme in ("mqtts", "ssl")
-    client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2,
+    client = paho.Client(paho.CallbackAPIVersion.VERSION2,
                          client_id=f"vtn-dynsec-{secrets.token_hex(4)}")
     client.username_pw_set(settings.VTN_MQTT_DYNSEC_USERNAME, settings.VTN_MQTT_DYNSEC_PASSWORD)
     if tls:
@@ -93,8 +95,6 @@ def _subscribe(pattern: str) -> dict:
 
 def provision_token(client_id: str, token: str) -> None:
     """Give ``client_id``'s broker account this token as password and its one role."""
-    from vtn.models import Client, Ven
-
     client = Client.objects.filter(application__client_id=client_id, revoked=False).first()
     if client is None:
         return
@@ -123,9 +123,7 @@ def remove_client(client_id: str) -> None:
 
 
 def _background(function, *args) -> None:
-    from vtn.webhooks import submit
-
-    transaction.on_commit(lambda: submit(function, *args))
+    transaction.on_commit(lambda: background.submit(function, *args))
 
 
 def token_issued(client_id: str, token: str) -> None:

@@ -147,7 +147,7 @@ def notification_body(subscriber: Subscriber, change: Change) -> dict | None:
 
 def recipients(change: Change, subscribers: Iterable[Subscriber]) -> list[Recipient]:
     """Every (subscription, callback) to notify of ``change``, with its body."""
-    result = []
+    result: list[Recipient] = []
     for subscriber in subscribers:
         callbacks = wanted(subscriber, change)
         if not callbacks or not readable(subscriber, change):

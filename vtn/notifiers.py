@@ -10,12 +10,12 @@ from __future__ import annotations
 
 from django.conf import settings
 
+from vtn import mqtt
+
 
 def offered_bindings() -> dict:
     """The `/notifiers` body: MQTT only while a broker is configured."""
-    from vtn import mqtt
-
-    body = {"WEBHOOK": bool(settings.VTN_WEBHOOKS_ENABLED)}
+    body: dict[str, object] = {"WEBHOOK": bool(settings.VTN_WEBHOOKS_ENABLED)}
     binding = mqtt.binding()
     if binding is not None:
         body["MQTT"] = binding

@@ -14,8 +14,8 @@ from django.utils import timezone
 
 from vtn import generations, selectors, webhooks
 from vtn import targets as target_rules
-from vtn.api.problems import BadRequest, Conflict, Forbidden
 from vtn.auth.caller import Caller
+from vtn.errors import BadRequest, Conflict, Forbidden
 from vtn.models import Event, Program, Report, Resource, Subscription, TargetLabel, Ven
 from vtn.signals import object_changed
 from vtn.timing import event_span

@@ -9,7 +9,7 @@ type ``TARGET``.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Set
 
 GENERIC_TYPE = "TARGET"
 
@@ -36,13 +36,13 @@ def labels(targets: Targets | None) -> set[str]:
     return {value for item in targets or [] for value in item.get("values", [])}
 
 
-def to_strings(targets: Targets | None, visible: set[str] | None = None) -> list[str] | None:
+def to_strings(targets: Targets | None, visible: Set[str] | None = None) -> list[str] | None:
     """3.1 rendering; with ``visible``, labels outside it are hidden (target hiding)."""
     result = [label for label in _ordered_labels(targets) if visible is None or label in visible]
     return result or None
 
 
-def to_values_maps(targets: Targets | None, visible: set[str] | None = None) -> list[dict] | None:
+def to_values_maps(targets: Targets | None, visible: Set[str] | None = None) -> list[dict] | None:
     """3.0.1 rendering; with ``visible``, labels outside it are hidden (target hiding)."""
     result = []
     for item in targets or []:

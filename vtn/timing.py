@@ -105,7 +105,7 @@ def _period(period: dict | None) -> tuple[datetime | None, timedelta | None, boo
         start = parse_datetime(period["start"])
         if start.year == NOW_SENTINEL_YEAR:
             start = None
-    duration = timedelta(0)
+    duration: timedelta | None = timedelta(0)
     if period.get("duration"):
         duration = parse_duration(period["duration"])
     return start, duration, bool(period.get("start"))

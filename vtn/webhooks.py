@@ -30,23 +30,26 @@ import logging
 import secrets
 import socket
 import threading
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Mapping
 from datetime import timedelta
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import requests
+from celery import shared_task
 from django.conf import settings
-from django.db import close_old_connections, connections, transaction
+from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
-from vtn import callbacks, notifications
+from vtn import background, callbacks, mqtt, notifications, selectors
 from vtn import targets as target_rules
-from vtn.api.problems import BadRequest
 from vtn.auth import security_log
-from vtn.models import Client, Resource, Subscription, WebhookDelivery
+from vtn.errors import BadRequest
+from vtn.models import Client, Subscription, WebhookDelivery
 from vtn.notifications import Change, Subscriber
 from vtn.schemas import VERSION_301
+from vtn.wire.v31 import Wire31
+from vtn.wire.v301 import Wire301
 
 logger = logging.getLogger("vtn.webhooks")
 State = WebhookDelivery.State
@@ -83,7 +86,7 @@ def callback_problem(url: str, *, resolve: bool) -> str | None:
     except (OSError, UnicodeError):
         return f"callbackUrl {url!r} has a host name that does not resolve."
     for info in infos:
-        address = ipaddress.ip_address(info[4][0].split("%", 1)[0])
+        address = ipaddress.ip_address(str(info[4][0]).split("%", 1)[0])
         if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped:
             address = address.ipv4_mapped
         if callbacks.internal(address):
@@ -189,43 +192,16 @@ def post(delivery: WebhookDelivery) -> str | None:
 
 # --- scheduling -------------------------------------------------------------------------------
 
-_pool: ThreadPoolExecutor | None = None
-_pool_lock = threading.Lock()
-
-
 def _uses_celery() -> bool:
     return not settings.CELERY_TASK_ALWAYS_EAGER
-
-
-def _run(function, *args) -> None:
-    """Run a background job with its own database connection, closed afterwards."""
-    try:
-        close_old_connections()
-        function(*args)
-    except Exception:
-        logger.exception("webhook job %s%r failed", function.__name__, args)
-    finally:
-        connections.close_all()
-
-
-def submit(function, *args) -> None:
-    """Run ``function(*args)`` soon on this process's delivery pool."""
-    global _pool
-    with _pool_lock:
-        if _pool is None:
-            _pool = ThreadPoolExecutor(max_workers=settings.VTN_WEBHOOK_CONCURRENCY,
-                                       thread_name_prefix="webhook")
-    _pool.submit(_run, function, *args)
 
 
 def drain_later(subscription_id: str, delay: float) -> None:
     """Deliver this subscription's notifications again after ``delay`` seconds."""
     if _uses_celery():
-        from vtn.tasks import drain_subscription
-
         drain_subscription.apply_async((subscription_id,), countdown=max(delay, 0))
     else:
-        timer = threading.Timer(max(delay, 0), submit, (drain, subscription_id))
+        timer = threading.Timer(max(delay, 0), background.submit, (drain, subscription_id))
         timer.daemon = True
         timer.start()
 
@@ -234,9 +210,6 @@ def drain_later(subscription_id: str, delay: float) -> None:
 
 def describe(object_type: str, operation: str, instance) -> Change:
     """The change as plain data, the object rendered in full in both wire versions."""
-    from vtn.api.serializers.v31 import Wire31
-    from vtn.api.serializers.v301 import Wire301
-
     program_id, owner, program_labels = None, None, None
     render = {"PROGRAM": "program_out", "EVENT": "event_out", "REPORT": "report_out",
               "SUBSCRIPTION": "subscription_out", "VEN": "ven_out",
@@ -253,7 +226,7 @@ def describe(object_type: str, operation: str, instance) -> Change:
         owner = instance.client_id
     elif object_type == "RESOURCE":
         owner = instance.ven.client_id
-    bodies = {}
+    bodies: dict[str, dict | None] = {}
     for wire in (Wire31(), Wire301()):
         method = getattr(wire, render)
         if object_type == "SUBSCRIPTION" and wire.version == VERSION_301 \
@@ -272,8 +245,6 @@ def describe(object_type: str, operation: str, instance) -> Change:
 
 def on_object_changed(sender, *, object_type: str, operation: str, instance, **kwargs) -> None:
     """Receiver of ``object_changed`` (sent after commit): hand the change to fan_out."""
-    from vtn import mqtt
-
     hooks = settings.VTN_WEBHOOKS_ENABLED and Subscription.objects.filter(
         broken_at__isnull=True).exists()
     publish = mqtt.enabled()
@@ -285,44 +256,22 @@ def on_object_changed(sender, *, object_type: str, operation: str, instance, **k
         logger.exception("could not describe %s %s for notification", object_type, operation)
         return
     if _uses_celery():
-        from vtn.tasks import notify_change, publish_mqtt
-
         try:
             if hooks:
                 notify_change.delay(change)
             if publish:
-                publish_mqtt.delay(change)
+                mqtt.publish_mqtt.delay(change)
         except Exception:
             logger.exception("could not queue the notification of %s %s", object_type,
                              operation)
     else:
         if hooks:
-            submit(fan_out, change)
+            background.submit(fan_out, change)
         if publish:
-            submit(mqtt.publish_change, change)
+            background.submit(mqtt.publish_change, change)
 
 
 # --- fan-out and delivery ---------------------------------------------------------------------
-
-def granted_labels_by_client(client_ids: set[str]) -> dict[str, frozenset[str]]:
-    """Each VEN client's granted labels (from its vens and resources), in two queries."""
-    from vtn.models import TargetLabel, Ven
-
-    Kind = TargetLabel.Kind
-    granted: dict[str, set[str]] = {client_id: set() for client_id in client_ids}
-    vens = dict(Ven.objects.filter(client_id__in=client_ids).values_list("id", "client_id"))
-    resources = dict(Resource.objects.filter(ven__client_id__in=client_ids)
-                     .values_list("id", "ven__client_id"))
-    rows = TargetLabel.objects.filter(
-        Q(kind=Kind.VEN, object_id__in=list(vens)) | Q(kind=Kind.RESOURCE,
-                                                      object_id__in=list(resources))
-    ).values_list("kind", "object_id", "label")
-    for kind, object_id, label in rows:
-        owner = vens.get(object_id) if kind == Kind.VEN else resources.get(object_id)
-        if owner is not None:
-            granted[owner].add(label)
-    return {client_id: frozenset(labels) for client_id, labels in granted.items()}
-
 
 def subscribers() -> list[Subscriber]:
     """Live subscriptions of live clients (a revoked client is notified of nothing)."""
@@ -332,7 +281,7 @@ def subscribers() -> list[Subscriber]:
         application__client_id__in={row.client_id for row in rows}, revoked=False,
     ).values_list("application__client_id", "role"))
     ven_ids = {row.client_id for row in rows if roles.get(row.client_id) == Client.Role.VEN}
-    granted = granted_labels_by_client(ven_ids)
+    granted = selectors.granted_labels_by_client(ven_ids)
     return [Subscriber(id=row.id, client_id=row.client_id,
                        is_bl=roles[row.client_id] == Client.Role.BL,
                        program_id=row.program_id, object_operations=row.object_operations,
@@ -369,9 +318,9 @@ def fan_out(change: dict) -> int:
     _release_many([sid for sid in slow_path if sid in held])
     for subscription_id in by_subscription:
         if subscription_id in slow_path:
-            submit(drain, subscription_id)
+            background.submit(drain, subscription_id)
         else:
-            submit(_deliver_fresh, subscription_id, by_subscription[subscription_id][0])
+            background.submit(_deliver_fresh, subscription_id, by_subscription[subscription_id][0])
     return len(rows)
 
 
@@ -429,7 +378,7 @@ def _deliver_fresh(subscription_id: str, delivery: WebhookDelivery) -> None:
             _done.append((subscription_id, delivery.pk))
             start = len(_done) == 1
         if start:
-            timer = threading.Timer(FLUSH_DELAY, submit, (_flush,))
+            timer = threading.Timer(FLUSH_DELAY, background.submit, (_flush,))
             timer.daemon = True
             timer.start()
         return
@@ -464,7 +413,7 @@ def _flush() -> None:
                                               state=State.PENDING)
                .values_list("subscription_id", flat=True))
     for subscription_id in more:
-        submit(drain, subscription_id)
+        background.submit(drain, subscription_id)
 
 
 def drain(subscription_id: str) -> None:
@@ -557,7 +506,7 @@ def repair(subscription: Subscription) -> None:
     urls = {entry["callbackUrl"] for entry in subscription.object_operations}
     _pending(subscription.pk).exclude(callback_url__in=urls).update(state=State.ABANDONED)
     # Delivery state moves under the request's feet: keep what the workers wrote.
-    current = Subscription.objects.filter(pk=subscription.pk).values(
+    current: Mapping[str, object] = Subscription.objects.filter(pk=subscription.pk).values(
         "draining_until", "last_delivery_at").first() or {}
     for name, value in current.items():
         setattr(subscription, name, value)
@@ -590,6 +539,26 @@ def resume_due() -> int:
     started = 0
     for subscription_id in list(candidates):
         if _head_due(subscription_id):
-            submit(drain, subscription_id)
+            background.submit(drain, subscription_id)
             started += 1
     return started
+
+
+# --- Celery tasks (listed in vtn/tasks.py; defined here because a retry queues its own) ----
+
+@shared_task(name="vtn.tasks.notify_change")
+def notify_change(change: dict) -> int:
+    """Fan one committed change out to the webhook subscriptions that may see it."""
+    return fan_out(change)
+
+
+@shared_task(name="vtn.tasks.drain_subscription")
+def drain_subscription(subscription_id: str) -> None:
+    """Deliver one subscription's due notifications (a retry's wake-up)."""
+    background.submit(drain, subscription_id)
+
+
+@shared_task(name="vtn.tasks.resume_webhook_deliveries")
+def resume_webhook_deliveries() -> int:
+    """Beat, every minute: resume due deliveries a stopped worker left behind."""
+    return resume_due()

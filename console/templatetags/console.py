@@ -38,7 +38,7 @@ LABELS = {
 
 
 def _words(code: str) -> str:
-    out = []
+    out: list[str] = []
     for char in code:
         if char.isupper() and out and out[-1] != " ":
             out.append(" ")

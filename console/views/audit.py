@@ -13,7 +13,7 @@ from console.views.common import page, paged
 from dispatch import audit
 from dispatch import selectors as dispatch_selectors
 from dispatch.models import AuditEntry
-from vtn.api.problems import Problem
+from vtn.errors import Problem
 
 
 @console_view()

@@ -19,7 +19,7 @@ from console.views.common import page, paged, staff
 from dispatch import selectors as dispatch_selectors
 from dispatch import services as dispatch_services
 from dispatch.models import DispatchInstruction
-from vtn.api.problems import Problem
+from vtn.errors import Problem
 
 
 def _find(operator: str, reference: str) -> DispatchInstruction | None:
@@ -128,7 +128,7 @@ def revise(request: HttpRequest, operator: str, reference: str) -> HttpResponse:
     data = form.cleaned_data
     expected = _expected_revision(request, dispatch)
     revision = dispatch.revisions.filter(number=expected).first() or \
-        dispatch.revisions.order_by("-number").first()
+        dispatch.revisions.latest("number")
     arguments = services.revise_arguments(
         dispatch=dispatch, revision=revision, kw=data["kw"], effective=data["effective"],
         end=data["end"], status=data["status"] or None, staff=staff(request),

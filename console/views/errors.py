@@ -9,6 +9,8 @@ from __future__ import annotations
 from django.http import HttpRequest, HttpResponse
 from django.template import loader
 
+from console import permissions
+
 TEXT = {
     400: ("Bad request", "The request could not be understood. Nothing was changed."),
     403: ("Not allowed", "This request is not allowed (an expired form? reload the page "
@@ -27,8 +29,6 @@ def error_page(status: int, request: HttpRequest | None = None) -> HttpResponse:
     content = None
     if request is not None and status != 500:
         try:
-            from console import permissions
-
             if permissions.fully_authenticated(request):
                 context["role"] = permissions.role_of(request.user)
             content = template.render(context, request)

@@ -14,7 +14,7 @@ from console.permissions import REGISTRY, console_view
 from console.views.common import page, paged, staff
 from dispatch import selectors as dispatch_selectors
 from dispatch import services as dispatch_services
-from vtn.api.problems import Problem
+from vtn.errors import Problem
 
 # Each registry list: its FilterSet, and its own page parameter.
 LISTS = {"fsps": filters.FspFilter, "sites": filters.SiteFilter,

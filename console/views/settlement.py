@@ -4,6 +4,8 @@ charts, and the lifecycle actions (settlement officer). Writes are
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 from django.contrib import messages
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect
@@ -20,7 +22,7 @@ from settlement import selectors as settlement_selectors
 from settlement import services as settlement_services
 from settlement.api.views import StatementExport
 from settlement.models import Statement
-from vtn.api.problems import Problem
+from vtn.errors import Problem
 
 # The API's export formats (canonical JSON, CSV, UFTP FlexSettlement), served the same way.
 EXPORTS = StatementExport.FORMATS
@@ -37,7 +39,8 @@ def _statement(request: HttpRequest, statement_id: int) -> Statement | HttpRespo
 @console_view()
 def statement_list(request: HttpRequest) -> HttpResponse:
     form = StatementFilterForm(request.GET or None)
-    rows, problems = [], []
+    rows: Iterable[Statement] = []
+    problems: list[str] = []
     if form.is_bound and not form.is_valid():
         problems = ["check the filters"]
     else:

@@ -17,9 +17,10 @@ from dispatch.api.serializers import (
 )
 from dispatch.api.views import READ, OperatorView, _int, _time
 from dispatch.models import ReportIntake
-from vtn.api.problems import BadRequest
+from vtn.auth.authentication import caller_of
 from vtn.auth.permissions import HasOperationScope
 from vtn.auth.scopes import READ_ALL, READ_VEN_OBJECTS
+from vtn.errors import BadRequest
 
 
 class MeterReadings(OperatorView):
@@ -53,8 +54,8 @@ class OperatorOrVen(BasePermission):
     message = "Only business-logic clients and FSP site VENs may read report intakes."
 
     def has_permission(self, request, view) -> bool:
-        return bool(getattr(request.user, "is_bl", False) or
-                    getattr(request.user, "is_ven", False))
+        return bool(getattr(caller_of(request), "is_bl", False) or
+                    getattr(caller_of(request), "is_ven", False))
 
 
 class ReportIntakes(APIView):
@@ -76,8 +77,8 @@ class ReportIntakes(APIView):
         query = request.query_params
         rows = selectors.intakes(operator=query.get("operator"), fsp=query.get("fsp"),
                                  kind=query.get("kind"))
-        if not getattr(request.user, "is_bl", False):
-            rows = rows.filter(site__ven__client_id=request.user.client_id)
+        if not getattr(caller_of(request), "is_bl", False):
+            rows = rows.filter(site__ven__client_id=caller_of(request).client_id)
         if query.get("report"):
             rows = rows.filter(report_id=query["report"])
         limit = _int(request, "limit", 50, 500)

@@ -30,10 +30,11 @@ from dispatch.api.serializers import (
 )
 from dispatch.models import CommsState, SiteSigningKey
 from dispatch.rules import STATUSES
-from vtn import idempotency
-from vtn.api.problems import BadRequest, Forbidden
+from vtn.api import idempotency
+from vtn.auth.authentication import caller_of
 from vtn.auth.permissions import HasOperationScope
 from vtn.auth.scopes import READ_ALL, READ_VEN_OBJECTS, WRITE_EVENTS, WRITE_REPORTS
+from vtn.errors import BadRequest, Forbidden
 
 READ = frozenset({READ_ALL})
 WRITE = frozenset({WRITE_EVENTS})
@@ -43,7 +44,7 @@ class IsBusinessLogic(BasePermission):
     message = "Only business-logic (operator) clients may use the dispatch API."
 
     def has_permission(self, request, view) -> bool:
-        return bool(getattr(request.user, "is_bl", False))
+        return bool(getattr(caller_of(request), "is_bl", False))
 
 
 class OperatorView(APIView):
@@ -113,7 +114,7 @@ class DispatchList(OperatorView):
             service_end=data["serviceEnd"], status=data["status"],
             urgency=data.get("urgency"),
             timings=timings_from(data.get("serviceTimings", []), default_type),
-            issued_by=request.user.client_id, reason=data["reason"])
+            issued_by=caller_of(request).client_id, reason=data["reason"])
         return Response(selectors.dispatch_as_dict(dispatch, history=True),
                         status=status.HTTP_201_CREATED)
 
@@ -152,7 +153,7 @@ class DispatchRevisions(OperatorView):
             dispatch=dispatch, service_start=data.get("serviceStart"),
             service_end=data.get("serviceEnd"), timings=timings, status=data.get("status"),
             urgency=data.get("urgency"), expected_revision=data.get("expectedRevision"),
-            issued_by=request.user.client_id, reason=data["reason"])
+            issued_by=caller_of(request).client_id, reason=data["reason"])
         dispatch.refresh_from_db()
         return Response(selectors.dispatch_as_dict(dispatch, history=True),
                         status=status.HTTP_201_CREATED)
@@ -169,7 +170,7 @@ class DispatchStop(OperatorView):
         dispatch = selectors.find_dispatch(reference, operator=operator)
         services.stop_dispatch(dispatch=dispatch, emergency=self.emergency,
                                expected_revision=data.get("expectedRevision"),
-                               issued_by=request.user.client_id, reason=data["reason"])
+                               issued_by=caller_of(request).client_id, reason=data["reason"])
         dispatch.refresh_from_db()
         return Response(selectors.dispatch_as_dict(dispatch, history=True),
                         status=status.HTTP_201_CREATED)
@@ -203,7 +204,7 @@ class ProductParameters(OperatorView):
         data = self.parse(ProductParametersRequestSerializer, request)
         return Response(services.set_product_parameters(
             operator=selectors.find_operator(operator).code, product=product,
-            changes=data["parameters"], changed_by=request.user.client_id,
+            changes=data["parameters"], changed_by=caller_of(request).client_id,
             reason=data["reason"]))
 
 
@@ -211,7 +212,7 @@ class DispatchAuditExport(OperatorView):
     scopes = {"GET": READ}
 
     @extend_schema(summary="The audit export of a dispatch (verify offline with "
-                           "`python -m dispatch.audit_chain verify FILE`)",
+                           "`gbflex-audit verify FILE`)",
                    responses={200: AuditExportSerializer})
     def get(self, request: Request, operator: str, reference: str) -> Response:
         dispatch = selectors.find_dispatch(reference, operator=operator)
@@ -244,7 +245,7 @@ class IsVen(BasePermission):
     message = "Only an FSP site's VEN client may manage its site signing keys."
 
     def has_permission(self, request, view) -> bool:
-        return bool(getattr(request.user, "is_ven", False))
+        return bool(getattr(caller_of(request), "is_ven", False))
 
 
 class VenView(APIView):
@@ -257,7 +258,7 @@ class SiteKeys(VenView):
     @extend_schema(summary="The calling VEN's site signing keys",
                    responses={200: SiteKeySerializer(many=True)})
     def get(self, request: Request) -> Response:
-        site = services.site_of_client(request.user.client_id)
+        site = services.site_of_client(caller_of(request).client_id)
         return Response([selectors.site_key_as_dict(k) for k in site.signing_keys.all()])
 
     @extend_schema(summary="Register a public key the caller's site signs acknowledgements "
@@ -268,14 +269,14 @@ class SiteKeys(VenView):
             serializer = SiteKeyRequestSerializer(data=request.data)
             serializer.is_valid(raise_exception=True)
             data = serializer.validated_data
-            site = services.site_of_client(request.user.client_id)
+            site = services.site_of_client(caller_of(request).client_id)
             if data.get("fsp", site.fsp.identifier) != site.fsp.identifier or \
                     data.get("site", site.name) != site.name:
                 raise Forbidden("a VEN registers keys for its own site only")
             return services.register_site_key(site=site, jwk=data["jwk"])
 
         own = SiteSigningKey.objects.select_related("site__fsp__operator").filter(
-            site__ven__client_id=request.user.client_id)
+            site__ven__client_id=caller_of(request).client_id)
         return idempotency.create_once(request, object_type="SITE_KEY", create=create,
                                        find=lambda pk: own.filter(pk=pk).first(),
                                        render=selectors.site_key_as_dict)
@@ -287,7 +288,7 @@ class SiteKeyRevoke(VenView):
     @extend_schema(summary="Revoke one of the caller's site keys", request=None,
                    responses={200: SiteKeySerializer})
     def post(self, request: Request, kid: str) -> Response:
-        site = services.site_of_client(request.user.client_id)
+        site = services.site_of_client(caller_of(request).client_id)
         key = services.revoke_site_key(site=site, kid=kid)
         return Response(selectors.site_key_as_dict(key))
 

@@ -15,22 +15,23 @@ from rest_framework.views import APIView
 from dispatch import selectors as dispatch_selectors
 from settlement import exports, selectors, services
 from settlement.models import Statement
-from vtn.api.problems import BadRequest
+from vtn.auth.authentication import caller_of
 from vtn.auth.permissions import HasOperationScope
 from vtn.auth.scopes import READ_ALL, READ_VEN_OBJECTS, WRITE_EVENTS, WRITE_REPORTS
+from vtn.errors import BadRequest
 
 READ = frozenset({READ_ALL, READ_VEN_OBJECTS})
 
 
 def _operator(request: Request) -> bool:
-    return bool(getattr(request.user, "is_bl", False))
+    return bool(getattr(caller_of(request), "is_bl", False))
 
 
 class OperatorOrVen(BasePermission):
     message = "Only business-logic clients and FSP site VENs may use the settlement API."
 
     def has_permission(self, request, view) -> bool:
-        return _operator(request) or bool(getattr(request.user, "is_ven", False))
+        return _operator(request) or bool(getattr(caller_of(request), "is_ven", False))
 
 
 class IsOperator(BasePermission):
@@ -44,7 +45,7 @@ class IsVen(BasePermission):
     message = "Only the FSP's VEN may answer a statement."
 
     def has_permission(self, request, view) -> bool:
-        return bool(getattr(request.user, "is_ven", False))
+        return bool(getattr(caller_of(request), "is_ven", False))
 
 
 class ComputeSerializer(serializers.Serializer):
@@ -104,7 +105,7 @@ class StatementList(APIView):
     def get(self, request: Request) -> Response:
         query = request.query_params
         rows = selectors.filter_statements(
-            selectors.visible_statements(client_id=request.user.client_id,
+            selectors.visible_statements(client_id=caller_of(request).client_id,
                                          is_operator=_operator(request)),
             selectors.StatementFilters(**{name: query.get(name, "") for name in (
                 "month", "operator", "fsp", "contract", "status")}))
@@ -128,7 +129,7 @@ class StatementDetail(APIView):
     @extend_schema(summary="One statement with its document",
                    responses={200: StatementSerializer})
     def get(self, request: Request, statement_id: str) -> Response:
-        row = selectors.find_statement(statement_id, client_id=request.user.client_id,
+        row = selectors.find_statement(statement_id, client_id=caller_of(request).client_id,
                                        is_operator=_operator(request))
         return Response(selectors.statement_as_dict(row, document=True))
 
@@ -147,7 +148,7 @@ class StatementExport(APIView):
         fmt = request.query_params.get("format", "json")
         if fmt not in self.FORMATS:
             raise BadRequest(f"format must be one of {', '.join(self.FORMATS)}")
-        row = selectors.find_statement(statement_id, client_id=request.user.client_id,
+        row = selectors.find_statement(statement_id, client_id=caller_of(request).client_id,
                                        is_operator=_operator(request))
         content_type, render = self.FORMATS[fmt]
         response = HttpResponse(render(row.document), content_type=content_type)
@@ -167,7 +168,7 @@ class StatementAction(APIView):
         raise NotImplementedError
 
     def post(self, request: Request, statement_id: str) -> Response:
-        row = selectors.find_statement(statement_id, client_id=request.user.client_id,
+        row = selectors.find_statement(statement_id, client_id=caller_of(request).client_id,
                                        is_operator=_operator(request))
         done = self.act(request, row)
         done.refresh_from_db()
@@ -216,7 +217,7 @@ class AcceptStatement(StatementAction):
         return super().post(request, statement_id)
 
     def act(self, request, row):
-        return services.accept(statement_id=row.pk, client_id=request.user.client_id)
+        return services.accept(statement_id=row.pk, client_id=caller_of(request).client_id)
 
 
 class DisputeStatement(StatementAction):
@@ -230,6 +231,6 @@ class DisputeStatement(StatementAction):
 
     def act(self, request, row):
         data = _parse(DisputeSerializer, request)
-        services.dispute(statement_id=row.pk, client_id=request.user.client_id,
+        services.dispute(statement_id=row.pk, client_id=caller_of(request).client_id,
                          reason=data["reason"], lines=[dict(x) for x in data["lines"]])
         return row

@@ -16,7 +16,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from vtn.api.problems import PROBLEM_CONTENT_TYPE, problem_body
+from vtn.api.problems import PROBLEM_CONTENT_TYPE, problem_body, too_many_requests
 from vtn.auth import mtls, ratelimit, security_log
 from vtn.auth.validator import certificate_problem
 from vtn.models import Client
@@ -113,7 +113,7 @@ def _over_token_rate(address: str, client_id: str) -> JsonResponse | None:
         security_log.record(security_log.Kind.RATE_LIMITED, client_id=client_id,
                             remote_addr=address,
                             detail="token endpoint: token budget exceeded by this client")
-    return mtls.too_many_requests(
+    return too_many_requests(
         f"Too many token requests from this client; retry after {wait} s.", wait,
         error="too_many_requests")
 
@@ -150,7 +150,7 @@ def _record_outcome(request: HttpRequest, response: HttpResponse, address: str,
                                     remote_addr=address, cert_sha256=thumbprint,
                                     detail=f"token endpoint: auth failures over budget "
                                            f"({verdict.dimension})")
-            return mtls.too_many_requests(
+            return too_many_requests(
                 f"Too many failed authentications {subject} from this address; retry "
                 f"after {verdict.wait} s.", verdict.wait, error="too_many_requests")
         problem = certificate_problem(client, thumbprint or None)

@@ -1,5 +1,6 @@
-"""Django-level error handlers: problem documents even outside DRF views (the operator
-console's pages answer with its own styled error page instead)."""
+"""Django-level error answers: problem documents even outside DRF views, and the
+middlewares that refuse NUL characters and negotiate the problem media type.
+(``webserver/handlers.py`` routes the console's paths to its own styled pages.)"""
 
 from __future__ import annotations
 
@@ -13,22 +14,12 @@ from django.http import HttpRequest, HttpResponse, JsonResponse
 
 from vtn.api.problems import PROBLEM_CONTENT_TYPE, problem_body, problem_media_type
 
-CONSOLE_PREFIX = "/console/"
-
 logger = logging.getLogger(__name__)
 
 
 def _problem(status_code: int, detail: str) -> JsonResponse:
     return JsonResponse(problem_body(status_code, detail), status=status_code,
                         content_type=PROBLEM_CONTENT_TYPE)
-
-
-def _answer(request: HttpRequest, status_code: int, detail: str) -> HttpResponse:
-    if request.path.startswith(CONSOLE_PREFIX):
-        from console.views.errors import error_page
-
-        return error_page(status_code, request)
-    return _problem(status_code, detail)
 
 
 def too_large(limit: int) -> JsonResponse:
@@ -39,15 +30,15 @@ def too_large(limit: int) -> JsonResponse:
 def bad_request(request: HttpRequest, exception: Exception | None = None) -> HttpResponse:
     if isinstance(exception, RequestDataTooBig):
         return too_large(settings.DATA_UPLOAD_MAX_MEMORY_SIZE)
-    return _answer(request, 400, "The request could not be understood.")
+    return _problem(400, "The request could not be understood.")
 
 
 def forbidden(request: HttpRequest, exception: Exception | None = None) -> HttpResponse:
-    return _answer(request, 403, "This request is not allowed.")
+    return _problem(403, "This request is not allowed.")
 
 
 def not_found(request: HttpRequest, exception: Exception | None = None) -> HttpResponse:
-    return _answer(request, 404, "No resource exists at this URL.")
+    return _problem(404, "No resource exists at this URL.")
 
 
 def database_unavailable(exc: BaseException | None) -> bool:
@@ -71,12 +62,12 @@ def server_error(request: HttpRequest) -> HttpResponse:
         response = _problem(503, "The service is temporarily unavailable; retry later.")
         response["Retry-After"] = str(retry_after_seconds())
         return response
-    return _answer(request, 500, "The server failed to handle the request; it has been logged.")
+    return _problem(500, "The server failed to handle the request; it has been logged.")
 
 
 def csrf_failure(request: HttpRequest, reason: str = "") -> HttpResponse:
     """``CSRF_FAILURE_VIEW``: a 403 problem, or the console's styled page."""
-    return _answer(request, 403, "The request failed the cross-site request forgery check.")
+    return _problem(403, "The request failed the cross-site request forgery check.")
 
 
 class RefuseNulMiddleware:

@@ -12,9 +12,10 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from vtn import mqtt, selectors
-from vtn.api.problems import NotFound
 from vtn.api.views import OpenADRView
+from vtn.auth.authentication import caller_of
 from vtn.auth.scopes import READ_ALL, READ_TARGETS, READ_VEN_OBJECTS
+from vtn.errors import NotFound
 from vtn.notifiers import offered_bindings
 
 READ_ANY = frozenset({READ_ALL, READ_TARGETS, READ_VEN_OBJECTS})
@@ -52,7 +53,7 @@ class ProgramTopics(OpenADRView):
 
     def get(self, request: Request, program_id: str) -> Response:
         _require_mqtt()
-        if not selectors.programs(request.user).filter(pk=program_id).exists():
+        if not selectors.programs(caller_of(request)).filter(pk=program_id).exists():
             raise NotFound("No program with this ID exists, or it is not visible to this client.")
         if self.events:
             return Response(mqtt.topics("EVENT", program_id=program_id))
@@ -67,7 +68,7 @@ class VenTopics(OpenADRView):
 
     def get(self, request: Request, ven_id: str) -> Response:
         _require_mqtt()
-        if not selectors.vens(request.user).filter(pk=ven_id).exists():
+        if not selectors.vens(caller_of(request)).filter(pk=ven_id).exists():
             raise NotFound("No ven with this ID exists, or it is not visible to this client.")
         if self.object_type is None:
             return Response(mqtt.topics(ven_id=ven_id, create=False))

@@ -28,7 +28,7 @@ PROBLEM_SCHEMA = {
 }
 
 # Every operation can meet these; 404 and 409 where they apply (below).
-COMMON = (400, 401, 403, 429, 500)
+COMMON: tuple[int, ...] = (400, 401, 403, 429, 500)
 WRITES = ("post", "put", "patch", "delete")
 
 

@@ -1,13 +1,17 @@
-"""RFC 7807 problem documents for every error the API returns."""
+"""RFC 7807 problem documents for every error the API returns: the domain errors of
+:mod:`vtn.errors`, DRF's own exceptions and Django's 404, rendered alike."""
 
 from __future__ import annotations
 
 import logging
 
-from django.http import Http404
-from rest_framework import exceptions, status
+from django.http import Http404, JsonResponse
+from rest_framework import exceptions
 from rest_framework.response import Response
 from rest_framework.views import set_rollback
+
+from vtn.api import statuses
+from vtn.errors import NotFound, Problem
 
 logger = logging.getLogger(__name__)
 
@@ -16,36 +20,6 @@ logger = logging.getLogger(__name__)
 # (what both OpenADR documents declare, the default) or application/problem+json.
 PROBLEM_CONTENT_TYPE = "application/problem+json"
 JSON_CONTENT_TYPE = "application/json"
-
-
-class Problem(exceptions.APIException):
-    """An API error with its HTTP status, a short title and a specific detail."""
-
-    status_code = status.HTTP_400_BAD_REQUEST
-    title = "Bad Request"
-
-    def __init__(self, detail: str, *, errors: list[str] | None = None):
-        super().__init__(detail)
-        self.errors = errors or []
-
-
-class BadRequest(Problem):
-    pass
-
-
-class NotFound(Problem):
-    status_code = status.HTTP_404_NOT_FOUND
-    title = "Not Found"
-
-
-class Conflict(Problem):
-    status_code = status.HTTP_409_CONFLICT
-    title = "Conflict"
-
-
-class Forbidden(Problem):
-    status_code = status.HTTP_403_FORBIDDEN
-    title = "Forbidden"
 
 
 TITLES = {
@@ -79,6 +53,24 @@ def problem_response(status_code: int, detail: str, *, errors: list[str] | None 
                      headers: dict | None = None) -> Response:
     response = Response(problem_body(status_code, detail, errors=errors), status=status_code,
                         headers=headers, content_type=PROBLEM_CONTENT_TYPE)
+    return response
+
+
+def unauthorized(detail: str, *, error: str = "invalid_token") -> JsonResponse:
+    """401 problem+json with an RFC 6750 challenge."""
+    response = JsonResponse(problem_body(401, detail) | {"error": error}, status=401,
+                            content_type=PROBLEM_CONTENT_TYPE)
+    response["WWW-Authenticate"] = f'Bearer realm="openadr", error="{error}"'
+    response["Cache-Control"] = "no-store"
+    return response
+
+
+def too_many_requests(detail: str, wait: int, **extra: object) -> JsonResponse:
+    """429 problem+json with Retry-After (seconds)."""
+    response = JsonResponse(problem_body(429, detail) | extra, status=429,
+                            content_type=PROBLEM_CONTENT_TYPE)
+    response["Retry-After"] = str(wait)
+    response["Cache-Control"] = "no-store"
     return response
 
 
@@ -126,8 +118,6 @@ def _undocumented_status(status_code: int, context: dict) -> bool:
     request = context.get("request")
     if wire is None or request is None:
         return False
-    from vtn.api import statuses  # imports the documents; only OpenADR views need it
-
     base = f"/openadr3/{wire.version}"
     path = request.path_info
     if not path.startswith(base):
@@ -146,11 +136,12 @@ def problem_exception_handler(exc: Exception, context: dict) -> Response | None:
     headers: dict = {}
     if isinstance(exc, Http404):
         exc = NotFound("The requested object does not exist or is not visible to this client.")
-    if isinstance(exc, exceptions.APIException):
-        if getattr(exc, "auth_header", None):
-            headers["WWW-Authenticate"] = exc.auth_header
-        if getattr(exc, "wait", None):
-            headers["Retry-After"] = str(int(exc.wait))
+    if isinstance(exc, (Problem, exceptions.APIException)):
+        auth_header, wait = getattr(exc, "auth_header", None), getattr(exc, "wait", None)
+        if auth_header:
+            headers["WWW-Authenticate"] = auth_header
+        if wait:
+            headers["Retry-After"] = str(int(wait))
         detail = exc.detail
         errors = getattr(exc, "errors", None)
         if isinstance(detail, (list, dict)):

@@ -5,8 +5,8 @@ from __future__ import annotations
 from django.urls import path, re_path
 
 from vtn.api import auth_views, docs_views, notifier_views, views
-from vtn.api.serializers.base import WireFormat
 from vtn.schemas import VERSION_31
+from vtn.wire.base import WireFormat
 
 OBJECT_ID = r"(?P<{name}>[a-zA-Z0-9_-]{{1,128}})"
 

@@ -13,9 +13,9 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from vtn import idempotency, selectors, services
-from vtn.api.problems import NotFound
-from vtn.api.serializers.base import WireFormat
+from vtn import selectors, services
+from vtn.api import idempotency
+from vtn.auth.authentication import caller_of
 from vtn.auth.scopes import (
     READ_OWNED,
     READ_TARGETED,
@@ -25,8 +25,10 @@ from vtn.auth.scopes import (
     WRITE_SUBSCRIPTIONS,
     WRITE_VENS,
 )
+from vtn.errors import NotFound
 from vtn.generations import ProcessCache
 from vtn.models import Resource, Ven
+from vtn.wire.base import WireFormat
 
 NOT_FOUND = "No {kind} with this ID exists, or it is not visible to this client."
 
@@ -39,19 +41,21 @@ def _one(queryset: QuerySet, pk: str, kind: str):
 
 
 class OpenADRView(APIView):
-    wire: WireFormat = None  # set per version in the URL configuration
+    # Set per version in the URL configuration (as_view(wire=...)); as_view only accepts
+    # arguments that name an existing class attribute.
+    wire: WireFormat = None  # type: ignore[assignment]
 
     def page(self, request: Request, queryset: QuerySet) -> list:
         return selectors.page(queryset, self.wire.page(request.query_params))
 
-    def polled_list(self, request: Request, kind: str, build) -> Response:
+    def polled_list(self, request: Request, kind: str, build) -> HttpResponse:
         """Answer a polled list (programs, events) from this process's cache when fresh.
 
         The key holds everything the answer depends on: version, query, the targeting
         generation and the caller's granted labels (or BL), so VENs granted the same
         labels share one entry. ``build`` returns (body, valid_until or None).
         """
-        caller = request.user
+        caller = caller_of(request)
         audience = "BL" if caller.is_bl else selectors.granted_labels(caller)
         key = (self.wire.version, kind, caller.targeting_generation, audience,
                request.META.get("QUERY_STRING", ""))
@@ -75,17 +79,17 @@ class OpenADRView(APIView):
 
 
 # Rendered answers of polled lists, for this process (see OpenADRView.polled_list).
-_polled = ProcessCache()
+_polled: ProcessCache[tuple, tuple[bytes, float | None]] = ProcessCache()
 
 
 class ProgramList(OpenADRView):
     scopes = {"GET": READ_TARGETED, "POST": {WRITE_PROGRAMS}}
 
-    def get(self, request: Request) -> Response:
+    def get(self, request: Request) -> HttpResponse:
         def build() -> tuple[list, None]:
             filters = self.wire.filters(request.query_params)
-            visible = selectors.visible_labels(request.user, filters)
-            programs = self.page(request, selectors.programs(request.user, filters))
+            visible = selectors.visible_labels(caller_of(request), filters)
+            programs = self.page(request, selectors.programs(caller_of(request), filters))
             return [self.wire.program_out(p, visible) for p in programs], None
 
         return self.polled_list(request, "programs", build)
@@ -93,41 +97,41 @@ class ProgramList(OpenADRView):
     def post(self, request: Request) -> Response:
         return self.created(
             request, "PROGRAM",
-            lambda: services.save_program(caller=request.user,
+            lambda: services.save_program(caller=caller_of(request),
                                           data=self.wire.program_in(request.data)),
             lambda program: self.wire.program_out(program, None),
-            selectors.programs(request.user))
+            selectors.programs(caller_of(request)))
 
 
 class ProgramDetail(OpenADRView):
     scopes = {"GET": READ_TARGETED, "PUT": {WRITE_PROGRAMS}, "DELETE": {WRITE_PROGRAMS}}
 
     def get(self, request: Request, pk: str) -> Response:
-        program = _one(selectors.programs(request.user), pk, "program")
-        visible = selectors.visible_labels(request.user, selectors.Filters())
+        program = _one(selectors.programs(caller_of(request)), pk, "program")
+        visible = selectors.visible_labels(caller_of(request), selectors.Filters())
         return Response(self.wire.program_out(program, visible))
 
     def put(self, request: Request, pk: str) -> Response:
-        program = _one(selectors.programs(request.user), pk, "program")
+        program = _one(selectors.programs(caller_of(request)), pk, "program")
         data = self.wire.program_in(request.data)
-        program = services.save_program(caller=request.user, data=data, program=program)
+        program = services.save_program(caller=caller_of(request), data=data, program=program)
         return Response(self.wire.program_out(program, None))
 
     def delete(self, request: Request, pk: str) -> Response:
-        program = _one(selectors.programs(request.user), pk, "program")
+        program = _one(selectors.programs(caller_of(request)), pk, "program")
         body = self.wire.program_out(program, None)
-        services.delete_program(caller=request.user, program=program)
+        services.delete_program(caller=caller_of(request), program=program)
         return Response(body)
 
 
 class EventList(OpenADRView):
     scopes = {"GET": READ_TARGETED, "POST": {WRITE_EVENTS}}
 
-    def get(self, request: Request) -> Response:
+    def get(self, request: Request) -> HttpResponse:
         def build() -> tuple[list, float | None]:
             filters = self.wire.filters(request.query_params)
-            visible = selectors.visible_labels(request.user, filters)
-            queryset = selectors.events(request.user, filters)
+            visible = selectors.visible_labels(caller_of(request), filters)
+            queryset = selectors.events(caller_of(request), filters)
             events = self.page(request, queryset)
             # An `active` answer changes when a matching event ends: keep it until then.
             until = selectors.next_end(queryset) if filters.active_at else None
@@ -138,30 +142,30 @@ class EventList(OpenADRView):
     def post(self, request: Request) -> Response:
         return self.created(
             request, "EVENT",
-            lambda: services.save_event(caller=request.user,
+            lambda: services.save_event(caller=caller_of(request),
                                         data=self.wire.event_in(request.data)),
             lambda event: self.wire.event_out(event, None),
-            selectors.events(request.user))
+            selectors.events(caller_of(request)))
 
 
 class EventDetail(OpenADRView):
     scopes = {"GET": READ_TARGETED, "PUT": {WRITE_EVENTS}, "DELETE": {WRITE_EVENTS}}
 
     def get(self, request: Request, pk: str) -> Response:
-        event = _one(selectors.events(request.user), pk, "event")
-        visible = selectors.visible_labels(request.user, selectors.Filters())
+        event = _one(selectors.events(caller_of(request)), pk, "event")
+        visible = selectors.visible_labels(caller_of(request), selectors.Filters())
         return Response(self.wire.event_out(event, visible))
 
     def put(self, request: Request, pk: str) -> Response:
-        event = _one(selectors.events(request.user), pk, "event")
+        event = _one(selectors.events(caller_of(request)), pk, "event")
         data = self.wire.event_in(request.data)
-        event = services.save_event(caller=request.user, data=data, event=event)
+        event = services.save_event(caller=caller_of(request), data=data, event=event)
         return Response(self.wire.event_out(event, None))
 
     def delete(self, request: Request, pk: str) -> Response:
-        event = _one(selectors.events(request.user), pk, "event")
+        event = _one(selectors.events(caller_of(request)), pk, "event")
         body = self.wire.event_out(event, None)
-        services.delete_event(caller=request.user, event=event)
+        services.delete_event(caller=caller_of(request), event=event)
         return Response(body)
 
 
@@ -170,33 +174,34 @@ class ReportList(OpenADRView):
 
     def get(self, request: Request) -> Response:
         filters = self.wire.filters(request.query_params)
-        reports = self.page(request, selectors.reports(request.user, filters))
+        reports = self.page(request, selectors.reports(caller_of(request), filters))
         return Response([self.wire.report_out(r) for r in reports])
 
     def post(self, request: Request) -> Response:
         return self.created(
             request, "REPORT",
-            lambda: services.save_report(caller=request.user,
+            lambda: services.save_report(caller=caller_of(request),
                                          data=self.wire.report_in(request.data)),
-            self.wire.report_out, selectors.reports(request.user))
+            self.wire.report_out, selectors.reports(caller_of(request)))
 
 
 class ReportDetail(OpenADRView):
     scopes = {"GET": READ_OWNED, "PUT": {WRITE_REPORTS}, "DELETE": {WRITE_REPORTS}}
 
     def get(self, request: Request, pk: str) -> Response:
-        return Response(self.wire.report_out(_one(selectors.reports(request.user), pk, "report")))
+        report = _one(selectors.reports(caller_of(request)), pk, "report")
+        return Response(self.wire.report_out(report))
 
     def put(self, request: Request, pk: str) -> Response:
-        report = _one(selectors.reports(request.user), pk, "report")
+        report = _one(selectors.reports(caller_of(request)), pk, "report")
         data = self.wire.report_in(request.data)
-        report = services.save_report(caller=request.user, data=data, report=report)
+        report = services.save_report(caller=caller_of(request), data=data, report=report)
         return Response(self.wire.report_out(report))
 
     def delete(self, request: Request, pk: str) -> Response:
-        report = _one(selectors.reports(request.user), pk, "report")
+        report = _one(selectors.reports(caller_of(request)), pk, "report")
         body = self.wire.report_out(report)
-        services.delete_report(caller=request.user, report=report)
+        services.delete_report(caller=caller_of(request), report=report)
         return Response(body)
 
 
@@ -206,23 +211,23 @@ class SubscriptionList(OpenADRView):
     def get(self, request: Request) -> Response:
         filters = self.wire.filters(request.query_params)
         queryset = self.wire.expressible_subscriptions(
-            selectors.subscriptions(request.user, filters))
+            selectors.subscriptions(caller_of(request), filters))
         return Response([self.wire.subscription_out(s) for s in self.page(request, queryset)])
 
     def post(self, request: Request) -> Response:
         return self.created(
             request, "SUBSCRIPTION",
-            lambda: services.save_subscription(caller=request.user,
+            lambda: services.save_subscription(caller=caller_of(request),
                                                data=self.wire.subscription_in(request.data)),
             self.wire.subscription_out,
-            self.wire.expressible_subscriptions(selectors.subscriptions(request.user)))
+            self.wire.expressible_subscriptions(selectors.subscriptions(caller_of(request))))
 
 
 class SubscriptionDetail(OpenADRView):
     scopes = {"GET": READ_OWNED, "PUT": {WRITE_SUBSCRIPTIONS}, "DELETE": {WRITE_SUBSCRIPTIONS}}
 
     def _get(self, request: Request, pk: str):
-        queryset = self.wire.expressible_subscriptions(selectors.subscriptions(request.user))
+        queryset = self.wire.expressible_subscriptions(selectors.subscriptions(caller_of(request)))
         return _one(queryset, pk, "subscription")
 
     def get(self, request: Request, pk: str) -> Response:
@@ -231,14 +236,14 @@ class SubscriptionDetail(OpenADRView):
     def put(self, request: Request, pk: str) -> Response:
         subscription = self._get(request, pk)
         data = self.wire.subscription_in(request.data)
-        subscription = services.save_subscription(caller=request.user, data=data,
+        subscription = services.save_subscription(caller=caller_of(request), data=data,
                                                   subscription=subscription)
         return Response(self.wire.subscription_out(subscription))
 
     def delete(self, request: Request, pk: str) -> Response:
         subscription = self._get(request, pk)
         body = self.wire.subscription_out(subscription)
-        services.delete_subscription(caller=request.user, subscription=subscription)
+        services.delete_subscription(caller=caller_of(request), subscription=subscription)
         return Response(body)
 
 
@@ -247,34 +252,34 @@ class VenList(OpenADRView):
 
     def get(self, request: Request) -> Response:
         filters = self.wire.filters(request.query_params)
-        vens = self.page(request, selectors.vens(request.user, filters))
+        vens = self.page(request, selectors.vens(caller_of(request), filters))
         return Response([self.wire.ven_out(v) for v in vens])
 
     def post(self, request: Request) -> Response:
         def create() -> Ven:
-            data, resources = self.wire.ven_in(request.data, request.user)
-            return services.save_ven(caller=request.user, data=data, resources=resources)
+            data, resources = self.wire.ven_in(request.data, caller_of(request))
+            return services.save_ven(caller=caller_of(request), data=data, resources=resources)
 
         return self.created(request, "VEN", create, self.wire.ven_out,
-                            selectors.vens(request.user))
+                            selectors.vens(caller_of(request)))
 
 
 class VenDetail(OpenADRView):
     scopes = {"GET": READ_OWNED, "PUT": {WRITE_VENS}, "DELETE": {WRITE_VENS}}
 
     def get(self, request: Request, pk: str) -> Response:
-        return Response(self.wire.ven_out(_one(selectors.vens(request.user), pk, "ven")))
+        return Response(self.wire.ven_out(_one(selectors.vens(caller_of(request)), pk, "ven")))
 
     def put(self, request: Request, pk: str) -> Response:
-        ven = _one(selectors.vens(request.user), pk, "ven")
-        data, resources = self.wire.ven_in(request.data, request.user)
-        ven = services.save_ven(caller=request.user, data=data, ven=ven)
+        ven = _one(selectors.vens(caller_of(request)), pk, "ven")
+        data, resources = self.wire.ven_in(request.data, caller_of(request))
+        ven = services.save_ven(caller=caller_of(request), data=data, ven=ven)
         return Response(self.wire.ven_out(ven))
 
     def delete(self, request: Request, pk: str) -> Response:
-        ven = _one(selectors.vens(request.user), pk, "ven")
+        ven = _one(selectors.vens(caller_of(request)), pk, "ven")
         body = self.wire.ven_out(ven)
-        services.delete_ven(caller=request.user, ven=ven)
+        services.delete_ven(caller=caller_of(request), ven=ven)
         return Response(body)
 
 
@@ -286,27 +291,27 @@ class ResourceList(OpenADRView):
     def get(self, request: Request, ven_pk: str | None = None) -> Response:
         filters = self.wire.filters(request.query_params)
         if ven_pk is not None:
-            _one(selectors.vens(request.user), ven_pk, "ven")
+            _one(selectors.vens(caller_of(request)), ven_pk, "ven")
             filters = dataclasses.replace(filters, ven_id=ven_pk)
-        resources = self.page(request, selectors.resources(request.user, filters))
+        resources = self.page(request, selectors.resources(caller_of(request), filters))
         return Response([self.wire.resource_out(r) for r in resources])
 
     def post(self, request: Request, ven_pk: str | None = None) -> Response:
         def create() -> Resource:
-            data = self.wire.resource_in(request.data, request.user)
+            data = self.wire.resource_in(request.data, caller_of(request))
             ven_id = ven_pk if ven_pk is not None else data.pop("ven_id")
-            ven = _one(selectors.vens(request.user), ven_id, "ven")
-            return services.save_resource(caller=request.user, ven=ven, data=data)
+            ven = _one(selectors.vens(caller_of(request)), ven_id, "ven")
+            return services.save_resource(caller=caller_of(request), ven=ven, data=data)
 
         return self.created(request, "RESOURCE", create, self.wire.resource_out,
-                            selectors.resources(request.user))
+                            selectors.resources(caller_of(request)))
 
 
 class ResourceDetail(OpenADRView):
     scopes = {"GET": READ_OWNED, "PUT": {WRITE_VENS}, "DELETE": {WRITE_VENS}}
 
     def _get(self, request: Request, pk: str, ven_pk: str | None):
-        queryset = selectors.resources(request.user)
+        queryset = selectors.resources(caller_of(request))
         if ven_pk is not None:
             queryset = queryset.filter(ven_id=ven_pk)
         return _one(queryset, pk, "resource")
@@ -316,15 +321,15 @@ class ResourceDetail(OpenADRView):
 
     def put(self, request: Request, pk: str, ven_pk: str | None = None) -> Response:
         resource = self._get(request, pk, ven_pk)
-        data = self.wire.resource_in(request.data, request.user)
+        data = self.wire.resource_in(request.data, caller_of(request))
         ven_id = data.pop("ven_id", resource.ven_id)
-        ven = _one(selectors.vens(request.user), ven_id, "ven")
-        resource = services.save_resource(caller=request.user, ven=ven, data=data,
+        ven = _one(selectors.vens(caller_of(request)), ven_id, "ven")
+        resource = services.save_resource(caller=caller_of(request), ven=ven, data=data,
                                           resource=resource)
         return Response(self.wire.resource_out(resource))
 
     def delete(self, request: Request, pk: str, ven_pk: str | None = None) -> Response:
         resource = self._get(request, pk, ven_pk)
         body = self.wire.resource_out(resource)
-        services.delete_resource(caller=request.user, resource=resource)
+        services.delete_resource(caller=caller_of(request), resource=resource)
         return Response(body)

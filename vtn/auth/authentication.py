@@ -12,11 +12,13 @@ from __future__ import annotations
 
 import hashlib
 import time
+from typing import Any, cast
 
 from django.utils import timezone
-from oauth2_provider.models import get_access_token_model
+from oauth2_provider.models import AbstractAccessToken, get_access_token_model
 from rest_framework import exceptions
 from rest_framework.authentication import BaseAuthentication, get_authorization_header
+from rest_framework.request import Request
 
 from vtn import generations
 from vtn.auth import mtls, ratelimit, security_log
@@ -29,7 +31,17 @@ REALM = 'Bearer realm="openadr"'
 # or rotated client, a revoked certificate or a changed binding moves the auth generation,
 # so its cached tokens stop matching. Each entry carries the token's certificate binding
 # (or None) and whether its client requires mTLS, so binding checks run on cache hits too.
-_resolved_tokens = generations.ProcessCache()
+# (token checksum, auth generation) -> (expires, client_id, name, role, scopes, token,
+# bound certificate thumbprint, require_mtls)
+_resolved_tokens: generations.ProcessCache[tuple[str, int], tuple[Any, ...]] = \
+    generations.ProcessCache()
+
+
+def caller_of(request: Request) -> Caller:
+    """The :class:`Caller` an authenticated API request acts as. The OpenADR, dispatch,
+    settlement and conformance APIs authenticate with :class:`ClientTokenAuthentication`,
+    which puts a Caller in ``request.user``; this says so to the type checker."""
+    return cast(Caller, request.user)
 
 
 class InvalidToken(exceptions.AuthenticationFailed):
@@ -46,7 +58,7 @@ class ClientTokenAuthentication(BaseAuthentication):
     The token must exist, be unexpired and belong to a client that is not revoked.
     """
 
-    def authenticate(self, request) -> tuple[Caller, AccessToken] | None:
+    def authenticate(self, request) -> tuple[Caller, AbstractAccessToken] | None:
         header = get_authorization_header(request).split()
         if not header or header[0].lower() != b"bearer":
             return None
@@ -58,7 +70,7 @@ class ClientTokenAuthentication(BaseAuthentication):
             raise
 
     def _resolve(self, request, header: list[bytes], address: str
-                 ) -> tuple[Caller, AccessToken]:
+                 ) -> tuple[Caller, AbstractAccessToken]:
         if len(header) != 2:
             raise InvalidToken("Malformed Authorization header: expected 'Bearer <token>'.")
         try:
@@ -160,4 +172,3 @@ def _check_binding(request, client_id: str, bound: str | None, require_mtls: boo
     if peer.sha256 != bound:
         raise CertificateMismatch("This access token is bound to a different TLS client "
                                   "certificate.", client_id)
-

@@ -150,7 +150,7 @@ def write_crl(pki_dir: Path) -> Path:
     pki_dir = Path(pki_dir)
     ca = pki.load_ca(pki_dir)
     revoked = [(int(serial, 16), when) for serial, when in IssuedCertificate.objects.filter(
-        revoked_at__isnull=False).values_list("serial", "revoked_at")]
+        revoked_at__isnull=False).values_list("serial", "revoked_at") if when is not None]
     crl = pki.build_crl(ca, revoked)
     path = pki_dir / pki.CRL
     pki.write_public(path, crl.public_bytes(Encoding.PEM))

@@ -43,7 +43,10 @@ class ClientSecretHasher(BasePasswordHasher):
     algorithm = ALGORITHM
 
     def encode(self, password: str, salt: str) -> str:
-        self._check_encode_args(password, salt)
+        if password is None:
+            raise TypeError("password must be provided.")
+        if not salt or "$" in salt:
+            raise ValueError("salt must be provided and cannot contain $.")
         digest = hmac.new(_key(), f"{salt}${password}".encode(), hashlib.sha256).hexdigest()
         return f"{self.algorithm}${salt}${digest}"
 

@@ -10,9 +10,10 @@
   from anyone else it is dropped. The same goes for ``X-Forwarded-For`` (the client's
   address) and ``X-Forwarded-Proto`` (the scheme).
 
-:class:`ClientCertificateMiddleware` puts the result on the request as
-``request.client_cert`` (a :class:`PeerCertificate` or None) and refuses, with 401, any
-request presenting a certificate the operator revoked.
+:func:`attach_peer` puts the result on the request as
+``request.client_cert`` (a :class:`PeerCertificate` or None); the API's
+``ClientCertificateMiddleware`` (``vtn/api/middleware.py``) calls it on every request and
+refuses, with 401, any request presenting a certificate the operator revoked.
 """
 
 from __future__ import annotations
@@ -30,10 +31,10 @@ from urllib.parse import unquote
 from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
 from django.conf import settings
-from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.http import HttpRequest
 
 from vtn import generations
-from vtn.auth import ratelimit, security_log
+from vtn.models import IssuedCertificate
 
 logger = logging.getLogger("vtn.security")
 
@@ -42,7 +43,8 @@ META_THUMBPRINT = "VTN_CLIENT_CERT_SHA256"
 META_CLIENT_ADDR = "VTN_CLIENT_ADDR"
 VERIFY_HEADER = "HTTP_X_SSL_CLIENT_VERIFY"
 
-_revoked = generations.ProcessCache(max_entries=16)
+_revoked: generations.ProcessCache[int, frozenset[str]] = generations.ProcessCache(
+    max_entries=16)
 _parsed: dict[str, PeerCertificate] = {}
 _warned: dict[str, dt.date] = {}
 _lock = threading.Lock()
@@ -137,8 +139,6 @@ def revoked_certificates(auth_generation: int) -> frozenset[str]:
     (revoking a certificate bumps it, so every process sees the change at once)."""
     revoked = _revoked.get(auth_generation)
     if revoked is None:
-        from vtn.models import IssuedCertificate
-
         rows = IssuedCertificate.objects.filter(revoked_at__isnull=False).values_list(
             "sha256", "serial")
         revoked = frozenset(f"sha256:{s}" for s, _ in rows) | frozenset(
@@ -152,7 +152,7 @@ def current_generations(request: HttpRequest) -> tuple[int, int]:
     cached = getattr(request, "vtn_generations", None)
     if cached is None:
         cached = generations.current()
-        request.vtn_generations = cached
+        request.vtn_generations = cached  # type: ignore[attr-defined]  # per-request memo
     return cached
 
 
@@ -179,75 +179,29 @@ def warn_if_expiring(peer: PeerCertificate) -> None:
                    peer.not_after.isoformat(), left.days)
 
 
-def unauthorized(detail: str, *, error: str = "invalid_token") -> JsonResponse:
-    """401 problem+json with an RFC 6750 challenge."""
-    from vtn.api.problems import PROBLEM_CONTENT_TYPE, problem_body  # the API imports us
+def attach_peer(request: HttpRequest) -> PeerCertificate | None:
+    """Read the request's verified client certificate (own TLS socket, or a trusted
+    proxy's header), put it on the request as ``request.client_cert`` and return it.
 
-    response = JsonResponse(problem_body(401, detail) | {"error": error}, status=401,
-                            content_type=PROBLEM_CONTENT_TYPE)
-    response["WWW-Authenticate"] = f'Bearer realm="openadr", error="{error}"'
-    response["Cache-Control"] = "no-store"
-    return response
-
-
-def too_many_requests(detail: str, wait: int, **extra) -> JsonResponse:
-    """429 problem+json with Retry-After (seconds)."""
-    from vtn.api.problems import PROBLEM_CONTENT_TYPE, problem_body  # the API imports us
-
-    response = JsonResponse(problem_body(429, detail) | extra, status=429,
-                            content_type=PROBLEM_CONTENT_TYPE)
-    response["Retry-After"] = str(wait)
-    response["Cache-Control"] = "no-store"
-    return response
-
-
-class ClientCertificateMiddleware:
-    """Attach the verified client certificate (or None) to every request; refuse revoked
-    certificates with 401. Place it right after SecurityMiddleware."""
-
-    def __init__(self, get_response) -> None:
-        self.get_response = get_response
-
-    def __call__(self, request: HttpRequest) -> HttpResponse:
-        meta = request.META
-        cert_key = _header_meta_key(settings.VTN_CLIENT_CERT_HEADER)
-        meta.pop(META_THUMBPRINT, None)
-        meta.pop(META_CLIENT_ADDR, None)
-        if is_trusted_proxy(meta.get("REMOTE_ADDR", "")):
-            peer = _from_proxy(meta)
-            forwarded = meta.get("HTTP_X_FORWARDED_FOR", "").split(",")[-1].strip()
-            if forwarded:
-                meta[META_CLIENT_ADDR] = forwarded
-            if meta.get("HTTP_X_FORWARDED_PROTO", "").lower() == "https":
-                meta["wsgi.url_scheme"] = "https"
-        else:
-            # Never let a client speak for a proxy: drop what only a proxy may say.
-            for key in (cert_key, VERIFY_HEADER):
-                meta.pop(key, None)
-            peer = _from_socket(meta)
-        request.client_cert = peer
-        if peer is None:
-            return self.get_response(request)
+    Only a trusted proxy may speak for the client: from anyone else the proxy headers are
+    dropped. The thumbprint goes into META for the token endpoint's validator."""
+    meta = request.META
+    cert_key = _header_meta_key(settings.VTN_CLIENT_CERT_HEADER)
+    meta.pop(META_THUMBPRINT, None)
+    meta.pop(META_CLIENT_ADDR, None)
+    if is_trusted_proxy(meta.get("REMOTE_ADDR", "")):
+        peer = _from_proxy(meta)
+        forwarded = meta.get("HTTP_X_FORWARDED_FOR", "").split(",")[-1].strip()
+        if forwarded:
+            meta[META_CLIENT_ADDR] = forwarded
+        if meta.get("HTTP_X_FORWARDED_PROTO", "").lower() == "https":
+            meta["wsgi.url_scheme"] = "https"
+    else:
+        # Never let a client speak for a proxy: drop what only a proxy may say.
+        for key in (cert_key, VERIFY_HEADER):
+            meta.pop(key, None)
+        peer = _from_socket(meta)
+    request.client_cert = peer  # type: ignore[attr-defined]  # read by authentication
+    if peer is not None:
         meta[META_THUMBPRINT] = peer.sha256
-        if is_revoked(request, peer):
-            return self._refuse_revoked(request, peer)
-        warn_if_expiring(peer)
-        return self.get_response(request)
-
-    @staticmethod
-    def _refuse_revoked(request: HttpRequest, peer: PeerCertificate) -> HttpResponse:
-        address = client_address(request)
-        # Counted per (address, certificate): only whoever keeps presenting it is slowed.
-        verdict = ratelimit.register_failure(address, f"cert:{peer.sha256}")
-        if verdict.wait is not None:
-            if verdict.first:
-                security_log.record(security_log.Kind.RATE_LIMITED, remote_addr=address,
-                                    cert_sha256=peer.sha256,
-                                    detail=f"auth failures over budget (revoked certificate)"
-                                           f" at {request.method} {request.path}")
-            return too_many_requests("Too many failed authentications with this "
-                                     "certificate.", verdict.wait)
-        security_log.record(security_log.Kind.CERT_REVOKED, remote_addr=address,
-                            cert_sha256=peer.sha256,
-                            detail=f"serial {peer.serial} {peer.subject} {request.path}")
-        return unauthorized("The TLS client certificate has been revoked.")
+    return peer

@@ -138,7 +138,7 @@ _state = {"down_until": 0.0, "fallbacks": 0, "warned_at": 0.0}
 
 def fallback_count() -> int:
     """How many counter operations of this process used the local fallback since start."""
-    return _state["fallbacks"]
+    return int(_state["fallbacks"])
 
 
 def shared_cache_down() -> bool:

@@ -111,8 +111,8 @@ class VtnOAuth2Validator(OAuth2Validator):
         client_id, secret = presented_credentials(request)
         application = self._load_application(client_id, request) if client_id else None
         client = _vtn_client(application)
-        if client is not None and client.require_mtls:
-            if certificate_problem(client, presented) is not None:
+        if application is not None and client is not None and client.require_mtls:
+            if presented is None or certificate_problem(client, presented) is not None:
                 return False
             if secret:
                 if not super().authenticate_client(request, *args, **kwargs):

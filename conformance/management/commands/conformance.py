@@ -91,19 +91,24 @@ class Command(BaseCommand):
         except runner.RunError as exc:
             raise CommandError(str(exc)) from exc
         self.stderr.write(f"conformance run {run.pk} for {site}: {', '.join(run.scenarios)}")
-        run = runner.execute(run, log=lambda message: (self.stderr.write(message),
-                                                       self.stderr.flush()))
+        def log(message: str) -> None:
+            self.stderr.write(message)
+            self.stderr.flush()
+
+        run = runner.execute(run, log=log)
+        report = run.report
+        assert report is not None, "execute() always stores the run's report"
         out = options.get("out")
         if out:
             out.mkdir(parents=True, exist_ok=True)
-            (out / "report.json").write_text(reports.to_json(run.report))
-            (out / "report.html").write_text(reports.to_html(run.report))
+            (out / "report.json").write_text(reports.to_json(report))
+            (out / "report.html").write_text(reports.to_html(report))
         self.stdout.write(json.dumps({
-            "run": str(run.pk), "status": run.status, "passed": run.report["passed"],
-            "flags": run.report.get("flags", []),
-            "summary": run.report["summary"], "error": run.error or None,
+            "run": str(run.pk), "status": run.status, "passed": report["passed"],
+            "flags": report.get("flags", []),
+            "summary": report["summary"], "error": run.error or None,
             "failed": [f"{s['name']}/{c['name']}: {c['observed']}"
-                       for s in run.report["scenarios"] for c in s["checks"]
+                       for s in report["scenarios"] for c in s["checks"]
                        if not c["passed"]],
             "out": str(out) if out else None}, indent=2))
         return 0 if run.status == ConformanceRun.Status.PASSED else 1

@@ -29,7 +29,7 @@ class Command(BaseCommand):
 
     def handle(self, *args, action: str, **options) -> None:
         if action == "list":
-            result = [{"key": row.key, "failures": row.failures,
+            result: list[dict] | dict = [{"key": row.key, "failures": row.failures,
                        "last_failure": row.last_failure.isoformat(),
                        "locked_until": row.locked_until.isoformat()
                        if row.locked_until else None}

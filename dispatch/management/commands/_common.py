@@ -9,7 +9,7 @@ from decimal import Decimal, InvalidOperation
 
 from django.core.management.base import CommandError
 
-from vtn.api.problems import Problem
+from vtn.errors import Problem
 
 
 def iso_datetime(text: str) -> datetime:

@@ -12,10 +12,10 @@ from pathlib import Path
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from dispatch import audit, selectors, services
+from dispatch import audit, comms, selectors, services
 from dispatch.management.commands._common import decimal, dumps, iso_datetime, problem_error
 from dispatch.rules import URGENCIES, Timing
-from vtn.api.problems import Problem
+from vtn.errors import Problem
 
 
 class Command(BaseCommand):
@@ -54,7 +54,7 @@ class Command(BaseCommand):
         show.add_argument("--operator", default=None)
 
         export = sub.add_parser("audit-export", help="write a dispatch's audit export (verify "
-                                "it with `python -m dispatch.audit_chain verify FILE`)")
+                                "it with `gbflex-audit verify FILE`)")
         export.add_argument("ref")
         export.add_argument("--operator", default=None)
         export.add_argument("--out", required=True, help="file to write the JSON export to")
@@ -116,7 +116,7 @@ class Command(BaseCommand):
             unit=unit, product=product, contract=options["contract"], reference=options["ref"],
             service_start=options["start"], service_end=options["end"],
             status=options["status"], urgency=options["urgency"],
-            timings=self._timings(options, options["start"], setpoint_type),
+            timings=self._timings(options, options["start"], setpoint_type) or [],
             issued_by="cli", reason=options["reason"])
         return selectors.dispatch_as_dict(dispatch, history=True)
 
@@ -149,11 +149,9 @@ class Command(BaseCommand):
         out.write_text(json.dumps(document, indent=2, sort_keys=True) + "\n", encoding="utf-8")
         return {"file": str(out), "entries": len(document["entries"]),
                 "links": len(document["links"]), "headHash": document["headHash"],
-                "verify": f"python -m dispatch.audit_chain verify {out}"}
+                "verify": f"gbflex-audit verify {out}"}
 
     def _comms(self, **options) -> dict:
-        from dispatch import comms
-
         changes = comms.check_comms() if options["check"] else []
         return {"checked": options["check"],
                 "transitions": [{"site": str(c.site), "from": c.from_state, "to": c.to_state,

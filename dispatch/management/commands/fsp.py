@@ -16,7 +16,7 @@ from dispatch import registry, selectors, services
 from dispatch.management.commands._common import decimal, dumps, iso_datetime, problem_error
 from dispatch.mapping import duration
 from dispatch.models import Product
-from vtn.api.problems import Problem
+from vtn.errors import Problem
 
 
 class Command(BaseCommand):

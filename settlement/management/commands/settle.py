@@ -11,7 +11,7 @@ from django.core.management.base import BaseCommand, CommandError
 
 from dispatch.models import Contract
 from settlement import selectors, services
-from vtn.api.problems import Problem
+from vtn.errors import Problem
 
 
 class Command(BaseCommand):
@@ -38,19 +38,19 @@ class Command(BaseCommand):
             contracts = contracts.filter(fsp__identifier=options["fsp"])
         if options["contract"]:
             contracts = contracts.filter(identifier=options["contract"])
-        contracts = list(contracts)
-        if not contracts:
+        chosen = list(contracts)
+        if not chosen:
             raise CommandError("no contract matches")
         tty = sys.stderr.isatty()
         results = []
-        for index, contract in enumerate(contracts, start=1):
+        for index, contract in enumerate(chosen, start=1):
             row = services.settle_month(contract=contract, month=month)
             if options["issue"] and row.status == row.Status.DRAFT:
                 row = services.issue(statement_id=row.pk)
             results.append(selectors.statement_as_dict(row, document=True))
             if tty:
-                done = int(30 * index / len(contracts))
-                sys.stderr.write(f"\r[{'#' * done}{'.' * (30 - done)}] {index}/{len(contracts)}"
+                done = int(30 * index / len(chosen))
+                sys.stderr.write(f"\r[{'#' * done}{'.' * (30 - done)}] {index}/{len(chosen)}"
                                  f" {contract.operator.code}/{contract.identifier}")
                 sys.stderr.flush()
         if tty:

@@ -48,7 +48,7 @@ class Command(BaseCommand):
     def handle(self, *args, **options) -> None:
         since = parse_since(options["since"]) if options.get("since") else None
         kinds = options.get("kind") or [None]
-        rows = []
+        rows: list[SecurityEvent] = []
         for kind in kinds:
             rows.extend(security_log.events(kind=kind, client_id=options.get("client"),
                                             since=since, limit=options.get("limit")))

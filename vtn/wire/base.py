@@ -11,7 +11,9 @@ from django.http import QueryDict
 from django.utils import timezone
 
 from vtn import timing
-from vtn.api.problems import BadRequest
+from vtn.auth.caller import Caller
+from vtn.errors import BadRequest
+from vtn.models import Event, Program, Report, Resource, Subscription, Ven
 from vtn.schemas import BodyError, validate_body
 from vtn.selectors import Filters, Page
 
@@ -226,3 +228,42 @@ class WireFormat:
     def expressible_subscriptions(self, queryset: QuerySet) -> QuerySet:
         """Subscriptions this version can represent (all, unless a subclass narrows it)."""
         return queryset
+
+    # -- objects: each version maps request bodies in and objects out ---------------------
+    # ``visible`` is the caller's visible target labels (None: all of them).
+
+    def program_in(self, body: object) -> dict:
+        raise NotImplementedError
+
+    def program_out(self, program: Program, visible: frozenset[str] | None) -> dict:
+        raise NotImplementedError
+
+    def event_in(self, body: object) -> dict:
+        raise NotImplementedError
+
+    def event_out(self, event: Event, visible: frozenset[str] | None) -> dict:
+        raise NotImplementedError
+
+    def report_in(self, body: object) -> dict:
+        raise NotImplementedError
+
+    def report_out(self, report: Report) -> dict:
+        raise NotImplementedError
+
+    def subscription_in(self, body: object) -> dict:
+        raise NotImplementedError
+
+    def subscription_out(self, subscription: Subscription) -> dict:
+        raise NotImplementedError
+
+    def ven_in(self, body: object, caller: Caller) -> tuple[dict, list[dict]]:
+        raise NotImplementedError
+
+    def ven_out(self, ven: Ven) -> dict:
+        raise NotImplementedError
+
+    def resource_in(self, body: object, caller: Caller) -> dict:
+        raise NotImplementedError
+
+    def resource_out(self, resource: Resource) -> dict:
+        raise NotImplementedError

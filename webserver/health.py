@@ -19,6 +19,9 @@ from django.db import DEFAULT_DB_ALIAS, DatabaseError, connections
 from django.db.migrations.executor import MigrationExecutor
 from django.http import HttpRequest, JsonResponse
 from django.views.decorators.http import require_GET
+from kombu import Connection
+
+from dispatch.services import signing_keys_usable
 
 logger = logging.getLogger(__name__)
 # A passing migrations check is remembered this long (building the plan reads every
@@ -63,8 +66,6 @@ def check_migrations() -> bool:
 
 
 def check_signing_keys() -> bool:
-    from dispatch.services import signing_keys_usable
-
     if signing_keys_usable():
         return True
     logger.warning("readiness: an operator's signing key does not decrypt")
@@ -76,8 +77,6 @@ def check_broker() -> str:
     url = getattr(settings, "CELERY_BROKER_URL", "")
     if not url:
         return "in-process"
-    from kombu import Connection
-
     try:
         with Connection(url, connect_timeout=1,
                         transport_options={"socket_connect_timeout": 1}) as connection:

@@ -1,34 +1,41 @@
-"""Acknowledgements of the GB dispatch profile (pure, no ORM).
+"""Acknowledgements of the GB dispatch profile: the read-back document an FSP signs and
+the report payloads that carry it (docs/gb-dispatch-profile.md, section 7).
 
 An acknowledgement is one report interval on the dispatch's event whose payloads carry
 ``GB_ACK_STAGE``. Its payloads read the dispatch back as the FSP understood it, and
 ``GB_ACK_JWS`` is the FSP's compact JWS over the RFC 8785 canonical JSON of exactly that
-read-back (:func:`claim_document`). The VTN compares the read-back with the revision it
-names (:func:`expected_read_back`). Documented in docs/gb-dispatch-profile.md.
+read-back (:func:`claim_document`). The agent builds it with :func:`read_back` and
+:func:`ack_payloads`; the VTN reads it with :func:`parse_claim` and compares it with the
+revision it names (:func:`read_back_differences`).
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
-# Report payload types of an acknowledgement interval.
-GB_ACK_STAGE = "GB_ACK_STAGE"  # RECEIVED | ACTIONED | REFUSED
-GB_ACK_OUTCOME = "GB_ACK_OUTCOME"  # ACTIONED only: ACCEPTED | FAILED
-GB_ACK_REASON = "GB_ACK_REASON"  # why FAILED (optional) or REFUSED (required)
-GB_ACK_JWS = "GB_ACK_JWS"  # the FSP's compact JWS over claim_document()
-GB_ACK_STATUS = "GB_ACK_STATUS"  # the dispatch status as understood (RUN, STOP, ...)
-GB_DISPATCH_REF = "GB_DISPATCH_REF"
-GB_DISPATCH_UNIT = "GB_DISPATCH_UNIT"  # [fspId, unit reference]
-GB_REVISION = "GB_REVISION"
-GB_ACK_SETPOINTS = "GB_ACK_SETPOINTS"  # flat: setpointTime, volume, units, setpointType, ...
+from gbflex_profile import jose
+from gbflex_profile.vocabulary import (
+    ACTIONED,
+    ACTIONED_OUTCOMES,
+    GB_ACK_JWS,
+    GB_ACK_OUTCOME,
+    GB_ACK_REASON,
+    GB_ACK_SETPOINTS,
+    GB_ACK_STAGE,
+    GB_ACK_STATUS,
+    GB_DISPATCH_REF,
+    GB_DISPATCH_UNIT,
+    GB_REVISION,
+    RECEIVED,
+    REFUSED,
+    SETPOINT_FIELDS,
+    STAGES,
+)
 
-STAGES = ("RECEIVED", "ACTIONED", "REFUSED")
-# A REFUSED acknowledgement says the agent will not act on what it received (its signature
-# did not verify, or it could not be read): it reads back only what identifies the revision.
-REFUSED = "REFUSED"
-ACTIONED_OUTCOMES = ("ACCEPTED", "FAILED")
-SETPOINT_FIELDS = ("setpointTime", "volume", "units", "setpointType")
+if TYPE_CHECKING:
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 
 class AckFormatError(ValueError):
@@ -70,11 +77,11 @@ def _number(value: object) -> int | float:
 
 
 def claim_document(*, stage: str, status: str, dispatch_ref: str, fsp: str, unit: str,
-                   revision: int, setpoints: list[dict], outcome: str = "",
+                   revision: object, setpoints: list[dict], outcome: str = "",
                    reason: str = "") -> dict:
     """The document an FSP signs for one acknowledgement (the canonical read-back). A
     REFUSED one has no ``status`` and no ``setpoints``: the agent did not trust them."""
-    document = {"stage": stage, "dispatchRef": dispatch_ref, "fspId": fsp,
+    document: dict[str, object] = {"stage": stage, "dispatchRef": dispatch_ref, "fspId": fsp,
                 "dispatchUnit": unit, "revision": revision}
     if stage != REFUSED:
         document |= {"status": status, "setpoints": setpoints}
@@ -106,10 +113,10 @@ def parse_claim(payloads: list[Mapping]) -> AckClaim:
     stage = str(one(GB_ACK_STAGE) or "").upper()
     if stage not in STAGES:
         problems.append(f"{GB_ACK_STAGE} must be one of {', '.join(STAGES)}")
-    outcome = str(one(GB_ACK_OUTCOME, required=stage == "ACTIONED") or "").upper()
-    if stage == "ACTIONED" and outcome not in ACTIONED_OUTCOMES:
+    outcome = str(one(GB_ACK_OUTCOME, required=stage == ACTIONED) or "").upper()
+    if stage == ACTIONED and outcome not in ACTIONED_OUTCOMES:
         problems.append(f"{GB_ACK_OUTCOME} must be one of {', '.join(ACTIONED_OUTCOMES)}")
-    if stage == "RECEIVED" and outcome:
+    if stage == RECEIVED and outcome:
         problems.append(f"a RECEIVED acknowledgement carries no {GB_ACK_OUTCOME}")
     reason = str(one(GB_ACK_REASON, required=stage == REFUSED) or "")
     if stage == REFUSED:
@@ -151,7 +158,25 @@ def expected_read_back(document: Mapping) -> dict:
             "fspId": document["fspId"], "dispatchUnit": document["dispatchUnit"],
             "revision": document["revision"],
             "setpoints": [{name: timing[name] for name in SETPOINT_FIELDS}
-                          for timing in document["serviceTimings"]]}
+                          for timing in document.get("serviceTimings") or []]}
+
+
+def read_back(document: Mapping, *, stage: str, outcome: str = "", reason: str = "") -> dict:
+    """What an FSP signs to acknowledge the revision whose signed document is
+    ``document``: RECEIVED, or ACTIONED with an outcome (and a reason when it FAILED)."""
+    expected = expected_read_back(document)
+    return claim_document(stage=stage, status=expected["status"],
+                          dispatch_ref=expected["dispatchRef"], fsp=expected["fspId"],
+                          unit=expected["dispatchUnit"], revision=expected["revision"],
+                          setpoints=expected["setpoints"], outcome=outcome, reason=reason)
+
+
+def refusal(*, dispatch_ref: str, fsp: str, unit: str, revision: int | None,
+            reason: str) -> dict:
+    """What an FSP signs to refuse a revision it will not act on: only what identifies the
+    revision as the event claimed it, and why."""
+    return claim_document(stage=REFUSED, status="", dispatch_ref=dispatch_ref, fsp=fsp,
+                          unit=unit, revision=revision, setpoints=[], reason=reason)
 
 
 def read_back_differences(claimed: Mapping, document: Mapping) -> list[str]:
@@ -171,8 +196,8 @@ def read_back_differences(claimed: Mapping, document: Mapping) -> list[str]:
 
 
 def payloads_for(document: Mapping, jws: str) -> list[dict]:
-    """The report payloads of an acknowledgement whose signed document is ``document``
-    (what an FSP's agent sends; used by tests and as the reference encoding)."""
+    """The report payloads of an acknowledgement whose signed document is ``document`` and
+    whose JWS over it is ``jws`` (the one encoding; :func:`ack_payloads` signs too)."""
     payloads = [{"type": GB_ACK_STAGE, "values": [document["stage"]]}]
     if document.get("outcome"):
         payloads.append({"type": GB_ACK_OUTCOME, "values": [document["outcome"]]})
@@ -189,3 +214,9 @@ def payloads_for(document: Mapping, jws: str) -> list[dict]:
         payloads.append({"type": GB_ACK_SETPOINTS, "values": [
             point[name] for point in document["setpoints"] for name in SETPOINT_FIELDS]})
     return [*payloads, {"type": GB_ACK_JWS, "values": [jws]}]
+
+
+def ack_payloads(document: Mapping, key: Ed25519PrivateKey, kid: str) -> list[dict]:
+    """The payloads of one acknowledgement interval: ``document`` (from :func:`read_back`
+    or :func:`refusal`) signed with the site's key ``kid``."""
+    return payloads_for(document, jose.sign(document, key, kid))

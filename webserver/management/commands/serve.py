@@ -11,8 +11,8 @@ from __future__ import annotations
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from config import server
 from vtn import schemas
+from webserver import server
 
 
 class Command(BaseCommand):

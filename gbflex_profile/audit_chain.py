@@ -1,4 +1,5 @@
-"""The dispatch audit log's hash chain and its offline verifier (pure: no Django).
+"""The dispatch audit log's hash chain and its offline verifier (no Django: it installs
+with this package alone, so anyone holding an export can check it).
 
 Every entry has a body (sequence, time, kind, subject, jws, payload) and a link::
 
@@ -12,7 +13,7 @@ by showing just their ``sequence``, ``prevHash`` and ``bodyHash`` (no content).
 
 An export (``manage.py dispatch audit-export``) is checked offline with::
 
-    python -m dispatch.audit_chain verify FILE.json
+    python -m gbflex_profile.audit_chain verify FILE.json    (or: gbflex-audit verify FILE.json)
 
 which recomputes every hash, follows the links from the first exported entry to the
 last, and verifies every signature: operator signatures of ``revision_issued`` entries
@@ -30,7 +31,8 @@ import sys
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-from dispatch.signing import SignatureError, canonical_json, verify
+from gbflex_profile.canonical import canonical_json
+from gbflex_profile.jose import SignatureError, verify
 
 GENESIS = "0" * 64
 EXPORT_FORMAT = "gb-dispatch-audit-export/1"
@@ -48,7 +50,7 @@ def body_hash(body: Mapping) -> str:
     return sha256_hex(canonical_json({name: body[name] for name in BODY_FIELDS}))
 
 
-def link_hash(sequence: int, prev_hash: str, digest: str) -> str:
+def link_hash(sequence: int | None, prev_hash: str, digest: str) -> str:
     return sha256_hex(canonical_json({"sequence": sequence, "prevHash": prev_hash,
                                       "bodyHash": digest}))
 
@@ -156,7 +158,7 @@ def verify_export(export: Mapping) -> list[str]:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m dispatch.audit_chain",
+    parser = argparse.ArgumentParser(prog="gbflex-audit",
                                      description="Verify a GB dispatch audit export offline.")
     sub = parser.add_subparsers(dest="action", required=True)
     check = sub.add_parser("verify", help="check the hash chain and every signature")

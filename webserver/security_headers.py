@@ -10,7 +10,7 @@ page with inline styles and no scripts, does).
 Request bodies above ``VTN_MAX_BODY_BYTES`` are refused with 413 and a problem body
 before any view reads them (by their Content-Length; Django reads no body without one,
 and ``DATA_UPLOAD_MAX_MEMORY_SIZE`` is the same limit for form bodies, also answered 413 by
-``vtn.api.errors.bad_request``).
+``webserver.handlers.bad_request``).
 """
 
 from __future__ import annotations
@@ -23,9 +23,6 @@ from django.http import HttpRequest, HttpResponse
 from vtn.api.errors import too_large
 
 CSP = "Content-Security-Policy"
-# A standalone page with inline styles and no scripts at all.
-INLINE_STYLE_ONLY_CSP = ("default-src 'none'; style-src 'unsafe-inline'; img-src 'self' data:; "
-                         "base-uri 'none'; form-action 'self'; frame-ancestors 'none'")
 
 
 DRAIN_MAX_BYTES = 16 * 1024 * 1024

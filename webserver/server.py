@@ -18,7 +18,12 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from django.conf import settings
+from django.db import connections
 from gunicorn.app.base import BaseApplication
+from gunicorn.util import import_app
+
+from vtn import serving
 
 WSGI_APP = "config.wsgi:application"
 DEFAULT_BIND = "127.0.0.1:8443"
@@ -148,8 +153,6 @@ def _route_logs_to_stdout() -> None:
 
 
 def _start_serving_heartbeat(worker) -> None:
-    from vtn import serving
-
     serving.start_beating()
 
 
@@ -164,7 +167,7 @@ class VtnServer(BaseApplication):
     def gunicorn_settings(self) -> dict:
         """The gunicorn settings this server runs with (exposed for inspection)."""
         o = self.options
-        settings = {
+        chosen = {
             "bind": [o.bind],
             "workers": o.workers,
             "threads": o.threads,
@@ -186,19 +189,17 @@ class VtnServer(BaseApplication):
             "post_worker_init": _start_serving_heartbeat,
         }
         if not o.insecure_http:
-            settings |= {"certfile": o.tls_cert, "keyfile": o.tls_key,
+            chosen |= {"certfile": o.tls_cert, "keyfile": o.tls_key,
                          "ssl_context": _ssl_context_hook, "ciphers": TLS12_CIPHERS}
             if o.tls_client_ca:
-                settings |= {"ca_certs": o.tls_client_ca, "cert_reqs": ssl.CERT_OPTIONAL}
-        return settings
+                chosen |= {"ca_certs": o.tls_client_ca, "cert_reqs": ssl.CERT_OPTIONAL}
+        return chosen
 
     def load_config(self) -> None:
         for key, value in self.gunicorn_settings().items():
             self.cfg.set(key, value)
 
     def load(self) -> Callable:
-        from gunicorn.util import import_app
-
         application = import_app(self.options.wsgi_app)
         _route_logs_to_stdout()
         return application
@@ -217,9 +218,6 @@ def run(options: ServerOptions) -> None:
             raise ServerConfigError(
                 f"cannot load the TLS certificate {options.tls_cert} with key "
                 f"{options.tls_key}: {exc}") from exc
-    from django.conf import settings
-    from django.db import connections
-
     connections.close_all()  # workers are forked: never share the master's connections
     for database in connections.settings.values():
         if database["ENGINE"] == "django.db.backends.sqlite3":

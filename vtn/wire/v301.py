@@ -13,8 +13,11 @@ from django.db.models import QuerySet
 from django.http import QueryDict
 
 from vtn import targets as target_rules
-from vtn.api.problems import BadRequest
-from vtn.api.serializers.base import (
+from vtn.auth.caller import Caller
+from vtn.errors import BadRequest
+from vtn.models import Event, Program, Report, Resource, Subscription, Ven
+from vtn.schemas import VERSION_301
+from vtn.wire.base import (
     EVENT_PAYLOAD_DESCRIPTOR,
     REPORT_PAYLOAD_DESCRIPTOR,
     WireFormat,
@@ -26,9 +29,6 @@ from vtn.api.serializers.base import (
     report_resources_out,
     with_descriptor_types,
 )
-from vtn.auth.caller import Caller
-from vtn.models import Event, Program, Report, Resource, Subscription, Ven
-from vtn.schemas import VERSION_301
 
 # 3.0.1 program properties and the 3.1 program attribute types that carry them.
 PROGRAM_ATTRIBUTES = {

@@ -7,8 +7,11 @@ from datetime import datetime
 from django.http import QueryDict
 
 from vtn import targets as target_rules
-from vtn.api.problems import BadRequest, Forbidden
-from vtn.api.serializers.base import (
+from vtn.auth.caller import Caller
+from vtn.errors import BadRequest, Forbidden
+from vtn.models import Event, Program, Report, Resource, Subscription, Ven
+from vtn.schemas import VERSION_31
+from vtn.wire.base import (
     EVENT_PAYLOAD_DESCRIPTOR,
     REPORT_PAYLOAD_DESCRIPTOR,
     WireFormat,
@@ -20,9 +23,6 @@ from vtn.api.serializers.base import (
     report_resources_out,
     with_descriptor_types,
 )
-from vtn.auth.caller import Caller
-from vtn.models import Event, Program, Report, Resource, Subscription, Ven
-from vtn.schemas import VERSION_31
 
 BL_VEN_REQUEST = "BL_VEN_REQUEST"
 VEN_VEN_REQUEST = "VEN_VEN_REQUEST"

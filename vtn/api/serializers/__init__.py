@@ -1,1 +1,0 @@
-"""Wire formats: one serializer module per OpenADR version over the one internal model."""

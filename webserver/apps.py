@@ -1,0 +1,6 @@
+from django.apps import AppConfig
+
+
+class WebserverConfig(AppConfig):
+    name = "webserver"
+    verbose_name = "Web server"
