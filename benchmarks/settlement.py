@@ -70,7 +70,7 @@ def seed(units: int, seed_value: int) -> dict:
     """Everything a month's statements need, through the real services where it matters."""
     from django.db import connection, transaction
 
-    from dispatch import registry, services
+    from dispatch import issuing, onboarding, programs, registry
     from dispatch.models import (
         AvailabilityDeclaration,
         DispatchUnit,
@@ -91,9 +91,9 @@ def seed(units: int, seed_value: int) -> dict:
         fsp = f"fsp{number:02d}"
         count = min(UNITS_PER_FSP, units - number * UNITS_PER_FSP)
         references = [f"u{number:02d}{index:03d}" for index in range(count)]
-        services.onboard_fsp(operator="ENWL", fsp=fsp, units=[
+        onboarding.onboard_fsp(operator="ENWL", fsp=fsp, units=[
             registry.parse_unit_spec(f"{ref}:200") for ref in references])
-        contracts.append(services.create_contract(
+        contracts.append(onboarding.create_contract(
             operator="ENWL", identifier=f"C-{number:02d}", fsp=fsp, product="DYNAMIC",
             units=references, availability_price=Decimal("4.50"),
             utilisation_price=PRICE_GBP_PER_MWH,
@@ -112,10 +112,10 @@ def seed(units: int, seed_value: int) -> dict:
                                       minutes=rng.choice((0, 30)))
             end = start + timedelta(hours=rng.choice((1, 2)))
             with transaction.atomic():
-                services.issue_dispatch(
+                issuing.issue_dispatch(
                     unit=unit, service_start=start, service_end=end,
                     timings=[Timing(setpoint_time=start, volume=Decimal(rng.choice((40, 60))))],
-                    product=services.find_product("DYNAMIC"), issued_by="bench",
+                    product=programs.find_product("DYNAMIC"), issued_by="bench",
                     now=start - timedelta(hours=2))
             windows.append((start, end))
             dispatch_count += 1

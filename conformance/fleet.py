@@ -29,7 +29,7 @@ from django.conf import settings
 from django.db import connection, transaction
 
 from conformance.models import ConformanceRun
-from dispatch import registry, services
+from dispatch import onboarding, programs, registry, site_keys
 from dispatch.models import Contract, FspSite, SiteSigningKey
 from gbflex_profile import jose
 from vtn.auth.services import rotate_secret
@@ -210,8 +210,8 @@ def _ensure_site(operator: str, name: str, units: tuple) -> tuple[FspSite, str]:
     if site is None:
         specs = [registry.UnitSpec(reference=ref, capacity_kw=Decimal(kw), direction=direction)
                  for ref, kw, direction in units]
-        result = services.onboard_fsp(operator=operator, fsp=FLEET_FSP, units=specs, site=name,
-                                      fsp_name="Demo fleet")
+        result = onboarding.onboard_fsp(operator=operator, fsp=FLEET_FSP, units=specs, site=name,
+                                        fsp_name="Demo fleet")
         site = FspSite.objects.select_related("ven").get(ven__client_id=result["client_id"])
         secret = result["client_secret"]
     else:
@@ -222,10 +222,10 @@ def _ensure_site(operator: str, name: str, units: tuple) -> tuple[FspSite, str]:
         identifier = f"FLEET-{name}-{product.replace('_', '')}"
         if references and not Contract.objects.filter(operator__code=operator,
                                                       identifier=identifier).exists():
-            services.create_contract(operator=operator, identifier=identifier, fsp=FLEET_FSP,
-                                     product=product, units=references,
-                                     availability_price=AVAILABILITY_PRICE,
-                                     utilisation_price=UTILISATION_PRICE)
+            onboarding.create_contract(operator=operator, identifier=identifier, fsp=FLEET_FSP,
+                                       product=product, units=references,
+                                       availability_price=AVAILABILITY_PRICE,
+                                       utilisation_price=UTILISATION_PRICE)
     return site, secret
 
 
@@ -240,13 +240,13 @@ def _ensure_key(site: FspSite, key_path: Path) -> str:
     x = jose.public_jwk(key, "k")["x"]
     kid = f"fleet-{site.name}-{x[:8].replace('-', 'a').replace('_', 'b')}"
     if not SiteSigningKey.objects.filter(site=site, kid=kid).exists():
-        services.register_site_key(site=site, jwk=jose.public_jwk(key, kid))
+        site_keys.register_site_key(site=site, jwk=jose.public_jwk(key, kid))
     return kid
 
 
 def prepare(*, base_url: str, pki_dir: Path, root: Path | None = None) -> Fleet:
     """Onboard the demo fleet (idempotent) and write each site's agent configuration."""
-    services.load_products()
+    programs.load_products()
     operator = settings.CONFORMANCE_OPERATOR
     root = Path(root or Path(settings.VAR_DIR) / "fleet")
     sites = []

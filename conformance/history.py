@@ -7,10 +7,10 @@ Everything goes through the real paths, as the fleet site's VEN and as the opera
 - readings are a readings CSV turned into metering reports by the agent's own parser
   (``ven_client.reports``) and written as the site's VEN through ``vtn.services``; the
   VTN's report intake (``dispatch.intake``) stores them;
-- dispatches are issued with ``dispatch.services.issue_dispatch`` at a past instruction
+- dispatches are issued with ``dispatch.issuing.issue_dispatch`` at a past instruction
   time; their RECEIVED and ACTIONED acknowledgements are signed with the site's key by
   the profile code the agent signs with (``gbflex_profile.acks``), sent as reports and judged by
-  ``dispatch.services.record_acknowledgements`` at the time the site would have sent them;
+  ``dispatch.acknowledgements.record_acknowledgements`` at the time the site would have sent them;
 - the previous month's statement is computed, issued, accepted as the FSP and finalised
   with ``settlement.services``.
 
@@ -33,7 +33,7 @@ from django.db.models import Max
 from django.utils import timezone
 
 from conformance.fleet import FLEET_FSP, Fleet, FleetSite
-from dispatch import fsp_events, services
+from dispatch import acknowledgements, fsp_events, issuing
 from dispatch.models import (
     Contract,
     DispatchInstruction,
@@ -41,7 +41,7 @@ from dispatch.models import (
     FspSite,
     MeterReading,
 )
-from dispatch.rules import Timing
+from dispatch.rules import Timing, iso
 from gbflex_profile import acks, jose
 from gbflex_profile.vocabulary import ACTIONED, RECEIVED
 from settlement import services as settlement
@@ -79,10 +79,6 @@ class HistorySummary:
 def _half_hour_floor(instant: datetime) -> datetime:
     instant = instant.astimezone(UTC).replace(second=0, microsecond=0)
     return instant.replace(minute=0 if instant.minute < 30 else 30)
-
-
-def _iso(instant: datetime) -> str:
-    return instant.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def _caller(site: FspSite) -> Caller:
@@ -131,7 +127,7 @@ def _send_readings(site: FspSite, units: list[DispatchUnit], since: datetime,
     start = max(since, latest + HALF_HOUR) if latest else since
     rows = ["unit,start,duration,type,value"]
     while start + HALF_HOUR <= until:
-        rows += [f"{unit.reference},{_iso(start)},PT30M,USAGE,{_kwh(unit, start, plan)}"
+        rows += [f"{unit.reference},{iso(start)},PT30M,USAGE,{_kwh(unit, start, plan)}"
                  for unit in units]
         start += HALF_HOUR
     if len(rows) == 1:
@@ -167,7 +163,7 @@ def _acknowledge(site: FspSite, instruction: DispatchInstruction, key, kid: str,
         with transaction.atomic():
             report = vtn_services.save_report(caller=caller, data=_WIRE.report_in(body))
             # Judged at the time it was sent; the receiver after commit sees it recorded.
-            recorded += len(services.record_acknowledgements(
+            recorded += len(acknowledgements.record_acknowledgements(
                 report, now=issued_at + timedelta(minutes=minutes)))
     return recorded
 
@@ -203,7 +199,7 @@ def load(fleet: Fleet, *, now: datetime | None = None) -> HistorySummary:
                                               reference=reference).exists():
             continue
         issued_at = start - timedelta(hours=2)
-        instruction = services.issue_dispatch(
+        instruction = issuing.issue_dispatch(
             unit=next(u for u in units if u.reference == unit_ref), service_start=start,
             service_end=end, product=contract.product, contract=contract.identifier,
             timings=[Timing(setpoint_time=start, volume=Decimal(kw), setpoint_type="delta")],

@@ -26,7 +26,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from conformance.models import SandboxFsp
-from dispatch import registry, services
+from dispatch import onboarding, programs, registry
 from dispatch.models import Fsp
 from vtn.auth import certificates
 from vtn.auth import services as auth_services
@@ -83,7 +83,7 @@ def _check_limits(remote_addr: str) -> None:
 def sandbox_contracts(*, operator: str, fsp: str, units: list[registry.UnitSpec]) -> list[str]:
     """The sandbox contracts of an FSP: RESTORE over every unit, MW_DISPATCH over the
     export units. Existing ones are kept."""
-    services.load_products()
+    programs.load_products()
     made = []
     plans = [("RESTORE", [u.reference for u in units]),
              ("MW_DISPATCH", [u.reference for u in units if u.direction == "export"])]
@@ -92,8 +92,8 @@ def sandbox_contracts(*, operator: str, fsp: str, units: list[registry.UnitSpec]
             continue
         identifier = f"SBX-{fsp}-{product.replace('_', '')}"[:63]
         try:
-            services.create_contract(operator=operator, identifier=identifier, fsp=fsp,
-                                     product=product, units=references)
+            onboarding.create_contract(operator=operator, identifier=identifier, fsp=fsp,
+                                       product=product, units=references)
         except Conflict:
             pass
         made.append(identifier)
@@ -118,8 +118,8 @@ def onboard(*, fsp: str, units: object, remote_addr: str = "", pki_dir: Path | N
                    or Path(settings.VAR_DIR) / "pki")
     out_dir = Path(tempfile.mkdtemp(prefix="conformance-onboard-"))
     try:
-        result = services.onboard_fsp(operator=operator, fsp=fsp, units=specs, site=SITE,
-                                      fsp_name=fsp, pki_dir=pki_dir, out_dir=out_dir)
+        result = onboarding.onboard_fsp(operator=operator, fsp=fsp, units=specs, site=SITE,
+                                        fsp_name=fsp, pki_dir=pki_dir, out_dir=out_dir)
         bundle = result.get("certificate") or {}
         pems = {}
         for name, key in (("cert_pem", "cert_path"), ("key_pem", "key_path"),

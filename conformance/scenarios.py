@@ -3,7 +3,7 @@
 recorded (docs/conformance.md says exactly what each expects).
 
 A scenario is a function of a :class:`Context` returning its checks. Dispatches are issued
-through ``dispatch.services`` under the site's contract for a product without notice
+through ``dispatch.issuing`` under the site's contract for a product without notice
 period (RESTORE or MW_DISPATCH), for the next whole hour, so they can start at once.
 """
 
@@ -25,7 +25,7 @@ from django.utils import timezone
 from conformance import checks, evidence
 from conformance.checks import Check
 from conformance.models import ConformanceRun, FaultHit, InjectedFault, SandboxFsp
-from dispatch import comms, fsp_events, rules, services
+from dispatch import comms, fsp_events, issuing, programs, rules, signing_keys
 from dispatch.models import (
     Acknowledgement,
     Contract,
@@ -174,7 +174,7 @@ class Context:
 
     def _dispatchable(self) -> tuple[DispatchUnit, Contract]:
         def no_notice(contract: Contract | None) -> bool:  # with the operator's own values
-            return contract is not None and not services.product_parameters(
+            return contract is not None and not programs.product_parameters(
                 contract.operator, contract.product)["notice_period"]
 
         for code in PREFERRED_PRODUCTS:
@@ -215,7 +215,7 @@ class Context:
               reason: str = "") -> DispatchInstruction:
         now = timezone.now()
         start = now.replace(minute=0, second=0, microsecond=0) + timedelta(hours=1)
-        dispatch = retrying(lambda: services.issue_dispatch(
+        dispatch = retrying(lambda: issuing.issue_dispatch(
             unit=self.unit, product=self.contract.product, contract=self.contract.identifier,
             service_start=start, service_end=start + timedelta(hours=1),
             timings=self.timings(fractions, start), status=status,
@@ -229,7 +229,7 @@ class Context:
                fractions: tuple[float, ...] | None = None) -> int:
         dispatch.refresh_from_db()
         timings = self.timings(fractions, dispatch.service_start) if fractions else None
-        revision = retrying(lambda: services.revise_dispatch(
+        revision = retrying(lambda: issuing.revise_dispatch(
             dispatch=dispatch, status=status, timings=timings, issued_by=ISSUER,
             reason="conformance scenario"))
         self.log(f"revised {dispatch.reference}: revision {revision.number} "
@@ -238,7 +238,7 @@ class Context:
 
     def stop(self, dispatch: DispatchInstruction, *, emergency: bool = False) -> int:
         dispatch.refresh_from_db()
-        revision = retrying(lambda: services.stop_dispatch(
+        revision = retrying(lambda: issuing.stop_dispatch(
             dispatch=dispatch, emergency=emergency, issued_by=ISSUER,
             reason="conformance scenario"))
         self.log(f"{'emergency-' if emergency else ''}stopped {dispatch.reference}: revision "
@@ -407,7 +407,7 @@ def _rotate(ctx: Context, operator: NetworkOperator) -> SigningKey:
     rotates as ``dispatch rotate-key`` does."""
     fsp = ctx.site.fsp
     if not (SandboxFsp.objects.filter(fsp=fsp).exists() or fsp.identifier == SANDBOX_FLEET_FSP):
-        return services.rotate_signing_key(operator=operator.code)
+        return signing_keys.rotate_signing_key(operator=operator.code)
     outside = Fsp.objects.filter(operator=operator, sandbox_enrolment__isnull=True).exclude(
         identifier=SANDBOX_FLEET_FSP)
     if outside.exists():
@@ -415,7 +415,7 @@ def _rotate(ctx: Context, operator: NetworkOperator) -> SigningKey:
             f"operator {operator.code} also serves FSPs outside the sandbox "
             f"({', '.join(outside.values_list('identifier', flat=True)[:5])}); the sandbox "
             "does not rotate its signing key. Use a sandbox-only CONFORMANCE_OPERATOR.")
-    return services.rotate_signing_key(
+    return signing_keys.rotate_signing_key(
         operator=operator.code,
         verify_for=timedelta(minutes=settings.CONFORMANCE_ROTATED_KEY_VERIFY_MINUTES),
         keep_retired=settings.CONFORMANCE_ROTATED_KEYS_KEPT)

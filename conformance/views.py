@@ -23,7 +23,7 @@ from conformance import report as reports
 from conformance.models import ConformanceRun
 from conformance.scenarios import ORDER, SCENARIOS, Options
 from conformance.schema import OnboardSerializer, RunRequestSerializer
-from dispatch import services
+from dispatch import site_keys
 from vtn import pki
 from vtn.auth import mtls
 from vtn.auth.authentication import caller_of
@@ -169,7 +169,7 @@ class Runs(SandboxApiView):
     @extend_schema(request=RunRequestSerializer, responses={202: dict})
     def post(self, request: Request) -> Response:
         body = request.data if isinstance(request.data, dict) else {}
-        site = services.site_of_client(caller_of(request).client_id)
+        site = site_keys.site_of_client(caller_of(request).client_id)
         options: dict[str, Any] = {}
         for name, (field, low, high) in OPTION_BOUNDS.items():
             if body.get(name) is None:

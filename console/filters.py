@@ -1,6 +1,6 @@
 """The filters of the console's lists (django-filter FilterSets over the selectors'
 querysets). They only narrow what a list shows; paging is ``console.views.common.paged``.
-Statements keep ``settlement.selectors.StatementFilters``, the filter the settlement API
+Statements use ``settlement.filters.StatementFilterSet``, the filter the settlement API
 uses too."""
 
 from __future__ import annotations

@@ -12,6 +12,7 @@ from django.db.models import QuerySet
 from django.utils import timezone
 
 from dispatch import selectors as dispatch_selectors
+from dispatch.api.serializers import DispatchHistorySerializer, SiteSerializer
 from dispatch.models import (
     Acknowledgement,
     CommsState,
@@ -24,8 +25,10 @@ from dispatch.models import (
 )
 from dispatch.rules import FINAL
 from settlement import selectors as settlement_selectors
+from settlement.filters import StatementFilterSet
 from settlement.models import Statement
 from vtn import serving
+from vtn.api.query_filters import filtered
 from vtn.auth import certificates
 
 # How far back the dashboard looks for acknowledgements still owed and for alerts.
@@ -41,8 +44,8 @@ ATTENTION = (CommsState.COMMS_LOST, CommsState.UNKNOWN, CommsState.ONLINE)
 
 def site_rows() -> list[dict]:
     """Every FSP site as the dispatch API shows it (state, last seen, units)."""
-    return [dispatch_selectors.site_as_dict(site, transitions=5)
-            for site in dispatch_selectors.sites().select_related("fsp__operator")]
+    return list(SiteSerializer(dispatch_selectors.sites().select_related("fsp__operator"),
+                               many=True, transitions=5).data)
 
 
 def comms_counts(sites: list[dict]) -> dict:
@@ -57,15 +60,13 @@ def comms_counts(sites: list[dict]) -> dict:
 
 def running_dispatches(now: datetime) -> list[DispatchInstruction]:
     """Dispatches whose service period contains now and that have not been stopped."""
-    filters = dispatch_selectors.DispatchFilters(active_from=now, active_to=now)
-    return [d for d in dispatch_selectors.dispatches(filters)
+    return [d for d in dispatch_selectors.dispatches(active_from=now, active_to=now)
             if d.status not in FINAL and d.service_start <= now]
 
 
 def upcoming_dispatches(now: datetime) -> list[DispatchInstruction]:
     """Dispatches starting within the next ``AHEAD`` that have not been stopped."""
-    filters = dispatch_selectors.DispatchFilters(active_from=now, active_to=now + AHEAD)
-    rows = [d for d in dispatch_selectors.dispatches(filters)
+    rows = [d for d in dispatch_selectors.dispatches(active_from=now, active_to=now + AHEAD)
             if d.status not in FINAL and d.service_start > now]
     return sorted(rows, key=lambda d: d.service_start)
 
@@ -73,8 +74,7 @@ def upcoming_dispatches(now: datetime) -> list[DispatchInstruction]:
 def outstanding_acknowledgements(now: datetime) -> list[dict]:
     """Current revisions issued within ``RECENT`` (or of dispatches not yet ended) that lack
     an accepted RECEIVED or ACTIONED acknowledgement."""
-    recent = dispatch_selectors.dispatches(
-        dispatch_selectors.DispatchFilters(active_from=now - RECENT))
+    recent = dispatch_selectors.dispatches(active_from=now - RECENT)
     rows = []
     for dispatch in recent:
         revision = (DispatchRevision.objects.filter(instruction=dispatch)
@@ -176,13 +176,13 @@ def _seconds_after(later: str | None, earlier: str | None) -> int | None:
 def timeline(dispatch: DispatchInstruction) -> dict:
     """A dispatch as the API shows it, every revision with its acknowledgements and each
     acknowledgement's delay after its revision, plus the site's heartbeats and comms."""
-    body = dispatch_selectors.dispatch_as_dict(dispatch, history=True)
+    body = DispatchHistorySerializer(dispatch).data
     body["updated"] = timezone.now()
     for revision in body["revisions"]:
         for ack in revision["acknowledgements"]:
             ack["afterSeconds"] = _seconds_after(ack["receivedAt"], revision["issuedAt"])
     site = dispatch.unit.site
-    body["site"] = dispatch_selectors.site_as_dict(site, transitions=10)
+    body["site"] = SiteSerializer(site, transitions=10).data
     body["heartbeats"] = list(HeartbeatRecord.objects.filter(site=site)
                               .order_by("-received_at", "-id")[:10])
     return body
@@ -190,10 +190,11 @@ def timeline(dispatch: DispatchInstruction) -> dict:
 
 # --- settlement -------------------------------------------------------------------------------
 
-def statements(filters: settlement_selectors.StatementFilters) -> QuerySet[Statement]:
-    """Every statement (the console is the operator), narrowed by ``filters``."""
-    return settlement_selectors.filter_statements(
-        settlement_selectors.visible_statements(client_id="", is_operator=True), filters)
+def statements(filters: dict) -> QuerySet[Statement]:
+    """Every statement (the console is the operator), narrowed by ``filters`` (the
+    parameters of ``settlement.filters.StatementFilterSet``)."""
+    return filtered(StatementFilterSet, filters,
+                    settlement_selectors.visible_statements(client_id="", is_operator=True))
 
 
 def find_statement(statement_id: int) -> Statement:

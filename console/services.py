@@ -1,6 +1,6 @@
 """Console writes composed from the dispatch services: onboarding with a one-time
 certificate bundle, and dispatches checked against the product's rules before they are
-issued. The rules themselves, signing and publishing stay in ``dispatch.services``."""
+issued. The rules themselves, signing and publishing stay in ``dispatch``."""
 
 from __future__ import annotations
 
@@ -24,8 +24,7 @@ from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from console.models import CertificateBundle
 from console.permissions import ROLES
-from dispatch import registry, rules
-from dispatch import services as dispatch_services
+from dispatch import issuing, onboarding, programs, registry, rules
 from dispatch.models import DispatchInstruction, DispatchRevision, DispatchUnit, Product
 from vtn.errors import Problem
 
@@ -77,7 +76,7 @@ def onboard_site(*, operator: str, fsp: str, site: str, units: list[registry.Uni
     bundle.directory = str(out)
     try:
         with transaction.atomic():
-            result = dispatch_services.onboard_fsp(
+            result = onboarding.onboard_fsp(
                 operator=operator, fsp=fsp, site=site, units=units, zone=zone,
                 fsp_name=fsp_name, pki_dir=pki_dir(), out_dir=out)
             bundle.operator = result["operator"]
@@ -139,41 +138,31 @@ def take_bundle(*, bundle_id: str, staff: str, onboarding: bool = False) -> tupl
 
 # --- dispatches -------------------------------------------------------------------------------
 
-class _DryRun(Exception):
-    """Raised inside a transaction to undo a trial issue or revision."""
-
-
 def violations(problem: Problem) -> list[str]:
     """Every message of a service's problem: the rule violations, else its detail."""
     return list(problem.errors) or [str(problem.detail)]
 
 
-def _trial(write, **arguments) -> list[str]:
-    """Run a dispatch service write and undo it: the violations it reports (none: it
-    would succeed now). The service is the one place the rules are checked."""
-    try:
-        with transaction.atomic():
-            write(**arguments)
-            raise _DryRun
-    except _DryRun:
-        return []
-    except Problem as exc:
-        return violations(exc)
+# What the console records with a write but the check step does not need.
+_WRITE_ONLY = ("issued_by", "reason")
+
+
+def _check_arguments(arguments: dict) -> dict:
+    return {name: value for name, value in arguments.items() if name not in _WRITE_ONLY}
 
 
 def preview_issue(**arguments) -> tuple[list[str], dict | None]:
-    """What ``dispatch.services.issue_dispatch(**arguments)`` would do now, undone: the
-    rule violations, or none and the Appendix A document revision 1 would carry (every
-    value resolved by the service: the product's default urgency, the setpoints, the
-    times), for the confirmation page."""
-    document: dict = {}
-
-    def issue(**given) -> None:
-        dispatch = dispatch_services.issue_dispatch(**given)
-        document.update(dispatch.revisions.get(number=1).document)
-
-    problems = _trial(issue, **arguments)
-    return problems, None if problems else document
+    """What ``dispatch.issuing.issue_dispatch(**arguments)`` would do now, from its check
+    step (nothing is written): the rule violations, or none and the Appendix A document
+    revision 1 would carry (every value resolved by the check: the product's default
+    urgency, the setpoints, the times), for the confirmation page."""
+    try:
+        checked = issuing.check_issue(**_check_arguments(arguments))
+    except Problem as exc:
+        return violations(exc), None
+    if checked.violations:
+        return list(checked.violations), None
+    return [], checked.draft.document()
 
 
 def issue_arguments(*, unit: DispatchUnit, product: Product, start: datetime, end: datetime,
@@ -188,17 +177,11 @@ def issue_arguments(*, unit: DispatchUnit, product: Product, start: datetime, en
             "issued_by": f"console:{staff}", "reason": reason}
 
 
-def new_reference() -> str:
-    """A dispatch reference for a console issue, fixed at the confirmation step so that
-    confirming twice cannot issue twice (the second is refused as a duplicate)."""
-    return f"{timezone.now():%Y%m%d}-{secrets.token_hex(4)}"
-
-
 def earliest_change(dispatch: DispatchInstruction, now: datetime | None = None) -> datetime:
     """The first whole minute from which a revision may change setpoints: after the
     product's notice period, and not before the service start."""
     now = now or timezone.now()
-    notice = dispatch_services.required_parameter(dispatch_services.product_parameters(
+    notice = programs.required_parameter(programs.product_parameters(
         dispatch.operator, dispatch.contract.product), "notice_period")
     after = now + notice + timedelta(minutes=1)
     return max(after.replace(second=0, microsecond=0), dispatch.service_start)
@@ -208,7 +191,7 @@ def revised_timings(revision: DispatchRevision, *, kw: Decimal,
                     effective: datetime) -> list[rules.Timing]:
     """The setpoints of ``revision`` up to ``effective``, then ``kw`` from ``effective`` on
     (same setpoint and service type as the last setpoint before it)."""
-    previous = dispatch_services.draft_of(revision).timings
+    previous = issuing.draft_of(revision).timings
     kept = [t for t in previous if t.setpoint_time < effective]
     template = kept[-1] if kept else previous[0]
     return [*kept, rules.Timing(setpoint_time=effective, volume=kw,
@@ -233,7 +216,13 @@ def revise_arguments(*, dispatch: DispatchInstruction, revision: DispatchRevisio
 
 
 def check_revision(**arguments) -> list[str]:
-    return _trial(dispatch_services.revise_dispatch, **arguments)
+    """The rule violations ``dispatch.issuing.revise_dispatch(**arguments)`` would meet
+    now, from its check step (nothing is written); none: it would succeed."""
+    try:
+        checked = issuing.check_revision(**_check_arguments(arguments))
+    except Problem as exc:
+        return violations(exc)
+    return list(checked.violations)
 
 
 @transaction.atomic

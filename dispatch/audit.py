@@ -7,11 +7,12 @@ no Django dependency so that an export can be checked anywhere.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime
 
 from django.db import connection, transaction
 from django.utils import timezone
 
+from dispatch import rules
 from dispatch.models import (
     Acknowledgement,
     AuditEntry,
@@ -27,7 +28,7 @@ _LOCK_KEY = 0x6264_6175  # advisory lock serialising appends on PostgreSQL
 
 def timestamp(value: datetime) -> str:
     """The entry time as hashed: UTC with microseconds."""
-    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    return rules.iso(value, microseconds=True)
 
 
 def entry_body(entry: AuditEntry) -> dict:

@@ -26,7 +26,6 @@ from django.db import transaction
 from django.db.models import Min
 from django.utils import timezone
 
-from dispatch import fsp_events
 from dispatch.models import (
     CommsState,
     CommsTransition,
@@ -137,9 +136,9 @@ def _unit_state(payloads: list[Mapping]) -> dict:
 def record_heartbeat(report: Report, *, now: datetime | None = None) -> HeartbeatRecord | None:
     """Record a report on a heartbeat event by a site's VEN: the site is seen, and each
     resource naming one of the site's units updates that unit's operating state and
-    available kW (the last interval that carries them wins). Anything else: None."""
-    if fsp_events.kind_of(report.event) != fsp_events.HEARTBEAT:
-        return None
+    available kW (the last interval that carries them wins). The caller has classified
+    ``report`` as a heartbeat (:mod:`dispatch.report_routing`). None when no FSP site's
+    VEN sent it."""
     site = FspSite.objects.filter(ven__client_id=report.client_id).first()
     if site is None:
         return None

@@ -13,8 +13,7 @@ from dataclasses import dataclass
 
 from django.db import transaction
 
-from dispatch import registry
-from dispatch.identity import PROFILE_CALLER
+from dispatch import publishing, registry
 from dispatch.models import NetworkOperator
 from gbflex_profile.vocabulary import (
     AVAILABILITY,
@@ -30,11 +29,7 @@ from gbflex_profile.vocabulary import (
     OPERATING_STATE,
     USAGE,
 )
-from vtn import services as vtn_services
 from vtn.models import Event, Program
-from vtn.wire.v31 import Wire31
-
-_WIRE = Wire31()
 
 
 @dataclass(frozen=True)
@@ -73,19 +68,19 @@ def ensure_event(operator: NetworkOperator, fsp: str, kind: str) -> Event:
     name = program_name(operator.code, kind)
     program = Program.objects.filter(program_name=name).first()
     if program is None:
-        program = vtn_services.save_program(caller=PROFILE_CALLER, data=_WIRE.program_in({
+        program = publishing.save_program({
             "programName": name,
-            "attributes": [{"type": GB_NETWORK_OPERATOR, "values": [operator.code]}]}))
+            "attributes": [{"type": GB_NETWORK_OPERATOR, "values": [operator.code]}]})
     existing = Event.objects.filter(program=program,
                                     event_name=event_name(operator.code, kind, fsp)).first()
     if existing is not None:
         return existing
-    return vtn_services.save_event(caller=PROFILE_CALLER, data=_WIRE.event_in({
+    return publishing.save_event({
         "programID": program.pk, "eventName": event_name(operator.code, kind, fsp),
         "targets": [registry.fsp_label(operator.code, fsp)],
         "reportDescriptors": [dict(d) for d in spec.report_descriptors],
         "intervals": [{"id": 0, "payloads": [{"type": spec.payload,
-                                              "values": ["REPORT_ON_THIS_EVENT"]}]}]}))
+                                              "values": ["REPORT_ON_THIS_EVENT"]}]}]})
 
 
 def ensure_events(operator: NetworkOperator, fsp: str) -> dict[str, Event]:

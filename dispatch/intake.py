@@ -1,7 +1,8 @@
 """Availability declarations and meter readings from a site's reports (docs/
 gb-dispatch-profile.md sections 10 and 11). Called for every report written on an FSP's
-standing AVAILABILITY or METERING event; each report becomes one :class:`ReportIntake`
-saying what was stored, what was a duplicate or a correction, and what was rejected.
+standing AVAILABILITY or METERING event (routed here by ``dispatch.report_routing``); each
+report becomes one :class:`ReportIntake` saying what was stored, what was a duplicate or
+a correction, and what was rejected.
 
 Nothing is merged silently: a reading for a period that already has a different
 reading is rejected unless the interval is marked ``GB_CORRECTION``; a correction adds a
@@ -17,7 +18,7 @@ from datetime import datetime, timedelta
 from django.db import transaction
 from django.utils import timezone
 
-from dispatch import fsp_events, readings, rules
+from dispatch import readings, rules
 from dispatch.models import (
     AvailabilityDeclaration,
     DispatchUnit,
@@ -32,19 +33,27 @@ from vtn.models import Report
 CLOCK_TOLERANCE = timedelta(minutes=5)
 
 
-def record_report(report: Report, *, now: datetime | None = None) -> ReportIntake | None:
-    """Record what a report on an FSP's availability or metering event declares or
-    reads; None for any other report, or one not sent by an FSP site's VEN."""
-    kind = fsp_events.kind_of(report.event)
-    if kind not in (fsp_events.AVAILABILITY, fsp_events.METERING):
-        return None
-    site = FspSite.objects.filter(ven__client_id=report.client_id).select_related("fsp").first()
+def _reporting_site(report: Report) -> FspSite | None:
+    return FspSite.objects.filter(ven__client_id=report.client_id).select_related("fsp").first()
+
+
+def record_readings(report: Report, *, now: datetime | None = None) -> ReportIntake | None:
+    """Record the meter readings of a report classified as metering
+    (:mod:`dispatch.report_routing`); None when no FSP site's VEN sent it."""
+    site = _reporting_site(report)
     if site is None:
         return None
-    now = now or timezone.now()
-    if kind == fsp_events.METERING:
-        return _record_readings(site, report, now)
-    return _record_declarations(site, report, now)
+    return _record_readings(site, report, now or timezone.now())
+
+
+def record_declarations(report: Report, *,
+                        now: datetime | None = None) -> ReportIntake | None:
+    """Record the availability declarations of a report classified as availability
+    (:mod:`dispatch.report_routing`); None when no FSP site's VEN sent it."""
+    site = _reporting_site(report)
+    if site is None:
+        return None
+    return _record_declarations(site, report, now or timezone.now())
 
 
 @transaction.atomic

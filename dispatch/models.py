@@ -1,6 +1,7 @@
 """The GB dispatch registry, dispatch instructions with immutable revisions, signing keys.
 
-Writes go through :mod:`dispatch.services`; OpenADR objects (vens, resources, programs,
+Writes go through the dispatch write modules (``programs``, ``onboarding``,
+``issuing``, ...); OpenADR objects (vens, resources, programs,
 events) are only ever written through ``vtn.services``. Acknowledgements attach to
 :class:`DispatchRevision`; revisions and acknowledgements are chained in :class:`AuditEntry`.
 """
@@ -10,6 +11,7 @@ from __future__ import annotations
 from django.db import models
 
 from dispatch.registry import NETWORK_OPERATORS
+from vtn.append_only import AppendOnlyModel
 
 
 class NetworkOperator(models.Model):
@@ -71,8 +73,10 @@ class OperatorProgram(models.Model):
         return f"{self.operator} {self.product}"
 
 
-class ProductParameterChange(models.Model):
+class ProductParameterChange(AppendOnlyModel):
     """Audit entry of one change of an operator's product parameters (append-only)."""
+
+    append_only_noun = "product parameter changes"
 
     operator = models.ForeignKey(NetworkOperator, on_delete=models.PROTECT)
     product = models.ForeignKey(Product, on_delete=models.PROTECT)
@@ -87,14 +91,6 @@ class ProductParameterChange(models.Model):
 
     def __str__(self) -> str:
         return f"{self.operator} {self.product} parameters by {self.changed_by}"
-
-    def save(self, *args, **kwargs) -> None:
-        if not self._state.adding:
-            raise ImmutableError("product parameter changes cannot be updated")
-        super().save(*args, **kwargs)
-
-    def delete(self, *args, **kwargs):
-        raise ImmutableError("product parameter changes cannot be deleted")
 
 
 class Fsp(models.Model):
@@ -141,6 +137,11 @@ class FspSite(models.Model):
 
     def __str__(self) -> str:
         return f"{self.fsp}/{self.name}"
+
+    @property
+    def path(self) -> str:
+        """``OPERATOR/FSP/SITE``: how the APIs name a site."""
+        return f"{self.fsp.operator.code}/{self.fsp.identifier}/{self.name}"
 
 
 class DispatchUnit(models.Model):
@@ -254,20 +255,10 @@ class DispatchInstruction(models.Model):
         return f"{self.operator}/{self.reference} r{self.revision}"
 
 
-class ImmutableError(RuntimeError):
-    """Dispatch revisions are never changed or deleted."""
-
-
-class RevisionQuerySet(models.QuerySet):
-    def update(self, **kwargs):
-        raise ImmutableError("dispatch revisions cannot be updated")
-
-    def delete(self):
-        raise ImmutableError("dispatch revisions cannot be deleted")
-
-
-class DispatchRevision(models.Model):
+class DispatchRevision(AppendOnlyModel):
     """One immutable revision: the signed Appendix A document exactly as published."""
+
+    append_only_noun = "dispatch revisions"
 
     instruction = models.ForeignKey(DispatchInstruction, on_delete=models.PROTECT,
                                     related_name="revisions")
@@ -285,8 +276,6 @@ class DispatchRevision(models.Model):
     reason = models.TextField(blank=True)
     created = models.DateTimeField(auto_now_add=True)
 
-    objects = RevisionQuerySet.as_manager()
-
     class Meta:
         ordering = ["instruction", "number"]
         constraints = [models.UniqueConstraint(fields=["instruction", "number"],
@@ -294,14 +283,6 @@ class DispatchRevision(models.Model):
 
     def __str__(self) -> str:
         return f"{self.instruction} revision {self.number}"
-
-    def save(self, *args, **kwargs) -> None:
-        if not self._state.adding:
-            raise ImmutableError("dispatch revisions cannot be updated")
-        super().save(*args, **kwargs)
-
-    def delete(self, *args, **kwargs):
-        raise ImmutableError("dispatch revisions cannot be deleted")
 
 
 class SiteSigningKey(models.Model):
@@ -368,16 +349,10 @@ class Acknowledgement(models.Model):
         return f"{self.revision} {self.stage} {self.outcome}"
 
 
-class AuditQuerySet(models.QuerySet):
-    def update(self, **kwargs):
-        raise ImmutableError("audit entries cannot be updated")
-
-    def delete(self):
-        raise ImmutableError("audit entries cannot be deleted")
-
-
-class AuditEntry(models.Model):
+class AuditEntry(AppendOnlyModel):
     """One link of the append-only, hash-chained audit log (see gbflex_profile.audit_chain)."""
+
+    append_only_noun = "audit entries"
 
     class Kind(models.TextChoices):
         REVISION_ISSUED = "revision_issued"
@@ -394,8 +369,6 @@ class AuditEntry(models.Model):
     prev_hash = models.CharField(max_length=64, unique=True)
     hash = models.CharField(max_length=64, unique=True)
 
-    objects = AuditQuerySet.as_manager()
-
     class Meta:
         ordering = ["sequence"]
         verbose_name_plural = "audit entries"
@@ -403,14 +376,6 @@ class AuditEntry(models.Model):
 
     def __str__(self) -> str:
         return f"#{self.sequence} {self.kind} {self.operator_code}/{self.dispatch_ref}"
-
-    def save(self, *args, **kwargs) -> None:
-        if not self._state.adding:
-            raise ImmutableError("audit entries cannot be updated")
-        super().save(*args, **kwargs)
-
-    def delete(self, *args, **kwargs):
-        raise ImmutableError("audit entries cannot be deleted")
 
 
 class HeartbeatRecord(models.Model):

@@ -1,9 +1,9 @@
 """The five ENA flexibility products as program templates (pure data, no ORM).
 
 Every difference between products is a parameter here; no code branches on a product.
-The data migration and :func:`dispatch.services.load_products` load these rows as the
+The data migration and :func:`dispatch.programs.load_products` load these rows as the
 products' defaults; each network operator may set its own timing values per product
-(:func:`dispatch.services.set_product_parameters`), and the rules read those.
+(:func:`dispatch.programs.set_product_parameters`), and the rules read those.
 """
 
 from __future__ import annotations

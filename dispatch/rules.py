@@ -40,7 +40,12 @@ def utc_seconds(value: datetime) -> datetime:
     return value.astimezone(UTC).replace(microsecond=0)
 
 
-def iso(value: datetime) -> str:
+def iso(value: datetime, *, microseconds: bool = False) -> str:
+    """An aware datetime as ISO 8601 in UTC (``2026-01-31T17:30:00Z``): the one timestamp
+    format of the dispatch app. ``microseconds`` keeps them (``...:00.123456Z``), as the
+    audit chain hashes entry times."""
+    if microseconds:
+        return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
     return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 

@@ -1,9 +1,8 @@
-"""Every read of the dispatch app with rules: lookups that report clearly, filters, the
-published JWKS, and the JSON shape of a dispatch (shared by the API and the commands)."""
+"""Every read of the dispatch app with rules: lookups that report clearly, filters and the
+published JWKS. Bodies are rendered by the API's serializers (``dispatch.api.serializers``)."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 
@@ -11,13 +10,12 @@ from django.db.models import Q, QuerySet
 from django.utils import timezone
 
 from dispatch import readings
-from dispatch.comms import effective_interval, sites_with_intervals
+from dispatch.comms import sites_with_intervals
 from dispatch.models import (
     Acknowledgement,
     AvailabilityDeclaration,
     Contract,
     DispatchInstruction,
-    DispatchRevision,
     DispatchUnit,
     FspSite,
     MeterReading,
@@ -25,10 +23,9 @@ from dispatch.models import (
     OperatorProgram,
     ReportIntake,
     SigningKey,
-    SiteSigningKey,
 )
+from dispatch.programs import product_parameter_settings
 from dispatch.rules import iso
-from dispatch.services import product_parameters_as_dict
 from vtn.errors import BadRequest, NotFound
 
 
@@ -59,10 +56,10 @@ def find_operator(code: str) -> NetworkOperator:
     return found
 
 
-def product_parameter_rows() -> list[dict]:
+def product_parameter_rows() -> list:
     """Every operator product program with the parameters it applies (see
-    :func:`dispatch.services.product_parameters_as_dict`)."""
-    return [product_parameters_as_dict(row.operator, row.product) for row in
+    :func:`dispatch.programs.product_parameter_settings`)."""
+    return [product_parameter_settings(row.operator, row.product) for row in
             OperatorProgram.objects.select_related("operator", "product").order_by(
                 "operator__code", "product__code")]
 
@@ -87,34 +84,17 @@ def _one_per_operator(rows: QuerySet, what: str, operator: str | None):
     return found[0]
 
 
-@dataclass(frozen=True)
-class DispatchFilters:
-    operator: str | None = None
-    fsp: str | None = None
-    unit: str | None = None
-    status: str | None = None
-    product: str | None = None
-    active_from: datetime | None = None  # service period overlaps [active_from, active_to)
-    active_to: datetime | None = None
-
-
-def dispatches(filters: DispatchFilters = DispatchFilters()) -> QuerySet[DispatchInstruction]:
+def dispatches(*, active_from: datetime | None = None,
+               active_to: datetime | None = None) -> QuerySet[DispatchInstruction]:
+    """Every dispatch, newest first; with ``active_from``/``active_to``, only those whose
+    service period overlaps [active_from, active_to). The APIs narrow it further with
+    ``dispatch.api.filters.DispatchFilterSet``."""
     queryset = DispatchInstruction.objects.select_related(
         "operator", "contract__product", "unit__fsp", "unit__site")
-    if filters.operator:
-        queryset = queryset.filter(operator__code=filters.operator.upper())
-    if filters.fsp:
-        queryset = queryset.filter(unit__fsp__identifier=filters.fsp)
-    if filters.unit:
-        queryset = queryset.filter(unit__reference=filters.unit)
-    if filters.status:
-        queryset = queryset.filter(status=filters.status)
-    if filters.product:
-        queryset = queryset.filter(contract__product__code=filters.product.upper())
-    if filters.active_from:
-        queryset = queryset.filter(service_end__gt=filters.active_from)
-    if filters.active_to:
-        queryset = queryset.filter(service_start__lt=filters.active_to)
+    if active_from:
+        queryset = queryset.filter(service_end__gt=active_from)
+    if active_to:
+        queryset = queryset.filter(service_start__lt=active_to)
     return queryset.order_by("-created", "-id")
 
 
@@ -127,13 +107,6 @@ def published_keys(now: datetime | None = None) -> QuerySet[SigningKey]:
 
 def jwks(now: datetime | None = None) -> dict:
     return {"keys": [key.public_jwk for key in published_keys(now).order_by("created", "id")]}
-
-
-def acknowledgement_as_dict(ack: Acknowledgement) -> dict:
-    return {"stage": ack.stage, "outcome": ack.outcome, "result": ack.result or None,
-            "reason": ack.reason, "detail": ack.detail, "receivedAt": iso(ack.received_at),
-            "claimedRevision": ack.claimed_revision, "reportID": ack.report_id,
-            "clientID": ack.client_id, "kid": ack.kid}
 
 
 def acknowledgement_state(acks: list[Acknowledgement]) -> dict:
@@ -151,85 +124,10 @@ def acknowledgement_state(acks: list[Acknowledgement]) -> dict:
     return state
 
 
-def revision_as_dict(revision: DispatchRevision) -> dict:
-    acks = list(revision.acknowledgements.order_by("received_at", "id"))
-    return {"revision": revision.number, "status": revision.status,
-            "urgency": revision.urgency, "instructionTime": iso(revision.instruction_time),
-            "issuedAt": iso(revision.created),
-            "kid": revision.signing_key.kid, "issuedBy": revision.issued_by,
-            "reason": revision.reason, "document": revision.document,
-            "signature": revision.signature,
-            "acknowledged": acknowledgement_state(acks),
-            "acknowledgements": [acknowledgement_as_dict(ack) for ack in acks]}
-
-
-def site_key_as_dict(key: SiteSigningKey) -> dict:
-    return {"kid": key.kid, "jwk": key.public_jwk, "created": iso(key.created),
-            "revokedAt": iso(key.revoked_at) if key.revoked_at else None,
-            "site": f"{key.site.fsp.operator.code}/{key.site.fsp.identifier}/{key.site.name}"}
-
-
-def dispatch_as_dict(dispatch: DispatchInstruction, *, history: bool = False) -> dict:
-    """The JSON shape of a dispatch; ``history`` adds every revision, oldest first."""
-    body = {
-        "networkOperator": dispatch.operator.code,
-        "reference": dispatch.reference,
-        "fsp": dispatch.unit.fsp.identifier,
-        "unit": dispatch.unit.reference,
-        "contract": dispatch.contract.identifier,
-        "product": dispatch.contract.product.code,
-        "status": dispatch.status,
-        "urgency": dispatch.urgency,
-        "revision": dispatch.revision,
-        "serviceStart": iso(dispatch.service_start),
-        "serviceEnd": iso(dispatch.service_end),
-        "eventID": dispatch.event_id,
-        "programID": dispatch.event.program_id if dispatch.event is not None else None,
-        "created": iso(dispatch.created),
-        "modified": iso(dispatch.modified),
-    }
-    body["comms"] = comms_as_dict(dispatch.unit.site)
-    latest = dispatch.revisions.select_related("signing_key").order_by("-number").first()
-    body["current"] = revision_as_dict(latest) if latest else None
-    if history:
-        body["revisions"] = [revision_as_dict(r) for r in
-                             dispatch.revisions.select_related("signing_key").order_by("number")]
-    return body
-
-
 # --- comms --------------------------------------------------------------------------------------
-
-def comms_as_dict(site: FspSite) -> dict:
-    """A site's comms state in brief (also shown with each of its dispatches)."""
-    return {"site": f"{site.fsp.operator.code}/{site.fsp.identifier}/{site.name}",
-            "state": site.comms_state,
-            "lastSeen": iso(site.last_seen) if site.last_seen else None,
-            "changed": iso(site.comms_changed) if site.comms_changed else None}
-
 
 def sites() -> QuerySet[FspSite]:
     return sites_with_intervals().order_by("fsp__operator__code", "fsp__identifier", "name")
-
-
-def site_as_dict(site: FspSite, *, transitions: int = 20) -> dict:
-    """A site with its comms state, heartbeat interval (with its operator's own values),
-    units with their last reported state, and latest transitions."""
-    interval = effective_interval(site)
-    recent = list(site.transitions.order_by("-at", "-id")[:transitions])
-    return comms_as_dict(site) | {
-        "operator": site.fsp.operator.code, "fsp": site.fsp.identifier, "name": site.name,
-        "venID": site.ven_id,
-        "heartbeatIntervalSeconds": int(interval.total_seconds()) if interval else None,
-        "units": [{"reference": unit.reference, "commsState": unit.comms_state,
-                   "operatingState": unit.operating_state or None,
-                   "availableKw": None if unit.available_kw is None else str(unit.available_kw),
-                   "stateReportedAt": iso(unit.state_reported_at)
-                   if unit.state_reported_at else None}
-                  for unit in site.units.order_by("reference")],
-        "transitions": [{"from": t.from_state, "to": t.to_state, "at": iso(t.at),
-                         "lastSeen": iso(t.last_seen) if t.last_seen else None,
-                         "detail": t.detail} for t in reversed(recent)],
-    }
 
 
 # --- meter readings, availability declarations, report intakes ----------------------------------
@@ -238,70 +136,17 @@ def _amount(value: Decimal | None) -> str | None:
     return None if value is None else format(value.normalize(), "f")
 
 
-@dataclass(frozen=True)
-class ReadingFilters:
-    operator: str | None = None
-    fsp: str | None = None
-    unit: str | None = None  # unit reference (with fsp) or FSP/REF
-    reading_type: str | None = None
-    start: datetime | None = None  # readings starting at or after
-    end: datetime | None = None  # readings starting before
-    history: bool = False  # include superseded versions
+def meter_readings() -> QuerySet[MeterReading]:
+    """Every stored meter reading, every version, by unit, type and period (narrowed by
+    ``dispatch.api.filters.MeterReadingFilterSet``)."""
+    return MeterReading.objects.select_related("unit__fsp__operator", "intake").order_by(
+        "unit__fsp__identifier", "unit__reference", "reading_type", "start", "version")
 
 
-def meter_readings(filters: ReadingFilters = ReadingFilters()) -> QuerySet[MeterReading]:
-    rows = MeterReading.objects.select_related("unit__fsp__operator", "intake")
-    if filters.unit:
-        rows = rows.filter(unit=find_unit(filters.unit, fsp=filters.fsp,
-                                          operator=filters.operator))
-    else:
-        if filters.operator:
-            rows = rows.filter(unit__fsp__operator__code=filters.operator.upper())
-        if filters.fsp:
-            rows = rows.filter(unit__fsp__identifier=filters.fsp)
-    if filters.reading_type:
-        if filters.reading_type not in readings.READING_TYPES:
-            raise BadRequest(f"type must be one of {', '.join(readings.READING_TYPES)}")
-        rows = rows.filter(reading_type=filters.reading_type)
-    if filters.start:
-        rows = rows.filter(start__gte=filters.start)
-    if filters.end:
-        rows = rows.filter(start__lt=filters.end)
-    if not filters.history:
-        rows = rows.filter(superseded_at__isnull=True)
-    return rows.order_by("unit__fsp__identifier", "unit__reference", "reading_type", "start",
-                         "version")
-
-
-def reading_as_dict(row: MeterReading) -> dict:
-    return {"fsp": row.unit.fsp.identifier, "unit": row.unit.reference,
-            "type": row.reading_type, "start": iso(row.start), "end": iso(row.end),
-            "value": _amount(row.value), "units": "KWH" if row.reading_type == "USAGE" else "KW",
-            "quality": row.quality, "version": row.version, "receivedAt": iso(row.received_at),
-            "reportID": row.intake.report_id,
-            "supersededAt": iso(row.superseded_at) if row.superseded_at else None}
-
-
-def intakes(*, operator: str | None = None, fsp: str | None = None,
-            kind: str | None = None) -> QuerySet[ReportIntake]:
-    rows = ReportIntake.objects.select_related("site__fsp__operator")
-    if operator:
-        rows = rows.filter(site__fsp__operator__code=operator.upper())
-    if fsp:
-        rows = rows.filter(site__fsp__identifier=fsp)
-    if kind:
-        if kind not in ReportIntake.Kind.values:
-            raise BadRequest(f"kind must be one of {', '.join(ReportIntake.Kind.values)}")
-        rows = rows.filter(kind=kind)
-    return rows.order_by("-received_at", "-id")
-
-
-def intake_as_dict(row: ReportIntake) -> dict:
-    return {"site": f"{row.site.fsp.operator.code}/{row.site.fsp.identifier}/{row.site.name}",
-            "kind": row.kind, "reportID": row.report_id, "receivedAt": iso(row.received_at),
-            "stored": row.stored, "duplicates": row.duplicates,
-            "corrections": row.corrections, "rejected": row.rejected,
-            "problems": row.problems}
+def intakes() -> QuerySet[ReportIntake]:
+    """Every report intake, newest first."""
+    return ReportIntake.objects.select_related("site__fsp__operator").order_by(
+        "-received_at", "-id")
 
 
 def find_contract(identifier: str, *, operator: str | None = None) -> Contract:

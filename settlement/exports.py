@@ -7,7 +7,7 @@ import csv
 import io
 import re
 import uuid
-from datetime import datetime
+from datetime import date, datetime
 
 from django.conf import settings
 
@@ -66,3 +66,14 @@ def as_uftp(document: dict, *, time_stamp: datetime | None = None) -> bytes:
             message_id=str(message_id), time_stamp=time_stamp)
     except uftp.NotExpressible as exc:
         raise Conflict(str(exc)) from exc
+
+
+# Each export format: its media type and how a statement document is rendered in it.
+FORMATS = {"json": ("application/json", as_json),
+           "csv": ("text/csv; charset=utf-8", as_csv),
+           "uftp": ("application/xml", as_uftp)}
+
+
+def file_name(*, operator: str, contract: str, month: date, version: int, fmt: str) -> str:
+    """The download name of a statement export, e.g. ``ENWL-C-DYN-2026-01-v2.csv``."""
+    return f"{operator}-{contract}-{month:%Y-%m}-v{version}.{fmt}"

@@ -1,5 +1,8 @@
 """Reads what a statement is computed from, turning rows into the plain inputs of
-:mod:`settlement.statement` (the only place settlement reads the dispatch app's tables)."""
+:mod:`settlement.statement`. This is the only module of settlement that imports the
+dispatch app: every other settlement module reads contracts, dispatches, readings and
+sites through the functions here (the model classes are named from here too, for type
+hints)."""
 
 from __future__ import annotations
 
@@ -15,11 +18,14 @@ from django.db import connections
 from django.db.models import QuerySet
 
 from dispatch import readings as dispatch_readings
+from dispatch import selectors as dispatch_selectors
 from dispatch.models import (
     AvailabilityDeclaration,
     Contract,
     DispatchInstruction,
     DispatchRevision,
+    Fsp,
+    FspSite,
     MeterReading,
 )
 from dispatch.rules import STATUSES
@@ -31,6 +37,73 @@ from settlement.models import SettlementTerms
 from vtn import timing
 
 RUN, STOPS = STATUSES[1], STATUSES[2:]  # "run"; "stop", "emergency-stop"
+
+# Contract and DispatchInstruction are the dispatch types the rest of settlement names
+# (for type hints) from here.
+
+
+# --- contracts, dispatches and sites, as settlement finds them --------------------------------
+
+def find_contract(identifier: str, *, operator: str | None = None) -> Contract:
+    """The contract ``identifier`` (of ``operator`` when several share it); NotFound or
+    BadRequest as the dispatch API answers them."""
+    return dispatch_selectors.find_contract(identifier, operator=operator)
+
+
+def contracts(*, operator: str = "", fsp: str = "", contract: str = "") -> list[Contract]:
+    """Contracts by operator code and identifier, narrowed by the filters given."""
+    rows = Contract.objects.select_related("operator", "fsp", "product").order_by(
+        "operator__code", "identifier")
+    if operator:
+        rows = rows.filter(operator__code=operator.upper())
+    if fsp:
+        rows = rows.filter(fsp__identifier=fsp)
+    if contract:
+        rows = rows.filter(identifier=contract)
+    return list(rows)
+
+
+def contract_by_id(contract_id: int) -> Contract:
+    return Contract.objects.get(pk=contract_id)
+
+
+def lock_contract(contract: Contract) -> None:
+    """Row-lock ``contract`` until the end of the caller's transaction, so two runs never
+    write the same contract's statements at once."""
+    Contract.objects.select_for_update().filter(pk=contract.pk).first()
+
+
+def dispatch_by_id(dispatch_id: int) -> DispatchInstruction | None:
+    return DispatchInstruction.objects.select_related("contract", "unit").filter(
+        pk=dispatch_id).first()
+
+
+def ended_dispatches(now: datetime, *, settled_since: datetime) -> list[DispatchInstruction]:
+    """Dispatches whose service ended by ``now``, except those settled since
+    ``settled_since``."""
+    from settlement.models import DispatchSettlement
+
+    return list(DispatchInstruction.objects.select_related("contract", "unit").filter(
+        service_end__lte=now).exclude(settlement__status=DispatchSettlement.Status.SETTLED,
+                                      settlement__computed_at__gte=settled_since))
+
+
+def readings_arrived_after(instruction: DispatchInstruction, moment: datetime) -> bool:
+    """Whether any meter reading of the dispatch's unit arrived after ``moment``."""
+    return MeterReading.objects.filter(unit=instruction.unit, received_at__gt=moment).exists()
+
+
+def revisions_of(instruction: DispatchInstruction) -> list[DispatchRevision]:
+    return list(DispatchRevision.objects.filter(instruction=instruction).order_by("number"))
+
+
+def fsp_of_client(client_id: str) -> Fsp | None:
+    """The FSP whose site's VEN is the OAuth2 client ``client_id``; None: no FSP site."""
+    site = FspSite.objects.filter(ven__client_id=client_id).select_related("fsp").first()
+    return None if site is None else site.fsp
+
+
+# --- statement inputs ---------------------------------------------------------------------------
 
 
 def terms_of(contract: Contract) -> statement.Terms:

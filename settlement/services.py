@@ -13,9 +13,9 @@ from decimal import Decimal
 from django.db import transaction
 from django.utils import timezone
 
-from dispatch.models import Contract, DispatchInstruction, DispatchRevision
 from settlement import inputs, statement
 from settlement.calc.periods import london_day
+from settlement.inputs import Contract, DispatchInstruction
 from settlement.models import DispatchSettlement, Dispute, Statement
 from vtn.errors import BadRequest, Conflict
 
@@ -79,7 +79,7 @@ def settle_month(*, contract: Contract, month: Month,
     Running it again with the same inputs changes nothing."""
     now = now or timezone.now()
     with transaction.atomic():
-        Contract.objects.select_for_update().filter(pk=contract.pk).first()
+        inputs.lock_contract(contract)
         latest = Statement.objects.filter(contract=contract, month=month.first_day).order_by(
             "-version").first()
         if latest is not None and latest.status == Status.DRAFT:
@@ -183,19 +183,18 @@ def finalise(*, statement_id: int, now: datetime | None = None) -> Statement:
     return row
 
 
-def settle_dispatch(*, instruction: DispatchInstruction,
-                    now: datetime | None = None) -> DispatchSettlement | None:
+def save_dispatch_settlement(*, instruction: DispatchInstruction,
+                             now: datetime | None = None) -> DispatchSettlement | None:
     """Settle one dispatch from the current inputs (kept as its latest settlement);
     None for a dispatch that never ran."""
     contract = instruction.contract
     terms = inputs.terms_of(contract)
-    revisions = list(DispatchRevision.objects.filter(instruction=instruction).order_by("number"))
-    ordered = inputs.dispatch_input(instruction, revisions)
+    ordered = inputs.dispatch_input(instruction, inputs.revisions_of(instruction))
     if ordered is None:
         return None
     first, after = Month.of(instruction.service_start).bounds()
     units, days = inputs.unit_inputs(contract, terms, first, after, only=ordered.unit)
-    lines, priced, _ = statement.settle_dispatch(
+    lines, priced, _ = statement.dispatch_lines(
         terms, ordered, units[ordered.unit], dispatched_days=days[ordered.unit])
     held = any(line["kind"] == "held" for line in lines)
     net = sum((line.net_gbp for line in priced), Decimal("0.00"))

@@ -8,8 +8,8 @@ from datetime import datetime, timedelta
 from celery import shared_task
 from django.utils import timezone
 
-from dispatch.models import Contract, DispatchInstruction, MeterReading
 from settlement import inputs, services
+from settlement.inputs import DispatchInstruction
 from settlement.models import DispatchSettlement, Statement
 
 SETTLE_DUE_DISPATCHES = "settlement.tasks.settle_due_dispatches"
@@ -20,13 +20,12 @@ ISSUE_MONTHLY_STATEMENTS = "settlement.tasks.issue_monthly_statements"
 
 @shared_task(name=SETTLE_DISPATCH)
 def settle_dispatch(dispatch_id: int) -> dict | None:
-    instruction = DispatchInstruction.objects.select_related("contract", "unit").filter(
-        pk=dispatch_id).first()
+    instruction = inputs.dispatch_by_id(dispatch_id)
     return None if instruction is None else _settle(instruction)
 
 
 def _settle(instruction: DispatchInstruction) -> dict | None:
-    row = services.settle_dispatch(instruction=instruction)
+    row = services.save_dispatch_settlement(instruction=instruction)
     return None if row is None else {"dispatch": instruction.reference, "status": row.status,
                                      "netGbp": str(row.net_gbp)}
 
@@ -35,16 +34,13 @@ def due_dispatches(now: datetime) -> list[DispatchInstruction]:
     """Dispatches whose meter-data window has closed and that are not settled, are held,
     or have meter readings newer than their settlement."""
     due = []
-    candidates = DispatchInstruction.objects.select_related("contract", "unit").filter(
-        service_end__lte=now).exclude(settlement__status=DispatchSettlement.Status.SETTLED,
-                                      settlement__computed_at__gte=now - timedelta(days=35))
+    candidates = inputs.ended_dispatches(now, settled_since=now - timedelta(days=35))
     for instruction in candidates:
         if instruction.service_end + inputs.meter_window(instruction.contract) > now:
             continue
         settled = getattr(instruction, "settlement", None)
         if settled is not None and settled.status == DispatchSettlement.Status.SETTLED and \
-                not MeterReading.objects.filter(unit=instruction.unit,
-                                                received_at__gt=settled.computed_at).exists():
+                not inputs.readings_arrived_after(instruction, settled.computed_at):
             continue
         due.append(instruction)
     return due
@@ -68,7 +64,7 @@ def recompute_drafts() -> list[dict]:
     pairs = sorted(set(open_rows.values_list("contract_id", "month")))
     results = []
     for contract_id, month in pairs:
-        contract = Contract.objects.get(pk=contract_id)
+        contract = inputs.contract_by_id(contract_id)
         row = services.settle_month(contract=contract,
                                     month=services.Month(month.year, month.month))
         results.append({"statement": row.pk, "version": row.version, "status": row.status})
@@ -82,7 +78,7 @@ def issue_monthly_statements(month: str | None = None) -> list[dict]:
     target = services.Month.parse(month) if month else services.Month.of(
         timezone.now()).previous()
     results = []
-    for contract in Contract.objects.order_by("pk"):
+    for contract in sorted(inputs.contracts(), key=lambda row: row.pk):
         row = services.settle_month(contract=contract, month=target)
         if row.status == Statement.Status.DRAFT:
             row = services.issue(statement_id=row.pk)

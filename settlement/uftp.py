@@ -59,7 +59,12 @@ from xsdata.formats.dataclass.serializers import XmlSerializer
 from xsdata.formats.dataclass.serializers.config import SerializerConfig
 from xsdata.models.datatype import XmlDate
 
-from settlement.calc.periods import hours_between, periods_between, periods_of_month
+from settlement.calc.periods import (
+    hours_between,
+    periods_between,
+    periods_of_month,
+    utc_text,
+)
 
 _CONTEXT = XmlContext()
 _SERIALIZER = XmlSerializer(context=_CONTEXT, config=SerializerConfig(indent="  "))
@@ -188,7 +193,7 @@ def as_flex_settlement(document: dict, *, sender_domain: str, recipient_domain: 
     stamp = (time_stamp or datetime.now(UTC)).astimezone(UTC)
     message = FlexSettlement(
         sender_domain=sender_domain, recipient_domain=recipient_domain,
-        time_stamp=stamp.strftime("%Y-%m-%dT%H:%M:%SZ"),
+        time_stamp=utc_text(stamp),
         message_id=message_id or str(uuid.uuid4()), conversation_id=conversation_id(document),
         flex_order_settlements=orders, contract_settlements=[_contract_settlement(document)],
         period_start=XmlDate(year, month, 1),

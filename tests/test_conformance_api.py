@@ -17,7 +17,8 @@ from django.utils import timezone
 from conformance import onboarding, runner
 from conformance.middleware import FaultInjectionMiddleware
 from conformance.models import ConformanceRun, FaultHit, InjectedFault, SandboxFsp
-from dispatch import registry, services
+from dispatch import onboarding as dispatch_onboarding
+from dispatch import registry, signing_keys
 from tests.fixtures.api import OpenADRClient, new_actor
 from tests.fixtures.dispatch import token_for
 
@@ -42,7 +43,7 @@ def sandbox(settings, tmp_path, fresh_caches, api_settings):
 def site(fresh_caches, api_settings) -> dict:
     """A sandbox site without mTLS (in-process clients present no certificate)."""
     specs = [registry.UnitSpec(reference="u1", capacity_kw=100, direction="export")]
-    result = services.onboard_fsp(operator="ENWL", fsp="solo", units=specs)
+    result = dispatch_onboarding.onboard_fsp(operator="ENWL", fsp="solo", units=specs)
     onboarding.sandbox_contracts(operator="ENWL", fsp="solo", units=specs)
     return result | {"token": token_for(result)}
 
@@ -247,7 +248,7 @@ def test_another_sites_run_is_not_found(client: Client, site, monkeypatch):
     monkeypatch.setattr(runner, "start_in_background", lambda run: None)
     run_id = client.post(RUNS, {"scenario": "metering"}, content_type="application/json",
                          **bearer(site["token"])).json()["id"]
-    other = services.onboard_fsp(operator="ENWL", fsp="other", units=[
+    other = dispatch_onboarding.onboard_fsp(operator="ENWL", fsp="other", units=[
         registry.UnitSpec(reference="o1", capacity_kw=10, direction="import")])
 
     response = client.get(f"{RUNS}/{run_id}", **bearer(token_for(other)))
@@ -382,17 +383,17 @@ def test_sandbox_key_rotation_never_touches_a_production_operators_key(client: C
                        content_type="application/json").status_code == 201
     operator = NetworkOperator.objects.get(code="ENWL")
     sandbox_site = FspSite.objects.get(fsp__identifier="sbx")
-    first = services.active_signing_key(operator)
+    first = signing_keys.active_signing_key(operator)
     _rotate(SimpleNamespace(site=sandbox_site), operator)
     first.refresh_from_db()
     assert first.verify_until - first.retired_at == timedelta(minutes=60)
 
     specs = [registry.UnitSpec(reference="p1", capacity_kw=100, direction="export")]
-    services.onboard_fsp(operator="ENWL", fsp="production-fsp", units=specs)
-    active = services.active_signing_key(operator)
+    dispatch_onboarding.onboard_fsp(operator="ENWL", fsp="production-fsp", units=specs)
+    active = signing_keys.active_signing_key(operator)
     with pytest.raises(ScenarioError, match="outside the sandbox"):
         _rotate(SimpleNamespace(site=sandbox_site), operator)
-    assert services.active_signing_key(operator) == active  # not rotated
+    assert signing_keys.active_signing_key(operator) == active  # not rotated
 
     own_site = FspSite.objects.get(fsp__identifier="production-fsp")
     _rotate(SimpleNamespace(site=own_site), operator)

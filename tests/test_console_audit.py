@@ -18,7 +18,7 @@ def sequences(page: str) -> list[int]:
 def test_audit_search_filters(console, issue):
     first = issue(reference="AUD-1")
     issue(reference="AUD-2")
-    from dispatch.services import stop_dispatch
+    from dispatch.issuing import stop_dispatch
 
     stop_dispatch(dispatch=first, issued_by="test")
     client = console("viewer")

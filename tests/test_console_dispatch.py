@@ -61,6 +61,38 @@ def test_check_then_confirm_issues_exactly_one_dispatch(console, gb):
     assert DispatchInstruction.objects.count() == 1
 
 
+def _writes_during(action) -> list[str]:
+    """The statements ``action`` sends that write (or open a transaction to undo)."""
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    with CaptureQueriesContext(connection) as queries:
+        action()
+    writes = ("INSERT", "UPDATE", "DELETE", "SAVEPOINT", "ROLLBACK")
+    return [q["sql"] for q in queries.captured_queries
+            if q["sql"].lstrip().upper().startswith(writes)
+            and "django_session" not in q["sql"] and "last_login" not in q["sql"]]
+
+
+def test_the_issue_check_writes_nothing(console, gb):
+    client = console("dispatcher")
+    client.get("/console/dispatches/new")
+    pages = []
+    assert _writes_during(lambda: pages.append(client.post("/console/dispatches/new",
+                                                           form()))) == []
+    assert "Confirm and issue" in pages[0].content.decode()
+
+
+def test_the_revise_check_writes_nothing(console, issue):
+    dispatch = issue()
+    client = console("dispatcher")
+    base = f"/console/dispatches/ENWL/{dispatch.reference}"
+    pages = []
+    assert _writes_during(lambda: pages.append(client.post(
+        f"{base}/revise", {"step": "check", "revision": "1", "kw": "120"}))) == []
+    assert pages[0].status_code == 200
+
+
 def test_rule_violations_are_all_shown_and_nothing_is_issued(console, gb):
     soon = datetime.now(UTC) + timedelta(minutes=5)
     response = console("dispatcher").post("/console/dispatches/new", form(

@@ -218,11 +218,11 @@ def test_an_unknown_or_revoked_key_is_recorded_as_unknown(issue, agent, gb,
 
 def test_a_stale_revision_is_recorded_as_stale(issue, agent,
                                                django_capture_on_commit_callbacks):
-    from dispatch import services
+    from dispatch import issuing
 
     dispatch = issue()
     first = dispatch.revisions.get()
-    second = services.revise_dispatch(dispatch=dispatch, urgency="emergency")
+    second = issuing.revise_dispatch(dispatch=dispatch, urgency="emergency")
     ack = only(agent.report(dispatch, [agent.read_back(first)],
                             capture=django_capture_on_commit_callbacks))
     assert ack.outcome == Outcome.STALE_REVISION and ack.revision == first
@@ -245,10 +245,10 @@ def test_a_duplicate_is_recorded_as_duplicate(issue, agent,
 
 def test_a_stop_revision_is_acknowledged_without_setpoints(issue, agent,
                                                            django_capture_on_commit_callbacks):
-    from dispatch import services
+    from dispatch import issuing
 
     dispatch = issue()
-    stop = services.stop_dispatch(dispatch=dispatch)
+    stop = issuing.stop_dispatch(dispatch=dispatch)
     document = agent.read_back(stop)
     assert document["setpoints"] == [] and document["status"] == "STOP"
     ack = only(agent.report(dispatch, [document], capture=django_capture_on_commit_callbacks))

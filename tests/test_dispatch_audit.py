@@ -13,13 +13,14 @@ from pathlib import Path
 import pytest
 from django.core.management import call_command
 
-from dispatch import services
-from dispatch.models import AuditEntry, ImmutableError
+from dispatch import issuing
+from dispatch.models import AuditEntry
 from gbflex_profile import audit_chain
 from tests.fixtures.api import new_actor
 from tests.fixtures.dispatch import hour, timing
 from tests.test_dispatch_acks import FspAgent
 from tests.test_dispatch_api import Api
+from vtn.append_only import AppendOnlyError
 
 pytestmark = pytest.mark.django_db
 ROOT = Path(__file__).resolve().parent.parent
@@ -36,13 +37,13 @@ def disputed(issue, gb, django_capture_on_commit_callbacks):
     other = issue(unit="z1", reference="OTHER", service_start=start, timings=[timing(start, 50)])
     first = dispatch.revisions.get()
     agent.report(dispatch, [agent.read_back(first)], capture=django_capture_on_commit_callbacks)
-    services.revise_dispatch(dispatch=other, urgency="emergency")
-    second = services.revise_dispatch(dispatch=dispatch, urgency="emergency")
+    issuing.revise_dispatch(dispatch=other, urgency="emergency")
+    second = issuing.revise_dispatch(dispatch=dispatch, urgency="emergency")
     agent.report(dispatch, [agent.read_back(second)], key=FspAgent(gb.acme).key,
                  capture=django_capture_on_commit_callbacks)
     agent.report(dispatch, [agent.read_back(second, stage="ACTIONED", outcome="ACCEPTED")],
                  capture=django_capture_on_commit_callbacks)
-    services.stop_dispatch(dispatch=dispatch)
+    issuing.stop_dispatch(dispatch=dispatch)
     return dispatch
 
 
@@ -82,13 +83,13 @@ def test_the_chain_spans_revisions_and_acknowledgements(disputed):
 def test_entries_cannot_be_updated_or_deleted(disputed):
     entry = AuditEntry.objects.first()
     entry.payload = {"forged": True}
-    with pytest.raises(ImmutableError):
+    with pytest.raises(AppendOnlyError):
         entry.save()
-    with pytest.raises(ImmutableError):
+    with pytest.raises(AppendOnlyError):
         entry.delete()
-    with pytest.raises(ImmutableError):
+    with pytest.raises(AppendOnlyError):
         AuditEntry.objects.filter(pk=entry.pk).update(jws="x")
-    with pytest.raises(ImmutableError):
+    with pytest.raises(AppendOnlyError):
         AuditEntry.objects.all().delete()
 
 

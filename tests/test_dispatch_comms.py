@@ -238,15 +238,16 @@ def test_the_console_dashboard_lists_vtn_outages(gb, clock, settings):
 
 
 def test_loss_is_detected_after_the_operators_own_heartbeat_interval(gb, clock):
-    from dispatch import services
+    from dispatch import programs
 
     # ENWL lengthens MW Dispatch's heartbeat to 10 minutes: acme (MW Dispatch and
     # Dynamic) is then held to Dynamic's 5 minutes x 1.5 grace, not 1 minute
-    services.set_product_parameters(operator="ENWL", product="MW_DISPATCH", changed_by="ops",
+    programs.set_product_parameters(operator="ENWL", product="MW_DISPATCH", changed_by="ops",
                                     changes={"heartbeat_interval": "PT10M"})
     from dispatch import selectors
+    from dispatch.api.serializers import SiteSerializer
 
-    shown = selectors.site_as_dict(selectors.sites().get(name="north"))
+    shown = SiteSerializer(selectors.sites().get(name="north")).data
     assert shown["heartbeatIntervalSeconds"] == 300  # Dynamic's, now the shortest
     poll(gb.acme)
 
@@ -258,7 +259,7 @@ def test_loss_is_detected_after_the_operators_own_heartbeat_interval(gb, clock):
     assert north(comms.check_comms(clock.at(451))) == [("north", CommsState.COMMS_LOST)]
     # and with no heartbeat expected for either product, the site is never lost
     for product in ("MW_DISPATCH", "DYNAMIC"):
-        services.set_product_parameters(operator="ENWL", product=product, changed_by="ops",
+        programs.set_product_parameters(operator="ENWL", product=product, changed_by="ops",
                                         changes={"heartbeat_interval": "NONE"})
     poll(gb.acme)
     assert north(comms.check_comms(clock.at(5000))) == []

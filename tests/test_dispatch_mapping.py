@@ -7,7 +7,7 @@ from decimal import Decimal
 
 import pytest
 
-from dispatch import services
+from dispatch import issuing
 from tests.fixtures.dispatch import timing
 from tests.spec import VERSION_31, VERSION_301, VERSIONS
 
@@ -74,10 +74,10 @@ def test_each_revision_kind_renders_validly(gb, issue, version):
     event = current()
     assert payloads(event["intervals"][0])["DISPATCH_INSTRUCTION"] == ["PRE_NOTIFY"]
     assert event["priority"] == 2
-    services.revise_dispatch(dispatch=dispatch, status="run", urgency="warning")
+    issuing.revise_dispatch(dispatch=dispatch, status="run", urgency="warning")
     event = current()
     assert payloads(event["intervals"][0])["GB_REVISION"] == [2] and event["priority"] == 1
-    services.stop_dispatch(dispatch=dispatch)
+    issuing.stop_dispatch(dispatch=dispatch)
     event = current()
     assert len(event["intervals"]) == 1
     only = payloads(event["intervals"][0])

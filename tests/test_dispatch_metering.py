@@ -258,9 +258,9 @@ def test_late_negative_and_foreign_declarations_are_rejected(
 
 
 def test_the_operator_sees_declared_against_contracted(gb, django_capture_on_commit_callbacks):
-    from dispatch import services
+    from dispatch import onboarding
 
-    services.create_contract(
+    onboarding.create_contract(
         operator="ENWL", identifier="C-AV", fsp="acme", product="SECURE", units=["bat1", "hp1"],
         capacity_kw=Decimal(600),
         service_windows=[(TOMORROW + timedelta(hours=16), TOMORROW + timedelta(hours=20))])

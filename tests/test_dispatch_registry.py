@@ -9,7 +9,7 @@ from io import StringIO
 import pytest
 from django.core.management import CommandError, call_command
 
-from dispatch import registry, services
+from dispatch import onboarding, programs, registry
 from dispatch.models import Contract, DispatchUnit, Fsp, FspSite, OperatorProgram, Product
 from vtn.errors import BadRequest, Conflict
 from vtn.models import Client, Resource, Ven
@@ -35,16 +35,16 @@ def test_the_five_products_are_loaded_with_their_parameters():
 
 def test_loading_products_again_changes_nothing():
     Product.objects.filter(code="SECURE").update(notice_period=timedelta(hours=3))
-    services.load_products()
-    services.load_products()
+    programs.load_products()
+    programs.load_products()
     assert Product.objects.count() == 5
     assert Product.objects.get(code="SECURE").notice_period == timedelta(hours=3)
 
 
 def test_only_well_known_operator_codes_are_accepted():
-    assert services.ensure_operator("ukpn-lpn").code == "UKPN-LPN"
+    assert programs.ensure_operator("ukpn-lpn").code == "UKPN-LPN"
     with pytest.raises(BadRequest, match="unknown network operator"):
-        services.ensure_operator("ACME-DNO")
+        programs.ensure_operator("ACME-DNO")
 
 
 def test_unit_spec_parsing():
@@ -121,14 +121,14 @@ def test_contract_creates_the_operator_product_program(gb):
 
 def test_contract_refusals(gb):
     with pytest.raises(Conflict):
-        services.create_contract(operator="ENWL", identifier="C-DYN", fsp="acme",
-                                 product="DYNAMIC", units=["bat1"])
+        onboarding.create_contract(operator="ENWL", identifier="C-DYN", fsp="acme",
+                                   product="DYNAMIC", units=["bat1"])
     with pytest.raises(BadRequest, match="no units nope"):
-        services.create_contract(operator="ENWL", identifier="C-2", fsp="acme",
-                                 product="DYNAMIC", units=["nope"])
+        onboarding.create_contract(operator="ENWL", identifier="C-2", fsp="acme",
+                                   product="DYNAMIC", units=["nope"])
     with pytest.raises(BadRequest, match="unknown product"):
-        services.create_contract(operator="ENWL", identifier="C-3", fsp="acme",
-                                 product="TURBO", units=["bat1"])
+        onboarding.create_contract(operator="ENWL", identifier="C-3", fsp="acme",
+                                   product="TURBO", units=["bat1"])
 
 
 def test_onboarding_registers_the_site_signing_key(fast_hashing, tmp_path):

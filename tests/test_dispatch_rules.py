@@ -6,7 +6,7 @@ from datetime import timedelta
 
 import pytest
 
-from dispatch import selectors, services
+from dispatch import onboarding, programs, selectors
 from dispatch.models import DispatchInstruction
 from tests.fixtures.dispatch import hour, timing
 from vtn.errors import BadRequest, Conflict
@@ -33,9 +33,9 @@ def test_notice_period_is_enforced(issue):
 
 
 def test_sustain_needs_a_week_of_notice(gb, issue):
-    services.create_contract(operator="ENWL", identifier="C-S", fsp="acme", product="SUSTAIN",
-                             units=["hp1"])
-    product = services.find_product("sustain")
+    onboarding.create_contract(operator="ENWL", identifier="C-S", fsp="acme", product="SUSTAIN",
+                               units=["hp1"])
+    product = programs.find_product("sustain")
     refused(issue, "needs 7 day(s) notice", unit="acme/hp1", product=product)
     start = hour(24 * 8)
     assert issue(unit="acme/hp1", product=product, service_start=start,
@@ -56,7 +56,7 @@ def test_setpoints_must_be_within_the_service_window(issue):
 
 
 def test_absolute_or_delta_per_product(gb, issue):
-    mw = services.find_product("MW_DISPATCH")
+    mw = programs.find_product("MW_DISPATCH")
     start = hour(2)
     refused(issue, "takes absolute setpoints, not delta", product=mw,
             timings=[timing(start, 0, "delta")])
@@ -65,7 +65,7 @@ def test_absolute_or_delta_per_product(gb, issue):
 
 
 def test_fixed_quantity_products_keep_one_volume(gb, issue):
-    mw = services.find_product("MW_DISPATCH")
+    mw = programs.find_product("MW_DISPATCH")
     start = hour(2)
     refused(issue, "fixed quantity", product=mw,
             timings=[timing(start, 0, "absolute"), timing(start + timedelta(hours=1), 5,
@@ -73,11 +73,11 @@ def test_fixed_quantity_products_keep_one_volume(gb, issue):
 
 
 def test_mw_dispatch_applies_to_export_units_only(gb, issue):
-    services.create_contract(operator="ENWL", identifier="C-MW2", fsp="acme",
-                             product="MW_DISPATCH", units=["hp1"])
+    onboarding.create_contract(operator="ENWL", identifier="C-MW2", fsp="acme",
+                               product="MW_DISPATCH", units=["hp1"])
     start = hour(2)
     refused(issue, "applies to export units", unit="acme/hp1",
-            product=services.find_product("MW_DISPATCH"), timings=[timing(start, 0, "absolute")])
+            product=programs.find_product("MW_DISPATCH"), timings=[timing(start, 0, "absolute")])
 
 
 def test_reactive_power_needs_reactive_capacity(issue):
@@ -87,9 +87,9 @@ def test_reactive_power_needs_reactive_capacity(issue):
 
 def test_contract_service_windows_bound_the_dispatch(gb, issue):
     start = hour(2)
-    services.create_contract(operator="ENWL", identifier="C-W", fsp="zeta", product="SECURE",
-                             units=["z1"], service_windows=[(hour(48), hour(50))])
-    product = services.find_product("SECURE")
+    onboarding.create_contract(operator="ENWL", identifier="C-W", fsp="zeta", product="SECURE",
+                               units=["z1"], service_windows=[(hour(48), hour(50))])
+    product = programs.find_product("SECURE")
     refused(issue, "outside the contract's service windows", unit="z1", product=product,
             service_start=hour(30), timings=[timing(hour(30), 5)])
     assert issue(unit="z1", product=product, service_start=hour(48),
@@ -100,7 +100,7 @@ def test_contract_service_windows_bound_the_dispatch(gb, issue):
 
 def test_a_unit_without_a_contract_for_the_product_is_refused(gb, issue):
     with pytest.raises(BadRequest, match="no contract covers"):
-        issue(unit="z1", product=services.find_product("RESTORE"))
+        issue(unit="z1", product=programs.find_product("RESTORE"))
 
 
 def test_references_are_unique_per_operator(issue):

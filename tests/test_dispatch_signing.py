@@ -12,7 +12,7 @@ from django.test import Client as DjangoClient
 from django.utils import timezone
 from jwcrypto import jwk, jws
 
-from dispatch import selectors, services
+from dispatch import selectors, signing_keys
 from dispatch.models import SigningKey
 from gbflex_profile import jose
 
@@ -81,7 +81,7 @@ def test_unknown_key_is_refused():
 def test_rotation_keeps_old_signatures_verifiable_for_the_configured_period(issue, settings):
     settings.DISPATCH_SIGNING_KEY_VERIFY_DAYS = 30
     old = issue().revisions.get()
-    new_key = services.rotate_signing_key(operator="ENWL")
+    new_key = signing_keys.rotate_signing_key(operator="ENWL")
     newer = issue().revisions.get()
     assert newer.signing_key == new_key and old.signing_key != new_key
     jwks = published_jwks()
@@ -103,10 +103,10 @@ def test_sandbox_rotations_keep_the_jwks_bounded(issue, settings):
     """The key-rotation scenario rotates with a short verification period and few retired
     keys kept: any number of runs leaves at most keep + 1 keys of the operator in the
     JWKS, and none of another operator's keys is touched."""
-    other = services.rotate_signing_key(operator="UKPN-LPN")  # another operator's active key
+    other = signing_keys.rotate_signing_key(operator="UKPN-LPN")  # another operator's active key
     old = issue().revisions.get()
-    keys = [services.rotate_signing_key(operator="ENWL", verify_for=timedelta(minutes=60),
-                                        keep_retired=2) for _ in range(6)]
+    keys = [signing_keys.rotate_signing_key(operator="ENWL", verify_for=timedelta(minutes=60),
+                                            keep_retired=2) for _ in range(6)]
     published = {k["kid"] for k in published_jwks()["keys"]}
     enwl = {kid for kid in published if kid.startswith("enwl-")}
     assert enwl == {keys[-1].kid, keys[-2].kid, keys[-3].kid}

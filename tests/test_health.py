@@ -54,11 +54,11 @@ def test_a_reachable_broker_is_ok(settings):
 
 
 def test_a_signing_key_that_does_not_decrypt_is_not_ready(gb, issue, settings):
-    from dispatch import services
+    from dispatch import signing_keys
 
     issue(reference="HA-1")  # the operator's signing key now exists
     assert get("/readyz")[0] == 200
-    services._loadable_keys.clear()
+    signing_keys._loadable_keys.clear()
     settings.DISPATCH_SIGNING_KEY_PASSPHRASE = "not-the-passphrase-it-was-made-with"
     status, body, response = get("/readyz")
     assert status == 503 and body["checks"]["signingKeys"] == "failing", body

@@ -21,10 +21,10 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 from django.core.management import CommandError, call_command
 
 from vtn import generations, pki
+from vtn.append_only import AppendOnlyError
 from vtn.auth import certificates, ratelimit
 from vtn.auth.services import ClientError, bind_certificate, create_client
 from vtn.models import (
-    AppendOnlyError,
     Client,
     ClientCertificate,
     Generation,

@@ -12,7 +12,7 @@ import pytest
 from django.core.management import CommandError, call_command
 from django.test import Client as DjangoClient
 
-from dispatch import mapping, selectors, services
+from dispatch import issuing, mapping, programs, selectors
 from dispatch.models import OperatorProgram, Product, ProductParameterChange
 from tests.fixtures.api import new_actor
 from tests.fixtures.dispatch import hour, timing
@@ -30,22 +30,22 @@ def attribute(operator: str, product: str, name: str) -> list:
 
 
 def test_defaults_until_the_operator_sets_its_own(gb):
-    shown = services.product_parameters_as_dict(selectors.find_operator("ENWL"),
-                                                services.find_product("MW_DISPATCH"))
-    assert shown["parameters"] == shown["defaults"] == {
+    shown = programs.product_parameter_settings(selectors.find_operator("ENWL"),
+                                                programs.find_product("MW_DISPATCH"))
+    assert shown.parameters == shown.defaults == {
         "notice_period": "PT0S", "ramp_time": "PT2M", "heartbeat_interval": "PT1M"}
-    assert shown["operatorSet"] == []
+    assert shown.operator_set == []
 
 
 def test_a_change_is_published_in_the_operators_program_and_audited(gb):
-    services.ensure_program(services.ensure_operator("NGED-WM"),
-                            services.find_product("MW_DISPATCH"))
+    programs.ensure_program(programs.ensure_operator("NGED-WM"),
+                            programs.find_product("MW_DISPATCH"))
     assert attribute("ENWL", "MW_DISPATCH", "GB_HEARTBEAT_INTERVAL") == ["PT1M"]
-    shown = services.set_product_parameters(
+    shown = programs.set_product_parameters(
         operator="ENWL", product="mw-dispatch", changed_by="ops",
         changes={"heartbeat_interval": "PT30S", "ramp_time": "PT5M"}, reason="ENWL policy")
-    assert shown["parameters"]["heartbeat_interval"] == "PT30S"
-    assert shown["operatorSet"] == ["heartbeat_interval", "ramp_time"]
+    assert shown.parameters["heartbeat_interval"] == "PT30S"
+    assert shown.operator_set == ["heartbeat_interval", "ramp_time"]
     assert attribute("ENWL", "MW_DISPATCH", "GB_HEARTBEAT_INTERVAL") == ["PT30S"]
     assert attribute("ENWL", "MW_DISPATCH", "GB_RAMP_TIME") == ["PT5M"]
     # another operator's program and the product's defaults are untouched
@@ -56,15 +56,15 @@ def test_a_change_is_published_in_the_operators_program_and_audited(gb):
         "ENWL", "MW_DISPATCH", "ops", "ENWL policy")
     assert entry.before["heartbeat_interval"] == "PT1M"
     assert entry.after["heartbeat_interval"] == "PT30S"
-    back = services.set_product_parameters(operator="ENWL", product="MW_DISPATCH",
+    back = programs.set_product_parameters(operator="ENWL", product="MW_DISPATCH",
                                            changed_by="ops",
                                            changes={"heartbeat_interval": "DEFAULT"})
-    assert back["parameters"]["heartbeat_interval"] == "PT1M"
+    assert back.parameters["heartbeat_interval"] == "PT1M"
     assert attribute("ENWL", "MW_DISPATCH", "GB_HEARTBEAT_INTERVAL") == ["PT1M"]
-    none = services.set_product_parameters(operator="ENWL", product="SECURE",
+    none = programs.set_product_parameters(operator="ENWL", product="SECURE",
                                            changed_by="ops",
                                            changes={"heartbeat_interval": "NONE"})
-    assert none["parameters"]["heartbeat_interval"] is None
+    assert none.parameters["heartbeat_interval"] is None
     assert attribute("ENWL", "SECURE", "GB_HEARTBEAT_INTERVAL") == ["NONE"]
 
 
@@ -77,23 +77,23 @@ def test_a_change_is_published_in_the_operators_program_and_audited(gb):
 ])
 def test_bad_values_change_nothing(gb, changes, message):
     with pytest.raises(BadRequest) as caught:
-        services.set_product_parameters(operator="ENWL", product="DYNAMIC",
+        programs.set_product_parameters(operator="ENWL", product="DYNAMIC",
                                         changed_by="ops", changes=changes)
     assert any(message in e for e in caught.value.errors), caught.value.errors
     assert not ProductParameterChange.objects.exists()
-    assert services.product_parameters_as_dict(
-        selectors.find_operator("ENWL"), services.find_product("DYNAMIC"))["operatorSet"] == []
+    assert programs.product_parameter_settings(
+        selectors.find_operator("ENWL"), programs.find_product("DYNAMIC")).operator_set == []
 
 
 def test_the_rules_apply_the_operators_notice_period(gb):
-    services.set_product_parameters(operator="ENWL", product="DYNAMIC", changed_by="ops",
+    programs.set_product_parameters(operator="ENWL", product="DYNAMIC", changed_by="ops",
                                     changes={"notice_period": "PT3H"})
     start = hour(2)
     with pytest.raises(BadRequest) as caught:
-        services.issue_dispatch(unit=selectors.find_unit("acme/bat1"),
-                                product=services.find_product("DYNAMIC"),
-                                service_start=start, service_end=start + timedelta(hours=1),
-                                timings=[timing(start, 100)])
+        issuing.issue_dispatch(unit=selectors.find_unit("acme/bat1"),
+                               product=programs.find_product("DYNAMIC"),
+                               service_start=start, service_end=start + timedelta(hours=1),
+                               timings=[timing(start, 100)])
     assert any("needs 3 hour(s) notice" in e for e in caught.value.errors)
 
 
@@ -187,7 +187,7 @@ def test_the_admin_shows_the_defaults_and_the_changes_but_edits_nothing(gb):
     assert refused.status_code == 403
     product.refresh_from_db()
     assert product.heartbeat_interval == timedelta(minutes=1)
-    services.set_product_parameters(operator="ENWL", product="MW_DISPATCH", changed_by="ops",
+    programs.set_product_parameters(operator="ENWL", product="MW_DISPATCH", changed_by="ops",
                                     changes={"ramp_time": "PT3M"})
     listed = http.get("/admin/dispatch/productparameterchange/", secure=True)
     assert listed.status_code == 200 and b"PT3M" in listed.content

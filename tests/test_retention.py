@@ -13,7 +13,8 @@ from dispatch.models import AuditEntry, DispatchRevision, HeartbeatRecord, Meter
 from settlement import services as settlement_services
 from tests.test_settlement_statements import MONTH, T0, readings
 from tests.test_settlement_statements import settled as settled  # noqa: F401 (fixture)
-from vtn.models import AppendOnlyError, Report, SecurityEvent
+from vtn.append_only import AppendOnlyError
+from vtn.models import Report, SecurityEvent
 
 pytestmark = pytest.mark.django_db
 

@@ -11,7 +11,7 @@ import pytest
 from django.core.management import call_command
 from django.utils import timezone
 
-from dispatch import services as dispatch_services
+from dispatch import programs
 from dispatch.models import Acknowledgement, DispatchInstruction, MeterReading, ReportIntake
 from settlement.models import Statement
 from settlement.services import Month
@@ -175,7 +175,7 @@ def _history_counts() -> tuple:
 # the data migration loaded, so load them as a fresh database has them.
 @pytest.mark.django_db(transaction=True)
 def test_the_fleet_gets_a_month_of_history_settled_through_the_real_services(sandbox_var):
-    dispatch_services.load_products()
+    programs.load_products()
     now = timezone.now()
     report = run_sandbox(fleet=True)
     history = report["history"]

@@ -19,8 +19,8 @@ from settlement.calc.money import (
     PriceBasis,
     UtilisationTerms,
     availability_lines,
+    price_periods,
     round_money,
-    settle_dispatch,
     settle_period,
     settlement_totals,
 )
@@ -147,15 +147,15 @@ def test_a_held_dispatch_cannot_be_priced():
                           D(1))
     held: DeliveryResult = delivered_flexibility(order, baseline_kw={}, actual_kw={})
     with pytest.raises(ValueError, match="held_missing_data"):
-        settle_dispatch(held, UtilisationTerms(price_gbp=D(1)))
+        price_periods(held, UtilisationTerms(price_gbp=D(1)))
 
 
-def test_settle_dispatch_gives_one_line_per_period():
+def test_pricing_a_dispatch_gives_one_line_per_period():
     order = DispatchOrder(utc(2026, 12, 16, 17), utc(2026, 12, 16, 18), Direction.DOWN, D(1000))
     starts = [utc(2026, 12, 16, 17), utc(2026, 12, 16, 17, 30)]
     result = delivered_flexibility(order, baseline_kw=dict.fromkeys(starts, D(1000)),
                                    actual_kw=dict.fromkeys(starts, D(0)))
-    lines = settle_dispatch(result, UtilisationTerms(price_gbp=D(100)))
+    lines = price_periods(result, UtilisationTerms(price_gbp=D(100)))
     assert [line.gross_payment_gbp for line in lines] == [D("50.00"), D("50.00")]
 
 

@@ -133,23 +133,23 @@ def test_corrected_data_after_issue_gives_a_new_version_and_never_changes_the_is
 
 
 def test_a_stop_cuts_the_order_short(settled):
-    from dispatch import services as dispatch_services
+    from dispatch import issuing
 
     contract, dispatch = settled
-    dispatch_services.stop_dispatch(dispatch=dispatch, now=T0 + timedelta(minutes=30))
+    issuing.stop_dispatch(dispatch=dispatch, now=T0 + timedelta(minutes=30))
     row = services.settle_month(contract=contract, month=MONTH)
     assert [line["periodStart"] for line in utilisation(row.document)] == [
         "2026-09-16T17:00:00Z"]
 
 
 def test_a_later_revision_never_changes_a_past_periods_money(settled):
-    from dispatch import services as dispatch_services
+    from dispatch import issuing
 
     contract, dispatch = settled
     (before, _) = utilisation(services.compute_document(contract, MONTH, 1))
     # at 17:30 the operator lowers the order from 17:45 (the first moment Dynamic's notice
     # allows): the 17:00 period was ordered by revision 1 and stays exactly as it was
-    dispatch_services.revise_dispatch(
+    issuing.revise_dispatch(
         dispatch=dispatch, now=T0 + timedelta(minutes=30),
         timings=[timing(T0, 100), timing(T0 + timedelta(minutes=45), 50)])
     lines = utilisation(services.compute_document(contract, MONTH, 1))
@@ -295,12 +295,12 @@ def test_the_settle_command_prints_the_statements(settled):
 # --- units, setpoints and days ----------------------------------------------------------------
 
 def test_an_export_unit_turned_to_zero_is_measured_against_its_absolute_setpoint(gb, issue):
-    from dispatch import services as dispatch_services
+    from dispatch import programs
 
     contract = Contract.objects.get(identifier="C-MW")  # MW_DISPATCH, bat1 exports 500 kW
     Contract.objects.filter(pk=contract.pk).update(baseline_method="meter-before-2",
                                                    utilisation_price=Decimal(100))
-    issue("acme/bat1", reference="MW-1", product=dispatch_services.find_product("MW_DISPATCH"),
+    issue("acme/bat1", reference="MW-1", product=programs.find_product("MW_DISPATCH"),
           service_start=T0, service_end=T0 + timedelta(hours=1),
           timings=[timing(T0, 0, "absolute")], now=T0 - timedelta(minutes=5))
     readings("bat1", T0 - timedelta(hours=1), [-200, -200, -50, 0])  # exporting 400 kW

@@ -26,7 +26,7 @@ from settlement.calc.money import (
     PenaltyBasis,
     PriceBasis,
     UtilisationTerms,
-    settle_dispatch,
+    price_periods,
     settlement_totals,
 )
 
@@ -63,7 +63,7 @@ def test_usef_settlement_example_row(allocation, flex_realized, delivered, flex_
         actual_kw={ISP_START: Decimal(allocation) * KW_PER_MW}, minutes=15,
         deficiency_rule=DeficiencyRule.ADJUSTED_BASELINE)
     assert result.status is DeliveryStatus.ASSESSED
-    (line,) = settle_dispatch(result, TERMS)
+    (line,) = price_periods(result, TERMS)
     period = line.delivery
 
     assert period.adjusted_baseline_kw / KW_PER_MW == 8
@@ -86,7 +86,7 @@ def test_usef_example_totals_are_sums_of_the_rows():
         order, baseline_kw=dict.fromkeys(starts, BASELINE_KW),
         actual_kw={s: Decimal(row[0]) * KW_PER_MW for s, row in zip(starts, TABLE, strict=True)},
         minutes=15, deficiency_rule=DeficiencyRule.ADJUSTED_BASELINE)
-    totals = settlement_totals(settle_dispatch(result, TERMS))
+    totals = settlement_totals(price_periods(result, TERMS))
     assert sum(p.delivered_kw for p in result.periods) / KW_PER_MW == sum(r[2] for r in TABLE)
     assert sum(p.deficiency_kw for p in result.periods) / KW_PER_MW == sum(r[5] for r in TABLE)
     assert totals.net_gbp == sum(r[7] for r in TABLE)

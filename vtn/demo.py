@@ -1,6 +1,6 @@
 """Demo data for the sandbox: GB flexibility programs, demo VENs and upcoming events.
 
-The data lives in ``fixtures/`` as OpenADR 3.1 request bodies and goes through the 3.1
+The data lives in ``demo_data/`` as OpenADR 3.1 request bodies and goes through the 3.1
 wire format and :mod:`vtn.services`, so it is validated exactly like API input. Loading
 is idempotent: objects are matched by name and left alone when they exist, except demo
 events that have already ended, which are moved forward so the sandbox always shows
@@ -36,11 +36,11 @@ from vtn.errors import Problem
 from vtn.models import Client, Event, Program, Resource, Ven
 from vtn.wire.v31 import Wire31
 
-FIXTURES_DIR = Path(settings.BASE_DIR) / "fixtures"
+DEMO_DATA_DIR = Path(settings.BASE_DIR) / "demo_data"
 
 
 class DemoDataError(ValueError):
-    """A fixture breaks the OpenADR document or the VTN's rules; says which and why."""
+    """A demo file breaks the OpenADR document or the VTN's rules; says which and why."""
 
 
 @dataclass
@@ -58,33 +58,33 @@ def _loader() -> Caller:
                   scopes=frozenset(DEFAULT_SCOPES["bl"]))
 
 
-def _read(fixtures_dir: Path, name: str) -> list:
-    with (fixtures_dir / name).open(encoding="utf-8") as handle:
+def _read(data_dir: Path, name: str) -> list:
+    with (data_dir / name).open(encoding="utf-8") as handle:
         return json.load(handle)
 
 
 @transaction.atomic
-def load_demo_data(*, fixtures_dir: Path = FIXTURES_DIR,
+def load_demo_data(*, data_dir: Path = DEMO_DATA_DIR,
                    now: datetime | None = None) -> LoadSummary:
     """Load the demo programs, VENs (with resources) and events; safe to call repeatedly.
 
     ``now`` (UTC, default: the current time) anchors the event start times. Raises
-    :class:`DemoDataError` (and loads nothing) when a fixture is invalid.
+    :class:`DemoDataError` (and loads nothing) when a demo file is invalid.
     """
     try:
-        return _load(fixtures_dir, now or timezone.now())
+        return _load(data_dir, now or timezone.now())
     except Problem as exc:
         details = "; ".join(exc.errors)
-        raise DemoDataError(f"invalid demo data in {fixtures_dir}: {exc.detail}"
+        raise DemoDataError(f"invalid demo data in {data_dir}: {exc.detail}"
                             + (f" ({details})" if details else "")) from exc
 
 
-def _load(fixtures_dir: Path, now: datetime) -> LoadSummary:
+def _load(data_dir: Path, now: datetime) -> LoadSummary:
     caller = _loader()
     wire = Wire31()
     summary = LoadSummary()
 
-    for body in _read(fixtures_dir, "programs.json"):
+    for body in _read(data_dir, "programs.json"):
         data = wire.program_in(body)
         if Program.objects.filter(program_name=data["program_name"]).exists():
             summary.existing.append(f"program {data['program_name']}")
@@ -92,7 +92,7 @@ def _load(fixtures_dir: Path, now: datetime) -> LoadSummary:
         services.save_program(caller=caller, data=data)
         summary.created.append(f"program {data['program_name']}")
 
-    for item in _read(fixtures_dir, "vens.json"):
+    for item in _read(data_dir, "vens.json"):
         data, _ = wire.ven_in(item["ven"], caller)
         ven = Ven.objects.filter(ven_name=data["ven_name"]).first()
         if ven is None:
@@ -112,7 +112,7 @@ def _load(fixtures_dir: Path, now: datetime) -> LoadSummary:
             services.save_resource(caller=caller, ven=ven, data=resource)
             summary.created.append(name)
 
-    for item in _read(fixtures_dir, "events.json"):
+    for item in _read(data_dir, "events.json"):
         program = Program.objects.get(program_name=item["program"])
         body = _anchored_event(item, program.pk, now)
         data = wire.event_in(body)
@@ -130,7 +130,7 @@ def _load(fixtures_dir: Path, now: datetime) -> LoadSummary:
 
 
 def _anchored_event(item: dict, program_id: str, now: datetime) -> dict:
-    """The fixture's event body with its programID and a concrete start time."""
+    """The demo event's body with its programID and a concrete start time."""
     day = now.astimezone(UTC).date() + timedelta(days=int(item["startsInDays"]))
     start = datetime.combine(day, time.fromisoformat(item["startTimeUtc"]), tzinfo=UTC)
     event = dict(item["event"])

@@ -15,6 +15,8 @@ from django.conf import settings
 from django.db import models
 from django.utils import timezone
 
+from vtn.append_only import AppendOnlyModel
+
 
 def new_object_id() -> str:
     """A URL-safe object id matching the documents' objectID pattern."""
@@ -338,23 +340,10 @@ class TokenBinding(models.Model):
         return f"token {self.access_token_id} -> {self.certificate_sha256[:16]}..."
 
 
-class AppendOnlyError(RuntimeError):
-    """Security events are never changed or deleted."""
-
-
-class SecurityEventQuerySet(models.QuerySet):
-    def update(self, **kwargs):
-        raise AppendOnlyError("security events cannot be updated")
-
-    def delete(self):
-        raise AppendOnlyError("security events cannot be deleted")
-
-    def bulk_update(self, objs, fields, batch_size=None):
-        raise AppendOnlyError("security events cannot be updated")
-
-
-class SecurityEvent(models.Model):
+class SecurityEvent(AppendOnlyModel):
     """One line of the append-only security log (see ``manage.py security_log``)."""
+
+    append_only_noun = "security events"
 
     class Kind(models.TextChoices):
         TOKEN_ISSUED = "token_issued"
@@ -379,21 +368,11 @@ class SecurityEvent(models.Model):
     cert_sha256 = models.CharField(max_length=64, blank=True)
     detail = models.TextField(blank=True)
 
-    objects = SecurityEventQuerySet.as_manager()
-
     class Meta:
         ordering = ["time", "id"]
 
     def __str__(self) -> str:
         return f"{self.time.isoformat()} {self.kind} {self.client_id}"
-
-    def save(self, *args, **kwargs) -> None:
-        if not self._state.adding:
-            raise AppendOnlyError("security events cannot be updated")
-        super().save(*args, **kwargs)
-
-    def delete(self, *args, **kwargs):
-        raise AppendOnlyError("security events cannot be deleted")
 
 
 class ServingPeriod(models.Model):

@@ -21,7 +21,7 @@ from django.http import HttpRequest, JsonResponse
 from django.views.decorators.http import require_GET
 from kombu import Connection
 
-from dispatch.services import signing_keys_usable
+from dispatch.signing_keys import signing_keys_usable
 
 logger = logging.getLogger(__name__)
 # A passing migrations check is remembered this long (building the plan reads every

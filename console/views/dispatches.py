@@ -1,6 +1,6 @@
 """Dispatches: list, issue (check, confirm), the timeline page, revise, stop and
-emergency stop. Every write is ``dispatch.services``; a check before confirming runs
-the same service and undoes it (``console.services.preview_issue``)."""
+emergency stop. Every write is ``dispatch.issuing``; the check before confirming is
+that module's check step (``console.services.preview_issue``), which writes nothing."""
 
 from __future__ import annotations
 
@@ -16,8 +16,8 @@ from console.forms import DispatchForm, ReviseForm, StopForm
 from console.permissions import DISPATCH, console_view
 from console.templatetags.console import utc
 from console.views.common import page, paged, staff
+from dispatch import issuing
 from dispatch import selectors as dispatch_selectors
-from dispatch import services as dispatch_services
 from dispatch.models import DispatchInstruction
 from vtn.errors import Problem
 
@@ -61,7 +61,7 @@ def issue(request: HttpRequest) -> HttpResponse:
     if not form.is_valid():
         return page(request, "console/dispatch_form.html", {"form": form}, status=400)
     data = form.cleaned_data
-    reference = data["reference"] or services.new_reference()
+    reference = data["reference"] or issuing.new_reference()
     arguments = services.issue_arguments(
         unit=data["unit"], product=data["product"], start=data["start"], end=data["end"],
         kw=data["kw"], setpoint_type=data["setpoint_type"], status=data["status"],
@@ -69,7 +69,7 @@ def issue(request: HttpRequest) -> HttpResponse:
         reason=data["reason"])
     if request.POST.get("step") == "confirm":
         try:
-            dispatch = dispatch_services.issue_dispatch(**arguments)
+            dispatch = issuing.issue_dispatch(**arguments)
         except Problem as exc:
             return page(request, "console/dispatch_form.html",
                         {"form": form, "problems": services.violations(exc)}, status=400)
@@ -135,7 +135,7 @@ def revise(request: HttpRequest, operator: str, reference: str) -> HttpResponse:
         reason=data["reason"])
     if request.POST.get("step") == "confirm":
         try:
-            made = dispatch_services.revise_dispatch(**arguments)
+            made = issuing.revise_dispatch(**arguments)
         except Problem as exc:
             return page(request, "console/revise_form.html",
                         context | {"form": form, "problems": services.violations(exc)},
@@ -161,7 +161,7 @@ def _stop(request: HttpRequest, operator: str, reference: str, *,
     if request.method == "GET" or not form.is_valid():
         return page(request, "console/stop_confirm.html", context)
     try:
-        made = dispatch_services.stop_dispatch(
+        made = issuing.stop_dispatch(
             dispatch=dispatch, emergency=emergency,
             expected_revision=_expected_revision(request, dispatch),
             issued_by=f"console:{staff(request)}", reason=form.cleaned_data["reason"])

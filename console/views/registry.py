@@ -12,8 +12,9 @@ from console.forms import ContractForm, OnboardForm, ProductParametersForm
 from console.models import CertificateBundle
 from console.permissions import REGISTRY, console_view
 from console.views.common import page, paged, staff
+from dispatch import onboarding, programs
 from dispatch import selectors as dispatch_selectors
-from dispatch import services as dispatch_services
+from dispatch.api.serializers import SiteSerializer
 from vtn.errors import Problem
 
 # Each registry list: its FilterSet, and its own page parameter.
@@ -33,8 +34,7 @@ def registry(request: HttpRequest) -> HttpResponse:
         if not valid:
             context["problems"] = ["check the filters"]
         context[name] = paged(request, narrowed.qs if valid else [], param=f"{name}_page")
-    context["site_rows"] = [dispatch_selectors.site_as_dict(site, transitions=0)
-                            for site in context["sites"]]
+    context["site_rows"] = SiteSerializer(context["sites"], many=True, transitions=0).data
     context["form"] = filters.SiteFilter(request.GET).form
     return page(request, "console/registry.html", context,
                 status=400 if context["problems"] else 200)
@@ -95,7 +95,7 @@ def new_contract(request: HttpRequest) -> HttpResponse:
     if request.method == "POST" and form.is_valid():
         data = form.cleaned_data
         try:
-            contract = dispatch_services.create_contract(
+            contract = onboarding.create_contract(
                 operator=data["operator"], identifier=data["identifier"], fsp=data["fsp"],
                 product=data["product"].code, units=data["units"],
                 availability_price=data["availability_price"],
@@ -121,14 +121,14 @@ def product_parameters(request: HttpRequest) -> HttpResponse:
     if request.method == "POST" and form.is_valid():
         data = form.cleaned_data
         try:
-            shown = dispatch_services.set_product_parameters(
+            shown = programs.set_product_parameters(
                 operator=data["operator"], product=data["product"].code,
                 changes=form.changes(), changed_by=staff(request), reason=data["reason"])
         except Problem as exc:
             problems = services.violations(exc)
         else:
-            messages.success(request, f"{shown['programName']} now applies " + ", ".join(
-                f"{name} {value or 'none'}" for name, value in shown["parameters"].items())
+            messages.success(request, f"{shown.program_name} now applies " + ", ".join(
+                f"{name} {value or 'none'}" for name, value in shown.parameters.items())
                 + ".")
             return redirect("/console/registry/products")
     rows = dispatch_selectors.product_parameter_rows()

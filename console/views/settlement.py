@@ -18,14 +18,10 @@ from console.permissions import SETTLE, console_view
 from console.services import violations
 from console.views.common import page, paged
 from dispatch import selectors as dispatch_selectors
-from settlement import selectors as settlement_selectors
+from settlement import exports
 from settlement import services as settlement_services
-from settlement.api.views import StatementExport
 from settlement.models import Statement
 from vtn.errors import Problem
-
-# The API's export formats (canonical JSON, CSV, UFTP FlexSettlement), served the same way.
-EXPORTS = StatementExport.FORMATS
 
 
 def _statement(request: HttpRequest, statement_id: int) -> Statement | HttpResponse:
@@ -45,9 +41,8 @@ def statement_list(request: HttpRequest) -> HttpResponse:
         problems = ["check the filters"]
     else:
         data = form.cleaned_data if form.is_bound else {}
-        rows = selectors.statements(settlement_selectors.StatementFilters(
-            month=data.get("month", ""), fsp=data.get("fsp", ""),
-            status=data.get("status", "")))
+        rows = selectors.statements({name: data.get(name) or "" for name in (
+            "month", "fsp", "status")})
     return page(request, "console/statements.html", {
         "form": form, "statements": paged(request, rows), "problems": problems,
         "compute_form": ComputeForm(auto_id="compute_%s")}, status=400 if problems else 200)
@@ -141,10 +136,10 @@ def export(request: HttpRequest, statement_id: int, fmt: str) -> HttpResponse:
     row = _statement(request, statement_id)
     if isinstance(row, HttpResponse):
         return row
-    if fmt not in EXPORTS:
+    if fmt not in exports.FORMATS:
         return page(request, "console/not_found.html", {"what": f"export format {fmt}"},
                     status=404)
-    content_type, render = EXPORTS[fmt]
+    content_type, render = exports.FORMATS[fmt]
     try:
         content = render(row.document)
     except Problem as exc:
@@ -152,7 +147,8 @@ def export(request: HttpRequest, statement_id: int, fmt: str) -> HttpResponse:
             messages.error(request, message)
         return redirect("console:statement", statement_id=row.pk)
     response = HttpResponse(content, content_type=content_type)
-    name = f"{row.contract.operator.code}-{row.contract.identifier}-{row.month:%Y-%m}" \
-           f"-v{row.version}.{fmt}"
+    name = exports.file_name(operator=row.contract.operator.code,
+                             contract=row.contract.identifier, month=row.month,
+                             version=row.version, fmt=fmt)
     response["Content-Disposition"] = f'attachment; filename="{name}"'
     return response

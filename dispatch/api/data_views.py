@@ -10,6 +10,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from dispatch import readings, selectors
+from dispatch.api.filters import MeterReadingFilterSet, ReportIntakeFilterSet
 from dispatch.api.serializers import (
     AvailabilitySerializer,
     MeterReadingSerializer,
@@ -17,6 +18,7 @@ from dispatch.api.serializers import (
 )
 from dispatch.api.views import READ, OperatorView, _int, _time
 from dispatch.models import ReportIntake
+from vtn.api.query_filters import filtered
 from vtn.auth.authentication import caller_of
 from vtn.auth.permissions import HasOperationScope
 from vtn.auth.scopes import READ_ALL, READ_VEN_OBJECTS
@@ -38,16 +40,9 @@ class MeterReadings(OperatorView):
             OpenApiParameter("skip", int), OpenApiParameter("limit", int)],
         responses={200: MeterReadingSerializer(many=True)})
     def get(self, request: Request) -> Response:
-        query = request.query_params
-        if query.get("history", "false") not in ("true", "false"):
-            raise BadRequest("history must be true or false")
-        filters = selectors.ReadingFilters(
-            operator=query.get("operator"), fsp=query.get("fsp"), unit=query.get("unit"),
-            reading_type=query.get("type"), start=_time(request, "from"),
-            end=_time(request, "to"), history=query.get("history") == "true")
+        rows = filtered(MeterReadingFilterSet, request.query_params, selectors.meter_readings())
         skip, limit = _int(request, "skip", 0, 2**31 - 1), _int(request, "limit", 500, 5000)
-        rows = selectors.meter_readings(filters)[skip:skip + limit]
-        return Response([selectors.reading_as_dict(row) for row in rows])
+        return Response(MeterReadingSerializer(rows[skip:skip + limit], many=True).data)
 
 
 class OperatorOrVen(BasePermission):
@@ -74,15 +69,11 @@ class ReportIntakes(APIView):
                     OpenApiParameter("limit", int)],
         responses={200: ReportIntakeSerializer(many=True)})
     def get(self, request: Request) -> Response:
-        query = request.query_params
-        rows = selectors.intakes(operator=query.get("operator"), fsp=query.get("fsp"),
-                                 kind=query.get("kind"))
+        rows = filtered(ReportIntakeFilterSet, request.query_params, selectors.intakes())
         if not getattr(caller_of(request), "is_bl", False):
             rows = rows.filter(site__ven__client_id=caller_of(request).client_id)
-        if query.get("report"):
-            rows = rows.filter(report_id=query["report"])
         limit = _int(request, "limit", 50, 500)
-        return Response([selectors.intake_as_dict(row) for row in rows[:limit]])
+        return Response(ReportIntakeSerializer(rows[:limit], many=True).data)
 
 
 class ContractAvailability(OperatorView):

@@ -1,13 +1,19 @@
-"""Operator API request and response bodies (camelCase like the OpenADR API)."""
+"""Operator API request and response bodies (camelCase like the OpenADR API). The response
+serializers are both the documentation (drf-spectacular) and the rendering of each body:
+the API, the commands and the console render dispatches, sites, keys, readings and
+intakes with them."""
 
 from __future__ import annotations
 
 import re
 from decimal import Decimal
 
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-from dispatch.rules import STATUSES, URGENCIES, Timing
+from dispatch import comms
+from dispatch.rules import STATUSES, URGENCIES, Timing, iso
+from dispatch.selectors import acknowledgement_state
 from vtn import timing
 
 ZONED = re.compile(r"(?:[Zz]|[+-]\d\d:?\d\d)$")
@@ -115,33 +121,59 @@ class ProductParametersRequestSerializer(serializers.Serializer):
 
 
 class ProductParametersSerializer(serializers.Serializer):
+    """Renders ``dispatch.programs.ProductParameterSettings``."""
+
     operator = serializers.CharField()
     product = serializers.CharField()
-    programName = serializers.CharField()
+    programName = serializers.CharField(source="program_name")
     parameters = serializers.DictField(child=serializers.CharField(allow_null=True))
     defaults = serializers.DictField(child=serializers.CharField(allow_null=True))
-    operatorSet = serializers.ListField(child=serializers.CharField())
+    operatorSet = serializers.ListField(source="operator_set", child=serializers.CharField())
 
 
-# --- responses (documentation) ------------------------------------------------------------------
+# --- responses: each serializer documents a body and renders it --------------------------------
+
+class UtcDateTimeField(serializers.DateTimeField):
+    """An aware datetime rendered as ISO 8601 UTC to the second (``dispatch.rules.iso``)."""
+
+    def to_representation(self, value):
+        return iso(value)
+
+
+class BlankAsNullCharField(serializers.CharField):
+    """Stored blank, rendered null."""
+
+    def to_representation(self, value):
+        return None if value == "" else super().to_representation(value)
+
+
+class AmountField(serializers.CharField):
+    """A Decimal rendered as plain text without trailing zeros (``12.5``, never ``1.25E+1``)."""
+
+    def to_representation(self, value):
+        return format(value.normalize(), "f")
+
 
 class AcknowledgementSerializer(serializers.Serializer):
     stage = serializers.ChoiceField(choices=["received", "actioned", "refused", ""])
     outcome = serializers.ChoiceField(choices=[
         "accepted", "read_back_mismatch", "invalid_signature", "unknown_key",
         "stale_revision", "duplicate"])
-    result = serializers.ChoiceField(choices=["ACCEPTED", "FAILED"], allow_null=True,
-                                     help_text="actioned: did the asset act on it")
+    result = BlankAsNullCharField(allow_null=True,
+                                  help_text="actioned: did the asset act on it (ACCEPTED or "
+                                            "FAILED)")
     reason = serializers.CharField(help_text="the FSP's reason for FAILED or REFUSED")
     detail = serializers.CharField(help_text="why the outcome is not accepted")
-    receivedAt = serializers.CharField()
-    claimedRevision = serializers.IntegerField(allow_null=True)
-    reportID = serializers.CharField()
-    clientID = serializers.CharField()
+    receivedAt = UtcDateTimeField(source="received_at")
+    claimedRevision = serializers.IntegerField(source="claimed_revision", allow_null=True)
+    reportID = serializers.CharField(source="report_id")
+    clientID = serializers.CharField(source="client_id")
     kid = serializers.CharField()
 
 
 class AcknowledgedSerializer(serializers.Serializer):
+    """Documents ``dispatch.selectors.acknowledgement_state``."""
+
     received = serializers.CharField(allow_null=True, help_text="first accepted, or null")
     actioned = serializers.CharField(allow_null=True, help_text="first accepted, or null")
     actionedResult = serializers.CharField(allow_null=True)
@@ -151,71 +183,135 @@ class AcknowledgedSerializer(serializers.Serializer):
 
 
 class RevisionSerializer(serializers.Serializer):
-    revision = serializers.IntegerField()
+    revision = serializers.IntegerField(source="number")
     status = serializers.ChoiceField(choices=list(STATUSES))
     urgency = serializers.ChoiceField(choices=list(URGENCIES))
-    instructionTime = serializers.CharField()
-    kid = serializers.CharField()
-    issuedBy = serializers.CharField()
+    instructionTime = UtcDateTimeField(source="instruction_time")
+    issuedAt = UtcDateTimeField(source="created")
+    kid = serializers.CharField(source="signing_key.kid")
+    issuedBy = serializers.CharField(source="issued_by")
     reason = serializers.CharField()
     document = serializers.JSONField(help_text="the signed Appendix A document")
     signature = serializers.CharField(help_text="compact JWS over canonical(document)")
-    issuedAt = serializers.CharField()
-    acknowledged = AcknowledgedSerializer()
-    acknowledgements = AcknowledgementSerializer(many=True)
+    acknowledged = serializers.SerializerMethodField()
+    acknowledgements = serializers.SerializerMethodField()
+
+    @staticmethod
+    def _acks(revision) -> list:
+        return list(revision.acknowledgements.order_by("received_at", "id"))
+
+    @extend_schema_field(AcknowledgedSerializer)
+    def get_acknowledged(self, revision) -> dict:
+        return acknowledgement_state(self._acks(revision))
+
+    @extend_schema_field(AcknowledgementSerializer(many=True))
+    def get_acknowledgements(self, revision) -> list:
+        return list(AcknowledgementSerializer(self._acks(revision), many=True).data)
 
 
 class CommsSerializer(serializers.Serializer):
-    site = serializers.CharField(help_text="OPERATOR/FSP/SITE")
-    state = serializers.ChoiceField(choices=["unknown", "online", "comms_lost"])
-    lastSeen = serializers.CharField(allow_null=True)
-    changed = serializers.CharField(allow_null=True, help_text="when the state last changed")
+    """A site's comms state in brief (also shown with each of its dispatches)."""
+
+    site = serializers.CharField(source="path", help_text="OPERATOR/FSP/SITE")
+    state = serializers.ChoiceField(source="comms_state",
+                                    choices=["unknown", "online", "comms_lost"])
+    lastSeen = UtcDateTimeField(source="last_seen", allow_null=True)
+    changed = UtcDateTimeField(source="comms_changed", allow_null=True,
+                               help_text="when the state last changed")
 
 
 # "from" is a Python keyword: the class is built from a dict of fields.
 CommsTransitionSerializer = type("CommsTransitionSerializer", (serializers.Serializer,), {
-    "from": serializers.CharField(), "to": serializers.CharField(),
-    "at": serializers.CharField(), "lastSeen": serializers.CharField(allow_null=True),
+    "from": serializers.CharField(source="from_state"),
+    "to": serializers.CharField(source="to_state"),
+    "at": UtcDateTimeField(), "lastSeen": UtcDateTimeField(source="last_seen", allow_null=True),
     "detail": serializers.CharField()})
 
 
 class SiteUnitSerializer(serializers.Serializer):
     reference = serializers.CharField()
-    commsState = serializers.CharField()
-    operatingState = serializers.CharField(allow_null=True)
-    availableKw = serializers.CharField(allow_null=True)
-    stateReportedAt = serializers.CharField(allow_null=True)
+    commsState = serializers.CharField(source="comms_state")
+    operatingState = BlankAsNullCharField(source="operating_state", allow_null=True)
+    availableKw = serializers.CharField(source="available_kw", allow_null=True)
+    stateReportedAt = UtcDateTimeField(source="state_reported_at", allow_null=True)
 
 
 class SiteSerializer(CommsSerializer):
-    operator = serializers.CharField()
-    fsp = serializers.CharField()
+    """A site with its comms state, heartbeat interval (with its operator's own values),
+    units with their last reported state, and latest transitions (``transitions``: how
+    many, 20 by default)."""
+
+    operator = serializers.CharField(source="fsp.operator.code")
+    fsp = serializers.CharField(source="fsp.identifier")
     name = serializers.CharField()
-    venID = serializers.CharField()
-    heartbeatIntervalSeconds = serializers.IntegerField(allow_null=True)
-    units = SiteUnitSerializer(many=True)
-    transitions = CommsTransitionSerializer(many=True)
+    venID = serializers.CharField(source="ven_id")
+    heartbeatIntervalSeconds = serializers.SerializerMethodField()
+    units = serializers.SerializerMethodField()
+    transitions = serializers.SerializerMethodField()
+
+    def __init__(self, *args, transitions: int = 20, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.transition_count = transitions
+
+    def get_heartbeatIntervalSeconds(self, site) -> int | None:  # noqa: N802
+        interval = comms.effective_interval(site)
+        return int(interval.total_seconds()) if interval else None
+
+    @extend_schema_field(SiteUnitSerializer(many=True))
+    def get_units(self, site) -> list:
+        return list(SiteUnitSerializer(site.units.order_by("reference"), many=True).data)
+
+    @extend_schema_field(CommsTransitionSerializer(many=True))
+    def get_transitions(self, site) -> list:
+        recent = list(site.transitions.order_by("-at", "-id")[:self.transition_count])
+        return list(CommsTransitionSerializer(list(reversed(recent)), many=True).data)
 
 
 class DispatchSerializer(serializers.Serializer):
-    networkOperator = serializers.CharField()
+    """A dispatch with its current revision (:class:`DispatchHistorySerializer`: and every
+    revision, oldest first)."""
+
+    networkOperator = serializers.CharField(source="operator.code")
     reference = serializers.CharField()
-    fsp = serializers.CharField()
-    unit = serializers.CharField()
-    contract = serializers.CharField()
-    product = serializers.CharField()
+    fsp = serializers.CharField(source="unit.fsp.identifier")
+    unit = serializers.CharField(source="unit.reference")
+    contract = serializers.CharField(source="contract.identifier")
+    product = serializers.CharField(source="contract.product.code")
     status = serializers.ChoiceField(choices=list(STATUSES))
     urgency = serializers.ChoiceField(choices=list(URGENCIES))
     revision = serializers.IntegerField()
-    serviceStart = serializers.CharField()
-    serviceEnd = serializers.CharField()
-    eventID = serializers.CharField(allow_null=True)
-    programID = serializers.CharField(allow_null=True)
-    created = serializers.CharField()
-    modified = serializers.CharField()
-    comms = CommsSerializer(help_text="the comms state of the unit's site")
-    current = RevisionSerializer(allow_null=True)
-    revisions = RevisionSerializer(many=True, required=False)
+    serviceStart = UtcDateTimeField(source="service_start")
+    serviceEnd = UtcDateTimeField(source="service_end")
+    eventID = serializers.CharField(source="event_id", allow_null=True)
+    programID = serializers.CharField(source="event.program_id", allow_null=True)
+    created = UtcDateTimeField()
+    modified = UtcDateTimeField()
+    comms = CommsSerializer(source="unit.site", help_text="the comms state of the unit's site")
+    current = serializers.SerializerMethodField()
+    revisions = serializers.SerializerMethodField()
+
+    with_history = False  # DispatchHistorySerializer: True
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        if not self.with_history:
+            self.fields.pop("revisions")
+
+    @extend_schema_field(RevisionSerializer(allow_null=True))
+    def get_current(self, dispatch) -> dict | None:
+        latest = dispatch.revisions.select_related("signing_key").order_by("-number").first()
+        return RevisionSerializer(latest).data if latest else None
+
+    @extend_schema_field(RevisionSerializer(many=True))
+    def get_revisions(self, dispatch) -> list:
+        return list(RevisionSerializer(
+            dispatch.revisions.select_related("signing_key").order_by("number"), many=True).data)
+
+
+class DispatchHistorySerializer(DispatchSerializer):
+    """A dispatch with every revision, oldest first."""
+
+    with_history = True
 
 
 class SiteKeyRequestSerializer(serializers.Serializer):
@@ -226,10 +322,10 @@ class SiteKeyRequestSerializer(serializers.Serializer):
 
 class SiteKeySerializer(serializers.Serializer):
     kid = serializers.CharField()
-    jwk = serializers.JSONField()
-    created = serializers.CharField()
-    revokedAt = serializers.CharField(allow_null=True)
-    site = serializers.CharField(help_text="OPERATOR/FSP/SITE")
+    jwk = serializers.JSONField(source="public_jwk")
+    created = UtcDateTimeField()
+    revokedAt = UtcDateTimeField(source="revoked_at", allow_null=True)
+    site = serializers.CharField(source="site.path", help_text="OPERATOR/FSP/SITE")
 
 
 class AuditExportSerializer(serializers.Serializer):
@@ -245,20 +341,23 @@ class AuditExportSerializer(serializers.Serializer):
 
 
 class MeterReadingSerializer(serializers.Serializer):
-    fsp = serializers.CharField()
-    unit = serializers.CharField()
-    type = serializers.ChoiceField(choices=["USAGE", "DEMAND", "BASELINE"])
-    start = serializers.CharField()
-    end = serializers.CharField()
-    value = serializers.CharField(allow_null=True,
-                                  help_text="kWh (USAGE) or kW; + import, - export; "
-                                            "null when flagged MISSING")
-    units = serializers.ChoiceField(choices=["KWH", "KW"])
+    fsp = serializers.CharField(source="unit.fsp.identifier")
+    unit = serializers.CharField(source="unit.reference")
+    type = serializers.ChoiceField(source="reading_type", choices=["USAGE", "DEMAND", "BASELINE"])
+    start = UtcDateTimeField()
+    end = UtcDateTimeField()
+    value = AmountField(allow_null=True, help_text="kWh (USAGE) or kW; + import, - export; "
+                                                   "null when flagged MISSING")
+    units = serializers.SerializerMethodField()
     quality = serializers.ChoiceField(choices=["OK", "MISSING", "ESTIMATED", "BAD"])
     version = serializers.IntegerField()
-    receivedAt = serializers.CharField()
-    reportID = serializers.CharField()
-    supersededAt = serializers.CharField(allow_null=True)
+    receivedAt = UtcDateTimeField(source="received_at")
+    reportID = serializers.CharField(source="intake.report_id")
+    supersededAt = UtcDateTimeField(source="superseded_at", allow_null=True)
+
+    @extend_schema_field(serializers.ChoiceField(choices=["KWH", "KW"]))
+    def get_units(self, row) -> str:
+        return "KWH" if row.reading_type == "USAGE" else "KW"
 
 
 class IntakeProblemSerializer(serializers.Serializer):
@@ -270,15 +369,19 @@ class IntakeProblemSerializer(serializers.Serializer):
 
 
 class ReportIntakeSerializer(serializers.Serializer):
-    site = serializers.CharField()
+    site = serializers.CharField(source="site.path")
     kind = serializers.ChoiceField(choices=["availability", "metering"])
-    reportID = serializers.CharField()
-    receivedAt = serializers.CharField()
+    reportID = serializers.CharField(source="report_id")
+    receivedAt = UtcDateTimeField(source="received_at")
     stored = serializers.IntegerField()
     duplicates = serializers.IntegerField()
     corrections = serializers.IntegerField()
     rejected = serializers.IntegerField()
-    problems = IntakeProblemSerializer(many=True)
+    problems = serializers.SerializerMethodField()
+
+    @extend_schema_field(IntakeProblemSerializer(many=True))
+    def get_problems(self, row) -> list:
+        return row.problems  # stored as rendered when the report was taken in
 
 
 class AvailabilitySpanSerializer(serializers.Serializer):

@@ -14,9 +14,11 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from dispatch import audit, selectors, services
+from dispatch import audit, issuing, programs, selectors, site_keys
+from dispatch.api.filters import DispatchFilterSet, SiteFilterSet
 from dispatch.api.serializers import (
     AuditExportSerializer,
+    DispatchHistorySerializer,
     DispatchSerializer,
     IssueSerializer,
     ProductParametersRequestSerializer,
@@ -31,6 +33,7 @@ from dispatch.api.serializers import (
 from dispatch.models import CommsState, SiteSigningKey
 from dispatch.rules import STATUSES
 from vtn.api import idempotency
+from vtn.api.query_filters import filtered
 from vtn.auth.authentication import caller_of
 from vtn.auth.permissions import HasOperationScope
 from vtn.auth.scopes import READ_ALL, READ_VEN_OBJECTS, WRITE_EVENTS, WRITE_REPORTS
@@ -88,34 +91,27 @@ class DispatchList(OperatorView):
             OpenApiParameter("skip", int), OpenApiParameter("limit", int)],
         responses={200: DispatchSerializer(many=True)})
     def get(self, request: Request) -> Response:
-        query = request.query_params
-        if query.get("status") and query["status"] not in STATUSES:
-            raise BadRequest(f"status must be one of {', '.join(STATUSES)}")
-        filters = selectors.DispatchFilters(
-            operator=query.get("operator"), fsp=query.get("fsp"), unit=query.get("unit"),
-            status=query.get("status"), product=query.get("product"),
-            active_from=_time(request, "from"), active_to=_time(request, "to"))
+        rows = filtered(DispatchFilterSet, request.query_params, selectors.dispatches())
         skip, limit = _int(request, "skip", 0, 2**31 - 1), _int(request, "limit", 50, 200)
-        rows = selectors.dispatches(filters)[skip:skip + limit]
-        return Response([selectors.dispatch_as_dict(row) for row in rows])
+        return Response(DispatchSerializer(rows[skip:skip + limit], many=True).data)
 
     @extend_schema(summary="Issue a dispatch (revision 1)", request=IssueSerializer,
-                   responses={201: DispatchSerializer})
+                   responses={201: DispatchHistorySerializer})
     def post(self, request: Request) -> Response:
         data = self.parse(IssueSerializer, request)
         unit = selectors.find_unit(data["unit"], fsp=data.get("fsp"),
                                    operator=data.get("operator"))
-        product = services.find_product(data["product"]) if data.get("product") else None
+        product = programs.find_product(data["product"]) if data.get("product") else None
         default_type = (product.setpoint_types[0] if product else
                         _default_setpoint_type(unit, data.get("contract")))
-        dispatch = services.issue_dispatch(
+        dispatch = issuing.issue_dispatch(
             unit=unit, product=product, contract=data.get("contract"),
             reference=data.get("reference"), service_start=data["serviceStart"],
             service_end=data["serviceEnd"], status=data["status"],
             urgency=data.get("urgency"),
             timings=timings_from(data.get("serviceTimings", []), default_type),
             issued_by=caller_of(request).client_id, reason=data["reason"])
-        return Response(selectors.dispatch_as_dict(dispatch, history=True),
+        return Response(DispatchHistorySerializer(dispatch).data,
                         status=status.HTTP_201_CREATED)
 
 
@@ -131,17 +127,17 @@ class DispatchDetail(OperatorView):
     scopes = {"GET": READ}
 
     @extend_schema(summary="A dispatch with its full revision history",
-                   responses={200: DispatchSerializer})
+                   responses={200: DispatchHistorySerializer})
     def get(self, request: Request, operator: str, reference: str) -> Response:
         dispatch = selectors.find_dispatch(reference, operator=operator)
-        return Response(selectors.dispatch_as_dict(dispatch, history=True))
+        return Response(DispatchHistorySerializer(dispatch).data)
 
 
 class DispatchRevisions(OperatorView):
     scopes = {"POST": WRITE}
 
     @extend_schema(summary="Revise a dispatch; unspecified fields carry over",
-                   request=ReviseSerializer, responses={201: DispatchSerializer})
+                   request=ReviseSerializer, responses={201: DispatchHistorySerializer})
     def post(self, request: Request, operator: str, reference: str) -> Response:
         data = self.parse(ReviseSerializer, request)
         dispatch = selectors.find_dispatch(reference, operator=operator)
@@ -149,13 +145,13 @@ class DispatchRevisions(OperatorView):
         if "serviceTimings" in data:
             timings = timings_from(data["serviceTimings"],
                                    dispatch.contract.product.setpoint_types[0])
-        services.revise_dispatch(
+        issuing.revise_dispatch(
             dispatch=dispatch, service_start=data.get("serviceStart"),
             service_end=data.get("serviceEnd"), timings=timings, status=data.get("status"),
             urgency=data.get("urgency"), expected_revision=data.get("expectedRevision"),
             issued_by=caller_of(request).client_id, reason=data["reason"])
         dispatch.refresh_from_db()
-        return Response(selectors.dispatch_as_dict(dispatch, history=True),
+        return Response(DispatchHistorySerializer(dispatch).data,
                         status=status.HTTP_201_CREATED)
 
 
@@ -164,15 +160,15 @@ class DispatchStop(OperatorView):
     emergency = False
 
     @extend_schema(summary="Stop a dispatch (a final revision)", request=StopSerializer,
-                   responses={201: DispatchSerializer})
+                   responses={201: DispatchHistorySerializer})
     def post(self, request: Request, operator: str, reference: str) -> Response:
         data = self.parse(StopSerializer, request)
         dispatch = selectors.find_dispatch(reference, operator=operator)
-        services.stop_dispatch(dispatch=dispatch, emergency=self.emergency,
-                               expected_revision=data.get("expectedRevision"),
-                               issued_by=caller_of(request).client_id, reason=data["reason"])
+        issuing.stop_dispatch(dispatch=dispatch, emergency=self.emergency,
+                              expected_revision=data.get("expectedRevision"),
+                              issued_by=caller_of(request).client_id, reason=data["reason"])
         dispatch.refresh_from_db()
-        return Response(selectors.dispatch_as_dict(dispatch, history=True),
+        return Response(DispatchHistorySerializer(dispatch).data,
                         status=status.HTTP_201_CREATED)
 
 
@@ -180,7 +176,7 @@ class DispatchEmergencyStop(DispatchStop):
     emergency = True
 
     @extend_schema(summary="Emergency-stop a dispatch (final, urgency emergency, priority 0)",
-                   request=StopSerializer, responses={201: DispatchSerializer})
+                   request=StopSerializer, responses={201: DispatchHistorySerializer})
     def post(self, request: Request, operator: str, reference: str) -> Response:
         return super().post(request, operator, reference)
 
@@ -193,8 +189,8 @@ class ProductParameters(OperatorView):
                    responses={200: ProductParametersSerializer})
     def get(self, request: Request, operator: str, product: str) -> Response:
         found = selectors.find_operator(operator)
-        return Response(services.product_parameters_as_dict(
-            found, services.find_product(product)))
+        return Response(ProductParametersSerializer(programs.product_parameter_settings(
+            found, programs.find_product(product))).data)
 
     @extend_schema(summary="Set an operator's own product parameters (audited, published at "
                            "once in the operator's OpenADR program)",
@@ -202,10 +198,10 @@ class ProductParameters(OperatorView):
                    responses={200: ProductParametersSerializer})
     def put(self, request: Request, operator: str, product: str) -> Response:
         data = self.parse(ProductParametersRequestSerializer, request)
-        return Response(services.set_product_parameters(
+        return Response(ProductParametersSerializer(programs.set_product_parameters(
             operator=selectors.find_operator(operator).code, product=product,
             changes=data["parameters"], changed_by=caller_of(request).client_id,
-            reason=data["reason"]))
+            reason=data["reason"])).data)
 
 
 class DispatchAuditExport(OperatorView):
@@ -228,17 +224,8 @@ class SiteList(OperatorView):
                                    CommsState.values))],
                    responses={200: SiteSerializer(many=True)})
     def get(self, request: Request) -> Response:
-        query = request.query_params
-        rows = selectors.sites()
-        if query.get("operator"):
-            rows = rows.filter(fsp__operator__code=query["operator"].upper())
-        if query.get("fsp"):
-            rows = rows.filter(fsp__identifier=query["fsp"])
-        if query.get("state"):
-            if query["state"] not in CommsState.values:
-                raise BadRequest(f"state must be one of {', '.join(CommsState.values)}")
-            rows = rows.filter(comms_state=query["state"])
-        return Response([selectors.site_as_dict(row) for row in rows])
+        rows = filtered(SiteFilterSet, request.query_params, selectors.sites())
+        return Response(SiteSerializer(rows, many=True).data)
 
 
 class IsVen(BasePermission):
@@ -258,8 +245,8 @@ class SiteKeys(VenView):
     @extend_schema(summary="The calling VEN's site signing keys",
                    responses={200: SiteKeySerializer(many=True)})
     def get(self, request: Request) -> Response:
-        site = services.site_of_client(caller_of(request).client_id)
-        return Response([selectors.site_key_as_dict(k) for k in site.signing_keys.all()])
+        site = site_keys.site_of_client(caller_of(request).client_id)
+        return Response(SiteKeySerializer(site.signing_keys.all(), many=True).data)
 
     @extend_schema(summary="Register a public key the caller's site signs acknowledgements "
                            "with", request=SiteKeyRequestSerializer,
@@ -269,17 +256,17 @@ class SiteKeys(VenView):
             serializer = SiteKeyRequestSerializer(data=request.data)
             serializer.is_valid(raise_exception=True)
             data = serializer.validated_data
-            site = services.site_of_client(caller_of(request).client_id)
+            site = site_keys.site_of_client(caller_of(request).client_id)
             if data.get("fsp", site.fsp.identifier) != site.fsp.identifier or \
                     data.get("site", site.name) != site.name:
                 raise Forbidden("a VEN registers keys for its own site only")
-            return services.register_site_key(site=site, jwk=data["jwk"])
+            return site_keys.register_site_key(site=site, jwk=data["jwk"])
 
         own = SiteSigningKey.objects.select_related("site__fsp__operator").filter(
             site__ven__client_id=caller_of(request).client_id)
         return idempotency.create_once(request, object_type="SITE_KEY", create=create,
                                        find=lambda pk: own.filter(pk=pk).first(),
-                                       render=selectors.site_key_as_dict)
+                                       render=lambda key: SiteKeySerializer(key).data)
 
 
 class SiteKeyRevoke(VenView):
@@ -288,9 +275,9 @@ class SiteKeyRevoke(VenView):
     @extend_schema(summary="Revoke one of the caller's site keys", request=None,
                    responses={200: SiteKeySerializer})
     def post(self, request: Request, kid: str) -> Response:
-        site = services.site_of_client(caller_of(request).client_id)
-        key = services.revoke_site_key(site=site, kid=kid)
-        return Response(selectors.site_key_as_dict(key))
+        site = site_keys.site_of_client(caller_of(request).client_id)
+        key = site_keys.revoke_site_key(site=site, kid=kid)
+        return Response(SiteKeySerializer(key).data)
 
 
 class Jwks(View):

@@ -6,15 +6,22 @@ from __future__ import annotations
 
 from django.http import HttpResponse
 from drf_spectacular.utils import OpenApiParameter, extend_schema
-from rest_framework import serializers
 from rest_framework.permissions import BasePermission
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from dispatch import selectors as dispatch_selectors
-from settlement import exports, selectors, services
+from settlement import exports, inputs, selectors, services
+from settlement.api.serializers import (
+    ComputeSerializer,
+    DisputeSerializer,
+    ResolveSerializer,
+    StatementDocumentSerializer,
+    StatementSerializer,
+)
+from settlement.filters import StatementFilterSet
 from settlement.models import Statement
+from vtn.api.query_filters import filtered
 from vtn.auth.authentication import caller_of
 from vtn.auth.permissions import HasOperationScope
 from vtn.auth.scopes import READ_ALL, READ_VEN_OBJECTS, WRITE_EVENTS, WRITE_REPORTS
@@ -48,46 +55,6 @@ class IsVen(BasePermission):
         return bool(getattr(caller_of(request), "is_ven", False))
 
 
-class ComputeSerializer(serializers.Serializer):
-    operator = serializers.CharField()
-    contract = serializers.CharField()
-    month = serializers.RegexField(r"^\d{4}-\d{2}$")
-
-
-class DisputeLineSerializer(serializers.Serializer):
-    line = serializers.IntegerField(min_value=1)
-    reason = serializers.CharField(allow_blank=True, default="", max_length=1000)
-
-
-class DisputeSerializer(serializers.Serializer):
-    reason = serializers.CharField(max_length=1000)
-    lines = DisputeLineSerializer(many=True, required=False, default=list)
-
-
-class ResolveSerializer(serializers.Serializer):
-    resolution = serializers.CharField()
-
-
-class StatementSerializer(serializers.Serializer):
-    id = serializers.IntegerField()
-    operator = serializers.CharField()
-    contract = serializers.CharField()
-    fsp = serializers.CharField()
-    product = serializers.CharField()
-    month = serializers.CharField()
-    version = serializers.IntegerField()
-    status = serializers.ChoiceField(choices=Statement.Status.values)
-    netGbp = serializers.CharField()
-    heldLines = serializers.IntegerField()
-    sha256 = serializers.CharField()
-    computedAt = serializers.CharField()
-    issuedAt = serializers.CharField(allow_null=True)
-    answeredAt = serializers.CharField(allow_null=True)
-    finalisedAt = serializers.CharField(allow_null=True)
-    disputes = serializers.ListField(child=serializers.DictField())
-    document = serializers.DictField(required=False, help_text="see docs/settlement.md")
-
-
 def _parse(serializer_class, request: Request) -> dict:
     serializer = serializer_class(data=request.data)
     serializer.is_valid(raise_exception=True)
@@ -103,23 +70,19 @@ class StatementList(APIView):
                        "month", "operator", "fsp", "contract", "status")],
                    responses={200: StatementSerializer(many=True)})
     def get(self, request: Request) -> Response:
-        query = request.query_params
-        rows = selectors.filter_statements(
-            selectors.visible_statements(client_id=caller_of(request).client_id,
-                                         is_operator=_operator(request)),
-            selectors.StatementFilters(**{name: query.get(name, "") for name in (
-                "month", "operator", "fsp", "contract", "status")}))
-        return Response([selectors.statement_as_dict(row) for row in rows[:500]])
+        rows = filtered(StatementFilterSet, request.query_params, selectors.visible_statements(
+            client_id=caller_of(request).client_id, is_operator=_operator(request)))
+        return Response(StatementSerializer(rows[:500], many=True).data)
 
     @extend_schema(summary="Compute (or refresh) a contract's statement for a month now",
-                   request=ComputeSerializer, responses={200: StatementSerializer})
+                   request=ComputeSerializer, responses={200: StatementDocumentSerializer})
     def post(self, request: Request) -> Response:
         if not _operator(request):
             self.permission_denied(request, message=IsOperator.message)
         data = _parse(ComputeSerializer, request)
-        contract = dispatch_selectors.find_contract(data["contract"], operator=data["operator"])
+        contract = inputs.find_contract(data["contract"], operator=data["operator"])
         row = services.settle_month(contract=contract, month=services.Month.parse(data["month"]))
-        return Response(selectors.statement_as_dict(row, document=True))
+        return Response(StatementDocumentSerializer(row).data)
 
 
 class StatementDetail(APIView):
@@ -127,33 +90,31 @@ class StatementDetail(APIView):
     scopes = {"GET": READ}
 
     @extend_schema(summary="One statement with its document",
-                   responses={200: StatementSerializer})
+                   responses={200: StatementDocumentSerializer})
     def get(self, request: Request, statement_id: str) -> Response:
         row = selectors.find_statement(statement_id, client_id=caller_of(request).client_id,
                                        is_operator=_operator(request))
-        return Response(selectors.statement_as_dict(row, document=True))
+        return Response(StatementDocumentSerializer(row).data)
 
 
 class StatementExport(APIView):
     permission_classes = [HasOperationScope, OperatorOrVen]
     scopes = {"GET": READ}
-    FORMATS = {"json": ("application/json", exports.as_json),
-               "csv": ("text/csv; charset=utf-8", exports.as_csv),
-               "uftp": ("application/xml", exports.as_uftp)}
 
     @extend_schema(summary="The statement as a file: canonical JSON, CSV or UFTP XML",
                    parameters=[OpenApiParameter("format", str, description="json|csv|uftp")],
                    responses={(200, "application/octet-stream"): bytes})
     def get(self, request: Request, statement_id: str) -> HttpResponse:
         fmt = request.query_params.get("format", "json")
-        if fmt not in self.FORMATS:
-            raise BadRequest(f"format must be one of {', '.join(self.FORMATS)}")
+        if fmt not in exports.FORMATS:
+            raise BadRequest(f"format must be one of {', '.join(exports.FORMATS)}")
         row = selectors.find_statement(statement_id, client_id=caller_of(request).client_id,
                                        is_operator=_operator(request))
-        content_type, render = self.FORMATS[fmt]
+        content_type, render = exports.FORMATS[fmt]
         response = HttpResponse(render(row.document), content_type=content_type)
-        name = f"{row.contract.operator.code}-{row.contract.identifier}-{row.month:%Y-%m}" \
-               f"-v{row.version}.{fmt}"
+        name = exports.file_name(operator=row.contract.operator.code,
+                                 contract=row.contract.identifier, month=row.month,
+                                 version=row.version, fmt=fmt)
         response["Content-Disposition"] = f'attachment; filename="{name}"'
         return response
 
@@ -172,7 +133,7 @@ class StatementAction(APIView):
                                        is_operator=_operator(request))
         done = self.act(request, row)
         done.refresh_from_db()
-        return Response(selectors.statement_as_dict(done))
+        return Response(StatementSerializer(done).data)
 
 
 class IssueStatement(StatementAction):

@@ -134,8 +134,8 @@ def settle_period(delivery: PeriodDelivery, terms: UtilisationTerms) -> Utilisat
         deficiency_penalty_gbp=penalty, net_gbp=gross - reduction - penalty)
 
 
-def settle_dispatch(result: DeliveryResult,
-                    terms: UtilisationTerms) -> tuple[UtilisationLine, ...]:
+def price_periods(result: DeliveryResult,
+                  terms: UtilisationTerms) -> tuple[UtilisationLine, ...]:
     """One line per period of an assessed dispatch. A held dispatch cannot be priced."""
     if result.status is not DeliveryStatus.ASSESSED:
         raise ValueError(f"dispatch is {result.status}: {result.reason}")

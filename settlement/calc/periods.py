@@ -27,6 +27,16 @@ _MICROSECOND = timedelta(microseconds=1)
 _MICROSECONDS_PER_HOUR = Decimal(3_600_000_000)
 
 
+def utc_text(value: datetime) -> str:
+    """An aware datetime as ISO 8601 in UTC to the second (``2026-01-31T17:30:00Z``): the
+    one timestamp format of settlement's documents, API and exports."""
+    if value.utcoffset():
+        value = value.astimezone(UTC)
+    # strftime("%Y-%m-%dT%H:%M:%SZ") writes the same, at a tenth of the speed
+    return (f"{value.year}-{value.month:02d}-{value.day:02d}T{value.hour:02d}:"
+            f"{value.minute:02d}:{value.second:02d}Z")
+
+
 @dataclass(frozen=True, slots=True)
 class SettlementPeriod:
     """One settlement period [start_utc, end_utc) of the London day ``day``."""

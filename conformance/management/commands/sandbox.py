@@ -1,7 +1,7 @@
 """`manage.py sandbox`: a ready-to-use VTN on one machine, with demo data and clients.
 
 Steps: migrate the database, create the development PKI under ``$VTN_VAR_DIR/pki`` if
-it is missing, load the demo data from ``fixtures/`` (idempotent), issue credentials for
+it is missing, load the demo data from ``demo_data/`` (idempotent), issue credentials for
 a business-logic client ``sandbox-bl`` and a VEN client ``sandbox-ven`` (bound to the
 demo VEN ``demo-fsp-north``) and a console administrator ``sandbox-admin`` (password and
 TOTP enrolment), onboard the demo FSP fleet (``conformance/fleet.py``) and load its history
@@ -68,7 +68,7 @@ class Command(BaseCommand):
             self._progress(f"Creating the development PKI in {pki_dir}")
             call_command("pki", "init", "--dir", str(pki_dir), stdout=StringIO())
 
-        self._progress("Loading the demo data from fixtures/")
+        self._progress("Loading the demo data from demo_data/")
         try:
             summary = demo.load_demo_data()
         except demo.DemoDataError as exc:

@@ -12,7 +12,8 @@ from pathlib import Path
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from dispatch import audit, comms, selectors, services
+from dispatch import audit, comms, issuing, programs, selectors, signing_keys
+from dispatch.api.serializers import DispatchHistorySerializer, SiteSerializer
 from dispatch.management.commands._common import decimal, dumps, iso_datetime, problem_error
 from dispatch.rules import URGENCIES, Timing
 from vtn.errors import Problem
@@ -110,37 +111,37 @@ class Command(BaseCommand):
     def _issue(self, **options) -> dict:
         unit = selectors.find_unit(options["unit"], fsp=options["fsp"],
                                    operator=options["operator"])
-        product = services.find_product(options["product"])
+        product = programs.find_product(options["product"])
         setpoint_type = options["setpoint_type"] or product.setpoint_types[0]
-        dispatch = services.issue_dispatch(
+        dispatch = issuing.issue_dispatch(
             unit=unit, product=product, contract=options["contract"], reference=options["ref"],
             service_start=options["start"], service_end=options["end"],
             status=options["status"], urgency=options["urgency"],
             timings=self._timings(options, options["start"], setpoint_type) or [],
             issued_by="cli", reason=options["reason"])
-        return selectors.dispatch_as_dict(dispatch, history=True)
+        return DispatchHistorySerializer(dispatch).data
 
     def _revise(self, **options) -> dict:
         dispatch = selectors.find_dispatch(options["ref"], operator=options["operator"])
         setpoint_type = options["setpoint_type"] or dispatch.contract.product.setpoint_types[0]
         start = options["start"] or dispatch.service_start
-        services.revise_dispatch(
+        issuing.revise_dispatch(
             dispatch=dispatch, service_start=options["start"], service_end=options["end"],
             timings=self._timings(options, start, setpoint_type), status=options["status"],
             urgency=options["urgency"], issued_by="cli", reason=options["reason"])
         dispatch.refresh_from_db()
-        return selectors.dispatch_as_dict(dispatch, history=True)
+        return DispatchHistorySerializer(dispatch).data
 
     def _stop(self, **options) -> dict:
         dispatch = selectors.find_dispatch(options["ref"], operator=options["operator"])
-        services.stop_dispatch(dispatch=dispatch, emergency=options["emergency"],
-                               issued_by="cli", reason=options["reason"])
+        issuing.stop_dispatch(dispatch=dispatch, emergency=options["emergency"],
+                              issued_by="cli", reason=options["reason"])
         dispatch.refresh_from_db()
-        return selectors.dispatch_as_dict(dispatch, history=True)
+        return DispatchHistorySerializer(dispatch).data
 
     def _show(self, **options) -> dict:
         dispatch = selectors.find_dispatch(options["ref"], operator=options["operator"])
-        return selectors.dispatch_as_dict(dispatch, history=True)
+        return DispatchHistorySerializer(dispatch).data
 
     def _audit_export(self, **options) -> dict:
         dispatch = selectors.find_dispatch(options["ref"], operator=options["operator"])
@@ -156,9 +157,9 @@ class Command(BaseCommand):
         return {"checked": options["check"],
                 "transitions": [{"site": str(c.site), "from": c.from_state, "to": c.to_state,
                                  "at": c.at.isoformat()} for c in changes],
-                "sites": [selectors.site_as_dict(site) for site in selectors.sites()]}
+                "sites": SiteSerializer(selectors.sites(), many=True).data}
 
     def _rotate_key(self, **options) -> dict:
-        key = services.rotate_signing_key(operator=options["operator"])
+        key = signing_keys.rotate_signing_key(operator=options["operator"])
         return {"operator": key.operator.code, "kid": key.kid, "public_jwk": key.public_jwk,
                 "jwks": selectors.jwks()}

@@ -12,7 +12,8 @@ from pathlib import Path
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from dispatch import registry, selectors, services
+from dispatch import onboarding, programs, registry, selectors
+from dispatch.api.serializers import ProductParametersSerializer
 from dispatch.management.commands._common import decimal, dumps, iso_datetime, problem_error
 from dispatch.mapping import duration
 from dispatch.models import Product
@@ -109,13 +110,13 @@ class Command(BaseCommand):
         self.stdout.write(dumps(result))
 
     def _onboard(self, **options) -> dict:
-        return services.onboard_fsp(
+        return onboarding.onboard_fsp(
             operator=options["operator"], fsp=options["fsp"], units=options["unit"],
             site=options["site"], fsp_name=options["name"], zone=options["zone"],
             pki_dir=options["dir"], out_dir=options["out"], site_keys=options["site_key"])
 
     def _contract(self, **options) -> dict:
-        contract = services.create_contract(
+        contract = onboarding.create_contract(
             operator=options["operator"], identifier=options["identifier"],
             fsp=options["fsp"], product=options["product"], units=options["units"],
             service_windows=options["window"],
@@ -142,13 +143,14 @@ class Command(BaseCommand):
                 if not sep:
                     raise CommandError(f"--set {item!r}: use NAME=VALUE")
                 parsed[name.strip()] = value.strip()
-            return services.set_product_parameters(
+            return ProductParametersSerializer(programs.set_product_parameters(
                 operator=operator, product=product, changes=parsed, changed_by="cli",
-                reason=options["reason"])
+                reason=options["reason"])).data
         if operator:
             found = selectors.find_operator(operator)
-            chosen = [services.find_product(product)] if product else Product.objects.all()
-            return [services.product_parameters_as_dict(found, p) for p in chosen]
+            chosen = [programs.find_product(product)] if product else Product.objects.all()
+            return ProductParametersSerializer(
+                [programs.product_parameter_settings(found, p) for p in chosen], many=True).data
         return [{"code": p.code, "name": p.name, "notice_period": duration(p.notice_period),
                  "ramp_time": duration(p.ramp_time), "quantity": p.quantity,
                  "setpoint_types": p.setpoint_types, "directions": p.directions,

@@ -9,8 +9,8 @@ import sys
 
 from django.core.management.base import BaseCommand, CommandError
 
-from dispatch.models import Contract
-from settlement import selectors, services
+from settlement import inputs, services
+from settlement.api.serializers import StatementDocumentSerializer
 from vtn.errors import Problem
 
 
@@ -30,15 +30,9 @@ class Command(BaseCommand):
             month = services.Month.parse(options["month"])
         except Problem as exc:
             raise CommandError(exc.detail) from exc
-        contracts = Contract.objects.select_related("operator", "fsp", "product").order_by(
-            "operator__code", "identifier")
-        if options["operator"]:
-            contracts = contracts.filter(operator__code=options["operator"].upper())
-        if options["fsp"]:
-            contracts = contracts.filter(fsp__identifier=options["fsp"])
-        if options["contract"]:
-            contracts = contracts.filter(identifier=options["contract"])
-        chosen = list(contracts)
+        chosen = inputs.contracts(operator=options["operator"] or "",
+                                  fsp=options["fsp"] or "",
+                                  contract=options["contract"] or "")
         if not chosen:
             raise CommandError("no contract matches")
         tty = sys.stderr.isatty()
@@ -47,7 +41,7 @@ class Command(BaseCommand):
             row = services.settle_month(contract=contract, month=month)
             if options["issue"] and row.status == row.Status.DRAFT:
                 row = services.issue(statement_id=row.pk)
-            results.append(selectors.statement_as_dict(row, document=True))
+            results.append(StatementDocumentSerializer(row).data)
             if tty:
                 done = int(30 * index / len(chosen))
                 sys.stderr.write(f"\r[{'#' * done}{'.' * (30 - done)}] {index}/{len(chosen)}"
