@@ -11,6 +11,7 @@ import secrets
 from pathlib import Path
 
 import dj_database_url
+from django.core.exceptions import ImproperlyConfigured
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = Path(os.environ.get("VTN_VAR_DIR", BASE_DIR / "var"))
@@ -219,8 +220,22 @@ VTN_MQTT_PASSWORD = os.environ.get("VTN_MQTT_PASSWORD", "")
 VTN_MQTT_CLIENT_ID = os.environ.get("VTN_MQTT_CLIENT_ID", "")
 VTN_MQTT_CA_BUNDLE = os.environ.get("VTN_MQTT_CA_BUNDLE", "")
 VTN_MQTT_TOPIC_PREFIX = os.environ.get("VTN_MQTT_TOPIC_PREFIX", "openadr3")
-# Admin of Mosquitto's dynamic security plugin: with OAUTH2_BEARER_TOKEN the VTN provisions
-# each client's broker account and topic access (vtn/mqtt_acl.py) and publishes as this user.
+# With CERTIFICATE, the CA certificate a client needs to verify the broker (the binding's
+# caCert): this file, else VTN_MQTT_CA_BUNDLE, else the operator CA in VTN_PKI_DIR.
+VTN_MQTT_PUBLIC_CA_FILE = os.environ.get("VTN_MQTT_PUBLIC_CA_FILE", "")
+MQTT_AUTHENTICATION_METHODS = ("ANONYMOUS", "OAUTH2_BEARER_TOKEN", "CERTIFICATE")
+if VTN_MQTT_AUTHENTICATION not in MQTT_AUTHENTICATION_METHODS:
+    raise ImproperlyConfigured(f"VTN_MQTT_AUTHENTICATION must be one of "
+                               f"{', '.join(MQTT_AUTHENTICATION_METHODS)}")
+if VTN_MQTT_BROKER_URL and VTN_MQTT_AUTHENTICATION == "CERTIFICATE" and not all(
+        uri.startswith(("mqtts://", "ssl://"))
+        for uri in VTN_MQTT_PUBLIC_URIS or [VTN_MQTT_BROKER_URL]):
+    # Client certificates exist only on TLS: advertising them on a plain listener is a lie.
+    raise ImproperlyConfigured("VTN_MQTT_AUTHENTICATION=CERTIFICATE needs mqtts:// public "
+                               "URIs (VTN_MQTT_PUBLIC_URIS)")
+# Admin of Mosquitto's dynamic security plugin: with OAUTH2_BEARER_TOKEN or CERTIFICATE the
+# VTN provisions each client's broker account and topic access (vtn/mqtt_acl.py) and
+# publishes as this user.
 VTN_MQTT_DYNSEC_USERNAME = os.environ.get("VTN_MQTT_DYNSEC_USERNAME", "")
 VTN_MQTT_DYNSEC_PASSWORD = os.environ.get("VTN_MQTT_DYNSEC_PASSWORD", "")
 # Webhook notifications (docs/notifications.md). Callback URLs must be HTTPS; ones that

@@ -405,3 +405,119 @@ def all_actioned_failed(acks: Sequence[AckRecord]) -> dict | None:
             "detail": f"every ACTIONED acknowledgement ({len(actioned)}) reported FAILED: "
                       "the site's local control took none of the instructions",
             "reasons": reasons[:5]}
+
+
+# --- push notifications (webhook, MQTT) ------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class EchoRecord:
+    callback_url: str
+    error: str  # "" when the echo check passed
+
+
+@dataclass(frozen=True)
+class DeliveryRecord:
+    """One webhook notification the VTN queued for one of the VEN's subscriptions."""
+
+    subscription_id: str
+    callback_url: str
+    object_type: str
+    operation: str
+    object_id: str
+    state: str  # pending, delivered, abandoned
+    created: datetime
+    delivered_at: datetime | None
+    attempts: int
+    last_error: str = ""
+
+    def as_dict(self) -> dict:
+        return {"subscriptionID": self.subscription_id, "callbackUrl": self.callback_url,
+                "objectType": self.object_type, "operation": self.operation,
+                "objectID": self.object_id, "state": self.state, "created": iso(self.created),
+                "deliveredAt": iso(self.delivered_at), "attempts": self.attempts,
+                "lastError": self.last_error}
+
+
+def webhook_echo(echoes: Sequence[EchoRecord]) -> Check:
+    expected = ("every callback URL of the VEN's webhook subscriptions answers GET "
+                "?echo=<value> with 200 and the value in its body")
+    evidence = {"callbacks": [{"callbackUrl": e.callback_url, "error": e.error}
+                              for e in echoes]}
+    failed = [e for e in echoes if e.error]
+    if failed:
+        return Check("webhook-echo", False, expected,
+                     f"{len(failed)} of {len(echoes)} failed: {failed[0].error}", evidence)
+    return Check("webhook-echo", True, expected, f"all {len(echoes)} answered", evidence)
+
+
+def webhook_delivered(deliveries: Sequence[DeliveryRecord], *, event_id: str,
+                      issued_at: datetime, deadline_s: float) -> Check:
+    """A notification about the site's own dispatch event reached (2xx) a callback of
+    the VEN within the deadline."""
+    expected = (f"a notification about the dispatch's event {event_id} delivered (answered "
+                f"2xx) to a callback of the VEN within {deadline_s:g} s of its issue")
+    about = [d for d in deliveries if d.object_type == "EVENT" and d.object_id == event_id]
+    evidence = {"eventID": event_id, "issuedAt": iso(issued_at), "deadlineSeconds": deadline_s,
+                "deliveries": [d.as_dict() for d in about]}
+    delivered = sorted(d.delivered_at for d in about if d.state == "delivered"
+                       and d.delivered_at is not None)
+    if not delivered:
+        if not about:
+            return Check("webhook-delivered", False, expected,
+                         "no notification about the event was queued for the VEN's "
+                         "subscriptions (do they cover EVENT CREATE/UPDATE in this program?)",
+                         evidence)
+        errors = sorted({d.last_error for d in about if d.last_error})
+        return Check("webhook-delivered", False, expected,
+                     "not delivered" + (f": {errors[0]}" if errors else ""), evidence)
+    after = _seconds(delivered[0], issued_at)
+    return Check("webhook-delivered", after <= deadline_s, expected,
+                 f"delivered after {after:g} s", evidence)
+
+
+def notified_only_of_own(deliveries: Sequence[DeliveryRecord], *, foreign_ids: set[str],
+                         name: str) -> Check:
+    """No notification about another VEN's objects (``foreign_ids``) was queued."""
+    expected = "no notification about an object of another VEN"
+    leaked = [d for d in deliveries if d.object_id in foreign_ids]
+    evidence = {"foreignObjectIDs": sorted(foreign_ids),
+                "notifications": [d.as_dict() for d in deliveries][:50]}
+    if leaked:
+        return Check(name, False, expected,
+                     f"{len(leaked)} notification(s) about another VEN's objects", evidence)
+    return Check(name, True, expected,
+                 f"none among {len(deliveries)} notification(s) of the scenario", evidence)
+
+
+def topics_discovered(discoveries: Sequence[tuple[str, datetime]], *, ven_id: str) -> Check:
+    """``discoveries``: (object type or "", time) of the VEN's requests for its topics."""
+    expected = (f"the VEN asked for its event topics (/notifiers/mqtt/topics/vens/{ven_id}"
+                "/events) before subscribing")
+    evidence = {"venID": ven_id, "discovered": [{"objects": kind or "VEN", "at": iso(at)}
+                                                for kind, at in discoveries]}
+    events = [at for kind, at in discoveries if kind == "EVENT"]
+    if not events:
+        return Check("mqtt-topics-discovered", False, expected,
+                     "never asked for its event topics", evidence)
+    return Check("mqtt-topics-discovered", True, expected,
+                 f"asked at {iso(max(events))}", evidence)
+
+
+def woken(acks: Sequence[AckRecord], *, revision: RevisionRecord, within_s: float,
+          poll_interval_s: float) -> Check:
+    """The VEN acknowledged RECEIVED far sooner than its poll interval allows: it was
+    woken by the notification on its topic."""
+    expected = (f"an accepted RECEIVED of revision {revision.number} within {within_s:g} s "
+                f"of its issue (the VEN polls every {poll_interval_s:g} s: only a "
+                "notification on its topic makes it that quick)")
+    mine = sorted((a for a in acks if a.revision == revision.number and a.stage == "received"
+                   and a.outcome == ACCEPTED), key=lambda a: a.received_at)
+    evidence = {"revision": revision.as_dict(), "withinSeconds": within_s,
+                "pollIntervalSeconds": poll_interval_s,
+                "acknowledgements": [a.as_dict(revision.issued_at) for a in mine]}
+    if not mine:
+        return Check("mqtt-woken", False, expected, "no accepted RECEIVED", evidence)
+    after = _seconds(mine[0].received_at, revision.issued_at)
+    return Check("mqtt-woken", after <= within_s, expected, f"RECEIVED after {after:g} s",
+                 evidence)

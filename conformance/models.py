@@ -102,3 +102,20 @@ class SandboxFsp(models.Model):
 
     def __str__(self) -> str:
         return f"sandbox {self.fsp}"
+
+
+class TopicDiscovery(models.Model):
+    """The last time a dispatch site's VEN client asked for one kind of its MQTT topics
+    (``vtn.signals.topics_discovered``): the ``mqtt`` scenario's discovery evidence."""
+
+    client_id = models.CharField(max_length=128)
+    ven_id = models.CharField(max_length=128)
+    object_type = models.CharField(max_length=16, blank=True)  # EVENT, PROGRAM, ...; "" the ven
+    at = models.DateTimeField()
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["client_id", "ven_id", "object_type"],
+                                               name="one_discovery_per_topic_kind")]
+
+    def __str__(self) -> str:
+        return f"{self.client_id} discovered {self.object_type or 'VEN'} topics at {self.at}"

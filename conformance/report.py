@@ -3,8 +3,13 @@
 
 ``{format, profile, runID, status, passed, flags: [{name, detail, reasons}], operator, fsp,
 site, venName, clientID, started, finished, options, summary: {scenarios, checks, passed,
-failed}, error, scenarios: [{name, title, description, started, finished, passed, error,
-facts, checks: [{name, passed, expected, observed, evidence}]}]}``
+failed, notApplicable}, error, scenarios: [{name, title, description, started, finished,
+passed, notApplicable, error, facts, checks: [{name, passed, expected, observed,
+evidence}]}]}``
+
+A scenario the sandbox cannot drive because the VEN does not use what it grades (a push
+binding) has ``notApplicable`` (the reason, else "") and no checks; it does not fail the
+run.
 
 ``flags`` name what a reader must know even when every check passed (today:
 ``all-actioned-failed``, every ACTIONED acknowledgement of the run said FAILED).
@@ -26,7 +31,8 @@ def build(run, site, options, results, *, flags: list[dict] | None = None) -> di
     scenarios = [{
         "name": r.name, "title": r.title, "description": r.description,
         "started": iso(r.started), "finished": iso(r.finished), "passed": r.passed,
-        "error": r.error, "facts": r.facts, "checks": [c.as_dict() for c in r.checks],
+        "notApplicable": r.not_applicable, "error": r.error, "facts": r.facts,
+        "checks": [c.as_dict() for c in r.checks],
     } for r in results]
     all_checks = [c for s in scenarios for c in s["checks"]]
     passed = run.status == "passed"
@@ -39,7 +45,8 @@ def build(run, site, options, results, *, flags: list[dict] | None = None) -> di
         "options": options.as_report(),
         "summary": {"scenarios": len(scenarios), "checks": len(all_checks),
                     "passed": sum(1 for c in all_checks if c["passed"]),
-                    "failed": sum(1 for c in all_checks if not c["passed"])},
+                    "failed": sum(1 for c in all_checks if not c["passed"]),
+                    "notApplicable": sum(1 for s in scenarios if s["notApplicable"])},
         "error": run.error, "scenarios": scenarios,
     }
 

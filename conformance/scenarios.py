@@ -22,7 +22,7 @@ from django.conf import settings
 from django.db import OperationalError, close_old_connections, connection
 from django.utils import timezone
 
-from conformance import checks, evidence
+from conformance import checks, evidence, push
 from conformance.checks import Check
 from conformance.models import ConformanceRun, FaultHit, InjectedFault, SandboxFsp
 from dispatch import comms, fsp_events, issuing, programs, rules, signing_keys
@@ -38,6 +38,7 @@ from dispatch.models import (
     ReportIntake,
     SigningKey,
 )
+from vtn.models import Event
 
 logger = logging.getLogger(__name__)
 ISSUER = "conformance"
@@ -47,6 +48,11 @@ SAMPLE_SECONDS = 0.5
 
 class ScenarioError(RuntimeError):
     """The scenario cannot be driven for this site (e.g. no suitable contract)."""
+
+
+class NotApplicable(RuntimeError):
+    """The VEN does not use what the scenario grades (a push binding it never set up), or
+    the VTN does not offer it: nothing is graded and the run does not fail."""
 
 
 @dataclass
@@ -64,6 +70,7 @@ class Options:
     retry_after_s: int = 5
     metering_deadline_s: float = 120.0
     key_settle_s: float = 6.0  # let a VEN's JWKS re-fetch limit pass before rotating
+    push_within_s: float = 2.0  # mqtt: a woken VEN acknowledges within this
 
     @property
     def ack_deadline_s(self) -> float:
@@ -80,7 +87,8 @@ class Options:
                  "heartbeat_interval_s": "heartbeatIntervalSeconds",
                  "fault_s": "faultSeconds", "retry_after_s": "retryAfterSeconds",
                  "metering_deadline_s": "meteringDeadlineSeconds",
-                 "key_settle_s": "keyRotationSettleSeconds"}
+                 "key_settle_s": "keyRotationSettleSeconds",
+                 "push_within_s": "pushWithinSeconds"}
         return {names[k]: v for k, v in asdict(self).items()} | {
             "ackDeadlineSeconds": self.ack_deadline_s}
 
@@ -100,6 +108,7 @@ class ScenarioResult:
     checks: list[Check]
     facts: dict = field(default_factory=dict)
     error: str = ""
+    not_applicable: str = ""  # why nothing was graded
 
     @property
     def passed(self) -> bool:
@@ -559,6 +568,82 @@ def metering(ctx: Context) -> tuple[list[Check], dict]:
     return result, {"instruction": instruction, "meteringEventID": str(event.pk)}
 
 
+def _published_event(dispatch: DispatchInstruction) -> Event:
+    """The OpenADR event a dispatch was published as."""
+    dispatch.refresh_from_db()
+    if dispatch.event is None:
+        raise ScenarioError(f"dispatch {dispatch.reference} was not published as an event")
+    return dispatch.event
+
+
+def webhook(ctx: Context) -> tuple[list[Check], dict]:
+    """Webhook subscriptions of the site's VEN: echo, delivery of its own dispatch's
+    event, and nothing about another VEN's event in the same program."""
+    if not settings.VTN_WEBHOOKS_ENABLED:
+        raise NotApplicable("this VTN does not deliver webhooks (VTN_WEBHOOKS_ENABLED)")
+    subscriptions = push.event_subscriptions(ctx.client_id)
+    if not subscriptions:
+        raise NotApplicable(
+            "the VEN has no subscription with a callbackUrl for EVENT objects, so the "
+            "sandbox has no webhook to grade; subscribe before the run to have it graded")
+    started = timezone.now()
+    echoes = push.echo_checks(subscriptions)
+    dispatch = ctx.issue(status="run")
+    event = _published_event(dispatch)
+    event_id = str(event.pk)
+    decoy = retrying(lambda: push.create_decoy(str(event.program_id)))
+    ctx.log(f"decoy event {decoy.pk} for another VEN in the dispatch's program")
+    issued_at = evidence.revisions(dispatch)[0].issued_at
+    deadline = ctx.options.ack_deadline_s
+
+    def delivered() -> bool:
+        return any(d.object_id == event_id and d.state == "delivered"
+                   for d in push.deliveries(subscriptions, started))
+    ctx.wait(delivered, deadline)
+    ctx.wait_for_acks(dispatch, 1, ("received", "actioned"), timeout_s=ctx.options.margin_s)
+    time.sleep(1.0)  # the decoy's fan-out, had it reached the VEN, is written by now
+    retrying(lambda: push.delete_decoy(decoy))
+    found = push.deliveries(subscriptions, started)
+    result = [checks.webhook_echo(echoes),
+              checks.webhook_delivered(found, event_id=event_id, issued_at=issued_at,
+                                       deadline_s=deadline),
+              checks.notified_only_of_own(found, foreign_ids={str(decoy.pk)},
+                                          name="webhook-private")]
+    return result, _dispatch_facts(dispatch) | {
+        "subscriptions": [s.pk for s in subscriptions], "eventID": event_id,
+        "decoyEventID": str(decoy.pk)}
+
+
+def mqtt_push(ctx: Context) -> tuple[list[Check], dict]:
+    """MQTT (3.1): the VEN discovered its topics and wakes on a notification there."""
+    from vtn import mqtt
+
+    if not mqtt.enabled():
+        raise NotApplicable("this VTN offers no MQTT notifier (VTN_MQTT_BROKER_URL unset)")
+    ven_id = str(ctx.site.ven_id)
+    found = push.discoveries(ctx.client_id, ven_id)
+    if not found:
+        raise NotApplicable(
+            f"the VEN never asked for its MQTT topics (/notifiers/mqtt/topics/vens/{ven_id}"
+            "/...), so it does not use MQTT; start it with MQTT on to have it graded")
+    poll, within = ctx.options.poll_interval_s, ctx.options.push_within_s
+    if poll < 3 * within:
+        raise NotApplicable(
+            f"the VEN polls every {poll:g} s, too often to tell a wake-up from a poll; run "
+            f"with pollIntervalSeconds of at least {3 * within:g} (3 x pushWithinSeconds) "
+            "and a VEN that polls that rarely")
+    started = timezone.now()
+    dispatch = ctx.issue(status="run")
+    ctx.wait_for_acks(dispatch, 1, ("received", "actioned"))
+    revs = evidence.revisions(dispatch)
+    acks = evidence.acknowledgements(dispatch)
+    result = [checks.topics_discovered(found, ven_id=ven_id),
+              checks.woken(acks, revision=revs[0], within_s=within, poll_interval_s=poll),
+              checks.acks_valid(revs, acks),
+              ctx.heartbeat_check(started, timezone.now())]
+    return result, _dispatch_facts(dispatch) | {"venID": ven_id}
+
+
 @dataclass(frozen=True)
 class Scenario:
     name: str
@@ -596,6 +681,19 @@ SCENARIOS: dict[str, Scenario] = {s.name: s for s in (
              "half-hourly USAGE readings of every unit of the site for the previous two "
              "hours, on the metering event: all periods covered, nothing rejected, within the "
              "metering deadline.", metering),
+    Scenario("webhook", "Webhook notifications",
+             "The VEN's subscriptions with callbacks for EVENT objects: every callback "
+             "answers the echo check; a RUN dispatch for the site is notified to a callback "
+             "(answered 2xx) within the deadline; an event for another VEN in the same "
+             "program is not. Not applicable when the VEN has no such subscription.",
+             webhook),
+    Scenario("mqtt", "MQTT notifications (3.1)",
+             "The VEN asked for its event topics (/notifiers/mqtt/topics/vens/{venID}/"
+             "events); a RUN dispatch for the site is RECEIVED within pushWithinSeconds "
+             "(2 s), far sooner than its poll interval allows: it woke on the notification "
+             "on its topic. Not applicable when the VTN has no broker or the VEN never asked "
+             "for its topics.",
+             mqtt_push),
 )}
 ORDER = tuple(SCENARIOS)
 
@@ -604,9 +702,12 @@ def run_scenario(name: str, ctx: Context) -> ScenarioResult:
     scenario = SCENARIOS[name]
     started = timezone.now()
     ctx.log(f"scenario {name}: {scenario.title}")
+    not_applicable = ""
     try:
         result_checks, facts = scenario.drive(ctx)
         error = ""
+    except NotApplicable as exc:
+        result_checks, facts, error, not_applicable = [], {}, "", str(exc)
     except Exception as exc:  # report it as this scenario's failure; the run goes on
         logger.exception("conformance scenario %s failed to run", name)
         result_checks, facts = [], {}
@@ -619,7 +720,10 @@ def run_scenario(name: str, ctx: Context) -> ScenarioResult:
             ctx.set_awaiting(None)
     result = ScenarioResult(name=name, title=scenario.title, description=scenario.description,
                             started=started, finished=timezone.now(), checks=result_checks,
-                            facts=facts, error=error)
+                            facts=facts, error=error, not_applicable=not_applicable)
+    if not_applicable:
+        ctx.log(f"scenario {name}: NOT APPLICABLE ({not_applicable})")
+        return result
     ctx.log(f"scenario {name}: {'PASSED' if result.passed else 'FAILED'} ("
             + ", ".join(f"{c.name} {'ok' if c.passed else 'FAIL'}" for c in result_checks)
             + ")")

@@ -26,3 +26,4 @@ class RunRequestSerializer(serializers.Serializer):
     faultSeconds = serializers.FloatField(required=False)
     retryAfterSeconds = serializers.FloatField(required=False)
     meteringDeadlineSeconds = serializers.FloatField(required=False)
+    pushWithinSeconds = serializers.FloatField(required=False)

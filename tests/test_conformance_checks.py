@@ -318,3 +318,73 @@ def test_no_flag_when_one_actioned_acknowledgement_was_accepted_or_none_was_sent
         [_actioned("FAILED", "x"), _actioned("ACCEPTED", number=2)]) is None
     assert checks.all_actioned_failed([ack(1, "received", 1)]) is None
     assert checks.all_actioned_failed([]) is None
+
+
+# --- push notifications ----------------------------------------------------------------------
+
+
+def delivery(object_id: str, state: str = "delivered", delivered: float | None = 1.0,
+             error: str = "") -> checks.DeliveryRecord:
+    return checks.DeliveryRecord(
+        subscription_id="s1", callback_url="https://ven.example/cb", object_type="EVENT",
+        operation="CREATE", object_id=object_id, state=state, created=at(0.5),
+        delivered_at=at(delivered) if delivered is not None else None, attempts=1,
+        last_error=error)
+
+
+def test_the_echo_check_fails_with_the_first_callback_that_did_not_echo():
+    good = checks.webhook_echo([checks.EchoRecord("https://a/cb", "")])
+    bad = checks.webhook_echo([checks.EchoRecord("https://a/cb", ""),
+                               checks.EchoRecord("https://b/cb", "no echo value")])
+
+    assert good.passed and good.observed == "all 1 answered"
+    assert not bad.passed and bad.observed == "1 of 2 failed: no echo value"
+    assert bad.evidence["callbacks"][1] == {"callbackUrl": "https://b/cb",
+                                            "error": "no echo value"}
+
+
+def test_a_notification_of_the_own_event_must_be_delivered_within_the_deadline():
+    on_time = checks.webhook_delivered([delivery("e1", delivered=2.0)], event_id="e1",
+                                       issued_at=at(0), deadline_s=5)
+    late = checks.webhook_delivered([delivery("e1", delivered=7.0)], event_id="e1",
+                                    issued_at=at(0), deadline_s=5)
+    refused = checks.webhook_delivered([delivery("e1", "pending", None, "HTTP 500")],
+                                       event_id="e1", issued_at=at(0), deadline_s=5)
+    nothing = checks.webhook_delivered([delivery("other")], event_id="e1", issued_at=at(0),
+                                       deadline_s=5)
+
+    assert on_time.passed and on_time.observed == "delivered after 2 s"
+    assert not late.passed
+    assert not refused.passed and refused.observed == "not delivered: HTTP 500"
+    assert not nothing.passed and "no notification about the event" in nothing.observed
+
+
+def test_a_notification_about_another_vens_object_fails_privacy():
+    clean = checks.notified_only_of_own([delivery("e1")], foreign_ids={"decoy"},
+                                        name="webhook-private")
+    leaked = checks.notified_only_of_own([delivery("e1"), delivery("decoy")],
+                                         foreign_ids={"decoy"}, name="webhook-private")
+
+    assert clean.passed
+    assert not leaked.passed and leaked.observed.startswith("1 notification")
+
+
+def test_topic_discovery_needs_the_event_topics():
+    asked = checks.topics_discovered([("PROGRAM", at(1)), ("EVENT", at(2))], ven_id="v1")
+    only_programs = checks.topics_discovered([("PROGRAM", at(1))], ven_id="v1")
+
+    assert asked.passed and asked.evidence["discovered"][1]["objects"] == "EVENT"
+    assert not only_programs.passed
+
+
+def test_a_woken_ven_acknowledges_far_sooner_than_it_polls():
+    woken = checks.woken([ack(1, "received", 0.4)], revision=rev(1), within_s=2,
+                         poll_interval_s=30)
+    polled = checks.woken([ack(1, "received", 12)], revision=rev(1), within_s=2,
+                          poll_interval_s=30)
+    invalid = checks.woken([ack(1, "received", 0.4, outcome="invalid_signature")],
+                           revision=rev(1), within_s=2, poll_interval_s=30)
+
+    assert woken.passed and woken.name == "mqtt-woken"
+    assert not polled.passed and polled.observed == "RECEIVED after 12 s"
+    assert not invalid.passed

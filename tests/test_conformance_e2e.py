@@ -219,7 +219,11 @@ def test_our_agent_passes_every_scenario_through_the_run_api(world: AgentWorld) 
         [c for s in report["scenarios"] for c in s["checks"] if not c["passed"]]
         + [s["facts"] for s in report["scenarios"] if s["name"] == "comms-loss"], indent=1)[:8000]
     assert [s["name"] for s in report["scenarios"]] == [
-        "lifecycle", "emergency-stop", "stale-revision", "key-rotation", "comms-loss", "metering"]
+        "lifecycle", "emergency-stop", "stale-revision", "key-rotation", "comms-loss", "metering",
+        "webhook", "mqtt"]
+    # The agent takes no webhooks and this VTN has no broker: both not applicable.
+    assert [s["name"] for s in report["scenarios"] if s["notApplicable"]] == ["webhook", "mqtt"]
+    assert report["summary"]["notApplicable"] == 2
     assert report["fsp"] == site.fsp and report["site"] == "main"
     assert report["summary"]["failed"] == 0
     rotation = next(s for s in report["scenarios"] if s["name"] == "key-rotation")

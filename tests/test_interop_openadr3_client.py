@@ -18,6 +18,12 @@ dispatch API, an FSP's VEN that is the library (knowing nothing of the profile) 
 the program and the events with its own models, setpoints, timing, instruction and
 units included, in both versions; another FSP's VEN, also the library, sees neither.
 
+And over MQTT (3.1): a VEN written with the library's notifier interface and its
+``MQTTClient`` (the ``mqtt`` extra) reads /notifiers, discovers its ven's event topics,
+subscribes on our Mosquitto and receives the notification of its own event, only with its
+own label, and nothing of another VEN's event (``tests/interop/mqtt_flow.py``; what the
+library cannot do yet is listed there under AUTHENTICATION_QUIRK).
+
 Python 3.12 is required: without it the tests are skipped and named in the summary at the
 end of the run (``VTN_TEST_REQUIRE_ALL=1``, set by CI, makes that a failure). Set
 INTEROP_PYTHON to use a specific interpreter.
@@ -45,9 +51,12 @@ CLIENT_PACKAGE = "openadr3-client"
 CLIENT_VERSION = "2.4.2"
 ROOT = Path(__file__).resolve().parents[1]
 FLOW = ROOT / "tests" / "interop" / "flow.py"
+MQTT_FLOW = ROOT / "tests" / "interop" / "mqtt_flow.py"
 VENV_ROOT = ROOT / "var" / "interop-venv"
 VENV = VENV_ROOT / f"{CLIENT_PACKAGE}-{CLIENT_VERSION}"
 READY = VENV / ".installed"
+# The mqtt extra brings paho-mqtt for the library's MQTT client (tests/interop/mqtt_flow.py).
+REQUIREMENT = f"{CLIENT_PACKAGE}[mqtt]=={CLIENT_VERSION}"
 FLOW_TIMEOUT = 300
 VERSIONS = {"OADR_310": "3.1.0", "OADR_301": "3.0.1"}
 
@@ -73,23 +82,24 @@ def interop_python() -> str:
     VENV_ROOT.mkdir(parents=True, exist_ok=True)
     with (VENV_ROOT / ".lock").open("w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)  # parallel sessions build it once
-        if READY.exists() and python.exists():
+        if READY.exists() and python.exists() and READY.read_text().strip() == REQUIREMENT:
             return str(python)
         interpreter = find_python312()
         shutil.rmtree(VENV, ignore_errors=True)
         _run([interpreter, "-m", "venv", str(VENV)])
         _run([str(python), "-m", "pip", "install", "--quiet", "--disable-pip-version-check",
-              f"{CLIENT_PACKAGE}=={CLIENT_VERSION}"])
-        READY.write_text(f"{CLIENT_PACKAGE}=={CLIENT_VERSION}\n")
+              REQUIREMENT])
+        READY.write_text(f"{REQUIREMENT}\n")
     return str(python)
 
 
-def _run_flow(python: str, vtn_server, version: str, params: dict) -> dict:
+def _run_flow(python: str, vtn_server, version: str, params: dict, script: Path = FLOW
+              ) -> dict:
     env = {key: value for key, value in os.environ.items()
            if key not in {"REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE", "DJANGO_SETTINGS_MODULE",
                           "DATABASE_URL", "PYTHONPATH", "VIRTUAL_ENV"}}
     env.update(params)
-    result = subprocess.run([python, str(FLOW)], env=env, capture_output=True, text=True,
+    result = subprocess.run([python, str(script)], env=env, capture_output=True, text=True,
                             timeout=FLOW_TIMEOUT, cwd=ROOT)
     lines = result.stdout.strip().splitlines()
     try:
@@ -328,3 +338,70 @@ def test_openadr3_client_reads_a_gb_dispatch(interop_python, vtn_server, gb_disp
     assert relative["eventID"] not in result["ven2_events"]
     assert absolute_event["id"] not in result["ven2_events"]
     assert result["ven2_get_event_status"] == 404
+
+
+# --- MQTT (3.1): discovery and delivery to a VEN written with the library --------------------
+
+
+@pytest.fixture(scope="module")
+def mqtt_vtn(tmp_path_factory):
+    """A VTN of its own publishing to a real Mosquitto (the shipped anonymous development
+    configuration, on a free port)."""
+    from tests.fixtures.broker import Broker
+    from tests.fixtures.server import E2EDatabase, VtnServer
+
+    workdir = tmp_path_factory.mktemp("interop_mqtt")
+    broker = Broker(workdir)
+    broker.start()
+    database = E2EDatabase(os.environ.get("DATABASE_URL", ""), workdir)
+    server = VtnServer(workdir, database)
+    server.env.pop("CELERY_BROKER_URL", None)
+    server.env.update({"VTN_MQTT_BROKER_URL": f"mqtt://127.0.0.1:{broker.port}",
+                       "VTN_MQTT_AUTHENTICATION": "ANONYMOUS"})
+    try:
+        server.prepare()
+        server.start()
+        yield server, broker
+    finally:
+        server.stop()
+        broker.stop()
+        database.drop()
+
+
+def test_openadr3_client_ven_discovers_its_topics_and_gets_its_event_over_mqtt(
+        interop_python, mqtt_vtn):
+    server, broker = mqtt_vtn
+    tag = secrets.token_hex(3)
+    bl = server.create_client("bl", f"interop-mqtt-bl-{tag}")
+    ven = server.create_client("ven", f"interop-mqtt-ven-{tag}", ven=f"interop-mqtt-ven-{tag}")
+    target, other_target = f"mqtt-group-{tag}", f"mqtt-other-{tag}"
+    with server.session(server.token(bl)) as bl_http:  # BL grants the ven its label
+        granted = bl_http.put(server.url("3.1.0", f"vens/{ven['ven_id']}"), json={
+            "objectType": "BL_VEN_REQUEST", "venName": ven["ven_name"],
+            "clientID": ven["client_id"], "targets": [target]})
+        assert granted.status_code == 200, granted.text
+
+    result = _run_flow(interop_python, server, "3.1.0", {
+        "VTN_BASE": server.url("3.1.0").rstrip("/"), "CA_BUNDLE": server.ca_bundle,
+        "BL_ID": bl["client_id"], "BL_SECRET": bl["client_secret"],
+        "VEN_ID": ven["client_id"], "VEN_SECRET": ven["client_secret"],
+        "VEN_NAME": ven["ven_name"], "TARGET": target, "OTHER_TARGET": other_target,
+    }, script=MQTT_FLOW)
+
+    # What the library parsed from /notifiers and the topic endpoint.
+    assert result["webhook"] is True
+    assert result["uris"] == [f"mqtt://127.0.0.1:{broker.port}"]
+    # The library keeps no detail of the authentication object (AUTHENTICATION_QUIRK in
+    # mqtt_flow.py), so it can only use an anonymous broker: the one this VTN advertises.
+    assert result["venID"] == ven["ven_id"]
+    assert result["topics"]["ALL"] == f"openadr3/vens/{ven['ven_id']}/events/+"
+    assert result["granted"] == [1]
+    # Delivery on the discovered topic: this VEN's event, with only its own label; never
+    # the event for another VEN.
+    mine = [m for m in result["messages"] if m["id"] == result["mineID"]]
+    assert mine, result["messages"]
+    assert mine[0]["topic"] == result["topics"]["CREATE"]
+    assert mine[0]["operation"] == "CREATE" and mine[0]["objectType"] == "EVENT"
+    assert mine[0]["targets"] == [target]
+    assert mine[0]["afterSeconds"] < 2.0
+    assert not [m for m in result["messages"] if m["id"] == result["otherID"]]

@@ -63,3 +63,38 @@ def test_a_ven_discovers_only_its_own_topics(broker, ven_a, ven_b):
         refused = ven_a.api.get(f"/notifiers/mqtt/topics/{plural}")
         assert refused.status in (400, 403), (plural, refused)
         assert "lacks a scope" in refused.json["detail"], (plural, refused)
+
+
+def test_certificate_authentication_advertises_the_brokers_ca(bl, settings, tmp_path, version):
+    ca = tmp_path / "broker-ca.pem"
+    ca.write_text("-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n")
+    settings.VTN_MQTT_BROKER_URL = "mqtt://127.0.0.1:1883"
+    settings.VTN_MQTT_PUBLIC_URIS = [BROKER]
+    settings.VTN_MQTT_AUTHENTICATION = "CERTIFICATE"
+    settings.VTN_MQTT_PUBLIC_CA_FILE = str(ca)
+    # Validated against the 3.1 document by the test client: all three strings present.
+    auth = bl.api.get("/notifiers").json["MQTT"]["authentication"]
+    assert auth == {"method": "CERTIFICATE", "caCert": ca.read_text(), "clientCert": "",
+                    "clientKey": ""}  # no certificate on this request; never a key
+
+
+@pytest.mark.parametrize("method, uris, refused", [
+    ("CERTIFICATE", "mqtt://broker.example:1883", True),
+    ("CERTIFICATE", "mqtts://broker.example:8883", False),
+    ("PASSWORD", "mqtts://broker.example:8883", True),
+])
+def test_settings_refuse_an_authentication_the_broker_cannot_do(method, uris, refused,
+                                                                 version):
+    import os
+    import subprocess
+    import sys
+
+    env = dict(os.environ, DJANGO_SETTINGS_MODULE="config.settings",
+               VTN_MQTT_BROKER_URL="mqtt://127.0.0.1:1883", VTN_MQTT_PUBLIC_URIS=uris,
+               VTN_MQTT_AUTHENTICATION=method)
+    result = subprocess.run([sys.executable, "-c", "from django.conf import settings; "
+                             "settings.VTN_MQTT_AUTHENTICATION"], env=env,
+                            capture_output=True, text=True, timeout=60)
+    assert (result.returncode != 0) == refused, result.stderr[-2000:]
+    if refused:
+        assert "ImproperlyConfigured" in result.stderr

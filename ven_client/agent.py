@@ -257,7 +257,6 @@ class Agent:
             self.recover()
         if self.ven is None:
             self.discover()
-        self._push_hook()
         # Revisions received before a restart go to the handler before anything newer.
         self.action_received()
         self.flush()
@@ -284,6 +283,9 @@ class Agent:
         logs.log("online" if first else "cycle_done", level="info" if first else "debug",
                  events=len(events), pending=self.store.pending_count(),
                  seconds=round(time.monotonic() - started, 4))
+        # After the poll: on start, dispatches are fetched and handed over before the MQTT
+        # binding is discovered (and paho imported); a connection then wakes the next poll.
+        self._push_hook()
 
     def _push_hook(self) -> None:
         """Start MQTT wake-ups once (when configured and offered); refresh their password."""

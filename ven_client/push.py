@@ -66,6 +66,12 @@ class Push:
             self.username = str(auth.get("username", "{clientID}")).replace(
                 "{clientID}", agent.config.client_id)
             client.username_pw_set(self.username, agent.transport.token())
+        elif method == "CERTIFICATE":
+            # The broker takes the site's TLS client certificate (the one the agent
+            # already presents to the VTN) as its identity; no username or password.
+            if not (tls and agent.config.client_cert and agent.config.client_key):
+                self.state = "unavailable: the broker wants a client certificate over TLS"
+                return
         elif method != "ANONYMOUS":
             self.state = f"unavailable: authentication {method!r} not supported"
             return

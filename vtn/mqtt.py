@@ -25,6 +25,7 @@ from __future__ import annotations
 import json
 import logging
 import threading
+from pathlib import Path
 from urllib.parse import urlsplit
 
 import paho.mqtt.client as paho
@@ -73,15 +74,36 @@ def topics(object_type: str | None = None, *, program_id: str | None = None,
     return {"topics": names}
 
 
-def binding() -> dict | None:
-    """The ``mqttNotifierBindingObject`` of /notifiers, None when MQTT is off."""
+def binding(client_cert_pem: str = "") -> dict | None:
+    """The ``mqttNotifierBindingObject`` of /notifiers, None when MQTT is off.
+
+    With ``CERTIFICATE`` (client certificates on a TLS listener, docs/notifications.md)
+    ``caCert`` is the CA certificate that verifies the broker, ``clientCert`` the
+    certificate the caller presented on this request (``client_cert_pem``; the broker
+    accepts it, it was issued by the operator's CA) and ``clientKey`` is always empty:
+    the VTN never holds a client's private key."""
     if not enabled():
         return None
     uris = settings.VTN_MQTT_PUBLIC_URIS or [settings.VTN_MQTT_BROKER_URL]
-    authentication = {"method": settings.VTN_MQTT_AUTHENTICATION}
-    if settings.VTN_MQTT_AUTHENTICATION == "OAUTH2_BEARER_TOKEN":
+    method = settings.VTN_MQTT_AUTHENTICATION
+    authentication: dict = {"method": method}
+    if method == "OAUTH2_BEARER_TOKEN":
         authentication["username"] = "{clientID}"
+    elif method == "CERTIFICATE":
+        authentication |= {"caCert": broker_ca_pem(), "clientCert": client_cert_pem,
+                           "clientKey": ""}
     return {"URIS": uris, "serialization": "JSON", "authentication": authentication}
+
+
+def broker_ca_pem() -> str:
+    """The CA certificate (PEM) a client verifies the broker with."""
+    path = (settings.VTN_MQTT_PUBLIC_CA_FILE or settings.VTN_MQTT_CA_BUNDLE
+            or str(Path(settings.VTN_PKI_DIR) / "ca.pem"))
+    try:
+        return Path(path).read_text()
+    except OSError:
+        logger.warning("MQTT broker CA %s cannot be read; caCert advertised empty", path)
+        return ""
 
 
 # --- what to publish ------------------------------------------------------------------------

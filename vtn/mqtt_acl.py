@@ -13,6 +13,14 @@ OpenADR clientID as username and its current access token as password (the docum
   also disconnects it;
 * the VTN's own account (the admin) gets a role allowing it to publish under the prefix.
 
+With ``VTN_MQTT_AUTHENTICATION=CERTIFICATE`` VENs connect to a TLS listener that requires
+a client certificate from the operator's CA and takes the certificate's subject as the
+username (``use_subject_as_username``; the CN alone is the site name, which every FSP's
+``main`` site shares). The accounts are then keyed on the subjects (RFC 4514, as
+``ClientCertificate.subject`` holds them) of the client's bound, unrevoked certificates,
+have no password (so nobody logs in with one), and get the same roles; a revoked
+certificate's account is deleted.
+
 Commands go over MQTT to ``$CONTROL/dynamic-security/v1`` from the background pool,
 never in the request: a token is issued even while the broker is down (the client then
 connects once provisioning has caught up with its next token).
@@ -41,9 +49,29 @@ PUBLISHER_ROLE = "openadr3-publisher"
 TIMEOUT = 5.0
 
 
+PROVISIONED_METHODS = ("OAUTH2_BEARER_TOKEN", "CERTIFICATE")
+
+
 def enabled() -> bool:
     return bool(settings.VTN_MQTT_BROKER_URL and settings.VTN_MQTT_DYNSEC_USERNAME
-                and settings.VTN_MQTT_AUTHENTICATION == "OAUTH2_BEARER_TOKEN")
+                and settings.VTN_MQTT_AUTHENTICATION in PROVISIONED_METHODS)
+
+
+def by_certificate() -> bool:
+    return settings.VTN_MQTT_AUTHENTICATION == "CERTIFICATE"
+
+
+def broker_usernames(client_id: str) -> list[str]:
+    """The broker usernames of a client: its clientID, or (CERTIFICATE) the subjects of
+    its bound certificates that are not revoked."""
+    from vtn.models import ClientCertificate, IssuedCertificate
+
+    if not by_certificate():
+        return [client_id]
+    revoked = IssuedCertificate.objects.filter(revoked_at__isnull=False).values("sha256")
+    return sorted(set(ClientCertificate.objects.filter(
+        client__application__client_id=client_id).exclude(sha256__in=revoked)
+        .values_list("subject", flat=True)))
 
 
 def _ven_role(client_id: str) -> str:
@@ -81,12 +109,12 @@ def _ensure_role(name: str, acls: list[dict]) -> list[dict]:
             {"command": "modifyRole", "rolename": name, "acls": acls}]
 
 
-def _ensure_client(username: str, password: str, role: str) -> list[dict]:
-    roles = [{"rolename": role}]
-    return [{"command": "createClient", "username": username, "password": password,
-             "roles": roles},
-            {"command": "modifyClient", "username": username, "password": password,
-             "roles": roles}]
+def _ensure_client(username: str, password: str | None, role: str) -> list[dict]:
+    """Create the account or update it; ``password`` None: certificate only, no password."""
+    account = {"username": username, "roles": [{"rolename": role}]}
+    if password is not None:
+        account["password"] = password
+    return [{"command": "createClient"} | account, {"command": "modifyClient"} | account]
 
 
 def _subscribe(pattern: str) -> dict:
@@ -112,14 +140,24 @@ def provision_token(client_id: str, token: str) -> None:
         ven_ids = Ven.objects.filter(client_id=client_id).values_list("id", flat=True)
         commands += _ensure_role(role, [_subscribe(f"{prefix}/vens/{ven_id}/#")
                                         for ven_id in ven_ids])
-    commands += _ensure_client(client_id, token, role)
+    if by_certificate():
+        for subject in broker_usernames(client_id):
+            commands += _ensure_client(subject, None, role)
+    else:
+        commands += _ensure_client(client_id, token, role)
     run(commands)
 
 
-def remove_client(client_id: str) -> None:
-    """Delete the client's broker account (which disconnects it) and its VEN role."""
-    run([{"command": "deleteClient", "username": client_id},
-         {"command": "deleteRole", "rolename": _ven_role(client_id)}])
+def remove_client(client_id: str, usernames: list[str] | None = None) -> None:
+    """Delete the client's broker accounts (which disconnects them) and its VEN role."""
+    names = broker_usernames(client_id) if usernames is None else usernames
+    run([{"command": "deleteClient", "username": name} for name in names]
+        + [{"command": "deleteRole", "rolename": _ven_role(client_id)}])
+
+
+def remove_account(username: str) -> None:
+    """Delete one broker account (a revoked certificate's subject); disconnects it."""
+    run([{"command": "deleteClient", "username": username}])
 
 
 def _background(function, *args) -> None:
@@ -135,4 +173,11 @@ def token_issued(client_id: str, token: str) -> None:
 def client_withdrawn(client_id: str) -> None:
     """A client revoked or rotated: after commit, its broker account goes."""
     if enabled():
-        _background(remove_client, client_id)
+        _background(remove_client, client_id, broker_usernames(client_id))
+
+
+def certificate_revoked(subject: str) -> None:
+    """With CERTIFICATE, a revoked certificate's account goes after commit (the broker
+    still accepts the certificate itself until it loads the new CRL)."""
+    if enabled() and by_certificate():
+        _background(remove_account, subject)

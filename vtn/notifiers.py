@@ -13,10 +13,11 @@ from django.conf import settings
 from vtn import mqtt
 
 
-def offered_bindings() -> dict:
-    """The `/notifiers` body: MQTT only while a broker is configured."""
+def offered_bindings(client_cert_pem: str = "") -> dict:
+    """The `/notifiers` body: MQTT only while a broker is configured. ``client_cert_pem``:
+    the certificate the caller presented (advertised with CERTIFICATE authentication)."""
     body: dict[str, object] = {"WEBHOOK": bool(settings.VTN_WEBHOOKS_ENABLED)}
-    binding = mqtt.binding()
+    binding = mqtt.binding(client_cert_pem)
     if binding is not None:
         body["MQTT"] = binding
     return body

@@ -8,6 +8,8 @@ Without a broker configured every topic endpoint answers 404.
 
 from __future__ import annotations
 
+import ssl
+
 from rest_framework.request import Request
 from rest_framework.response import Response
 
@@ -17,6 +19,7 @@ from vtn.auth.authentication import caller_of
 from vtn.auth.scopes import READ_ALL, READ_TARGETS, READ_VEN_OBJECTS
 from vtn.errors import NotFound
 from vtn.notifiers import offered_bindings
+from vtn.signals import topics_discovered
 
 READ_ANY = frozenset({READ_ALL, READ_TARGETS, READ_VEN_OBJECTS})
 NO_MQTT = "This VTN does not offer the MQTT notifier binding."
@@ -26,7 +29,9 @@ class NotifierList(OpenADRView):
     scopes = {"GET": READ_ANY}
 
     def get(self, request: Request) -> Response:
-        return Response(offered_bindings())
+        peer = getattr(request._request, "client_cert", None)
+        pem = ssl.DER_cert_to_PEM_cert(peer.der) if peer is not None else ""
+        return Response(offered_bindings(pem))
 
 
 def _require_mqtt() -> None:
@@ -70,6 +75,8 @@ class VenTopics(OpenADRView):
         _require_mqtt()
         if not selectors.vens(caller_of(request)).filter(pk=ven_id).exists():
             raise NotFound("No ven with this ID exists, or it is not visible to this client.")
+        topics_discovered.send(sender=VenTopics, client_id=caller_of(request).client_id,
+                               ven_id=ven_id, object_type=self.object_type)
         if self.object_type is None:
             return Response(mqtt.topics(ven_id=ven_id, create=False))
         return Response(mqtt.topics(self.object_type, ven_id=ven_id))

@@ -17,7 +17,7 @@ from django.conf import settings
 from django.db import transaction
 from oauth2_provider.models import get_access_token_model
 
-from vtn import generations, pki
+from vtn import generations, mqtt_acl, pki
 from vtn.auth import security_log
 from vtn.auth.services import ClientError, create_client
 from vtn.models import Client, IssuedCertificate, Ven
@@ -172,6 +172,7 @@ def revoke_certificate(*, serial: str, pki_dir: Path, reason: str = "") -> dict:
         issued.save(update_fields=["revoked_at", "revocation_reason"])
         AccessToken.objects.filter(vtn_binding__certificate_sha256=issued.sha256).delete()
         generations.bump(generations.AUTH)
+        mqtt_acl.certificate_revoked(issued.subject)
         security_log.record(security_log.Kind.CERTIFICATE_REVOKED, cert_sha256=issued.sha256,
                             detail=f"serial {issued.serial} {issued.subject}"
                                    + (f" reason: {reason}" if reason else ""))

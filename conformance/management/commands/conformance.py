@@ -2,7 +2,8 @@
 
     conformance run --fsp [OP/]NAME [--site SITE] [--scenario NAME|all] [--poll-interval S]
                     [--margin S] [--deadline S] [--heartbeat-interval S] [--fault-seconds S]
-                    [--retry-after S] [--metering-deadline S] [--out DIR]
+                    [--retry-after S] [--metering-deadline S] [--push-within S]
+                    [--out DIR]
     conformance list [--fsp [OP/]NAME]
     conformance show RUN_ID [--html]
 
@@ -48,6 +49,8 @@ class Command(BaseCommand):
         run.add_argument("--retry-after", type=int, default=5, dest="retry_after_s")
         run.add_argument("--metering-deadline", type=float, default=120.0,
                          dest="metering_deadline_s")
+        run.add_argument("--push-within", type=float, dest="push_within_s",
+                         help="mqtt: a woken VEN acknowledges within this (default 2 s)")
         run.add_argument("--out", type=Path, help="directory for report.json and report.html")
         listing = sub.add_parser("list", help="runs as JSON, newest first")
         listing.add_argument("--fsp")
@@ -84,7 +87,8 @@ class Command(BaseCommand):
         site = self._site(options["fsp"], options.get("site"))
         run_options = Options(**{name: options[name] for name in (
             "poll_interval_s", "margin_s", "deadline_s", "heartbeat_interval_s", "fault_s",
-            "retry_after_s", "metering_deadline_s") if options.get(name) is not None})
+            "retry_after_s", "metering_deadline_s", "push_within_s")
+            if options.get(name) is not None})
         try:
             run = runner.create_run(site=site, scenario=options["scenario"],
                                     options=run_options, requested_by="cli")
