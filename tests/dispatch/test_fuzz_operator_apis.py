@@ -78,8 +78,8 @@ for _schema in (dispatch_schema, settlement_schema, conformance_schema):
 def seeded(gb, issue, settings, tmp_path):
     from gbflex_profile import jose
     from settlement import services as settlement_services
+    from tests.dispatch.test_dispatch_api import Api
     from tests.fixtures.api import new_actor
-    from tests.test_dispatch_api import Api
 
     dispatch = issue(reference="FUZZ-1")
     public = jose.public_jwk(jose.generate_private_key(), "fuzz-key")

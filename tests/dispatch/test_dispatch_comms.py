@@ -15,7 +15,7 @@ from django.utils import timezone
 
 from dispatch import comms, tasks
 from dispatch.models import CommsState, CommsTransition, DispatchUnit, FspSite, HeartbeatRecord
-from tests.test_dispatch_api import Api
+from tests.dispatch.test_dispatch_api import Api
 
 pytestmark = pytest.mark.django_db
 

@@ -13,7 +13,7 @@ import pytest
 from dispatch.models import AvailabilityDeclaration, DispatchUnit, ReportIntake
 from settlement import exports, services, uftp
 from tests.fixtures.dispatch import timing
-from tests.test_settlement_statements import (  # noqa: F401 - settled is a fixture
+from tests.settlement.test_settlement_statements import (  # noqa: F401 - settled is a fixture
     MONTH,
     T0,
     Api,
@@ -141,7 +141,7 @@ def test_a_tampered_message_fails_validation(statement_row, tamper):
 
 def test_a_statement_with_nothing_settled_is_a_conflict(settled, gb):  # noqa: F811
     contract, _ = settled
-    from tests.test_settlement_statements import readings
+    from tests.settlement.test_settlement_statements import readings
 
     readings("hp1", T0, [None])  # the dispatch is held: missing data
     row = services.issue(statement_id=services.settle_month(contract=contract,

@@ -11,8 +11,8 @@ from django.test import override_settings
 from dispatch import retention, tasks
 from dispatch.models import AuditEntry, DispatchRevision, HeartbeatRecord, MeterReading
 from settlement import services as settlement_services
-from tests.test_settlement_statements import MONTH, T0, readings
-from tests.test_settlement_statements import settled as settled  # noqa: F401 (fixture)
+from tests.settlement.test_settlement_statements import MONTH, T0, readings
+from tests.settlement.test_settlement_statements import settled as settled  # noqa: F401 (fixture)
 from vtn.append_only import AppendOnlyError
 from vtn.models import Report, SecurityEvent
 

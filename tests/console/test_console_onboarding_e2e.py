@@ -15,11 +15,11 @@ from pathlib import Path
 
 import pytest
 
+from tests.console.test_console_browser import ensure_pki_for_console, make_staff
 from tests.fixtures.console import totp_code
 from tests.fixtures.server import PinnedSession
-from tests.test_console_browser import ensure_pki_for_console, make_staff
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def console_session(server, role: str = "administrator") -> PinnedSession:

@@ -12,9 +12,9 @@ import pytest
 
 from conformance import fleet
 from dispatch.models import Contract, FspSite, SiteSigningKey
+from tests.conformance.test_conformance_e2e import sandbox_vtn  # noqa: F401 - the module's own VTN
 from tests.fixtures.agent import wait_for, z
 from tests.fixtures.server import run_manage
-from tests.test_conformance_e2e import sandbox_vtn  # noqa: F401 - the module's own VTN
 from vtn.models import Client
 
 

@@ -24,7 +24,7 @@ from tests.spec import VERSION_31, VERSION_301, VERSIONS
 from vtn.api import statuses
 from vtn.schemas import document
 
-DOC = Path(__file__).resolve().parents[1] / "docs" / "openadr-api.md"
+DOC = Path(__file__).resolve().parents[2] / "docs" / "openadr-api.md"
 PARAMETERS = {"programID": "program", "eventID": "event", "reportID": "report",
               "subscriptionID": "subscription", "venID": "ven", "resourceID": "resource"}
 BIG = 3 * 1024 * 1024  # above VTN_MAX_BODY_BYTES (1 MiB): answered 413

@@ -178,7 +178,7 @@ def _post(client: DjangoClient, token: str, path: str, body: dict) -> dict:
 def seeded(db, fast_hashing, settings) -> None:
     """A BL and a VEN client with real tokens, and one object of each kind."""
     # Generated callback URLs point at hosts that do not answer; the echo check has its
-    # own tests (tests/test_webhooks.py).
+    # own tests (tests/vtn/test_webhooks.py).
     settings.VTN_WEBHOOK_VERIFY_CALLBACKS = False
     client = DjangoClient()
     bl = create_client(name="fuzz-bl", role="bl").as_dict()

@@ -20,7 +20,7 @@ from tests.spec import VERSION_31, VERSIONS
 from vtn.models import Event, Program, Report, Resource, Subscription, Ven
 
 # Errors are served as the documents declare them (application/json) unless the request
-# prefers application/problem+json (tests/test_error_media_type.py).
+# prefers application/problem+json (tests/vtn/test_error_media_type.py).
 PROBLEM = "application/json"
 
 

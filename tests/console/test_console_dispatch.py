@@ -15,8 +15,8 @@ from dispatch.models import (
     DispatchUnit,
     Product,
 )
+from tests.dispatch.test_dispatch_acks import FspAgent
 from tests.fixtures.dispatch import hour
-from tests.test_dispatch_acks import FspAgent
 
 
 def form(**overrides) -> dict:

@@ -49,7 +49,7 @@ pytestmark = [pytest.mark.interop, pytest.mark.slow]
 
 CLIENT_PACKAGE = "openadr3-client"
 CLIENT_VERSION = "2.4.2"
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 FLOW = ROOT / "tests" / "interop" / "flow.py"
 MQTT_FLOW = ROOT / "tests" / "interop" / "mqtt_flow.py"
 VENV_ROOT = ROOT / "var" / "interop-venv"

@@ -20,7 +20,7 @@ import requests
 
 from tests.fixtures.redis_server import RedisServer
 from tests.fixtures.server import ROOT, PinnedSession, VtnServer, stop_process
-from tests.test_transport_security import (
+from tests.vtn.test_transport_security import (
     V31,
     ExtraServer,
     api_get,

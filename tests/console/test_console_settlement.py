@@ -10,7 +10,7 @@ import pytest
 
 from settlement import services
 from settlement.models import Statement
-from tests.test_settlement_statements import (  # noqa: F401  (settled: a fixture)
+from tests.settlement.test_settlement_statements import (  # noqa: F401  (settled: a fixture)
     MONTH,
     T0,
     readings,

@@ -11,7 +11,7 @@ from django.core.management import call_command
 
 from dispatch.models import Acknowledgement, AuditEntry, SiteSigningKey
 from gbflex_profile import acks, jose
-from tests.test_dispatch_api import Api
+from tests.dispatch.test_dispatch_api import Api
 
 pytestmark = pytest.mark.django_db
 Outcome = Acknowledgement.Outcome

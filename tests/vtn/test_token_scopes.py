@@ -20,7 +20,7 @@ import pytest
 import requests
 
 from tests.fixtures.server import VERSIONS, VtnServer
-from tests.test_transport_security import cert_session, onboard
+from tests.vtn.test_transport_security import cert_session, onboard
 
 VEN_HOLDS = {"read_targets", "read_ven_objects", "write_reports", "write_subscriptions",
              "write_vens"}

@@ -14,7 +14,7 @@ import pytest
 from ven_client import config as config_module
 from ven_client import handler
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 BASE = ["--vtn-url", "https://vtn.example", "--client-id", "c1", "--client-secret", "s" * 20]
 
 

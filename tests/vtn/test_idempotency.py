@@ -13,6 +13,8 @@ import pytest
 from django.utils import timezone
 
 from dispatch.models import Acknowledgement, SiteSigningKey
+from tests.dispatch.test_dispatch_acks import FspAgent
+from tests.dispatch.test_dispatch_api import Api
 from tests.fixtures.api import (
     VERSION_31,
     event_body,
@@ -24,8 +26,6 @@ from tests.fixtures.api import (
     unique,
     ven_body,
 )
-from tests.test_dispatch_acks import FspAgent
-from tests.test_dispatch_api import Api
 from vtn import idempotency
 from vtn.models import Event, IdempotencyKey, Program, Report, Resource, Subscription, Ven
 

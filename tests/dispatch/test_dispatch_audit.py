@@ -16,14 +16,14 @@ from django.core.management import call_command
 from dispatch import issuing
 from dispatch.models import AuditEntry
 from gbflex_profile import audit_chain
+from tests.dispatch.test_dispatch_acks import FspAgent
+from tests.dispatch.test_dispatch_api import Api
 from tests.fixtures.api import new_actor
 from tests.fixtures.dispatch import hour, timing
-from tests.test_dispatch_acks import FspAgent
-from tests.test_dispatch_api import Api
 from vtn.append_only import AppendOnlyError
 
 pytestmark = pytest.mark.django_db
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture

@@ -68,7 +68,7 @@ def test_the_chart_draws_the_target_in_the_orders_direction():
 
 def test_refused_and_invalid_acknowledgements_are_alerts(
         console, issue, gb, django_capture_on_commit_callbacks):
-    from tests.test_dispatch_acks import FspAgent
+    from tests.dispatch.test_dispatch_acks import FspAgent
 
     agent = FspAgent(gb.acme)
     assert agent.register()[0] == 201

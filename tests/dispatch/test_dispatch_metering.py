@@ -11,8 +11,8 @@ import pytest
 
 from dispatch import readings
 from dispatch.models import AvailabilityDeclaration, MeterReading, ReportIntake
+from tests.dispatch.test_dispatch_api import Api
 from tests.fixtures.api import new_actor
-from tests.test_dispatch_api import Api
 
 pytestmark = pytest.mark.django_db
 
