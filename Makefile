@@ -16,6 +16,11 @@ PYTHON ?= $(shell for p in $(PYTHON_CANDIDATES); do \
 	{ echo $$p; break; }; done)
 
 PYTEST_ARGS ?=
+# Parallel test workers (pytest-xdist). Most process-level tests wait on servers, workers
+# and browsers, so four workers pay on two cores; TEST_WORKERS=0 runs everything in one
+# process. Tests marked xdist_group (a module's own servers) stay on one worker.
+TEST_WORKERS ?= 4
+PYTEST_PARALLEL = -n $(TEST_WORKERS) --dist loadgroup --durations=20
 BENCH_ARGS ?=
 SANDBOX_ARGS ?=
 VAR_DIR ?= var
@@ -24,7 +29,8 @@ VAR_DIR ?= var
 
 help:
 	@echo "make run    set up and serve the sandbox VTN on https://127.0.0.1:8443"
-	@echo "make test   ruff and the layering contracts, then the whole pytest suite (PYTEST_ARGS='-k sandbox' narrows it)"
+	@echo "make test   ruff and the layering contracts, then the whole pytest suite in parallel"
+	@echo "           (PYTEST_ARGS='-k sandbox' narrows it, TEST_WORKERS=0 runs it in one process)"
 	@echo "make test-fast  ruff and the contracts, then the in-process tests only (no slow, process or interop tests)"
 	@echo "make lint   ruff, the layering contracts (import-linter) and mypy"
 	@echo "make bench  run the benchmarks in benchmarks/ (BENCH_ARGS passes options)"
@@ -57,14 +63,14 @@ lint: $(STAMP)
 test: $(STAMP)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/lint-imports
-	$(PY) -m pytest $(PYTEST_ARGS)
+	$(PY) -m pytest $(PYTEST_PARALLEL) $(PYTEST_ARGS)
 
 # The edit-test loop: leaves out property-based and process-level tests (real servers,
 # workers, browsers, nginx) and the interop test; `make test` runs them all.
 test-fast: $(STAMP)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/lint-imports
-	$(PY) -m pytest -m "not slow and not process and not interop" $(PYTEST_ARGS)
+	$(PY) -m pytest $(PYTEST_PARALLEL) -m "not slow and not process and not interop" $(PYTEST_ARGS)
 
 bench: $(STAMP)
 	@scripts=$$(grep -l '__main__' benchmarks/*.py 2>/dev/null || true); \

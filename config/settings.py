@@ -35,8 +35,17 @@ def env_list(name: str, default: list[str]) -> list[str]:
 def _development_secret_key() -> str:
     path = VAR_DIR / "secret_key"
     if not path.exists():
-        path.write_text(secrets.token_urlsafe(64))
-        path.chmod(0o600)
+        # Several processes may start at once on a fresh directory (gunicorn workers,
+        # parallel tests): the key appears whole or not at all, and the first one wins.
+        draft = VAR_DIR / f".secret_key.{os.getpid()}"
+        draft.write_text(secrets.token_urlsafe(64))
+        draft.chmod(0o600)
+        try:
+            os.link(draft, path)
+        except FileExistsError:
+            pass
+        finally:
+            draft.unlink()
     return path.read_text().strip()
 
 

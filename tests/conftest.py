@@ -1,6 +1,7 @@
 """Shared pytest configuration. Fixtures live in plugin modules, one per concern."""
 
 pytest_plugins = [
+    "tests.fixtures.parallel",
     "tests.fixtures.requirements",
     "tests.fixtures.api",
     "tests.fixtures.server",

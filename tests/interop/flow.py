@@ -1,7 +1,7 @@
 """End-to-end OpenADR flow driven by the external ``openadr3-client`` library (ElaadNL).
 
 Runs under Python 3.12 in a virtualenv holding ``openadr3-client`` (see
-tests/test_interop_openadr3_client.py); it imports nothing from this project. Parameters
+tests/vtn/test_interop_openadr3_client.py); it imports nothing from this project. Parameters
 come from the environment:
 
     VTN_BASE        https://127.0.0.1:PORT/openadr3/3.1.0 (or .../3.0.1)

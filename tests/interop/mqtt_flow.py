@@ -1,6 +1,6 @@
 """MQTT notifications to a VEN written with the external ``openadr3-client`` library.
 
-Runs under Python 3.12 in the virtualenv of tests/test_interop_openadr3_client.py (with the
+Runs under Python 3.12 in the virtualenv of tests/vtn/test_interop_openadr3_client.py (with the
 library's ``mqtt`` extra); imports nothing from this project. Parameters (environment):
 
     VTN_BASE          https://127.0.0.1:PORT/openadr3/3.1.0
