@@ -76,12 +76,19 @@ def _ven_role(client_id: str) -> str:
     return f"openadr3-ven-{client_id}"
 
 
-def run(commands: list[dict]) -> list[dict]:
-    """Send ``commands`` to the plugin as its admin; the plugin's responses, in order."""
+def run(commands: list[dict], *, may_disconnect: bool = False) -> list[dict]:
+    """Send ``commands`` to the plugin as its admin; the plugin's responses, in order.
+
+    The connection never reconnects: a reconnect would send the commands again, and a
+    stale batch (an older token as password) could then land after a newer one. With
+    ``may_disconnect`` the batch may end by changing the admin's own roles, which makes
+    the broker close the admin's connections before it answers; that counts as done.
+    """
     url = urlsplit(settings.VTN_MQTT_BROKER_URL)
     tls = url.scheme in ("mqtts", "ssl")
     client = paho.Client(paho.CallbackAPIVersion.VERSION2,
-                         client_id=f"vtn-dynsec-{secrets.token_hex(4)}")
+                         client_id=f"vtn-dynsec-{secrets.token_hex(4)}",
+                         reconnect_on_failure=False)
     client.username_pw_set(settings.VTN_MQTT_DYNSEC_USERNAME, settings.VTN_MQTT_DYNSEC_PASSWORD)
     if tls:
         client.tls_set(ca_certs=settings.VTN_MQTT_CA_BUNDLE or None)
@@ -89,13 +96,19 @@ def run(commands: list[dict]) -> list[dict]:
     subscribed: queue.Queue = queue.Queue()
     client.on_message = lambda c, u, m: answers.put(json.loads(m.payload))
     client.on_subscribe = lambda c, u, mid, codes, props: subscribed.put(codes)
+    client.on_disconnect = lambda c, u, flags, code, props: answers.put(None)
     client.connect(url.hostname or "127.0.0.1", url.port or (8883 if tls else 1883))
     client.loop_start()
     try:
         client.subscribe(f"{CONTROL}/response", qos=1)
         subscribed.get(timeout=TIMEOUT)
         client.publish(CONTROL, json.dumps({"commands": commands}), qos=1)
-        return answers.get(timeout=TIMEOUT).get("responses", [])
+        answer = answers.get(timeout=TIMEOUT)
+        if answer is None:
+            if may_disconnect:
+                return []
+            raise ConnectionError("the broker closed the dynamic-security connection")
+        return answer.get("responses", [])
     finally:
         client.loop_stop()
         client.disconnect()
@@ -125,11 +138,14 @@ def provision_token(client_id: str, token: str) -> None:
     if client is None:
         return
     prefix = settings.VTN_MQTT_TOPIC_PREFIX
-    commands = _ensure_role(PUBLISHER_ROLE, [
+    # The VTN's own publisher role first, in a batch of its own: giving the admin a role
+    # it lacked makes the broker close the admin's connections (this one included).
+    run(_ensure_role(PUBLISHER_ROLE, [
         {"acltype": "publishClientSend", "topic": f"{prefix}/#", "priority": 0,
-         "allow": True}])
-    commands.append({"command": "addClientRole", "username":
-                     settings.VTN_MQTT_DYNSEC_USERNAME, "rolename": PUBLISHER_ROLE})
+         "allow": True}]) + [{"command": "addClientRole", "username":
+                              settings.VTN_MQTT_DYNSEC_USERNAME, "rolename": PUBLISHER_ROLE}],
+        may_disconnect=True)
+    commands: list[dict] = []
     if client.role == Client.Role.BL:
         role = BL_ROLE
         commands += _ensure_role(role, [_subscribe(f"{prefix}/#")])

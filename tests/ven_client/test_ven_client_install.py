@@ -63,7 +63,7 @@ def test_the_installed_agent_acknowledges_a_dispatch_and_the_installed_verifier_
         clean_venv, vtn_server, tmp_path):
     fsp = vtn_server.unique("gwfsp")
     onboarding = vtn_server.manage("fsp", "onboard", "--operator", "NGED-EM", "--fsp", fsp,
-                                   "--unit", "g1:300:export", "--dir",
+                                   "--unit", "g1:1500:export", "--dir",
                                    str(vtn_server.pki_dir), "--out", str(tmp_path / "pki"))
     (tmp_path / "onboarding.json").write_text(onboarding.stdout)
     command = [str(clean_venv / "bin" / "ven-client"), "--config",

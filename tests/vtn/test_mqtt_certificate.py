@@ -108,7 +108,7 @@ def onboard(server: VtnServer, workdir: Path) -> dict:
     fsp = server.unique("certfsp")
     out = workdir / fsp
     onboarding = json.loads(server.manage(
-        "fsp", "onboard", "--operator", "ENWL", "--fsp", fsp, "--unit", "u1:500:export",
+        "fsp", "onboard", "--operator", "ENWL", "--fsp", fsp, "--unit", "u1:1500:export",
         "--dir", str(server.pki_dir), "--out", str(out)).stdout)
     server.manage("fsp", "contract", "--operator", "ENWL", "--fsp", fsp, "--id", f"{fsp}-mw",
                   "--product", "MW_DISPATCH", "--unit", "u1")
