@@ -124,8 +124,9 @@ def _request(endpoint, objects: dict, operator: str, *, missing: bool = False):
 
 def _anonymised(body: object, names: dict) -> str:
     text = json.dumps(body)
-    for value in names:
-        text = text.replace(str(value), "X")
+    # Longest first and whole words only: a statement numbered 9 must not eat 999999.
+    for value in sorted({str(v) for v in names}, key=len, reverse=True):
+        text = re.sub(rf"(?<!\w){re.escape(value)}(?!\w)", "X", text)
     return re.sub(r"\d{6,}", "X", text)
 
 
