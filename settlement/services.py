@@ -60,10 +60,13 @@ def compute_document(contract: Contract, month: Month, version: int) -> dict:
     """The statement document of ``contract`` for ``month`` from the current inputs."""
     terms = inputs.terms_of(contract)
     first, after = month.bounds()
-    units, days = inputs.unit_inputs(contract, terms, first, after)
-    return statement.build_statement(
-        terms=terms, year=month.year, month=month.month, version=version, units=units,
-        dispatches=inputs.month_dispatches(contract, first, after), dispatched_days=days)
+    dispatches = inputs.month_dispatches(contract, first, after)
+    # Streamed: one batch of units' readings in memory at a time.
+    parts = (statement.settle_units(terms=terms, year=month.year, month=month.month,
+                                    units=units, dispatches=dispatches, dispatched_days=days)
+             for units, days in inputs.unit_batches(contract, terms, first, after))
+    return statement.assemble_statement(terms=terms, year=month.year, month=month.month,
+                                        version=version, parts=parts, dispatches=dispatches)
 
 
 def _content(document: dict) -> str:

@@ -282,41 +282,105 @@ def dispatch_lines(terms: Terms, dispatch: DispatchInput, unit: UnitInput, *,
     return lines, priced, records
 
 
-def build_statement(*, terms: Terms, year: int, month: int, version: int,
-                    units: Mapping[str, UnitInput], dispatches: Sequence[DispatchInput],
-                    dispatched_days: Mapping[str, frozenset[date]],
-                    holidays: frozenset[date] = frozenset()) -> dict:
-    """The statement document of one contract for one month (see the module docstring)."""
-    lines: list[dict] = []
-    priced: list[money.UtilisationLine] = []
-    records: list[dict] = []
-    for dispatch in sorted(dispatches, key=lambda d: (d.segments[0].start if d.segments
-                                                      else datetime.max, d.reference)):
-        unit = units[dispatch.unit]
-        got, got_priced, got_records = dispatch_lines(
+@dataclass
+class UnitsPart:
+    """What a batch of a contract's units adds to its statement (see :func:`settle_units`):
+    each dispatch's lines with the key it is ordered by, and per unit its availability
+    lines and inputs records. Only these are kept once the batch's readings are let go."""
+
+    dispatches: list[tuple[tuple, list[dict], list[money.UtilisationLine], list[dict]]] = \
+        field(default_factory=list)
+    availability: list[tuple[str, list[money.AvailabilityLine]]] = field(default_factory=list)
+    readings: list[dict] = field(default_factory=list)
+    comms_lost: list[tuple[str, list[dict]]] = field(default_factory=list)
+    units: set[str] = field(default_factory=set)
+
+
+def _dispatch_order(dispatch: DispatchInput) -> tuple:
+    return (dispatch.segments[0].start if dispatch.segments else datetime.max,
+            dispatch.reference)
+
+
+def settle_units(*, terms: Terms, year: int, month: int, units: Mapping[str, UnitInput],
+                 dispatches: Iterable[DispatchInput],
+                 dispatched_days: Mapping[str, frozenset[date]],
+                 holidays: frozenset[date] = frozenset()) -> UnitsPart:
+    """The part of the statement that comes from ``units`` (some or all of the contract's):
+    the lines of those of ``dispatches`` that are theirs, their availability lines and
+    their inputs records."""
+    part = UnitsPart(units=set(units))
+    for dispatch in dispatches:
+        unit = units.get(dispatch.unit)
+        if unit is None:
+            continue
+        part.dispatches.append((_dispatch_order(dispatch), *dispatch_lines(
             terms, dispatch, unit, dispatched_days=dispatched_days.get(unit.reference,
                                                                        frozenset()),
-            holidays=holidays)
-        lines += got
-        priced += got_priced
-        records += got_records
-    availability: list[money.AvailabilityLine] = []
+            holidays=holidays)))
     if terms.availability_paid and terms.availability_price_gbp_per_mw_h > 0:
         first, after = month_bounds(year, month)
         windows = [(max(s, first), min(e, after)) for s, e in
                    (terms.service_windows or ((first, after),))]
         windows = [(s, e) for s, e in windows if s < e]
-        for reference in sorted(units):
-            unit = units[reference]
+        for reference, unit in units.items():
             spans = [money.AvailabilityDeclaration(s, e, min(kw, unit.capacity_kw))
                      for s, e, kw in unit.declarations]
             paid_windows = money.without_spans(windows, unit.comms_lost) \
                 if terms.comms_loss_unavailable else windows
-            for line in money.availability_lines(
-                    spans, paid_windows,
-                    price_gbp_per_mw_h=terms.availability_price_gbp_per_mw_h):
-                availability.append(line)
-                lines.append(_availability_line(reference, line))
+            part.availability.append((reference, list(money.availability_lines(
+                spans, paid_windows,
+                price_gbp_per_mw_h=terms.availability_price_gbp_per_mw_h))))
+    for reference, unit in units.items():
+        part.readings.append({"unit": reference, "count": unit.readings_count,
+                              "sha256": unit.readings_sha256})
+        part.comms_lost.append((reference, [
+            {"unit": reference, "start": utc_text(s), "end": utc_text(e)}
+            for s, e in unit.comms_lost]))
+    return part
+
+
+def build_statement(*, terms: Terms, year: int, month: int, version: int,
+                    units: Mapping[str, UnitInput], dispatches: Sequence[DispatchInput],
+                    dispatched_days: Mapping[str, frozenset[date]],
+                    holidays: frozenset[date] = frozenset()) -> dict:
+    """The statement document of one contract for one month (see the module docstring)."""
+    part = settle_units(terms=terms, year=year, month=month, units=units,
+                        dispatches=dispatches, dispatched_days=dispatched_days,
+                        holidays=holidays)
+    return assemble_statement(terms=terms, year=year, month=month, version=version,
+                              parts=[part], dispatches=dispatches)
+
+
+def assemble_statement(*, terms: Terms, year: int, month: int, version: int,
+                       parts: Iterable[UnitsPart], dispatches: Sequence[DispatchInput]) -> dict:
+    """The statement document from the parts of all the contract's units, in any order:
+    the same document :func:`build_statement` makes from all units at once."""
+    settled: list = []
+    availability_by_unit: list = []
+    readings: list[dict] = []
+    comms_lost: list = []
+    seen: set[str] = set()
+    for part in parts:
+        settled += part.dispatches
+        availability_by_unit += part.availability
+        readings += part.readings
+        comms_lost += part.comms_lost
+        seen |= part.units
+    for dispatch in dispatches:
+        if dispatch.unit not in seen:
+            raise KeyError(dispatch.unit)
+    lines: list[dict] = []
+    priced: list[money.UtilisationLine] = []
+    records: list[dict] = []
+    for _, got, got_priced, got_records in sorted(settled, key=lambda item: item[0]):
+        lines += got
+        priced += got_priced
+        records += got_records
+    availability: list[money.AvailabilityLine] = []
+    for reference, unit_lines in sorted(availability_by_unit, key=lambda item: item[0]):
+        for line in unit_lines:
+            availability.append(line)
+            lines.append(_availability_line(reference, line))
     for number, row in enumerate(lines, start=1):
         row["line"] = number
     totals = money.settlement_totals(priced, availability)
@@ -346,10 +410,9 @@ def build_statement(*, terms: Terms, year: int, month: int, version: int,
                             "documentSha256": d.document_sha256,
                             "stoppedAt": utc_text(d.stopped_at) if d.stopped_at else None}
                            for d in sorted(dispatches, key=lambda d: d.reference)],
-            "readings": [{"unit": u.reference, "count": u.readings_count,
-                          "sha256": u.readings_sha256} for _, u in sorted(units.items())],
-            "commsLost": [{"unit": u.reference, "start": utc_text(s), "end": utc_text(e)}
-                          for _, u in sorted(units.items()) for s, e in u.comms_lost],
+            "readings": sorted(readings, key=lambda record: record["unit"]),
+            "commsLost": [span for _, spans in sorted(comms_lost, key=lambda item: item[0])
+                          for span in spans],
         },
         "totals": {
             "availabilityGbp": str(totals.availability_gbp),
