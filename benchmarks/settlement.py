@@ -182,6 +182,31 @@ def seed(units: int, seed_value: int) -> dict:
                         "readings_and_declarations": round(loaded, 1)}}
 
 
+def seeded(units_hint: int) -> dict:
+    """What :func:`seed` returned, read back from a database it filled earlier."""
+    from dispatch.models import (
+        AvailabilityDeclaration,
+        Contract,
+        DispatchInstruction,
+        DispatchUnit,
+        MeterReading,
+    )
+    from settlement import statement
+
+    first, after = statement.month_bounds(YEAR, MONTH)
+    lookback = statement.BaselineSpec().lookback_days + 2
+    since = first - timedelta(days=lookback)
+    readings = MeterReading.objects.filter(start__gte=since, start__lt=after)
+    month_readings = readings.filter(start__gte=first).count()
+    return {"contracts": list(Contract.objects.order_by("pk").values_list("pk", flat=True)),
+            "units": DispatchUnit.objects.count(),
+            "dispatches": DispatchInstruction.objects.count(),
+            "declarations": AvailabilityDeclaration.objects.count(),
+            "month_readings": month_readings,
+            "history_readings": readings.count() - month_readings, "history_days": lookback,
+            "since": since, "first": first, "after": after, "seconds": {}}
+
+
 def settle_all(contract_ids: list[int]) -> dict:
     """The measured run: every contract's statement for the month, persisted."""
     from dispatch.models import Contract
@@ -254,12 +279,22 @@ def main() -> None:
         "BENCH_DATABASE_URL", "postgres://postgres@127.0.0.1:5432/postgres"))
     parser.add_argument("--seed", type=int, default=20261101, help="random seed of the data")
     parser.add_argument("--profile", type=Path, help="write a cProfile of the settled run")
+    parser.add_argument("--keep", action="store_true",
+                        help="keep the seeded database (its URL is printed) for --reuse")
+    parser.add_argument("--reuse", metavar="URL",
+                        help="measure on a database seeded by an earlier run with --keep")
     args = parser.parse_args()
     if not args.database_url.startswith(("postgres://", "postgresql://")):
         raise SystemExit("settlement benchmark needs PostgreSQL: --database-url postgres://...")
 
     workdir = Path(tempfile.mkdtemp(prefix="vtn-bench-"))
-    database_url, drop_database = create_database(args.database_url, workdir)
+    if args.reuse:
+        database_url, drop_database = args.reuse, lambda: None
+    else:
+        database_url, drop_database = create_database(args.database_url, workdir)
+        if args.keep:
+            print(f"seeded database (kept): {database_url}", file=sys.stderr)
+            drop_database = lambda: None  # noqa: E731
     os.environ.update({"DATABASE_URL": database_url, "VTN_VAR_DIR": str(workdir),
                        "SECRET_KEY": secrets.token_urlsafe(32), "LOG_LEVEL": "WARNING",
                        "DJANGO_SETTINGS_MODULE": "config.settings"})
@@ -269,11 +304,14 @@ def main() -> None:
         from django.db import connection
 
         django.setup()
-        started = time.monotonic()
-        call_command("migrate", verbosity=0)
-        migrated = time.monotonic() - started
-        data = seed(args.units, args.seed)
-        data["seconds"]["migrate"] = round(migrated, 1)
+        if args.reuse:
+            data = seeded(args.units)
+        else:
+            started = time.monotonic()
+            call_command("migrate", verbosity=0)
+            migrated = time.monotonic() - started
+            data = seed(args.units, args.seed)
+            data["seconds"]["migrate"] = round(migrated, 1)
 
         if args.profile:
             import cProfile

@@ -234,7 +234,7 @@ BATCH_UNITS = 100
 
 
 def unit_batches(contract: Contract, terms: statement.Terms, first: datetime,
-                 after: datetime, *, only: str | None = None, batch_units: int = BATCH_UNITS
+                 after: datetime, *, only: str | None = None, batch_units: int | None = None
                  ) -> Iterator[tuple[dict[str, statement.UnitInput],
                                      dict[str, frozenset[date]]]]:
     """The contracted units (or just unit ``only``) in batches of ``batch_units``, in
@@ -246,8 +246,9 @@ def unit_batches(contract: Contract, terms: statement.Terms, first: datetime,
     units = list(ordered.filter(reference=only) if only else ordered)
     lookback = timedelta(days=(terms.baseline.lookback_days if terms.baseline else 30) + 2)
     since = first - lookback
-    for index in range(0, len(units), batch_units):
-        yield _batch_inputs(units[index:index + batch_units], terms, since, first, after)
+    size = batch_units or BATCH_UNITS
+    for index in range(0, len(units), size):
+        yield _batch_inputs(units[index:index + size], terms, since, first, after)
 
 
 def _batch_inputs(units: list[DispatchUnit], terms: statement.Terms, since: datetime,
@@ -324,7 +325,7 @@ COPY (SELECT r.unit_id::int8,
                                  WHEN 'DEMAND' THEN {metering.DEMAND} ELSE {metering.OTHER}
              END::int8,
              r.start, r."end",
-             coalesce((r.value * 1000000)::int8, {metering.NULL_VALUE}::int8)
+             coalesce((r.value * 1000000)::int8, ({metering.NULL_VALUE})::int8)
       FROM {{table}} r
       WHERE r.unit_id = ANY(%s) AND r.superseded_at IS NULL AND r.start >= %s
         AND r.start < %s AND r.reading_type <> 'BASELINE'
