@@ -366,6 +366,15 @@ CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
 # resumes by itself when Redis returns.
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_BROKER_CONNECTION_MAX_RETRIES = None
+# Tasks marked acks_late (a statement's settlement) are acknowledged when they finish; one
+# whose worker died is handed out again once the broker's visibility timeout has passed
+# (seconds; longer than any task runs, since a task still running then is handed out a
+# second time too, which settlement tolerates). Each worker takes one task at a time, so
+# a long statement does not hold others back behind it.
+CELERY_BROKER_TRANSPORT_OPTIONS = {
+    "visibility_timeout": int(os.environ.get("CELERY_VISIBILITY_TIMEOUT", "1800")),
+    "unacked_restore_interval": 2, "unacked_restore_throttle": 1}
+CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 
 # Retention (docs/operations.md): days each kind is kept; 0 keeps it forever. The daily
 # task dispatch.tasks.purge_retained never deletes what a kept statement or the audit

@@ -258,10 +258,9 @@ def _batch_inputs(units: list[DispatchUnit], terms: statement.Terms, since: date
     minutes = terms.period_minutes
     origin = period_start_containing(since, minutes)
     periods = -(-(after - origin) // timedelta(minutes=minutes))
-    columns = _metered_columns(ids, since, after)
+    columns, digests = _batch_readings(ids, since, after)
     table = metering.period_table(**columns, unit_count=len(units), origin=origin,
                                   periods=periods, minutes=minutes)
-    digests = _readings_digests(ids, since, after)
     irregular = [units[row].pk for row in np.flatnonzero(table.irregular).tolist()]
     measured: dict[int, list] = defaultdict(list)
     for unit_id, start, end, kind, value in _current_readings(irregular, since, after).exclude(
@@ -283,13 +282,14 @@ def _batch_inputs(units: list[DispatchUnit], terms: statement.Terms, since: date
         declared[unit_id].append((start, end, kw, at))
     days = dispatched_days(ids, since, after)
     lost = comms_lost_spans({u.site_id for u in units}, first, after)
+    slots = metering.period_slots(table)
     inputs = {}
     for row, unit in enumerate(units):
         spans = dispatch_readings.declared_profile(declared[unit.pk], first, after)
-        actual_kw: Mapping[datetime, Decimal | None] = metering.MeteredKw(table, row) \
+        actual_kw: Mapping[datetime, Decimal | None] = metering.MeteredKw(table, row, slots) \
             if unit.pk not in measured else statement.period_average_kw(measured[unit.pk],
                                                                         minutes)
-        digest, count = digests.get(unit.pk, _NO_READINGS)
+        digest, count = digests[unit.pk]
         inputs[unit.reference] = statement.UnitInput(
             reference=unit.reference, direction=unit.direction, capacity_kw=unit.capacity_kw,
             actual_kw=actual_kw, nominated_kw=nominated[unit.pk],
@@ -301,9 +301,6 @@ def _batch_inputs(units: list[DispatchUnit], terms: statement.Terms, since: date
     return inputs, {unit.reference: days.get(unit.pk, frozenset()) for unit in units}
 
 
-_NO_READINGS = (statement.readings_digest(()), 0)
-
-
 def _current_readings(unit_ids: list[int], since: datetime,
                       after: datetime) -> QuerySet[MeterReading]:
     """The current (not superseded) readings of the units starting in [since, after), in
@@ -313,102 +310,74 @@ def _current_readings(unit_ids: list[int], since: datetime,
         start__lt=after).order_by("unit_id", "reading_type", "start")
 
 
-_KIND_CODES = {dispatch_readings.USAGE: metering.USAGE, dispatch_readings.DEMAND: metering.DEMAND}
-
-# PostgreSQL: the metered readings of a batch as fixed-width binary rows of five 8-byte
-# fields (unit, type code, start and end, value in millionths or NULL_VALUE), copied
-# straight into numpy arrays. A timestamptz in binary is already an int8 of microseconds
-# since 2000-01-01 UTC.
-_METERED_SQL = f"""
-COPY (SELECT r.unit_id::int8,
-             CASE r.reading_type WHEN 'USAGE' THEN {metering.USAGE}
-                                 WHEN 'DEMAND' THEN {metering.DEMAND} ELSE {metering.OTHER}
-             END::int8,
-             r.start, r."end",
-             coalesce((r.value * 1000000)::int8, ({metering.NULL_VALUE})::int8)
-      FROM {{table}} r
-      WHERE r.unit_id = ANY(%s) AND r.superseded_at IS NULL AND r.start >= %s
-        AND r.start < %s AND r.reading_type <> 'BASELINE'
-      ORDER BY r.unit_id, r.reading_type, r.start) TO STDOUT (FORMAT BINARY)
+# PostgreSQL: per unit, its current readings in the digest's order packed into one bytea
+# of fixed-width big-endian int8 fields (type code, start, end, version, value in
+# millionths or NULL_VALUE), read into numpy without a Python object per reading. A
+# timestamptz's binary form (timestamptz_send) is already an int8 of microseconds since
+# 2000-01-01 UTC.
+_KINDS = (dispatch_readings.USAGE, dispatch_readings.DEMAND, dispatch_readings.BASELINE)
+_KIND_CODE = {dispatch_readings.USAGE: metering.USAGE, dispatch_readings.DEMAND: metering.DEMAND,
+              dispatch_readings.BASELINE: metering.OTHER}
+_BATCH_SQL = f"""
+SELECT r.unit_id,
+       string_agg(int8send(CASE r.reading_type WHEN 'USAGE' THEN 0 WHEN 'DEMAND' THEN 1
+                                               WHEN 'BASELINE' THEN 2 END)
+                  || timestamptz_send(r.start) || timestamptz_send(r."end")
+                  || int8send(r.version)
+                  || int8send(coalesce((r.value * 1000000)::int8,
+                                       ({metering.NULL_VALUE})::int8)),
+                  '' ORDER BY r.reading_type, r.start)
+FROM {{table}} r
+WHERE r.unit_id = ANY(%s) AND r.superseded_at IS NULL AND r.start >= %s AND r.start < %s
+  AND r.reading_type IN ('USAGE', 'DEMAND', 'BASELINE')
+GROUP BY r.unit_id
 """
-_FIELDS = ("unit", "kind", "start", "end", "value")
-_BINARY_ROW = np.dtype([("count", ">i2")] + [
-    item for name in _FIELDS for item in ((f"{name}_length", ">i4"), (name, ">i8"))])
-_BINARY_HEADER = 19  # signature (11), flags (4), header extension length (4, zero)
+_PACKED = np.dtype([("kind", ">i8"), ("start", ">i8"), ("end", ">i8"), ("version", ">i8"),
+                    ("value", ">i8")])
 
 
-def _metered_columns(unit_ids: list[int], since: datetime,
-                     after: datetime) -> dict[str, np.ndarray]:
-    """The batch's metered readings as the parallel arrays of
-    :func:`settlement.calc.metering.period_table` (``units`` as positions in
-    ``unit_ids``)."""
+def _batch_readings(unit_ids: list[int], since: datetime, after: datetime
+                    ) -> tuple[dict[str, np.ndarray], dict[int, tuple[str, int]]]:
+    """The batch's current readings starting in [since, after): its metered readings as
+    the parallel arrays of :func:`settlement.calc.metering.period_table` (``units`` as
+    positions in ``unit_ids``), and per unit with readings (digest, count)."""
     position = {unit_id: index for index, unit_id in enumerate(unit_ids)}
     connection = connections[MeterReading.objects.db]
     if connection.vendor == "postgresql":
-        connection.ensure_connection()
-        data = bytearray()
-        sql = _METERED_SQL.format(table=MeterReading._meta.db_table)
-        with connection.connection.cursor() as cursor, cursor.copy(
-                sql, (unit_ids, since, after)) as copy:
-            for chunk in copy:
-                data += chunk
-        rows = np.frombuffer(data, dtype=_BINARY_ROW,
-                             count=(len(data) - _BINARY_HEADER - 2) // _BINARY_ROW.itemsize,
-                             offset=_BINARY_HEADER)
-        unit_column = rows["unit"].astype(np.int64)
-        lookup = np.zeros(max(unit_ids) + 1, dtype=np.int64)
-        lookup[unit_ids] = np.arange(len(unit_ids))
-        return {"units": lookup[unit_column], "kinds": rows["kind"].astype(np.int64),
-                "starts": rows["start"].astype(np.int64), "ends": rows["end"].astype(np.int64),
-                "values": rows["value"].astype(np.int64)}
-    found = list(_current_readings(unit_ids, since, after).exclude(
-        reading_type=dispatch_readings.BASELINE).values_list(
-        "unit_id", "reading_type", "start", "end", "value"))
-    null = metering.NULL_VALUE
-    return {
-        "units": np.array([position[row[0]] for row in found], dtype=np.int64),
-        "kinds": np.array([_KIND_CODES.get(row[1], metering.OTHER) for row in found],
-                          dtype=np.int64),
-        "starts": np.array([metering.to_microseconds(row[2]) for row in found], dtype=np.int64),
-        "ends": np.array([metering.to_microseconds(row[3]) for row in found], dtype=np.int64),
-        "values": np.array([null if row[4] is None else int(row[4].scaleb(metering.VALUE_SCALE))
-                            for row in found], dtype=np.int64)}
-
-
-# PostgreSQL: each unit's readings digest (statement.readings_digest: one line per reading,
-# type, start as Python's isoformat, version and value, tab-separated) and count, worked
-# out by the server in the digest's order.
-_DIGEST_SQL = """
-SELECT r.unit_id, count(*), encode(sha256(convert_to(string_agg(
-           r.reading_type || E'\t'
-           || to_char(r.start AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS')
-           || CASE WHEN date_trunc('second', r.start) = r.start THEN ''
-                   ELSE to_char(r.start AT TIME ZONE 'UTC', '.US') END
-           || '+00:00' || E'\t' || r.version::text || E'\t'
-           || coalesce(r.value::text, 'None') || E'\n',
-           '' ORDER BY r.reading_type, r.start), 'UTF8')), 'hex')
-FROM {table} r
-WHERE r.unit_id = ANY(%s) AND r.superseded_at IS NULL AND r.start >= %s AND r.start < %s
-GROUP BY r.unit_id
-"""
-
-
-def _readings_digests(unit_ids: list[int], since: datetime,
-                      after: datetime) -> dict[int, tuple[str, int]]:
-    """Per unit with readings: (digest of its current readings, how many)."""
-    connection = connections[MeterReading.objects.db]
-    if connection.vendor == "postgresql":
         with connection.cursor() as cursor:
-            cursor.execute(_DIGEST_SQL.format(table=MeterReading._meta.db_table),
+            cursor.execute(_BATCH_SQL.format(table=MeterReading._meta.db_table),
                            (unit_ids, since, after))
-            return {unit_id: (digest, count) for unit_id, count, digest in cursor.fetchall()}
-    lines: dict[int, list] = defaultdict(list)
-    for unit_id, *line in _current_readings(unit_ids, since, after).values_list(
-            "unit_id", "reading_type", "start", "version", "value"):
-        line[1] = line[1].isoformat()
-        lines[unit_id].append(line)
-    return {unit_id: (statement.readings_digest(rows), len(rows))
-            for unit_id, rows in lines.items()}
+            found = sorted(cursor.fetchall(), key=lambda row: position[row[0]])
+        packed = [np.frombuffer(blob, dtype=_PACKED) for _, blob in found]
+        rows = np.concatenate(packed) if packed else np.zeros(0, dtype=_PACKED)
+        units = np.repeat(np.array([position[row[0]] for row in found], dtype=np.int64),
+                          [len(part) for part in packed])
+        kind_index = rows["kind"].astype(np.int64)
+        starts, values = rows["start"].astype(np.int64), rows["value"].astype(np.int64)
+    else:
+        listed = sorted(_current_readings(unit_ids, since, after).values_list(
+            "unit_id", "reading_type", "start", "end", "version", "value"),
+            key=lambda row: position[row[0]])
+        units = np.array([position[row[0]] for row in listed], dtype=np.int64)
+        kind_index = np.array([_KINDS.index(row[1]) for row in listed], dtype=np.int64)
+        starts = np.array([metering.to_microseconds(row[2]) for row in listed],
+                          dtype=np.int64)
+        values = np.array([metering.NULL_VALUE if row[5] is None
+                           else int(row[5].scaleb(metering.VALUE_SCALE)) for row in listed],
+                          dtype=np.int64)
+        rows = {"end": np.array([metering.to_microseconds(row[3]) for row in listed],
+                                dtype=np.int64),
+                "version": np.array([row[4] for row in listed], dtype=np.int64)}
+    codes = np.array([_KIND_CODE[kind] for kind in _KINDS], dtype=np.int64)
+    columns = {"units": units, "kinds": codes[kind_index], "starts": starts,
+               "ends": np.asarray(rows["end"]).astype(np.int64), "values": values}
+    digests = statement.readings_digests(
+        units=units, kinds=_KINDS, kind_index=kind_index, starts=starts,
+        versions=np.asarray(rows["version"]).astype(np.int64), values=values,
+        scale=metering.VALUE_SCALE, null=metering.NULL_VALUE, unit_count=len(unit_ids))
+    counts = np.bincount(units, minlength=len(unit_ids)).tolist()
+    return columns, {unit_id: (digests[index], counts[index])
+                     for index, unit_id in enumerate(unit_ids)}
 
 
 def comms_lost_spans(site_ids: set[int], first: datetime,

@@ -101,6 +101,22 @@ def settle_month(*, contract: Contract, month: Month,
         return row
 
 
+def settle_month_once(*, contract: Contract, month: Month, requested_at: datetime | None = None,
+                      now: datetime | None = None) -> tuple[Statement, bool]:
+    """:func:`settle_month`, unless the contract's statement for the month was computed at
+    or after ``requested_at``: that one is the answer, not computed again (a task handed
+    out twice, or retried). Returns the statement and whether it was computed now."""
+    with transaction.atomic():
+        inputs.lock_contract(contract)  # a second run waits here, then finds the first's
+        if requested_at is not None:
+            latest = Statement.objects.filter(contract=contract, month=month.first_day,
+                                              computed_at__gte=requested_at).order_by(
+                "-version").first()
+            if latest is not None:
+                return latest, False
+        return settle_month(contract=contract, month=month, now=now), True
+
+
 def _fill(row: Statement, document: dict, now: datetime) -> None:
     row.document = document
     row.sha256 = statement.document_sha256(document)

@@ -22,6 +22,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 
+import numpy as np
+import numpy.typing as npt
 import rfc8785
 
 from settlement.calc import baselines, delivery, money
@@ -431,6 +433,74 @@ def readings_digest(rows: Iterable[tuple]) -> str:
     a line break), in the order given."""
     return hashlib.sha256("".join(
         "\t".join(map(str, row)) + "\n" for row in rows).encode()).hexdigest()
+
+
+_POWERS = 10 ** np.arange(19, dtype=np.int64)
+
+
+def readings_digests(*, units: npt.NDArray[np.int64], kinds: Sequence[str],
+                     kind_index: npt.NDArray[np.int64], starts: npt.NDArray[np.int64],
+                     versions: npt.NDArray[np.int64], values: npt.NDArray[np.int64],
+                     scale: int, null: int, unit_count: int) -> list[str]:
+    """:func:`readings_digest` of each of ``unit_count`` units at once, from arrays (one
+    element per reading, grouped by unit in the digest's order): ``units`` the unit's
+    position, ``kinds[kind_index]`` the type, ``starts`` in microseconds since 2000-01-01
+    UTC, ``versions``, and ``values`` in units of 10**-scale (``null``: no value). Each
+    line is laid out as bytes in a matrix row with a mask of the bytes it uses, so the
+    text of every reading is made without a Python object per reading."""
+    distinct, start_index = np.unique(starts, return_inverse=True)
+    moments = [(_EPOCH + timedelta(microseconds=int(us))).isoformat() for us in distinct]
+    known, version_index = np.unique(versions, return_inverse=True)
+    parts = [_text_matrix([f"{kind}\t".encode() for kind in kinds], kind_index),
+             _text_matrix([f"{moment}\t".encode() for moment in moments], start_index),
+             _text_matrix([f"{version}\t".encode() for version in known.tolist()],
+                          version_index),
+             _decimal_matrix(values, scale, null)]
+    count = len(values)
+    matrix = np.concatenate([p[0] for p in parts] + [np.full((count, 1), 10, np.uint8)], 1)
+    mask = np.concatenate([p[1] for p in parts] + [np.ones((count, 1), np.bool_)], 1)
+    text = matrix[mask].tobytes()
+    line_ends = np.concatenate([[0], np.cumsum(mask.sum(axis=1))])
+    bounds = line_ends[np.searchsorted(units, np.arange(unit_count + 1))]
+    return [hashlib.sha256(text[bounds[u]:bounds[u + 1]]).hexdigest()
+            for u in range(unit_count)]
+
+
+def _text_matrix(texts: list[bytes], index: npt.NDArray[np.int64]
+                 ) -> tuple[npt.NDArray[np.uint8], npt.NDArray[np.bool_]]:
+    """Rows holding ``texts[index]`` (left-aligned bytes) and the mask of their bytes."""
+    width = max((len(text) for text in texts), default=0)
+    table = np.zeros((len(texts), width), dtype=np.uint8)
+    for row, text in enumerate(texts):
+        table[row, :len(text)] = np.frombuffer(text, dtype=np.uint8)
+    lengths = np.array([len(text) for text in texts], dtype=np.int64)
+    return table[index], np.arange(width) < lengths[index][:, None]
+
+
+def _decimal_matrix(values: npt.NDArray[np.int64], scale: int, null: int
+                    ) -> tuple[npt.NDArray[np.uint8], npt.NDArray[np.bool_]]:
+    """``str(Decimal)`` of each value given in units of 10**-scale, as the database driver
+    reads a NUMERIC with ``scale`` decimals (sign, integer digits without leading zeros,
+    point, ``scale`` digits), or 'None' for ``null``: rows of bytes and their mask."""
+    missing = values == null
+    magnitude = np.abs(np.where(missing, 0, values))
+    whole, fraction = np.divmod(magnitude, _POWERS[scale])
+    count = len(values)
+    columns = [np.full(count, ord("-"), dtype=np.uint8)]
+    keep = [(values < 0) & ~missing]
+    top = len(str(int(whole.max()))) if count else 1
+    for power in range(top - 1, -1, -1):  # integer digits: no leading zero but a lone 0
+        columns.append((ord("0") + (whole // _POWERS[power]) % 10).astype(np.uint8))
+        keep.append(~missing & ((whole >= _POWERS[power]) | (power == 0)))
+    columns.append(np.full(count, ord("."), dtype=np.uint8))
+    keep.append(~missing)
+    for power in range(scale - 1, -1, -1):
+        columns.append((ord("0") + (fraction // _POWERS[power]) % 10).astype(np.uint8))
+        keep.append(~missing)
+    for char in b"None":
+        columns.append(np.full(count, char, dtype=np.uint8))
+        keep.append(missing)
+    return np.stack(columns, axis=1), np.stack(keep, axis=1)
 
 
 def period_average_kw(rows: Iterable[tuple[datetime, datetime, str, Decimal | None]],

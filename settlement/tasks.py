@@ -5,8 +5,10 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from celery import shared_task
+from celery import current_task, shared_task
 from django.utils import timezone
+
+from vtn import timing
 
 from settlement import inputs, services
 from settlement.inputs import DispatchInstruction
@@ -16,6 +18,36 @@ SETTLE_DUE_DISPATCHES = "settlement.tasks.settle_due_dispatches"
 SETTLE_DISPATCH = "settlement.tasks.settle_dispatch"
 RECOMPUTE_DRAFTS = "settlement.tasks.recompute_drafts"
 ISSUE_MONTHLY_STATEMENTS = "settlement.tasks.issue_monthly_statements"
+SETTLE_STATEMENT = "settlement.tasks.settle_statement"
+SETTLE_STATEMENTS = "settlement.tasks.settle_statements"
+
+
+@shared_task(name=SETTLE_STATEMENT, acks_late=True, reject_on_worker_lost=True)
+def settle_statement(contract_id: int, month: str, requested_at: str | None = None) -> dict:
+    """One contract's statement for ``month`` (YYYY-MM), as :func:`services.settle_month`
+    keeps it. Acknowledged only when done, so a task whose worker dies is run again by
+    another; running it twice, or on two workers at once, keeps one statement: the
+    contract is locked while it is written, and a statement computed after
+    ``requested_at`` (when the task was sent) is taken as it is, not computed again."""
+    row, computed = services.settle_month_once(
+        contract=inputs.contract_by_id(contract_id), month=services.Month.parse(month),
+        requested_at=timing.parse_datetime(requested_at) if requested_at else None)
+    request = current_task.request if current_task else None
+    return {"statement": row.pk, "contractId": contract_id, "month": month,
+            "version": row.version, "status": row.status, "sha256": row.sha256,
+            "computed": computed, "worker": getattr(request, "hostname", None) or ""}
+
+
+@shared_task(name=SETTLE_STATEMENTS)
+def settle_statements(month: str | None = None) -> list[str]:
+    """Send one :func:`settle_statement` task per contract for ``month`` (default: the
+    previous Europe/London month), for as many workers as there are to share; the ids of
+    the tasks sent."""
+    target = services.Month.parse(month) if month else services.Month.of(
+        timezone.now()).previous()
+    sent = timezone.now().isoformat()
+    return [settle_statement.delay(contract.pk, str(target), sent).id
+            for contract in sorted(inputs.contracts(), key=lambda row: row.pk)]
 
 
 @shared_task(name=SETTLE_DISPATCH)

@@ -115,50 +115,55 @@ def period_table(*, units: IntArray, kinds: npt.NDArray[np.integer], starts: Int
 class MeteredKw(Mapping[datetime, Decimal | None]):
     """One unit's average kW per period start (UTC), read from its row of a
     :class:`PeriodTable`: absent where no reading covers the period, None where the
-    reading is missing, else the period's average as an exact ``Decimal``."""
+    reading is missing, else the period's average as an exact ``Decimal``. ``slots`` maps
+    each period start of the table to its column (one dict shared by a batch's units)."""
 
-    __slots__ = ("_origin", "_step", "_hours", "_state", "_value", "_kind")
+    __slots__ = ("_slots", "_hours", "_per_reading", "_state", "_value", "_kind")
 
-    def __init__(self, table: PeriodTable, row: int) -> None:
-        self._origin = table.origin
-        self._step = timedelta(minutes=table.minutes)
+    def __init__(self, table: PeriodTable, row: int, slots: Mapping[datetime, int]) -> None:
+        self._slots = slots
         self._hours = Decimal(table.minutes) / 60
+        # kWh in millionths / (hours x 10**6) is kWh / hours exactly (one division)
+        self._per_reading = self._hours.scaleb(VALUE_SCALE)
         # Python lists: indexing them is far cheaper than indexing numpy scalars.
         self._state: list[int] = table.state[row].tolist()
         self._value: list[int] = table.value[row].tolist()
         self._kind: list[int] = table.kind[row].tolist()
 
-    def _slot(self, start: datetime) -> int:
-        slot, rest = divmod(start - self._origin, self._step)
-        if rest or not 0 <= slot < len(self._state) or not self._state[slot]:
-            return -1
-        return slot
-
     def _kw(self, slot: int) -> Decimal | None:
         if self._state[slot] == MISSING:
             return None
-        reading = Decimal(self._value[slot]).scaleb(-VALUE_SCALE)
         if self._kind[slot] == USAGE:  # kWh over the period
-            return reading / self._hours
+            return Decimal(self._value[slot]) / self._per_reading
+        reading = Decimal(self._value[slot]).scaleb(-VALUE_SCALE)
         return reading * self._hours / self._hours  # kW, as energy and back (reference)
 
     def __getitem__(self, start: datetime) -> Decimal | None:
-        slot = self._slot(start)
-        if slot < 0:
+        slot = self._slots.get(start)
+        if slot is None or not self._state[slot]:
             raise KeyError(start)
         return self._kw(slot)
 
     def get(self, start: datetime, default: Decimal | None = None) -> Decimal | None:  # type: ignore[override]
-        slot = self._slot(start)
-        return default if slot < 0 else self._kw(slot)
+        slot = self._slots.get(start)
+        if slot is None or not self._state[slot]:
+            return default
+        return self._kw(slot)
 
     def __contains__(self, start: object) -> bool:
-        return isinstance(start, datetime) and self._slot(start) >= 0
+        slot = self._slots.get(start) if isinstance(start, datetime) else None
+        return slot is not None and bool(self._state[slot])
 
     def __iter__(self) -> Iterator[datetime]:
-        for slot, state in enumerate(self._state):
-            if state:
-                yield self._origin + self._step * slot
+        for start, slot in self._slots.items():
+            if self._state[slot]:
+                yield start
 
     def __len__(self) -> int:
         return sum(1 for state in self._state if state)
+
+
+def period_slots(table: PeriodTable) -> dict[datetime, int]:
+    """Each period start of ``table`` (UTC) and its column."""
+    step = timedelta(minutes=table.minutes)
+    return {table.origin + step * slot: slot for slot in range(table.state.shape[1])}
