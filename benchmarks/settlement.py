@@ -26,6 +26,8 @@ import json
 import os
 import random
 import secrets
+import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -272,6 +274,191 @@ def plain_loop(since: datetime, after: datetime) -> dict:
             "dispatched_periods": periods, "payment_gbp": str(round(payment, 2))}
 
 
+def peak_rss_mib() -> float:
+    """Peak resident memory of this process so far (MiB)."""
+    import resource
+
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def run_child(what: str, args: argparse.Namespace, database_url: str,
+              contracts: list[int]) -> dict:
+    """One measured run in a fresh Python process (its peak memory is its own):
+    ``settle`` (settle_month for ``contracts``, their statements deleted first so each
+    run writes them), ``reference`` (the row-by-row reference, no writes) or ``plain``."""
+    command = [sys.executable, __file__, "--child", what, "--reuse", database_url,
+               "--contracts", ",".join(map(str, contracts))]
+    done = subprocess.run(command, capture_output=True, text=True, check=False,
+                          env={**os.environ, "DATABASE_URL": database_url})
+    if done.returncode:
+        raise SystemExit(f"{what} run failed:\n{done.stdout}\n{done.stderr}")
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def child(what: str, contracts: list[int], since: datetime, after: datetime) -> dict:
+    from settlement.models import Statement
+
+    if what == "settle":
+        Statement.objects.filter(contract_id__in=contracts).delete()
+        result = settle_all(contracts)
+    elif what == "reference":
+        result = reference_all(contracts)
+    else:
+        result = plain_loop(since, after)  # every unit's readings: run for all contracts
+    return {**result, "peak_rss_mib": round(peak_rss_mib(), 1)}
+
+
+def reference_all(contract_ids: list[int]) -> dict:
+    """The statements computed with the row-by-row reference (tests/settlement/reference.py:
+    how settlement read its inputs before arrays), not persisted."""
+    from dispatch.models import Contract
+    from tests.settlement import reference
+
+    lines = 0
+    server, load = server_cpu_seconds(), os.getloadavg()[0]
+    started, cpu = time.monotonic(), time.process_time()
+    for contract in Contract.objects.filter(pk__in=contract_ids).order_by("pk"):
+        lines += len(reference.statement_document(contract, YEAR, MONTH, 1)["lines"])
+    return {"seconds": time.monotonic() - started, "cpu_seconds": time.process_time() - cpu,
+            "server_cpu_seconds": server_cpu_seconds() - server,
+            "load_average": [round(load, 2), round(os.getloadavg()[0], 2)], "lines": lines}
+
+
+def celery_rounds(args: argparse.Namespace, database_url: str, contracts: list[int],
+                  workdir: Path) -> list[dict]:
+    """Every contract's statement settled by Celery workers (real processes, Redis broker):
+    with 1 worker, then 2, alternately, ``args.rounds`` times each."""
+    from celery import Celery
+
+    queue = f"bench-{secrets.token_hex(4)}"
+    env = {**os.environ, "DATABASE_URL": database_url, "CELERY_BROKER_URL": args.redis_url,
+           "CELERY_RESULT_BACKEND": args.redis_url, "CELERY_TASK_DEFAULT_QUEUE": queue}
+    app = Celery("bench", broker=args.redis_url, backend=args.redis_url)
+    workers = []
+
+    def start(name: str) -> subprocess.Popen:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "celery", "-A", "config", "worker", "--pool", "solo",
+             "--queues", queue, "--hostname", f"{name}-{queue}@%h", "--loglevel",
+             "WARNING", "--without-gossip", "--without-mingle"], cwd=ROOT, env=env,
+            stdout=(workdir / f"{name}.log").open("ab"), stderr=subprocess.STDOUT,
+            start_new_session=True)
+        deadline = time.monotonic() + 180
+        while time.monotonic() < deadline:
+            replies = app.control.ping(timeout=1.0)
+            if any(node.startswith(f"{name}-{queue}@") for r in replies for node in r):
+                return process
+        raise SystemExit(f"worker {name} did not start")
+
+    from settlement.models import Statement
+
+    rounds = []
+    started_workers = 0
+    try:
+        for _ in range(args.rounds):
+            for count in (1, 2):
+                while len(workers) < count:
+                    started_workers += 1
+                    workers.append(start(f"w{started_workers}"))
+                Statement.objects.filter(contract_id__in=contracts).delete()
+                load = os.getloadavg()[0]
+                started = time.monotonic()
+                sent = datetime.now().astimezone().isoformat()
+                results = [app.send_task("settlement.tasks.settle_statement",
+                                         args=[pk, f"{YEAR:04d}-{MONTH:02d}", sent],
+                                         queue=queue) for pk in contracts]
+                done = [result.get(timeout=3600) for result in results]
+                rounds.append({"workers": count, "seconds": time.monotonic() - started,
+                               "load_average": [round(load, 2),
+                                                round(os.getloadavg()[0], 2)],
+                               "tasks_by_worker": {name: sum(d["worker"] == name for d in done)
+                                                   for name in {d["worker"] for d in done}}})
+            stopping = workers.pop()
+            stopping.terminate()
+            stopping.wait(timeout=120)
+    finally:
+        for process in workers:
+            process.terminate()
+            process.wait(timeout=120)
+        app.close()
+    return rounds
+
+
+def median(values: list[float]) -> float:
+    return statistics.median(values) if values else float("nan")
+
+
+def measure(args: argparse.Namespace, database_url: str, data: dict) -> dict:
+    """The measured runs, interleaved: per round, settle_month of every contract and the
+    plain loop over the same readings (and the row-by-row reference with --reference),
+    each in a fresh process; then peak memory against the number of units; then Celery
+    with 1 worker against 2."""
+    contracts = data["contracts"]
+    readings = data["month_readings"] + data["history_readings"]
+    rounds = []
+    for _ in range(args.rounds):
+        row = {"settle": run_child("settle", args, database_url, contracts),
+               "plain": run_child("plain", args, database_url, contracts)}
+        if args.reference:
+            row["reference"] = run_child("reference", args, database_url, contracts)
+        row["plain_over_settle"] = row["plain"]["seconds"] / row["settle"]["seconds"]
+        rounds.append(row)
+    sizes = []
+    for count in sorted({1, max(1, len(contracts) // 3), len(contracts)}):
+        run = run_child("settle", args, database_url, contracts[:count])
+        sizes.append({"contracts": count, "units": count * UNITS_PER_FSP,
+                      "seconds": round(run["seconds"], 2),
+                      "peak_rss_mib": run["peak_rss_mib"]})
+    workers = celery_rounds(args, database_url, contracts, Path(tempfile.mkdtemp()))
+    one = [r["seconds"] for r in workers if r["workers"] == 1]
+    two = [r["seconds"] for r in workers if r["workers"] == 2]
+    settle_seconds = [r["settle"]["seconds"] for r in rounds]
+    return {
+        "machine": {**machine(), "postgresql": postgres_version(database_url)},
+        "setup": {"units": data["units"], "contracts": len(contracts),
+                  "dispatches": data["dispatches"],
+                  "availability_declarations": data["declarations"],
+                  "month": f"{YEAR:04d}-{MONTH:02d}", "month_readings": data["month_readings"],
+                  "history_days": data["history_days"],
+                  "history_readings": data["history_readings"],
+                  "seed_seconds": data["seconds"]},
+        "rounds": rounds,
+        "settle_month_median_seconds": round(median(settle_seconds), 2),
+        "readings_per_s": round(readings / median(settle_seconds)),
+        "plain_over_settle_median": round(median([r["plain_over_settle"] for r in rounds]), 2),
+        "reference_over_settle_median": round(median(
+            [r["reference"]["seconds"] / r["settle"]["seconds"] for r in rounds
+             if "reference" in r]), 2),
+        "sizes": sizes,
+        "celery": workers,
+        "two_workers_speedup_median": round(median(
+            [a / b for a, b in zip(one, two, strict=False)]), 2),
+    }
+
+
+def summarise(report: dict, data: dict) -> None:
+    print()
+    print(f"{'round':>5} {'settle s':>9} {'cpu s':>6} {'pg cpu s':>8} {'plain s':>8} "
+          f"{'reference s':>11} {'plain/settle':>12} {'load avg':>14}")
+    for number, row in enumerate(report["rounds"], start=1):
+        settle, plain = row["settle"], row["plain"]
+        ref = row.get("reference", {}).get("seconds", float("nan"))
+        print(f"{number:>5} {settle['seconds']:>9.2f} {settle['cpu_seconds']:>6.2f} "
+              f"{settle['server_cpu_seconds']:>8.2f} {plain['seconds']:>8.2f} {ref:>11.2f} "
+              f"{row['plain_over_settle']:>12.2f} {str(settle['load_average']):>14}")
+    for size in report["sizes"]:
+        print(f"{size['units']:>6} units: {size['seconds']:>7.2f} s, peak RSS of the "
+              f"settling process {size['peak_rss_mib']:.0f} MiB")
+    for run in report["celery"]:
+        print(f"celery, {run['workers']} worker(s): {run['seconds']:.2f} s "
+              f"{run['tasks_by_worker']} (load average {run['load_average']})")
+    print(f"settle_month median {report['settle_month_median_seconds']} s for "
+          f"{data['units']:,} units; the plain loop takes {report['plain_over_settle_median']}x "
+          f"as long (median of per-round ratios); 2 workers are "
+          f"{report['two_workers_speedup_median']}x as fast as 1; "
+          f"{os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.2f} now.")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--units", type=int, default=1000)
@@ -283,6 +470,15 @@ def main() -> None:
                         help="keep the seeded database (its URL is printed) for --reuse")
     parser.add_argument("--reuse", metavar="URL",
                         help="measure on a database seeded by an earlier run with --keep")
+    parser.add_argument("--rounds", type=int, default=3,
+                        help="interleaved rounds of each measured run")
+    parser.add_argument("--reference", action="store_true",
+                        help="also time the row-by-row reference (tests/settlement/reference.py)")
+    parser.add_argument("--redis-url", default=os.environ.get(
+        "BENCH_REDIS_URL", "redis://127.0.0.1:6379/15"), help="broker of the Celery runs")
+    parser.add_argument("--child", choices=("settle", "plain", "reference"),
+                        help=argparse.SUPPRESS)
+    parser.add_argument("--contracts", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if not args.database_url.startswith(("postgres://", "postgresql://")):
         raise SystemExit("settlement benchmark needs PostgreSQL: --database-url postgres://...")
@@ -313,61 +509,20 @@ def main() -> None:
             data = seed(args.units, args.seed)
             data["seconds"]["migrate"] = round(migrated, 1)
 
+        if args.child:
+            contracts = [int(pk) for pk in args.contracts.split(",")]
+            print(json.dumps(child(args.child, contracts, data["since"], data["after"])))
+            return
         if args.profile:
             import cProfile
 
             profiler = cProfile.Profile()
-            settled = profiler.runcall(settle_all, data["contracts"])
+            profiler.runcall(settle_all, data["contracts"])
             profiler.dump_stats(args.profile)
-        else:
-            settled = settle_all(data["contracts"])
-        plain = plain_loop(data["since"], data["after"])
         connection.close()
-
-        readings = data["month_readings"] + data["history_readings"]
-        report = {
-            "machine": {**machine(), "postgresql": postgres_version(database_url)},
-            "setup": {"units": data["units"], "contracts": len(data["contracts"]),
-                      "dispatches": data["dispatches"],
-                      "availability_declarations": data["declarations"],
-                      "month": f"{YEAR:04d}-{MONTH:02d}",
-                      "month_readings": data["month_readings"],
-                      "history_days": data["history_days"],
-                      "history_readings": data["history_readings"],
-                      "seed_seconds": data["seconds"]},
-            "settle_month": {
-                "seconds": round(settled["seconds"], 2),
-                "python_cpu_seconds": round(settled["cpu_seconds"], 2),
-                "postgres_cpu_seconds": round(settled["server_cpu_seconds"], 2),
-                "load_average_before_after": settled["load_average"],
-                "statements": settled["statements"],
-                "lines": settled["lines"], "held_lines": settled["held_lines"],
-                "readings_per_s": round(readings / settled["seconds"]),
-                "month_readings_per_s": round(data["month_readings"] / settled["seconds"])},
-            "plain_loop": {
-                "seconds": round(plain["seconds"], 2),
-                "python_cpu_seconds": round(plain["cpu_seconds"], 2),
-                "postgres_cpu_seconds": round(plain["server_cpu_seconds"], 2),
-                "load_average_before_after": plain["load_average"],
-                "readings": plain["readings"],
-                "dispatched_periods": plain["dispatched_periods"],
-                "readings_per_s": round(plain["readings"] / plain["seconds"])},
-            "settle_vs_plain_time": round(settled["seconds"] / plain["seconds"], 2),
-        }
+        report = measure(args, database_url, data)
         print(json.dumps(report, indent=2))
-        print()
-        print(f"{'':>14} {'seconds':>9} {'python cpu s':>13} {'postgres cpu s':>15} "
-              f"{'readings/s':>12}")
-        for name in ("settle_month", "plain_loop"):
-            row = report[name]
-            print(f"{name:>14} {row['seconds']:>9.2f} {row['python_cpu_seconds']:>13.2f} "
-                  f"{row['postgres_cpu_seconds']:>15.2f} {row['readings_per_s']:>12,}")
-        print(f"{readings:,} readings ({data['month_readings']:,} in the month, "
-              f"{data['history_readings']:,} history); end-to-end settlement takes "
-              f"{report['settle_vs_plain_time']:.2f}x the plain loop's time; "
-              f"aim under 30 s: {'met' if settled['seconds'] < 30 else 'NOT met'} "
-              f"(load average {settled['load_average'][0]} before the run, on "
-              f"{os.cpu_count()} CPUs: other processes slow it down).")
+        summarise(report, data)
     finally:
         from django.db import connections
 

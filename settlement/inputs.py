@@ -352,28 +352,24 @@ def _batch_readings(unit_ids: list[int], since: datetime, after: datetime
         rows = np.concatenate(packed) if packed else np.zeros(0, dtype=_PACKED)
         units = np.repeat(np.array([position[row[0]] for row in found], dtype=np.int64),
                           [len(part) for part in packed])
-        kind_index = rows["kind"].astype(np.int64)
-        starts, values = rows["start"].astype(np.int64), rows["value"].astype(np.int64)
-    else:
+    else:  # the same rows, read through the ORM
         listed = sorted(_current_readings(unit_ids, since, after).values_list(
             "unit_id", "reading_type", "start", "end", "version", "value"),
             key=lambda row: position[row[0]])
         units = np.array([position[row[0]] for row in listed], dtype=np.int64)
-        kind_index = np.array([_KINDS.index(row[1]) for row in listed], dtype=np.int64)
-        starts = np.array([metering.to_microseconds(row[2]) for row in listed],
-                          dtype=np.int64)
-        values = np.array([metering.NULL_VALUE if row[5] is None
-                           else int(row[5].scaleb(metering.VALUE_SCALE)) for row in listed],
-                          dtype=np.int64)
-        rows = {"end": np.array([metering.to_microseconds(row[3]) for row in listed],
-                                dtype=np.int64),
-                "version": np.array([row[4] for row in listed], dtype=np.int64)}
+        rows = np.array([(_KINDS.index(kind), metering.to_microseconds(start),
+                          metering.to_microseconds(end), version,
+                          metering.NULL_VALUE if value is None
+                          else int(value.scaleb(metering.VALUE_SCALE)))
+                         for _, kind, start, end, version, value in listed], dtype=_PACKED)
+    kind_index = rows["kind"].astype(np.int64)
+    starts, values = rows["start"].astype(np.int64), rows["value"].astype(np.int64)
     codes = np.array([_KIND_CODE[kind] for kind in _KINDS], dtype=np.int64)
     columns = {"units": units, "kinds": codes[kind_index], "starts": starts,
-               "ends": np.asarray(rows["end"]).astype(np.int64), "values": values}
+               "ends": rows["end"].astype(np.int64), "values": values}
     digests = statement.readings_digests(
         units=units, kinds=_KINDS, kind_index=kind_index, starts=starts,
-        versions=np.asarray(rows["version"]).astype(np.int64), values=values,
+        versions=rows["version"].astype(np.int64), values=values,
         scale=metering.VALUE_SCALE, null=metering.NULL_VALUE, unit_count=len(unit_ids))
     counts = np.bincount(units, minlength=len(unit_ids)).tolist()
     return columns, {unit_id: (digests[index], counts[index])

@@ -8,11 +8,10 @@ from datetime import datetime, timedelta
 from celery import current_task, shared_task
 from django.utils import timezone
 
-from vtn import timing
-
 from settlement import inputs, services
 from settlement.inputs import DispatchInstruction
 from settlement.models import DispatchSettlement, Statement
+from vtn import timing
 
 SETTLE_DUE_DISPATCHES = "settlement.tasks.settle_due_dispatches"
 SETTLE_DISPATCH = "settlement.tasks.settle_dispatch"
