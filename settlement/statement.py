@@ -17,6 +17,7 @@ export unit.
 from __future__ import annotations
 
 import hashlib
+import json
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
@@ -134,8 +135,46 @@ def month_bounds(year: int, month: int) -> tuple[datetime, datetime]:
 
 
 def canonical_bytes(document: Mapping) -> bytes:
-    """The statement as RFC 8785 canonical JSON: what is hashed and compared."""
+    """The statement as RFC 8785 canonical JSON: what is hashed and compared.
+
+    A statement holds only objects with ASCII keys, lists, strings, booleans, null and
+    small integers (amounts are strings). For such a document RFC 8785 asks exactly what
+    ``json.dumps`` writes with sorted keys, no spaces and non-ASCII left as it is: keys
+    in code-unit order (the same as code-point order for ASCII), integers in decimal,
+    and in strings only the quote, the backslash and control characters escaped
+    (``\\b \\t \\n \\f \\r``, else ``\\u00xx`` in lower case). The standard library's C
+    encoder writes it ten times as fast as the ``rfc8785`` package, which is used for any
+    other document (a float, a non-ASCII key, a large integer)."""
+    if _plain(document):
+        return json.dumps(document, sort_keys=True, separators=(",", ":"),
+                          ensure_ascii=False).encode()
     return rfc8785.dumps(document)
+
+
+_SAFE_INTEGER = 2**53 - 1
+
+
+def _plain(value: object) -> bool:
+    """Whether ``value`` holds only what :func:`canonical_bytes` may encode with ``json``."""
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        kind = type(item)
+        if kind is str or item is None or kind is bool:
+            continue
+        if kind is dict:
+            for key in item:  # type: ignore[attr-defined]
+                if type(key) is not str or not key.isascii():
+                    return False
+            stack.extend(item.values())  # type: ignore[attr-defined]
+        elif kind is list or kind is tuple:
+            stack.extend(item)  # type: ignore[call-overload]
+        elif kind is int:
+            if not -_SAFE_INTEGER <= item <= _SAFE_INTEGER:  # type: ignore[operator]
+                return False
+        else:
+            return False
+    return True
 
 
 def document_sha256(document: Mapping) -> str:
