@@ -187,6 +187,8 @@ class DispatchUnit(models.Model):
     site = models.ForeignKey(FspSite, on_delete=models.PROTECT, related_name="units")
     reference = models.CharField(max_length=63)
     capacity_kw = models.DecimalField(max_digits=12, decimal_places=3)
+    # Reactive power the unit can deliver (kVAr); null: it offers none, and every reactive
+    # dispatch to it is refused. Set at onboarding or by onboarding.set_unit_capabilities.
     capacity_kvar = models.DecimalField(max_digits=12, decimal_places=3, null=True, blank=True)
     direction = models.CharField(max_length=8, choices=Direction.choices)
     zone = models.CharField(max_length=128, blank=True,
@@ -402,6 +404,8 @@ class AuditEntry(AppendOnlyModel):
         COMMS_CHANGED = "comms_changed"  # a site was marked comms lost or back online
         # A dispatch was issued to a unit whose site was comms lost, confirmed by its issuer.
         COMMS_LOSS_CONFIRMED = "comms_loss_confirmed"
+        # A unit's capabilities (kW, kVAr) were changed after onboarding.
+        UNIT_CAPABILITIES_CHANGED = "unit_capabilities_changed"
 
     sequence = models.PositiveBigIntegerField(unique=True)
     time = models.DateTimeField()

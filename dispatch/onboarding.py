@@ -7,10 +7,11 @@ from collections.abc import Sequence
 from datetime import datetime
 from decimal import Decimal
 from pathlib import Path
+from typing import Any
 
 from django.db import transaction
 
-from dispatch import fsp_events, programs, registry, rules
+from dispatch import audit, fsp_events, programs, registry, rules
 from dispatch.models import Contract, DispatchUnit, Fsp, FspSite
 from dispatch.products import unit_problem
 from dispatch.publishing import PROFILE_CALLER
@@ -97,8 +98,8 @@ def onboard_fsp(*, operator: str, fsp: str, units: list[registry.UnitSpec],
             "resource_name": spec.reference, "targets": target_rules.from_strings([label])})
         unit_rows.append(DispatchUnit.objects.create(
             fsp=fsp_row, site=site_row, reference=spec.reference,
-            capacity_kw=spec.capacity_kw, direction=spec.direction, zone=zone,
-            resource=resource))
+            capacity_kw=spec.capacity_kw, capacity_kvar=spec.capacity_kvar,
+            direction=spec.direction, zone=zone, resource=resource))
     result = {
         "operator": op.code, "fsp": fsp, "site": site, "ven_name": ven.ven_name,
         "ven_id": ven.pk, **credentials, "targets": [fsp_target],
@@ -120,6 +121,62 @@ def unit_summary(unit: DispatchUnit) -> dict:
             "resource_name": unit.resource.resource_name,
             "target": registry.unit_label(unit.fsp.operator.code, unit.fsp.identifier,
                                           unit.reference)}
+
+
+def capabilities(unit: DispatchUnit) -> dict:
+    """A unit's capabilities as the audit log and the APIs name them (decimal strings)."""
+    return {"capacityKw": format(unit.capacity_kw.normalize(), "f"),
+            "capacityKvar": None if unit.capacity_kvar is None
+            else format(unit.capacity_kvar.normalize(), "f")}
+
+
+_KEEP: Any = object()  # capacity_kvar not given: leave it as it is
+
+
+@transaction.atomic
+def set_unit_capabilities(*, unit: DispatchUnit, capacity_kw: Decimal | None = None,
+                          capacity_kvar: Decimal | None | Any = _KEEP, changed_by: str,
+                          reason: str = "") -> DispatchUnit:
+    """Change what ``unit`` can deliver: real power ``capacity_kw`` (kW, positive) and
+    reactive power ``capacity_kvar`` (kVAr, positive; None: no reactive power, so every
+    reactive dispatch to it is refused). What is not given stays. The unit must still fit
+    every product it is contracted for (MW Dispatch: over 1 MW). Recorded in the audit
+    chain (``unit_capabilities_changed``). Dispatches already issued keep what they said;
+    the new limits apply to every later revision. Refused with 400 and nothing changed
+    when a value or a contract does not fit."""
+    row = DispatchUnit.objects.select_for_update().select_related("fsp__operator").get(
+        pk=unit.pk)
+    before = capabilities(row)
+    errors = []
+    new_kw, new_kvar = row.capacity_kw, row.capacity_kvar
+    try:
+        if capacity_kw is not None:
+            new_kw = registry.capacity(str(capacity_kw), "capacityKw")
+    except registry.RegistryError as exc:
+        errors.append(str(exc))
+    try:
+        if capacity_kvar is not _KEEP:
+            new_kvar = None if capacity_kvar is None else registry.capacity(
+                str(capacity_kvar), "capacityKvar")
+    except registry.RegistryError as exc:
+        errors.append(str(exc))
+    if errors:
+        raise BadRequest("The unit's capabilities are not valid.", errors=errors)
+    for contract in row.contracts.select_related("product"):
+        problem = unit_problem(contract.product.code, contract.product.directions,
+                               direction=row.direction, capacity_kw=new_kw)
+        if problem:
+            errors.append(f"contract {contract.identifier}: {problem}")
+    if errors:
+        raise BadRequest("The unit would no longer fit its contracts.", errors=errors)
+    row.capacity_kw, row.capacity_kvar = new_kw, new_kvar
+    row.save(update_fields=["capacity_kw", "capacity_kvar"])
+    row.refresh_from_db(fields=["capacity_kw", "capacity_kvar"])
+    after = capabilities(row)
+    if after != before:
+        audit.record_unit_capabilities(row, before=before, after=after,
+                                       changed_by=changed_by or "unknown", reason=reason)
+    return row
 
 
 @transaction.atomic
