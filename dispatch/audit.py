@@ -112,7 +112,7 @@ def record_unit_capabilities(unit: DispatchUnit, *, before: dict, after: dict,
     (or None for no reactive capability)."""
     code = unit.fsp.operator.code
     return _append_entry(
-        kind=AuditEntry.Kind.UNIT_CAPABILITIES_CHANGED, operator_code=code, dispatch_ref="",
+        kind=AuditEntry.Kind.UNIT_CAPABILITY_CHANGED, operator_code=code, dispatch_ref="",
         subject={"networkOperatorId": code, "fsp": unit.fsp.identifier,
                  "unit": unit.reference},
         jws="", payload={"before": before, "after": after, "changedBy": changed_by,

@@ -141,7 +141,7 @@ def set_unit_capabilities(*, unit: DispatchUnit, capacity_kw: Decimal | None = N
     reactive power ``capacity_kvar`` (kVAr, positive; None: no reactive power, so every
     reactive dispatch to it is refused). What is not given stays. The unit must still fit
     every product it is contracted for (MW Dispatch: over 1 MW). Recorded in the audit
-    chain (``unit_capabilities_changed``). Dispatches already issued keep what they said;
+    chain (``unit_capability_changed``). Dispatches already issued keep what they said;
     the new limits apply to every later revision. Refused with 400 and nothing changed
     when a value or a contract does not fit."""
     row = DispatchUnit.objects.select_for_update().select_related("fsp__operator").get(
@@ -186,13 +186,17 @@ def create_contract(*, operator: str, identifier: str, fsp: str, product: str,
                     utilisation_price: Decimal = Decimal(0),
                     baseline_method: str = "",
                     capacity_kw: Decimal | None = None,
-                    comms_loss_availability: str = Contract.CommsLoss.UNAVAILABLE
-                    ) -> Contract:
+                    comms_loss_availability: str = Contract.CommsLoss.UNAVAILABLE,
+                    reactive_utilisation_price: Decimal = Decimal(0),
+                    emergency_premium_percent: Decimal | None = None) -> Contract:
     """A contract of ``operator`` with an FSP for one product and some of its units.
     Prices are GBP: availability per MW per hour, utilisation per MWh; ``capacity_kw`` is
     the contracted capacity across the units (None: the sum of their capacities);
     ``comms_loss_availability`` says how time in comms loss counts for availability
-    (``unavailable``: not paid, the default; ``as_declared``: paid as declared)."""
+    (``unavailable``: not paid, the default; ``as_declared``: paid as declared).
+    ``reactive_utilisation_price`` is GBP per MVArh of reactive power delivered;
+    ``emergency_premium_percent`` the uplift (percent, 0-1000) on the utilisation payment of
+    periods instructed with urgency emergency (None: no premium)."""
     if comms_loss_availability not in Contract.CommsLoss.values:
         raise BadRequest("comms loss availability must be one of "
                          f"{', '.join(Contract.CommsLoss.values)}")
@@ -215,9 +219,13 @@ def create_contract(*, operator: str, identifier: str, fsp: str, product: str,
         capacity_kw=unit.capacity_kw))]
     if unfit:
         raise BadRequest(f"these units cannot serve {product_row.code}", errors=unfit)
-    for price in (availability_price, utilisation_price):
+    for price in (availability_price, utilisation_price, reactive_utilisation_price):
         if not Decimal(price).is_finite() or Decimal(price) < 0:
             raise BadRequest("prices must be non-negative numbers")
+    if emergency_premium_percent is not None and (
+            not Decimal(emergency_premium_percent).is_finite()
+            or not 0 <= Decimal(emergency_premium_percent) <= 1000):
+        raise BadRequest("the emergency premium is a percentage between 0 and 1000")
     if capacity_kw is not None and (not Decimal(capacity_kw).is_finite()
                                     or Decimal(capacity_kw) <= 0):
         raise BadRequest("the contracted capacity must be a positive number of kW")
@@ -234,7 +242,10 @@ def create_contract(*, operator: str, identifier: str, fsp: str, product: str,
         service_windows=windows, availability_price=Decimal(availability_price),
         utilisation_price=Decimal(utilisation_price), baseline_method=baseline_method,
         capacity_kw=None if capacity_kw is None else Decimal(capacity_kw),
-        comms_loss_availability=comms_loss_availability)
+        comms_loss_availability=comms_loss_availability,
+        reactive_utilisation_price=Decimal(reactive_utilisation_price),
+        emergency_premium_percent=None if emergency_premium_percent is None
+        else Decimal(emergency_premium_percent))
     contract.units.set(unit_rows)
     programs.ensure_program(op, product_row)
     return contract

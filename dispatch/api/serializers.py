@@ -58,7 +58,10 @@ class ServiceTimingSerializer(serializers.Serializer):
         help_text="absolute level, or delta to baseline (default: the product's first)")
     serviceType = serializers.ChoiceField(choices=["real", "reactive"], required=False)
     pricePerUnit = serializers.DecimalField(max_digits=12, decimal_places=5, required=False,
-                                            min_value=Decimal(0), help_text="GBP per kWh")
+                                            min_value=Decimal(0),
+                                            help_text="GBP per kWh (KVAR setpoints: per kVArh); "
+                                                      "the utilisation price of this period "
+                                                      "(pay as instructed)")
 
     def validate(self, attrs: dict) -> dict:
         implied = UNIT_SERVICE_TYPES[attrs["units"]]

@@ -71,6 +71,12 @@ class Command(BaseCommand):
                               help="GBP per MW per hour")
         contract.add_argument("--utilisation-price", type=decimal, default=0,
                               help="GBP per MWh")
+        contract.add_argument("--reactive-price", type=decimal, default=0,
+                              help="GBP per MVArh of reactive power delivered")
+        contract.add_argument("--emergency-premium", type=decimal, default=None,
+                              metavar="PERCENT",
+                              help="uplift on the utilisation payment of emergency periods, "
+                                   "percent (default: none)")
         contract.add_argument("--baseline", default="", help="baseline method name")
         contract.add_argument("--capacity-kw", type=decimal, default=None,
                               help="contracted capacity (default: the units' capacities)")
@@ -200,7 +206,9 @@ class Command(BaseCommand):
             availability_price=options["availability_price"],
             utilisation_price=options["utilisation_price"], baseline_method=options["baseline"],
             capacity_kw=options["capacity_kw"],
-            comms_loss_availability=options["comms_loss_availability"])
+            comms_loss_availability=options["comms_loss_availability"],
+            reactive_utilisation_price=options["reactive_price"],
+            emergency_premium_percent=options["emergency_premium"])
         return {"operator": contract.operator.code, "id": contract.identifier,
                 "fsp": contract.fsp.identifier, "product": contract.product.code,
                 "units": sorted(contract.units.values_list("reference", flat=True)),
@@ -209,7 +217,11 @@ class Command(BaseCommand):
                 "utilisation_price_gbp_per_mwh": str(contract.utilisation_price),
                 "baseline_method": contract.baseline_method,
                 "capacity_kw": None if contract.capacity_kw is None else str(contract.capacity_kw),
-                "comms_loss_availability": contract.comms_loss_availability}
+                "comms_loss_availability": contract.comms_loss_availability,
+                "reactive_utilisation_price_gbp_per_mvarh":
+                    str(contract.reactive_utilisation_price),
+                "emergency_premium_percent": None if contract.emergency_premium_percent is None
+                else str(contract.emergency_premium_percent)}
 
     def _products(self, **options) -> list | dict:
         operator, product, changes = options["operator"], options["product"], options["set"]
