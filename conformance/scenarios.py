@@ -702,14 +702,14 @@ def reactive_setpoints(ctx: Context) -> tuple[list[Check], dict]:
     """kVAr setpoints: a RUN and a revised RUN for a unit that offers reactive power; the
     VEN reads each setpoint back in KVAR (not KW)."""
     unit = next((u for u in ctx.units if u.capacity_kvar), None)
-    if unit is None:
+    if unit is None or unit.capacity_kvar is None:
         raise NotApplicable("no unit of the site offers reactive power (no kVAr capacity "
                             "registered); onboard one with capacityKvar to have it graded")
     contract = ctx.no_notice_contract(unit)
     kind = "absolute" if "absolute" in contract.product.setpoint_types else \
         contract.product.setpoint_types[0]
     fixed = contract.product.quantity == contract.product.Quantity.FIXED
-    capacity = Decimal(unit.capacity_kvar)
+    capacity = unit.capacity_kvar
     first = _share(capacity, 0.5, 0.5 if fixed else 0.25)
     second = _share(capacity, 0.4, 0.4 if fixed else 0.2)
     dispatch, started = _two_revisions(

@@ -188,11 +188,11 @@ def check(draft: DispatchDraft, product: ProductRules, unit: UnitLimits, *,
                       f"serviceStart must be at or after {earliest}")
     errors += _check_timings(draft, product, unit)
     if previous is not None:
-        was = {t.service_type for t in previous.timings}
-        now = {t.service_type for t in draft.timings}
-        if was and now and was != now:
+        kept = {t.service_type for t in previous.timings}
+        given = {t.service_type for t in draft.timings}
+        if kept and given and kept != given:
             errors.append(f"a revision keeps the dispatch's service type "
-                          f"({', '.join(sorted(was))} power)")
+                          f"({', '.join(sorted(kept))} power)")
         errors += _check_frozen(draft, previous, product)
     return errors
 

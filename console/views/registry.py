@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from decimal import Decimal
+
 from django.contrib import messages
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect
@@ -115,7 +117,7 @@ def new_contract(request: HttpRequest) -> HttpResponse:
                 availability_price=data["availability_price"],
                 utilisation_price=data["utilisation_price"],
                 baseline_method=data["baseline_method"], capacity_kw=data["capacity_kw"],
-                reactive_utilisation_price=data["reactive_utilisation_price"] or 0,
+                reactive_utilisation_price=data["reactive_utilisation_price"] or Decimal(0),
                 emergency_premium_percent=data["emergency_premium_percent"])
         except Problem as exc:
             problems = services.violations(exc)

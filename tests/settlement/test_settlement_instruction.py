@@ -228,6 +228,9 @@ def test_monthly_totals_carry_the_deficiency_quantity_and_exports_show_it(contra
     row = services.settle_month(contract=contract, month=MONTH)
     totals = row.document["totals"]
     assert (totals["deliveredMwh"], totals["deficiencyMwh"]) == ("0.09", "0.01")
+    from settlement.api.serializers import StatementSerializer
+
+    assert StatementSerializer(row).data["totals"]["deficiencyMwh"] == "0.01"
     header, *_, total = exports.as_csv(row.document).decode().splitlines()
     column = header.split(",").index("deficiencyMwh")
     assert total.split(",")[column] == "0.01"
