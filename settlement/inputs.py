@@ -135,7 +135,9 @@ def terms_of(contract: Contract) -> statement.Terms:
         pay_over_delivery=stored.pay_over_delivery,
         deficiency_rule=DeficiencyRule(stored.deficiency_rule),
         comms_loss_unavailable=contract.comms_loss_availability ==
-        Contract.CommsLoss.UNAVAILABLE)
+        Contract.CommsLoss.UNAVAILABLE,
+        reactive_price_gbp_per_mvarh=contract.reactive_utilisation_price,
+        emergency_premium_percent=contract.emergency_premium_percent)
 
 
 def meter_window(contract: Contract) -> timedelta:
@@ -157,9 +159,12 @@ def _segments(revision: DispatchRevision, since: datetime | None,
         if until is not None:
             end = min(end, until)
         if end > start:
-            segments.append(statement.Segment(start, end, point["setpointType"].lower(),
-                                              Decimal(str(point["volume"])),
-                                              revision.number))
+            price = point.get("pricePerUnit")
+            segments.append(statement.Segment(
+                start, end, point["setpointType"].lower(), Decimal(str(point["volume"])),
+                revision.number, service_type=str(point.get("serviceType", "REAL")).lower(),
+                urgency=revision.urgency,
+                price_per_unit_gbp=None if price is None else Decimal(str(price))))
     return segments
 
 
@@ -258,15 +263,24 @@ def _batch_inputs(units: list[DispatchUnit], terms: statement.Terms, since: date
     minutes = terms.period_minutes
     origin = period_start_containing(since, minutes)
     periods = -(-(after - origin) // timedelta(minutes=minutes))
-    columns, digests = _batch_readings(ids, since, after)
+    columns, reactive_columns, digests = _batch_readings(ids, since, after)
     table = metering.period_table(**columns, unit_count=len(units), origin=origin,
                                   periods=periods, minutes=minutes)
+    # Reactive energy (kVArh) is averaged per period as USAGE is.
+    reactive_table = metering.period_table(**reactive_columns, unit_count=len(units),
+                                           origin=origin, periods=periods, minutes=minutes)
     irregular = [units[row].pk for row in np.flatnonzero(table.irregular).tolist()]
     measured: dict[int, list] = defaultdict(list)
-    for unit_id, start, end, kind, value in _current_readings(irregular, since, after).exclude(
-            reading_type=dispatch_readings.BASELINE).values_list(
+    for unit_id, start, end, kind, value in _current_readings(irregular, since, after).filter(
+            reading_type__in=(dispatch_readings.USAGE, dispatch_readings.DEMAND)).values_list(
             "unit_id", "start", "end", "reading_type", "value"):
         measured[unit_id].append((start, end, kind, value))
+    reactive: dict[int, list] = defaultdict(list)  # kVArh, averaged like USAGE
+    for unit_id, start, end, value in _current_readings(
+            [units[row].pk for row in np.flatnonzero(reactive_table.irregular).tolist()],
+            since, after).filter(reading_type=dispatch_readings.GB_REACTIVE).values_list(
+            "unit_id", "start", "end", "value"):
+        reactive[unit_id].append((start, end, dispatch_readings.USAGE, value))
     nominated: dict[int, dict] = defaultdict(dict)
     arrived: dict[int, dict] = defaultdict(dict)
     for unit_id, start, value, received in _current_readings(ids, since, after).filter(
@@ -289,6 +303,9 @@ def _batch_inputs(units: list[DispatchUnit], terms: statement.Terms, since: date
         actual_kw: Mapping[datetime, Decimal | None] = metering.MeteredKw(table, row, slots) \
             if unit.pk not in measured else statement.period_average_kw(measured[unit.pk],
                                                                         minutes)
+        reactive_kvar: Mapping[datetime, Decimal | None] = metering.MeteredKw(
+            reactive_table, row, slots) if unit.pk not in reactive else \
+            statement.period_average_kw(reactive[unit.pk], minutes)
         digest, count = digests[unit.pk]
         inputs[unit.reference] = statement.UnitInput(
             reference=unit.reference, direction=unit.direction, capacity_kw=unit.capacity_kw,
@@ -297,7 +314,7 @@ def _batch_inputs(units: list[DispatchUnit], terms: statement.Terms, since: date
             declarations=tuple((s.start, s.end, s.available_kw) for s in spans
                                if s.available_kw is not None),
             readings_sha256=digest, readings_count=count,
-            comms_lost=tuple(lost.get(unit.site_id, ())))
+            comms_lost=tuple(lost.get(unit.site_id, ())), reactive_kvar=reactive_kvar)
     return inputs, {unit.reference: days.get(unit.pk, frozenset()) for unit in units}
 
 
@@ -315,13 +332,14 @@ def _current_readings(unit_ids: list[int], since: datetime,
 # millionths or NULL_VALUE), read into numpy without a Python object per reading. A
 # timestamptz's binary form (timestamptz_send) is already an int8 of microseconds since
 # 2000-01-01 UTC.
-_KINDS = (dispatch_readings.USAGE, dispatch_readings.DEMAND, dispatch_readings.BASELINE)
-_KIND_CODE = {dispatch_readings.USAGE: metering.USAGE, dispatch_readings.DEMAND: metering.DEMAND,
-              dispatch_readings.BASELINE: metering.OTHER}
+_KINDS = (dispatch_readings.USAGE, dispatch_readings.DEMAND, dispatch_readings.BASELINE,
+          dispatch_readings.GB_REACTIVE)
+_KIND_CODE = {dispatch_readings.USAGE: metering.USAGE, dispatch_readings.DEMAND: metering.DEMAND}
 _BATCH_SQL = f"""
 SELECT r.unit_id,
        string_agg(int8send(CASE r.reading_type WHEN 'USAGE' THEN 0 WHEN 'DEMAND' THEN 1
-                                               WHEN 'BASELINE' THEN 2 END)
+                                               WHEN 'BASELINE' THEN 2 WHEN 'GB_REACTIVE' THEN 3
+                                               END)
                   || timestamptz_send(r.start) || timestamptz_send(r."end")
                   || int8send(r.version)
                   || int8send(coalesce((r.value * 1000000)::int8,
@@ -329,7 +347,7 @@ SELECT r.unit_id,
                   '' ORDER BY r.reading_type, r.start)
 FROM {{table}} r
 WHERE r.unit_id = ANY(%s) AND r.superseded_at IS NULL AND r.start >= %s AND r.start < %s
-  AND r.reading_type IN ('USAGE', 'DEMAND', 'BASELINE')
+  AND r.reading_type IN ('USAGE', 'DEMAND', 'BASELINE', 'GB_REACTIVE')
 GROUP BY r.unit_id
 """
 _PACKED = np.dtype([("kind", ">i8"), ("start", ">i8"), ("end", ">i8"), ("version", ">i8"),
@@ -337,10 +355,12 @@ _PACKED = np.dtype([("kind", ">i8"), ("start", ">i8"), ("end", ">i8"), ("version
 
 
 def _batch_readings(unit_ids: list[int], since: datetime, after: datetime
-                    ) -> tuple[dict[str, np.ndarray], dict[int, tuple[str, int]]]:
-    """The batch's current readings starting in [since, after): its metered readings as
-    the parallel arrays of :func:`settlement.calc.metering.period_table` (``units`` as
-    positions in ``unit_ids``), and per unit with readings (digest, count)."""
+                    ) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray],
+                               dict[int, tuple[str, int]]]:
+    """The batch's current readings starting in [since, after): as the parallel arrays of
+    :func:`settlement.calc.metering.period_table` (``units`` as positions in
+    ``unit_ids``), once for the metered power (USAGE, DEMAND) and once for the reactive
+    energy (GB_REACTIVE, read as USAGE); and per unit (digest, count) of all of them."""
     position = {unit_id: index for index, unit_id in enumerate(unit_ids)}
     connection = connections[MeterReading.objects.db]
     if connection.vendor == "postgresql":
@@ -364,16 +384,19 @@ def _batch_readings(unit_ids: list[int], since: datetime, after: datetime
                          for _, kind, start, end, version, value in listed], dtype=_PACKED)
     kind_index = rows["kind"].astype(np.int64)
     starts, values = rows["start"].astype(np.int64), rows["value"].astype(np.int64)
-    codes = np.array([_KIND_CODE[kind] for kind in _KINDS], dtype=np.int64)
+    codes = np.array([_KIND_CODE.get(kind, metering.OTHER) for kind in _KINDS], dtype=np.int64)
     columns = {"units": units, "kinds": codes[kind_index], "starts": starts,
                "ends": rows["end"].astype(np.int64), "values": values}
+    reactive = np.where(kind_index == _KINDS.index(dispatch_readings.GB_REACTIVE),
+                        metering.USAGE, metering.OTHER)
+    reactive_columns = {**columns, "kinds": reactive}
     digests = statement.readings_digests(
         units=units, kinds=_KINDS, kind_index=kind_index, starts=starts,
         versions=rows["version"].astype(np.int64), values=values,
         scale=metering.VALUE_SCALE, null=metering.NULL_VALUE, unit_count=len(unit_ids))
     counts = np.bincount(units, minlength=len(unit_ids)).tolist()
-    return columns, {unit_id: (digests[index], counts[index])
-                     for index, unit_id in enumerate(unit_ids)}
+    return columns, reactive_columns, {unit_id: (digests[index], counts[index])
+                                       for index, unit_id in enumerate(unit_ids)}
 
 
 def comms_lost_spans(site_ids: set[int], first: datetime,

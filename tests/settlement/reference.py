@@ -28,6 +28,7 @@ def unit_inputs(contract: Contract, terms: statement.Terms, first: datetime,
         start__lt=after).order_by("unit_id", "reading_type", "start").values_list(
         "unit_id", "reading_type", "start", "end", "value", "version", "received_at")
     measured: dict[int, list] = defaultdict(list)
+    reactive: dict[int, list] = defaultdict(list)  # kVArh, averaged like USAGE
     nominated: dict[int, dict] = defaultdict(dict)
     arrived: dict[int, dict] = defaultdict(dict)
     digests: dict[int, list] = defaultdict(list)
@@ -36,6 +37,8 @@ def unit_inputs(contract: Contract, terms: statement.Terms, first: datetime,
         if kind == dispatch_readings.BASELINE:
             nominated[unit_id][start] = value
             arrived[unit_id][start] = received
+        elif kind == dispatch_readings.GB_REACTIVE:
+            reactive[unit_id].append((start, end, dispatch_readings.USAGE, value))
         else:
             measured[unit_id].append((start, end, kind, value))
     declared: dict[int, list] = defaultdict(list)
@@ -54,7 +57,8 @@ def unit_inputs(contract: Contract, terms: statement.Terms, first: datetime,
             declarations=tuple((s.start, s.end, s.available_kw) for s in spans
                                if s.available_kw is not None),
             readings_sha256=statement.readings_digest(digests[unit.pk]),
-            readings_count=len(digests[unit.pk]), comms_lost=tuple(lost.get(unit.site_id, ())))
+            readings_count=len(digests[unit.pk]), comms_lost=tuple(lost.get(unit.site_id, ())),
+            reactive_kvar=statement.period_average_kw(reactive[unit.pk], terms.period_minutes))
     return found, {unit.reference: days.get(unit.pk, frozenset()) for unit in units}
 
 

@@ -71,6 +71,8 @@ def fleet(db):
         specs.append(registry.parse_unit_spec(f"e{index:03d}:400:{direction}"))
     onboarding.onboard_fsp(operator="ENWL", fsp="eqv", site="main", units=specs)
     references = [f"e{index:03d}" for index in range(UNITS)]
+    reactive = {ref for index, ref in enumerate(references) if index % 9 == 2}
+    DispatchUnit.objects.filter(reference__in=reactive).update(capacity_kvar=Decimal(300))
     contracts = []
     for number, (method, minutes, terms) in enumerate(CONTRACTS):
         members = references[number::len(CONTRACTS)]
@@ -78,6 +80,9 @@ def fleet(db):
             operator="ENWL", identifier=f"C-EQ{number}", fsp="eqv", product="DYNAMIC",
             units=members, availability_price=Decimal("4.25"),
             utilisation_price=Decimal("287.5"), baseline_method=method)
+        Contract.objects.filter(pk=contract.pk).update(
+            reactive_utilisation_price=Decimal("18.5"),
+            emergency_premium_percent=Decimal("12.5") if number % 2 else None)
         SettlementTerms.objects.create(contract=contract, period_minutes=minutes, **terms)
         contracts.append(contract)
     first, after = MONTH.bounds()
@@ -95,13 +100,20 @@ def fleet(db):
             kind = "absolute" if index % 7 == 3 else "delta"
             volume = Decimal(rng.choice((20, 35, 60)) if kind == "delta"
                              else rng.choice((40, 90)))
-            timings = [Timing(setpoint_time=start, volume=volume, setpoint_type=kind)]
+            price = Decimal("0.35") if index % 8 == 6 else None  # instructed GBP per kWh
+            service = "reactive" if ref in reactive and len(starts) == 0 else "real"
+            if service == "reactive":
+                kind, volume = "absolute", Decimal(rng.choice((80, 150)))
+            timings = [Timing(setpoint_time=start, volume=volume, setpoint_type=kind,
+                              service_type=service, price_gbp_per_kwh=price)]
             if index % 6 == 1:  # a second setpoint part-way
                 timings.append(Timing(setpoint_time=start + timedelta(minutes=40),
-                                      volume=volume + 10, setpoint_type=kind))
+                                      volume=volume + 10, setpoint_type=kind,
+                                      service_type=service))
             dispatch = issuing.issue_dispatch(
                 unit=unit, service_start=start, service_end=end, timings=timings,
-                product=product, issued_by="test", now=start - timedelta(hours=3))
+                product=product, issued_by="test", now=start - timedelta(hours=3),
+                urgency=("advisory", "warning", "emergency")[index % 3])
             if index % 11 == 5:
                 issuing.stop_dispatch(dispatch=dispatch, issued_by="test",
                                       now=start + timedelta(minutes=45))
@@ -132,6 +144,10 @@ def fleet(db):
                                      end=moment + step, value=value,
                                      quality="MISSING" if value is None else "OK",
                                      received_at=received, intake=intake))
+            if ref in reactive:  # reactive energy, kVArh (some missing)
+                rows.append(MeterReading(unit=unit, reading_type="GB_REACTIVE", start=moment,
+                                         end=moment + step, value=_value(rng, -40 * hours),
+                                         received_at=received, intake=intake))
             if ref in ("e004", "e014") and moment.hour == 12:  # DEMAND beside USAGE
                 rows.append(MeterReading(unit=unit, reading_type="DEMAND", start=moment,
                                          end=moment + step, value=_value(rng, base),
@@ -167,7 +183,7 @@ def fleet(db):
 
 def test_the_array_path_settles_every_line_as_the_reference_does(fleet, monkeypatch):
     monkeypatch.setattr(inputs, "BATCH_UNITS", 13)  # many batches, one left short
-    utilisation = held = 0
+    utilisation = held = reactive = 0
     for contract in fleet:
         contract = Contract.objects.get(pk=contract.pk)
         expected = reference.statement_document(contract, MONTH.year, MONTH.month, 1)
@@ -180,5 +196,6 @@ def test_the_array_path_settles_every_line_as_the_reference_does(fleet, monkeypa
         assert statement.canonical_bytes(got) == statement.canonical_bytes(expected)
         utilisation += sum(1 for line in got["lines"] if line["kind"] == "utilisation")
         held += sum(1 for line in got["lines"] if line["kind"] == "held")
-    # The data exercise what is compared: priced lines and held ones, in every contract.
-    assert utilisation > 300 and held > 3
+        reactive += sum(1 for line in got["lines"] if line["kind"] == "reactive")
+    # The data exercise what is compared: priced lines, reactive lines and held ones.
+    assert utilisation > 300 and held > 3 and reactive > 10
