@@ -29,7 +29,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from gbflex_profile import acks, jose
+from gbflex_profile import acks, jose, report_signing
 from gbflex_profile.vocabulary import (
     ACTIONED,
     GB_HEARTBEAT_INTERVAL,
@@ -681,8 +681,9 @@ class Agent:
                 target.with_name(target.name + ".error").write_text(f"{exc}\n")
                 logs.log("drop_file_failed", level="error", file=path.name, error=str(exc))
                 continue
+            signed = [self._signed_report(parsed.kind, body) for body in parsed.reports]
             with self.store.transaction() as conn:
-                for body in parsed.reports:
+                for body in signed:
                     self.store.enqueue(conn, kind=parsed.kind, path="reports", body=body,
                                        needs_event=parsed.kind)
                 self.store.add_ingested(conn, content_hash=digest, name=path.name,
@@ -692,6 +693,13 @@ class Agent:
             logs.log("drop_file_queued", file=path.name, kind=parsed.kind, rows=parsed.rows,
                      reports=len(parsed.reports))
         return queued
+
+    def _signed_report(self, kind: str, body: dict) -> dict:
+        """A declarations or readings report signed with the site key, once, when queued:
+        a retry resends the same bytes (and the same Idempotency-Key)."""
+        key, kid = self.signing_key()
+        return report_signing.sign_report(body, kind=kind.upper(), fsp=self.fsp,
+                                          key=key, kid=kid)
 
     @staticmethod
     def _move(path: Path, folder: Path) -> Path:
