@@ -31,10 +31,6 @@ from vtn.models import Event, Report
 SIGNED_KINDS = (fsp_events.AVAILABILITY, fsp_events.METERING)
 
 
-class ReportSignatureRefused(BadRequest):
-    title = "Report signature refused"
-
-
 @dataclass(frozen=True)
 class Signature:
     """A report's verified signature, as the intake stores it."""
@@ -60,7 +56,7 @@ def _verify(site: FspSite, kind: str, resources, descriptors,
 
 def check_report(*, caller: Caller, event: Event, data: dict,
                  now: datetime | None = None) -> None:
-    """Refuse (:class:`ReportSignatureRefused`) a declaration or readings report whose
+    """Refuse (:class:`BadRequest`) a declaration or readings report whose
     signature is not valid, or that is unsigned where a signature is required."""
     kind = fsp_events.kind_of(event)
     if kind not in SIGNED_KINDS:
@@ -76,12 +72,12 @@ def check_report(*, caller: Caller, event: Event, data: dict,
     except report_signing.UnsignedReport as exc:
         if site.fsp.operator.require_signed_reports and site.signing_keys.filter(
                 revoked_at__isnull=True).exists():
-            raise ReportSignatureRefused(
+            raise BadRequest(
                 f"{kind.lower()} reports of site {site} must be signed with the site's key: "
                 f"{exc} (network operator {site.fsp.operator.code} requires signed reports "
                 "from sites with a registered key)") from exc
     except report_signing.ReportSignatureError as exc:
-        raise ReportSignatureRefused(f"the {kind.lower()} report's signature was refused: "
+        raise BadRequest(f"the {kind.lower()} report's signature was refused: "
                                      f"{exc}") from exc
 
 

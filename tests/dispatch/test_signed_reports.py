@@ -138,8 +138,8 @@ def test_a_report_changed_after_signing_is_refused_and_changes_nothing(reporter,
     before = counts()
     reply = reporter.post(body)
     assert reply.status == 400, reply.json
-    assert reply.json["title"] == "Report signature refused"
-    assert "signed resources differ" in reply.json["detail"]
+    assert (reply.json["status"], reply.json["title"]) == (400, "Bad Request")
+    assert "signature was refused: the signed resources differ" in reply.json["detail"]
     assert nothing_written(before)
 
 
