@@ -35,7 +35,8 @@ CLOCK_TOLERANCE = timedelta(minutes=5)
 
 
 def _reporting_site(report: Report) -> FspSite | None:
-    return FspSite.objects.filter(ven__client_id=report.client_id).select_related("fsp__operator").first()
+    return FspSite.objects.filter(ven__client_id=report.client_id).select_related(
+        "fsp__operator").first()
 
 
 def record_readings(report: Report, *, now: datetime | None = None) -> ReportIntake | None:
