@@ -22,7 +22,7 @@ from django.conf import settings
 from django.db import OperationalError, close_old_connections, connection
 from django.utils import timezone
 
-from conformance import checks, evidence, push
+from conformance import checks, evidence, forgeries, push
 from conformance.checks import Check
 from conformance.models import ConformanceRun, FaultHit, InjectedFault, SandboxFsp
 from dispatch import comms, fsp_events, issuing, programs, rules, signing_keys
@@ -569,6 +569,86 @@ def metering(ctx: Context) -> tuple[list[Check], dict]:
     return result, {"instruction": instruction, "meteringEventID": str(event.pk)}
 
 
+def availability_windows(now: datetime) -> list[tuple[datetime, datetime]]:
+    """Two one-hour windows from the second whole hour after ``now``: far enough ahead
+    that a declaration sent within any deadline is not late."""
+    start = now.astimezone(UTC).replace(minute=0, second=0, microsecond=0) + timedelta(hours=2)
+    return [(start + timedelta(hours=k), start + timedelta(hours=k + 1)) for k in range(2)]
+
+
+def availability(ctx: Context) -> tuple[list[Check], dict]:
+    """Availability declarations on request, signed with the site key."""
+    started = timezone.now()
+    windows = availability_windows(started)
+    units = [u.reference for u in ctx.units]
+    event = fsp_events.ensure_events(ctx.site.fsp.operator, ctx.site.fsp.identifier)[
+        fsp_events.AVAILABILITY]
+    wanted = [(unit, start) for unit in units for start, _ in windows]
+    deadline = ctx.options.metering_deadline_s
+    instruction = (
+        f"Declare the availability (kW each unit can deliver, >= 0) of units "
+        f"{', '.join(units)} for the one-hour windows from {checks.iso(windows[0][0])} and "
+        f"{checks.iso(windows[1][0])} as a report on your availability event {event.pk} "
+        f"({event.event_name}), signed with your site key (profile section 12), within "
+        f"{deadline:g} s.")
+    ctx.set_awaiting({"scenario": "availability", "instruction": instruction,
+                      "eventID": str(event.pk), "eventName": event.event_name,
+                      "units": units,
+                      "windows": [{"start": checks.iso(s), "end": checks.iso(e)}
+                                  for s, e in windows],
+                      "deadline": checks.iso(started + timedelta(seconds=deadline))})
+    starts = [start for start, _ in windows]
+    done: dict = {}
+
+    def covered() -> bool:
+        intakes = evidence.intakes(ctx.site, started, ReportIntake.Kind.AVAILABILITY)
+        found = set(evidence.current_declarations(ctx.site, starts))
+        if intakes and all(w in found for w in wanted):
+            done.setdefault("at", max(i.received_at for i in intakes))
+            return True
+        return False
+    try:
+        ctx.wait(covered, deadline, step=0.5)
+    finally:
+        ctx.set_awaiting(None)
+    intakes = evidence.intakes(ctx.site, started, ReportIntake.Kind.AVAILABILITY)
+    found = evidence.current_declarations(ctx.site, starts)
+    result = [checks.declarations_accepted(intakes),
+              checks.reports_signed("declarations-signed", "availability", intakes),
+              checks.windows_covered(wanted, found if intakes else []),
+              checks.within("declarations-in-time", what="the windows asked for declared",
+                            at=done.get("at"), since=started, deadline_s=deadline),
+              ctx.heartbeat_check(started, timezone.now())]
+    return result, {"instruction": instruction, "availabilityEventID": str(event.pk)}
+
+
+def forged_dispatch(ctx: Context) -> tuple[list[Check], dict]:
+    """A genuine dispatch, then a tampered copy of it that the VEN must refuse."""
+    started = timezone.now()
+    dispatch = ctx.issue(status="run")
+    ctx.wait_for_acks(dispatch, 1, ("received", "actioned"))
+    forged = retrying(lambda: forgeries.forge(dispatch))
+    forged_id = str(forged.pk)
+    ctx.log(f"forged event {forged_id}: {dispatch.reference} claimed as revision "
+            f"{dispatch.revision + 1} with a doubled setpoint and revision 1's signature")
+    deadline = ctx.options.ack_deadline_s
+    try:
+        ctx.wait(lambda: "REFUSED" in forgeries.stages_reported(forged, ctx.client_id),
+                 deadline)
+        time.sleep(min(ctx.options.poll_interval_s, 5))  # room for a wrong RECEIVED
+        stages = forgeries.stages_reported(forged, ctx.client_id)
+    finally:
+        retrying(lambda: forgeries.withdraw(forged))
+    revs = evidence.revisions(dispatch)
+    acks = evidence.acknowledgements(dispatch)
+    result = [checks.forgery_refused(stages, event_id=forged_id, deadline_s=deadline),
+              checks.forgery_not_actioned(stages, event_id=forged_id),
+              *checks.revision_checks(revs, acks, deadline_s=deadline),
+              checks.acks_valid(revs, acks),
+              ctx.heartbeat_check(started, timezone.now())]
+    return result, _dispatch_facts(dispatch) | {"forgedEventID": forged_id}
+
+
 def _published_event(dispatch: DispatchInstruction) -> Event:
     """The OpenADR event a dispatch was published as."""
     dispatch.refresh_from_db()
@@ -680,6 +760,18 @@ SCENARIOS: dict[str, Scenario] = {s.name: s for s in (
              "half-hourly USAGE readings of every unit of the site for the previous two "
              "hours, on the metering event: all periods covered, nothing rejected, within the "
              "metering deadline.", metering),
+    Scenario("availability", "Signed availability declarations on request",
+             "The run asks (awaiting.instruction) for availability declarations of every "
+             "unit of the site for two one-hour windows starting two hours ahead, on the "
+             "availability event, signed with the site key: every report signed with a "
+             "registered key, nothing rejected, both windows declared for every unit, "
+             "within the metering deadline.", availability),
+    Scenario("forged-dispatch", "A forged dispatch is refused",
+             "Revision 1 RUN is acknowledged; then a tampered copy of its event appears "
+             "(claiming revision 2 with a doubled setpoint but carrying revision 1's "
+             "signature). The VEN reports REFUSED on the forged event within the deadline "
+             "and never RECEIVED or ACTIONED; the genuine revision's acknowledgements "
+             "stay valid.", forged_dispatch),
     Scenario("webhook", "Webhook notifications",
              "The VEN's subscriptions with callbacks for EVENT objects: every callback "
              "answers the echo check; a RUN dispatch for the site is notified to a callback "
