@@ -25,7 +25,7 @@ from django.utils import timezone
 from conformance import checks, evidence, forgeries, push
 from conformance.checks import Check
 from conformance.models import ConformanceRun, FaultHit, InjectedFault, SandboxFsp
-from dispatch import comms, fsp_events, issuing, programs, rules, signing_keys
+from dispatch import comms, fsp_events, issuing, mapping, programs, rules, signing_keys
 from dispatch.models import (
     Acknowledgement,
     Contract,
@@ -200,6 +200,18 @@ class Context:
         raise ScenarioError(f"no unit of site {self.site} has a contract for a product "
                             "without notice period (RESTORE or MW_DISPATCH)")
 
+    def with_notice(self) -> tuple[DispatchUnit, Contract, timedelta]:
+        """A unit and contract of the site for a product with a notice period of at most
+        an hour (with the operator's own values), and that notice period."""
+        for unit in self.units:
+            for contract in unit.contracts.select_related("product", "operator"):
+                notice = programs.product_parameters(contract.operator,
+                                                     contract.product)["notice_period"]
+                if notice and notice <= timedelta(hours=1):
+                    return unit, contract, notice
+        raise NotApplicable("no unit of the site has a contract for a product with a notice "
+                            "period of an hour or less (DYNAMIC)")
+
     def heartbeat_interval_s(self) -> float | None:
         if self.options.heartbeat_interval_s:
             return float(self.options.heartbeat_interval_s)
@@ -209,9 +221,11 @@ class Context:
 
     # -- driving the VTN --
 
-    def timings(self, fractions: tuple[float, ...], start: datetime) -> list[rules.Timing]:
-        capacity = Decimal(self.unit.capacity_kw)
-        product = self.contract.product
+    def timings(self, fractions: tuple[float, ...], start: datetime, *,
+                unit: DispatchUnit | None = None,
+                contract: Contract | None = None) -> list[rules.Timing]:
+        capacity = Decimal((unit or self.unit).capacity_kw)
+        product = (contract or self.contract).product
         if product.quantity == product.Quantity.FIXED:
             fractions = (fractions[0],) * len(fractions)
         kind = product.setpoint_types[0] if "absolute" not in product.setpoint_types \
@@ -222,13 +236,19 @@ class Context:
                 for i, f in enumerate(fractions)]
 
     def issue(self, *, status: str = "run", fractions: tuple[float, ...] = (0.5, 0.25),
-              reason: str = "") -> DispatchInstruction:
+              reason: str = "", unit: DispatchUnit | None = None,
+              contract: Contract | None = None,
+              start: datetime | None = None) -> DispatchInstruction:
+        """A dispatch of the scenario's unit under its contract (or ``unit`` under
+        ``contract``) for the next whole hour (or from ``start``), one hour long."""
         now = timezone.now()
-        start = now.replace(minute=0, second=0, microsecond=0) + timedelta(hours=1)
+        unit, contract = unit or self.unit, contract or self.contract
+        start = start or now.replace(minute=0, second=0, microsecond=0) + timedelta(hours=1)
         dispatch = retrying(lambda: issuing.issue_dispatch(
-            unit=self.unit, product=self.contract.product, contract=self.contract.identifier,
+            unit=unit, product=contract.product, contract=contract.identifier,
             service_start=start, service_end=start + timedelta(hours=1),
-            timings=self.timings(fractions, start), status=status,
+            timings=self.timings(fractions, start, unit=unit, contract=contract),
+            status=status,
             reference=f"CONF-{now:%Y%m%d}-{secrets.token_hex(4)}", issued_by=ISSUER,
             reason=reason or "conformance scenario"))
         self.log(f"issued {dispatch.reference} revision 1 ({status})")
@@ -238,7 +258,8 @@ class Context:
     def revise(self, dispatch: DispatchInstruction, *, status: str | None = None,
                fractions: tuple[float, ...] | None = None) -> int:
         dispatch.refresh_from_db()
-        timings = self.timings(fractions, dispatch.service_start) if fractions else None
+        timings = self.timings(fractions, dispatch.service_start, unit=dispatch.unit,
+                               contract=dispatch.contract) if fractions else None
         revision = retrying(lambda: issuing.revise_dispatch(
             dispatch=dispatch, status=status, timings=timings, issued_by=ISSUER,
             reason="conformance scenario"))
@@ -569,6 +590,30 @@ def metering(ctx: Context) -> tuple[list[Check], dict]:
     return result, {"instruction": instruction, "meteringEventID": str(event.pk)}
 
 
+def notice_period(ctx: Context) -> tuple[list[Check], dict]:
+    """A product with a notice period: pre-notified at least the notice ahead, then run."""
+    unit, contract, notice = ctx.with_notice()
+    started = timezone.now()
+    earliest = started + notice + timedelta(minutes=1)
+    start = earliest.replace(second=0, microsecond=0) + timedelta(
+        minutes=-earliest.minute % 30 or 30)
+    dispatch = ctx.issue(status="pre-notify", unit=unit, contract=contract, start=start)
+    ctx.wait_for_acks(dispatch, 1, ("received",))
+    ctx.wait_for_acks(dispatch, 1, ("actioned",), timeout_s=ctx.options.margin_s)
+    number = ctx.revise(dispatch, status="run")
+    ctx.wait_for_acks(dispatch, number, ("received", "actioned"))
+    revs = evidence.revisions(dispatch)
+    acks = evidence.acknowledgements(dispatch)
+    deadline = ctx.options.ack_deadline_s
+    result = [checks.acknowledged(revs[0], acks, stage="received", deadline_s=deadline),
+              checks.acknowledged(revs[-1], acks, stage="received", deadline_s=deadline),
+              checks.acknowledged(revs[-1], acks, stage="actioned", deadline_s=deadline),
+              checks.acks_valid(revs, acks),
+              ctx.heartbeat_check(started, timezone.now())]
+    return result, _dispatch_facts(dispatch) | {
+        "noticePeriod": mapping.duration(notice), "serviceStart": checks.iso(start)}
+
+
 def availability_windows(now: datetime) -> list[tuple[datetime, datetime]]:
     """Two one-hour windows from the second whole hour after ``now``: far enough ahead
     that a declaration sent within any deadline is not late."""
@@ -760,6 +805,12 @@ SCENARIOS: dict[str, Scenario] = {s.name: s for s in (
              "half-hourly USAGE readings of every unit of the site for the previous two "
              "hours, on the metering event: all periods covered, nothing rejected, within the "
              "metering deadline.", metering),
+    Scenario("notice-period", "A product with a notice period: pre-notify, then run",
+             "Under the site's contract for a product with a notice period (DYNAMIC, PT15M "
+             "unless the operator set its own), revision 1 PRE_NOTIFY is issued for a "
+             "service start at least the notice period ahead, then revision 2 RUN: revision "
+             "1 RECEIVED, revision 2 RECEIVED and ACTIONED, accepted, within the deadline. "
+             "Not applicable without such a contract.", notice_period),
     Scenario("availability", "Signed availability declarations on request",
              "The run asks (awaiting.instruction) for availability declarations of every "
              "unit of the site for two one-hour windows starting two hours ahead, on the "

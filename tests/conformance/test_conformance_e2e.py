@@ -249,7 +249,7 @@ def test_our_agent_passes_every_scenario_through_the_run_api(world: AgentWorld) 
         + [s["facts"] for s in report["scenarios"] if s["name"] == "comms-loss"], indent=1)[:8000]
     assert [s["name"] for s in report["scenarios"]] == [
         "lifecycle", "emergency-stop", "stale-revision", "key-rotation", "comms-loss", "metering",
-        "availability", "forged-dispatch", "webhook", "mqtt"]
+        "notice-period", "availability", "forged-dispatch", "webhook", "mqtt"]
     # The agent takes no webhooks and this VTN has no broker: both not applicable.
     assert [s["name"] for s in report["scenarios"] if s["notApplicable"]] == ["webhook", "mqtt"]
     assert report["summary"]["notApplicable"] == 2
@@ -338,18 +338,21 @@ def cli_run_answering(world: AgentWorld, site: Site, scenario: str, out: Path,
     return process.returncode, json.loads((out / "report.json").read_text())
 
 
-def test_our_agent_declares_signed_availability_and_refuses_a_forgery(
+def test_our_agent_passes_notice_period_availability_and_forged_dispatch(
         world: AgentWorld, tmp_path: Path) -> None:
     site = onboard(world)
     world.start_agent(site)
     wait_online(world, site)
 
-    code, report = cli_run_answering(world, site, "availability,forged-dispatch",
+    code, report = cli_run_answering(world, site, "notice-period,availability,forged-dispatch",
                                      tmp_path / "out")
 
     assert code == 0, failed_checks(report)
     assert check_named(report, "availability", "declarations-signed")["passed"]
     assert check_named(report, "forged-dispatch", "forgery-refused")["passed"]
+    notice = next(s for s in report["scenarios"] if s["name"] == "notice-period")
+    assert notice["facts"]["noticePeriod"] == "PT15M"
+    assert [r["status"] for r in notice["facts"]["revisions"]] == ["PRE_NOTIFY", "RUN"]
 
 
 def test_an_agent_that_does_not_sign_its_declarations_fails_the_availability_checks(
