@@ -258,6 +258,30 @@ def heartbeat_regular(*, heard: Iterable[datetime], start: datetime, end: dateti
                  f"heard {len(times)} time(s); longest silence {worst[0]:.1f} s", evidence)
 
 
+def heartbeat_interval_followed(*, reports: Iterable[datetime], start: datetime, end: datetime,
+                                interval_s: float, grace: float = 1.5) -> Check:
+    """Heartbeat reports (on the heartbeat event; polls do not count here) arrived at
+    least every ``interval_s`` x ``grace`` over ``[start, end]``: the VEN follows a
+    heartbeat interval the operator has just changed."""
+    allowed = interval_s * grace
+    expected = (f"heartbeat reports at least every {allowed:g} s ({interval_s:g} s, the new "
+                f"GB_HEARTBEAT_INTERVAL, x {grace:g}) once the VEN has read the change")
+    times = sorted(t for t in reports if start <= t <= end)
+    points = [start, *times, end]
+    gaps = [((later - earlier).total_seconds(), earlier, later)
+            for earlier, later in zip(points, points[1:], strict=False)]
+    worst = max(gaps, key=lambda g: g[0])
+    evidence = {"intervalSeconds": interval_s, "windowStart": iso(start),
+                "windowEnd": iso(end), "heartbeatReports": len(times),
+                "longestGapSeconds": round(worst[0], 3),
+                "longestGapBetween": [iso(worst[1]), iso(worst[2])]}
+    if worst[0] > allowed:
+        return Check("heartbeat-interval-followed", False, expected,
+                     f"no heartbeat report for {worst[0]:.1f} s (from {iso(worst[1])} to "
+                     f"{iso(worst[2])})", evidence)
+    return Check("heartbeat-interval-followed", True, expected,
+                 f"{len(times)} heartbeat report(s); longest gap {worst[0]:.1f} s", evidence)
+
 @dataclass(frozen=True)
 class TransitionRecord:
     from_state: str

@@ -428,6 +428,23 @@ def stale_revision(ctx: Context) -> tuple[list[Check], dict]:
 SANDBOX_FLEET_FSP = "demo-fleet"  # conformance.fleet.FLEET_FSP
 
 
+def _sandbox_only(ctx: Context, operator: NetworkOperator, doing: str) -> bool:
+    """Whether the run is on a sandbox site (self-service or the demo fleet). Such a run
+    changes the operator's own settings only when the operator serves nothing outside the
+    sandbox (ScenarioError otherwise), so a sandbox user never touches production."""
+    fsp = ctx.site.fsp
+    if not (SandboxFsp.objects.filter(fsp=fsp).exists() or fsp.identifier == SANDBOX_FLEET_FSP):
+        return False
+    outside = Fsp.objects.filter(operator=operator, sandbox_enrolment__isnull=True).exclude(
+        identifier=SANDBOX_FLEET_FSP)
+    if outside.exists():
+        raise ScenarioError(
+            f"operator {operator.code} also serves FSPs outside the sandbox "
+            f"({', '.join(outside.values_list('identifier', flat=True)[:5])}); the sandbox "
+            f"does not {doing}. Use a sandbox-only CONFORMANCE_OPERATOR.")
+    return True
+
+
 def _rotate(ctx: Context, operator: NetworkOperator) -> SigningKey:
     """Rotate the operator's signing key for the key-rotation scenario.
 
@@ -436,16 +453,8 @@ def _rotate(ctx: Context, operator: NetworkOperator) -> SigningKey:
     refuses when the operator also serves FSPs outside the sandbox, so a sandbox user can
     never rotate a production key. A run the operator starts on one of its own FSPs
     rotates as ``dispatch rotate-key`` does."""
-    fsp = ctx.site.fsp
-    if not (SandboxFsp.objects.filter(fsp=fsp).exists() or fsp.identifier == SANDBOX_FLEET_FSP):
+    if not _sandbox_only(ctx, operator, "rotate its signing key"):
         return signing_keys.rotate_signing_key(operator=operator.code)
-    outside = Fsp.objects.filter(operator=operator, sandbox_enrolment__isnull=True).exclude(
-        identifier=SANDBOX_FLEET_FSP)
-    if outside.exists():
-        raise ScenarioError(
-            f"operator {operator.code} also serves FSPs outside the sandbox "
-            f"({', '.join(outside.values_list('identifier', flat=True)[:5])}); the sandbox "
-            "does not rotate its signing key. Use a sandbox-only CONFORMANCE_OPERATOR.")
     return signing_keys.rotate_signing_key(
         operator=operator.code,
         verify_for=timedelta(minutes=settings.CONFORMANCE_ROTATED_KEY_VERIFY_MINUTES),
@@ -612,6 +621,66 @@ def notice_period(ctx: Context) -> tuple[list[Check], dict]:
               ctx.heartbeat_check(started, timezone.now())]
     return result, _dispatch_facts(dispatch) | {
         "noticePeriod": mapping.duration(notice), "serviceStart": checks.iso(start)}
+
+
+# The heartbeat interval the parameter-change scenario sets (half the site's, when that
+# is shorter; never below the 10 s the operator API allows), and how long a VEN has to
+# read the changed program before it is graded (the reference agent reads the programs
+# every 60 s by default).
+CHANGED_HEARTBEAT_S = 30.0
+PARAMETER_PICK_UP_S = 60.0
+
+
+def _heartbeat_contract(ctx: Context) -> tuple[Contract, float]:
+    """The site's contract whose product sets its (shortest) heartbeat interval."""
+    best: tuple[Contract, float] | None = None
+    for unit in ctx.units:
+        for contract in unit.contracts.select_related("product", "operator"):
+            interval = programs.product_parameters(contract.operator,
+                                                   contract.product)["heartbeat_interval"]
+            if interval and (best is None or interval.total_seconds() < best[1]):
+                best = (contract, interval.total_seconds())
+    if best is None:
+        raise NotApplicable("no product of the site has a heartbeat interval")
+    return best
+
+
+def parameter_change(ctx: Context) -> tuple[list[Check], dict]:
+    """The operator shortens the heartbeat interval of the site's product: the VEN reads
+    the changed program and heartbeats at the new interval; the old value is put back."""
+    contract, old_s = _heartbeat_contract(ctx)
+    operator, product = contract.operator, contract.product
+    _sandbox_only(ctx, operator, "change its product parameters")
+    new_s = max(10.0, min(CHANGED_HEARTBEAT_S, old_s / 2))
+    own = programs.product_parameter_settings(operator, product)
+    had = (own.parameters["heartbeat_interval"] or "NONE") \
+        if "heartbeat_interval" in own.operator_set else "DEFAULT"
+    started = timezone.now()
+    retrying(lambda: programs.set_product_parameters(
+        operator=operator.code, product=product.code,
+        changes={"heartbeat_interval": f"PT{int(new_s)}S"}, changed_by=ISSUER,
+        reason="conformance scenario parameter-change"))
+    changed_at = timezone.now()
+    ctx.log(f"{operator.code} {product.code} heartbeat interval: {old_s:g} s -> {new_s:g} s")
+    graded_from = changed_at + timedelta(seconds=PARAMETER_PICK_UP_S
+                                         + ctx.options.poll_interval_s + ctx.options.margin_s)
+    graded_to = graded_from + timedelta(seconds=3 * new_s)
+    try:
+        ctx.wait(lambda: timezone.now() >= graded_to, (graded_to - changed_at).total_seconds()
+                 + 5, step=1.0)
+    finally:
+        retrying(lambda: programs.set_product_parameters(
+            operator=operator.code, product=product.code,
+            changes={"heartbeat_interval": had}, changed_by=ISSUER,
+            reason="conformance scenario parameter-change: restored"))
+        ctx.log(f"{operator.code} {product.code} heartbeat interval restored ({had})")
+    reports = evidence.heartbeat_times(ctx.site, graded_from, graded_to)
+    result = [checks.heartbeat_interval_followed(reports=reports, start=graded_from,
+                                                 end=graded_to, interval_s=new_s),
+              ctx.heartbeat_check(started, timezone.now())]
+    return result, {"product": product.code, "oldIntervalSeconds": old_s,
+                    "newIntervalSeconds": new_s, "changedAt": checks.iso(changed_at),
+                    "gradedFrom": checks.iso(graded_from), "gradedTo": checks.iso(graded_to)}
 
 
 def availability_windows(now: datetime) -> list[tuple[datetime, datetime]]:
@@ -811,6 +880,14 @@ SCENARIOS: dict[str, Scenario] = {s.name: s for s in (
              "service start at least the notice period ahead, then revision 2 RUN: revision "
              "1 RECEIVED, revision 2 RECEIVED and ACTIONED, accepted, within the deadline. "
              "Not applicable without such a contract.", notice_period),
+    Scenario("parameter-change", "A new heartbeat interval reaches the VEN",
+             "The operator shortens the heartbeat interval of the site's product with the "
+             "shortest one (to 30 s, or half of it when shorter), published at once as an "
+             "update of its program (GB_HEARTBEAT_INTERVAL). After 60 s plus the poll "
+             "interval and margin for the VEN to read the change, heartbeat reports on the "
+             "heartbeat event arrive at least every 1.5 x the new interval for three new "
+             "intervals; then the old value is put back. Not applicable when no product of "
+             "the site has a heartbeat interval.", parameter_change),
     Scenario("availability", "Signed availability declarations on request",
              "The run asks (awaiting.instruction) for availability declarations of every "
              "unit of the site for two one-hour windows starting two hours ahead, on the "
