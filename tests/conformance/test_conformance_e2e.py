@@ -232,7 +232,7 @@ def test_our_agent_passes_every_scenario_through_the_run_api(world: AgentWorld) 
         started = response.json()
         assert started["status"] == "pending"
         url = f"{world.server.base_url}/conformance/api/v1/runs/{started['id']}"
-        deadline = time.monotonic() + 420
+        deadline = time.monotonic() + 600
         answered: set = set()
         while True:
             run = session.get(url, timeout=30).json()
@@ -249,7 +249,8 @@ def test_our_agent_passes_every_scenario_through_the_run_api(world: AgentWorld) 
         + [s["facts"] for s in report["scenarios"] if s["name"] == "comms-loss"], indent=1)[:8000]
     assert [s["name"] for s in report["scenarios"]] == [
         "lifecycle", "emergency-stop", "stale-revision", "key-rotation", "comms-loss", "metering",
-        "notice-period", "availability", "forged-dispatch", "webhook", "mqtt"]
+        "notice-period", "parameter-change", "availability", "forged-dispatch", "webhook",
+        "mqtt"]
     # The agent takes no webhooks and this VTN has no broker: both not applicable.
     assert [s["name"] for s in report["scenarios"] if s["notApplicable"]] == ["webhook", "mqtt"]
     assert report["summary"]["notApplicable"] == 2
@@ -382,6 +383,26 @@ def test_an_agent_that_drops_a_forgery_silently_fails_only_the_refusal_check(
     assert code == 1
     assert failed_checks(report) == {"forged-dispatch": {"forgery-refused"}}
     assert check_named(report, "forged-dispatch", "forgery-not-actioned")["passed"]
+
+
+def test_a_new_heartbeat_interval_reaches_our_agent_and_not_one_that_never_rereads(
+        world: AgentWorld, tmp_path: Path) -> None:
+    # Both take the heartbeat interval from the programs; ours reads them every second,
+    # the broken one only once, at start.
+    ours = onboard(world, heartbeat_interval_s=0.0, programs_refresh_s=1.0)
+    stale = onboard(world, heartbeat_interval_s=0.0, programs_refresh_s=3600.0)
+    for site in (ours, stale):
+        world.start_agent(site)
+        wait_online(world, site)
+
+    code, report = cli_run(world, ours, "parameter-change", tmp_path / "ours")
+    assert code == 0, failed_checks(report)
+    facts = report["scenarios"][0]["facts"]
+    assert (facts["oldIntervalSeconds"], facts["newIntervalSeconds"]) == (60, 30)
+
+    code, report = cli_run(world, stale, "parameter-change", tmp_path / "stale")
+    assert code == 1
+    assert failed_checks(report) == {"parameter-change": {"heartbeat-interval-followed"}}
 
 
 def test_cli_writes_both_reports_and_exits_0_when_all_pass(world: AgentWorld,
