@@ -317,3 +317,12 @@ def test_an_acknowledgement_records_when_the_fsp_signed_it(gb, issue,
     assert entry.payload["signed"]["signedAt"] == report_signing.utc_text(signed_at)
     assert jose.verify(entry.jws, {"keys": [jose.public_jwk(site.key, site.kid)]})[
         "signedAt"] == report_signing.utc_text(signed_at)
+
+
+def test_no_unit_may_take_the_name_of_the_signature_resource(gb):
+    from dispatch import onboarding, registry
+    from vtn.errors import BadRequest
+
+    with pytest.raises(BadRequest, match="reserved"):
+        onboarding.onboard_fsp(operator="ENWL", fsp="acme", site="east", units=[
+            registry.parse_unit_spec("GB_REPORT_SIGNATURE:100")])
