@@ -77,8 +77,7 @@ def check_report(*, caller: Caller, event: Event, data: dict,
                 f"{exc} (network operator {site.fsp.operator.code} requires signed reports "
                 "from sites with a registered key)") from exc
     except report_signing.ReportSignatureError as exc:
-        raise BadRequest(f"the {kind.lower()} report's signature was refused: "
-                                     f"{exc}") from exc
+        raise BadRequest(f"the {kind.lower()} report's signature was refused: {exc}") from exc
 
 
 def signature_of(site: FspSite, report: Report, at: datetime) -> Signature | None:
