@@ -20,6 +20,7 @@ from dispatch.models import (
     CommsTransition,
     DispatchInstruction,
     DispatchRevision,
+    DispatchUnit,
     MeterReading,
     NetworkOperator,
     ReportIntake,
@@ -155,6 +156,18 @@ def _intake_entries(instruction: DispatchInstruction) -> list[AuditEntry]:
     return list(AuditEntry.objects.filter(
         operator_code=instruction.operator.code, dispatch_ref="",
         kind__in=list(INTAKE_KINDS.values()), subject__intakeId__in=sorted(intake_ids)))
+def record_unit_capabilities(unit: DispatchUnit, *, before: dict, after: dict,
+                             changed_by: str, reason: str) -> AuditEntry:
+    """A unit's kW and kVAr capabilities changed (no dispatch: ``dispatch_ref`` is empty).
+    ``before`` and ``after`` map ``capacityKw`` and ``capacityKvar`` to decimal strings
+    (or None for no reactive capability)."""
+    code = unit.fsp.operator.code
+    return _append_entry(
+        kind=AuditEntry.Kind.UNIT_CAPABILITY_CHANGED, operator_code=code, dispatch_ref="",
+        subject={"networkOperatorId": code, "fsp": unit.fsp.identifier,
+                 "unit": unit.reference},
+        jws="", payload={"before": before, "after": after, "changedBy": changed_by,
+                         "reason": reason})
 
 
 def export(instruction: DispatchInstruction) -> dict:

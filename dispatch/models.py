@@ -191,6 +191,8 @@ class DispatchUnit(models.Model):
     site = models.ForeignKey(FspSite, on_delete=models.PROTECT, related_name="units")
     reference = models.CharField(max_length=63)
     capacity_kw = models.DecimalField(max_digits=12, decimal_places=3)
+    # Reactive power the unit can deliver (kVAr); null: it offers none, and every reactive
+    # dispatch to it is refused. Set at onboarding or by onboarding.set_unit_capabilities.
     capacity_kvar = models.DecimalField(max_digits=12, decimal_places=3, null=True, blank=True)
     direction = models.CharField(max_length=8, choices=Direction.choices)
     zone = models.CharField(max_length=128, blank=True,
@@ -227,6 +229,13 @@ class Contract(models.Model):
                                              help_text="GBP per MW per hour available")
     utilisation_price = models.DecimalField(max_digits=12, decimal_places=4, default=0,
                                             help_text="GBP per MWh delivered")
+    reactive_utilisation_price = models.DecimalField(
+        max_digits=12, decimal_places=4, default=0,
+        help_text="GBP per MVArh of reactive power delivered")
+    emergency_premium_percent = models.DecimalField(
+        max_digits=7, decimal_places=3, null=True, blank=True,
+        help_text="uplift on the utilisation payment of periods instructed with urgency "
+                  "emergency, in percent; null: none")
     capacity_kw = models.DecimalField(
         max_digits=12, decimal_places=3, null=True, blank=True,
         help_text="contracted capacity across the units; null: the sum of their capacities")
@@ -414,6 +423,8 @@ class AuditEntry(AppendOnlyModel):
         READINGS_RECORDED = "readings_recorded"
         # An operator's rule on unsigned reports changed (require_signed_reports).
         SIGNED_REPORTS_CHANGED = "signed_reports_changed"
+        # A unit's capabilities (kW, kVAr) were changed after onboarding.
+        UNIT_CAPABILITY_CHANGED = "unit_capability_changed"
 
     sequence = models.PositiveBigIntegerField(unique=True)
     time = models.DateTimeField()
@@ -510,17 +521,19 @@ class ReportIntake(models.Model):
 class MeterReading(models.Model):
     """One interval reading of a unit, as posted in a meter-reading report.
 
-    ``value`` is kWh for USAGE (energy in the interval) and kW for DEMAND and BASELINE;
-    positive is import from the network, negative export. Null when the FSP flagged the
-    reading MISSING. Rows are never changed but for ``superseded_*``: a correction adds
-    version n+1 and marks version n superseded; the current reading of (unit, type,
-    start) is the one not superseded.
+    ``value`` is kWh for USAGE (energy in the interval), kVArh for GB_REACTIVE (reactive
+    energy in the interval) and kW for DEMAND and BASELINE; positive is import from the
+    network (reactive: absorbed), negative export (reactive: supplied). Null when the FSP
+    flagged the reading MISSING. Rows are never changed but for ``superseded_*``: a
+    correction adds version n+1 and marks version n superseded; the current reading of
+    (unit, type, start) is the one not superseded.
     """
 
     class Type(models.TextChoices):
         USAGE = "USAGE"
         DEMAND = "DEMAND"
         BASELINE = "BASELINE"
+        GB_REACTIVE = "GB_REACTIVE"  # kVArh over the interval, + absorbed, - supplied
 
     class Quality(models.TextChoices):
         OK = "OK"

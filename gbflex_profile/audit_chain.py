@@ -45,7 +45,8 @@ SIGNED_OUTCOMES = {"accepted", "read_back_mismatch", "stale_revision", "duplicat
 # Intakes of a site's availability and meter-reading reports: signed by the site, or not.
 INTAKE_KINDS = ("declarations_recorded", "readings_recorded")
 # Entries that record the VTN's own observations and carry no signature.
-UNSIGNED_KINDS = ("comms_changed", "comms_loss_confirmed", "signed_reports_changed")
+UNSIGNED_KINDS = ("comms_changed", "comms_loss_confirmed", "unit_capability_changed",
+                  "signed_reports_changed")
 
 
 def sha256_hex(data: bytes) -> str:
