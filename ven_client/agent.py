@@ -125,12 +125,19 @@ class Agent:
     def v301(self) -> bool:
         return self.config.openadr_version == "3.0.1"
 
+    def check_signing_key(self) -> None:
+        """Refuse to work without a site signing key: acknowledgements must be signed. The
+        key itself is read when first needed (:meth:`signing_key`), off the path to the
+        first poll."""
+        path = self.config.signing_key_path
+        if not self.config.signing_kid or not path.exists():
+            raise AgentError(f"no site signing key ({path}, kid "
+                             f"{self.config.signing_kid!r}): run `ven-client keys generate`")
+
     def signing_key(self) -> tuple[Ed25519PrivateKey, str]:
         if self._signing is None:
+            self.check_signing_key()
             path = self.config.signing_key_path
-            if not self.config.signing_kid or not path.exists():
-                raise AgentError(f"no site signing key ({path}, kid "
-                                 f"{self.config.signing_kid!r}): run `ven-client keys generate`")
             self._signing = (jose.load_private_key(path.read_bytes()), self.config.signing_kid)
         return self._signing
 
@@ -258,7 +265,7 @@ class Agent:
     def cycle(self) -> None:
         """One poll cycle. Raises Unavailable when the VTN cannot be reached."""
         started = time.monotonic()
-        self.signing_key()
+        self.check_signing_key()
         if not self._recovered:
             self.recover()
         # Revisions already held go to local control first, before anything that needs the
@@ -714,13 +721,17 @@ class Agent:
                  version=self.config.openadr_version, mtls=bool(self.config.client_cert),
                  state=str(self.config.database_path))
         code = 0
-        preloaded = False
+        key_loaded = False
         while not self.stopping.is_set():
             try:
                 self.cycle()
-                if not preloaded and not once:  # after the first poll: start-up stays short
-                    jose.preload()
-                    preloaded = True
+                if not key_loaded:
+                    # After the first poll, so that start-up stays short: the signing
+                    # libraries and the key (a key that cannot be read fails here).
+                    if not once:
+                        jose.preload()
+                    self.signing_key()
+                    key_loaded = True
                 backoff.success()
                 delay = poll_delay(self.config.poll_interval_s, self.config.poll_jitter)
                 code = 0
