@@ -1,9 +1,12 @@
 """The FSP agent's footprint: peak memory, start-up to the first poll, CPU per cycle.
 
 What it does, in one run on this machine:
-1. starts a real VTN over HTTPS on loopback (a temporary database and development PKI,
-   as the end-to-end tests do) and onboards one mTLS site with one unit, its agent's
-   signing key registered;
+1. installs the agent as on a gateway box (``pip install ./gbflex_profile ./ven_client``
+   into a fresh virtual environment, so its modules are compiled to bytecode at install
+   and nothing of the VTN's is importable; ``--gateway-venv`` reuses one), starts a real
+   VTN over HTTPS on loopback (a temporary database and development PKI, as the
+   end-to-end tests do) and onboards one mTLS site with one unit, its agent's signing key
+   registered;
 2. start-up, in ``--rounds`` interleaved short rounds (the order flips every round, the
    load average is read in each): the wall time of ``python -c pass``, of ``python -c
    "import ssl"``, of a plain TLS first poll (a stdlib script: TLS handshake with the
@@ -24,8 +27,11 @@ What it does, in one run on this machine:
    ``GET /events`` with the same certificate;
 5. prints the figures, the load averages and the machine as JSON.
 
-Usage: ``python benchmarks/agent.py [--rounds 5] [--steady-rounds 3] [--seconds 6]``.
-Linux only (reads /proc). Aims: peak RSS under 40 MiB, first poll under one second.
+Every process measured runs the gateway environment's interpreter.
+
+Usage: ``python benchmarks/agent.py [--rounds 5] [--steady-rounds 3] [--seconds 6]
+[--gateway-venv DIR]``. Linux only (reads /proc). Aims: peak RSS under 40 MiB, first
+poll under one second.
 """
 
 from __future__ import annotations
@@ -34,6 +40,7 @@ import argparse
 import calendar
 import json
 import os
+import shutil
 import statistics
 import subprocess
 import sys
@@ -50,8 +57,6 @@ from benchmarks.poll import machine  # noqa: E402
 from tests.fixtures.agent import AgentWorld  # noqa: E402
 from tests.fixtures.server import E2EDatabase, VtnServer  # noqa: E402
 
-PYTHON = sys.executable
-AGENT = str(Path(PYTHON).parent / "ven-client")
 TICKS = os.sysconf("SC_CLK_TCK")
 AIM_RSS_MIB = 40.0
 AIM_FIRST_POLL_S = 1.0
@@ -176,6 +181,22 @@ def load_average() -> float:
     return round(os.getloadavg()[0], 2)
 
 
+def gateway_venv(path: Path) -> Path:
+    """A virtual environment with only the agent installed, as on a gateway box (made
+    unless ``path`` already has ``ven-client``)."""
+    if not (path / "bin" / "ven-client").exists():
+        build = Path(tempfile.mkdtemp(prefix="agent-build-"))
+        for folder in ("gbflex_profile", "ven_client"):
+            shutil.copytree(ROOT / folder, build / folder, ignore=shutil.ignore_patterns(
+                "__pycache__", "build", "*.egg-info", "tests"))
+        subprocess.run([sys.executable, "-m", "venv", str(path)], check=True, timeout=300)
+        subprocess.run([str(path / "bin" / "pip"), "install", "-q", "./gbflex_profile",
+                        "./ven_client"], cwd=build, check=True, timeout=1200,
+                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        shutil.rmtree(build)
+    return path
+
+
 def wall(argv: list[str]) -> float:
     started = time.perf_counter()
     subprocess.run(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=True,
@@ -202,8 +223,10 @@ def wait_log(path: Path, process: subprocess.Popen, needle: str, timeout: float 
 
 
 class Bench:
-    def __init__(self, world: AgentWorld, args: argparse.Namespace) -> None:
+    def __init__(self, world: AgentWorld, args: argparse.Namespace, venv: Path) -> None:
         self.world, self.args = world, args
+        self.python = str(venv / "bin" / "python")
+        self.agent = str(venv / "bin" / "ven-client")
         self.site = world.onboard(units=("b1",), handler_command=["true"],
                                   poll_interval_s=args.interval, poll_jitter=0.0,
                                   signing_key=str(world.root / "site-signing-key.pem"))
@@ -215,7 +238,7 @@ class Bench:
         self.credentials = [server.ca_bundle, certificate["cert_path"],
                             certificate["key_path"], self.site.onboarding["client_id"],
                             self.secret]
-        self.plain = [PYTHON, "-c", PLAIN_FIRST_POLL, address.hostname or "",
+        self.plain = [self.python, "-c", PLAIN_FIRST_POLL, address.hostname or "",
                       str(address.port), urlsplit(server.url("3.1.0")).path.rstrip("/"),
                       *self.credentials]
 
@@ -231,7 +254,7 @@ class Bench:
         started_epoch = time.time()
         started = time.perf_counter()
         with log_path.open("wb") as log:
-            agent = subprocess.Popen([AGENT, "--config", str(config), "run"], stdout=log,
+            agent = subprocess.Popen([self.agent, "--config", str(config), "run"], stdout=log,
                                      stderr=subprocess.STDOUT)
         try:
             wait_log(log_path, agent, '"event":"online"')
@@ -250,8 +273,8 @@ class Bench:
         rounds = []
         for number in range(self.args.rounds):
             measures = {
-                "python_pass_s": lambda: wall([PYTHON, "-c", "pass"]),
-                "python_import_ssl_s": lambda: wall([PYTHON, "-c", "import ssl"]),
+                "python_pass_s": lambda: wall([self.python, "-c", "pass"]),
+                "python_import_ssl_s": lambda: wall([self.python, "-c", "import ssl"]),
                 "plain_tls_first_poll_s": lambda: wall(self.plain),
                 "agent": self.agent_to_first_poll,
             }
@@ -275,7 +298,7 @@ class Bench:
         self.world.issue(self.site, unit="b1", kw=1500)
         runs = {}
         for mode in ("rss", "trace"):
-            argv = [PYTHON, *(["-X", "importtime"] if mode == "rss" else []), "-c", STAGES,
+            argv = [self.python, *(["-X", "importtime"] if mode == "rss" else []), "-c", STAGES,
                     str(config), *(["trace"] if mode == "trace" else [])]
             done = subprocess.run(argv, capture_output=True, text=True, timeout=300,
                                   cwd="/")
@@ -293,7 +316,7 @@ class Bench:
         config = self.fresh_config()
         log_path = self.world.root / f"run-{self.runs}.log"
         with log_path.open("wb") as log:
-            agent = subprocess.Popen([AGENT, "--config", str(config), "run"], stdout=log,
+            agent = subprocess.Popen([self.agent, "--config", str(config), "run"], stdout=log,
                                      stderr=subprocess.STDOUT)
         bare = None
         try:
@@ -308,7 +331,7 @@ class Bench:
             cycles = max(1, log_path.read_text().count('"event":"cycle_done"') - cycles_before)
             server = self.world.server
             bare = subprocess.Popen(
-                [PYTHON, "-c", BARE_LOOP, server.url("3.1.0", "events"),
+                [self.python, "-c", BARE_LOOP, server.url("3.1.0", "events"),
                  server.url("3.1.0", "auth/token"), *self.credentials,
                  str(self.args.interval)], stdout=subprocess.PIPE, text=True)
             assert bare.stdout is not None and bare.stdout.readline().strip() == "ready"
@@ -364,8 +387,12 @@ def main() -> None:
                         help="steady-state measuring time per run (default 6)")
     parser.add_argument("--interval", type=float, default=0.25,
                         help="poll interval of the agent and the baseline (default 0.25 s)")
+    parser.add_argument("--gateway-venv", type=Path, default=None,
+                        help="the agent's virtual environment (made there when it lacks "
+                             "ven-client; default: a fresh one, deleted after the run)")
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="agent-bench-"))
+    venv = gateway_venv(args.gateway_venv or work / "gateway")
     database = E2EDatabase("", work)  # SQLite: the VTN is not what is measured
     server = VtnServer(work, database)
     server.prepare()
@@ -373,7 +400,7 @@ def main() -> None:
     world = AgentWorld(server=server, root=work / "world")
     world.root.mkdir()
     try:
-        bench = Bench(world, args)
+        bench = Bench(world, args, venv)
         load_before = os.getloadavg()
         startup = bench.startup_rounds()
         stages = bench.stages()
@@ -400,6 +427,7 @@ def main() -> None:
         world.close()
         server.stop()
         database.drop()
+        shutil.rmtree(work, ignore_errors=True)
 
 
 if __name__ == "__main__":

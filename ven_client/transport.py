@@ -115,7 +115,7 @@ class Backoff:
 
     def failure(self, retry_after: float | None = None) -> float:
         self.failures += 1
-        ceiling = min(self.maximum, self.initial * 2 ** min(self.failures - 1, 60))
+        ceiling = min(self.maximum, self.initial * 2.0 ** min(self.failures - 1, 60))
         delay = ceiling / 2 + self.rng() * ceiling / 2
         if retry_after is not None:
             delay = max(delay, min(retry_after, MAX_RETRY_AFTER_S))
@@ -255,7 +255,7 @@ class Transport:
             detail = _problem(response)
             raise AuthError(f"token request refused: HTTP {response.status_code} {detail}")
         body = response.json()
-        token = body["access_token"]
+        token = str(body["access_token"])
         logs.register_secret(token)
         lifetime = float(body.get("expires_in") or 3600)
         issued = self.clock()
