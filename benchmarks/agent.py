@@ -204,6 +204,12 @@ def wall(argv: list[str]) -> float:
     return time.perf_counter() - started
 
 
+def epoch(timestamp: str) -> float:
+    """Epoch seconds of a log timestamp (``2026-11-22T05:01:10.123Z``)."""
+    return calendar.timegm(time.strptime(timestamp[:19], "%Y-%m-%dT%H:%M:%S")) + \
+        int(timestamp[20:23]) / 1000
+
+
 def log_events(path: Path) -> list[dict]:
     records = []
     for line in path.read_text(errors="replace").splitlines():
@@ -263,11 +269,17 @@ class Bench:
             agent.terminate()
             agent.wait(timeout=30)
         records = {r["event"]: r for r in log_events(log_path)}
-        logged = records["agent_started"]["ts"]
-        to_started = calendar.timegm(time.strptime(logged[:19], "%Y-%m-%dT%H:%M:%S")) + \
-            int(logged[20:23]) / 1000 - started_epoch
-        return {"first_poll_s": first_poll, "start_to_agent_started_s": to_started,
-                "first_cycle_s": records["online"]["seconds"]}
+        at = {name: epoch(record["ts"]) for name, record in records.items()}
+        # The first cycle's steps, from the log's timestamps (millisecond resolution).
+        steps = [("agent_started", started_epoch), ("token_issued", "agent_started"),
+                 ("discovered", "token_issued"), ("heartbeat_sent", "discovered"),
+                 ("online", "heartbeat_sent")]
+        found = {f"{name}_after_s": at[name] - (at[since] if isinstance(since, str)
+                                                 else since)
+                 for name, since in steps if name in at and (since in at or
+                                                             not isinstance(since, str))}
+        return {"first_poll_s": first_poll, "first_cycle_s": records["online"]["seconds"],
+                **found}
 
     def startup_rounds(self) -> dict:
         rounds = []
@@ -286,8 +298,9 @@ class Bench:
             result["ratio_agent_to_plain"] = \
                 result["first_poll_s"] / result["plain_tls_first_poll_s"]
             rounds.append(result)
+        names = [name for name in rounds[0] if all(name in r for r in rounds)]
         return {name: round(statistics.median(r[name] for r in rounds), 3)
-                for name in rounds[0]} | {
+                for name in names} | {
             "agent_first_poll_s_each": [round(r["first_poll_s"], 3) for r in rounds],
             "load_average_each": [r["load_average"] for r in rounds]}
 
