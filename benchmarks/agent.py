@@ -400,6 +400,9 @@ def main() -> None:
                         help="steady-state measuring time per run (default 6)")
     parser.add_argument("--interval", type=float, default=0.25,
                         help="poll interval of the agent and the baseline (default 0.25 s)")
+    parser.add_argument("--no-stages", action="store_true",
+                        help="leave out the stage-by-stage run (it uses the agent's current "
+                             "internals: an older version's install cannot run it)")
     parser.add_argument("--gateway-venv", type=Path, default=None,
                         help="the agent's virtual environment (made there when it lacks "
                              "ven-client; default: a fresh one, deleted after the run)")
@@ -416,7 +419,7 @@ def main() -> None:
         bench = Bench(world, args, venv)
         load_before = os.getloadavg()
         startup = bench.startup_rounds()
-        stages = bench.stages()
+        stages = {} if args.no_stages else bench.stages()
         steady = bench.steady_rounds()
         figures = {
             "machine": machine() | {"load_average_1_5_15_before": load_before,
