@@ -27,7 +27,9 @@ What it does, in one run on this machine:
    ``GET /events`` with the same certificate;
 5. prints the figures, the load averages and the machine as JSON.
 
-Every process measured runs the gateway environment's interpreter.
+Every process measured runs the gateway environment's interpreter. ``--compare-venv``
+adds another install's agent (an older version, say) to every start-up round, with the
+median of the per-round ratios of the two first polls.
 
 Usage: ``python benchmarks/agent.py [--rounds 5] [--steady-rounds 3] [--seconds 6]
 [--gateway-venv DIR]``. Linux only (reads /proc). Aims: peak RSS under 40 MiB, first
@@ -254,14 +256,14 @@ class Bench:
         self.world.configure(self.site, state_dir=str(self.world.root / f"state-{self.runs}"))
         return self.site.config_path
 
-    def agent_to_first_poll(self) -> dict:
+    def agent_to_first_poll(self, command: str | None = None) -> dict:
         config = self.fresh_config()
         log_path = self.world.root / f"run-{self.runs}.log"
         started_epoch = time.time()
         started = time.perf_counter()
         with log_path.open("wb") as log:
-            agent = subprocess.Popen([self.agent, "--config", str(config), "run"], stdout=log,
-                                     stderr=subprocess.STDOUT)
+            agent = subprocess.Popen([command or self.agent, "--config", str(config), "run"],
+                                     stdout=log, stderr=subprocess.STDOUT)
         try:
             wait_log(log_path, agent, '"event":"online"')
             first_poll = time.perf_counter() - started
@@ -281,6 +283,12 @@ class Bench:
         return {"first_poll_s": first_poll, "first_cycle_s": records["online"]["seconds"],
                 **found}
 
+    def compared_to_first_poll(self) -> dict:
+        """:meth:`agent_to_first_poll` of the ``--compare-venv`` install."""
+        command = str(self.args.compare_venv / "bin" / "ven-client")
+        return {f"compared_{name}": value
+                for name, value in self.agent_to_first_poll(command).items()}
+
     def startup_rounds(self) -> dict:
         rounds = []
         for number in range(self.args.rounds):
@@ -290,6 +298,8 @@ class Bench:
                 "plain_tls_first_poll_s": lambda: wall(self.plain),
                 "agent": self.agent_to_first_poll,
             }
+            if self.args.compare_venv:
+                measures["compared_agent"] = self.compared_to_first_poll
             order = list(measures) if number % 2 == 0 else list(reversed(measures))
             result: dict = {"load_average": load_average()}
             for name in order:
@@ -297,6 +307,9 @@ class Bench:
                 result.update(value if isinstance(value, dict) else {name: value})
             result["ratio_agent_to_plain"] = \
                 result["first_poll_s"] / result["plain_tls_first_poll_s"]
+            if self.args.compare_venv:
+                result["ratio_agent_to_compared"] = \
+                    result["first_poll_s"] / result["compared_first_poll_s"]
             rounds.append(result)
         names = [name for name in rounds[0] if all(name in r for r in rounds)]
         return {name: round(statistics.median(r[name] for r in rounds), 3)
@@ -403,6 +416,9 @@ def main() -> None:
     parser.add_argument("--no-stages", action="store_true",
                         help="leave out the stage-by-stage run (it uses the agent's current "
                              "internals: an older version's install cannot run it)")
+    parser.add_argument("--compare-venv", type=Path, default=None,
+                        help="another install of the agent (say, an older version) whose "
+                             "first poll joins each start-up round, for a ratio in one run")
     parser.add_argument("--gateway-venv", type=Path, default=None,
                         help="the agent's virtual environment (made there when it lacks "
                              "ven-client; default: a fresh one, deleted after the run)")
