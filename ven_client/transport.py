@@ -1,11 +1,12 @@
 """HTTPS to the VTN: OAuth2 client credentials, mTLS, backoff and clock skew.
 
 Requests go through one ``urllib3.PoolManager`` (a ``ProxyManager`` with ``proxy``), so
-the TLS connection is reused between polls. Its TLS context is built once, when the
-transport is made: the CA bundle (``ca_bundle``, else the system trust store) and the
-site certificate (when configured) are read then, not per connection. The certificate is
-presented on every request, token requests included, because the VTN binds tokens to it
-(RFC 8705). Nothing is taken from the environment (no proxy or CA variables), urllib3
+the TLS connection is reused between polls. Its TLS context is built on the first request
+and kept: the CA bundle (``ca_bundle``, else the system trust store) and the site
+certificate (when configured) are read then, not per connection, and again only when one
+of those files changes on disk (a renewed certificate). The certificate is presented on
+every request, token requests included, because the VTN binds tokens to it (RFC 8705).
+No proxy is taken from the environment, and with ``ca_bundle`` set no CA either; urllib3
 does not retry on its own (the agent's backoff decides when to try again) and redirects
 are not followed (no VTN answer to an API call is a redirect).
 """
