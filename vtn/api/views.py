@@ -4,10 +4,12 @@ parse with the version's serializer, call a selector or service, render."""
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import time
 
 from django.db.models import QuerySet
 from django.http import HttpResponse
+from django.utils.http import quote_etag
 from rest_framework.renderers import JSONRenderer
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -62,9 +64,15 @@ class OpenADRView(APIView):
         cached = _polled.get(key)
         if cached is None or (cached[1] is not None and cached[1] <= time.time()):
             body, valid_until = build()
-            cached = (JSONRenderer().render(body), valid_until)
+            content = JSONRenderer().render(body)
+            # The ETag ConditionalGetMiddleware would compute, computed once per answer.
+            cached = (content, valid_until, quote_etag(hashlib.md5(content,
+                                                                   usedforsecurity=False)
+                                                       .hexdigest()))
             _polled.put(key, cached)
-        return HttpResponse(cached[0], content_type="application/json")
+        response = HttpResponse(cached[0], content_type="application/json")
+        response["ETag"] = cached[2]
+        return response
 
     def created(self, request: Request, object_type: str, create, render,
                 visible: QuerySet) -> Response:
@@ -79,7 +87,7 @@ class OpenADRView(APIView):
 
 
 # Rendered answers of polled lists, for this process (see OpenADRView.polled_list).
-_polled: ProcessCache[tuple, tuple[bytes, float | None]] = ProcessCache()
+_polled: ProcessCache[tuple, tuple[bytes, float | None, str]] = ProcessCache()
 
 
 class ProgramList(OpenADRView):
