@@ -10,7 +10,7 @@ request):
 * By default, one small query per request. SQLite (the embedded default) answers it
   in-process, without a round trip.
 * A web process on PostgreSQL (``manage.py serve`` calls :func:`listen` in each worker)
-  keeps them instead from a connection of its own that ``LISTEN``\s on
+  keeps them instead from a connection of its own that listens (``LISTEN``) on
   :data:`CHANNEL`. :func:`bump` sends a ``NOTIFY`` in the writing transaction, which
   PostgreSQL delivers to every listening process of every node when, and only if, that
   transaction commits; each request then checks that connection's socket without

@@ -10,6 +10,9 @@ authenticates with a bearer token, carries no cookie and renders no page). The
 everything else (console, admin, conformance, the operator APIs) to the full one. Both
 keep the security headers, body limit, NUL refusal, client certificate check, ETags,
 problem media type and last-seen tracking, in the same order.
+
+On the lean side, a warm poll of ``/events`` or ``/programs`` may be answered without
+the framework at all (``webserver/poll_replay.py``).
 """
 
 from __future__ import annotations
@@ -18,6 +21,8 @@ from collections.abc import Callable, Iterable
 
 from django.conf import settings
 from django.core.handlers.wsgi import WSGIHandler
+
+from webserver import poll_replay
 
 
 def lean_middleware(full: Iterable[str], console_only: Iterable[str]) -> list[str]:
@@ -47,9 +52,14 @@ class PathRoutedApplication:
         self.full = WSGIHandler()
         self.lean = LeanWSGIHandler()
         self.prefixes = tuple(settings.VTN_LEAN_PATH_PREFIXES)
+        self.replay = poll_replay.enabled()
 
     def handler_for(self, path: str) -> WSGIHandler:
         return self.lean if path.startswith(self.prefixes) else self.full
 
     def __call__(self, environ: dict, start_response: Callable) -> Iterable[bytes]:
-        return self.handler_for(environ.get("PATH_INFO", ""))(environ, start_response)
+        handler = self.handler_for(environ.get("PATH_INFO", ""))
+        if self.replay and handler is self.lean:
+            # Warm polls are answered again from what the full stack last answered.
+            return poll_replay.serve(environ, start_response, handler)
+        return handler(environ, start_response)

@@ -18,6 +18,7 @@ from rest_framework.views import APIView
 from vtn import selectors, services
 from vtn.api import idempotency
 from vtn.auth.authentication import caller_of
+from vtn.auth.caller import Caller
 from vtn.auth.scopes import (
     READ_OWNED,
     READ_TARGETED,
@@ -57,12 +58,10 @@ class OpenADRView(APIView):
         generation and the caller's granted labels (or BL), so VENs granted the same
         labels share one entry. ``build`` returns (body, valid_until or None).
         """
-        caller = caller_of(request)
-        audience = "BL" if caller.is_bl else selectors.granted_labels(caller)
-        key = (self.wire.version, kind, caller.targeting_generation, audience,
-               request.META.get("QUERY_STRING", ""))
-        cached = _polled.get(key)
-        if cached is None or (cached[1] is not None and cached[1] <= time.time()):
+        key = poll_key(self.wire.version, kind, caller_of(request),
+                       request.META.get("QUERY_STRING", ""))
+        cached = fresh_poll_answer(key)
+        if cached is None:
             body, valid_until = build()
             content = JSONRenderer().render(body)
             # The ETag ConditionalGetMiddleware would compute, computed once per answer.
@@ -72,6 +71,9 @@ class OpenADRView(APIView):
             _polled.put(key, cached)
         response = HttpResponse(cached[0], content_type="application/json")
         response["ETag"] = cached[2]
+        # For the WSGI layer: this answer may be replayed to the same audience
+        # (webserver/poll_replay.py) while the key stays fresh.
+        request.META[POLL_KEY_ENVIRON] = key
         return response
 
     def created(self, request: Request, object_type: str, create, render,
@@ -88,6 +90,23 @@ class OpenADRView(APIView):
 
 # Rendered answers of polled lists, for this process (see OpenADRView.polled_list).
 _polled: ProcessCache[tuple, tuple[bytes, float | None, str]] = ProcessCache()
+POLL_KEY_ENVIRON = "vtn.poll_key"
+
+
+def poll_key(version: str, kind: str, caller: Caller, query_string: str) -> tuple:
+    """Everything a polled list's answer depends on: version, kind, the targeting
+    generation, the caller's granted labels (or BL) and the query, so VENs granted the
+    same labels share one answer."""
+    audience = "BL" if caller.is_bl else selectors.granted_labels(caller)
+    return (version, kind, caller.targeting_generation, audience, query_string)
+
+
+def fresh_poll_answer(key: tuple) -> tuple[bytes, float | None, str] | None:
+    """(body, valid until or None, ETag) of a cached polled answer still valid now."""
+    cached = _polled.get(key)
+    if cached is None or (cached[1] is not None and cached[1] <= time.time()):
+        return None
+    return cached
 
 
 class ProgramList(OpenADRView):

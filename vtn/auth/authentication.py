@@ -44,6 +44,22 @@ def caller_of(request: Request) -> Caller:
     return cast(Caller, request.user)
 
 
+def cached_caller(request, raw: str, checksum: str | None = None
+                  ) -> tuple[Caller, AbstractAccessToken] | None:
+    """The caller of bearer token ``raw`` if this process resolved it under the current auth
+    generation and it has not expired, else None (ask the database). Raises
+    :class:`InvalidToken` when the token's certificate binding is not met."""
+    checksum = checksum or hashlib.sha256(raw.encode()).hexdigest()
+    targeting, auth = mtls.current_generations(request)
+    cached = _resolved_tokens.get((checksum, auth))
+    if cached is None or cached[0] <= time.time():
+        return None
+    _, client_id, name, role, scopes, token, bound, require_mtls = cached
+    _check_binding(request, client_id, bound, require_mtls)
+    return Caller(client_id=client_id, name=name, role=role, scopes=scopes,
+                  targeting_generation=targeting), token
+
+
 class InvalidToken(exceptions.AuthenticationFailed):
     auth_header = f'{REALM}, error="invalid_token"'
 
@@ -79,12 +95,9 @@ class ClientTokenAuthentication(BaseAuthentication):
             raise InvalidToken("The access token is not valid.") from exc
         checksum = hashlib.sha256(raw.encode()).hexdigest()
         targeting, auth = mtls.current_generations(request)
-        cached = _resolved_tokens.get((checksum, auth))
-        if cached is not None and cached[0] > time.time():
-            _, client_id, name, role, scopes, token, bound, require_mtls = cached
-            _check_binding(request, client_id, bound, require_mtls)
-            return Caller(client_id=client_id, name=name, role=role, scopes=scopes,
-                          targeting_generation=targeting), token
+        known = cached_caller(request, raw, checksum)
+        if known is not None:
+            return known
         # Not a token this process already knows: ask the database (never the cache, so
         # authentication works whether or not Redis does).
         try:
