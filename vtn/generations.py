@@ -104,6 +104,12 @@ class ChangeListener:
         self._read_at = 0.0
         self._retry_at = 0.0
 
+    @property
+    def backend_pid(self) -> int | None:
+        """The PostgreSQL backend process of the listening connection (None while down)."""
+        conn = self._conn
+        return conn.info.backend_pid if conn is not None else None
+
     def mark_stale(self) -> None:
         """Re-read on the next request (this process changed a counter)."""
         self._stale = True
