@@ -1,8 +1,9 @@
 """Request hook of the dispatch profile: a VEN's authenticated request is a sign of life.
 
-Runs after the response (and for polls answered by ``webserver/poll_replay.py``). DRF puts the authenticated :class:`vtn.auth.caller.Caller` on the
-Django request as ``request.user``; anything else (no authentication, a failed one, a
-session user not yet resolved) is left alone without evaluating it.
+Runs after the response (and for polls answered by ``webserver/poll_replay.py``). DRF
+puts the authenticated :class:`vtn.auth.caller.Caller` on the Django request as
+``request.user``; anything else (no authentication, a failed one, a session user not yet
+resolved) is left alone without evaluating it.
 """
 
 from __future__ import annotations

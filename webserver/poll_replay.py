@@ -30,6 +30,7 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 from django.conf import settings
+from django.db import DatabaseError
 
 from dispatch.middleware import record_seen
 from vtn.api.views import POLL_KEY_ENVIRON, fresh_poll_answer, poll_key
@@ -122,6 +123,8 @@ def serve(environ: dict, start_response: Callable,
     polled list's answer on the way out)."""
     try:
         answer = replay(environ)
+    except DatabaseError:  # down or locked: the full stack answers 503 with Retry-After
+        answer = None
     except Exception:  # a replay is an optimisation: never fail a poll over it
         logger.exception("poll replay failed; answering through the full stack")
         answer = None
