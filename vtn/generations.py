@@ -145,12 +145,13 @@ class ChangeListener:
                 conn = self._conn
                 assert conn is not None
                 if select.select([conn.fileno()], [], [], 0)[0]:
-                    # Data (or a closed socket) is waiting: take in what arrived.
+                    # Data is waiting: notifications, or the server ending the connection
+                    # (an error message, then the end of the stream). Take it in and read
+                    # the counters again, which also proves the connection still works.
                     conn.pgconn.consume_input()
                     while conn.pgconn.notifies() is not None:
-                        self._stale = True
-                    if conn.closed or conn.pgconn.status != psycopg.pq.ConnStatus.OK:
-                        raise psycopg.OperationalError("the listening connection closed")
+                        pass
+                    self._stale = True
                 now = time.monotonic()
                 while self._stale or now - self._read_at >= self._recheck_seconds:
                     # Cleared before the read: a notification during it reads again.
