@@ -47,8 +47,10 @@ def two_node_config(*, balanced_port: int, node_ports: dict[str, int],
 
 class Cluster:
     def __init__(self, server: VtnServer, nginx: Nginx, listen_ports: dict[str, int],
-                 backends: dict[str, int]) -> None:
+                 nodes: dict[str, ExtraServer]) -> None:
         self.server = server
+        self.nodes = nodes
+        backends = {node: extra.port for node, extra in nodes.items()}
         self.nginx = nginx
         self.backends = {node: f"http://127.0.0.1:{port}/openadr3/{V31}"
                          for node, port in backends.items()}
@@ -85,8 +87,7 @@ def cluster(vtn_server: VtnServer) -> Iterator[Cluster]:
                                       node_ports={n: s.port for n, s in nodes.items()},
                                       listen_ports=listen_ports,
                                       pki_dir=vtn_server.pki_dir), balanced)
-        yield Cluster(vtn_server, nginx, listen_ports,
-                      {node: server.port for node, server in nodes.items()})
+        yield Cluster(vtn_server, nginx, listen_ports, nodes)
     finally:
         if nginx is not None:
             nginx.stop()
@@ -178,3 +179,11 @@ def test_a_client_revoked_through_a_is_refused_on_bs_very_next_request(
     assert refused.status_code == 401, refused.text
     assert 'error="invalid_token"' in refused.headers["WWW-Authenticate"]
     assert cluster.get("a", token, "events").status_code == 401
+
+
+def test_on_postgresql_every_worker_heard_the_changes_by_notification(cluster: Cluster) -> None:
+    if not cluster.server.database.is_postgres:
+        pytest.skip("SQLite nodes read the counters per request")
+    for node in cluster.nodes.values():
+        log = node.log_path.read_text(errors="replace")
+        assert "change notifications unavailable" not in log
