@@ -9,6 +9,10 @@ class DispatchConfig(AppConfig):
     def ready(self) -> None:
         # Imported here: models may only be imported once the app registry is ready.
         from dispatch.receivers import on_object_changed
+        from dispatch.scope import owner_policy
+        from vtn import ownership
         from vtn.signals import object_changed
 
         object_changed.connect(on_object_changed, dispatch_uid="dispatch-acknowledgements")
+        # OpenADR objects are owned by network operators; a client reaches its grants'.
+        ownership.register(owner_policy())

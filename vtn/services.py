@@ -12,15 +12,25 @@ from django.core.exceptions import ObjectDoesNotExist
 from django.db import IntegrityError, models, transaction
 from django.utils import timezone
 
-from vtn import generations, selectors, webhooks
+from vtn import generations, ownership, selectors, webhooks
 from vtn import targets as target_rules
 from vtn.auth.caller import Caller
 from vtn.errors import BadRequest, Conflict, Forbidden
-from vtn.models import Event, Program, Report, Resource, Subscription, TargetLabel, Ven
+from vtn.models import (
+    Event,
+    ObjectOwner,
+    Program,
+    Report,
+    Resource,
+    Subscription,
+    TargetLabel,
+    Ven,
+)
 from vtn.signals import object_changed
 from vtn.timing import event_span
 
 Kind = TargetLabel.Kind
+Owned = ObjectOwner.Kind
 
 
 def _set_labels(kind: str, object_id: str, targets: list[dict] | None) -> None:
@@ -127,6 +137,8 @@ def save_program(*, caller: Caller, data: dict, program: Program | None = None) 
     if Program.objects.filter(program_name=program.program_name).exclude(pk=program.pk).exists():
         raise Conflict(f"A program named {program.program_name!r} already exists.")
     _save(program, Kind.PROGRAM, f"A program named {program.program_name!r} already exists.")
+    if operation == "CREATE":
+        ownership.assign(Owned.PROGRAM, program.pk, ownership.owners_for_new(caller))
     _announce("PROGRAM", operation, program)
     return program
 
@@ -134,6 +146,8 @@ def save_program(*, caller: Caller, data: dict, program: Program | None = None) 
 @transaction.atomic
 def delete_program(*, caller: Caller, program: Program) -> Program:
     """Delete a program with its events, reports and subscriptions."""
+    ownership.forget(Owned.PROGRAM, [program.pk])
+    ownership.forget(Owned.SUBSCRIPTION, program.subscriptions.values_list("id", flat=True))
     _delete(program, "PROGRAM", {
         Kind.PROGRAM: [program.pk],
         Kind.EVENT: list(program.events.values_list("id", flat=True)),
@@ -147,6 +161,7 @@ def delete_program(*, caller: Caller, program: Program) -> Program:
 def _program_for(caller: Caller, program_id: str) -> Program:
     program = selectors.programs(caller).filter(pk=program_id).first()
     if program is None:
+        ownership.refuse_if_hidden(caller, "program", program_id)
         raise Conflict(f"programID {program_id!r} does not refer to an existing program.")
     return program
 
@@ -187,6 +202,7 @@ def save_report(*, caller: Caller, data: dict, report: Report | None = None) -> 
     program_id = data.pop("program_id", None)
     event = selectors.events(caller).filter(pk=event_id).select_related("program").first()
     if event is None:
+        ownership.refuse_if_hidden(caller, "event", event_id)
         raise Conflict(f"eventID {event_id!r} does not refer to an existing event.")
     if program_id is not None and program_id != event.program_id:
         raise Conflict(f"programID {program_id!r} is not the program of event {event_id!r}.")
@@ -233,12 +249,15 @@ def _store_subscription(*, caller: Caller, data: dict,
     if operation == "UPDATE":
         webhooks.repair(subscription)
     _save(subscription, Kind.SUBSCRIPTION, "The subscription conflicts with an existing object.")
+    if operation == "CREATE":
+        ownership.assign(Owned.SUBSCRIPTION, subscription.pk, ownership.owners_for_new(caller))
     _announce("SUBSCRIPTION", operation, subscription)
     return subscription
 
 
 @transaction.atomic
 def delete_subscription(*, caller: Caller, subscription: Subscription) -> Subscription:
+    ownership.forget(Owned.SUBSCRIPTION, [subscription.pk])
     _delete(subscription, "SUBSCRIPTION", {Kind.SUBSCRIPTION: [subscription.pk]})
     return subscription
 
@@ -284,6 +303,8 @@ def save_ven(*, caller: Caller, data: dict, ven: Ven | None = None,
     if Ven.objects.filter(ven_name=ven.ven_name).exclude(pk=ven.pk).exists():
         raise Conflict(conflict)
     _save(ven, Kind.VEN, conflict)
+    if operation == "CREATE":
+        ownership.assign(Owned.VEN, ven.pk, ownership.owners_for_new(caller))
     for resource_data in resources or []:
         save_resource(caller=caller, ven=ven, data=resource_data)
     _announce("VEN", operation, ven)
@@ -292,6 +313,7 @@ def save_ven(*, caller: Caller, data: dict, ven: Ven | None = None,
 
 @transaction.atomic
 def delete_ven(*, caller: Caller, ven: Ven) -> Ven:
+    ownership.forget(Owned.VEN, [ven.pk])
     _delete(ven, "VEN", {Kind.VEN: [ven.pk],
                          Kind.RESOURCE: list(ven.resources.values_list("id", flat=True))})
     return ven

@@ -84,7 +84,8 @@ class ClientTokenAuthentication(BaseAuthentication):
             _, client_id, name, role, scopes, token, bound, require_mtls = cached
             _check_binding(request, client_id, bound, require_mtls)
             return Caller(client_id=client_id, name=name, role=role, scopes=scopes,
-                          targeting_generation=targeting), token
+                          targeting_generation=targeting, auth_generation=auth,
+                          remote_addr=address), token
         # Not a token this process already knows: ask the database (never the cache, so
         # authentication works whether or not Redis does).
         try:
@@ -107,7 +108,8 @@ class ClientTokenAuthentication(BaseAuthentication):
         bound = binding.certificate_sha256 if binding is not None else None
         scopes = frozenset(token.scope.split()) & client.scope_set
         caller = Caller(client_id=token.application.client_id, name=client.name,
-                        role=client.role, scopes=scopes, targeting_generation=targeting)
+                        role=client.role, scopes=scopes, targeting_generation=targeting,
+                        auth_generation=auth, remote_addr=address)
         _resolved_tokens.put((checksum, auth), (token.expires.timestamp(), caller.client_id,
                                                 caller.name, caller.role, scopes, token,
                                                 bound, client.require_mtls))
