@@ -115,22 +115,24 @@ def owners_of(object_type: str, object_id: str) -> frozenset[str]:
                      .values_list("owner", flat=True))
 
 
-def refuse_if_hidden(caller: Caller, object_type: str, object_id: object) -> None:
+def refusal(caller: Caller, object_type: str, object_id: object
+            ) -> Callable[[], object] | None:
     """After a lookup by id found nothing: when an object of that id exists but belongs to
-    owners the caller does not reach, write ``out_of_scope`` to the security log. The
-    caller then answers as for an object that does not exist."""
+    owners the caller does not reach, the ``out_of_scope`` security log line to write.
+    The caller answers as for an object that does not exist and hands this to the
+    problem (``after_rollback``), so the line survives the request's rollback."""
     owners = reach(caller)
     if owners is None or not isinstance(object_id, str):
-        return
+        return None
     _, _, model = ROOTS[object_type]
     if not model.objects.filter(pk=object_id).exists():
-        return
+        return None
     foreign = sorted(owners_of(object_type, object_id) - owners)
-    security_log.record(
-        security_log.Kind.OUT_OF_SCOPE, client_id=caller.client_id,
-        remote_addr=caller.remote_addr,
-        detail=f"{object_type} {object_id} of {', '.join(foreign) or 'no operator'} is "
-               f"outside the caller's operators ({', '.join(sorted(owners)) or 'none'})")
+    detail = (f"{object_type} {object_id} of {', '.join(foreign)} is outside the "
+              f"caller's operators ({', '.join(sorted(owners)) or 'none'})")
+    return lambda: security_log.record(security_log.Kind.OUT_OF_SCOPE,
+                                       client_id=caller.client_id,
+                                       remote_addr=caller.remote_addr, detail=detail)
 
 
 def assign(kind: str, object_id: str, owners: Iterable[str]) -> None:

@@ -161,8 +161,8 @@ def delete_program(*, caller: Caller, program: Program) -> Program:
 def _program_for(caller: Caller, program_id: str) -> Program:
     program = selectors.programs(caller).filter(pk=program_id).first()
     if program is None:
-        ownership.refuse_if_hidden(caller, "program", program_id)
-        raise Conflict(f"programID {program_id!r} does not refer to an existing program.")
+        raise Conflict(f"programID {program_id!r} does not refer to an existing program.",
+                       after_rollback=ownership.refusal(caller, "program", program_id))
     return program
 
 
@@ -202,8 +202,8 @@ def save_report(*, caller: Caller, data: dict, report: Report | None = None) -> 
     program_id = data.pop("program_id", None)
     event = selectors.events(caller).filter(pk=event_id).select_related("program").first()
     if event is None:
-        ownership.refuse_if_hidden(caller, "event", event_id)
-        raise Conflict(f"eventID {event_id!r} does not refer to an existing event.")
+        raise Conflict(f"eventID {event_id!r} does not refer to an existing event.",
+                       after_rollback=ownership.refusal(caller, "event", event_id))
     if program_id is not None and program_id != event.program_id:
         raise Conflict(f"programID {program_id!r} is not the program of event {event_id!r}.")
     report = report or Report(client_id=caller.client_id)

@@ -38,8 +38,8 @@ def _one(request: Request, queryset: QuerySet, pk: str, kind: str):
     object answers the same 404, and the reach for it is logged (vtn.ownership)."""
     instance = queryset.filter(pk=pk).first()
     if instance is None:
-        ownership.refuse_if_hidden(caller_of(request), kind, pk)
-        raise NotFound(NOT_FOUND.format(kind=kind))
+        raise NotFound(NOT_FOUND.format(kind=kind),
+                       after_rollback=ownership.refusal(caller_of(request), kind, pk))
     return instance
 
 
