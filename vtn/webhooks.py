@@ -41,11 +41,11 @@ from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
-from vtn import background, callbacks, mqtt, notifications, selectors
+from vtn import background, callbacks, mqtt, notifications, ownership, selectors
 from vtn import targets as target_rules
 from vtn.auth import security_log
 from vtn.errors import BadRequest
-from vtn.models import Client, Subscription, WebhookDelivery
+from vtn.models import Client, ObjectOwner, Subscription, WebhookDelivery
 from vtn.notifications import Change, Subscriber
 from vtn.schemas import VERSION_301
 from vtn.wire.v31 import Wire31
@@ -523,9 +523,12 @@ def repair(subscription: Subscription) -> None:
     subscription.last_error = ""
 
 
-def reset(subscription_id: str, *, operator: str) -> bool:
-    """An operator's reset of a broken subscription; False if it was not broken."""
-    updated = Subscription.objects.filter(pk=subscription_id, broken_at__isnull=False).update(
+def reset(subscription_id: str, *, operator: str, owners: frozenset[str] | None = None
+          ) -> bool:
+    """An operator's reset of a broken subscription; False if it was not broken, or (with
+    ``owners``, the operators the staff member works for) not within them."""
+    broken = Subscription.objects.filter(pk=subscription_id, broken_at__isnull=False)
+    updated = ownership.narrowed(broken, owners, ObjectOwner.Kind.SUBSCRIPTION).update(
         broken_at=None, delivery_failures=0, last_error="")
     if updated:
         owner = Subscription.objects.filter(pk=subscription_id).values_list(
