@@ -295,15 +295,15 @@ def openadr(two_operators):
         api = actor.api
         created = {}
         for name, path, body in (
-                ("program", "/programs", lambda: program_body("3.1.0")),
-                ("event", "/events", lambda: event_body("3.1.0", created["program"]["id"])),
-                ("report", "/reports", lambda: report_body("3.1.0", created["event"])),
+                ("program", "/programs", lambda c: program_body("3.1.0")),
+                ("event", "/events", lambda c: event_body("3.1.0", c["program"]["id"])),
+                ("report", "/reports", lambda c: report_body("3.1.0", c["event"])),
                 ("subscription", "/subscriptions",
-                 lambda: subscription_body("3.1.0", created["program"]["id"])),
-                ("ven", "/vens", lambda: ven_body("3.1.0", "bl", client_id=unique("cid"))),
+                 lambda c: subscription_body("3.1.0", c["program"]["id"])),
+                ("ven", "/vens", lambda c: ven_body("3.1.0", "bl", client_id=unique("cid"))),
                 ("resource", "/resources",
-                 lambda: resource_body("3.1.0", "bl", created["ven"]["id"]))):
-            status, created[name] = api.post(path, body())
+                 lambda c: resource_body("3.1.0", "bl", c["ven"]["id"]))):
+            status, created[name] = api.post(path, body(created))
             assert status == 201, created[name]
         made[operator] = {
             "actor": actor, **{name: obj["id"] for name, obj in created.items()},

@@ -202,6 +202,11 @@ def test_the_fleet_gets_a_month_of_history_settled_through_the_real_services(san
     totals = statement.document["totals"]
     assert Decimal(totals["netGbp"]) > 0 and totals["heldLines"] == 0
     assert Decimal(totals["deliveredMwh"]) > 0
+    # Accepted as the FSP's commercial back office, never as the site's gateway.
+    answerer = Client.objects.get(application__client_id=statement.answered_by)
+    assert answerer.role == "fsp" and answerer.fsp_grant.role == "commercial"
+    assert "answer_statements" in answerer.scope_set
+    assert not Ven.objects.filter(client_id=statement.answered_by).exists()
 
     counts = _history_counts()
     again = run_sandbox(fleet=True)["history"]
