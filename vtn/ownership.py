@@ -15,7 +15,11 @@ The rules, for a business-logic caller reaching the owners ``R``:
   every owner the policy knows of sees everything without any condition; a caller with
   no grant sees nothing.
 - What a business-logic client creates is owned by every owner it reaches; what a VEN
-  client creates (its subscriptions) is owned as its ven.
+  client creates (its subscriptions) is owned as its ven. Owner rows outlive a deleted
+  object (ids are never reused), so its deletion is notified by the same rules.
+- Webhook notifications follow the same rule (``vtn.notifications``); the MQTT
+  business-logic topics carry every owner's changes, so only a caller reaching every
+  owner may subscribe to them (``vtn.mqtt_acl``).
 - Another owner's object answers exactly as one that does not exist (404), and the
   attempt is written to the security log as ``out_of_scope``.
 
@@ -75,6 +79,23 @@ def reach(caller: Caller) -> frozenset[str] | None:
         owners = frozenset(_policy.owners_of_client(caller.client_id))
         _reach_cache.put(key, owners)
     return None if owners >= _policy.every else owners
+
+
+def reach_of_client(client_id: str) -> frozenset[str] | None:
+    """:func:`reach` of a business-logic client named by its clientID (for notifying its
+    subscriptions), read now."""
+    if _policy is None:
+        return None
+    owners = frozenset(_policy.owners_of_client(client_id))
+    return None if owners >= _policy.every else owners
+
+
+def owners_of_change(object_type: str, instance) -> tuple[str, ...]:
+    """The owners of a changed object, by its type's root (for its notification)."""
+    kind, path, _ = ROOTS[object_type.lower()]
+    root = getattr(instance, "pk" if path == "pk" else path)
+    return tuple(sorted(ObjectOwner.objects.filter(kind=kind, object_id=root)
+                        .values_list("owner", flat=True)))
 
 
 def narrowed(queryset: QuerySet, owners: frozenset[str] | None, kind: str,
@@ -161,6 +182,3 @@ def owners_for_new(caller: Caller) -> frozenset[str]:
                      .values_list("owner", flat=True))
 
 
-def forget(kind: str, object_ids: Iterable[str]) -> None:
-    """Drop the owners of deleted objects."""
-    ObjectOwner.objects.filter(kind=kind, object_id__in=list(object_ids)).delete()

@@ -146,8 +146,6 @@ def save_program(*, caller: Caller, data: dict, program: Program | None = None) 
 @transaction.atomic
 def delete_program(*, caller: Caller, program: Program) -> Program:
     """Delete a program with its events, reports and subscriptions."""
-    ownership.forget(Owned.PROGRAM, [program.pk])
-    ownership.forget(Owned.SUBSCRIPTION, program.subscriptions.values_list("id", flat=True))
     _delete(program, "PROGRAM", {
         Kind.PROGRAM: [program.pk],
         Kind.EVENT: list(program.events.values_list("id", flat=True)),
@@ -257,7 +255,6 @@ def _store_subscription(*, caller: Caller, data: dict,
 
 @transaction.atomic
 def delete_subscription(*, caller: Caller, subscription: Subscription) -> Subscription:
-    ownership.forget(Owned.SUBSCRIPTION, [subscription.pk])
     _delete(subscription, "SUBSCRIPTION", {Kind.SUBSCRIPTION: [subscription.pk]})
     return subscription
 
@@ -313,7 +310,6 @@ def save_ven(*, caller: Caller, data: dict, ven: Ven | None = None,
 
 @transaction.atomic
 def delete_ven(*, caller: Caller, ven: Ven) -> Ven:
-    ownership.forget(Owned.VEN, [ven.pk])
     _delete(ven, "VEN", {Kind.VEN: [ven.pk],
                          Kind.RESOURCE: list(ven.resources.values_list("id", flat=True))})
     return ven

@@ -245,6 +245,7 @@ def describe(object_type: str, operation: str, instance) -> Change:
         else:
             bodies[wire.version] = method(instance)
     return Change(object_type=object_type, operation=operation, object_id=str(instance.pk),
+                  owners=ownership.owners_of_change(object_type, instance),
                   program_id=program_id, owner=owner,
                   labels=tuple(sorted(target_rules.labels(instance.targets))),
                   program_labels=program_labels, targets=instance.targets or [],
@@ -290,7 +291,9 @@ def subscribers() -> list[Subscriber]:
     ).values_list("application__client_id", "role"))
     ven_ids = {row.client_id for row in rows if roles.get(row.client_id) == Client.Role.VEN}
     granted = selectors.granted_labels_by_client(ven_ids)
-    return [Subscriber(id=row.id, client_id=row.client_id,
+    reaches = {client_id: ownership.reach_of_client(client_id) for client_id in
+               {row.client_id for row in rows if roles.get(row.client_id) == Client.Role.BL}}
+    return [Subscriber(id=row.id, client_id=row.client_id, reach=reaches.get(row.client_id),
                        is_bl=roles[row.client_id] == Client.Role.BL,
                        program_id=row.program_id, object_operations=row.object_operations,
                        labels=frozenset(target_rules.labels(row.targets)),

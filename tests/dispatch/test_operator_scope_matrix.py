@@ -497,3 +497,26 @@ def test_objects_no_operator_owns_are_seen_by_every_granted_client(openadr):
             assert openadr[operator]["actor"].api.get(f"/programs/{program}",
                                                       validate=False).status == 200
         assert nobody.get(f"/programs/{program}", validate=False).status == 404
+
+
+def test_webhooks_tell_an_operators_subscriptions_only_of_its_operators_objects(openadr):
+    """Who is notified, judged from the database as the fan-out does (no delivery)."""
+    from tests.fixtures.api import event_body, subscription_body
+    from vtn import notifications, webhooks
+    from vtn.models import Event
+
+    subscribed = {}
+    for operator in ("ENWL", OTHER):
+        status, sub = openadr[operator]["actor"].api.post("/subscriptions", subscription_body(
+            "3.1.0", None, objects=["EVENT"]))
+        assert status == 201, sub
+        subscribed[operator] = sub["id"]
+    for operator in ("ENWL", OTHER):
+        status, event = openadr[operator]["actor"].api.post(
+            "/events", event_body("3.1.0", openadr[operator]["program"]))
+        assert status == 201, event
+        change = webhooks.describe("EVENT", "CREATE", Event.objects.get(pk=event["id"]))
+        told = {r.subscription_id for r in notifications.recipients(
+            change, webhooks.subscribers())}
+        assert subscribed[operator] in told
+        assert not told & {subscribed[o] for o in subscribed if o != operator}
