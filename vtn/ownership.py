@@ -13,7 +13,7 @@ The rules, for a business-logic caller reaching the owners ``R``:
 - An object is visible when every one of its owners is in ``R`` (so an object with no
   owner is visible to every business-logic caller holding a grant). A caller holding
   every owner the policy knows of sees everything without any condition; a caller with
-  no grant sees nothing.
+  no grant sees nothing and creates nothing (403).
 - What a business-logic client creates is owned by every owner it reaches; what a VEN
   client creates (its subscriptions) is owned as its ven. Owner rows outlive a deleted
   object (ids are never reused), so its deletion is notified by the same rules.
@@ -38,6 +38,7 @@ from django.db.models import Exists, OuterRef, Q, QuerySet
 from vtn import generations
 from vtn.auth import security_log
 from vtn.auth.caller import Caller
+from vtn.errors import Forbidden
 from vtn.generations import ProcessCache
 from vtn.models import Event, ObjectOwner, Program, Report, Resource, Subscription, Ven
 
@@ -170,12 +171,17 @@ def assign(kind: str, object_id: str, owners: Iterable[str]) -> None:
 
 
 def owners_for_new(caller: Caller) -> frozenset[str]:
-    """Who owns what ``caller`` creates: every owner a business-logic client reaches, a
-    VEN client's ven's owners; nothing for internal identities (their code assigns)."""
+    """Who owns what ``caller`` creates: every owner a business-logic client reaches (one
+    that reaches none may not create: 403), a VEN client's ven's owners; nothing for
+    internal identities (their code assigns)."""
     if caller.internal or _policy is None:
         return frozenset()
     if caller.is_bl:
         owners = reach(caller)
+        if owners is not None and not owners:
+            raise Forbidden("This client acts for no network operator, so it cannot create "
+                            "objects; an administrator grants it operators "
+                            "(manage.py operator_scope).")
         return _policy.every if owners is None else owners
     vens = Ven.objects.filter(client_id=caller.client_id).values("id")
     return frozenset(ObjectOwner.objects.filter(kind=Kind.VEN, object_id__in=vens)

@@ -497,6 +497,10 @@ def test_objects_no_operator_owns_are_seen_by_every_granted_client(openadr):
             assert openadr[operator]["actor"].api.get(f"/programs/{program}",
                                                       validate=False).status == 200
         assert nobody.get(f"/programs/{program}", validate=False).status == 404
+    # A client acting for no operator creates nothing either (it would own nothing).
+    from tests.fixtures.api import program_body
+
+    assert nobody.post("/programs", program_body("3.1.0")).status == 403
 
 
 def test_webhooks_tell_an_operators_subscriptions_only_of_its_operators_objects(openadr):
@@ -520,3 +524,23 @@ def test_webhooks_tell_an_operators_subscriptions_only_of_its_operators_objects(
             change, webhooks.subscribers())}
         assert subscribed[operator] in told
         assert not told & {subscribed[o] for o in subscribed if o != operator}
+
+
+def test_operator_scope_every_grants_the_whole_vtn_and_a_change_applies_at_once(openadr):
+    from io import StringIO
+
+    from django.core.management import call_command
+
+    from tests.fixtures.api import program_body
+
+    national = new_actor("later-national", "bl", "3.1.0", operators=["ENWL"])
+    theirs = f"/programs/{openadr[OTHER]['program']}"
+    assert national.api.get(theirs).status == 404
+    call_command("operator_scope", "set", "--client", national.client_id, "--every",
+                 stdout=StringIO())
+    assert national.api.get(theirs).status == 200  # the same token, no restart
+    status, program = national.api.post("/programs", program_body("3.1.0"))
+    assert status == 201
+    call_command("operator_scope", "set", "--client", national.client_id, stdout=StringIO())
+    assert national.api.get(f"/programs/{program['id']}").status == 404
+    assert national.api.get("/programs").json == []
