@@ -272,6 +272,19 @@ def _guard_ven_targets(caller: Caller, data: dict, current: list | None) -> None
         raise Forbidden("Only business logic may set targets on ven and resource objects.")
 
 
+def _guard_bound_client(caller: Caller, client_id: str, ven: Ven) -> None:
+    """Business logic narrowed to some operators may not bind a ven to a VEN client that
+    already has a ven it cannot see (another operator's site): that would change what the
+    other operator's site is granted."""
+    if ownership.reach(caller) is None:
+        return
+    hidden = Ven.objects.filter(client_id=client_id).exclude(pk=ven.pk).exclude(
+        pk__in=selectors.vens(caller).values("pk")).values_list("pk", flat=True).first()
+    if hidden is not None:
+        raise Forbidden("This clientID belongs to a ven of another network operator.",
+                        after_rollback=ownership.refusal(caller, "ven", hidden))
+
+
 @transaction.atomic
 def save_ven(*, caller: Caller, data: dict, ven: Ven | None = None,
              resources: list[dict] | None = None) -> Ven:
@@ -293,6 +306,8 @@ def save_ven(*, caller: Caller, data: dict, ven: Ven | None = None,
         # A ven BL creates without naming its client (3.0.1 has no clientID) is unbound:
         # it gets a placeholder clientID no OAuth client can hold until one is bound.
         data["client_id"] = ven.client_id or f"{UNBOUND_CLIENT_PREFIX}{ven.pk}"
+    if caller.is_bl:
+        _guard_bound_client(caller, data["client_id"], ven)
     if "ven_name" in data:
         _guard_owned_name(ven, "ven_name", data["ven_name"])
     _apply(ven, data)

@@ -544,3 +544,19 @@ def test_operator_scope_every_grants_the_whole_vtn_and_a_change_applies_at_once(
     call_command("operator_scope", "set", "--client", national.client_id, stdout=StringIO())
     assert national.api.get(f"/programs/{program['id']}").status == 404
     assert national.api.get("/programs").json == []
+
+
+@pytest.mark.parametrize("version", ["3.1.0"])  # 3.0.1 bodies name no clientID
+def test_an_operator_cannot_bind_a_ven_to_another_operators_site(openadr, version):
+    from tests.fixtures.api import ven_body
+    from vtn.models import Ven
+
+    site_client = Ven.objects.get(pk=openadr[OTHER]["site_ven"]).client_id
+    enwl = openadr["ENWL"]["actor"].on(version)
+    before = Ven.objects.count()
+    status, body = enwl.post("/vens", ven_body(version, "bl", client_id=site_client))
+    assert status == 403, body
+    assert Ven.objects.count() == before
+    assert len(_out_of_scope_events()) == 1 and OTHER in _out_of_scope_events()[0].detail
+    own_site = Ven.objects.get(pk=openadr["ENWL"]["site_ven"]).client_id
+    assert enwl.post("/vens", ven_body(version, "bl", client_id=own_site)).status == 201
