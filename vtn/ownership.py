@@ -33,6 +33,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
+from django.db import models
 from django.db.models import Exists, OuterRef, Q, QuerySet
 
 from vtn import generations
@@ -117,7 +118,7 @@ def visible(queryset: QuerySet, caller: Caller, kind: str, path: str = "pk") -> 
 
 
 # Where each object type finds its owners: (owner kind, path from the object, model).
-ROOTS: dict[str, tuple[str, str, type]] = {
+ROOTS: dict[str, tuple[str, str, type[models.Model]]] = {
     "program": (Kind.PROGRAM, "pk", Program),
     "event": (Kind.PROGRAM, "program_id", Event),
     "report": (Kind.PROGRAM, "program_id", Report),
@@ -130,7 +131,7 @@ ROOTS: dict[str, tuple[str, str, type]] = {
 def owners_of(object_type: str, object_id: str) -> frozenset[str]:
     """The owner codes of one object (``object_type`` a key of :data:`ROOTS`)."""
     kind, path, model = ROOTS[object_type]
-    root = model.objects.filter(pk=object_id).values_list(path, flat=True).first()
+    root = model._default_manager.filter(pk=object_id).values_list(path, flat=True).first()
     if root is None:
         return frozenset()
     return frozenset(ObjectOwner.objects.filter(kind=kind, object_id=root)
@@ -147,7 +148,7 @@ def refusal(caller: Caller, object_type: str, object_id: object
     if owners is None or not isinstance(object_id, str):
         return None
     _, _, model = ROOTS[object_type]
-    if not model.objects.filter(pk=object_id).exists():
+    if not model._default_manager.filter(pk=object_id).exists():
         return None
     foreign = sorted(owners_of(object_type, object_id) - owners)
     detail = (f"{object_type} {object_id} of {', '.join(foreign)} is outside the "
