@@ -30,6 +30,8 @@ class RevisionRecord:
     status: str  # PRE_NOTIFY, RUN, STOP, EMERGENCY_STOP
     issued_at: datetime
     kid: str = ""
+    # (units, setpointType) of each signed setpoint, e.g. ("KVAR", "ABSOLUTE")
+    setpoints: tuple[tuple[str, str], ...] = ()
 
     def as_dict(self) -> dict:
         return {"revision": self.number, "status": self.status,
@@ -48,6 +50,8 @@ class AckRecord:
     detail: str = ""
     kid: str = ""
     report_id: str = ""
+    # (units, setpointType) of each setpoint the VEN read back, as it signed them
+    setpoints: tuple[tuple[str, str], ...] = ()
 
     def as_dict(self, issued_at: datetime | None = None) -> dict:
         body: dict[str, object] = {
@@ -78,6 +82,41 @@ def _seconds(later: datetime, earlier: datetime) -> float:
 
 
 # --- acknowledgements ------------------------------------------------------------------------
+
+
+def setpoints_read_back(name: str, revisions: Sequence[RevisionRecord],
+                        acks: Sequence[AckRecord], *, what: str) -> Check:
+    """Every actionable revision has an accepted ACTIONED acknowledgement whose read-back
+    gives each setpoint the units and setpoint type it was issued with (``what`` says what
+    the scenario varies), and no acknowledgement read them back otherwise."""
+    graded = [r for r in revisions if r.status in ACTIONABLE and r.setpoints]
+    expected = (f"each setpoint read back with its issued {what} in an accepted ACTIONED "
+                "acknowledgement of every revision that has setpoints")
+    evidence = {"revisions": [{"revision": r.number,
+                               "issued": [list(p) for p in r.setpoints],
+                               "readBack": [{"stage": a.stage, "outcome": a.outcome,
+                                             "setpoints": [list(p) for p in a.setpoints]}
+                                            for a in acks if a.revision == r.number
+                                            and a.stage in ("received", "actioned")]}
+                              for r in graded]}
+    if not graded:
+        return Check(name, False, expected, "no revision with setpoints was issued", evidence)
+    problems = []
+    for revision in graded:
+        mine = [a for a in acks if a.revision == revision.number
+                and a.stage in ("received", "actioned")]
+        wrong = [a for a in mine if a.setpoints and a.setpoints != revision.setpoints]
+        if wrong:
+            got = sorted({"/".join(p) for a in wrong for p in a.setpoints})
+            problems.append(f"revision {revision.number}: read back {', '.join(got)}, issued "
+                            + ", ".join(sorted({"/".join(p) for p in revision.setpoints})))
+        elif not any(a.stage == "actioned" and a.outcome == ACCEPTED for a in mine):
+            problems.append(f"revision {revision.number}: no accepted ACTIONED read-back")
+    if problems:
+        return Check(name, False, expected, "; ".join(problems), evidence)
+    return Check(name, True, expected, f"{len(graded)} revision(s) read back as issued: "
+                 + "; ".join(", ".join(sorted({"/".join(p) for p in r.setpoints}))
+                             for r in graded), evidence)
 
 
 def acknowledged(revision: RevisionRecord, acks: Iterable[AckRecord], *, stage: str,

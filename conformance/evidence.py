@@ -18,10 +18,19 @@ from dispatch.models import (
 )
 
 
+def _setpoints(points: object) -> tuple[tuple[str, str], ...]:
+    """(units, setpointType) of each setpoint of a document or read-back."""
+    if not isinstance(points, list):
+        return ()
+    return tuple((str(p.get("units")), str(p.get("setpointType"))) for p in points
+                 if isinstance(p, dict))
+
+
 def revision_record(revision: DispatchRevision) -> RevisionRecord:
     # ``created`` (microseconds) rather than instruction_time (whole seconds).
     return RevisionRecord(number=revision.number, status=revision.document["status"],
-                          issued_at=revision.created, kid=revision.signing_key.kid)
+                          issued_at=revision.created, kid=revision.signing_key.kid,
+                          setpoints=_setpoints(revision.document.get("serviceTimings")))
 
 
 def revisions(dispatch: DispatchInstruction) -> list[RevisionRecord]:
@@ -36,7 +45,9 @@ def acknowledgements(dispatch: DispatchInstruction) -> list[AckRecord]:
     return [AckRecord(revision=a.revision.number, stage=a.stage, outcome=a.outcome,
                       received_at=a.received_at, claimed_revision=a.claimed_revision,
                       result=a.result, reason=a.reason, detail=a.detail, kid=a.kid,
-                      report_id=a.report_id) for a in rows]
+                      report_id=a.report_id,
+                      setpoints=_setpoints((a.read_back or {}).get("setpoints")))
+            for a in rows]
 
 
 def heartbeat_times(site: FspSite, start: datetime, end: datetime) -> list[datetime]:

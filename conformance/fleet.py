@@ -43,6 +43,8 @@ FLEET_SITES = {
     "south": (("ev1", 300, "import"),),
     "west": (("pv1", 400, "export"),),
 }
+# Units that also offer reactive power (kVAr): the battery's and the PV's inverters.
+FLEET_KVAR = {"bat1": Decimal(750), "pv1": Decimal(200)}
 PRODUCTS = ("RESTORE", "DYNAMIC", "MW_DISPATCH")  # MW_DISPATCH: export units over 1 MW
 # The fleet's contract prices (GBP per MW per hour available, per MWh delivered), so the
 # demo statements (conformance/history.py) carry money.
@@ -208,7 +210,8 @@ def _ensure_site(operator: str, name: str, units: tuple) -> tuple[FspSite, str]:
     site = FspSite.objects.select_related("ven").filter(
         fsp__operator__code=operator, fsp__identifier=FLEET_FSP, name=name).first()
     if site is None:
-        specs = [registry.UnitSpec(reference=ref, capacity_kw=Decimal(kw), direction=direction)
+        specs = [registry.UnitSpec(reference=ref, capacity_kw=Decimal(kw), direction=direction,
+                                   capacity_kvar=FLEET_KVAR.get(ref))
                  for ref, kw, direction in units]
         result = onboarding.onboard_fsp(operator=operator, fsp=FLEET_FSP, units=specs, site=name,
                                         fsp_name="Demo fleet")
@@ -228,6 +231,9 @@ def _ensure_site(operator: str, name: str, units: tuple) -> tuple[FspSite, str]:
                                        product=product, units=references,
                                        availability_price=AVAILABILITY_PRICE,
                                        utilisation_price=UTILISATION_PRICE)
+    for unit in site.units.filter(reference__in=FLEET_KVAR, capacity_kvar__isnull=True):
+        onboarding.set_unit_capabilities(unit=unit, capacity_kvar=FLEET_KVAR[unit.reference],
+                                         changed_by="sandbox", reason="demo fleet inverter")
     return site, secret
 
 

@@ -64,8 +64,16 @@ def parse_units(raw: object) -> list[registry.UnitSpec]:
         direction = str(item.get("direction", "import"))
         if direction not in ("import", "export"):
             raise BadRequest(f"units[{index}]: direction is import or export")
+        kvar = None
+        if item.get("capacityKvar") is not None:
+            try:
+                kvar = registry.capacity(str(item["capacityKvar"]), "capacityKvar")
+            except registry.RegistryError as exc:
+                raise BadRequest(f"units[{index}]: {exc}") from exc
+            if kvar > 100_000:
+                raise BadRequest(f"units[{index}]: capacityKvar must be at most 100000")
         units.append(registry.UnitSpec(reference=reference, capacity_kw=capacity,
-                                       direction=direction))
+                                       direction=direction, capacity_kvar=kvar))
     return units
 
 

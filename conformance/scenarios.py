@@ -182,6 +182,23 @@ class Context:
     def client_id(self) -> str:
         return self.site.ven.client_id
 
+    def no_notice_contract(self, unit: DispatchUnit,
+                           setpoint_types: tuple[str, ...] = ()) -> Contract:
+        """A contract of ``unit`` for a product without notice period (and taking every one
+        of ``setpoint_types``), preferring RESTORE and MW_DISPATCH; NotApplicable when the
+        unit has none."""
+        found = [c for c in unit.contracts.select_related("product", "operator")
+                 if not programs.product_parameters(c.operator, c.product)["notice_period"]
+                 and set(setpoint_types) <= set(c.product.setpoint_types)]
+        found.sort(key=lambda c: (c.product.code not in PREFERRED_PRODUCTS,
+                                  PREFERRED_PRODUCTS.index(c.product.code)
+                                  if c.product.code in PREFERRED_PRODUCTS else 0))
+        if not found:
+            raise NotApplicable(f"unit {unit.reference} has no contract for a product without "
+                                "notice period" + (f" taking {' and '.join(setpoint_types)} "
+                                                   "setpoints" if setpoint_types else ""))
+        return found[0]
+
     def _dispatchable(self) -> tuple[DispatchUnit, Contract]:
         def no_notice(contract: Contract | None) -> bool:  # with the operator's own values
             return contract is not None and not programs.product_parameters(
@@ -222,13 +239,21 @@ class Context:
                 for i, f in enumerate(fractions)]
 
     def issue(self, *, status: str = "run", fractions: tuple[float, ...] = (0.5, 0.25),
-              reason: str = "") -> DispatchInstruction:
+              reason: str = "",
+              timings: Callable[[datetime], list[rules.Timing]] | None = None,
+              unit: DispatchUnit | None = None) -> DispatchInstruction:
+        """Issue a dispatch for the next whole hour: ``fractions`` of the unit's capacity,
+        or the setpoints ``timings(service start)`` gives (of ``unit``, under its no-notice
+        contract, when named)."""
         now = timezone.now()
         start = now.replace(minute=0, second=0, microsecond=0) + timedelta(hours=1)
+        unit, contract = (self.unit, self.contract) if unit is None else (
+            unit, self.no_notice_contract(unit))
         dispatch = retrying(lambda: issuing.issue_dispatch(
-            unit=self.unit, product=self.contract.product, contract=self.contract.identifier,
+            unit=unit, product=contract.product, contract=contract.identifier,
             service_start=start, service_end=start + timedelta(hours=1),
-            timings=self.timings(fractions, start), status=status,
+            timings=timings(start) if timings else self.timings(fractions, start),
+            status=status,
             reference=f"CONF-{now:%Y%m%d}-{secrets.token_hex(4)}", issued_by=ISSUER,
             reason=reason or "conformance scenario"))
         self.log(f"issued {dispatch.reference} revision 1 ({status})")
@@ -236,9 +261,11 @@ class Context:
         return dispatch
 
     def revise(self, dispatch: DispatchInstruction, *, status: str | None = None,
-               fractions: tuple[float, ...] | None = None) -> int:
+               fractions: tuple[float, ...] | None = None,
+               setpoints: Callable[[datetime], list[rules.Timing]] | None = None) -> int:
         dispatch.refresh_from_db()
-        timings = self.timings(fractions, dispatch.service_start) if fractions else None
+        timings = setpoints(dispatch.service_start) if setpoints else \
+            self.timings(fractions, dispatch.service_start) if fractions else None
         revision = retrying(lambda: issuing.revise_dispatch(
             dispatch=dispatch, status=status, timings=timings, issued_by=ISSUER,
             reason="conformance scenario"))
@@ -643,6 +670,86 @@ def mqtt_push(ctx: Context) -> tuple[list[Check], dict]:
     return result, _dispatch_facts(dispatch) | {"venID": ven_id}
 
 
+def _two_revisions(ctx: Context, unit: DispatchUnit,
+                   first: Callable[[datetime], list[rules.Timing]],
+                   second: Callable[[datetime], list[rules.Timing]]
+                   ) -> tuple[DispatchInstruction, datetime]:
+    """Revision 1 RUN with ``first``'s setpoints, then revision 2 RUN with ``second``'s,
+    each once the previous one is acknowledged (or its deadline passed)."""
+    started = timezone.now()
+    dispatch = ctx.issue(status="run", timings=first, unit=unit)
+    ctx.wait_for_acks(dispatch, 1, ("received", "actioned"))
+    number = ctx.revise(dispatch, setpoints=second)
+    ctx.wait_for_acks(dispatch, number, ("received", "actioned"))
+    return dispatch, started
+
+
+def _setpoints(volumes: tuple[Decimal, ...], *, setpoint_type: str, service_type: str
+               ) -> Callable[[datetime], list[rules.Timing]]:
+    def build(start: datetime) -> list[rules.Timing]:
+        return [rules.Timing(setpoint_time=start + timedelta(minutes=30 * i), volume=volume,
+                             setpoint_type=setpoint_type, service_type=service_type)
+                for i, volume in enumerate(volumes)]
+    return build
+
+
+def _share(capacity: Decimal, *fractions: float) -> tuple[Decimal, ...]:
+    return tuple(max(Decimal(1), (capacity * Decimal(str(f))).quantize(Decimal(1)))
+                 for f in fractions)
+
+
+def reactive_setpoints(ctx: Context) -> tuple[list[Check], dict]:
+    """kVAr setpoints: a RUN and a revised RUN for a unit that offers reactive power; the
+    VEN reads each setpoint back in KVAR (not KW)."""
+    unit = next((u for u in ctx.units if u.capacity_kvar), None)
+    if unit is None or unit.capacity_kvar is None:
+        raise NotApplicable("no unit of the site offers reactive power (no kVAr capacity "
+                            "registered); onboard one with capacityKvar to have it graded")
+    contract = ctx.no_notice_contract(unit)
+    kind = "absolute" if "absolute" in contract.product.setpoint_types else \
+        contract.product.setpoint_types[0]
+    fixed = contract.product.quantity == contract.product.Quantity.FIXED
+    capacity = unit.capacity_kvar
+    first = _share(capacity, 0.5, 0.5 if fixed else 0.25)
+    second = _share(capacity, 0.4, 0.4 if fixed else 0.2)
+    dispatch, started = _two_revisions(
+        ctx, unit, _setpoints(first, setpoint_type=kind, service_type="reactive"),
+        _setpoints(second, setpoint_type=kind, service_type="reactive"))
+    result = _graded(ctx, dispatch, started)
+    result.insert(-1, checks.setpoints_read_back(
+        "kvar-read-back", evidence.revisions(dispatch), evidence.acknowledgements(dispatch),
+        what="units (KVAR)"))
+    return result, _dispatch_facts(dispatch) | {"capacityKvar": str(unit.capacity_kvar)}
+
+
+def delta_and_absolute(ctx: Context) -> tuple[list[Check], dict]:
+    """A delta-to-baseline RUN revised to an absolute one (kW): the VEN reads each back
+    with the setpoint type it was issued with."""
+    for unit in ctx.units:
+        try:
+            contract = ctx.no_notice_contract(unit, ("absolute", "delta"))
+            break
+        except NotApplicable:
+            continue
+    else:
+        raise NotApplicable("no unit of the site has a contract for a product without "
+                            "notice period that takes both delta and absolute setpoints "
+                            "(e.g. RESTORE)")
+    fixed = contract.product.quantity == contract.product.Quantity.FIXED
+    capacity = Decimal(unit.capacity_kw)
+    dispatch, started = _two_revisions(
+        ctx, unit,
+        _setpoints(_share(capacity, 0.3, 0.3 if fixed else 0.2), setpoint_type="delta",
+                   service_type="real"),
+        _setpoints(_share(capacity, 0.6, 0.6 if fixed else 0.5), setpoint_type="absolute",
+                   service_type="real"))
+    result = _graded(ctx, dispatch, started)
+    result.insert(-1, checks.setpoints_read_back(
+        "setpoint-types-read-back", evidence.revisions(dispatch),
+        evidence.acknowledgements(dispatch), what="setpoint type (DELTA, then ABSOLUTE)"))
+    return result, _dispatch_facts(dispatch)
+
+
 @dataclass(frozen=True)
 class Scenario:
     name: str
@@ -693,6 +800,18 @@ SCENARIOS: dict[str, Scenario] = {s.name: s for s in (
              "on its topic. Not applicable when the VTN has no broker or the VEN never asked "
              "for its topics.",
              mqtt_push),
+    Scenario("reactive-setpoints", "Reactive power (kVAr) setpoints",
+             "For a unit that offers reactive power: revision 1 RUN and revision 2 RUN with "
+             "kVAr setpoints (serviceType REACTIVE, units KVAR). Both RECEIVED and ACTIONED, "
+             "accepted, within the deadline, every setpoint read back in KVAR. Not "
+             "applicable when no unit of the site has a kVAr capacity.",
+             reactive_setpoints),
+    Scenario("delta-vs-absolute", "Delta-to-baseline and absolute setpoints",
+             "Revision 1 RUN with DELTA setpoints (DISPATCH_SETPOINT_RELATIVE), revision 2 "
+             "RUN with ABSOLUTE ones (DISPATCH_SETPOINT), in kW: both RECEIVED and ACTIONED, "
+             "accepted, within the deadline, every setpoint read back with the type it was "
+             "issued with. Not applicable without a no-notice product taking both types.",
+             delta_and_absolute),
 )}
 ORDER = tuple(SCENARIOS)
 

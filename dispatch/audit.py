@@ -19,6 +19,7 @@ from dispatch.models import (
     CommsTransition,
     DispatchInstruction,
     DispatchRevision,
+    DispatchUnit,
     SigningKey,
     SiteSigningKey,
 )
@@ -102,6 +103,20 @@ def record_comms_loss_confirmed(instruction: DispatchInstruction, *, issued_by: 
     return _append(kind=AuditEntry.Kind.COMMS_LOSS_CONFIRMED, instruction=instruction,
                    subject={"revision": 1}, jws="",
                    payload={"confirmedBy": issued_by, "sitesInCommsLoss": sites})
+
+
+def record_unit_capabilities(unit: DispatchUnit, *, before: dict, after: dict,
+                             changed_by: str, reason: str) -> AuditEntry:
+    """A unit's kW and kVAr capabilities changed (no dispatch: ``dispatch_ref`` is empty).
+    ``before`` and ``after`` map ``capacityKw`` and ``capacityKvar`` to decimal strings
+    (or None for no reactive capability)."""
+    code = unit.fsp.operator.code
+    return _append_entry(
+        kind=AuditEntry.Kind.UNIT_CAPABILITY_CHANGED, operator_code=code, dispatch_ref="",
+        subject={"networkOperatorId": code, "fsp": unit.fsp.identifier,
+                 "unit": unit.reference},
+        jws="", payload={"before": before, "after": after, "changedBy": changed_by,
+                         "reason": reason})
 
 
 def export(instruction: DispatchInstruction) -> dict:

@@ -87,14 +87,16 @@ def world(sandbox_vtn: VtnServer, tmp_path: Path) -> Iterator[AgentWorld]:
         world.close()
 
 
-def onboard(world: AgentWorld, *, units=(("bat1", 1500, "export"),), **settings) -> Site:
-    """Self-service onboarding, then an agent configuration with the issued certificate
-    bundle and a registered signing key."""
+def onboard(world: AgentWorld, *, units=(("bat1", 1500, "export", 600),), **settings) -> Site:
+    """Self-service onboarding (units: reference, kW, direction and optionally kVAr), then
+    an agent configuration with the issued certificate bundle and a registered signing
+    key."""
     server = world.server
     fsp = server.unique("conf")
     response = requests.post(f"{server.base_url}/conformance/api/v1/onboard", json={
-        "fsp": fsp, "units": [{"reference": r, "capacityKw": kw, "direction": d}
-                              for r, kw, d in units]}, verify=server.ca_bundle, timeout=60)
+        "fsp": fsp, "units": [{"reference": u[0], "capacityKw": u[1], "direction": u[2]}
+                              | ({"capacityKvar": u[3]} if len(u) > 3 else {})
+                              for u in units]}, verify=server.ca_bundle, timeout=60)
     assert response.status_code == 201, response.text
     onboarding = response.json()
     directory = world.root / fsp
@@ -191,7 +193,7 @@ def check_named(report: dict, scenario: str, name: str) -> dict:
 
 
 def test_our_agent_passes_every_scenario_through_the_run_api(world: AgentWorld) -> None:
-    site = onboard(world, units=(("bat1", 1500, "export"), ("hp1", 200, "import")))
+    site = onboard(world, units=(("bat1", 1500, "export", 600), ("hp1", 200, "import")))
     world.start_agent(site)
     wait_online(world, site)
     with ven_session(world, site) as session:
@@ -220,12 +222,14 @@ def test_our_agent_passes_every_scenario_through_the_run_api(world: AgentWorld) 
         + [s["facts"] for s in report["scenarios"] if s["name"] == "comms-loss"], indent=1)[:8000]
     assert [s["name"] for s in report["scenarios"]] == [
         "lifecycle", "emergency-stop", "stale-revision", "key-rotation", "comms-loss", "metering",
-        "webhook", "mqtt"]
+        "webhook", "mqtt", "reactive-setpoints", "delta-vs-absolute"]
     # The agent takes no webhooks and this VTN has no broker: both not applicable.
     assert [s["name"] for s in report["scenarios"] if s["notApplicable"]] == ["webhook", "mqtt"]
     assert report["summary"]["notApplicable"] == 2
     assert report["fsp"] == site.fsp and report["site"] == "main"
     assert report["summary"]["failed"] == 0
+    assert check_named(report, "reactive-setpoints", "kvar-read-back")["passed"]
+    assert check_named(report, "delta-vs-absolute", "setpoint-types-read-back")["passed"]
     rotation = next(s for s in report["scenarios"] if s["name"] == "key-rotation")
     assert rotation["facts"]["oldKid"] != rotation["facts"]["newKid"]
     html = requests.get(run["html"], verify=world.server.ca_bundle, timeout=30)
@@ -234,6 +238,59 @@ def test_our_agent_passes_every_scenario_through_the_run_api(world: AgentWorld) 
 
 
 # --- broken agents fail exactly the right checks ---------------------------------------------
+
+# ven_client that knows only kW: it reads every setpoint back in KW (signed consistently).
+KW_ONLY_READ_BACK = r'''
+import sys
+from gbflex_profile import acks
+from ven_client import cli
+original = acks.read_back
+def kw_only(document, **kwargs):
+    signed = original(document, **kwargs)
+    for setpoint in signed["setpoints"]:
+        setpoint["units"] = "KW"
+    return signed
+acks.read_back = kw_only
+sys.exit(cli.main(sys.argv[1:]))
+'''
+# ven_client that takes every setpoint as absolute: it reads DELTA back as ABSOLUTE.
+ABSOLUTE_ONLY_READ_BACK = r'''
+import sys
+from gbflex_profile import acks
+from ven_client import cli
+original = acks.read_back
+def absolute_only(document, **kwargs):
+    signed = original(document, **kwargs)
+    for setpoint in signed["setpoints"]:
+        setpoint["setpointType"] = "ABSOLUTE"
+    return signed
+acks.read_back = absolute_only
+sys.exit(cli.main(sys.argv[1:]))
+'''
+
+
+@pytest.mark.parametrize(("code", "failing", "check"), [
+    (KW_ONLY_READ_BACK, "reactive-setpoints", "kvar-read-back"),
+    (ABSOLUTE_ONLY_READ_BACK, "delta-vs-absolute", "setpoint-types-read-back"),
+], ids=["kw-only", "absolute-only"])
+def test_an_agent_that_misreads_setpoints_fails_only_the_scenario_that_grades_them(
+        world: AgentWorld, tmp_path: Path, code: str, failing: str, check: str) -> None:
+    site = onboard(world)  # bat1: 1500 kW export, 600 kVAr, under RESTORE
+    start_sabotaged(world, site, code)
+    wait_online(world, site)
+
+    status, report = cli_run(world, site, "reactive-setpoints,delta-vs-absolute",
+                             tmp_path / "out")
+
+    assert status == 1
+    failed = failed_checks(report)
+    # Revision 1 of the delta-vs-absolute run is DELTA: the absolute-only agent gets it
+    # wrong, its absolute revision 2 right. The kW-only agent gets both kVAr revisions wrong.
+    wrong = {"received-r1", "actioned-r1", "acks-valid", check} | (
+        {"received-r2", "actioned-r2"} if failing == "reactive-setpoints" else set())
+    assert failed == {"reactive-setpoints": set(), "delta-vs-absolute": set()} | {
+        failing: wrong}
+    assert outcomes(check_named(report, failing, "received-r1")) == {"read_back_mismatch"}
 
 
 def test_a_wrong_read_back_fails_only_the_acknowledgements_of_setpoints(

@@ -292,6 +292,39 @@ def test_a_tampered_dispatch_is_refused(tamper, reason):
         verify(event)
 
 
+def reactive_timings(units: str = "KVAR") -> list[dict]:
+    return [{"serviceType": "REACTIVE", "setpointTime": "2030-02-01T17:00:00Z",
+             "setpointType": "DELTA", "units": units, "volume": 300}]
+
+
+def test_a_kvar_dispatch_verifies_and_is_read_back_in_kvar():
+    event = signed_event(serviceTimings=reactive_timings())
+    event["intervals"][0]["payloads"].append({"type": "GB_SERVICE_TYPE", "values": ["REACTIVE"]})
+    event["payloadDescriptors"] = [{"payloadType": "DISPATCH_SETPOINT_RELATIVE", "units": "KVAR"}]
+    document = verify(event)
+    assert acks.read_back(document, stage="ACTIONED", outcome="ACCEPTED")["setpoints"] == [
+        {"setpointTime": "2030-02-01T17:00:00Z", "volume": 300, "units": "KVAR",
+         "setpointType": "DELTA"}]
+
+
+@pytest.mark.parametrize(("change", "reason"), [
+    (lambda e: e.update(payloadDescriptors=[{"payloadType": "DISPATCH_SETPOINT_RELATIVE",
+                                             "units": "KW"}]), "described in KW, signed in KVAR"),
+    (lambda e: e["intervals"][0]["payloads"].append({"type": "GB_SERVICE_TYPE",
+                                                     "values": ["REAL"]}), "GB_SERVICE_TYPE"),
+])
+def test_a_kvar_dispatch_the_event_presents_as_kw_is_refused(change, reason):
+    event = signed_event(serviceTimings=reactive_timings())
+    change(event)
+    with pytest.raises(profile.Refusal, match=reason):
+        verify(event)
+
+
+def test_a_signed_document_whose_units_contradict_its_service_type_is_refused():
+    with pytest.raises(profile.Refusal, match="not the KVAR of REACTIVE power"):
+        verify(signed_event(serviceTimings=reactive_timings("KW")))
+
+
 def test_a_signature_by_an_unknown_key_is_refused():
     event = signed_event()
     with pytest.raises(profile.Refusal, match="not in the operator's JWKS"):

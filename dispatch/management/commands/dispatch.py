@@ -69,16 +69,21 @@ class Command(BaseCommand):
 
     @staticmethod
     def _add_setpoint_options(parser: CommandParser, *, required: bool) -> None:
-        parser.add_argument("--kw", type=decimal, default=None, required=required,
-                            help="volume in kW from the service start")
+        volume = parser.add_mutually_exclusive_group(required=required)
+        volume.add_argument("--kw", type=decimal, default=None,
+                            help="real power: volume in kW from the service start")
+        volume.add_argument("--kvar", type=decimal, default=None,
+                            help="reactive power: volume in kVAr from the service start "
+                                 "(--setpoint values are then kVAr too)")
         kind = parser.add_mutually_exclusive_group()
         kind.add_argument("--absolute", action="store_const", const="absolute",
                           dest="setpoint_type", help="absolute setpoint")
         kind.add_argument("--delta", action="store_const", const="delta", dest="setpoint_type",
                           help="delta to baseline (default: the product's first type)")
-        parser.add_argument("--setpoint", action="append", default=[], metavar="ISO8601=KW",
+        parser.add_argument("--setpoint", action="append", default=[], metavar="ISO8601=VOLUME",
                             help="further setpoint (repeatable), e.g. 2026-01-05T17:30Z=120")
-        parser.add_argument("--price", type=decimal, default=None, help="GBP per kWh")
+        parser.add_argument("--price", type=decimal, default=None,
+                            help="GBP per kWh (with --kvar: per kVArh), paid as instructed")
         parser.add_argument("--urgency", choices=list(URGENCIES), default=None)
         parser.add_argument("--reason", default="")
 
@@ -92,12 +97,14 @@ class Command(BaseCommand):
     @staticmethod
     def _timings(options: dict, start, setpoint_type: str) -> list[Timing] | None:
         points = []
-        if options["kw"] is not None:
-            points.append((start, options["kw"]))
+        reactive = options.get("kvar") is not None
+        first = options["kvar"] if reactive else options["kw"]
+        if first is not None:
+            points.append((start, first))
         for text in options["setpoint"]:
             when, _, value = text.rpartition("=")
             if not when:
-                raise CommandError(f"--setpoint {text!r} must be ISO8601=KW")
+                raise CommandError(f"--setpoint {text!r} must be ISO8601=VOLUME")
             try:
                 points.append((iso_datetime(when), decimal(value)))
             except Exception as exc:
@@ -105,6 +112,7 @@ class Command(BaseCommand):
         if not points:
             return None
         return [Timing(setpoint_time=when, volume=volume, setpoint_type=setpoint_type,
+                       service_type="reactive" if reactive else "real",
                        price_gbp_per_kwh=options["price"])
                 for when, volume in sorted(points, key=lambda p: p[0])]
 

@@ -39,7 +39,7 @@ def assign_owners(apps, schema_editor):
 class Migration(migrations.Migration):
 
     dependencies = [
-        ("dispatch", "0012_fsp_back_office"),
+        ("dispatch", "0013_unit_reactive_capability_and_contract_terms"),
         ("vtn", "0009_object_owner"),
     ]
 
