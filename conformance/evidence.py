@@ -8,6 +8,7 @@ from conformance.checks import AckRecord, IntakeRecord, RevisionRecord, Transiti
 from conformance.models import FaultHit, InjectedFault
 from dispatch.models import (
     Acknowledgement,
+    AvailabilityDeclaration,
     CommsTransition,
     DispatchInstruction,
     DispatchRevision,
@@ -70,8 +71,16 @@ def intakes(site: FspSite, since: datetime, kind: str = ReportIntake.Kind.METERI
             ) -> list[IntakeRecord]:
     return [IntakeRecord(report_id=i.report_id, received_at=i.received_at, stored=i.stored,
                          duplicates=i.duplicates, corrections=i.corrections,
-                         rejected=i.rejected, problems=tuple(i.problems or ()))
+                         rejected=i.rejected, problems=tuple(i.problems or ()), kid=i.kid)
             for i in ReportIntake.objects.filter(site=site, kind=kind, received_at__gte=since)]
+
+
+def current_declarations(site: FspSite, starts: list[datetime]) -> list[tuple[str, datetime]]:
+    """(unit, window start) of the site's current availability declarations starting at
+    one of ``starts``."""
+    rows = AvailabilityDeclaration.objects.filter(unit__site=site, start__in=starts,
+                                                  superseded_at__isnull=True)
+    return [(r.unit.reference, r.start) for r in rows.select_related("unit")]
 
 
 def current_readings(site: FspSite, starts: list[datetime], reading_type: str = "USAGE"

@@ -90,13 +90,15 @@ def _check_limits(remote_addr: str) -> None:
 
 def sandbox_contracts(*, operator: str, fsp: str, units: list[registry.UnitSpec]) -> list[str]:
     """The sandbox contracts of an FSP: RESTORE over every unit, MW_DISPATCH over the
-    export units over 1 MW. Existing ones are kept."""
+    export units over 1 MW, and DYNAMIC (a product with a notice period, for the
+    notice-period scenario) over every unit. Existing ones are kept."""
     programs.load_products()
     made = []
     plans = [("RESTORE", [u.reference for u in units]),
              ("MW_DISPATCH", [u.reference for u in units if products.unit_problem(
                  "MW_DISPATCH", ("export",), direction=u.direction,
-                 capacity_kw=u.capacity_kw) is None])]
+                 capacity_kw=u.capacity_kw) is None]),
+             ("DYNAMIC", [u.reference for u in units])]
     for product, references in plans:
         if not references:
             continue

@@ -22,6 +22,10 @@ class NetworkOperator(models.Model):
                             choices=[(code, code) for code in NETWORK_OPERATORS])
     name = models.CharField(max_length=128)
     created = models.DateTimeField(auto_now_add=True)
+    # Whether availability and meter-reading reports of a site with a registered signing
+    # key must be signed (docs/gb-dispatch-profile.md section 12). On by default; an
+    # operator turns it off for a transition period (``dispatch signed-reports``).
+    require_signed_reports = models.BooleanField(default=True)
 
     class Meta:
         ordering = ["code"]
@@ -392,6 +396,8 @@ class Acknowledgement(models.Model):
     kid = models.CharField(max_length=128, blank=True)
     jws = models.TextField(blank=True)
     read_back = models.JSONField(default=dict, blank=True)
+    signed_at = models.DateTimeField(null=True, blank=True,
+                                     help_text="when the FSP signed it (its signedAt)")
 
     class Meta:
         ordering = ["received_at", "id"]
@@ -411,6 +417,12 @@ class AuditEntry(AppendOnlyModel):
         COMMS_CHANGED = "comms_changed"  # a site was marked comms lost or back online
         # A dispatch was issued to a unit whose site was comms lost, confirmed by its issuer.
         COMMS_LOSS_CONFIRMED = "comms_loss_confirmed"
+        # An availability or meter-reading report taken in (its intake), with the site's
+        # signature of what it declared or read when it signed.
+        DECLARATIONS_RECORDED = "declarations_recorded"
+        READINGS_RECORDED = "readings_recorded"
+        # An operator's rule on unsigned reports changed (require_signed_reports).
+        SIGNED_REPORTS_CHANGED = "signed_reports_changed"
         # A unit's capabilities (kW, kVAr) were changed after onboarding.
         UNIT_CAPABILITY_CHANGED = "unit_capability_changed"
 
@@ -492,6 +504,12 @@ class ReportIntake(models.Model):
     corrections = models.PositiveIntegerField(default=0)
     rejected = models.PositiveIntegerField(default=0)
     problems = models.JSONField(default=list, blank=True)
+    # The site's signature of the report (gbflex_profile.report_signing): the compact JWS,
+    # its key, the statement it verified to and when the site signed. Empty when unsigned.
+    jws = models.TextField(blank=True)
+    kid = models.CharField(max_length=128, blank=True)
+    signed = models.JSONField(null=True, blank=True)
+    signed_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["received_at", "id"]

@@ -16,6 +16,7 @@ from dispatch.models import Contract, DispatchUnit, Fsp, FspSite
 from dispatch.products import unit_problem
 from dispatch.publishing import PROFILE_CALLER
 from dispatch.site_keys import register_site_key
+from gbflex_profile.vocabulary import GB_REPORT_SIGNATURE
 from vtn import pki
 from vtn import services as vtn_services
 from vtn import targets as target_rules
@@ -54,6 +55,8 @@ def onboard_fsp(*, operator: str, fsp: str, units: list[registry.UnitSpec],
     references = [u.reference for u in units]
     if len(set(references)) != len(references):
         raise BadRequest("unit references must be unique")
+    if GB_REPORT_SIGNATURE in references:  # the resource a signed report's signature is in
+        raise BadRequest(f"{GB_REPORT_SIGNATURE} is reserved and cannot name a unit")
     fsp_row, _ = Fsp.objects.get_or_create(operator=op, identifier=fsp,
                                            defaults={"name": fsp_name or fsp})
     if FspSite.objects.filter(fsp=fsp_row, name=site).exists():

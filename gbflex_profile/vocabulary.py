@@ -58,6 +58,9 @@ GB_ACK_REASON = "GB_ACK_REASON"  # why FAILED (optional) or REFUSED (required)
 GB_ACK_JWS = "GB_ACK_JWS"  # the FSP's compact JWS over the read-back document
 GB_ACK_STATUS = "GB_ACK_STATUS"  # the dispatch status as understood (RUN, STOP, ...)
 GB_ACK_SETPOINTS = "GB_ACK_SETPOINTS"  # flat: SETPOINT_FIELDS of each setpoint in turn
+# When the FSP signed (UTC, "...Z"): the ``signedAt`` member of every signed FSP document;
+# an acknowledgement also carries it as this payload, so the read-back mirrors it.
+GB_SIGNED_AT = "GB_SIGNED_AT"
 
 RECEIVED, ACTIONED, REFUSED = "RECEIVED", "ACTIONED", "REFUSED"
 STAGES = (RECEIVED, ACTIONED, REFUSED)
@@ -87,3 +90,9 @@ READING_TYPES = (USAGE, DEMAND, BASELINE, GB_REACTIVE)
 DATA_QUALITY = "DATA_QUALITY"  # OpenADR 3.1.1 report payload
 QUALITIES = ("OK", "MISSING", "ESTIMATED", "BAD")
 GB_CORRECTION = "GB_CORRECTION"  # [true]: the interval corrects readings already sent
+
+# A signed availability or metering report carries, besides its units' resources, one
+# resource of this name whose single interval holds one payload GB_REPORT_JWS: the site's
+# compact JWS over the report's statement (gbflex_profile.report_signing).
+GB_REPORT_SIGNATURE = "GB_REPORT_SIGNATURE"
+GB_REPORT_JWS = "GB_REPORT_JWS"

@@ -206,11 +206,11 @@ def document_differences(event: Mapping, document: Mapping, kid: str) -> list[st
                 GB_CONTRACT: [document.get("contractId")],
                 GB_PRODUCT: [document.get("product")], GB_URGENCY: [document.get("urgency")],
                 GB_INSTRUCTION_TIME: [document.get("instructionTime")]}
-    for kind, values in expected.items():
-        if kind in first and first[kind] != values:
-            problems.append(f"{kind} {first[kind]!r} is not {values!r}")
-        elif kind not in first and kind in (GB_DISPATCH_REF, GB_REVISION):
-            problems.append(f"{kind} is missing")
+    for payload_type, signed in expected.items():
+        if payload_type in first and first[payload_type] != signed:
+            problems.append(f"{payload_type} {first[payload_type]!r} is not {signed!r}")
+        elif payload_type not in first and payload_type in (GB_DISPATCH_REF, GB_REVISION):
+            problems.append(f"{payload_type} is missing")
     urgency = document.get("urgency")
     if urgency in URGENCY_PRIORITY and \
             event.get("priority") not in (None, URGENCY_PRIORITY[urgency]):

@@ -177,6 +177,8 @@ class AcknowledgementSerializer(serializers.Serializer):
     reportID = serializers.CharField(source="report_id")
     clientID = serializers.CharField(source="client_id")
     kid = serializers.CharField()
+    signedAt = UtcDateTimeField(source="signed_at", allow_null=True,
+                                help_text="when the FSP says it signed it (its signedAt)")
 
 
 class AcknowledgedSerializer(serializers.Serializer):
@@ -430,6 +432,14 @@ class ReportIntakeSerializer(serializers.Serializer):
     corrections = serializers.IntegerField()
     rejected = serializers.IntegerField()
     problems = serializers.SerializerMethodField()
+    signed = serializers.SerializerMethodField(
+        help_text="whether the site signed the report (its signature verified)")
+    kid = BlankAsNullCharField(allow_null=True, help_text="the site key it was signed with")
+    signedAt = UtcDateTimeField(source="signed_at", allow_null=True,
+                                help_text="when the site says it signed it")
+
+    def get_signed(self, row) -> bool:
+        return bool(row.jws)
 
     @extend_schema_field(IntakeProblemSerializer(many=True))
     def get_problems(self, row) -> list:

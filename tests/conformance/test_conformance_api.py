@@ -139,7 +139,7 @@ def test_onboarding_returns_credentials_certificate_and_standing_events_once(
     assert "cert_path" not in body["certificate"]
     assert body["heartbeat_event_id"] and body["metering_event_id"]
     assert body["availability_event_id"]
-    assert body["contracts"] == ["SBX-acme-RESTORE", "SBX-acme-MWDISPATCH"]
+    assert body["contracts"] == ["SBX-acme-RESTORE", "SBX-acme-MWDISPATCH", "SBX-acme-DYNAMIC"]
     assert [u["reference"] for u in body["units"]] == ["bat1", "hp1"]
     again = client.post(ONBOARD, {"fsp": "acme", "units": UNITS},
                         content_type="application/json")

@@ -1,5 +1,5 @@
 """`manage.py dispatch <action>`: issue, revise, stop and show dispatches, export a
-dispatch's audit trail, rotate keys.
+dispatch's audit trail, rotate keys, require (or not) signed reports.
 
 Every action prints JSON. A dispatch is named by its NO dispatch reference (with
 ``--operator`` when two operators use the same reference).
@@ -12,7 +12,7 @@ from pathlib import Path
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from dispatch import audit, comms, issuing, programs, selectors, signing_keys
+from dispatch import audit, comms, issuing, programs, report_signatures, selectors, signing_keys
 from dispatch.api.serializers import DispatchHistorySerializer, SiteSerializer
 from dispatch.management.commands._common import decimal, dumps, iso_datetime, problem_error
 from dispatch.rules import URGENCIES, Timing
@@ -66,6 +66,17 @@ class Command(BaseCommand):
 
         rotate = sub.add_parser("rotate-key", help="rotate an operator's signing key")
         rotate.add_argument("--operator", required=True)
+
+        signed = sub.add_parser(
+            "signed-reports", help="show or set whether the operator's sites with a "
+            "registered key must sign availability and meter-reading reports")
+        signed.add_argument("--operator", required=True)
+        rule = signed.add_mutually_exclusive_group()
+        rule.add_argument("--require", action="store_const", const=True, dest="required",
+                          help="refuse unsigned reports from sites with a key (the default)")
+        rule.add_argument("--allow-unsigned", action="store_const", const=False,
+                          dest="required", help="accept unsigned reports (transition period)")
+        signed.add_argument("--reason", default="")
 
     @staticmethod
     def _add_setpoint_options(parser: CommandParser, *, required: bool) -> None:
@@ -166,6 +177,15 @@ class Command(BaseCommand):
                 "transitions": [{"site": str(c.site), "from": c.from_state, "to": c.to_state,
                                  "at": c.at.isoformat()} for c in changes],
                 "sites": SiteSerializer(selectors.sites(), many=True).data}
+
+    def _signed_reports(self, **options) -> dict:
+        operator = selectors.find_operator(options["operator"])
+        if options["required"] is not None:
+            operator = report_signatures.set_require_signed_reports(
+                operator=operator.code, required=options["required"], changed_by="cli",
+                reason=options["reason"])
+        return {"operator": operator.code,
+                "requireSignedReports": operator.require_signed_reports}
 
     def _rotate_key(self, **options) -> dict:
         key = signing_keys.rotate_signing_key(operator=options["operator"])

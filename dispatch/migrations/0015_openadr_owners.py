@@ -39,7 +39,7 @@ def assign_owners(apps, schema_editor):
 class Migration(migrations.Migration):
 
     dependencies = [
-        ("dispatch", "0013_unit_reactive_capability_and_contract_terms"),
+        ("dispatch", "0014_signed_reports"),
         ("vtn", "0009_object_owner"),
     ]
 

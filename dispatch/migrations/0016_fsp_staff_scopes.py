@@ -32,7 +32,7 @@ def narrow_scopes(apps, schema_editor):
 class Migration(migrations.Migration):
 
     dependencies = [
-        ("dispatch", "0014_openadr_owners"),
+        ("dispatch", "0015_openadr_owners"),
         ("vtn", "0009_object_owner"),
     ]
 
