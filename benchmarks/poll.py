@@ -100,7 +100,7 @@ def seed(vens: int, events: int, tokens_path: Path) -> None:
     from vtn.models import Client
 
     admin = Caller(client_id="bench-bl", name="bench-bl", role="bl",
-                   scopes=frozenset({"read_all"}))
+                   scopes=frozenset({"read_all"}), internal=True)
     applications = Application.objects.bulk_create(
         Application(name=f"bench-ven-{i}", client_type=Application.CLIENT_CONFIDENTIAL,
                     authorization_grant_type=Application.GRANT_CLIENT_CREDENTIALS,
