@@ -127,6 +127,30 @@ class TestReplayedPolls:
             assert north["id"].encode() in for_a and south["id"].encode() not in for_a
             assert south["id"].encode() in for_b and north["id"].encode() not in for_b
 
+    def test_business_logic_callers_of_different_operators_never_share_an_answer(
+            self, app, framework_runs, bl, version) -> None:
+        from tests.fixtures.api import new_actor
+
+        north = new_actor("north-ops", "bl", version, operators=["ENWL"])
+        south = new_actor("south-ops", "bl", version, operators=["SPEN-D"])
+        everyone = new_actor("shared-ops", "bl", version)
+        programs = {}
+        for actor in (north, south):
+            status, body = actor.on(version).post("/programs", program_body(version))
+            assert status == 201, body
+            programs[actor.name] = body["id"].encode()
+        path = f"/openadr3/{version}/programs"
+        for _ in range(2):  # the second round is answered from the replay cache
+            _, _, for_north = call(app, path, north.token)
+            _, _, for_south = call(app, path, south.token)
+            _, _, for_all = call(app, path, everyone.token)
+            assert programs["north-ops"] in for_north and programs["south-ops"] not in for_north
+            assert programs["south-ops"] in for_south and programs["north-ops"] not in for_south
+            assert programs["north-ops"] in for_all and programs["south-ops"] in for_all
+        runs = framework_runs[0]
+        call(app, path, north.token)
+        assert framework_runs[0] == runs  # replayed, and still only its own
+
     def test_a_revoked_client_is_refused_at_once(self, app, ven_a, program) -> None:
         assert call(app, POLL, ven_a.token)[0] == 200
         assert call(app, POLL, ven_a.token)[0] == 200
