@@ -5,6 +5,7 @@ pytest_plugins = [
     "tests.fixtures.requirements",
     "tests.fixtures.api",
     "tests.fixtures.server",
+    "tests.fixtures.database",
     "tests.fixtures.security",
     "tests.fixtures.dispatch",
     "tests.fixtures.worker",
