@@ -1,9 +1,11 @@
 """Interoperability with the external ``openadr3-client`` library (ElaadNL, PyPI).
 
 The library is a third-party OpenADR 3 client for business logic and VENs; it needs
-Python 3.12, so it runs in its own virtualenv (created once and cached under
-``var/interop-venv/openadr3-client-<version>``) and drives ``tests/interop/flow.py``
-against the real VTN over HTTPS (the ``vtn_server`` fixture), for 3.1.0 and for 3.0.1.
+Python 3.12, so it runs in its own virtualenv (created once per machine and kept in the
+test cache, ``$VTN_TEST_CACHE_DIR`` or ``~/.cache/gb-flex-vtn-tests``, under
+``interop-venv/openadr3-client-<version>``, shared by every clone) and drives
+``tests/interop/flow.py`` against the real VTN over HTTPS (the ``vtn_server`` fixture),
+for 3.1.0 and for 3.0.1.
 
 What this proves, per version: a client written by someone else, from the documents
 alone, can fetch tokens (HTTP Basic client authentication; 3.1 discovers the token URL
@@ -52,7 +54,10 @@ CLIENT_VERSION = "2.4.2"
 ROOT = Path(__file__).resolve().parents[2]
 FLOW = ROOT / "tests" / "interop" / "flow.py"
 MQTT_FLOW = ROOT / "tests" / "interop" / "mqtt_flow.py"
-VENV_ROOT = ROOT / "var" / "interop-venv"
+# Outside the work tree, so a fresh clone (CI) on the same machine reuses it.
+CACHE_DIR = Path(os.environ.get("VTN_TEST_CACHE_DIR") or Path(
+    os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "gb-flex-vtn-tests")
+VENV_ROOT = CACHE_DIR / "interop-venv"
 VENV = VENV_ROOT / f"{CLIENT_PACKAGE}-{CLIENT_VERSION}"
 READY = VENV / ".installed"
 # The mqtt extra brings paho-mqtt for the library's MQTT client (tests/interop/mqtt_flow.py).
