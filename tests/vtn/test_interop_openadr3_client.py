@@ -226,15 +226,15 @@ def gb_dispatches(vtn_server) -> dict:
     DYNAMIC dispatch (delta setpoints 250 then 100 kW) of the first FSP's bat1 and an
     MW_DISPATCH (absolute 1500 kW) of its wt1. The second FSP owns only pv1."""
     fsp, other = vtn_server.unique("oadr-fsp"), vtn_server.unique("oadr-other")
-    mine = json.loads(vtn_server.manage(
-        "fsp", "onboard", "--operator", "NGED-WM", "--fsp", fsp, "--unit", "bat1:500:export",
-        "--unit", "wt1:2000:export").stdout)
-    theirs = json.loads(vtn_server.manage(
-        "fsp", "onboard", "--operator", "NGED-WM", "--fsp", other,
-        "--unit", "pv1:900:export").stdout)
-    for contract, product, unit in (("dyn", "DYNAMIC", "bat1"), ("mw", "MW_DISPATCH", "wt1")):
-        vtn_server.manage("fsp", "contract", "--operator", "NGED-WM", "--fsp", fsp,
-                          "--id", f"{fsp}-{contract}", "--product", product, "--unit", unit)
+    printed = vtn_server.manage_many(
+        ["fsp", "onboard", "--operator", "NGED-WM", "--fsp", fsp, "--unit", "bat1:500:export",
+         "--unit", "wt1:2000:export"],
+        ["fsp", "onboard", "--operator", "NGED-WM", "--fsp", other, "--unit", "pv1:900:export"],
+        *[["fsp", "contract", "--operator", "NGED-WM", "--fsp", fsp, "--id", f"{fsp}-{contract}",
+           "--product", product, "--unit", unit]
+          for contract, product, unit in (("dyn", "DYNAMIC", "bat1"),
+                                          ("mw", "MW_DISPATCH", "wt1"))])
+    mine, theirs = json.loads(printed[0]), json.loads(printed[1])
     start = datetime.now(UTC).replace(minute=0, second=0, microsecond=0) + timedelta(hours=2)
     issued = {}
     with vtn_server.session(vtn_server.token(
