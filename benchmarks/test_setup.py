@@ -11,7 +11,10 @@ of load hits both sides alike; the figure of merit is the median over rounds of 
    dump (``tests/fixtures/server.py``). Measured on the suite's server, in a fresh database.
 3. ``password``: one staff password hashed and checked in-process. Old: Django's PBKDF2.
    New: the fast hasher in-process tests use for the session (``tests/fixtures/api.py``).
-4. ``bl client``: a business-logic client created and granted its operators on a test
+4. ``django start-up``: one ``manage.py help``. Old: without bytecode files, as under
+   ``PYTHONDONTWRITEBYTECODE=1`` (every module compiled again). New: reusing the ones the
+   first run wrote (``make test`` unsets the variable).
+5. ``bl client``: a business-logic client created and granted its operators on a test
    server's database. Old: two ``manage.py`` processes. New: one (``VtnServer.manage_many``).
 
 Prints, per pair and round, wall seconds and CPU seconds (the process and its children),
@@ -131,7 +134,19 @@ def pairs(url: str, databases: Databases, workdir: Path
     def one_process() -> None:
         server.create_client("bl", "bench-new", operators=["NGED-EM"])
 
+    cold, warm = workdir / "pycache-cold", workdir / "pycache-warm"
+
+    def start_django(prefix: Path, write: bool) -> Callable[[], None]:
+        startup = {k: v for k, v in env.items() if k != "PYTHONDONTWRITEBYTECODE"}
+        startup |= {"PYTHONPYCACHEPREFIX": str(prefix), "DATABASE_URL": url}
+        if not write:
+            startup["PYTHONDONTWRITEBYTECODE"] = "1"
+        return lambda: run_manage(startup, "help")
+
+    start_django(warm, True)()  # the first run of a suite writes them
+
     return {"test database": (migrate_empty, clone_template),
+            "django start-up": (start_django(cold, False), start_django(warm, True)),
             "own cluster": (migrate_empty, restore_dump),
             "password": (hash_with(PBKDF2PasswordHasher()), hash_with(MD5PasswordHasher())),
             "bl client": (two_processes, one_process)}
