@@ -30,6 +30,8 @@ class RevisionRecord:
     status: str  # PRE_NOTIFY, RUN, STOP, EMERGENCY_STOP
     issued_at: datetime
     kid: str = ""
+    # (units, setpointType) of each signed setpoint, e.g. ("KVAR", "ABSOLUTE")
+    setpoints: tuple[tuple[str, str], ...] = ()
 
     def as_dict(self) -> dict:
         return {"revision": self.number, "status": self.status,
@@ -48,6 +50,8 @@ class AckRecord:
     detail: str = ""
     kid: str = ""
     report_id: str = ""
+    # (units, setpointType) of each setpoint the VEN read back, as it signed them
+    setpoints: tuple[tuple[str, str], ...] = ()
 
     def as_dict(self, issued_at: datetime | None = None) -> dict:
         body: dict[str, object] = {
@@ -78,6 +82,41 @@ def _seconds(later: datetime, earlier: datetime) -> float:
 
 
 # --- acknowledgements ------------------------------------------------------------------------
+
+
+def setpoints_read_back(name: str, revisions: Sequence[RevisionRecord],
+                        acks: Sequence[AckRecord], *, what: str) -> Check:
+    """Every actionable revision has an accepted ACTIONED acknowledgement whose read-back
+    gives each setpoint the units and setpoint type it was issued with (``what`` says what
+    the scenario varies), and no acknowledgement read them back otherwise."""
+    graded = [r for r in revisions if r.status in ACTIONABLE and r.setpoints]
+    expected = (f"each setpoint read back with its issued {what} in an accepted ACTIONED "
+                "acknowledgement of every revision that has setpoints")
+    evidence = {"revisions": [{"revision": r.number,
+                               "issued": [list(p) for p in r.setpoints],
+                               "readBack": [{"stage": a.stage, "outcome": a.outcome,
+                                             "setpoints": [list(p) for p in a.setpoints]}
+                                            for a in acks if a.revision == r.number
+                                            and a.stage in ("received", "actioned")]}
+                              for r in graded]}
+    if not graded:
+        return Check(name, False, expected, "no revision with setpoints was issued", evidence)
+    problems = []
+    for revision in graded:
+        mine = [a for a in acks if a.revision == revision.number
+                and a.stage in ("received", "actioned")]
+        wrong = [a for a in mine if a.setpoints and a.setpoints != revision.setpoints]
+        if wrong:
+            got = sorted({"/".join(p) for a in wrong for p in a.setpoints})
+            problems.append(f"revision {revision.number}: read back {', '.join(got)}, issued "
+                            + ", ".join(sorted({"/".join(p) for p in revision.setpoints})))
+        elif not any(a.stage == "actioned" and a.outcome == ACCEPTED for a in mine):
+            problems.append(f"revision {revision.number}: no accepted ACTIONED read-back")
+    if problems:
+        return Check(name, False, expected, "; ".join(problems), evidence)
+    return Check(name, True, expected, f"{len(graded)} revision(s) read back as issued: "
+                 + "; ".join(", ".join(sorted({"/".join(p) for p in r.setpoints}))
+                             for r in graded), evidence)
 
 
 def acknowledged(revision: RevisionRecord, acks: Iterable[AckRecord], *, stage: str,
@@ -258,6 +297,30 @@ def heartbeat_regular(*, heard: Iterable[datetime], start: datetime, end: dateti
                  f"heard {len(times)} time(s); longest silence {worst[0]:.1f} s", evidence)
 
 
+def heartbeat_interval_followed(*, reports: Iterable[datetime], start: datetime, end: datetime,
+                                interval_s: float, grace: float = 1.5) -> Check:
+    """Heartbeat reports (on the heartbeat event; polls do not count here) arrived at
+    least every ``interval_s`` x ``grace`` over ``[start, end]``: the VEN follows a
+    heartbeat interval the operator has just changed."""
+    allowed = interval_s * grace
+    expected = (f"heartbeat reports at least every {allowed:g} s ({interval_s:g} s, the new "
+                f"GB_HEARTBEAT_INTERVAL, x {grace:g}) once the VEN has read the change")
+    times = sorted(t for t in reports if start <= t <= end)
+    points = [start, *times, end]
+    gaps = [((later - earlier).total_seconds(), earlier, later)
+            for earlier, later in zip(points, points[1:], strict=False)]
+    worst = max(gaps, key=lambda g: g[0])
+    evidence = {"intervalSeconds": interval_s, "windowStart": iso(start),
+                "windowEnd": iso(end), "heartbeatReports": len(times),
+                "longestGapSeconds": round(worst[0], 3),
+                "longestGapBetween": [iso(worst[1]), iso(worst[2])]}
+    if worst[0] > allowed:
+        return Check("heartbeat-interval-followed", False, expected,
+                     f"no heartbeat report for {worst[0]:.1f} s (from {iso(worst[1])} to "
+                     f"{iso(worst[2])})", evidence)
+    return Check("heartbeat-interval-followed", True, expected,
+                 f"{len(times)} heartbeat report(s); longest gap {worst[0]:.1f} s", evidence)
+
 @dataclass(frozen=True)
 class TransitionRecord:
     from_state: str
@@ -341,29 +404,94 @@ class IntakeRecord:
     corrections: int
     rejected: int
     problems: tuple = ()
+    kid: str = ""  # the site key that signed the report; empty when unsigned
 
     def as_dict(self) -> dict:
         return {"reportID": self.report_id, "receivedAt": iso(self.received_at),
                 "stored": self.stored, "duplicates": self.duplicates,
                 "corrections": self.corrections, "rejected": self.rejected,
-                "problems": list(self.problems)}
+                "problems": list(self.problems), "signedWith": self.kid or None}
 
 
-def readings_accepted(intakes: Sequence[IntakeRecord]) -> Check:
-    expected = "at least one meter-reading report, with no value rejected"
+def _intakes_accepted(name: str, what: str, intakes: Sequence[IntakeRecord]) -> Check:
+    expected = f"at least one {what} report, with no value rejected"
     evidence = {"intakes": [i.as_dict() for i in intakes]}
     if not intakes:
-        return Check("readings-accepted", False, expected, "no meter-reading report received",
-                     evidence)
+        return Check(name, False, expected, f"no {what} report received", evidence)
     rejected = sum(i.rejected for i in intakes)
     if rejected:
         reasons = sorted({f"{p.get('outcome')}: {p.get('detail')}" for i in intakes
                           for p in i.problems})
-        return Check("readings-accepted", False, expected,
+        return Check(name, False, expected,
                      f"{rejected} value(s) rejected ({'; '.join(reasons)[:400]})", evidence)
     stored = sum(i.stored + i.duplicates + i.corrections for i in intakes)
-    return Check("readings-accepted", True, expected,
+    return Check(name, True, expected,
                  f"{len(intakes)} report(s), {stored} value(s) taken, none rejected", evidence)
+
+
+def readings_accepted(intakes: Sequence[IntakeRecord]) -> Check:
+    return _intakes_accepted("readings-accepted", "meter-reading", intakes)
+
+
+def declarations_accepted(intakes: Sequence[IntakeRecord]) -> Check:
+    return _intakes_accepted("declarations-accepted", "availability", intakes)
+
+
+def reports_signed(name: str, what: str, intakes: Sequence[IntakeRecord]) -> Check:
+    """Every report taken in was signed with a key of the site (the VTN verified it)."""
+    expected = (f"every {what} report signed with a registered key of the site "
+                "(GB_REPORT_SIGNATURE, profile section 12)")
+    evidence = {"intakes": [i.as_dict() for i in intakes]}
+    if not intakes:
+        return Check(name, False, expected,
+                     f"no {what} report taken in (the VTN refuses a report whose signature "
+                     "does not verify, and an unsigned one from a site with a key)", evidence)
+    unsigned = [i.report_id for i in intakes if not i.kid]
+    if unsigned:
+        return Check(name, False, expected, f"{len(unsigned)} of {len(intakes)} report(s) "
+                     f"unsigned ({', '.join(unsigned[:5])})", evidence)
+    kids = sorted({i.kid for i in intakes})
+    return Check(name, True, expected, f"{len(intakes)} report(s) signed with "
+                 f"{', '.join(kids)}", evidence)
+
+
+def windows_covered(expected_windows: Iterable[tuple[str, datetime]],
+                    found: Iterable[tuple[str, datetime]]) -> Check:
+    wanted = sorted(set(expected_windows))
+    have = set(found)
+    missing = [(unit, start) for unit, start in wanted if (unit, start) not in have]
+    expected = f"a current availability declaration for each of {len(wanted)} (unit, window)"
+    evidence = {"expected": [{"unit": u, "start": iso(s)} for u, s in wanted],
+                "missing": [{"unit": u, "start": iso(s)} for u, s in missing]}
+    if missing:
+        return Check("windows-covered", False, expected,
+                     f"{len(missing)} of {len(wanted)} windows not declared", evidence)
+    return Check("windows-covered", True, expected, f"all {len(wanted)} windows declared",
+                 evidence)
+
+
+# --- forged dispatches -----------------------------------------------------------------------
+
+
+def forgery_refused(stages: Sequence[str], *, event_id: str, deadline_s: float) -> Check:
+    expected = (f"a REFUSED acknowledgement report on the forged event within {deadline_s:g} s "
+                "(its signature signs another revision)")
+    evidence = {"forgedEventID": event_id, "stagesReported": list(stages)}
+    if "REFUSED" in stages:
+        return Check("forgery-refused", True, expected, "refused and reported", evidence)
+    return Check("forgery-refused", False, expected,
+                 "no refusal reported" if not stages else
+                 f"reported {', '.join(stages)} but no REFUSED", evidence)
+
+
+def forgery_not_actioned(stages: Sequence[str], *, event_id: str) -> Check:
+    expected = "the forged revision is neither RECEIVED nor ACTIONED (never given to the asset)"
+    evidence = {"forgedEventID": event_id, "stagesReported": list(stages)}
+    taken = [s for s in stages if s in ("RECEIVED", "ACTIONED")]
+    if taken:
+        return Check("forgery-not-actioned", False, expected,
+                     f"acknowledged the forgery as {', '.join(taken)}", evidence)
+    return Check("forgery-not-actioned", True, expected, "not acted on", evidence)
 
 
 def periods_covered(expected_periods: Iterable[tuple[str, datetime]],

@@ -8,6 +8,7 @@ from conformance.checks import AckRecord, IntakeRecord, RevisionRecord, Transiti
 from conformance.models import FaultHit, InjectedFault
 from dispatch.models import (
     Acknowledgement,
+    AvailabilityDeclaration,
     CommsTransition,
     DispatchInstruction,
     DispatchRevision,
@@ -18,10 +19,19 @@ from dispatch.models import (
 )
 
 
+def _setpoints(points: object) -> tuple[tuple[str, str], ...]:
+    """(units, setpointType) of each setpoint of a document or read-back."""
+    if not isinstance(points, list):
+        return ()
+    return tuple((str(p.get("units")), str(p.get("setpointType"))) for p in points
+                 if isinstance(p, dict))
+
+
 def revision_record(revision: DispatchRevision) -> RevisionRecord:
     # ``created`` (microseconds) rather than instruction_time (whole seconds).
     return RevisionRecord(number=revision.number, status=revision.document["status"],
-                          issued_at=revision.created, kid=revision.signing_key.kid)
+                          issued_at=revision.created, kid=revision.signing_key.kid,
+                          setpoints=_setpoints(revision.document.get("serviceTimings")))
 
 
 def revisions(dispatch: DispatchInstruction) -> list[RevisionRecord]:
@@ -36,7 +46,9 @@ def acknowledgements(dispatch: DispatchInstruction) -> list[AckRecord]:
     return [AckRecord(revision=a.revision.number, stage=a.stage, outcome=a.outcome,
                       received_at=a.received_at, claimed_revision=a.claimed_revision,
                       result=a.result, reason=a.reason, detail=a.detail, kid=a.kid,
-                      report_id=a.report_id) for a in rows]
+                      report_id=a.report_id,
+                      setpoints=_setpoints((a.read_back or {}).get("setpoints")))
+            for a in rows]
 
 
 def heartbeat_times(site: FspSite, start: datetime, end: datetime) -> list[datetime]:
@@ -59,8 +71,16 @@ def intakes(site: FspSite, since: datetime, kind: str = ReportIntake.Kind.METERI
             ) -> list[IntakeRecord]:
     return [IntakeRecord(report_id=i.report_id, received_at=i.received_at, stored=i.stored,
                          duplicates=i.duplicates, corrections=i.corrections,
-                         rejected=i.rejected, problems=tuple(i.problems or ()))
+                         rejected=i.rejected, problems=tuple(i.problems or ()), kid=i.kid)
             for i in ReportIntake.objects.filter(site=site, kind=kind, received_at__gte=since)]
+
+
+def current_declarations(site: FspSite, starts: list[datetime]) -> list[tuple[str, datetime]]:
+    """(unit, window start) of the site's current availability declarations starting at
+    one of ``starts``."""
+    rows = AvailabilityDeclaration.objects.filter(unit__site=site, start__in=starts,
+                                                  superseded_at__isnull=True)
+    return [(r.unit.reference, r.start) for r in rows.select_related("unit")]
 
 
 def current_readings(site: FspSite, starts: list[datetime], reading_type: str = "USAGE"

@@ -43,6 +43,8 @@ FLEET_SITES = {
     "south": (("ev1", 300, "import"),),
     "west": (("pv1", 400, "export"),),
 }
+# Units that also offer reactive power (kVAr): the battery's and the PV's inverters.
+FLEET_KVAR = {"bat1": Decimal(750), "pv1": Decimal(200)}
 PRODUCTS = ("RESTORE", "DYNAMIC", "MW_DISPATCH")  # MW_DISPATCH: export units over 1 MW
 # The fleet's contract prices (GBP per MW per hour available, per MWh delivered), so the
 # demo statements (conformance/history.py) carry money.
@@ -119,10 +121,12 @@ class Fleet:
 
 
 class MeteringResponder:
-    """The fleet's metering system: when a conformance run against a fleet site asks for
-    meter readings (its ``awaiting``), drop them as a readings CSV in that site's agent
-    drop folder, as an FSP's own metering would. Values are fixed per unit (a quarter of
-    its capacity over each half hour; export negative), so a repeat is a duplicate."""
+    """The fleet's metering and planning systems: when a conformance run against a fleet
+    site asks for meter readings or availability declarations (its ``awaiting``), drop them
+    as a CSV in that site's agent drop folder, as an FSP's own systems would (the agent
+    signs them). Values are fixed per unit (readings: a quarter of its capacity over each
+    half hour, export negative; availability: half its capacity), so a repeat is a
+    duplicate."""
 
     def __init__(self, fleet: Fleet, every_s: float = 2.0) -> None:
         self.sites = {site.client_id: site for site in fleet.sites}
@@ -149,7 +153,8 @@ class MeteringResponder:
             connection.close()
 
     def answer_pending(self) -> list[Path]:
-        """Answer every running conformance run of a fleet site that awaits readings."""
+        """Answer every running conformance run of a fleet site that awaits readings or
+        availability declarations."""
         written = []
         runs = ConformanceRun.objects.filter(
             status=ConformanceRun.Status.RUNNING, awaiting__isnull=False,
@@ -157,26 +162,36 @@ class MeteringResponder:
         for run in runs:
             awaiting = run.awaiting or {}
             key = f"{run.pk}/{awaiting.get('deadline')}"
-            if key in self.answered or awaiting.get("scenario") != "metering":
+            scenario = awaiting.get("scenario")
+            if key in self.answered or scenario not in ("metering", "availability"):
                 continue
             site = self.sites[run.site.ven.client_id]
             capacity = {ref: (kw, direction) for ref, kw, direction in FLEET_SITES[site.name]}
-            rows = ["unit,start,duration,type,value"]
-            for unit in awaiting.get("units", []):
-                kw, direction = capacity.get(unit, (0, "import"))
-                kwh = kw / 4 * 0.5 * (-1 if direction == "export" else 1)
-                rows += [f"{unit},{period['start'][:19]}Z,PT30M,USAGE,{kwh:g}"
-                         for period in awaiting.get("periods", [])]
+            if scenario == "metering":
+                rows = ["unit,start,duration,type,value"]
+                for unit in awaiting.get("units", []):
+                    kw, direction = capacity.get(unit, (0, "import"))
+                    kwh = kw / 4 * 0.5 * (-1 if direction == "export" else 1)
+                    rows += [f"{unit},{period['start'][:19]}Z,PT30M,USAGE,{kwh:g}"
+                             for period in awaiting.get("periods", [])]
+                name = f"readings-{run.pk}.csv"
+            else:  # half of each unit's capacity, declared for every window asked for
+                rows = ["unit,start,end,available_kw"]
+                for unit in awaiting.get("units", []):
+                    kw, _direction = capacity.get(unit, (0, "import"))
+                    rows += [f"{unit},{window['start'][:19]}Z,{window['end'][:19]}Z,{kw / 2:g}"
+                             for window in awaiting.get("windows", [])]
+                name = f"availability-{run.pk}.csv"
             drop = site.directory / "drop"
             drop.mkdir(parents=True, exist_ok=True)
-            staging = site.directory / f"readings-{run.pk}.csv"
+            staging = site.directory / name
             staging.write_text("\n".join(rows) + "\n")
             target = drop / staging.name
             staging.replace(target)  # whole file at once: the agent never reads half of it
             self.answered.add(key)
             written.append(target)
-            logger.info("fleet site %s: readings for conformance run %s dropped", site.name,
-                        run.pk)
+            logger.info("fleet site %s: %s for conformance run %s dropped", site.name,
+                        scenario, run.pk)
         return written
 
 
@@ -208,7 +223,8 @@ def _ensure_site(operator: str, name: str, units: tuple) -> tuple[FspSite, str]:
     site = FspSite.objects.select_related("ven").filter(
         fsp__operator__code=operator, fsp__identifier=FLEET_FSP, name=name).first()
     if site is None:
-        specs = [registry.UnitSpec(reference=ref, capacity_kw=Decimal(kw), direction=direction)
+        specs = [registry.UnitSpec(reference=ref, capacity_kw=Decimal(kw), direction=direction,
+                                   capacity_kvar=FLEET_KVAR.get(ref))
                  for ref, kw, direction in units]
         result = onboarding.onboard_fsp(operator=operator, fsp=FLEET_FSP, units=specs, site=name,
                                         fsp_name="Demo fleet")
@@ -228,6 +244,9 @@ def _ensure_site(operator: str, name: str, units: tuple) -> tuple[FspSite, str]:
                                        product=product, units=references,
                                        availability_price=AVAILABILITY_PRICE,
                                        utilisation_price=UTILISATION_PRICE)
+    for unit in site.units.filter(reference__in=FLEET_KVAR, capacity_kvar__isnull=True):
+        onboarding.set_unit_capabilities(unit=unit, capacity_kvar=FLEET_KVAR[unit.reference],
+                                         changed_by="sandbox", reason="demo fleet inverter")
     return site, secret
 
 

@@ -42,8 +42,8 @@ from dispatch.models import (
     MeterReading,
 )
 from dispatch.rules import Timing, iso
-from gbflex_profile import acks, jose
-from gbflex_profile.vocabulary import ACTIONED, RECEIVED
+from gbflex_profile import acks, jose, report_signing
+from gbflex_profile.vocabulary import ACTIONED, METERING, RECEIVED
 from settlement import services as settlement
 from settlement.models import Statement
 from ven_client import reports as csv_reports
@@ -122,7 +122,8 @@ def _kwh(unit: DispatchUnit, start: datetime, plan: list) -> float:
 
 
 def _send_readings(site: FspSite, units: list[DispatchUnit], since: datetime,
-                   until: datetime, plan: list, metering_event_id: str) -> int:
+                   until: datetime, plan: list, metering_event_id: str, key,
+                   kid: str) -> int:
     latest = MeterReading.objects.filter(unit__in=units).aggregate(Max("start"))["start__max"]
     start = max(since, latest + HALF_HOUR) if latest else since
     rows = ["unit,start,duration,type,value"]
@@ -134,12 +135,15 @@ def _send_readings(site: FspSite, units: list[DispatchUnit], since: datetime,
         return 0
     parsed = csv_reports.parse_readings("\n".join(rows) + "\n", name="demo-history",
                                         units={unit.reference for unit in units})
-    _save_reports(site, parsed.reports, metering_event_id)
+    _save_reports(site, [report_signing.sign_report(body, kind=METERING,
+                                                    fsp=site.fsp.identifier, key=key, kid=kid)
+                         for body in parsed.reports], metering_event_id)
     return parsed.rows
 
 
 def _save_reports(site: FspSite, bodies: list[dict], event_id: str) -> None:
-    """Report bodies from the agent's CSV parser, written as the site's VEN."""
+    """Report bodies from the agent's CSV parser, signed with the site key as the agent
+    signs them, written as the site's VEN."""
     caller = _caller(site)
     for body in bodies:
         data = _WIRE.report_in({**body, "eventID": event_id, "clientName": site.ven.ven_name})
@@ -213,6 +217,7 @@ def load(fleet: Fleet, *, now: datetime | None = None) -> HistorySummary:
     metering = fsp_events.ensure_event(site.fsp.operator, FLEET_FSP, fsp_events.METERING)
     first, _ = month.bounds()
     summary.readings_sent = _send_readings(site, units, first - LEAD_IN,
-                                           _half_hour_floor(now), plan, metering.pk)
+                                           _half_hour_floor(now), plan, metering.pk, key,
+                                           config["signing_kid"])
     summary.statement = _settle(contract, month, site)
     return summary

@@ -64,8 +64,16 @@ def parse_units(raw: object) -> list[registry.UnitSpec]:
         direction = str(item.get("direction", "import"))
         if direction not in ("import", "export"):
             raise BadRequest(f"units[{index}]: direction is import or export")
+        kvar = None
+        if item.get("capacityKvar") is not None:
+            try:
+                kvar = registry.capacity(str(item["capacityKvar"]), "capacityKvar")
+            except registry.RegistryError as exc:
+                raise BadRequest(f"units[{index}]: {exc}") from exc
+            if kvar > 100_000:
+                raise BadRequest(f"units[{index}]: capacityKvar must be at most 100000")
         units.append(registry.UnitSpec(reference=reference, capacity_kw=capacity,
-                                       direction=direction))
+                                       direction=direction, capacity_kvar=kvar))
     return units
 
 
@@ -82,13 +90,15 @@ def _check_limits(remote_addr: str) -> None:
 
 def sandbox_contracts(*, operator: str, fsp: str, units: list[registry.UnitSpec]) -> list[str]:
     """The sandbox contracts of an FSP: RESTORE over every unit, MW_DISPATCH over the
-    export units over 1 MW. Existing ones are kept."""
+    export units over 1 MW, and DYNAMIC (a product with a notice period, for the
+    notice-period scenario) over every unit. Existing ones are kept."""
     programs.load_products()
     made = []
     plans = [("RESTORE", [u.reference for u in units]),
              ("MW_DISPATCH", [u.reference for u in units if products.unit_problem(
                  "MW_DISPATCH", ("export",), direction=u.direction,
-                 capacity_kw=u.capacity_kw) is None])]
+                 capacity_kw=u.capacity_kw) is None]),
+             ("DYNAMIC", [u.reference for u in units])]
     for product, references in plans:
         if not references:
             continue

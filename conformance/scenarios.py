@@ -22,10 +22,10 @@ from django.conf import settings
 from django.db import OperationalError, close_old_connections, connection
 from django.utils import timezone
 
-from conformance import checks, evidence, push
+from conformance import checks, evidence, forgeries, push
 from conformance.checks import Check
 from conformance.models import ConformanceRun, FaultHit, InjectedFault, SandboxFsp
-from dispatch import comms, fsp_events, issuing, programs, rules, signing_keys
+from dispatch import comms, fsp_events, issuing, mapping, programs, rules, signing_keys
 from dispatch.models import (
     Acknowledgement,
     Contract,
@@ -182,6 +182,23 @@ class Context:
     def client_id(self) -> str:
         return self.site.ven.client_id
 
+    def no_notice_contract(self, unit: DispatchUnit,
+                           setpoint_types: tuple[str, ...] = ()) -> Contract:
+        """A contract of ``unit`` for a product without notice period (and taking every one
+        of ``setpoint_types``), preferring RESTORE and MW_DISPATCH; NotApplicable when the
+        unit has none."""
+        found = [c for c in unit.contracts.select_related("product", "operator")
+                 if not programs.product_parameters(c.operator, c.product)["notice_period"]
+                 and set(setpoint_types) <= set(c.product.setpoint_types)]
+        found.sort(key=lambda c: (c.product.code not in PREFERRED_PRODUCTS,
+                                  PREFERRED_PRODUCTS.index(c.product.code)
+                                  if c.product.code in PREFERRED_PRODUCTS else 0))
+        if not found:
+            raise NotApplicable(f"unit {unit.reference} has no contract for a product without "
+                                "notice period" + (f" taking {' and '.join(setpoint_types)} "
+                                                   "setpoints" if setpoint_types else ""))
+        return found[0]
+
     def _dispatchable(self) -> tuple[DispatchUnit, Contract]:
         def no_notice(contract: Contract | None) -> bool:  # with the operator's own values
             return contract is not None and not programs.product_parameters(
@@ -200,6 +217,18 @@ class Context:
         raise ScenarioError(f"no unit of site {self.site} has a contract for a product "
                             "without notice period (RESTORE or MW_DISPATCH)")
 
+    def with_notice(self) -> tuple[DispatchUnit, Contract, timedelta]:
+        """A unit and contract of the site for a product with a notice period of at most
+        an hour (with the operator's own values), and that notice period."""
+        for unit in self.units:
+            for contract in unit.contracts.select_related("product", "operator"):
+                notice = programs.product_parameters(contract.operator,
+                                                     contract.product)["notice_period"]
+                if notice and notice <= timedelta(hours=1):
+                    return unit, contract, notice
+        raise NotApplicable("no unit of the site has a contract for a product with a notice "
+                            "period of an hour or less (DYNAMIC)")
+
     def heartbeat_interval_s(self) -> float | None:
         if self.options.heartbeat_interval_s:
             return float(self.options.heartbeat_interval_s)
@@ -209,9 +238,11 @@ class Context:
 
     # -- driving the VTN --
 
-    def timings(self, fractions: tuple[float, ...], start: datetime) -> list[rules.Timing]:
-        capacity = Decimal(self.unit.capacity_kw)
-        product = self.contract.product
+    def timings(self, fractions: tuple[float, ...], start: datetime, *,
+                unit: DispatchUnit | None = None,
+                contract: Contract | None = None) -> list[rules.Timing]:
+        capacity = Decimal((unit or self.unit).capacity_kw)
+        product = (contract or self.contract).product
         if product.quantity == product.Quantity.FIXED:
             fractions = (fractions[0],) * len(fractions)
         kind = product.setpoint_types[0] if "absolute" not in product.setpoint_types \
@@ -222,13 +253,26 @@ class Context:
                 for i, f in enumerate(fractions)]
 
     def issue(self, *, status: str = "run", fractions: tuple[float, ...] = (0.5, 0.25),
-              reason: str = "") -> DispatchInstruction:
+              reason: str = "",
+              timings: Callable[[datetime], list[rules.Timing]] | None = None,
+              unit: DispatchUnit | None = None, contract: Contract | None = None,
+              start: datetime | None = None) -> DispatchInstruction:
+        """Issue a dispatch for the next whole hour (or from ``start``), one hour long:
+        ``fractions`` of the unit's capacity, or the setpoints ``timings(service start)``
+        gives; of the scenario's unit under its contract, or of ``unit`` under
+        ``contract`` (by default its no-notice contract)."""
         now = timezone.now()
-        start = now.replace(minute=0, second=0, microsecond=0) + timedelta(hours=1)
+        start = start or now.replace(minute=0, second=0, microsecond=0) + timedelta(hours=1)
+        if unit is None:
+            unit, contract = self.unit, contract or self.contract
+        elif contract is None:
+            contract = self.no_notice_contract(unit)
         dispatch = retrying(lambda: issuing.issue_dispatch(
-            unit=self.unit, product=self.contract.product, contract=self.contract.identifier,
+            unit=unit, product=contract.product, contract=contract.identifier,
             service_start=start, service_end=start + timedelta(hours=1),
-            timings=self.timings(fractions, start), status=status,
+            timings=timings(start) if timings else self.timings(fractions, start, unit=unit,
+                                                                contract=contract),
+            status=status,
             reference=f"CONF-{now:%Y%m%d}-{secrets.token_hex(4)}", issued_by=ISSUER,
             reason=reason or "conformance scenario"))
         self.log(f"issued {dispatch.reference} revision 1 ({status})")
@@ -236,9 +280,12 @@ class Context:
         return dispatch
 
     def revise(self, dispatch: DispatchInstruction, *, status: str | None = None,
-               fractions: tuple[float, ...] | None = None) -> int:
+               fractions: tuple[float, ...] | None = None,
+               setpoints: Callable[[datetime], list[rules.Timing]] | None = None) -> int:
         dispatch.refresh_from_db()
-        timings = self.timings(fractions, dispatch.service_start) if fractions else None
+        timings = setpoints(dispatch.service_start) if setpoints else \
+            self.timings(fractions, dispatch.service_start, unit=dispatch.unit,
+                         contract=dispatch.contract) if fractions else None
         revision = retrying(lambda: issuing.revise_dispatch(
             dispatch=dispatch, status=status, timings=timings, issued_by=ISSUER,
             reason="conformance scenario"))
@@ -407,6 +454,23 @@ def stale_revision(ctx: Context) -> tuple[list[Check], dict]:
 SANDBOX_FLEET_FSP = "demo-fleet"  # conformance.fleet.FLEET_FSP
 
 
+def _sandbox_only(ctx: Context, operator: NetworkOperator, doing: str) -> bool:
+    """Whether the run is on a sandbox site (self-service or the demo fleet). Such a run
+    changes the operator's own settings only when the operator serves nothing outside the
+    sandbox (ScenarioError otherwise), so a sandbox user never touches production."""
+    fsp = ctx.site.fsp
+    if not (SandboxFsp.objects.filter(fsp=fsp).exists() or fsp.identifier == SANDBOX_FLEET_FSP):
+        return False
+    outside = Fsp.objects.filter(operator=operator, sandbox_enrolment__isnull=True).exclude(
+        identifier=SANDBOX_FLEET_FSP)
+    if outside.exists():
+        raise ScenarioError(
+            f"operator {operator.code} also serves FSPs outside the sandbox "
+            f"({', '.join(outside.values_list('identifier', flat=True)[:5])}); the sandbox "
+            f"does not {doing}. Use a sandbox-only CONFORMANCE_OPERATOR.")
+    return True
+
+
 def _rotate(ctx: Context, operator: NetworkOperator) -> SigningKey:
     """Rotate the operator's signing key for the key-rotation scenario.
 
@@ -415,16 +479,8 @@ def _rotate(ctx: Context, operator: NetworkOperator) -> SigningKey:
     refuses when the operator also serves FSPs outside the sandbox, so a sandbox user can
     never rotate a production key. A run the operator starts on one of its own FSPs
     rotates as ``dispatch rotate-key`` does."""
-    fsp = ctx.site.fsp
-    if not (SandboxFsp.objects.filter(fsp=fsp).exists() or fsp.identifier == SANDBOX_FLEET_FSP):
+    if not _sandbox_only(ctx, operator, "rotate its signing key"):
         return signing_keys.rotate_signing_key(operator=operator.code)
-    outside = Fsp.objects.filter(operator=operator, sandbox_enrolment__isnull=True).exclude(
-        identifier=SANDBOX_FLEET_FSP)
-    if outside.exists():
-        raise ScenarioError(
-            f"operator {operator.code} also serves FSPs outside the sandbox "
-            f"({', '.join(outside.values_list('identifier', flat=True)[:5])}); the sandbox "
-            "does not rotate its signing key. Use a sandbox-only CONFORMANCE_OPERATOR.")
     return signing_keys.rotate_signing_key(
         operator=operator.code,
         verify_for=timedelta(minutes=settings.CONFORMANCE_ROTATED_KEY_VERIFY_MINUTES),
@@ -569,6 +625,170 @@ def metering(ctx: Context) -> tuple[list[Check], dict]:
     return result, {"instruction": instruction, "meteringEventID": str(event.pk)}
 
 
+def notice_period(ctx: Context) -> tuple[list[Check], dict]:
+    """A product with a notice period: pre-notified at least the notice ahead, then run."""
+    unit, contract, notice = ctx.with_notice()
+    started = timezone.now()
+    earliest = started + notice + timedelta(minutes=1)
+    start = earliest.replace(second=0, microsecond=0) + timedelta(
+        minutes=-earliest.minute % 30 or 30)
+    dispatch = ctx.issue(status="pre-notify", unit=unit, contract=contract, start=start)
+    ctx.wait_for_acks(dispatch, 1, ("received",))
+    ctx.wait_for_acks(dispatch, 1, ("actioned",), timeout_s=ctx.options.margin_s)
+    number = ctx.revise(dispatch, status="run")
+    ctx.wait_for_acks(dispatch, number, ("received", "actioned"))
+    revs = evidence.revisions(dispatch)
+    acks = evidence.acknowledgements(dispatch)
+    deadline = ctx.options.ack_deadline_s
+    result = [checks.acknowledged(revs[0], acks, stage="received", deadline_s=deadline),
+              checks.acknowledged(revs[-1], acks, stage="received", deadline_s=deadline),
+              checks.acknowledged(revs[-1], acks, stage="actioned", deadline_s=deadline),
+              checks.acks_valid(revs, acks),
+              ctx.heartbeat_check(started, timezone.now())]
+    return result, _dispatch_facts(dispatch) | {
+        "noticePeriod": mapping.duration(notice), "serviceStart": checks.iso(start)}
+
+
+# The heartbeat interval the parameter-change scenario sets (half the site's, when that
+# is shorter; never below the 10 s the operator API allows), and how long a VEN has to
+# read the changed program before it is graded (the reference agent reads the programs
+# every 60 s by default).
+CHANGED_HEARTBEAT_S = 30.0
+PARAMETER_PICK_UP_S = 60.0
+
+
+def _heartbeat_contract(ctx: Context) -> tuple[Contract, float]:
+    """The site's contract whose product sets its (shortest) heartbeat interval."""
+    best: tuple[Contract, float] | None = None
+    for unit in ctx.units:
+        for contract in unit.contracts.select_related("product", "operator"):
+            interval = programs.product_parameters(contract.operator,
+                                                   contract.product)["heartbeat_interval"]
+            if interval and (best is None or interval.total_seconds() < best[1]):
+                best = (contract, interval.total_seconds())
+    if best is None:
+        raise NotApplicable("no product of the site has a heartbeat interval")
+    return best
+
+
+def parameter_change(ctx: Context) -> tuple[list[Check], dict]:
+    """The operator shortens the heartbeat interval of the site's product: the VEN reads
+    the changed program and heartbeats at the new interval; the old value is put back."""
+    contract, old_s = _heartbeat_contract(ctx)
+    operator, product = contract.operator, contract.product
+    _sandbox_only(ctx, operator, "change its product parameters")
+    new_s = max(10.0, min(CHANGED_HEARTBEAT_S, old_s / 2))
+    own = programs.product_parameter_settings(operator, product)
+    had = (own.parameters["heartbeat_interval"] or "NONE") \
+        if "heartbeat_interval" in own.operator_set else "DEFAULT"
+    started = timezone.now()
+    retrying(lambda: programs.set_product_parameters(
+        operator=operator.code, product=product.code,
+        changes={"heartbeat_interval": f"PT{int(new_s)}S"}, changed_by=ISSUER,
+        reason="conformance scenario parameter-change"))
+    changed_at = timezone.now()
+    ctx.log(f"{operator.code} {product.code} heartbeat interval: {old_s:g} s -> {new_s:g} s")
+    graded_from = changed_at + timedelta(seconds=PARAMETER_PICK_UP_S
+                                         + ctx.options.poll_interval_s + ctx.options.margin_s)
+    graded_to = graded_from + timedelta(seconds=3 * new_s)
+    try:
+        ctx.wait(lambda: timezone.now() >= graded_to, (graded_to - changed_at).total_seconds()
+                 + 5, step=1.0)
+    finally:
+        retrying(lambda: programs.set_product_parameters(
+            operator=operator.code, product=product.code,
+            changes={"heartbeat_interval": had}, changed_by=ISSUER,
+            reason="conformance scenario parameter-change: restored"))
+        ctx.log(f"{operator.code} {product.code} heartbeat interval restored ({had})")
+    reports = evidence.heartbeat_times(ctx.site, graded_from, graded_to)
+    result = [checks.heartbeat_interval_followed(reports=reports, start=graded_from,
+                                                 end=graded_to, interval_s=new_s),
+              ctx.heartbeat_check(started, timezone.now())]
+    return result, {"product": product.code, "oldIntervalSeconds": old_s,
+                    "newIntervalSeconds": new_s, "changedAt": checks.iso(changed_at),
+                    "gradedFrom": checks.iso(graded_from), "gradedTo": checks.iso(graded_to)}
+
+
+def availability_windows(now: datetime) -> list[tuple[datetime, datetime]]:
+    """Two one-hour windows from the second whole hour after ``now``: far enough ahead
+    that a declaration sent within any deadline is not late."""
+    start = now.astimezone(UTC).replace(minute=0, second=0, microsecond=0) + timedelta(hours=2)
+    return [(start + timedelta(hours=k), start + timedelta(hours=k + 1)) for k in range(2)]
+
+
+def availability(ctx: Context) -> tuple[list[Check], dict]:
+    """Availability declarations on request, signed with the site key."""
+    started = timezone.now()
+    windows = availability_windows(started)
+    units = [u.reference for u in ctx.units]
+    event = fsp_events.ensure_events(ctx.site.fsp.operator, ctx.site.fsp.identifier)[
+        fsp_events.AVAILABILITY]
+    wanted = [(unit, start) for unit in units for start, _ in windows]
+    deadline = ctx.options.metering_deadline_s
+    instruction = (
+        f"Declare the availability (kW each unit can deliver, >= 0) of units "
+        f"{', '.join(units)} for the one-hour windows from {checks.iso(windows[0][0])} and "
+        f"{checks.iso(windows[1][0])} as a report on your availability event {event.pk} "
+        f"({event.event_name}), signed with your site key (profile section 12), within "
+        f"{deadline:g} s.")
+    ctx.set_awaiting({"scenario": "availability", "instruction": instruction,
+                      "eventID": str(event.pk), "eventName": event.event_name,
+                      "units": units,
+                      "windows": [{"start": checks.iso(s), "end": checks.iso(e)}
+                                  for s, e in windows],
+                      "deadline": checks.iso(started + timedelta(seconds=deadline))})
+    starts = [start for start, _ in windows]
+    done: dict = {}
+
+    def covered() -> bool:
+        intakes = evidence.intakes(ctx.site, started, ReportIntake.Kind.AVAILABILITY)
+        found = set(evidence.current_declarations(ctx.site, starts))
+        if intakes and all(w in found for w in wanted):
+            done.setdefault("at", max(i.received_at for i in intakes))
+            return True
+        return False
+    try:
+        ctx.wait(covered, deadline, step=0.5)
+    finally:
+        ctx.set_awaiting(None)
+    intakes = evidence.intakes(ctx.site, started, ReportIntake.Kind.AVAILABILITY)
+    found = evidence.current_declarations(ctx.site, starts)
+    result = [checks.declarations_accepted(intakes),
+              checks.reports_signed("declarations-signed", "availability", intakes),
+              checks.windows_covered(wanted, found if intakes else []),
+              checks.within("declarations-in-time", what="the windows asked for declared",
+                            at=done.get("at"), since=started, deadline_s=deadline),
+              ctx.heartbeat_check(started, timezone.now())]
+    return result, {"instruction": instruction, "availabilityEventID": str(event.pk)}
+
+
+def forged_dispatch(ctx: Context) -> tuple[list[Check], dict]:
+    """A genuine dispatch, then a tampered copy of it that the VEN must refuse."""
+    started = timezone.now()
+    dispatch = ctx.issue(status="run")
+    ctx.wait_for_acks(dispatch, 1, ("received", "actioned"))
+    forged = retrying(lambda: forgeries.forge(dispatch))
+    forged_id = str(forged.pk)
+    ctx.log(f"forged event {forged_id}: {dispatch.reference} claimed as revision "
+            f"{dispatch.revision + 1} with a doubled setpoint and revision 1's signature")
+    deadline = ctx.options.ack_deadline_s
+    try:
+        ctx.wait(lambda: "REFUSED" in forgeries.stages_reported(forged, ctx.client_id),
+                 deadline)
+        time.sleep(min(ctx.options.poll_interval_s, 5))  # room for a wrong RECEIVED
+        stages = forgeries.stages_reported(forged, ctx.client_id)
+    finally:
+        retrying(lambda: forgeries.withdraw(forged))
+    revs = evidence.revisions(dispatch)
+    acks = evidence.acknowledgements(dispatch)
+    result = [checks.forgery_refused(stages, event_id=forged_id, deadline_s=deadline),
+              checks.forgery_not_actioned(stages, event_id=forged_id),
+              *checks.revision_checks(revs, acks, deadline_s=deadline),
+              checks.acks_valid(revs, acks),
+              ctx.heartbeat_check(started, timezone.now())]
+    return result, _dispatch_facts(dispatch) | {"forgedEventID": forged_id}
+
+
 def _published_event(dispatch: DispatchInstruction) -> Event:
     """The OpenADR event a dispatch was published as."""
     dispatch.refresh_from_db()
@@ -643,6 +863,86 @@ def mqtt_push(ctx: Context) -> tuple[list[Check], dict]:
     return result, _dispatch_facts(dispatch) | {"venID": ven_id}
 
 
+def _two_revisions(ctx: Context, unit: DispatchUnit,
+                   first: Callable[[datetime], list[rules.Timing]],
+                   second: Callable[[datetime], list[rules.Timing]]
+                   ) -> tuple[DispatchInstruction, datetime]:
+    """Revision 1 RUN with ``first``'s setpoints, then revision 2 RUN with ``second``'s,
+    each once the previous one is acknowledged (or its deadline passed)."""
+    started = timezone.now()
+    dispatch = ctx.issue(status="run", timings=first, unit=unit)
+    ctx.wait_for_acks(dispatch, 1, ("received", "actioned"))
+    number = ctx.revise(dispatch, setpoints=second)
+    ctx.wait_for_acks(dispatch, number, ("received", "actioned"))
+    return dispatch, started
+
+
+def _setpoints(volumes: tuple[Decimal, ...], *, setpoint_type: str, service_type: str
+               ) -> Callable[[datetime], list[rules.Timing]]:
+    def build(start: datetime) -> list[rules.Timing]:
+        return [rules.Timing(setpoint_time=start + timedelta(minutes=30 * i), volume=volume,
+                             setpoint_type=setpoint_type, service_type=service_type)
+                for i, volume in enumerate(volumes)]
+    return build
+
+
+def _share(capacity: Decimal, *fractions: float) -> tuple[Decimal, ...]:
+    return tuple(max(Decimal(1), (capacity * Decimal(str(f))).quantize(Decimal(1)))
+                 for f in fractions)
+
+
+def reactive_setpoints(ctx: Context) -> tuple[list[Check], dict]:
+    """kVAr setpoints: a RUN and a revised RUN for a unit that offers reactive power; the
+    VEN reads each setpoint back in KVAR (not KW)."""
+    unit = next((u for u in ctx.units if u.capacity_kvar), None)
+    if unit is None or unit.capacity_kvar is None:
+        raise NotApplicable("no unit of the site offers reactive power (no kVAr capacity "
+                            "registered); onboard one with capacityKvar to have it graded")
+    contract = ctx.no_notice_contract(unit)
+    kind = "absolute" if "absolute" in contract.product.setpoint_types else \
+        contract.product.setpoint_types[0]
+    fixed = contract.product.quantity == contract.product.Quantity.FIXED
+    capacity = unit.capacity_kvar
+    first = _share(capacity, 0.5, 0.5 if fixed else 0.25)
+    second = _share(capacity, 0.4, 0.4 if fixed else 0.2)
+    dispatch, started = _two_revisions(
+        ctx, unit, _setpoints(first, setpoint_type=kind, service_type="reactive"),
+        _setpoints(second, setpoint_type=kind, service_type="reactive"))
+    result = _graded(ctx, dispatch, started)
+    result.insert(-1, checks.setpoints_read_back(
+        "kvar-read-back", evidence.revisions(dispatch), evidence.acknowledgements(dispatch),
+        what="units (KVAR)"))
+    return result, _dispatch_facts(dispatch) | {"capacityKvar": str(unit.capacity_kvar)}
+
+
+def delta_and_absolute(ctx: Context) -> tuple[list[Check], dict]:
+    """A delta-to-baseline RUN revised to an absolute one (kW): the VEN reads each back
+    with the setpoint type it was issued with."""
+    for unit in ctx.units:
+        try:
+            contract = ctx.no_notice_contract(unit, ("absolute", "delta"))
+            break
+        except NotApplicable:
+            continue
+    else:
+        raise NotApplicable("no unit of the site has a contract for a product without "
+                            "notice period that takes both delta and absolute setpoints "
+                            "(e.g. RESTORE)")
+    fixed = contract.product.quantity == contract.product.Quantity.FIXED
+    capacity = Decimal(unit.capacity_kw)
+    dispatch, started = _two_revisions(
+        ctx, unit,
+        _setpoints(_share(capacity, 0.3, 0.3 if fixed else 0.2), setpoint_type="delta",
+                   service_type="real"),
+        _setpoints(_share(capacity, 0.6, 0.6 if fixed else 0.5), setpoint_type="absolute",
+                   service_type="real"))
+    result = _graded(ctx, dispatch, started)
+    result.insert(-1, checks.setpoints_read_back(
+        "setpoint-types-read-back", evidence.revisions(dispatch),
+        evidence.acknowledgements(dispatch), what="setpoint type (DELTA, then ABSOLUTE)"))
+    return result, _dispatch_facts(dispatch)
+
+
 @dataclass(frozen=True)
 class Scenario:
     name: str
@@ -680,6 +980,32 @@ SCENARIOS: dict[str, Scenario] = {s.name: s for s in (
              "half-hourly USAGE readings of every unit of the site for the previous two "
              "hours, on the metering event: all periods covered, nothing rejected, within the "
              "metering deadline.", metering),
+    Scenario("notice-period", "A product with a notice period: pre-notify, then run",
+             "Under the site's contract for a product with a notice period (DYNAMIC, PT15M "
+             "unless the operator set its own), revision 1 PRE_NOTIFY is issued for a "
+             "service start at least the notice period ahead, then revision 2 RUN: revision "
+             "1 RECEIVED, revision 2 RECEIVED and ACTIONED, accepted, within the deadline. "
+             "Not applicable without such a contract.", notice_period),
+    Scenario("parameter-change", "A new heartbeat interval reaches the VEN",
+             "The operator shortens the heartbeat interval of the site's product with the "
+             "shortest one (to 30 s, or half of it when shorter), published at once as an "
+             "update of its program (GB_HEARTBEAT_INTERVAL). After 60 s plus the poll "
+             "interval and margin for the VEN to read the change, heartbeat reports on the "
+             "heartbeat event arrive at least every 1.5 x the new interval for three new "
+             "intervals; then the old value is put back. Not applicable when no product of "
+             "the site has a heartbeat interval.", parameter_change),
+    Scenario("availability", "Signed availability declarations on request",
+             "The run asks (awaiting.instruction) for availability declarations of every "
+             "unit of the site for two one-hour windows starting two hours ahead, on the "
+             "availability event, signed with the site key: every report signed with a "
+             "registered key, nothing rejected, both windows declared for every unit, "
+             "within the metering deadline.", availability),
+    Scenario("forged-dispatch", "A forged dispatch is refused",
+             "Revision 1 RUN is acknowledged; then a tampered copy of its event appears "
+             "(claiming revision 2 with a doubled setpoint but carrying revision 1's "
+             "signature). The VEN reports REFUSED on the forged event within the deadline "
+             "and never RECEIVED or ACTIONED; the genuine revision's acknowledgements "
+             "stay valid.", forged_dispatch),
     Scenario("webhook", "Webhook notifications",
              "The VEN's subscriptions with callbacks for EVENT objects: every callback "
              "answers the echo check; a RUN dispatch for the site is notified to a callback "
@@ -693,6 +1019,18 @@ SCENARIOS: dict[str, Scenario] = {s.name: s for s in (
              "on its topic. Not applicable when the VTN has no broker or the VEN never asked "
              "for its topics.",
              mqtt_push),
+    Scenario("reactive-setpoints", "Reactive power (kVAr) setpoints",
+             "For a unit that offers reactive power: revision 1 RUN and revision 2 RUN with "
+             "kVAr setpoints (serviceType REACTIVE, units KVAR). Both RECEIVED and ACTIONED, "
+             "accepted, within the deadline, every setpoint read back in KVAR. Not "
+             "applicable when no unit of the site has a kVAr capacity.",
+             reactive_setpoints),
+    Scenario("delta-vs-absolute", "Delta-to-baseline and absolute setpoints",
+             "Revision 1 RUN with DELTA setpoints (DISPATCH_SETPOINT_RELATIVE), revision 2 "
+             "RUN with ABSOLUTE ones (DISPATCH_SETPOINT), in kW: both RECEIVED and ACTIONED, "
+             "accepted, within the deadline, every setpoint read back with the type it was "
+             "issued with. Not applicable without a no-notice product taking both types.",
+             delta_and_absolute),
 )}
 ORDER = tuple(SCENARIOS)
 

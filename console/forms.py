@@ -72,7 +72,8 @@ class OnboardForm(forms.Form):
     site = forms.CharField(max_length=63, initial="main")
     units = forms.CharField(
         label="Dispatch units", widget=forms.Textarea(attrs={"rows": 4}),
-        help_text="One per line: reference:kW[:import|export], e.g. bat1:500:export")
+        help_text="One per line: reference:kW[:import|export][:kVAr], e.g. bat1:500:export "
+                  "or, for a unit that also offers reactive power, bat1:500:export:300")
     zone = forms.CharField(label="Location or congestion zone", max_length=128,
                            required=False)
 
@@ -107,9 +108,26 @@ class ContractForm(forms.Form):
                                       help_text="e.g. high-3-of-5, meter-before-4, nominated")
     capacity_kw = forms.DecimalField(label="Contracted capacity (kW)", required=False,
                                      help_text="Empty: the sum of the units' capacities")
+    reactive_utilisation_price = forms.DecimalField(
+        label="Reactive utilisation price (GBP per MVArh)", initial=0, min_value=0,
+        required=False, help_text="Empty: 0")
+    emergency_premium_percent = forms.DecimalField(
+        label="Emergency premium (%)", required=False, min_value=0, max_value=1000,
+        help_text="Uplift on the utilisation payment of emergency periods; empty: none")
 
     def clean_units(self) -> list[str]:
         return [u.strip() for u in self.cleaned_data["units"].split(",") if u.strip()]
+
+
+class UnitCapabilitiesForm(forms.Form):
+    """What a dispatch unit can deliver: real power (kW) and reactive power (kVAr)."""
+
+    capacity_kw = forms.DecimalField(label="Real power capacity (kW)", min_value=0,
+                                     max_digits=12, decimal_places=3)
+    capacity_kvar = forms.DecimalField(
+        label="Reactive power capacity (kVAr)", required=False, min_value=0, max_digits=12,
+        decimal_places=3, help_text="Empty: the unit offers no reactive power")
+    reason = forms.CharField(label="Reason", required=False, max_length=1000)
 
 
 class ProductParametersForm(forms.Form):
@@ -143,8 +161,14 @@ class DispatchForm(forms.Form):
                                      to_field_name="code")
     start = UtcDateTimeField(label="Service start")
     end = UtcDateTimeField(label="Service end")
-    kw = forms.DecimalField(label="Volume (kW)", min_value=0, max_digits=12,
-                            decimal_places=3)
+    kw = forms.DecimalField(label="Volume", min_value=0, max_digits=12,
+                            decimal_places=3, help_text="kW, or kVAr for reactive power")
+    service_type = forms.ChoiceField(label="Power", initial="real", required=False, choices=[
+        ("real", "real (kW)"), ("reactive", "reactive (kVAr)")])
+    price = forms.DecimalField(
+        label="Price per unit (GBP)", required=False, min_value=0, max_digits=12,
+        decimal_places=5, help_text="Per kWh (per kVArh for reactive power); paid as "
+                                    "instructed. Empty: the contract's utilisation price")
     setpoint_type = forms.ChoiceField(label="Setpoint", choices=[
         ("delta", "delta (flexibility against the baseline)"),
         ("absolute", "absolute (power at the connection point)")])
@@ -162,7 +186,9 @@ class DispatchForm(forms.Form):
         super().__init__(*args, **kwargs)
         self.fields["unit"].label_from_instance = lambda unit: (
             f"{unit.fsp.operator.code}/{unit.fsp.identifier}/{unit.reference} "
-            f"({unit.direction}, {unit.capacity_kw.normalize():f} kW)")
+            f"({unit.direction}, {unit.capacity_kw.normalize():f} kW"
+            + (f", {unit.capacity_kvar.normalize():f} kVAr" if unit.capacity_kvar else "")
+            + ")")
 
 
 class ReviseForm(forms.Form):

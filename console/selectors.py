@@ -229,9 +229,12 @@ def statement_dispatches(document: dict) -> dict[str, list[dict]]:
 
 # Every column of the statement page's line table, in order: the document's key and its
 # heading. Each line kind fills only some of them (a held line has no figures).
-LINE_COLUMNS = (("baselineKw", "Baseline kW"), ("actualKw", "Actual kW"),
-                ("orderedKw", "Ordered kW"), ("deliveredKw", "Delivered kW"),
-                ("declaredKw", "Declared kW"), ("netGbp", "Net GBP"))
+LINE_COLUMNS = (("urgency", "Urgency"), ("baselineKw", "Baseline kW"),
+                ("actualKw", "Actual kW"), ("orderedKw", "Ordered kW"),
+                ("deliveredKw", "Delivered kW"), ("deficiencyKw", "Deficiency kW"),
+                ("actualKvar", "Actual kVAr"), ("orderedKvar", "Ordered kVAr"),
+                ("deliveredKvar", "Delivered kVAr"), ("declaredKw", "Declared kW"),
+                ("urgencyPremiumGbp", "Premium GBP"), ("netGbp", "Net GBP"))
 
 
 def statement_lines(document: dict) -> list[dict]:

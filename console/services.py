@@ -172,12 +172,15 @@ def preview_issue(**arguments) -> tuple[list[str], dict | None]:
 def issue_arguments(*, unit: DispatchUnit, product: Product, start: datetime, end: datetime,
                     kw: Decimal, setpoint_type: str, status: str, urgency: str,
                     reference: str, staff: str, reason: str = "",
-                    confirm_comms_loss: bool = False) -> dict:
-    """The ``issue_dispatch`` arguments of a console form: one setpoint of ``kw`` held from
-    the service start to its end."""
+                    confirm_comms_loss: bool = False, service_type: str = "real",
+                    price: Decimal | None = None) -> dict:
+    """The ``issue_dispatch`` arguments of a console form: one setpoint of ``kw`` (kVAr
+    for reactive power) held from the service start to its end, at the instructed
+    ``price`` (GBP per kWh or kVArh) when one is given."""
     return {"unit": unit, "product": product, "service_start": start, "service_end": end,
             "timings": [rules.Timing(setpoint_time=start, volume=kw,
-                                     setpoint_type=setpoint_type)],
+                                     setpoint_type=setpoint_type, service_type=service_type,
+                                     price_gbp_per_kwh=price)],
             "status": status, "urgency": urgency or None, "reference": reference,
             "issued_by": f"console:{staff}", "reason": reason,
             "confirm_comms_loss": confirm_comms_loss}

@@ -26,6 +26,8 @@ urlpatterns = [
     path("registry/onboard", registry.onboard, name="onboard"),
     path("registry/contracts/new", registry.new_contract, name="new-contract"),
     path("registry/products", registry.product_parameters, name="products"),
+    path("registry/units/<str:operator>/<str:fsp>/<str:unit>", registry.unit_capabilities,
+         name="unit-capabilities"),
     path("bundles/<uuid:bundle_id>", registry.bundle, name="bundle"),
     path("dispatches", dispatches.dispatch_list, name="dispatches"),
     path("dispatches/new", dispatches.issue, name="issue"),

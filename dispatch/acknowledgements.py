@@ -12,7 +12,7 @@ from django.utils import timezone
 
 from dispatch import audit
 from dispatch.models import Acknowledgement, DispatchInstruction, DispatchRevision, FspSite
-from gbflex_profile import acks, jose
+from gbflex_profile import acks, jose, report_signing
 from vtn.models import Report
 
 Outcome = Acknowledgement.Outcome
@@ -67,6 +67,14 @@ def _judge(claim: acks.AckClaim, instruction: DispatchInstruction, site: FspSite
     return Outcome.ACCEPTED, "", signed, revision
 
 
+def _signed_at(signed: dict | None) -> datetime | None:
+    """When the FSP says it signed (its verified ``signedAt``), or None."""
+    try:
+        return report_signing.parse_utc(signed.get("signedAt")) if signed else None
+    except ValueError:
+        return None
+
+
 @transaction.atomic
 def record_acknowledgements(report: Report, *,
                             now: datetime | None = None) -> list[Acknowledgement]:
@@ -94,7 +102,7 @@ def record_acknowledgements(report: Report, *,
             result=claim.outcome, reason=claim.reason, outcome=outcome, detail=detail,
             received_at=at, report_id=report.pk, client_id=report.client_id,
             kid=jose.header_kid(claim.jws) or "", jws=claim.jws,
-            read_back=claim.read_back)
+            read_back=claim.read_back, signed_at=_signed_at(signed))
         audit.record_acknowledgement(ack, signed)
         recorded.append(ack)
     return recorded

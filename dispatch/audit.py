@@ -16,9 +16,14 @@ from dispatch import rules
 from dispatch.models import (
     Acknowledgement,
     AuditEntry,
+    AvailabilityDeclaration,
     CommsTransition,
     DispatchInstruction,
     DispatchRevision,
+    DispatchUnit,
+    MeterReading,
+    NetworkOperator,
+    ReportIntake,
     SigningKey,
     SiteSigningKey,
 )
@@ -104,12 +109,76 @@ def record_comms_loss_confirmed(instruction: DispatchInstruction, *, issued_by: 
                    payload={"confirmedBy": issued_by, "sitesInCommsLoss": sites})
 
 
+INTAKE_KINDS = {ReportIntake.Kind.AVAILABILITY: AuditEntry.Kind.DECLARATIONS_RECORDED,
+                ReportIntake.Kind.METERING: AuditEntry.Kind.READINGS_RECORDED}
+
+
+def record_intake(intake: ReportIntake) -> AuditEntry:
+    """An availability or meter-reading report taken in: what became of it and, when the
+    site signed it, its JWS and the statement that verified (no dispatch: ``dispatch_ref``
+    is empty; the site is in the subject)."""
+    site = intake.site
+    code = site.fsp.operator.code
+    return _append_entry(
+        kind=INTAKE_KINDS[ReportIntake.Kind(intake.kind)], operator_code=code,
+        dispatch_ref="",
+        subject={"networkOperatorId": code, "fsp": site.fsp.identifier, "site": site.name,
+                 "intakeId": intake.pk, "kid": intake.kid},
+        jws=intake.jws,
+        payload={"intakeId": intake.pk, "kind": intake.kind, "reportId": intake.report_id,
+                 "clientId": intake.client_id, "receivedAt": timestamp(intake.received_at),
+                 "stored": intake.stored, "duplicates": intake.duplicates,
+                 "corrections": intake.corrections, "rejected": intake.rejected,
+                 "problems": intake.problems, "signed": intake.signed})
+
+
+def record_signed_reports_change(operator: NetworkOperator, *, before: bool, changed_by: str,
+                                 reason: str) -> AuditEntry:
+    """The operator's rule on unsigned reports changed."""
+    return _append_entry(
+        kind=AuditEntry.Kind.SIGNED_REPORTS_CHANGED, operator_code=operator.code,
+        dispatch_ref="", subject={"networkOperatorId": operator.code}, jws="",
+        payload={"requireSignedReports": {"before": before,
+                                          "after": operator.require_signed_reports},
+                 "changedBy": changed_by, "reason": reason})
+
+
+def _intake_entries(instruction: DispatchInstruction) -> list[AuditEntry]:
+    """The intake entries of the reports that declared availability or sent readings of
+    ``instruction``'s unit over its service window (superseded ones included)."""
+    window = {"unit": instruction.unit, "start__lt": instruction.service_end,
+              "end__gt": instruction.service_start}
+    intake_ids = set(AvailabilityDeclaration.objects.filter(**window)
+                     .values_list("intake_id", flat=True))
+    intake_ids |= set(MeterReading.objects.filter(**window).values_list("intake_id", flat=True))
+    if not intake_ids:
+        return []
+    return list(AuditEntry.objects.filter(
+        operator_code=instruction.operator.code, dispatch_ref="",
+        kind__in=list(INTAKE_KINDS.values()), subject__intakeId__in=sorted(intake_ids)))
+def record_unit_capabilities(unit: DispatchUnit, *, before: dict, after: dict,
+                             changed_by: str, reason: str) -> AuditEntry:
+    """A unit's kW and kVAr capabilities changed (no dispatch: ``dispatch_ref`` is empty).
+    ``before`` and ``after`` map ``capacityKw`` and ``capacityKvar`` to decimal strings
+    (or None for no reactive capability)."""
+    code = unit.fsp.operator.code
+    return _append_entry(
+        kind=AuditEntry.Kind.UNIT_CAPABILITY_CHANGED, operator_code=code, dispatch_ref="",
+        subject={"networkOperatorId": code, "fsp": unit.fsp.identifier,
+                 "unit": unit.reference},
+        jws="", payload={"before": before, "after": after, "changedBy": changed_by,
+                         "reason": reason})
+
+
 def export(instruction: DispatchInstruction) -> dict:
     """Everything needed to verify ``instruction``'s audit trail offline: its entries in
-    full, the links of the chain from its first entry to the head (other dispatches'
-    entries as digests only), and the public keys of the operator and of the site."""
+    full, the intake entries of the availability declared and the readings sent for its
+    unit over its service window, the links of the chain from the first of them to the
+    head (other entries as digests only), and the public keys of the operator and of the
+    site."""
     entries = list(AuditEntry.objects.filter(operator_code=instruction.operator.code,
                                              dispatch_ref=instruction.reference))
+    entries = sorted(entries + _intake_entries(instruction), key=lambda e: e.sequence)
     head = AuditEntry.objects.order_by("-sequence").first()
     links = []
     if entries:
@@ -120,10 +189,12 @@ def export(instruction: DispatchInstruction) -> dict:
     kids = {e.subject.get("kid") for e in entries if e.kind == AuditEntry.Kind.REVISION_ISSUED}
     operator_keys = SigningKey.objects.filter(operator=instruction.operator, kid__in=kids)
     site_keys = SiteSigningKey.objects.filter(site=instruction.unit.site)
+    site = instruction.unit.site
     return {
         "format": audit_chain.EXPORT_FORMAT,
         "networkOperatorId": instruction.operator.code,
         "dispatchRef": instruction.reference,
+        "site": {"fsp": site.fsp.identifier, "site": site.name},
         "exportedAt": timestamp(timezone.now()),
         "entries": [entry_body(e) | {"prevHash": e.prev_hash, "hash": e.hash}
                     for e in entries],

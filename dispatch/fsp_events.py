@@ -24,6 +24,7 @@ from gbflex_profile.vocabulary import (
     GB_HEARTBEAT,
     GB_METERING,
     GB_NETWORK_OPERATOR,
+    GB_REACTIVE,
     HEARTBEAT,
     METERING,
     OPERATING_STATE,
@@ -48,7 +49,8 @@ KINDS = {
     METERING: EventKind(METERING, GB_METERING, (
         {"payloadType": USAGE, "readingType": "DIRECT_READ", "units": "KWH"},
         {"payloadType": DEMAND, "readingType": "MEAN", "units": "KW"},
-        {"payloadType": BASELINE, "readingType": "FORECAST", "units": "KW"})),
+        {"payloadType": BASELINE, "readingType": "FORECAST", "units": "KW"},
+        {"payloadType": GB_REACTIVE, "readingType": "DIRECT_READ", "units": "KVARH"})),
 }
 
 

@@ -18,7 +18,7 @@ from datetime import datetime, timedelta
 from django.db import transaction
 from django.utils import timezone
 
-from dispatch import readings, rules
+from dispatch import audit, readings, report_signatures, rules
 from dispatch.models import (
     AvailabilityDeclaration,
     DispatchUnit,
@@ -26,6 +26,7 @@ from dispatch.models import (
     MeterReading,
     ReportIntake,
 )
+from gbflex_profile import report_signing
 from vtn.models import Report
 
 # Readings of USAGE and DEMAND are measurements: none may end later than this after the
@@ -34,7 +35,8 @@ CLOCK_TOLERANCE = timedelta(minutes=5)
 
 
 def _reporting_site(report: Report) -> FspSite | None:
-    return FspSite.objects.filter(ven__client_id=report.client_id).select_related("fsp").first()
+    return FspSite.objects.filter(ven__client_id=report.client_id).select_related(
+        "fsp__operator").first()
 
 
 def record_readings(report: Report, *, now: datetime | None = None) -> ReportIntake | None:
@@ -60,11 +62,9 @@ def record_declarations(report: Report, *,
 def _record_readings(site: FspSite, report: Report, now: datetime) -> ReportIntake:
     units = {unit.reference: unit for unit in
              DispatchUnit.objects.select_for_update().filter(site=site)}
-    parsed, rejected = readings.parse_readings(report.resources, report.payload_descriptors,
-                                               units)
-    intake = ReportIntake.objects.create(site=site, kind=ReportIntake.Kind.METERING,
-                                         report_id=report.pk, client_id=report.client_id,
-                                         received_at=now)
+    parsed, rejected = readings.parse_readings(
+        report_signing.content_resources(report.resources), report.payload_descriptors, units)
+    intake = _new_intake(site, report, ReportIntake.Kind.METERING, now)
     current = _current_readings(units.values(), parsed)
     fresh: list[MeterReading] = []
     for reading in parsed:
@@ -123,10 +123,9 @@ def _current_readings(units, parsed: list[readings.Reading]) -> dict:
 def _record_declarations(site: FspSite, report: Report, now: datetime) -> ReportIntake:
     units = {unit.reference: unit for unit in
              DispatchUnit.objects.select_for_update().filter(site=site)}
-    parsed, rejected = readings.parse_declarations(report.resources, units)
-    intake = ReportIntake.objects.create(site=site, kind=ReportIntake.Kind.AVAILABILITY,
-                                         report_id=report.pk, client_id=report.client_id,
-                                         received_at=now)
+    parsed, rejected = readings.parse_declarations(
+        report_signing.content_resources(report.resources), units)
+    intake = _new_intake(site, report, ReportIntake.Kind.AVAILABILITY, now)
     for declaration in parsed:
         unit = units[declaration.unit]
         if declaration.start < now:
@@ -153,10 +152,24 @@ def _record_declarations(site: FspSite, report: Report, now: datetime) -> Report
     return _finish(intake, rejected)
 
 
+def _new_intake(site: FspSite, report: Report, kind: str, now: datetime) -> ReportIntake:
+    """The intake of ``report``, with the site's signature of it when it has one."""
+    signature = report_signatures.signature_of(site, report, now)
+    return ReportIntake.objects.create(
+        site=site, kind=kind, report_id=report.pk, client_id=report.client_id,
+        received_at=now, jws=signature.jws if signature else "",
+        kid=signature.kid if signature else "",
+        signed=signature.statement if signature else None,
+        signed_at=signature.signed_at if signature else None)
+
+
 def _finish(intake: ReportIntake, rejected: list[readings.Rejection]) -> ReportIntake:
+    """Count the rejections, save, and append the intake to the audit chain (in the same
+    transaction as what it records)."""
     intake.rejected = len(rejected)
     intake.problems = [r.as_dict() for r in rejected]
     intake.save(update_fields=["stored", "duplicates", "corrections", "rejected", "problems"])
+    audit.record_intake(intake)
     return intake
 
 

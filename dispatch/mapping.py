@@ -112,9 +112,10 @@ def event_body(document: dict, signature: str, *, program_id: str,
                 seen.add(payload_type)
                 descriptors.append({"objectType": EVENT_DESCRIPTOR, "payloadType": payload_type,
                                     "units": timing["units"]})
-        if any("pricePerUnit" in t for t in timings):
+        priced = next((t for t in timings if "pricePerUnit" in t), None)
+        if priced is not None:  # one service type per dispatch: one price unit
             descriptors.append({"objectType": EVENT_DESCRIPTOR, "payloadType": PRICE_PAYLOAD,
-                                "units": "KWH", "currency": "GBP"})
+                                "units": priced.get("priceUnits", "KWH"), "currency": "GBP"})
         for index, timing in enumerate(timings):
             begins = _at(timing["setpointTime"])
             ends = _at(timings[index + 1]["setpointTime"]) if index + 1 < len(timings) else end

@@ -22,6 +22,10 @@ class NetworkOperator(models.Model):
                             choices=[(code, code) for code in NETWORK_OPERATORS])
     name = models.CharField(max_length=128)
     created = models.DateTimeField(auto_now_add=True)
+    # Whether availability and meter-reading reports of a site with a registered signing
+    # key must be signed (docs/gb-dispatch-profile.md section 12). On by default; an
+    # operator turns it off for a transition period (``dispatch signed-reports``).
+    require_signed_reports = models.BooleanField(default=True)
 
     class Meta:
         ordering = ["code"]
@@ -187,6 +191,8 @@ class DispatchUnit(models.Model):
     site = models.ForeignKey(FspSite, on_delete=models.PROTECT, related_name="units")
     reference = models.CharField(max_length=63)
     capacity_kw = models.DecimalField(max_digits=12, decimal_places=3)
+    # Reactive power the unit can deliver (kVAr); null: it offers none, and every reactive
+    # dispatch to it is refused. Set at onboarding or by onboarding.set_unit_capabilities.
     capacity_kvar = models.DecimalField(max_digits=12, decimal_places=3, null=True, blank=True)
     direction = models.CharField(max_length=8, choices=Direction.choices)
     zone = models.CharField(max_length=128, blank=True,
@@ -223,6 +229,13 @@ class Contract(models.Model):
                                              help_text="GBP per MW per hour available")
     utilisation_price = models.DecimalField(max_digits=12, decimal_places=4, default=0,
                                             help_text="GBP per MWh delivered")
+    reactive_utilisation_price = models.DecimalField(
+        max_digits=12, decimal_places=4, default=0,
+        help_text="GBP per MVArh of reactive power delivered")
+    emergency_premium_percent = models.DecimalField(
+        max_digits=7, decimal_places=3, null=True, blank=True,
+        help_text="uplift on the utilisation payment of periods instructed with urgency "
+                  "emergency, in percent; null: none")
     capacity_kw = models.DecimalField(
         max_digits=12, decimal_places=3, null=True, blank=True,
         help_text="contracted capacity across the units; null: the sum of their capacities")
@@ -383,6 +396,8 @@ class Acknowledgement(models.Model):
     kid = models.CharField(max_length=128, blank=True)
     jws = models.TextField(blank=True)
     read_back = models.JSONField(default=dict, blank=True)
+    signed_at = models.DateTimeField(null=True, blank=True,
+                                     help_text="when the FSP signed it (its signedAt)")
 
     class Meta:
         ordering = ["received_at", "id"]
@@ -402,6 +417,14 @@ class AuditEntry(AppendOnlyModel):
         COMMS_CHANGED = "comms_changed"  # a site was marked comms lost or back online
         # A dispatch was issued to a unit whose site was comms lost, confirmed by its issuer.
         COMMS_LOSS_CONFIRMED = "comms_loss_confirmed"
+        # An availability or meter-reading report taken in (its intake), with the site's
+        # signature of what it declared or read when it signed.
+        DECLARATIONS_RECORDED = "declarations_recorded"
+        READINGS_RECORDED = "readings_recorded"
+        # An operator's rule on unsigned reports changed (require_signed_reports).
+        SIGNED_REPORTS_CHANGED = "signed_reports_changed"
+        # A unit's capabilities (kW, kVAr) were changed after onboarding.
+        UNIT_CAPABILITY_CHANGED = "unit_capability_changed"
 
     sequence = models.PositiveBigIntegerField(unique=True)
     time = models.DateTimeField()
@@ -481,6 +504,12 @@ class ReportIntake(models.Model):
     corrections = models.PositiveIntegerField(default=0)
     rejected = models.PositiveIntegerField(default=0)
     problems = models.JSONField(default=list, blank=True)
+    # The site's signature of the report (gbflex_profile.report_signing): the compact JWS,
+    # its key, the statement it verified to and when the site signed. Empty when unsigned.
+    jws = models.TextField(blank=True)
+    kid = models.CharField(max_length=128, blank=True)
+    signed = models.JSONField(null=True, blank=True)
+    signed_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["received_at", "id"]
@@ -492,17 +521,19 @@ class ReportIntake(models.Model):
 class MeterReading(models.Model):
     """One interval reading of a unit, as posted in a meter-reading report.
 
-    ``value`` is kWh for USAGE (energy in the interval) and kW for DEMAND and BASELINE;
-    positive is import from the network, negative export. Null when the FSP flagged the
-    reading MISSING. Rows are never changed but for ``superseded_*``: a correction adds
-    version n+1 and marks version n superseded; the current reading of (unit, type,
-    start) is the one not superseded.
+    ``value`` is kWh for USAGE (energy in the interval), kVArh for GB_REACTIVE (reactive
+    energy in the interval) and kW for DEMAND and BASELINE; positive is import from the
+    network (reactive: absorbed), negative export (reactive: supplied). Null when the FSP
+    flagged the reading MISSING. Rows are never changed but for ``superseded_*``: a
+    correction adds version n+1 and marks version n superseded; the current reading of
+    (unit, type, start) is the one not superseded.
     """
 
     class Type(models.TextChoices):
         USAGE = "USAGE"
         DEMAND = "DEMAND"
         BASELINE = "BASELINE"
+        GB_REACTIVE = "GB_REACTIVE"  # kVArh over the interval, + absorbed, - supplied
 
     class Quality(models.TextChoices):
         OK = "OK"

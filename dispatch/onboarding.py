@@ -7,14 +7,16 @@ from collections.abc import Sequence
 from datetime import datetime
 from decimal import Decimal
 from pathlib import Path
+from typing import Any
 
 from django.db import transaction
 
-from dispatch import fsp_events, programs, registry, rules
+from dispatch import audit, fsp_events, programs, registry, rules
 from dispatch.models import Contract, DispatchUnit, Fsp, FspSite
 from dispatch.products import unit_problem
 from dispatch.publishing import PROFILE_CALLER
 from dispatch.site_keys import register_site_key
+from gbflex_profile.vocabulary import GB_REPORT_SIGNATURE
 from vtn import pki
 from vtn import services as vtn_services
 from vtn import targets as target_rules
@@ -53,6 +55,8 @@ def onboard_fsp(*, operator: str, fsp: str, units: list[registry.UnitSpec],
     references = [u.reference for u in units]
     if len(set(references)) != len(references):
         raise BadRequest("unit references must be unique")
+    if GB_REPORT_SIGNATURE in references:  # the resource a signed report's signature is in
+        raise BadRequest(f"{GB_REPORT_SIGNATURE} is reserved and cannot name a unit")
     fsp_row, _ = Fsp.objects.get_or_create(operator=op, identifier=fsp,
                                            defaults={"name": fsp_name or fsp})
     if FspSite.objects.filter(fsp=fsp_row, name=site).exists():
@@ -97,8 +101,8 @@ def onboard_fsp(*, operator: str, fsp: str, units: list[registry.UnitSpec],
             "resource_name": spec.reference, "targets": target_rules.from_strings([label])})
         unit_rows.append(DispatchUnit.objects.create(
             fsp=fsp_row, site=site_row, reference=spec.reference,
-            capacity_kw=spec.capacity_kw, direction=spec.direction, zone=zone,
-            resource=resource))
+            capacity_kw=spec.capacity_kw, capacity_kvar=spec.capacity_kvar,
+            direction=spec.direction, zone=zone, resource=resource))
     result = {
         "operator": op.code, "fsp": fsp, "site": site, "ven_name": ven.ven_name,
         "ven_id": ven.pk, **credentials, "targets": [fsp_target],
@@ -122,6 +126,62 @@ def unit_summary(unit: DispatchUnit) -> dict:
                                           unit.reference)}
 
 
+def capabilities(unit: DispatchUnit) -> dict:
+    """A unit's capabilities as the audit log and the APIs name them (decimal strings)."""
+    return {"capacityKw": format(unit.capacity_kw.normalize(), "f"),
+            "capacityKvar": None if unit.capacity_kvar is None
+            else format(unit.capacity_kvar.normalize(), "f")}
+
+
+_KEEP: Any = object()  # capacity_kvar not given: leave it as it is
+
+
+@transaction.atomic
+def set_unit_capabilities(*, unit: DispatchUnit, capacity_kw: Decimal | None = None,
+                          capacity_kvar: Decimal | None | Any = _KEEP, changed_by: str,
+                          reason: str = "") -> DispatchUnit:
+    """Change what ``unit`` can deliver: real power ``capacity_kw`` (kW, positive) and
+    reactive power ``capacity_kvar`` (kVAr, positive; None: no reactive power, so every
+    reactive dispatch to it is refused). What is not given stays. The unit must still fit
+    every product it is contracted for (MW Dispatch: over 1 MW). Recorded in the audit
+    chain (``unit_capability_changed``). Dispatches already issued keep what they said;
+    the new limits apply to every later revision. Refused with 400 and nothing changed
+    when a value or a contract does not fit."""
+    row = DispatchUnit.objects.select_for_update().select_related("fsp__operator").get(
+        pk=unit.pk)
+    before = capabilities(row)
+    errors = []
+    new_kw, new_kvar = row.capacity_kw, row.capacity_kvar
+    try:
+        if capacity_kw is not None:
+            new_kw = registry.capacity(str(capacity_kw), "capacityKw")
+    except registry.RegistryError as exc:
+        errors.append(str(exc))
+    try:
+        if capacity_kvar is not _KEEP:
+            new_kvar = None if capacity_kvar is None else registry.capacity(
+                str(capacity_kvar), "capacityKvar")
+    except registry.RegistryError as exc:
+        errors.append(str(exc))
+    if errors:
+        raise BadRequest("The unit's capabilities are not valid.", errors=errors)
+    for contract in row.contracts.select_related("product"):
+        problem = unit_problem(contract.product.code, contract.product.directions,
+                               direction=row.direction, capacity_kw=new_kw)
+        if problem:
+            errors.append(f"contract {contract.identifier}: {problem}")
+    if errors:
+        raise BadRequest("The unit would no longer fit its contracts.", errors=errors)
+    row.capacity_kw, row.capacity_kvar = new_kw, new_kvar
+    row.save(update_fields=["capacity_kw", "capacity_kvar"])
+    row.refresh_from_db(fields=["capacity_kw", "capacity_kvar"])
+    after = capabilities(row)
+    if after != before:
+        audit.record_unit_capabilities(row, before=before, after=after,
+                                       changed_by=changed_by or "unknown", reason=reason)
+    return row
+
+
 @transaction.atomic
 def create_contract(*, operator: str, identifier: str, fsp: str, product: str,
                     units: list[str], service_windows: Sequence[tuple[datetime, datetime]] = (),
@@ -129,13 +189,17 @@ def create_contract(*, operator: str, identifier: str, fsp: str, product: str,
                     utilisation_price: Decimal = Decimal(0),
                     baseline_method: str = "",
                     capacity_kw: Decimal | None = None,
-                    comms_loss_availability: str = Contract.CommsLoss.UNAVAILABLE
-                    ) -> Contract:
+                    comms_loss_availability: str = Contract.CommsLoss.UNAVAILABLE,
+                    reactive_utilisation_price: Decimal = Decimal(0),
+                    emergency_premium_percent: Decimal | None = None) -> Contract:
     """A contract of ``operator`` with an FSP for one product and some of its units.
     Prices are GBP: availability per MW per hour, utilisation per MWh; ``capacity_kw`` is
     the contracted capacity across the units (None: the sum of their capacities);
     ``comms_loss_availability`` says how time in comms loss counts for availability
-    (``unavailable``: not paid, the default; ``as_declared``: paid as declared)."""
+    (``unavailable``: not paid, the default; ``as_declared``: paid as declared).
+    ``reactive_utilisation_price`` is GBP per MVArh of reactive power delivered;
+    ``emergency_premium_percent`` the uplift (percent, 0-1000) on the utilisation payment of
+    periods instructed with urgency emergency (None: no premium)."""
     if comms_loss_availability not in Contract.CommsLoss.values:
         raise BadRequest("comms loss availability must be one of "
                          f"{', '.join(Contract.CommsLoss.values)}")
@@ -158,9 +222,13 @@ def create_contract(*, operator: str, identifier: str, fsp: str, product: str,
         capacity_kw=unit.capacity_kw))]
     if unfit:
         raise BadRequest(f"these units cannot serve {product_row.code}", errors=unfit)
-    for price in (availability_price, utilisation_price):
+    for price in (availability_price, utilisation_price, reactive_utilisation_price):
         if not Decimal(price).is_finite() or Decimal(price) < 0:
             raise BadRequest("prices must be non-negative numbers")
+    if emergency_premium_percent is not None and (
+            not Decimal(emergency_premium_percent).is_finite()
+            or not 0 <= Decimal(emergency_premium_percent) <= 1000):
+        raise BadRequest("the emergency premium is a percentage between 0 and 1000")
     if capacity_kw is not None and (not Decimal(capacity_kw).is_finite()
                                     or Decimal(capacity_kw) <= 0):
         raise BadRequest("the contracted capacity must be a positive number of kW")
@@ -177,7 +245,10 @@ def create_contract(*, operator: str, identifier: str, fsp: str, product: str,
         service_windows=windows, availability_price=Decimal(availability_price),
         utilisation_price=Decimal(utilisation_price), baseline_method=baseline_method,
         capacity_kw=None if capacity_kw is None else Decimal(capacity_kw),
-        comms_loss_availability=comms_loss_availability)
+        comms_loss_availability=comms_loss_availability,
+        reactive_utilisation_price=Decimal(reactive_utilisation_price),
+        emergency_premium_percent=None if emergency_premium_percent is None
+        else Decimal(emergency_premium_percent))
     contract.units.set(unit_rows)
     programs.ensure_program(op, product_row)
     return contract

@@ -24,6 +24,7 @@ from gbflex_profile.vocabulary import (
     DEMAND,
     GB_AVAILABLE_KW,
     GB_CORRECTION,
+    GB_REACTIVE,
     QUALITIES,
     READING_TYPES,
     USAGE,
@@ -33,7 +34,10 @@ from vtn import timing
 # Factor to kWh (USAGE) or kW (DEMAND, BASELINE) of each unit a descriptor may name.
 ENERGY_UNITS = {"KWH": Decimal(1), "WH": Decimal("0.001"), "MWH": Decimal(1000)}
 POWER_UNITS = {"KW": Decimal(1), "W": Decimal("0.001"), "MW": Decimal(1000)}
-DEFAULT_UNITS = {USAGE: "KWH", DEMAND: "KW", BASELINE: "KW"}
+REACTIVE_ENERGY_UNITS = {"KVARH": Decimal(1), "VARH": Decimal("0.001"),
+                         "MVARH": Decimal(1000)}
+DEFAULT_UNITS = {USAGE: "KWH", DEMAND: "KW", BASELINE: "KW", GB_REACTIVE: "KVARH"}
+UNIT_TABLES = {USAGE: ENERGY_UNITS, GB_REACTIVE: REACTIVE_ENERGY_UNITS}
 LONGEST_INTERVAL = timedelta(days=1)
 LONGEST_DECLARATION = timedelta(days=31)
 
@@ -44,7 +48,7 @@ class Reading:
     reading_type: str
     start: datetime
     end: datetime
-    value: Decimal | None  # kWh (USAGE) or kW; None when flagged MISSING
+    value: Decimal | None  # kWh (USAGE), kVArh (GB_REACTIVE) or kW; None when MISSING
     quality: str
     correction: bool
 
@@ -72,13 +76,14 @@ class Rejection:
 
 def unit_factors(payload_descriptors: Iterable[Mapping] | None) -> tuple[dict, list[str]]:
     """Conversion factor per reading type from the report's payload descriptors (units
-    default to KWH for USAGE, KW otherwise), and problems with units not understood."""
+    default to KWH for USAGE, KVARH for GB_REACTIVE, KW otherwise), and problems with
+    units not understood."""
     named = {d.get("payloadType"): str(d.get("units") or "").upper()
              for d in payload_descriptors or [] if d.get("payloadType") in READING_TYPES}
     factors, problems = {}, []
     for reading_type in READING_TYPES:
         units = named.get(reading_type) or DEFAULT_UNITS[reading_type]
-        table = ENERGY_UNITS if reading_type == USAGE else POWER_UNITS
+        table = UNIT_TABLES.get(reading_type, POWER_UNITS)
         if units in table:
             factors[reading_type] = table[units]
         else:

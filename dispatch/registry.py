@@ -69,27 +69,53 @@ def ven_name(operator: str, fsp: str, site: str) -> str:
     return f"{operator.lower()}-{fsp}-{site}"
 
 
-# --- `--unit REF:CAPACITY_KW[:import|export]` --------------------------------------------------
+# --- `--unit REF:CAPACITY_KW[:import|export][:CAPACITY_KVAR]` -------------------------------
+
+UNIT_SPEC = "REF:CAPACITY_KW[:import|export][:CAPACITY_KVAR]"
+
 
 @dataclass(frozen=True)
 class UnitSpec:
     reference: str
     capacity_kw: Decimal
     direction: str  # "import" or "export"
+    capacity_kvar: Decimal | None = None  # None: the unit offers no reactive power
+
+
+def capacity(text: str, what: str) -> Decimal:
+    """A unit capacity (kW or kVAr): a positive finite number."""
+    try:
+        value = Decimal(str(text).strip())
+    except (InvalidOperation, ValueError) as exc:
+        raise RegistryError(f"{what} {text!r} is not a number") from exc
+    if not value.is_finite() or value <= 0:
+        raise RegistryError(f"{what} must be a positive number")
+    if value >= Decimal(10) ** 9 or value.as_tuple().exponent < -3:  # type: ignore[operator]
+        raise RegistryError(f"{what} must be below 1000000000, with at most 3 decimals")
+    return value
 
 
 def parse_unit_spec(text: str) -> UnitSpec:
+    """``bat1:500``, ``bat1:500:export``, ``bat1:500:export:300`` (300 kVAr) or
+    ``bat1:500:300`` (an import unit with 300 kVAr)."""
     parts = text.split(":")
-    if len(parts) not in (2, 3):
-        raise RegistryError(f"unit {text!r} must be REF:CAPACITY_KW[:import|export]")
+    if len(parts) not in (2, 3, 4):
+        raise RegistryError(f"unit {text!r} must be {UNIT_SPEC}")
     reference = check_identifier(parts[0], "unit reference")
-    try:
-        capacity = Decimal(parts[1])
-    except InvalidOperation as exc:
-        raise RegistryError(f"unit {text!r}: capacity {parts[1]!r} is not a number") from exc
-    if not capacity.is_finite() or capacity <= 0:
-        raise RegistryError(f"unit {text!r}: capacity must be a positive number of kW")
-    direction = parts[2].lower() if len(parts) == 3 else "import"
-    if direction not in ("import", "export"):
+    kw = capacity(parts[1], f"unit {text!r}: capacity (kW)")
+    rest = parts[2:]
+    direction = "import"
+    if rest and rest[0].lower() in ("import", "export"):
+        direction = rest.pop(0).lower()
+    elif len(rest) == 2:
         raise RegistryError(f"unit {text!r}: direction must be import or export")
-    return UnitSpec(reference, capacity, direction)
+    kvar = None
+    if rest:
+        try:
+            kvar = capacity(rest[0], f"unit {text!r}: reactive capacity (kVAr)")
+        except RegistryError:
+            if len(parts) == 3:  # REF:KW:WORD is a misspelt direction, say so
+                raise RegistryError(f"unit {text!r}: direction must be import or export "
+                                    "(or give a reactive capacity in kVAr)") from None
+            raise
+    return UnitSpec(reference, kw, direction, kvar)

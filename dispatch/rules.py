@@ -20,6 +20,8 @@ URGENCIES = ("advisory", "warning", "emergency")
 # OpenADR priority: lower is more urgent (0 is the highest).
 SETPOINT_TYPES = ("absolute", "delta")
 SERVICE_TYPE_UNITS = {"real": "KW", "reactive": "KVAR"}
+# A price per unit is GBP per kWh of real power, or per kVArh of reactive power.
+PRICE_UNITS = {"real": "KWH", "reactive": "KVARH"}
 # Which status may follow which. Stop and emergency stop are final.
 TRANSITIONS = {
     None: {"pre-notify", "run"},
@@ -59,11 +61,15 @@ class Timing:
     volume: Decimal
     setpoint_type: str = "delta"  # "absolute" or "delta" (to baseline)
     service_type: str = "real"  # "real" (kW) or "reactive" (kVAr)
-    price_gbp_per_kwh: Decimal | None = None
+    price_gbp_per_kwh: Decimal | None = None  # GBP per kWh, or per kVArh when reactive
 
     @property
     def units(self) -> str:
         return SERVICE_TYPE_UNITS.get(self.service_type, "?")
+
+    @property
+    def price_units(self) -> str:
+        return PRICE_UNITS.get(self.service_type, "?")
 
     def as_document(self) -> dict:
         body = {"setpointTime": iso(self.setpoint_time), "volume": _number(self.volume),
@@ -71,7 +77,7 @@ class Timing:
                 "serviceType": wire(self.service_type)}
         if self.price_gbp_per_kwh is not None:
             body |= {"pricePerUnit": _number(self.price_gbp_per_kwh), "currency": "GBP",
-                     "priceUnits": "KWH"}
+                     "priceUnits": self.price_units}
         return body
 
     @classmethod
@@ -182,6 +188,11 @@ def check(draft: DispatchDraft, product: ProductRules, unit: UnitLimits, *,
                       f"serviceStart must be at or after {earliest}")
     errors += _check_timings(draft, product, unit)
     if previous is not None:
+        kept = {t.service_type for t in previous.timings}
+        given = {t.service_type for t in draft.timings}
+        if kept and given and kept != given:
+            errors.append(f"a revision keeps the dispatch's service type "
+                          f"({', '.join(sorted(kept))} power)")
         errors += _check_frozen(draft, previous, product)
     return errors
 

@@ -1,4 +1,5 @@
-"""The public keys an FSP site signs its acknowledgements with (registered, revoked)."""
+"""The public keys an FSP site signs its acknowledgements, availability declarations and
+meter readings with (registered, revoked)."""
 
 from __future__ import annotations
 
@@ -31,7 +32,8 @@ def check_public_jwk(jwk: object) -> dict:
 
 @transaction.atomic
 def register_site_key(*, site: FspSite, jwk: object) -> SiteSigningKey:
-    """Register a public key the site signs acknowledgements with (kid unique per site)."""
+    """Register a public key the site signs acknowledgements and reports with (kid unique
+    per site)."""
     public = check_public_jwk(jwk)
     if SiteSigningKey.objects.filter(site=site, kid=public["kid"]).exists():
         raise Conflict(f"site {site} already has a key {public['kid']!r}")

@@ -13,9 +13,11 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
 from gbflex_profile import jose
+from gbflex_profile.report_signing import parse_utc, utc_text
 from gbflex_profile.vocabulary import (
     ACTIONED,
     ACTIONED_OUTCOMES,
@@ -28,6 +30,7 @@ from gbflex_profile.vocabulary import (
     GB_DISPATCH_REF,
     GB_DISPATCH_UNIT,
     GB_REVISION,
+    GB_SIGNED_AT,
     RECEIVED,
     REFUSED,
     SETPOINT_FIELDS,
@@ -78,9 +81,11 @@ def _number(value: object) -> int | float:
 
 def claim_document(*, stage: str, status: str, dispatch_ref: str, fsp: str, unit: str,
                    revision: object, setpoints: list[dict], outcome: str = "",
-                   reason: str = "") -> dict:
+                   reason: str = "", signed_at: str = "") -> dict:
     """The document an FSP signs for one acknowledgement (the canonical read-back). A
-    REFUSED one has no ``status`` and no ``setpoints``: the agent did not trust them."""
+    REFUSED one has no ``status`` and no ``setpoints``: the agent did not trust them.
+    ``signed_at`` (UTC ``...Z``, :func:`gbflex_profile.report_signing.utc_text`) is when
+    the FSP signed; :func:`ack_payloads` stamps it."""
     document: dict[str, object] = {"stage": stage, "dispatchRef": dispatch_ref, "fspId": fsp,
                 "dispatchUnit": unit, "revision": revision}
     if stage != REFUSED:
@@ -89,6 +94,8 @@ def claim_document(*, stage: str, status: str, dispatch_ref: str, fsp: str, unit
         document["outcome"] = outcome
     if reason:
         document["reason"] = reason
+    if signed_at:
+        document["signedAt"] = signed_at
     return document
 
 
@@ -141,13 +148,20 @@ def parse_claim(payloads: list[Mapping]) -> AckClaim:
             except AckFormatError as exc:
                 problems.append(f"{GB_ACK_SETPOINTS}: {exc}")
             setpoints.append(point)
+    signed_at = one(GB_SIGNED_AT, required=False)
+    if signed_at is not None:
+        try:
+            parse_utc(signed_at)
+        except ValueError as exc:
+            problems.append(f"{GB_SIGNED_AT}: {exc}")
     revision = one(GB_REVISION)
     if revision is not None and (isinstance(revision, bool) or not isinstance(revision, int)):
         problems.append(f"{GB_REVISION} must be an integer")
     read_back = claim_document(
         stage=stage, status=str(one(GB_ACK_STATUS, required=stage != REFUSED) or ""),
         dispatch_ref=str(one(GB_DISPATCH_REF) or ""), fsp=str(unit[0]), unit=str(unit[1]),
-        revision=revision, setpoints=setpoints, outcome=outcome, reason=reason)
+        revision=revision, setpoints=setpoints, outcome=outcome, reason=reason,
+        signed_at=signed_at if isinstance(signed_at, str) else "")
     return AckClaim(stage=stage, jws=jws if isinstance(jws, str) else "", read_back=read_back,
                     outcome=outcome, reason=reason, problems=problems)
 
@@ -203,6 +217,8 @@ def payloads_for(document: Mapping, jws: str) -> list[dict]:
         payloads.append({"type": GB_ACK_OUTCOME, "values": [document["outcome"]]})
     if document.get("reason"):
         payloads.append({"type": GB_ACK_REASON, "values": [document["reason"]]})
+    if document.get("signedAt"):
+        payloads.append({"type": GB_SIGNED_AT, "values": [document["signedAt"]]})
     if "status" in document:
         payloads.append({"type": GB_ACK_STATUS, "values": [document["status"]]})
     payloads += [
@@ -216,7 +232,10 @@ def payloads_for(document: Mapping, jws: str) -> list[dict]:
     return [*payloads, {"type": GB_ACK_JWS, "values": [jws]}]
 
 
-def ack_payloads(document: Mapping, key: Ed25519PrivateKey, kid: str) -> list[dict]:
+def ack_payloads(document: Mapping, key: Ed25519PrivateKey, kid: str, *,
+                 signed_at: datetime | None = None) -> list[dict]:
     """The payloads of one acknowledgement interval: ``document`` (from :func:`read_back`
-    or :func:`refusal`) signed with the site's key ``kid``."""
-    return payloads_for(document, jose.sign(document, key, kid))
+    or :func:`refusal`) stamped with ``signedAt`` (now, or ``signed_at``) and signed with
+    the site's key ``kid``."""
+    stamped = {**document, "signedAt": utc_text(signed_at or datetime.now(UTC))}
+    return payloads_for(stamped, jose.sign(stamped, key, kid))

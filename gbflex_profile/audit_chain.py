@@ -19,7 +19,10 @@ which recomputes every hash, follows the links from the first exported entry to 
 last, and verifies every signature: operator signatures of ``revision_issued`` entries
 against ``operatorKeys``, FSP signatures of accepted ``ack_recorded`` entries against
 ``siteKeys`` (and that a signature recorded as invalid or of an unknown key indeed does
-not verify). Exit status 0 when everything holds, 1 otherwise.
+not verify), and the site's signatures of the availability declarations and meter
+readings it sent for the dispatch's unit over its window (``declarations_recorded`` and
+``readings_recorded`` entries) against ``siteKeys``, each over exactly the statement the
+entry records. Exit status 0 when everything holds, 1 otherwise.
 """
 
 from __future__ import annotations
@@ -39,6 +42,11 @@ EXPORT_FORMAT = "gb-dispatch-audit-export/1"
 BODY_FIELDS = ("sequence", "time", "kind", "subject", "jws", "payload")
 # Acknowledgement outcomes reached only after the FSP's signature verified.
 SIGNED_OUTCOMES = {"accepted", "read_back_mismatch", "stale_revision", "duplicate"}
+# Intakes of a site's availability and meter-reading reports: signed by the site, or not.
+INTAKE_KINDS = ("declarations_recorded", "readings_recorded")
+# Entries that record the VTN's own observations and carry no signature.
+UNSIGNED_KINDS = ("comms_changed", "comms_loss_confirmed", "unit_capability_changed",
+                  "signed_reports_changed")
 
 
 def sha256_hex(data: bytes) -> str:
@@ -126,7 +134,31 @@ def verify_signatures(entry: Mapping, operator_keys: Mapping, site_keys: Mapping
         elif signed is not None and not (outcome == "unknown_key" and revoked):
             return [f"entry {sequence}: recorded as {outcome} but the signature verifies"]
         return []
+    if kind in INTAKE_KINDS:
+        return _intake_problems(entry, site_keys, site_key_history)
+    if kind in UNSIGNED_KINDS:
+        return [f"entry {sequence}: a {kind} entry carries a signature"] if entry["jws"] else []
     return [f"entry {sequence}: unknown kind {kind!r}"]
+
+
+def _intake_problems(entry: Mapping, site_keys: Mapping,
+                     site_key_history: Sequence[Mapping]) -> list[str]:
+    """A report intake: unsigned, or signed by a key of the site (unrevoked when it
+    arrived) over exactly the statement the entry records."""
+    sequence, payload = entry["sequence"], entry["payload"]
+    if not entry["jws"]:
+        if payload.get("signed") is not None:
+            return [f"entry {sequence}: records a signed statement but no signature"]
+        return []
+    signed, error = _verifies(entry["jws"], site_keys)
+    if signed is None:
+        return [f"entry {sequence}: site signature: {error}"]
+    if _revoked_by(entry.get("subject", {}).get("kid"), site_key_history,
+                   str(payload.get("receivedAt"))):
+        return [f"entry {sequence}: signed with a key revoked before it arrived"]
+    if signed != payload.get("signed"):
+        return [f"entry {sequence}: the site-signed statement differs from the payload"]
+    return []
 
 
 def verify_export(export: Mapping) -> list[str]:
@@ -143,9 +175,14 @@ def verify_export(export: Mapping) -> list[str]:
             links.append(entry)
     links.sort(key=lambda link: link["sequence"])
     problems = verify_links(links)
+    site = export.get("site") or {}
     for entry in entries:
         subject = entry.get("subject", {})
-        if (subject.get("networkOperatorId"), subject.get("dispatchRef")) != (
+        if entry.get("kind") in INTAKE_KINDS:
+            if (subject.get("networkOperatorId"), subject.get("fsp"), subject.get("site")) != (
+                    export.get("networkOperatorId"), site.get("fsp"), site.get("site")):
+                problems.append(f"entry {entry['sequence']}: about another site")
+        elif (subject.get("networkOperatorId"), subject.get("dispatchRef")) != (
                 export.get("networkOperatorId"), export.get("dispatchRef")):
             problems.append(f"entry {entry['sequence']}: about another dispatch")
         problems += verify_signatures(entry, export.get("operatorKeys", {"keys": []}),

@@ -46,6 +46,9 @@ STOPS = ("STOP", "EMERGENCY_STOP")
 URGENCY_PRIORITY = {"EMERGENCY": 0, "WARNING": 1, "ADVISORY": 2}
 # The fields of one setpoint as an acknowledgement reads it back, in order.
 SETPOINT_FIELDS = ("setpointTime", "volume", "units", "setpointType")
+# Units of a setpoint volume per service type (GB_SERVICE_TYPE), and of its price.
+SERVICE_TYPE_UNITS = {"REAL": "KW", "REACTIVE": "KVAR"}
+PRICE_UNITS = {"REAL": "KWH", "REACTIVE": "KVARH"}
 
 # -- acknowledgements (report payloads on the dispatch's event) -------------------------------
 
@@ -55,6 +58,9 @@ GB_ACK_REASON = "GB_ACK_REASON"  # why FAILED (optional) or REFUSED (required)
 GB_ACK_JWS = "GB_ACK_JWS"  # the FSP's compact JWS over the read-back document
 GB_ACK_STATUS = "GB_ACK_STATUS"  # the dispatch status as understood (RUN, STOP, ...)
 GB_ACK_SETPOINTS = "GB_ACK_SETPOINTS"  # flat: SETPOINT_FIELDS of each setpoint in turn
+# When the FSP signed (UTC, "...Z"): the ``signedAt`` member of every signed FSP document;
+# an acknowledgement also carries it as this payload, so the read-back mirrors it.
+GB_SIGNED_AT = "GB_SIGNED_AT"
 
 RECEIVED, ACTIONED, REFUSED = "RECEIVED", "ACTIONED", "REFUSED"
 STAGES = (RECEIVED, ACTIONED, REFUSED)
@@ -77,7 +83,16 @@ GB_AVAILABLE_KW = "GB_AVAILABLE_KW"  # kW >= 0 a unit can deliver
 # the FSP's heartbeat event once the VTN is reachable again.
 GB_OFFLINE_LOG = "GB_OFFLINE_LOG"
 USAGE, DEMAND, BASELINE = "USAGE", "DEMAND", "BASELINE"  # kWh, mean kW, kW
-READING_TYPES = (USAGE, DEMAND, BASELINE)
+# Reactive energy over the interval, kVArh (+ absorbed from the network, - supplied to it).
+# OpenADR 3.1.1 has no report payload type for reactive power, hence a profile one.
+GB_REACTIVE = "GB_REACTIVE"
+READING_TYPES = (USAGE, DEMAND, BASELINE, GB_REACTIVE)
 DATA_QUALITY = "DATA_QUALITY"  # OpenADR 3.1.1 report payload
 QUALITIES = ("OK", "MISSING", "ESTIMATED", "BAD")
 GB_CORRECTION = "GB_CORRECTION"  # [true]: the interval corrects readings already sent
+
+# A signed availability or metering report carries, besides its units' resources, one
+# resource of this name whose single interval holds one payload GB_REPORT_JWS: the site's
+# compact JWS over the report's statement (gbflex_profile.report_signing).
+GB_REPORT_SIGNATURE = "GB_REPORT_SIGNATURE"
+GB_REPORT_JWS = "GB_REPORT_JWS"

@@ -20,7 +20,19 @@ CSV_COLUMNS = (
     "actualKw", "orderedKw", "deliveredKw", "overDeliveryKw", "deficiencyKw", "performance",
     "deliveredMwh", "declaredKw", "hours", "priceGbp", "priceBasis", "paymentGbp",
     "performanceReductionGbp", "penaltyGbp", "netGbp", "reason", "missingPeriods",
+    # the instruction (urgency, where the price came from, emergency premium), the energy
+    # short of the order, and reactive power lines (kVAr, MVArh)
+    "urgency", "priceSource", "urgencyPremiumGbp", "deficiencyMwh", "instructedKvar",
+    "baselineKvar", "actualKvar", "orderedKvar", "deliveredKvar", "deficiencyKvar",
+    "deliveredMvarh", "deficiencyMvarh",
 )
+# The totals row: the statement total under each column that has one.
+TOTAL_COLUMNS = {"deliveredMwh": "deliveredMwh", "paymentGbp": "utilisationGbp",
+                 "performanceReductionGbp": "performanceReductionGbp",
+                 "penaltyGbp": "penaltiesGbp", "netGbp": "netGbp",
+                 "urgencyPremiumGbp": "urgencyPremiumGbp", "deficiencyMwh": "deficiencyMwh",
+                 "deliveredMvarh": "reactiveDeliveredMvarh",
+                 "deficiencyMvarh": "reactiveDeficiencyMvarh"}
 
 
 def as_json(document: dict) -> bytes:
@@ -29,7 +41,8 @@ def as_json(document: dict) -> bytes:
 
 def as_csv(document: dict) -> bytes:
     """One row per statement line (held lines included, with their reason), then a totals
-    row. Money in GBP, power in kW, energy in MWh; header row first."""
+    row. Money in GBP, power in kW (reactive kVAr), energy in MWh (reactive MVArh); header
+    row first."""
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\r\n")
     writer.writerow(CSV_COLUMNS)
@@ -37,10 +50,9 @@ def as_csv(document: dict) -> bytes:
         row = {**line, "missingPeriods": " ".join(line.get("missingPeriods", []))}
         writer.writerow(["" if row.get(c) is None else row.get(c, "") for c in CSV_COLUMNS])
     totals = document["totals"]
-    writer.writerow(["total", "", "", "", "", "", "", "", "", "", "", "", "", "", "", "", "",
-                     "", "", "", totals["deliveredMwh"], "", "", "", "",
-                     totals["utilisationGbp"], totals["performanceReductionGbp"],
-                     totals["penaltiesGbp"], totals["netGbp"], "", ""])
+    writer.writerow(["total" if column == "line" else totals.get(TOTAL_COLUMNS.get(column, ""),
+                                                                   "")
+                     for column in CSV_COLUMNS])
     return out.getvalue().encode()
 
 

@@ -136,7 +136,9 @@ def terms_of(contract: Contract) -> statement.Terms:
         pay_over_delivery=stored.pay_over_delivery,
         deficiency_rule=DeficiencyRule(stored.deficiency_rule),
         comms_loss_unavailable=contract.comms_loss_availability ==
-        Contract.CommsLoss.UNAVAILABLE)
+        Contract.CommsLoss.UNAVAILABLE,
+        reactive_price_gbp_per_mvarh=contract.reactive_utilisation_price,
+        emergency_premium_percent=contract.emergency_premium_percent)
 
 
 def meter_window(contract: Contract) -> timedelta:
@@ -158,9 +160,12 @@ def _segments(revision: DispatchRevision, since: datetime | None,
         if until is not None:
             end = min(end, until)
         if end > start:
-            segments.append(statement.Segment(start, end, point["setpointType"].lower(),
-                                              Decimal(str(point["volume"])),
-                                              revision.number))
+            price = point.get("pricePerUnit")
+            segments.append(statement.Segment(
+                start, end, point["setpointType"].lower(), Decimal(str(point["volume"])),
+                revision.number, service_type=str(point.get("serviceType", "REAL")).lower(),
+                urgency=revision.urgency,
+                price_per_unit_gbp=None if price is None else Decimal(str(price))))
     return segments
 
 
@@ -262,6 +267,7 @@ def unit_inputs(contract: Contract, terms: statement.Terms, first: datetime,
         start__lt=after).order_by("unit_id", "reading_type", "start").values_list(
         "unit_id", "reading_type", "start", "end", "value", "version", "received_at")
     measured: dict[int, list] = defaultdict(list)
+    reactive: dict[int, list] = defaultdict(list)  # kVArh, averaged like USAGE
     nominated: dict[int, dict] = defaultdict(dict)
     arrived: dict[int, dict] = defaultdict(dict)
     digests: dict[int, list] = defaultdict(list)
@@ -275,6 +281,8 @@ def unit_inputs(contract: Contract, terms: statement.Terms, first: datetime,
             if kind == dispatch_readings.BASELINE:
                 nominated[unit_id][start] = value
                 arrived[unit_id][start] = received
+            elif kind == dispatch_readings.GB_REACTIVE:
+                reactive[unit_id].append((start, end, dispatch_readings.USAGE, value))
             else:
                 measured[unit_id].append((start, end, kind, value))
     declared: dict[int, list] = defaultdict(list)
@@ -289,6 +297,8 @@ def unit_inputs(contract: Contract, terms: statement.Terms, first: datetime,
         with _without_cyclic_gc():
             actual_kw = statement.period_average_kw(measured.pop(unit.pk, []),
                                                     terms.period_minutes)
+            reactive_kvar = statement.period_average_kw(reactive.pop(unit.pk, []),
+                                                        terms.period_minutes)
             digest = statement.readings_digest(digests[unit.pk])
         inputs[unit.reference] = statement.UnitInput(
             reference=unit.reference, direction=unit.direction, capacity_kw=unit.capacity_kw,
@@ -297,7 +307,7 @@ def unit_inputs(contract: Contract, terms: statement.Terms, first: datetime,
             declarations=tuple((s.start, s.end, s.available_kw) for s in spans
                                if s.available_kw is not None),
             readings_sha256=digest, readings_count=len(digests.pop(unit.pk, [])),
-            comms_lost=tuple(lost.get(unit.site_id, ())))
+            comms_lost=tuple(lost.get(unit.site_id, ())), reactive_kvar=reactive_kvar)
     return inputs, {unit.reference: days.get(unit.pk, frozenset()) for unit in units}
 
 

@@ -194,10 +194,11 @@ def save_dispatch_settlement(*, instruction: DispatchInstruction,
         return None
     first, after = Month.of(instruction.service_start).bounds()
     units, days = inputs.unit_inputs(contract, terms, first, after, only=ordered.unit)
-    lines, priced, _ = statement.dispatch_lines(
+    lines, _, _ = statement.dispatch_lines(
         terms, ordered, units[ordered.unit], dispatched_days=days[ordered.unit])
     held = any(line["kind"] == "held" for line in lines)
-    net = sum((line.net_gbp for line in priced), Decimal("0.00"))
+    net = sum((Decimal(line["netGbp"]) for line in lines if line["kind"] != "held"),
+              Decimal("0.00"))  # real and reactive lines, emergency premiums included
     with transaction.atomic():
         row, _ = DispatchSettlement.objects.select_for_update().update_or_create(
             dispatch=instruction, defaults={

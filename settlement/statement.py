@@ -16,6 +16,7 @@ export unit.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -24,13 +25,14 @@ from decimal import Decimal
 
 import rfc8785
 
-from settlement.calc import baselines, delivery, money
+from settlement.calc import baselines, delivery, instruction, money, reactive
 from settlement.calc.periods import day_start_utc, london_day, periods_between, utc_text
 
 FORMAT = "gb-settlement/1"
 _KW = Decimal("0.001")
 _RATIO = Decimal("0.0001")
 _MWH = Decimal("0.000001")
+_NO_MONEY = Decimal("0.00")
 
 BASELINE_METHODS = ("high_x_of_y", "average_of_y", "meter_before", "nominated")
 
@@ -88,6 +90,10 @@ class Terms:
     # The contract's choice: a unit is unavailable (no availability payment) while its
     # site is comms lost, or is paid as declared regardless.
     comms_loss_unavailable: bool = True
+    # Reactive power is paid per MVArh delivered; emergency periods may earn a premium (a
+    # percentage of their utilisation payment; None: none). See calc.instruction.
+    reactive_price_gbp_per_mvarh: Decimal = Decimal(0)
+    emergency_premium_percent: Decimal | None = None
 
 
 @dataclass(frozen=True)
@@ -97,8 +103,11 @@ class Segment:
     start: datetime
     end: datetime
     setpoint_type: str  # "delta" | "absolute"
-    volume_kw: Decimal  # magnitude in the unit's direction
+    volume_kw: Decimal  # magnitude in the unit's direction (kVAr for reactive power)
     revision: int | None = None  # the revision in force for it (None: the dispatch's)
+    service_type: str = "real"  # "real" (kW) | "reactive" (kVAr)
+    urgency: str = "warning"  # of the revision in force: advisory | warning | emergency
+    price_per_unit_gbp: Decimal | None = None  # instructed: GBP per kWh (kVArh); None: none
 
 
 @dataclass(frozen=True)
@@ -123,6 +132,8 @@ class UnitInput:
     comms_lost: tuple[tuple[datetime, datetime], ...] = ()  # when its site was comms lost
     readings_sha256: str = ""  # digest of the readings behind actual_kw and nominated_kw
     readings_count: int = 0
+    # period start -> average reactive kVAr as metered (+ absorbed, - supplied; None: missing)
+    reactive_kvar: Mapping[datetime, Decimal | None] = field(default_factory=dict)
 
 
 def month_bounds(year: int, month: int) -> tuple[datetime, datetime]:
@@ -216,6 +227,18 @@ def _held(reference: str, unit: str, reason: str, missing: Iterable[datetime] = 
             "missingPeriods": [utc_text(m) for m in missing]}
 
 
+def _instruction_fields(segment: Segment, line: money.UtilisationLine,
+                        terms: Terms) -> dict:
+    """What the instruction adds to a priced line: its urgency, where the price came from,
+    the emergency premium, and the net with the premium."""
+    premium = instruction.emergency_premium_gbp(
+        line.utilisation_payment_gbp, urgency=segment.urgency,
+        premium_percent=terms.emergency_premium_percent)
+    return {"urgency": segment.urgency,
+            "priceSource": "contract" if segment.price_per_unit_gbp is None else "instructed",
+            "urgencyPremiumGbp": str(premium), "netGbp": str(line.net_gbp + premium)}
+
+
 def _utilisation_line(reference: str, revision: int, unit: str, line: money.UtilisationLine,
                       sources: Sequence[datetime]) -> dict:
     d = line.delivery
@@ -239,6 +262,61 @@ def _utilisation_line(reference: str, revision: int, unit: str, line: money.Util
     }
 
 
+def _reactive_line(reference: str, revision: int, unit: str,
+                   line: money.UtilisationLine) -> dict:
+    """A reactive power line: the kVAr figures of one period (calc.reactive), priced per
+    MVArh."""
+    d = line.delivery
+    return {
+        "kind": "reactive", "dispatchRef": reference, "revision": revision, "unit": unit,
+        "periodStart": utc_text(d.start_utc), "periodEnd": utc_text(d.end_utc),
+        "day": d.day.isoformat(), "period": d.number, "setpointType": str(d.setpoint_type),
+        "instructedKvar": _q(d.instructed_kw, _KW),
+        "overlapFraction": _q(d.overlap_fraction, _RATIO),
+        "baselineKvar": _q(d.baseline_kw, _KW), "actualKvar": _q(d.actual_kw, _KW),
+        "orderedKvar": _q(d.ordered_kw, _KW), "deliveredKvar": _q(d.delivered_kw, _KW),
+        "deficiencyKvar": _q(d.deficiency_kw, _KW), "performance": _q(d.performance, _RATIO),
+        "deliveredMvarh": _q(d.delivered_kwh / 1000, _MWH),
+        "deficiencyMvarh": _q(d.deficiency_kwh / 1000, _MWH),
+        "priceGbp": str(line.price_gbp), "priceBasis": str(line.price_basis),
+        "paymentGbp": str(line.gross_payment_gbp),
+        "performanceReductionGbp": str(line.performance_reduction_gbp),
+        "penaltyGbp": str(line.deficiency_penalty_gbp), "netGbp": str(line.net_gbp),
+    }
+
+
+def _segment_terms(terms: Terms, segment: Segment) -> money.UtilisationTerms:
+    """The utilisation terms of one segment: the contract's (its reactive price for
+    reactive power), as the instruction's urgency and price change them."""
+    base = terms.utilisation if segment.service_type != "reactive" else dataclasses.replace(
+        terms.utilisation, price_gbp=terms.reactive_price_gbp_per_mvarh)
+    return instruction.utilisation_terms_for(
+        base, urgency=segment.urgency,
+        instructed_price_gbp_per_mwh=instruction.per_mwh(segment.price_per_unit_gbp))
+
+
+def _reactive_lines(terms: Terms, dispatch: DispatchInput, unit: UnitInput, segment: Segment,
+                    end: datetime) -> tuple[list[dict], list[dict]]:
+    """(lines, baseline records) of one reactive segment; one held line when it cannot be
+    settled."""
+    result, base = reactive.delivered_reactive(
+        start_utc=segment.start, end_utc=end, setpoint_type=segment.setpoint_type,
+        volume_kvar=segment.volume_kw, metered_kvar=unit.reactive_kvar,
+        direction=unit.direction, minutes=terms.period_minutes,
+        deficiency_rule=terms.deficiency_rule)
+    records = [] if base is None else [_baseline_record(dispatch.reference, base)
+                                       | {"serviceType": "reactive"}]
+    if result.status is not delivery.DeliveryStatus.ASSESSED:
+        return [_held(dispatch.reference, unit.reference, result.reason,
+                      result.missing_periods_utc)], records
+    lines = []
+    for line in money.price_periods(result, _segment_terms(terms, segment)):
+        lines.append(_reactive_line(dispatch.reference, segment.revision or dispatch.revision,
+                                    unit.reference, line)
+                     | _instruction_fields(segment, line, terms))
+    return lines, records
+
+
 def _availability_line(unit: str, line: money.AvailabilityLine) -> dict:
     return {"kind": "availability", "unit": unit, "periodStart": utc_text(line.start_utc),
             "periodEnd": utc_text(line.end_utc), "declaredKw": _q(line.declared_kw, _KW),
@@ -249,14 +327,22 @@ def _availability_line(unit: str, line: money.AvailabilityLine) -> dict:
 def dispatch_lines(terms: Terms, dispatch: DispatchInput, unit: UnitInput, *,
                    dispatched_days: frozenset[date], holidays: frozenset[date] = frozenset()
                    ) -> tuple[list[dict], list[money.UtilisationLine], list[dict]]:
-    """(lines, priced utilisation lines, baseline records) of one dispatch: utilisation
-    lines per settlement period, or one held line saying why it cannot be settled yet."""
+    """(lines, priced real-power utilisation lines, baseline records) of one dispatch:
+    utilisation (or reactive) lines per settlement period, or one held line saying why it
+    cannot be settled yet. A line's ``netGbp`` includes its emergency premium."""
     lines: list[dict] = []
     priced: list[money.UtilisationLine] = []
     records: list[dict] = []
     for segment in dispatch.segments:
         end = min(segment.end, dispatch.stopped_at) if dispatch.stopped_at else segment.end
         if end <= segment.start:
+            continue
+        if segment.service_type == "reactive":
+            got, got_records = _reactive_lines(terms, dispatch, unit, segment, end)
+            records += got_records
+            if got and got[0]["kind"] == "held":
+                return got, [], records
+            lines += got
             continue
         base = _baseline(terms, unit, segment.start, end, dispatched_days, holidays)
         if isinstance(base, str):
@@ -273,12 +359,13 @@ def dispatch_lines(terms: Terms, dispatch: DispatchInput, unit: UnitInput, *,
             return ([_held(dispatch.reference, unit.reference, result.reason,
                            result.missing_periods_utc)], [], records)
         sources = {p.start_utc: p.source_starts_utc for p in base.periods}
-        for line in money.price_periods(result, terms.utilisation):
+        for line in money.price_periods(result, _segment_terms(terms, segment)):
             priced.append(line)
             lines.append(_utilisation_line(dispatch.reference,
                                            segment.revision or dispatch.revision,
                                            unit.reference, line,
-                                           sources.get(line.delivery.start_utc, ())))
+                                           sources.get(line.delivery.start_utc, ()))
+                         | _instruction_fields(segment, line, terms))
     return lines, priced, records
 
 
@@ -321,6 +408,8 @@ def build_statement(*, terms: Terms, year: int, month: int, version: int,
         row["line"] = number
     totals = money.settlement_totals(priced, availability)
     held = sum(1 for line in lines if line["kind"] == "held")
+    reactive_lines = [line for line in lines if line["kind"] == "reactive"]
+    premium = _sum(lines, "urgencyPremiumGbp")
     return {
         "format": FORMAT, "operator": terms.operator, "contract": terms.contract,
         "fsp": terms.fsp, "product": terms.product, "month": f"{year:04d}-{month:02d}",
@@ -338,7 +427,10 @@ def build_statement(*, terms: Terms, year: int, month: int, version: int,
             "deficiencyRule": str(terms.deficiency_rule), "baselineMethod": terms.baseline_text,
             "serviceWindows": [[utc_text(s), utc_text(e)] for s, e in terms.service_windows],
             "commsLossAvailability": "unavailable" if terms.comms_loss_unavailable
-            else "as_declared"},
+            else "as_declared",
+            "reactivePriceGbpPerMvarh": str(terms.reactive_price_gbp_per_mvarh),
+            "emergencyPremiumPercent": None if terms.emergency_premium_percent is None
+            else str(terms.emergency_premium_percent)},
         "lines": lines,
         "baselines": records,
         "inputs": {
@@ -353,13 +445,31 @@ def build_statement(*, terms: Terms, year: int, month: int, version: int,
         },
         "totals": {
             "availabilityGbp": str(totals.availability_gbp),
-            "utilisationGbp": str(totals.gross_utilisation_gbp),
-            "performanceReductionGbp": str(totals.performance_reduction_gbp),
-            "penaltiesGbp": str(totals.deficiency_penalty_gbp),
-            "netGbp": str(totals.net_gbp), "heldLines": held,
+            "utilisationGbp": str(totals.gross_utilisation_gbp
+                                  + _sum(reactive_lines, "paymentGbp")),
+            "performanceReductionGbp": str(totals.performance_reduction_gbp
+                                           + _sum(reactive_lines, "performanceReductionGbp")),
+            "penaltiesGbp": str(totals.deficiency_penalty_gbp
+                                + _sum(reactive_lines, "penaltyGbp")),
+            "urgencyPremiumGbp": str(premium),
+            "netGbp": str(totals.net_gbp + premium
+                          + sum((Decimal(line["paymentGbp"])
+                                 - Decimal(line["performanceReductionGbp"])
+                                 - Decimal(line["penaltyGbp"]) for line in reactive_lines),
+                                _NO_MONEY)),
+            "heldLines": held,
             "deliveredMwh": _q(sum((p.delivery.delivered_kwh for p in priced), Decimal(0))
-                               / 1000, _MWH)},
+                               / 1000, _MWH),
+            "deficiencyMwh": _q(sum((p.delivery.deficiency_kwh for p in priced), Decimal(0))
+                                / 1000, _MWH),
+            "reactiveDeliveredMvarh": _q(_sum(reactive_lines, "deliveredMvarh"), _MWH),
+            "reactiveDeficiencyMvarh": _q(_sum(reactive_lines, "deficiencyMvarh"), _MWH)},
     }
+
+
+def _sum(lines: Iterable[dict], name: str) -> Decimal:
+    """The sum of one decimal figure over the lines that carry it."""
+    return sum((Decimal(line[name]) for line in lines if name in line), _NO_MONEY)
 
 
 def readings_digest(rows: Iterable[tuple]) -> str:

@@ -134,7 +134,8 @@ def _order_settlements(document: dict, congestion_domain: str) -> list[FlexOrder
                 isp.ordered_flex_power += ordered
                 isp.delivered_flex_power += delivered
                 isp.power_deficiency += deficiency
-        price = sum((Decimal(line["paymentGbp"]) for line in lines), _ZERO)
+        price = sum((Decimal(line["paymentGbp"]) + Decimal(line.get("urgencyPremiumGbp", "0"))
+                     for line in lines), _ZERO)  # an emergency premium is paid as price
         penalty = sum((Decimal(line["penaltyGbp"]) + Decimal(line["performanceReductionGbp"])
                        for line in lines), _ZERO)
         settlements.append(FlexOrderSettlement(

@@ -22,14 +22,15 @@ import json
 import os
 import shutil
 import signal
+import sqlite3
 import threading
 import time
 import uuid
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
-from gbflex_profile import acks, jose
+from gbflex_profile import acks, jose, report_signing
 from gbflex_profile.vocabulary import (
     ACTIONED,
     GB_HEARTBEAT_INTERVAL,
@@ -44,6 +45,8 @@ from ven_client.transport import AuthError, Backoff, Transport, Unavailable, pol
 
 if TYPE_CHECKING:
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    from ven_client.push import Push
 
 # What the VTN's intake of a readings or availability report counts (logged when sent).
 INTAKE_COUNTS = ("stored", "duplicates", "corrections", "rejected")
@@ -116,7 +119,7 @@ class Agent:
         self.online = False  # the last cycle of this process succeeded
         # Set to poll before the interval is over: a stop signal or a push (ven_client.push).
         self.wakeup = threading.Event()
-        self.push = None
+        self.push: Push | None = None
         self._ended_seen: set[tuple] = set()
 
     # -- identity ------------------------------------------------------------------------
@@ -125,16 +128,23 @@ class Agent:
     def v301(self) -> bool:
         return self.config.openadr_version == "3.0.1"
 
+    def check_signing_key(self) -> None:
+        """Refuse to work without a site signing key: acknowledgements must be signed. The
+        key itself is read when first needed (:meth:`signing_key`), off the path to the
+        first poll."""
+        path = self.config.signing_key_path
+        if not self.config.signing_kid or not path.exists():
+            raise AgentError(f"no site signing key ({path}, kid "
+                             f"{self.config.signing_kid!r}): run `ven-client keys generate`")
+
     def signing_key(self) -> tuple[Ed25519PrivateKey, str]:
         if self._signing is None:
+            self.check_signing_key()
             path = self.config.signing_key_path
-            if not self.config.signing_kid or not path.exists():
-                raise AgentError(f"no site signing key ({path}, kid "
-                                 f"{self.config.signing_kid!r}): run `ven-client keys generate`")
             self._signing = (jose.load_private_key(path.read_bytes()), self.config.signing_kid)
         return self._signing
 
-    def _get_json(self, path: str, params: dict | None = None) -> object:
+    def _get_json(self, path: str, params: dict | None = None) -> Any:
         response = self.transport.request("GET", path, params=params)
         if response.status_code != 200:
             raise AgentError(f"GET {path}: HTTP {response.status_code} {response.text[:300]}")
@@ -242,7 +252,7 @@ class Agent:
         time raises :class:`profile.KeyNotFetchedYet` (try again later), never None."""
         if not self._jwks:
             cached = self.store.get("jwks")
-            if cached and not self.config.jwks_file:
+            if isinstance(cached, dict) and cached and not self.config.jwks_file:
                 self._jwks = jose.usable_keys(cached)
         if kid in self._jwks:
             return self._jwks[kid]
@@ -258,7 +268,7 @@ class Agent:
     def cycle(self) -> None:
         """One poll cycle. Raises Unavailable when the VTN cannot be reached."""
         started = time.monotonic()
-        self.signing_key()
+        self.check_signing_key()
         if not self._recovered:
             self.recover()
         # Revisions already held go to local control first, before anything that needs the
@@ -325,7 +335,7 @@ class Agent:
         """After an outage, queue the local log of it as a report on the FSP's heartbeat
         event (payload ``GB_OFFLINE_LOG``, one JSON document) and send it."""
         since = self.store.get("offline_since")
-        if since is None:
+        if not isinstance(since, int | float):
             return
         until = time.time()
         log = self.offline_log(float(since), until)
@@ -463,7 +473,7 @@ class Agent:
         return str((self.ven or {}).get("venName") or self.config.ven_name or
                    self.config.client_id)
 
-    def _enqueue_ack(self, conn, revision: Revision, signed: dict) -> None:
+    def _enqueue_ack(self, conn: sqlite3.Connection, revision: Revision, signed: dict) -> None:
         key, kid = self.signing_key()
         idempotency_key = str(uuid.uuid4())
         body = self._report_body(
@@ -577,7 +587,7 @@ class Agent:
                 report_id = None
             self.store.mark_sent(message.id, report_id)
             intake = self._intake(message, report_id)
-            counts = {k: intake.get(k) for k in INTAKE_COUNTS} if intake else {}
+            counts: dict[str, Any] = {k: intake.get(k) for k in INTAKE_COUNTS} if intake else {}
             logs.log("message_sent", kind=message.kind, idempotency_key=message.idempotency_key,
                      report_id=report_id, attempts=message.attempts + 1,
                      replayed=response.headers.get("Idempotent-Replayed") == "true",
@@ -599,12 +609,13 @@ class Agent:
             response = self.transport.request(
                 "GET", f"{self.config.vtn_url.rstrip('/')}/dispatch/api/v1/report-intakes",
                 params={"report": report_id}, absolute=True)
+            error: object = response.status_code
             found = response.json() if response.status_code == 200 else None
         except (Unavailable, AuthError, ValueError) as exc:
-            found, response = None, exc
+            found, error = None, exc
         if not isinstance(found, list) or not found or not isinstance(found[0], dict):
             logs.log("report_intake_unknown", level="warning", kind=message.kind,
-                     report_id=report_id, error=str(getattr(response, "status_code", response)))
+                     report_id=report_id, error=str(error))
             return None
         return found[0]  # newest first: a re-sent report is examined again
 
@@ -681,8 +692,9 @@ class Agent:
                 target.with_name(target.name + ".error").write_text(f"{exc}\n")
                 logs.log("drop_file_failed", level="error", file=path.name, error=str(exc))
                 continue
+            signed = [self._signed_report(parsed.kind, body) for body in parsed.reports]
             with self.store.transaction() as conn:
-                for body in parsed.reports:
+                for body in signed:
                     self.store.enqueue(conn, kind=parsed.kind, path="reports", body=body,
                                        needs_event=parsed.kind)
                 self.store.add_ingested(conn, content_hash=digest, name=path.name,
@@ -692,6 +704,13 @@ class Agent:
             logs.log("drop_file_queued", file=path.name, kind=parsed.kind, rows=parsed.rows,
                      reports=len(parsed.reports))
         return queued
+
+    def _signed_report(self, kind: str, body: dict) -> dict:
+        """A declarations or readings report signed with the site key, once, when queued:
+        a retry resends the same bytes (and the same Idempotency-Key)."""
+        key, kid = self.signing_key()
+        return report_signing.sign_report(body, kind=kind.upper(), fsp=self.fsp,
+                                          key=key, kid=kid)
 
     @staticmethod
     def _move(path: Path, folder: Path) -> Path:
@@ -714,13 +733,17 @@ class Agent:
                  version=self.config.openadr_version, mtls=bool(self.config.client_cert),
                  state=str(self.config.database_path))
         code = 0
-        preloaded = False
+        key_loaded = False
         while not self.stopping.is_set():
             try:
                 self.cycle()
-                if not preloaded and not once:  # after the first poll: start-up stays short
-                    jose.preload()
-                    preloaded = True
+                if not key_loaded:
+                    # After the first poll, so that start-up stays short: the signing
+                    # libraries and the key (a key that cannot be read fails here).
+                    if not once:
+                        jose.preload()
+                    self.signing_key()
+                    key_loaded = True
                 backoff.success()
                 delay = poll_delay(self.config.poll_interval_s, self.config.poll_jitter)
                 code = 0

@@ -24,6 +24,9 @@ import signal
 import subprocess
 import threading
 from dataclasses import dataclass
+from typing import Any
+
+from ven_client.config import Config
 
 OUTCOMES = ("ACCEPTED", "FAILED")
 MAX_REASON = 500
@@ -84,7 +87,8 @@ def run_command(argv: list[str], instruction: dict, timeout_s: float) -> Result:
     return _from_answer(answer, default) if isinstance(answer, dict) else default
 
 
-def load_entry_point(spec: str):
+def load_entry_point(spec: str) -> Any:
+    """The object ``module:attribute`` names (imported)."""
     module_name, _, attribute = spec.partition(":")
     if not module_name or not attribute:
         raise ValueError(f"handler_entry_point {spec!r} is not module:function")
@@ -118,7 +122,7 @@ def run_entry_point(spec: str, instruction: dict, timeout_s: float) -> Result:
     return _from_answer(box.get("answer"), Result("ACCEPTED"))
 
 
-def problem(config) -> str | None:
+def problem(config: Config) -> str | None:
     """Why the configured handler cannot run (a program that is not there or not
     executable, an entry point that does not import), or None."""
     if config.handler_command:
@@ -139,7 +143,7 @@ def problem(config) -> str | None:
     return None
 
 
-def run(config, instruction: dict) -> Result:
+def run(config: Config, instruction: dict) -> Result:
     """Run the configured handler; with none configured every instruction is FAILED."""
     if config.handler_command:
         return run_command(list(config.handler_command), instruction,

@@ -14,6 +14,7 @@ import re
 import sys
 import threading
 import time
+from dataclasses import dataclass
 from typing import IO
 
 REDACTED = "[REDACTED]"
@@ -21,15 +22,25 @@ _SECRET_NAME = re.compile(r"secret|token|password|passphrase|authorization|priva
                           re.IGNORECASE)
 _lock = threading.Lock()
 _secrets: set[str] = set()
-_settings = {"format": "json", "stream": None, "level": 20}
 LEVELS = {"debug": 10, "info": 20, "warning": 30, "error": 40}
+
+
+@dataclass
+class _Settings:
+    format: str = "json"
+    stream: IO[str] | None = None  # None: stdout at each write
+    level: int = 20
+
+
+_settings = _Settings()
 
 
 def configure(fmt: str = "json", stream: IO[str] | None = None, level: str = "info") -> None:
     """``fmt`` is ``json`` or ``kv``; ``stream`` defaults to stdout at each write."""
     if fmt not in ("json", "kv"):
         raise ValueError("log format must be json or kv")
-    _settings.update(format=fmt, stream=stream, level=LEVELS.get(level, 20))
+    _settings.format, _settings.stream = fmt, stream
+    _settings.level = LEVELS.get(level, 20)
 
 
 def register_secret(value: str | None) -> None:
@@ -57,11 +68,11 @@ def redact(value: object, name: str = "") -> object:
     return redact(str(value))
 
 
-def render(level: str, event: str, fields: dict) -> str:
-    record = {"ts": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime()) +
+def render(level: str, event: str, fields: dict[str, object]) -> str:
+    record: dict[str, object] = {"ts": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime()) +
               f".{int(time.time() % 1 * 1000):03d}Z", "level": level, "event": event}
-    record.update(redact(fields))
-    if _settings["format"] == "json":
+    record.update({name: redact(value, name) for name, value in fields.items()})
+    if _settings.format == "json":
         return json.dumps(record, default=str, separators=(",", ":"))
     return " ".join(f"{k}={_kv(v)}" for k, v in record.items())
 
@@ -73,10 +84,10 @@ def _kv(value: object) -> str:
 
 def log(event: str, level: str = "info", **fields: object) -> None:
     """Write one log line: ``event`` names what happened; ``fields`` add detail."""
-    if LEVELS.get(level, 20) < _settings["level"]:
+    if LEVELS.get(level, 20) < _settings.level:
         return
     line = render(level, event, fields)
-    stream = _settings["stream"] or sys.stdout
+    stream = _settings.stream or sys.stdout
     with _lock:
         stream.write(line + "\n")
         stream.flush()

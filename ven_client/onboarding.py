@@ -82,6 +82,7 @@ def values(path: Path, *, config_path: Path, force: bool = False) -> dict:
                   "ca_bundle": source.get("ca_path")}
         # Certificate files named relative to the onboarding file sit beside it.
         for name in ("client_cert", "client_key", "ca_bundle"):
-            if found.get(name) and not Path(found[name]).is_absolute():
-                found[name] = str(Path(path).absolute().parent / found[name])
+            value = found.get(name)
+            if value and not Path(value).is_absolute():
+                found[name] = str(Path(path).absolute().parent / value)
     return {key: value for key, value in found.items() if value}

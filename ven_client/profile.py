@@ -24,10 +24,13 @@ from gbflex_profile.vocabulary import (
     GB_NETWORK_OPERATOR,
     GB_PRODUCT,
     GB_REVISION,
+    GB_SERVICE_TYPE,
     GB_SIGNATURE,
     GB_URGENCY,
     PRICE_PAYLOAD,
+    PRICE_UNITS,
     PROFILE,
+    SERVICE_TYPE_UNITS,
     SETPOINT_PAYLOADS,
     STATUS_PAYLOAD,
     STOPS,
@@ -203,11 +206,11 @@ def document_differences(event: Mapping, document: Mapping, kid: str) -> list[st
                 GB_CONTRACT: [document.get("contractId")],
                 GB_PRODUCT: [document.get("product")], GB_URGENCY: [document.get("urgency")],
                 GB_INSTRUCTION_TIME: [document.get("instructionTime")]}
-    for kind, values in expected.items():
-        if kind in first and first[kind] != values:
-            problems.append(f"{kind} {first[kind]!r} is not {values!r}")
-        elif kind not in first and kind in (GB_DISPATCH_REF, GB_REVISION):
-            problems.append(f"{kind} is missing")
+    for payload_type, signed in expected.items():
+        if payload_type in first and first[payload_type] != signed:
+            problems.append(f"{payload_type} {first[payload_type]!r} is not {signed!r}")
+        elif payload_type not in first and payload_type in (GB_DISPATCH_REF, GB_REVISION):
+            problems.append(f"{payload_type} is missing")
     urgency = document.get("urgency")
     if urgency in URGENCY_PRIORITY and \
             event.get("priority") not in (None, URGENCY_PRIORITY[urgency]):
@@ -231,6 +234,7 @@ def document_differences(event: Mapping, document: Mapping, kid: str) -> list[st
         return problems
     if len(intervals) != len(timings):
         return [*problems, f"{len(intervals)} intervals for {len(timings)} service timings"]
+    problems += _unit_differences(event, first, timings)
     for index, (interval, timing) in enumerate(zip(intervals, timings, strict=True)):
         values = payloads(interval)
         kind = SETPOINT_PAYLOADS.get(str(timing.get("setpointType")))
@@ -251,6 +255,34 @@ def document_differences(event: Mapping, document: Mapping, kid: str) -> list[st
         if "pricePerUnit" in timing and PRICE_PAYLOAD in values and \
                 not _same_number(values[PRICE_PAYLOAD][0], timing["pricePerUnit"]):
             problems.append(f"interval {index} price differs from the signed one")
+    return problems
+
+
+def _unit_differences(event: Mapping, first: Mapping, timings: list) -> list[str]:
+    """Real (kW) or reactive (kVAr) power: the signed timings name one service type, their
+    units are that type's, and the event's GB_SERVICE_TYPE and payload descriptors say
+    the same, so a kVAr setpoint is never taken for kW."""
+    problems: list[str] = []
+    services = {str(t.get("serviceType")) for t in timings}
+    if len(services) != 1 or next(iter(services)) not in SERVICE_TYPE_UNITS:
+        return [f"the signed service types {sorted(services)} are not one of "
+                f"{', '.join(SERVICE_TYPE_UNITS)}"]
+    service = next(iter(services))
+    units = SERVICE_TYPE_UNITS[service]
+    for index, timing in enumerate(timings):
+        if timing.get("units") != units:
+            problems.append(f"service timing {index} is {timing.get('units')}, not the "
+                            f"{units} of {service} power")
+        if "pricePerUnit" in timing and timing.get("priceUnits") != PRICE_UNITS[service]:
+            problems.append(f"service timing {index} is priced per {timing.get('priceUnits')}, "
+                            f"not per {PRICE_UNITS[service]}")
+    if GB_SERVICE_TYPE in first and first[GB_SERVICE_TYPE] != [service]:
+        problems.append(f"{GB_SERVICE_TYPE} {first[GB_SERVICE_TYPE]!r} is not [{service!r}]")
+    for descriptor in event.get("payloadDescriptors") or []:
+        kind = descriptor.get("payloadType")
+        if kind in SETPOINT_PAYLOADS.values() and descriptor.get("units") not in (None, units):
+            problems.append(f"{kind} is described in {descriptor.get('units')}, signed in "
+                            f"{units}")
     return problems
 
 

@@ -14,9 +14,13 @@ interval, and ``ven-client status`` says so (``push``).
 from __future__ import annotations
 
 import threading
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from ven_client import logs
+
+if TYPE_CHECKING:
+    from ven_client.agent import Agent
 
 OFF = "off"
 
@@ -25,11 +29,11 @@ class Push:
     """One MQTT subscriber for one agent. Callbacks run on paho's thread: they only set
     ``wakeup`` and ``state`` (the agent's thread owns the store and the transport)."""
 
-    def __init__(self, agent, wakeup: threading.Event) -> None:
+    def __init__(self, agent: Agent, wakeup: threading.Event) -> None:
         self.agent = agent
         self.wakeup = wakeup
         self.state = OFF
-        self.client = None
+        self.client: Any = None  # a paho client (the optional extra)
         self.username = ""
 
     def start(self) -> None:
@@ -53,6 +57,9 @@ class Push:
             import paho.mqtt.client as mqtt
         except ImportError:
             self.state = "unavailable: install ven-client[mqtt]"
+            return
+        if agent.ven is None:  # started after discovery, so not expected
+            self.state = "unavailable: the VEN is not known yet"
             return
         ven_id = agent.ven["id"]
         topics = [agent._get_json(f"notifiers/mqtt/topics/vens/{ven_id}/{kind}")["topics"]["ALL"]
@@ -81,7 +88,8 @@ class Push:
                            certfile=config.client_cert or None, keyfile=config.client_key or None)
         client.reconnect_delay_set(min_delay=1, max_delay=30)
 
-        def on_connect(c, userdata, flags, reason, properties) -> None:
+        def on_connect(c: Any, userdata: object, flags: object, reason: Any,
+                       properties: object) -> None:
             if reason.is_failure:
                 self.state = f"broker refused: {reason}"
                 return
@@ -90,7 +98,8 @@ class Push:
                 c.subscribe(name, qos=1)
             self.wakeup.set()  # anything missed while away: poll now
 
-        def on_disconnect(c, userdata, flags, reason, properties) -> None:
+        def on_disconnect(c: Any, userdata: object, flags: object, reason: object,
+                          properties: object) -> None:
             self.state = "broker unreachable; polling at the normal interval"
 
         client.on_connect = on_connect

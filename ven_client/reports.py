@@ -9,7 +9,8 @@ grid, negative = export; power is kW. Times are UTC.
 Files:
 
 * ``readings-*.csv``: ``unit,start,duration,type,value[,quality][,correction]`` where
-  ``type`` is USAGE (kWh), DEMAND (kW mean) or BASELINE (kW), ``quality`` one of OK,
+  ``type`` is USAGE (kWh), DEMAND (kW mean), BASELINE (kW) or GB_REACTIVE (kVArh,
+  + absorbed from the grid, - supplied to it), ``quality`` one of OK,
   MISSING, ESTIMATED, BAD and ``correction`` true/false (this corrects a reading sent
   before);
 * ``availability-*.csv``: ``unit,start,end,available_kw`` (kW >= 0).
@@ -34,6 +35,7 @@ from gbflex_profile.vocabulary import (
     DEMAND,
     GB_AVAILABLE_KW,
     GB_CORRECTION,
+    GB_REACTIVE,
     QUALITIES,
     REPORT_DESCRIPTOR,
     USAGE,
@@ -42,7 +44,7 @@ from ven_client.profile import _duration
 
 # Units and OpenADR readingType each reading type is sent with.
 READING_TYPES = {USAGE: ("KWH", "DIRECT_READ"), DEMAND: ("KW", "MEAN"),
-                 BASELINE: ("KW", "BASELINE")}
+                 BASELINE: ("KW", "BASELINE"), GB_REACTIVE: ("KVARH", "DIRECT_READ")}
 MAX_INTERVALS_PER_REPORT = 500
 METERING, AVAILABILITY = "metering", "availability"
 

@@ -166,8 +166,8 @@ class Store:
                 for r in rows]
 
     def pending_count(self) -> int:
-        return self.db.execute(
-            "SELECT count(*) FROM outbox WHERE state = 'pending'").fetchone()[0]
+        return int(self.db.execute(
+            "SELECT count(*) FROM outbox WHERE state = 'pending'").fetchone()[0])
 
     def fill_body(self, message_id: int, body: dict) -> None:
         """Fix a held message's body once the event it needs is known (before any send)."""
@@ -208,9 +208,8 @@ class Store:
 
     # -- revisions --
 
-    def _revision(self, row: sqlite3.Row | None) -> Revision | None:
-        if row is None:
-            return None
+    @staticmethod
+    def _revision(row: sqlite3.Row) -> Revision:
         return Revision(operator=row["operator"], dispatch_ref=row["dispatch_ref"],
                         revision=row["revision"], event_id=row["event_id"],
                         program_id=row["program_id"], document=json.loads(row["document"]),

@@ -1,24 +1,37 @@
 """HTTPS to the VTN: OAuth2 client credentials, mTLS, backoff and clock skew.
 
-One ``requests.Session`` is kept so the TLS connection is reused between polls. The
-site certificate (when configured) is presented on every request, token requests
-included, because the VTN binds tokens to it (RFC 8705). ``verify`` is passed on every
-request so ``REQUESTS_CA_BUNDLE`` in the environment cannot replace the configured CA.
+Requests go through one ``urllib3.PoolManager`` (a ``ProxyManager`` with ``proxy``), so
+the TLS connection is reused between polls. Its TLS context is built on the first request
+and kept: the CA bundle (``ca_bundle``, else the system trust store) and the site
+certificate (when configured) are read then, not per connection, and again only when one
+of those files changes on disk (a renewed certificate). The certificate is presented on
+every request, token requests included, because the VTN binds tokens to it (RFC 8705).
+No proxy is taken from the environment, and with ``ca_bundle`` set no CA either; urllib3
+does not retry on its own (the agent's backoff decides when to try again) and redirects
+are not followed (no VTN answer to an API call is a redirect).
 """
 
 from __future__ import annotations
 
 import email.utils
+import json as json_module
+import os
 import random
+import ssl
 import time
-from collections.abc import Callable
-from datetime import UTC, datetime
+from collections.abc import Callable, Mapping
+from typing import Any
+from urllib.parse import urlencode
 
-import requests
+import urllib3
+from urllib3.exceptions import HTTPError, SSLError
 
 from ven_client import __version__, logs
-from ven_client.config import Config
+from ven_client.config import Config, ConfigError
 
+# Sent with every request (urllib3 adds Host, and Content-Length for a body).
+HEADERS = {"User-Agent": f"ven-client/{__version__}", "Accept": "*/*",
+           "Accept-Encoding": "gzip, deflate"}
 RETRYABLE_STATUSES = {408, 425, 429, 500, 502, 503, 504}
 MAX_RETRY_AFTER_S = 3600.0
 
@@ -103,7 +116,7 @@ class Backoff:
 
     def failure(self, retry_after: float | None = None) -> float:
         self.failures += 1
-        ceiling = min(self.maximum, self.initial * 2 ** min(self.failures - 1, 60))
+        ceiling = min(self.maximum, self.initial * 2.0 ** min(self.failures - 1, 60))
         delay = ceiling / 2 + self.rng() * ceiling / 2
         if retry_after is not None:
             delay = max(delay, min(retry_after, MAX_RETRY_AFTER_S))
@@ -111,6 +124,57 @@ class Backoff:
 
     def success(self) -> None:
         self.failures = 0
+
+
+class Response:
+    """One answer of the VTN: ``status_code``, ``headers`` (case-insensitive) and the body
+    (``content``, ``text``, ``json()``)."""
+
+    __slots__ = ("status_code", "headers", "content")
+
+    def __init__(self, status_code: int, headers: Mapping[str, str], content: bytes) -> None:
+        self.status_code = status_code
+        self.headers = headers
+        self.content = content
+
+    @property
+    def text(self) -> str:
+        return self.content.decode("utf-8", errors="replace")
+
+    def json(self) -> Any:
+        """The body as JSON; ValueError when it is not JSON."""
+        return json_module.loads(self.content)
+
+
+def tls_context(config: Config) -> ssl.SSLContext:
+    """The TLS context of every connection to the VTN: ``ca_bundle`` (else the system
+    trust store) verifies the VTN unless ``tls_verify`` is off, and the site certificate
+    is presented when one is configured. Raises :class:`ConfigError` when a file cannot
+    be read or the key does not match the certificate."""
+    try:
+        context = ssl.create_default_context(cafile=config.ca_bundle or None)
+        if config.client_cert:
+            context.load_cert_chain(config.client_cert, config.client_key)
+    except (OSError, ssl.SSLError) as exc:
+        raise ConfigError(f"cannot load the TLS files (ca_bundle, client_cert, "
+                          f"client_key): {exc}") from exc
+    if not config.tls_verify:
+        context.check_hostname = False
+        context.verify_mode = ssl.CERT_NONE
+    return context
+
+
+def _tls_files_stamp(config: Config) -> tuple:
+    """What identifies the TLS files' current contents (path, size, mtime): a renewed
+    certificate changes it, and the next request uses the new one."""
+    stamp = []
+    for path in (config.ca_bundle, config.client_cert, config.client_key):
+        try:
+            status = os.stat(path) if path else None
+        except OSError:
+            status = None
+        stamp.append((path, status and (status.st_size, status.st_mtime_ns)))
+    return (config.tls_verify, config.proxy, *stamp)
 
 
 class Transport:
@@ -127,14 +191,8 @@ class Transport:
         self.config = config
         self.clock = clock
         self.rng = rng
-        self.session = requests.Session()
-        self.session.trust_env = False  # no proxies or CA bundles from the environment
-        self.session.headers["User-Agent"] = f"ven-client/{__version__}"
-        if config.proxy:
-            self.session.proxies = {"https": config.proxy, "http": config.proxy}
-        if config.client_cert:
-            self.session.cert = (config.client_cert, config.client_key)
-        self.verify: str | bool = (config.ca_bundle or True) if config.tls_verify else False
+        self._pool: urllib3.PoolManager | None = None  # made on the first request
+        self._pool_stamp: tuple = ()
         self._token: str | None = None
         self._token_renew_at = 0.0  # when to ask for the next token (jittered)
         self._token_expires = 0.0  # when this token stops being usable
@@ -146,7 +204,24 @@ class Transport:
         self._next_failback_check = 0.0
 
     def close(self) -> None:
-        self.session.close()
+        """Close pooled connections (the next request opens a new one)."""
+        if self._pool is not None:
+            self._pool.clear()
+
+    def _connections(self) -> urllib3.PoolManager:
+        """The connection pool, made again (with a new TLS context) when the TLS files
+        or the proxy changed."""
+        stamp = _tls_files_stamp(self.config)
+        if self._pool is None or stamp != self._pool_stamp:
+            self.close()
+            options: dict[str, Any] = {"ssl_context": tls_context(self.config),
+                                       "retries": False, "maxsize": 1}
+            if not self.config.tls_verify:
+                options["assert_hostname"] = False
+            self._pool = (urllib3.ProxyManager(self.config.proxy, **options)
+                          if self.config.proxy else urllib3.PoolManager(**options))
+            self._pool_stamp = stamp
+        return self._pool
 
     # -- token --
 
@@ -173,14 +248,15 @@ class Transport:
             self._secret = self.config.secret()
             logs.register_secret(self._secret)
         url = f"{self.config.base_path}/auth/token"
-        response = self._send("POST", url, data={
-            "grant_type": "client_credentials", "client_id": self.config.client_id,
-            "client_secret": self._secret})
+        form = urlencode({"grant_type": "client_credentials",
+                          "client_id": self.config.client_id, "client_secret": self._secret})
+        response = self._send("POST", url, body=form.encode(), headers={
+            "Content-Type": "application/x-www-form-urlencoded"})
         if response.status_code != 200:
             detail = _problem(response)
             raise AuthError(f"token request refused: HTTP {response.status_code} {detail}")
         body = response.json()
-        token = body["access_token"]
+        token = str(body["access_token"])
         logs.register_secret(token)
         lifetime = float(body.get("expires_in") or 3600)
         issued = self.clock()
@@ -203,7 +279,7 @@ class Transport:
         self._connection_failures = 0
         self._next_failback_check = self.clock() + self.config.failback_check_s
         self.drop_token()  # a token is asked of the VTN it is used with
-        self.session.close()  # no pooled connection to the previous VTN
+        self.close()  # no pooled connection to the previous VTN
         logs.log(event, level="warning" if event == "vtn_failover" else "info",
                  **{"from": previous, "to": url}, **fields)
 
@@ -221,30 +297,40 @@ class Transport:
         if self.config.vtn_url == primary or self.clock() < self._next_failback_check:
             return
         self._next_failback_check = self.clock() + self.config.failback_check_s
+        wait = min(5.0, self.config.request_timeout_s)
         try:
-            ready = self.session.get(f"{primary.rstrip('/')}/readyz", verify=self.verify,
-                                     timeout=min(5.0, self.config.request_timeout_s))
-        except requests.RequestException:
+            ready = self._connections().request(
+                "GET", f"{primary.rstrip('/')}/readyz", headers=HEADERS, redirect=False,
+                timeout=urllib3.Timeout(connect=wait, read=wait))
+        except (HTTPError, ConfigError):
             return
-        if ready.status_code == 200:
+        if ready.status == 200:
             self._switch_to(primary, "vtn_failback")
 
     # -- requests --
 
-    def _send(self, method: str, url: str, **kwargs) -> requests.Response:
-        kwargs.setdefault("timeout", self.config.request_timeout_s)
+    def _send(self, method: str, url: str, *, body: bytes | None = None,
+              headers: Mapping[str, str] | None = None,
+              params: Mapping[str, object] | None = None) -> Response:
         if len(self.urls) > 1:
             before = self.config.vtn_url.rstrip("/")
             self._maybe_fail_back()
             if url.startswith(before) and before != self.config.vtn_url.rstrip("/"):
                 url = self.config.vtn_url.rstrip("/") + url[len(before):]
+        query = {k: v for k, v in (params or {}).items() if v is not None}
+        if query:
+            url += ("&" if "?" in url else "?") + urlencode(query, doseq=True)
+        wait = self.config.request_timeout_s
         try:
-            response = self.session.request(method, url, verify=self.verify, **kwargs)
-        except requests.exceptions.SSLError as exc:
+            raw = self._connections().request(
+                method, url, body=body, headers={**HEADERS, **(headers or {})}, redirect=False,
+                timeout=urllib3.Timeout(connect=wait, read=wait))
+        except SSLError as exc:
             raise Unavailable(f"TLS error talking to the VTN: {exc}") from exc
-        except (requests.ConnectionError, requests.Timeout) as exc:
+        except HTTPError as exc:
             self._connection_failed()
             raise Unavailable(f"VTN unreachable: {type(exc).__name__}: {exc}") from exc
+        response = Response(raw.status, raw.headers, raw.data)
         self._connection_failures = 0
         self._check_skew(response)
         if response.status_code in RETRYABLE_STATUSES:
@@ -254,7 +340,7 @@ class Transport:
                                               self.clock()), answered=True)
         return response
 
-    def _check_skew(self, response: requests.Response) -> None:
+    def _check_skew(self, response: Response) -> None:
         skew = clock_skew(response.headers.get("Date"), self.clock())
         if skew is None:
             return
@@ -270,15 +356,23 @@ class Transport:
         self._skew_warned = beyond
 
     def request(self, method: str, path: str, *, json: object = None,
-                headers: dict | None = None, params: dict | None = None,
-                absolute: bool = False) -> requests.Response:
+                headers: Mapping[str, str] | None = None,
+                params: Mapping[str, object] | None = None,
+                absolute: bool = False) -> Response:
         """An authenticated request to ``<base_path>/<path>`` (or the URL ``path`` when
-        ``absolute``). Retries once with a new token on 401. Raises :class:`Unavailable`
-        for network errors, 5xx and 429; returns every other answer."""
+        ``absolute``), with ``json`` as the body and ``params`` as the query (None values
+        left out). Retries once with a new token on 401. Raises :class:`Unavailable` for
+        network errors, 5xx and 429; returns every other answer."""
         url = path if absolute else f"{self.config.base_path}/{path.lstrip('/')}"
+        body = None
+        extra: dict[str, str] = {}
+        if json is not None:
+            body = json_module.dumps(json, allow_nan=False).encode()
+            extra["Content-Type"] = "application/json"
         for attempt in (1, 2):
-            sent_headers = {"Authorization": f"Bearer {self.token()}", **(headers or {})}
-            response = self._send(method, url, json=json, headers=sent_headers, params=params)
+            sent_headers = {"Authorization": f"Bearer {self.token()}", **extra,
+                            **(headers or {})}
+            response = self._send(method, url, body=body, headers=sent_headers, params=params)
             if response.status_code == 401 and attempt == 1:
                 self.drop_token()
                 continue
@@ -287,12 +381,12 @@ class Transport:
             return response
         raise AssertionError("unreachable")
 
-    def get_public(self, url: str) -> requests.Response:
+    def get_public(self, url: str) -> Response:
         """An unauthenticated GET (the JWKS)."""
         return self._send("GET", url)
 
 
-def _problem(response: requests.Response) -> str:
+def _problem(response: Response) -> str:
     try:
         body = response.json()
     except ValueError:
@@ -301,7 +395,3 @@ def _problem(response: requests.Response) -> str:
         return str(body.get("error_description") or body.get("detail") or body.get("title")
                    or body)[:300]
     return str(body)[:300]
-
-
-def utc_now_iso() -> str:
-    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")

@@ -12,7 +12,7 @@ from django.core.exceptions import ObjectDoesNotExist
 from django.db import IntegrityError, models, transaction
 from django.utils import timezone
 
-from vtn import generations, selectors, webhooks
+from vtn import generations, report_checks, selectors, webhooks
 from vtn import targets as target_rules
 from vtn.auth.caller import Caller
 from vtn.errors import BadRequest, Conflict, Forbidden
@@ -180,6 +180,7 @@ def save_report(*, caller: Caller, data: dict, report: Report | None = None) -> 
     """Create or replace a report on an event the caller can see.
 
     The report's clientID is the caller's; a 3.0.1 programID must be the event's program.
+    Every check registered with :mod:`vtn.report_checks` runs first and may refuse it.
     """
     operation = "CREATE" if report is None else "UPDATE"
     data = dict(data)
@@ -190,6 +191,7 @@ def save_report(*, caller: Caller, data: dict, report: Report | None = None) -> 
         raise Conflict(f"eventID {event_id!r} does not refer to an existing event.")
     if program_id is not None and program_id != event.program_id:
         raise Conflict(f"programID {program_id!r} is not the program of event {event_id!r}.")
+    report_checks.run(caller=caller, event=event, data=data)
     report = report or Report(client_id=caller.client_id)
     _apply(report, data)
     report.event = event

@@ -32,8 +32,11 @@ LABELS = {
     "performanceReductionGbp": "Performance reduction (GBP)",
     "penaltiesGbp": "Deficiency penalties (GBP)", "netGbp": "Net (GBP)",
     "heldLines": "Held lines", "deliveredMwh": "Delivered (MWh)",
+    "deficiencyMwh": "Power deficiency (MWh)", "urgencyPremiumGbp": "Emergency premium (GBP)",
+    "reactiveDeliveredMvarh": "Reactive delivered (MVArh)",
+    "reactiveDeficiencyMvarh": "Reactive deficiency (MVArh)",
     "availability": "availability",
-    "utilisation": "utilisation", "held": "held",
+    "utilisation": "utilisation", "held": "held", "reactive": "reactive",
 }
 
 

@@ -70,7 +70,8 @@ def issue(request: HttpRequest) -> HttpResponse:
         unit=data["unit"], product=data["product"], start=data["start"], end=data["end"],
         kw=data["kw"], setpoint_type=data["setpoint_type"], status=data["status"],
         urgency=data["urgency"], reference=reference, staff=staff(request),
-        reason=data["reason"], confirm_comms_loss=data["confirm_comms_loss"])
+        reason=data["reason"], confirm_comms_loss=data["confirm_comms_loss"],
+        service_type=data["service_type"] or "real", price=data["price"])
     if request.POST.get("step") == "confirm":
         try:
             dispatch = issuing.issue_dispatch(**arguments)

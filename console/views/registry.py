@@ -2,13 +2,20 @@
 
 from __future__ import annotations
 
+from decimal import Decimal
+
 from django.contrib import messages
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect
 from django.views.decorators.http import require_http_methods
 
 from console import filters, selectors, services
-from console.forms import ContractForm, OnboardForm, ProductParametersForm
+from console.forms import (
+    ContractForm,
+    OnboardForm,
+    ProductParametersForm,
+    UnitCapabilitiesForm,
+)
 from console.models import CertificateBundle
 from console.permissions import REGISTRY, console_view
 from console.views.common import narrow_form, operator_scope, page, paged, staff
@@ -109,7 +116,9 @@ def new_contract(request: HttpRequest) -> HttpResponse:
                 product=data["product"].code, units=data["units"],
                 availability_price=data["availability_price"],
                 utilisation_price=data["utilisation_price"],
-                baseline_method=data["baseline_method"], capacity_kw=data["capacity_kw"])
+                baseline_method=data["baseline_method"], capacity_kw=data["capacity_kw"],
+                reactive_utilisation_price=data["reactive_utilisation_price"] or Decimal(0),
+                emergency_premium_percent=data["emergency_premium_percent"])
         except Problem as exc:
             problems = services.violations(exc)
         else:
@@ -118,6 +127,43 @@ def new_contract(request: HttpRequest) -> HttpResponse:
             return redirect("/console/registry#contracts")
     return page(request, "console/contract_form.html", {"form": form, "problems": problems},
                 status=400 if problems else 200)
+
+
+@console_view(REGISTRY)
+@require_http_methods(["GET", "POST"])
+def unit_capabilities(request: HttpRequest, operator: str, fsp: str,
+                      unit: str) -> HttpResponse:
+    """A unit's real (kW) and reactive (kVAr) capabilities; the change is checked against
+    its contracts and recorded in the audit log."""
+    try:
+        found = dispatch_selectors.find_unit(unit, fsp=fsp, operator=operator,
+                                             scope=operator_scope(request))
+    except Problem:
+        return page(request, "console/not_found.html",
+                    {"what": f"dispatch unit {operator}/{fsp}/{unit}"}, status=404)
+    form = UnitCapabilitiesForm(request.POST or None, initial={
+        "capacity_kw": found.capacity_kw, "capacity_kvar": found.capacity_kvar})
+    problems: list[str] = []
+    if request.method == "POST" and form.is_valid():
+        data = form.cleaned_data
+        try:
+            changed = onboarding.set_unit_capabilities(
+                unit=found, capacity_kw=data["capacity_kw"],
+                capacity_kvar=data["capacity_kvar"], changed_by=staff(request),
+                reason=data["reason"])
+        except Problem as exc:
+            problems = services.violations(exc)
+        else:
+            kvar = changed.capacity_kvar
+            messages.success(request, f"Unit {operator}/{fsp}/{unit} now offers "
+                                      f"{changed.capacity_kw.normalize():f} kW and "
+                                      + (f"{kvar.normalize():f} kVAr." if kvar is not None
+                                         else "no reactive power."))
+            return redirect("/console/registry#units")
+    return page(request, "console/unit_form.html",
+                {"form": form, "problems": problems, "unit": found},
+                status=400 if problems or (request.method == "POST" and not form.is_valid())
+                else 200)
 
 
 @console_view(REGISTRY)

@@ -19,6 +19,8 @@ from vtn import timing
 ZONED = re.compile(r"(?:[Zz]|[+-]\d\d:?\d\d)$")
 
 UNIT_SERVICE_TYPES = {"KW": "real", "MW": "real", "KVAR": "reactive"}
+# The units each stored meter reading type is kept in (the rest: KW).
+READING_UNITS = {"USAGE": "KWH", "GB_REACTIVE": "KVARH"}
 # The longest reason an operator may give with a dispatch, revision or stop.
 MAX_REASON_LENGTH = 1000
 
@@ -56,7 +58,10 @@ class ServiceTimingSerializer(serializers.Serializer):
         help_text="absolute level, or delta to baseline (default: the product's first)")
     serviceType = serializers.ChoiceField(choices=["real", "reactive"], required=False)
     pricePerUnit = serializers.DecimalField(max_digits=12, decimal_places=5, required=False,
-                                            min_value=Decimal(0), help_text="GBP per kWh")
+                                            min_value=Decimal(0),
+                                            help_text="GBP per kWh (KVAR setpoints: per kVArh); "
+                                                      "the utilisation price of this period "
+                                                      "(pay as instructed)")
 
     def validate(self, attrs: dict) -> dict:
         implied = UNIT_SERVICE_TYPES[attrs["units"]]
@@ -172,6 +177,8 @@ class AcknowledgementSerializer(serializers.Serializer):
     reportID = serializers.CharField(source="report_id")
     clientID = serializers.CharField(source="client_id")
     kid = serializers.CharField()
+    signedAt = UtcDateTimeField(source="signed_at", allow_null=True,
+                                help_text="when the FSP says it signed it (its signedAt)")
 
 
 class AcknowledgedSerializer(serializers.Serializer):
@@ -233,6 +240,11 @@ CommsTransitionSerializer = type("CommsTransitionSerializer", (serializers.Seria
 
 class SiteUnitSerializer(serializers.Serializer):
     reference = serializers.CharField()
+    direction = serializers.CharField()
+    capacityKw = AmountField(source="capacity_kw", help_text="real power the unit can deliver")
+    capacityKvar = AmountField(source="capacity_kvar", allow_null=True,
+                               help_text="reactive power the unit can deliver (null: none; "
+                                         "reactive dispatches to it are refused)")
     commsState = serializers.CharField(source="comms_state")
     operatingState = BlankAsNullCharField(source="operating_state", allow_null=True)
     availableKw = serializers.CharField(source="available_kw", allow_null=True)
@@ -325,6 +337,35 @@ class DispatchHistorySerializer(DispatchSerializer):
     with_history = True
 
 
+class UnitSerializer(SiteUnitSerializer):
+    """A dispatch unit with its capabilities."""
+
+    operator = serializers.CharField(source="fsp.operator.code")
+    fsp = serializers.CharField(source="fsp.identifier")
+    site = serializers.CharField(source="site.name")
+    zone = serializers.CharField()
+    contracts = serializers.SerializerMethodField()
+
+    def get_contracts(self, unit) -> list[str]:
+        return sorted(unit.contracts.values_list("identifier", flat=True))
+
+
+class UnitCapabilitiesRequestSerializer(serializers.Serializer):
+    capacityKw = serializers.DecimalField(
+        max_digits=12, decimal_places=3, required=False, min_value=Decimal("0.001"),
+        help_text="real power (kW, positive); absent: unchanged")
+    capacityKvar = serializers.DecimalField(
+        max_digits=12, decimal_places=3, required=False, allow_null=True,
+        min_value=Decimal("0.001"),
+        help_text="reactive power (kVAr, positive); null: none; absent: unchanged")
+    reason = reason_field(help_text="why (kept in the audit entry)")
+
+    def validate(self, attrs: dict) -> dict:
+        if "capacityKw" not in attrs and "capacityKvar" not in attrs:
+            raise serializers.ValidationError("give capacityKw, capacityKvar or both")
+        return attrs
+
+
 class SiteKeyRequestSerializer(serializers.Serializer):
     jwk = serializers.JSONField(help_text="public Ed25519 JWK with a kid (no 'd')")
     fsp = serializers.CharField(required=False, help_text="must be the caller's own FSP")
@@ -354,11 +395,13 @@ class AuditExportSerializer(serializers.Serializer):
 class MeterReadingSerializer(serializers.Serializer):
     fsp = serializers.CharField(source="unit.fsp.identifier")
     unit = serializers.CharField(source="unit.reference")
-    type = serializers.ChoiceField(source="reading_type", choices=["USAGE", "DEMAND", "BASELINE"])
+    type = serializers.ChoiceField(source="reading_type",
+                                   choices=["USAGE", "DEMAND", "BASELINE", "GB_REACTIVE"])
     start = UtcDateTimeField()
     end = UtcDateTimeField()
-    value = AmountField(allow_null=True, help_text="kWh (USAGE) or kW; + import, - export; "
-                                                   "null when flagged MISSING")
+    value = AmountField(allow_null=True, help_text="kWh (USAGE), kVArh (GB_REACTIVE) or kW; "
+                                                   "+ import, - export; null when flagged "
+                                                   "MISSING")
     units = serializers.SerializerMethodField()
     quality = serializers.ChoiceField(choices=["OK", "MISSING", "ESTIMATED", "BAD"])
     version = serializers.IntegerField()
@@ -366,9 +409,9 @@ class MeterReadingSerializer(serializers.Serializer):
     reportID = serializers.CharField(source="intake.report_id")
     supersededAt = UtcDateTimeField(source="superseded_at", allow_null=True)
 
-    @extend_schema_field(serializers.ChoiceField(choices=["KWH", "KW"]))
+    @extend_schema_field(serializers.ChoiceField(choices=["KWH", "KW", "KVARH"]))
     def get_units(self, row) -> str:
-        return "KWH" if row.reading_type == "USAGE" else "KW"
+        return READING_UNITS.get(row.reading_type, "KW")
 
 
 class IntakeProblemSerializer(serializers.Serializer):
@@ -389,6 +432,14 @@ class ReportIntakeSerializer(serializers.Serializer):
     corrections = serializers.IntegerField()
     rejected = serializers.IntegerField()
     problems = serializers.SerializerMethodField()
+    signed = serializers.SerializerMethodField(
+        help_text="whether the site signed the report (its signature verified)")
+    kid = BlankAsNullCharField(allow_null=True, help_text="the site key it was signed with")
+    signedAt = UtcDateTimeField(source="signed_at", allow_null=True,
+                                help_text="when the site says it signed it")
+
+    def get_signed(self, row) -> bool:
+        return bool(row.jws)
 
     @extend_schema_field(IntakeProblemSerializer(many=True))
     def get_problems(self, row) -> list:

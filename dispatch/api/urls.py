@@ -17,6 +17,7 @@ api_patterns = [
     path(f"dispatches/{REFERENCE}/emergency-stop", views.DispatchEmergencyStop.as_view()),
     path(f"dispatches/{REFERENCE}/audit-export", views.DispatchAuditExport.as_view()),
     path("products/<str:operator>/<str:product>", views.ProductParameters.as_view()),
+    path("units/<str:operator>/<str:fsp>/<str:unit>", views.UnitCapabilities.as_view()),
     path("sites", views.SiteList.as_view()),
     path("site-keys", views.SiteKeys.as_view()),
     path("site-keys/<str:kid>/revoke", views.SiteKeyRevoke.as_view()),

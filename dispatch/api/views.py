@@ -14,7 +14,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from dispatch import audit, issuing, programs, scope, selectors, site_keys
+from dispatch import audit, issuing, onboarding, programs, scope, selectors, site_keys
 from dispatch.api.filters import DispatchFilterSet, SiteFilterSet
 from dispatch.api.serializers import (
     AuditExportSerializer,
@@ -28,6 +28,8 @@ from dispatch.api.serializers import (
     SiteKeySerializer,
     SiteSerializer,
     StopSerializer,
+    UnitCapabilitiesRequestSerializer,
+    UnitSerializer,
     timings_from,
 )
 from dispatch.models import CommsState, SiteSigningKey
@@ -218,6 +220,30 @@ class ProductParameters(OperatorView):
             product=product,
             changes=data["parameters"], changed_by=caller_of(request).client_id,
             reason=data["reason"])).data)
+
+
+class UnitCapabilities(OperatorView):
+    scopes = {"GET": READ, "PUT": WRITE}
+
+    @extend_schema(summary="A dispatch unit with its capabilities (kW, kVAr)",
+                   responses={200: UnitSerializer})
+    def get(self, request: Request, operator: str, fsp: str, unit: str) -> Response:
+        found = selectors.find_unit(unit, fsp=fsp, operator=operator, scope=self.scope(request))
+        return Response(UnitSerializer(found).data)
+
+    @extend_schema(summary="Change a unit's capabilities: real (kW) and reactive (kVAr) "
+                           "power (validated against its contracts, audited)",
+                   request=UnitCapabilitiesRequestSerializer,
+                   responses={200: UnitSerializer})
+    def put(self, request: Request, operator: str, fsp: str, unit: str) -> Response:
+        data = self.parse(UnitCapabilitiesRequestSerializer, request)
+        found = selectors.find_unit(unit, fsp=fsp, operator=operator, scope=self.scope(request))
+        changes = {name: data[key] for key, name in (("capacityKw", "capacity_kw"),
+                                                     ("capacityKvar", "capacity_kvar"))
+                   if key in data}
+        return Response(UnitSerializer(onboarding.set_unit_capabilities(
+            unit=found, changed_by=caller_of(request).client_id, reason=data["reason"],
+            **changes)).data)
 
 
 class DispatchAuditExport(OperatorView):

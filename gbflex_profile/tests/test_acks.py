@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 import pytest
 
 from gbflex_profile import acks, jose
@@ -19,10 +21,12 @@ REVISION = {
          "setpointType": "DELTA", "units": "KW", "volume": 120.5}]}
 SITE_KEY = jose.generate_private_key()
 SITE_JWKS = {"keys": [jose.public_jwk(SITE_KEY, "site-1")]}
+SIGNED_AT = datetime(2030, 2, 1, 16, 59, 30, 250000, tzinfo=UTC)
 
 
 def parsed(document: dict) -> acks.AckClaim:
-    return acks.parse_claim(acks.ack_payloads(document, SITE_KEY, "site-1"))
+    return acks.parse_claim(acks.ack_payloads(document, SITE_KEY, "site-1",
+                                              signed_at=SIGNED_AT))
 
 
 @pytest.mark.parametrize("document", [
@@ -35,9 +39,33 @@ def parsed(document: dict) -> acks.AckClaim:
 def test_the_payloads_read_back_exactly_the_signed_document(document):
     claim = parsed(document)
     assert claim.problems == []
-    assert claim.read_back == document
-    assert jose.verify(claim.jws, SITE_JWKS) == document
+    assert claim.read_back == document | {"signedAt": "2030-02-01T16:59:30Z"}
+    assert jose.verify(claim.jws, SITE_JWKS) == claim.read_back
     assert acks.read_back_differences(claim.read_back, REVISION) == []
+
+
+def test_an_acknowledgement_carries_its_signing_time_signed_and_in_the_payloads():
+    payloads = {p["type"]: p["values"] for p in acks.ack_payloads(
+        acks.read_back(REVISION, stage="RECEIVED"), SITE_KEY, "site-1", signed_at=SIGNED_AT)}
+    assert payloads["GB_SIGNED_AT"] == ["2030-02-01T16:59:30Z"]
+    assert jose.verify(payloads["GB_ACK_JWS"][0], SITE_JWKS)["signedAt"] == \
+        "2030-02-01T16:59:30Z"
+
+
+def test_a_malformed_signing_time_is_a_format_problem():
+    payloads = acks.ack_payloads(acks.read_back(REVISION, stage="RECEIVED"), SITE_KEY,
+                                 "site-1", signed_at=SIGNED_AT)
+    for payload in payloads:
+        if payload["type"] == "GB_SIGNED_AT":
+            payload["values"] = ["2030-02-01 16:59"]
+    assert any("GB_SIGNED_AT" in problem for problem in acks.parse_claim(payloads).problems)
+
+
+def test_an_acknowledgement_without_a_signing_time_still_reads_back():
+    document = acks.read_back(REVISION, stage="RECEIVED")
+    claim = acks.parse_claim(acks.payloads_for(document, jose.sign(document, SITE_KEY,
+                                                                   "site-1")))
+    assert claim.problems == [] and claim.read_back == document
 
 
 def test_a_read_back_carries_the_setpoints_flat_in_field_order():

@@ -81,3 +81,59 @@ def test_the_command_line_exits_0_when_the_export_holds_and_1_otherwise(tmp_path
     assert capsys.readouterr().out.startswith("OK: 2 entries of ENWL/ENWL-0042")
     assert audit_chain.main(["verify", str(bad)]) == 1
     assert "FAIL" in capsys.readouterr().out
+
+
+def _with_intake(*, signed_by=SITE_KEY, statement_change=None, jws: bool = True,
+                 site: str = "north") -> dict:
+    """The export with a signed availability intake of the site appended to the chain."""
+    from gbflex_profile import report_signing
+
+    document = export()
+    body = {"resources": [{"resourceName": "bat1", "intervals": [
+        {"id": 0, "intervalPeriod": {"start": "2030-02-01T17:00:00Z", "duration": "PT1H"},
+         "payloads": [{"type": "GB_AVAILABLE_KW", "values": [450]}]}]}]}
+    signed_body = report_signing.sign_report(body, kind="AVAILABILITY", fsp="acme",
+                                             key=signed_by, kid="site-1")
+    token = report_signing.report_jws(signed_body["resources"])
+    statement = jose.verify(token, {"keys": [jose.public_jwk(signed_by, "site-1")]})
+    if statement_change:
+        statement_change(statement)
+    head = document["links"][-1]
+    intake = link({"sequence": head["sequence"] + 1, "time": "2030-02-01T16:02:00.000000Z",
+                   "kind": "declarations_recorded",
+                   "subject": {"networkOperatorId": "ENWL", "fsp": "acme", "site": site,
+                               "intakeId": 7, "kid": "site-1"},
+                   "jws": token if jws else "",
+                   "payload": {"intakeId": 7, "kind": "availability", "stored": 1,
+                               "receivedAt": "2030-02-01T16:02:00.000000Z",
+                               "signed": statement}}, head["hash"])
+    document["entries"].append(intake)
+    document["links"].append({"sequence": intake["sequence"], "prevHash": intake["prevHash"],
+                              "bodyHash": audit_chain.body_hash(intake),
+                              "hash": intake["hash"]})
+    document["headHash"] = intake["hash"]
+    document["site"] = {"fsp": "acme", "site": "north"}
+    return document
+
+
+def test_a_signed_declaration_in_an_export_verifies():
+    assert audit_chain.verify_export(_with_intake()) == []
+
+
+@pytest.mark.parametrize(("arguments", "problem"), [
+    ({"signed_by": OPERATOR_KEY}, "site signature"),
+    ({"statement_change": lambda s: s["resources"][0]["intervals"][0]["payloads"][0].update(
+        values=[900])}, "differs from the payload"),
+    ({"jws": False}, "no signature"),
+    ({"site": "south"}, "about another site"),
+])
+def test_a_declaration_that_does_not_hold_fails(arguments, problem):
+    problems = audit_chain.verify_export(_with_intake(**arguments))
+    assert any(problem in p for p in problems), problems
+
+
+def test_entries_the_vtn_records_unsigned_verify_without_a_signature():
+    body = {"sequence": 9, "time": "2030-02-01T16:00:00.000000Z",
+            "kind": "comms_loss_confirmed", "subject": {}, "jws": "", "payload": {}}
+    assert audit_chain.verify_signatures(body, {}, {}) == []
+    assert audit_chain.verify_signatures(body | {"jws": "x.y.z"}, {}, {})

@@ -68,6 +68,9 @@ class StatementSerializer(serializers.Serializer):
     status = serializers.ChoiceField(choices=Statement.Status.values)
     netGbp = serializers.CharField(source="net_gbp")
     heldLines = serializers.IntegerField(source="held_lines")
+    totals = serializers.DictField(
+        source="document.totals", help_text="the document's totals: money (GBP), delivered "
+        "flexibility and power deficiency (MWh), reactive power (MVArh), held lines")
     sha256 = serializers.CharField()
     computedAt = UtcDateTimeField(source="computed_at")
     issuedAt = UtcDateTimeField(source="issued_at", allow_null=True)

@@ -139,7 +139,7 @@ def test_onboarding_returns_credentials_certificate_and_standing_events_once(
     assert "cert_path" not in body["certificate"]
     assert body["heartbeat_event_id"] and body["metering_event_id"]
     assert body["availability_event_id"]
-    assert body["contracts"] == ["SBX-acme-RESTORE", "SBX-acme-MWDISPATCH"]
+    assert body["contracts"] == ["SBX-acme-RESTORE", "SBX-acme-MWDISPATCH", "SBX-acme-DYNAMIC"]
     assert [u["reference"] for u in body["units"]] == ["bat1", "hp1"]
     again = client.post(ONBOARD, {"fsp": "acme", "units": UNITS},
                         content_type="application/json")
@@ -148,12 +148,27 @@ def test_onboarding_returns_credentials_certificate_and_standing_events_once(
 
 @pytest.mark.parametrize("units", [None, [], [{"reference": "x", "capacityKw": -1}],
                                    [{"reference": "bad ref", "capacityKw": 1}],
-                                   [{"reference": "x", "capacityKw": 1, "direction": "up"}]])
+                                   [{"reference": "x", "capacityKw": 1, "direction": "up"}],
+                                   [{"reference": "x", "capacityKw": 1, "capacityKvar": 0}],
+                                   [{"reference": "x", "capacityKw": 1, "capacityKvar": "q"}],
+                                   [{"reference": "x", "capacityKw": 1,
+                                     "capacityKvar": 200000}]])
 def test_onboarding_refuses_bad_units(client: Client, sandbox, units):
     response = client.post(ONBOARD, {"fsp": "acme", "units": units},
                            content_type="application/json")
 
     assert response.status_code == 400, response.content
+
+
+def test_onboarding_gives_a_unit_its_reactive_capacity(client: Client, sandbox):
+    from dispatch.models import DispatchUnit
+
+    response = client.post(ONBOARD, {"fsp": "qvar", "units": [
+        {"reference": "inv1", "capacityKw": 300, "direction": "export", "capacityKvar": 120}]},
+        content_type="application/json")
+    assert response.status_code == 201, response.content
+    assert response.json()["units"][0]["capacity_kvar"] == "120"
+    assert DispatchUnit.objects.get(reference="inv1").capacity_kvar == 120
 
 
 def test_onboarding_is_capped(client: Client, sandbox):

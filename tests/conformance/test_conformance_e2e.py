@@ -55,6 +55,21 @@ original = agent.Agent.signing_key
 agent.Agent.signing_key = lambda self: (other, original(self)[1])
 sys.exit(cli.main(sys.argv[1:]))
 '''
+# ven_client that sends availability and readings without the site's signature.
+UNSIGNED_REPORTS = r'''
+import sys
+from gbflex_profile import report_signing
+from ven_client import cli
+report_signing.sign_report = lambda body, **kwargs: dict(body)
+sys.exit(cli.main(sys.argv[1:]))
+'''
+# ven_client that drops a dispatch it cannot verify without telling the operator.
+SILENT_ON_FORGERY = r'''
+import sys
+from ven_client import agent, cli
+agent.Agent.refuse = lambda self, event, said, reason: None
+sys.exit(cli.main(sys.argv[1:]))
+'''
 
 
 @pytest.fixture(scope="module")
@@ -87,14 +102,16 @@ def world(sandbox_vtn: VtnServer, tmp_path: Path) -> Iterator[AgentWorld]:
         world.close()
 
 
-def onboard(world: AgentWorld, *, units=(("bat1", 1500, "export"),), **settings) -> Site:
-    """Self-service onboarding, then an agent configuration with the issued certificate
-    bundle and a registered signing key."""
+def onboard(world: AgentWorld, *, units=(("bat1", 1500, "export", 600),), **settings) -> Site:
+    """Self-service onboarding (units: reference, kW, direction and optionally kVAr), then
+    an agent configuration with the issued certificate bundle and a registered signing
+    key."""
     server = world.server
     fsp = server.unique("conf")
     response = requests.post(f"{server.base_url}/conformance/api/v1/onboard", json={
-        "fsp": fsp, "units": [{"reference": r, "capacityKw": kw, "direction": d}
-                              for r, kw, d in units]}, verify=server.ca_bundle, timeout=60)
+        "fsp": fsp, "units": [{"reference": u[0], "capacityKw": u[1], "direction": u[2]}
+                              | ({"capacityKvar": u[3]} if len(u) > 3 else {})
+                              for u in units]}, verify=server.ca_bundle, timeout=60)
     assert response.status_code == 201, response.text
     onboarding = response.json()
     directory = world.root / fsp
@@ -152,15 +169,31 @@ def wait_online(world: AgentWorld, site: Site) -> None:
 
 
 def drop_readings(site: Site, awaiting: dict) -> None:
-    """What the FSP does when the metering scenario asks: a readings CSV in the agent's
-    drop folder (written aside, then moved in)."""
-    rows = ["unit,start,duration,type,value"]
-    for unit in awaiting["units"]:
-        rows += [f"{unit},{p['start'][:19]}Z,PT30M,USAGE,-12.5" for p in awaiting["periods"]]
+    """What the FSP does when the metering or availability scenario asks: a readings or
+    availability CSV in the agent's drop folder (written aside, then moved in)."""
+    if awaiting["scenario"] == "availability":
+        rows = ["unit,start,end,available_kw"]
+        for unit in awaiting["units"]:
+            rows += [f"{unit},{w['start'][:19]}Z,{w['end'][:19]}Z,100"
+                     for w in awaiting["windows"]]
+        name = "availability-conformance.csv"
+    else:
+        rows = ["unit,start,duration,type,value"]
+        for unit in awaiting["units"]:
+            rows += [f"{unit},{p['start'][:19]}Z,PT30M,USAGE,-12.5"
+                     for p in awaiting["periods"]]
+        name = "readings-conformance.csv"
     site.drop_dir.mkdir(exist_ok=True)
-    staging = site.directory / "readings-conformance.csv"
+    staging = site.directory / name
     staging.write_text("\n".join(rows) + "\n")
     staging.rename(site.drop_dir / staging.name)
+
+
+def answer_when_asked(site: Site, awaiting: dict | None, answered: set) -> None:
+    """Drop what a run awaits, once per request."""
+    if awaiting and (awaiting["scenario"], awaiting["deadline"]) not in answered:
+        drop_readings(site, awaiting)
+        answered.add((awaiting["scenario"], awaiting["deadline"]))
 
 
 def cli_run(world: AgentWorld, site: Site, scenario: str, out: Path, *extra: str
@@ -191,7 +224,7 @@ def check_named(report: dict, scenario: str, name: str) -> dict:
 
 
 def test_our_agent_passes_every_scenario_through_the_run_api(world: AgentWorld) -> None:
-    site = onboard(world, units=(("bat1", 1500, "export"), ("hp1", 200, "import")))
+    site = onboard(world, units=(("bat1", 1500, "export", 600), ("hp1", 200, "import")))
     world.start_agent(site)
     wait_online(world, site)
     with ven_session(world, site) as session:
@@ -201,15 +234,13 @@ def test_our_agent_passes_every_scenario_through_the_run_api(world: AgentWorld) 
         started = response.json()
         assert started["status"] == "pending"
         url = f"{world.server.base_url}/conformance/api/v1/runs/{started['id']}"
-        deadline = time.monotonic() + 300
-        dropped = False
+        deadline = time.monotonic() + 600
+        answered: set = set()
         while True:
             run = session.get(url, timeout=30).json()
             if run["status"] in ("passed", "failed", "error"):
                 break
-            if run["awaiting"] and not dropped:
-                drop_readings(site, run["awaiting"])
-                dropped = True
+            answer_when_asked(site, run["awaiting"], answered)
             assert time.monotonic() < deadline, f"run still {run['status']}"
             time.sleep(0.5)
 
@@ -220,12 +251,15 @@ def test_our_agent_passes_every_scenario_through_the_run_api(world: AgentWorld) 
         + [s["facts"] for s in report["scenarios"] if s["name"] == "comms-loss"], indent=1)[:8000]
     assert [s["name"] for s in report["scenarios"]] == [
         "lifecycle", "emergency-stop", "stale-revision", "key-rotation", "comms-loss", "metering",
-        "webhook", "mqtt"]
+        "notice-period", "parameter-change", "availability", "forged-dispatch", "webhook",
+        "mqtt", "reactive-setpoints", "delta-vs-absolute"]
     # The agent takes no webhooks and this VTN has no broker: both not applicable.
     assert [s["name"] for s in report["scenarios"] if s["notApplicable"]] == ["webhook", "mqtt"]
     assert report["summary"]["notApplicable"] == 2
     assert report["fsp"] == site.fsp and report["site"] == "main"
     assert report["summary"]["failed"] == 0
+    assert check_named(report, "reactive-setpoints", "kvar-read-back")["passed"]
+    assert check_named(report, "delta-vs-absolute", "setpoint-types-read-back")["passed"]
     rotation = next(s for s in report["scenarios"] if s["name"] == "key-rotation")
     assert rotation["facts"]["oldKid"] != rotation["facts"]["newKid"]
     html = requests.get(run["html"], verify=world.server.ca_bundle, timeout=30)
@@ -234,6 +268,59 @@ def test_our_agent_passes_every_scenario_through_the_run_api(world: AgentWorld) 
 
 
 # --- broken agents fail exactly the right checks ---------------------------------------------
+
+# ven_client that knows only kW: it reads every setpoint back in KW (signed consistently).
+KW_ONLY_READ_BACK = r'''
+import sys
+from gbflex_profile import acks
+from ven_client import cli
+original = acks.read_back
+def kw_only(document, **kwargs):
+    signed = original(document, **kwargs)
+    for setpoint in signed["setpoints"]:
+        setpoint["units"] = "KW"
+    return signed
+acks.read_back = kw_only
+sys.exit(cli.main(sys.argv[1:]))
+'''
+# ven_client that takes every setpoint as absolute: it reads DELTA back as ABSOLUTE.
+ABSOLUTE_ONLY_READ_BACK = r'''
+import sys
+from gbflex_profile import acks
+from ven_client import cli
+original = acks.read_back
+def absolute_only(document, **kwargs):
+    signed = original(document, **kwargs)
+    for setpoint in signed["setpoints"]:
+        setpoint["setpointType"] = "ABSOLUTE"
+    return signed
+acks.read_back = absolute_only
+sys.exit(cli.main(sys.argv[1:]))
+'''
+
+
+@pytest.mark.parametrize(("code", "failing", "check"), [
+    (KW_ONLY_READ_BACK, "reactive-setpoints", "kvar-read-back"),
+    (ABSOLUTE_ONLY_READ_BACK, "delta-vs-absolute", "setpoint-types-read-back"),
+], ids=["kw-only", "absolute-only"])
+def test_an_agent_that_misreads_setpoints_fails_only_the_scenario_that_grades_them(
+        world: AgentWorld, tmp_path: Path, code: str, failing: str, check: str) -> None:
+    site = onboard(world)  # bat1: 1500 kW export, 600 kVAr, under RESTORE
+    start_sabotaged(world, site, code)
+    wait_online(world, site)
+
+    status, report = cli_run(world, site, "reactive-setpoints,delta-vs-absolute",
+                             tmp_path / "out")
+
+    assert status == 1
+    failed = failed_checks(report)
+    # Revision 1 of the delta-vs-absolute run is DELTA: the absolute-only agent gets it
+    # wrong, its absolute revision 2 right. The kW-only agent gets both kVAr revisions wrong.
+    wrong = {"received-r1", "actioned-r1", "acks-valid", check} | (
+        {"received-r2", "actioned-r2"} if failing == "reactive-setpoints" else set())
+    assert failed == {"reactive-setpoints": set(), "delta-vs-absolute": set()} | {
+        failing: wrong}
+    assert outcomes(check_named(report, failing, "received-r1")) == {"read_back_mismatch"}
 
 
 def test_a_wrong_read_back_fails_only_the_acknowledgements_of_setpoints(
@@ -284,6 +371,95 @@ def test_an_agent_without_heartbeats_fails_only_the_heartbeat_check(world: Agent
     assert failed_checks(report) == {"emergency-stop": {"heartbeat-regular"}}
     gap = check_named(report, "emergency-stop", "heartbeat-regular")["evidence"]
     assert gap["longestGapSeconds"] > 3
+
+
+def cli_run_answering(world: AgentWorld, site: Site, scenario: str, out: Path,
+                      *extra: str) -> tuple[int, dict]:
+    """``cli_run`` while answering what the run awaits, as the FSP would."""
+    process = subprocess.Popen(
+        [sys.executable, str(MANAGE), "conformance", "run", "--fsp", f"ENWL/{site.fsp}",
+         "--scenario", scenario, *CLI_OPTIONS, "--metering-deadline", "30", *extra,
+         "--out", str(out)], cwd=ROOT, env=world.server.env, stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT, text=True)
+    answered: set = set()
+    deadline = time.monotonic() + 300
+    with ven_session(world, site) as session:
+        while process.poll() is None:
+            assert time.monotonic() < deadline, "the run did not finish"
+            runs = session.get(f"{world.server.base_url}/conformance/api/v1/runs",
+                               timeout=30).json()
+            for run in runs if isinstance(runs, list) else runs.get("runs", []):
+                answer_when_asked(site, run.get("awaiting"), answered)
+            time.sleep(0.5)
+    output = process.stdout.read() if process.stdout else ""
+    assert (out / "report.json").exists(), output
+    return process.returncode, json.loads((out / "report.json").read_text())
+
+
+def test_our_agent_passes_notice_period_availability_and_forged_dispatch(
+        world: AgentWorld, tmp_path: Path) -> None:
+    site = onboard(world)
+    world.start_agent(site)
+    wait_online(world, site)
+
+    code, report = cli_run_answering(world, site, "notice-period,availability,forged-dispatch",
+                                     tmp_path / "out")
+
+    assert code == 0, failed_checks(report)
+    assert check_named(report, "availability", "declarations-signed")["passed"]
+    assert check_named(report, "forged-dispatch", "forgery-refused")["passed"]
+    notice = next(s for s in report["scenarios"] if s["name"] == "notice-period")
+    assert notice["facts"]["noticePeriod"] == "PT15M"
+    assert [r["status"] for r in notice["facts"]["revisions"]] == ["PRE_NOTIFY", "RUN"]
+
+
+def test_an_agent_that_does_not_sign_its_declarations_fails_the_availability_checks(
+        world: AgentWorld, tmp_path: Path) -> None:
+    site = onboard(world)
+    start_sabotaged(world, site, UNSIGNED_REPORTS)
+    wait_online(world, site)
+
+    code, report = cli_run_answering(world, site, "availability", tmp_path / "out")
+
+    assert code == 1
+    # The VTN refuses the unsigned report (the site has a key): nothing is taken in.
+    assert failed_checks(report) == {"availability": {
+        "declarations-accepted", "declarations-signed", "windows-covered",
+        "declarations-in-time"}}
+    assert "refuses" in check_named(report, "availability", "declarations-signed")["observed"]
+
+
+def test_an_agent_that_drops_a_forgery_silently_fails_only_the_refusal_check(
+        world: AgentWorld, tmp_path: Path) -> None:
+    site = onboard(world)
+    start_sabotaged(world, site, SILENT_ON_FORGERY)
+    wait_online(world, site)
+
+    code, report = cli_run(world, site, "forged-dispatch", tmp_path / "out")
+
+    assert code == 1
+    assert failed_checks(report) == {"forged-dispatch": {"forgery-refused"}}
+    assert check_named(report, "forged-dispatch", "forgery-not-actioned")["passed"]
+
+
+def test_a_new_heartbeat_interval_reaches_our_agent_and_not_one_that_never_rereads(
+        world: AgentWorld, tmp_path: Path) -> None:
+    # Both take the heartbeat interval from the programs; ours reads them every second,
+    # the broken one only once, at start.
+    ours = onboard(world, heartbeat_interval_s=0.0, programs_refresh_s=1.0)
+    stale = onboard(world, heartbeat_interval_s=0.0, programs_refresh_s=3600.0)
+    for site in (ours, stale):
+        world.start_agent(site)
+        wait_online(world, site)
+
+    code, report = cli_run(world, ours, "parameter-change", tmp_path / "ours")
+    assert code == 0, failed_checks(report)
+    facts = report["scenarios"][0]["facts"]
+    assert (facts["oldIntervalSeconds"], facts["newIntervalSeconds"]) == (60, 30)
+
+    code, report = cli_run(world, stale, "parameter-change", tmp_path / "stale")
+    assert code == 1
+    assert failed_checks(report) == {"parameter-change": {"heartbeat-interval-followed"}}
 
 
 def test_cli_writes_both_reports_and_exits_0_when_all_pass(world: AgentWorld,

@@ -86,6 +86,28 @@ def test_the_fleet_drops_the_readings_a_conformance_run_asks_for_once(fleet_root
     assert responder.answer_pending() == []
 
 
+def test_the_fleet_drops_the_availability_a_conformance_run_asks_for_once(fleet_root):
+    from conformance.models import ConformanceRun
+
+    prepared = fleet.prepare(base_url="https://127.0.0.1:8443", pki_dir=Path("/pki"))
+    north = FspSite.objects.get(fsp__identifier=fleet.FLEET_FSP, name="north")
+    ConformanceRun.objects.create(
+        site=north, scenarios=["availability"], status="running",
+        awaiting={"scenario": "availability", "units": ["bat1"],
+                  "windows": [{"start": "2026-11-22T07:00:00.000Z",
+                               "end": "2026-11-22T08:00:00.000Z"}],
+                  "deadline": "2026-11-22T05:02:00.000Z"})
+    responder = fleet.MeteringResponder(prepared)
+
+    written = responder.answer_pending()
+
+    assert [p.name for p in written] == [f"availability-{ConformanceRun.objects.get().pk}.csv"]
+    assert written[0].read_text().splitlines() == [
+        "unit,start,end,available_kw",
+        "bat1,2026-11-22T07:00:00Z,2026-11-22T08:00:00Z,750"]
+    assert responder.answer_pending() == []
+
+
 @pytest.mark.slow
 def test_the_fleets_agents_answer_a_dispatch(sandbox_vtn, settings):  # noqa: F811
     server = sandbox_vtn

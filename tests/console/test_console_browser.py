@@ -27,7 +27,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from gbflex_profile import acks, jose
+from gbflex_profile import acks, jose, report_signing
 from tests.fixtures.console import totp_code
 from tests.fixtures.requirements import need_chromium
 from tests.fixtures.server import PinnedSession
@@ -308,14 +308,16 @@ def test_operator_console_end_to_end(vtn_server, browser, tmp_path):
         shot(page, "05b-dashboard-live")
 
         # -- meter readings, then the month's statement and its chart --
-        readings = agent.session.post(server.url("3.1.0", "reports"), json={
-            "eventID": metering_event,
-            "clientName": "console-test-agent", "reportName": "readings",
-            "resources": [{"resourceName": "hp9", "intervals": [
-                {"id": i, "intervalPeriod": {"start": z(start + timedelta(minutes=i - 2)),
-                                             "duration": "PT1M"},
-                 "payloads": [{"type": "USAGE", "values": [kwh]}]}
-                for i, kwh in enumerate([4, 4, 2.4, 2])]}]}, timeout=30)
+        readings = agent.session.post(server.url("3.1.0", "reports"), json=(
+            report_signing.sign_report({
+                "eventID": metering_event,
+                "clientName": "console-test-agent", "reportName": "readings",
+                "resources": [{"resourceName": "hp9", "intervals": [
+                    {"id": i, "intervalPeriod": {"start": z(start + timedelta(minutes=i - 2)),
+                                                 "duration": "PT1M"},
+                     "payloads": [{"type": "USAGE", "values": [kwh]}]}
+                    for i, kwh in enumerate([4, 4, 2.4, 2])]}]},
+                kind="METERING", fsp=fsp, key=agent.key, kid=agent.kid)), timeout=30)
         assert readings.status_code == 201, readings.text
         page.get_by_role("link", name="Settlement").click()
         page.get_by_label("Contract id").fill(contract)

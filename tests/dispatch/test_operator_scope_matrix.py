@@ -98,6 +98,8 @@ ITEM_ENDPOINTS = [
                "&to=2026-01-02T00:00:00Z", None, 200),
     ("POST", D + "/dispatches", "issue", 201),
     ("GET", D + "/meter-readings?unit={unit}", None, 200),
+    ("GET", D + "/units/{op}/{unit}", None, 200),
+    ("PUT", D + "/units/{op}/{unit}", {"capacityKvar": "10", "reason": "matrix"}, 200),
     ("GET", S + "/statements/{statement}", None, 200),
     ("GET", S + "/statements/{statement}/export?format=csv", None, 200),
     ("POST", S + "/statements/{statement}/issue", None, 200),

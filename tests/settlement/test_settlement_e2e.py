@@ -14,7 +14,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from gbflex_profile import acks, jose
+from gbflex_profile import acks, jose, report_signing
 from tests.fixtures.server import MANAGE, ROOT
 from tests.fixtures.worker import CeleryWorker
 
@@ -78,12 +78,14 @@ def test_a_dispatch_is_settled_by_the_worker_and_disputed_by_the_fsp(
             timeout=30)
         assert acked.status_code == 201, acked.text
         # 240 kW for the two minutes before (the meter-before baseline), then 144 and 120 kW
-        readings = ven.post(vtn_server.url("3.1.0", "reports"), json={
-            "eventID": onboarded["metering_event_id"], "clientName": "agent",
-            "reportName": "readings", "resources": [{"resourceName": "hp9",
-                                                     "intervals": minutes(
-                                                         start - timedelta(minutes=2),
-                                                         [4, 4, 2.4, 2])}]}, timeout=30)
+        # Signed with the site key: the site has one, so its operator refuses unsigned ones.
+        readings = ven.post(vtn_server.url("3.1.0", "reports"), json=report_signing.sign_report(
+            {"eventID": onboarded["metering_event_id"], "clientName": "agent",
+             "reportName": "readings", "resources": [{"resourceName": "hp9",
+                                                      "intervals": minutes(
+                                                          start - timedelta(minutes=2),
+                                                          [4, 4, 2.4, 2])}]},
+            kind="METERING", fsp=fsp, key=key, kid="site-1"), timeout=30)
         assert readings.status_code == 201, readings.text
         intakes = ven.get(f"{vtn_server.base_url}/dispatch/api/v1/report-intakes",
                           params={"report": readings.json()["id"]}, timeout=30)

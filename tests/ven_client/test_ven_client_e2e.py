@@ -6,11 +6,16 @@ recorded (acknowledgements, reports) and what the agent's handler received."""
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
+import tomllib
+from datetime import UTC, datetime, timedelta
 
 import pytest
 import requests
 
-from tests.fixtures.agent import OPERATOR, accepted, wait_for
+from gbflex_profile import report_signing
+from tests.fixtures.agent import OPERATOR, accepted, wait_for, z
 
 
 def both_acks(world, reference: str, revision: int = 1):
@@ -253,7 +258,7 @@ def test_a_report_whose_answer_was_lost_is_not_delivered_twice(agent_world):
 def _report_intervals(reports: list[dict]) -> dict[tuple, dict]:
     found = {}
     for report in reports:
-        for resource in report["resources"]:
+        for resource in report_signing.content_resources(report["resources"]):
             for interval in resource["intervals"]:
                 key = (resource["resourceName"], interval["intervalPeriod"]["start"])
                 found[key] = {p["type"]: p["values"] for p in interval["payloads"]}
@@ -290,6 +295,49 @@ def test_meter_readings_and_availability_from_the_drop_folder_are_reported_once(
         "GB_AVAILABLE_KW": [800]}
     assert sorted(p.name for p in (site.drop_dir / "done").iterdir()) == [
         "availability-0001.csv", "readings-0001.csv"]
+    for report in readings + availability:  # each signed with the site key
+        assert report_signing.report_jws(report["resources"])
+
+
+def test_declarations_and_readings_are_signed_by_the_agent_and_verify_in_the_audit_export(
+        agent_world, tmp_path):
+    site = agent_world.onboard(units=("u1",))
+    start = datetime.now(UTC).replace(minute=0, second=0, microsecond=0) + timedelta(hours=1)
+    yesterday = start - timedelta(days=1)
+    site.drop_dir.mkdir()
+    (site.drop_dir / "readings-0001.csv").write_text(
+        f"unit,start,duration,type,value\nu1,{z(yesterday)},PT30M,USAGE,-120.5\n")
+    (site.drop_dir / "availability-0001.csv").write_text(
+        f"unit,start,end,available_kw\nu1,{z(start)},{z(start + timedelta(hours=2))},900\n")
+    agent_world.start_agent(site)
+
+    def intakes():
+        with agent_world.operator() as session:
+            found = session.get(agent_world.api("report-intakes"),
+                                params={"fsp": site.fsp}, timeout=30).json()
+        return found if len(found) == 2 else None
+    found = wait_for(intakes, 60, "the readings and availability intakes")
+    kid = tomllib.loads(site.config_path.read_text())["signing_kid"]
+    assert sorted((i["kind"], i["stored"], i["rejected"], i["signed"], i["kid"])
+                  for i in found) == [("availability", 1, 0, True, kid),
+                                      ("metering", 1, 0, True, kid)]
+
+    dispatch = agent_world.issue(site, kw=250)
+    acks = wait_for(both_acks(agent_world, dispatch["reference"]), 60,
+                    "RECEIVED and ACTIONED accepted")
+    assert all(a["signedAt"] for a in acks)  # the signed signing time of each
+    out = tmp_path / "export.json"
+    agent_world.server.manage("dispatch", "audit-export", dispatch["reference"],
+                              "--operator", OPERATOR, "--out", str(out))
+    export = json.loads(out.read_text())
+    kinds = [e["kind"] for e in export["entries"]]
+    assert kinds[0] == "declarations_recorded" and kinds.count("ack_recorded") == 2, kinds
+    declared = export["entries"][0]["payload"]["signed"]
+    assert declared["resources"][0]["intervals"][0]["payloads"] == [
+        {"type": "GB_AVAILABLE_KW", "values": [900]}]
+    verified = subprocess.run([sys.executable, "-m", "gbflex_profile.audit_chain", "verify",
+                               str(out)], capture_output=True, text=True, timeout=60)
+    assert verified.returncode == 0, verified.stdout + verified.stderr
 
 
 def test_the_agent_sends_heartbeats_and_keeps_the_site_online(agent_world):

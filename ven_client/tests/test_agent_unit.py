@@ -8,13 +8,14 @@ import io
 import json
 import sys
 import time
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 from jwcrypto import jwk as jwcrypto_jwk
 from jwcrypto import jws as jwcrypto_jws
 
-from gbflex_profile import acks, jose
+from gbflex_profile import acks, jose, report_signing
 from ven_client import config as config_module
 from ven_client import handler, logs, profile, reports
 from ven_client.agent import INTERRUPTED, Agent
@@ -292,6 +293,39 @@ def test_a_tampered_dispatch_is_refused(tamper, reason):
         verify(event)
 
 
+def reactive_timings(units: str = "KVAR") -> list[dict]:
+    return [{"serviceType": "REACTIVE", "setpointTime": "2030-02-01T17:00:00Z",
+             "setpointType": "DELTA", "units": units, "volume": 300}]
+
+
+def test_a_kvar_dispatch_verifies_and_is_read_back_in_kvar():
+    event = signed_event(serviceTimings=reactive_timings())
+    event["intervals"][0]["payloads"].append({"type": "GB_SERVICE_TYPE", "values": ["REACTIVE"]})
+    event["payloadDescriptors"] = [{"payloadType": "DISPATCH_SETPOINT_RELATIVE", "units": "KVAR"}]
+    document = verify(event)
+    assert acks.read_back(document, stage="ACTIONED", outcome="ACCEPTED")["setpoints"] == [
+        {"setpointTime": "2030-02-01T17:00:00Z", "volume": 300, "units": "KVAR",
+         "setpointType": "DELTA"}]
+
+
+@pytest.mark.parametrize(("change", "reason"), [
+    (lambda e: e.update(payloadDescriptors=[{"payloadType": "DISPATCH_SETPOINT_RELATIVE",
+                                             "units": "KW"}]), "described in KW, signed in KVAR"),
+    (lambda e: e["intervals"][0]["payloads"].append({"type": "GB_SERVICE_TYPE",
+                                                     "values": ["REAL"]}), "GB_SERVICE_TYPE"),
+])
+def test_a_kvar_dispatch_the_event_presents_as_kw_is_refused(change, reason):
+    event = signed_event(serviceTimings=reactive_timings())
+    change(event)
+    with pytest.raises(profile.Refusal, match=reason):
+        verify(event)
+
+
+def test_a_signed_document_whose_units_contradict_its_service_type_is_refused():
+    with pytest.raises(profile.Refusal, match="not the KVAR of REACTIVE power"):
+        verify(signed_event(serviceTimings=reactive_timings("KW")))
+
+
 def test_a_signature_by_an_unknown_key_is_refused():
     event = signed_event()
     with pytest.raises(profile.Refusal, match="not in the operator's JWKS"):
@@ -322,14 +356,15 @@ def test_the_read_back_signs_exactly_what_the_profile_defines():
     document = verify(signed_event())
     site_key = jose.generate_private_key()
     signed = acks.read_back(document, stage="ACTIONED", outcome="FAILED", reason="fault")
-    payloads = {p["type"]: p["values"] for p in acks.ack_payloads(signed, site_key, "s")}
+    payloads = {p["type"]: p["values"] for p in acks.ack_payloads(
+        signed, site_key, "s", signed_at=datetime(2030, 2, 1, 16, 59, 1, tzinfo=UTC))}
     assert payloads["GB_ACK_SETPOINTS"] == ["2030-02-01T17:00:00Z", 250, "KW", "DELTA",
                                             "2030-02-01T17:30:00Z", 120.5, "KW", "DELTA"]
     site_jwks = {"keys": [jose.public_jwk(site_key, "s")]}
     assert jose.verify(payloads["GB_ACK_JWS"][0], site_jwks) == {
         "stage": "ACTIONED", "status": "RUN", "dispatchRef": "ENWL-0042", "fspId": "acme",
         "dispatchUnit": "bat1", "revision": 1, "outcome": "FAILED", "reason": "fault",
-        "setpoints": [
+        "signedAt": "2030-02-01T16:59:01Z", "setpoints": [
             {"setpointTime": "2030-02-01T17:00:00Z", "volume": 250, "units": "KW",
              "setpointType": "DELTA"},
             {"setpointTime": "2030-02-01T17:30:00Z", "volume": 120.5, "units": "KW",
@@ -531,6 +566,31 @@ def test_queued_readings_wait_for_the_metering_event_then_go_to_it(agent):
     agent.flush()
     (post,) = agent.transport.posts()
     assert post[2]["eventID"] == "m1" and post[2]["clientName"] == "ven-1"
+
+
+@pytest.mark.parametrize(("name", "kind"), [("readings-1.csv", "METERING"),
+                                            ("availability-1.csv", "AVAILABILITY")])
+def test_queued_reports_are_signed_once_with_the_site_key_over_what_they_declare(
+        agent, name, kind):
+    drop = Path(agent.config.drop_dir)
+    drop.mkdir()
+    (drop / name).write_text(READINGS if kind == "METERING" else
+                             "unit,start,end,available_kw\n"
+                             "bat1,2030-02-01T16:00:00Z,2030-02-01T18:00:00Z,450\n")
+    agent.ingest_drop_folder()
+    agent.special_events[kind.lower()] = {"id": "e9", "programID": "p9"}
+    agent.flush()
+    agent.flush()  # sent once: nothing is signed or sent again
+    (post,) = agent.transport.posts()
+    body = post[2]
+    key, kid = agent.signing_key()
+    signed = report_signing.verify_report(
+        kind=kind, fsp="acme", resources=body["resources"],
+        payload_descriptors=body.get("payloadDescriptors"),
+        jwks={"keys": [jose.public_jwk(key, kid)]})
+    assert signed.kid == "site-1" and signed.statement["resources"] == \
+        report_signing.content_resources(body["resources"])
+    assert [r["resourceName"] for r in body["resources"]][-1] == "GB_REPORT_SIGNATURE"
 
 
 # --- clock skew -----------------------------------------------------------------------------------

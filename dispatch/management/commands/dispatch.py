@@ -1,5 +1,5 @@
 """`manage.py dispatch <action>`: issue, revise, stop and show dispatches, export a
-dispatch's audit trail, rotate keys.
+dispatch's audit trail, rotate keys, require (or not) signed reports.
 
 Every action prints JSON. A dispatch is named by its NO dispatch reference (with
 ``--operator`` when two operators use the same reference).
@@ -12,7 +12,7 @@ from pathlib import Path
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from dispatch import audit, comms, issuing, programs, selectors, signing_keys
+from dispatch import audit, comms, issuing, programs, report_signatures, selectors, signing_keys
 from dispatch.api.serializers import DispatchHistorySerializer, SiteSerializer
 from dispatch.management.commands._common import decimal, dumps, iso_datetime, problem_error
 from dispatch.rules import URGENCIES, Timing
@@ -67,18 +67,34 @@ class Command(BaseCommand):
         rotate = sub.add_parser("rotate-key", help="rotate an operator's signing key")
         rotate.add_argument("--operator", required=True)
 
+        signed = sub.add_parser(
+            "signed-reports", help="show or set whether the operator's sites with a "
+            "registered key must sign availability and meter-reading reports")
+        signed.add_argument("--operator", required=True)
+        rule = signed.add_mutually_exclusive_group()
+        rule.add_argument("--require", action="store_const", const=True, dest="required",
+                          help="refuse unsigned reports from sites with a key (the default)")
+        rule.add_argument("--allow-unsigned", action="store_const", const=False,
+                          dest="required", help="accept unsigned reports (transition period)")
+        signed.add_argument("--reason", default="")
+
     @staticmethod
     def _add_setpoint_options(parser: CommandParser, *, required: bool) -> None:
-        parser.add_argument("--kw", type=decimal, default=None, required=required,
-                            help="volume in kW from the service start")
+        volume = parser.add_mutually_exclusive_group(required=required)
+        volume.add_argument("--kw", type=decimal, default=None,
+                            help="real power: volume in kW from the service start")
+        volume.add_argument("--kvar", type=decimal, default=None,
+                            help="reactive power: volume in kVAr from the service start "
+                                 "(--setpoint values are then kVAr too)")
         kind = parser.add_mutually_exclusive_group()
         kind.add_argument("--absolute", action="store_const", const="absolute",
                           dest="setpoint_type", help="absolute setpoint")
         kind.add_argument("--delta", action="store_const", const="delta", dest="setpoint_type",
                           help="delta to baseline (default: the product's first type)")
-        parser.add_argument("--setpoint", action="append", default=[], metavar="ISO8601=KW",
+        parser.add_argument("--setpoint", action="append", default=[], metavar="ISO8601=VOLUME",
                             help="further setpoint (repeatable), e.g. 2026-01-05T17:30Z=120")
-        parser.add_argument("--price", type=decimal, default=None, help="GBP per kWh")
+        parser.add_argument("--price", type=decimal, default=None,
+                            help="GBP per kWh (with --kvar: per kVArh), paid as instructed")
         parser.add_argument("--urgency", choices=list(URGENCIES), default=None)
         parser.add_argument("--reason", default="")
 
@@ -92,12 +108,14 @@ class Command(BaseCommand):
     @staticmethod
     def _timings(options: dict, start, setpoint_type: str) -> list[Timing] | None:
         points = []
-        if options["kw"] is not None:
-            points.append((start, options["kw"]))
+        reactive = options.get("kvar") is not None
+        first = options["kvar"] if reactive else options["kw"]
+        if first is not None:
+            points.append((start, first))
         for text in options["setpoint"]:
             when, _, value = text.rpartition("=")
             if not when:
-                raise CommandError(f"--setpoint {text!r} must be ISO8601=KW")
+                raise CommandError(f"--setpoint {text!r} must be ISO8601=VOLUME")
             try:
                 points.append((iso_datetime(when), decimal(value)))
             except Exception as exc:
@@ -105,6 +123,7 @@ class Command(BaseCommand):
         if not points:
             return None
         return [Timing(setpoint_time=when, volume=volume, setpoint_type=setpoint_type,
+                       service_type="reactive" if reactive else "real",
                        price_gbp_per_kwh=options["price"])
                 for when, volume in sorted(points, key=lambda p: p[0])]
 
@@ -158,6 +177,15 @@ class Command(BaseCommand):
                 "transitions": [{"site": str(c.site), "from": c.from_state, "to": c.to_state,
                                  "at": c.at.isoformat()} for c in changes],
                 "sites": SiteSerializer(selectors.sites(), many=True).data}
+
+    def _signed_reports(self, **options) -> dict:
+        operator = selectors.find_operator(options["operator"])
+        if options["required"] is not None:
+            operator = report_signatures.set_require_signed_reports(
+                operator=operator.code, required=options["required"], changed_by="cli",
+                reason=options["reason"])
+        return {"operator": operator.code,
+                "requireSignedReports": operator.require_signed_reports}
 
     def _rotate_key(self, **options) -> dict:
         key = signing_keys.rotate_signing_key(operator=options["operator"])

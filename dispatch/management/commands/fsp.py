@@ -2,23 +2,27 @@
 
 ``onboard`` registers an FSP site (FSP, VEN, OAuth2 client, optional certificate,
 resources and dispatch units, privacy targets) and prints it as one JSON object;
-``contract`` records a contract; ``products`` lists the products and their parameters.
+``unit`` shows or changes a unit's capabilities (kW, kVAr); ``contract`` records a
+contract; ``products`` lists the products and their parameters.
 """
 
 from __future__ import annotations
 
 import json
+from decimal import Decimal
 from pathlib import Path
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from dispatch import fsp_office, onboarding, programs, registry, selectors
-from dispatch.api.serializers import ProductParametersSerializer
+from dispatch.api.serializers import ProductParametersSerializer, UnitSerializer
 from dispatch.management.commands._common import decimal, dumps, iso_datetime, problem_error
 from dispatch.mapping import duration
 from dispatch.models import Product
 from vtn.auth.services import ClientError
 from vtn.errors import Problem
+
+_UNCHANGED = object()  # --kvar not given
 
 
 class Command(BaseCommand):
@@ -35,9 +39,11 @@ class Command(BaseCommand):
         codes = ", ".join(registry.NETWORK_OPERATORS)
         onboard.add_argument("--operator", required=True, help=f"network operator ({codes})")
         onboard.add_argument("--fsp", required=True, help="FSP identifier assigned by the operator")
-        onboard.add_argument("--unit", action="append", required=True, type=self._unit,
-                             metavar="REF:CAPACITY_KW[:import|export]",
-                             help="a dispatch unit (repeatable); direction defaults to import")
+        onboard.add_argument("--unit", action="append", required=True, type=self._unit_spec,
+                             metavar=registry.UNIT_SPEC,
+                             help="a dispatch unit (repeatable): real power in kW, direction "
+                                  "(default import) and, for a unit that offers reactive "
+                                  "power, its capacity in kVAr, e.g. bat1:500:export:300")
         onboard.add_argument("--site", default="main", help="site name (default main)")
         onboard.add_argument("--name", default="", help="FSP display name")
         onboard.add_argument("--zone", default="", help="location or congestion zone")
@@ -65,6 +71,12 @@ class Command(BaseCommand):
                               help="GBP per MW per hour")
         contract.add_argument("--utilisation-price", type=decimal, default=0,
                               help="GBP per MWh")
+        contract.add_argument("--reactive-price", type=decimal, default=0,
+                              help="GBP per MVArh of reactive power delivered")
+        contract.add_argument("--emergency-premium", type=decimal, default=None,
+                              metavar="PERCENT",
+                              help="uplift on the utilisation payment of emergency periods, "
+                                   "percent (default: none)")
         contract.add_argument("--baseline", default="", help="baseline method name")
         contract.add_argument("--capacity-kw", type=decimal, default=None,
                               help="contracted capacity (default: the units' capacities)")
@@ -88,6 +100,20 @@ class Command(BaseCommand):
                                    "returns to the product's default); repeatable")
         products.add_argument("--reason", default="", help="why (kept in the audit entry)")
 
+        unit = sub.add_parser(
+            "unit", help="show or change a unit's capabilities (kW, kVAr)",
+            description="Without --kw and --kvar: print the unit. With them: change its "
+                        "real (kW) and reactive (kVAr) capability, checked against its "
+                        "contracts and recorded in the audit log. --kvar none removes the "
+                        "reactive capability.")
+        unit.add_argument("--operator", required=True)
+        unit.add_argument("--fsp", required=True)
+        unit.add_argument("--unit", required=True, dest="reference", help="unit reference")
+        unit.add_argument("--kw", type=decimal, default=None, help="real power capacity, kW")
+        unit.add_argument("--kvar", type=self._kvar, default=_UNCHANGED,
+                          help="reactive power capacity, kVAr (none: no reactive power)")
+        unit.add_argument("--reason", default="", help="why (kept in the audit entry)")
+
         staff = sub.add_parser(
             "staff-client", help="an API client for an FSP's back office",
             description="Create an API client (role fsp) for the back office of one FSP "
@@ -108,11 +134,15 @@ class Command(BaseCommand):
         reference.add_argument("--reference", required=True)
 
     @staticmethod
-    def _unit(text: str):
+    def _unit_spec(text: str):
         try:
             return registry.parse_unit_spec(text)
         except registry.RegistryError as exc:
             raise CommandError(str(exc)) from exc
+
+    @staticmethod
+    def _kvar(text: str) -> Decimal | None:
+        return None if text.strip().lower() == "none" else decimal(text)
 
     @staticmethod
     def _jwk(path: str) -> dict:
@@ -155,6 +185,19 @@ class Command(BaseCommand):
             site=options["site"], fsp_name=options["name"], zone=options["zone"],
             pki_dir=options["dir"], out_dir=options["out"], site_keys=options["site_key"])
 
+    def _unit(self, **options) -> dict:
+        found = selectors.find_unit(options["reference"], fsp=options["fsp"],
+                                    operator=options["operator"])
+        changes: dict = {}
+        if options["kw"] is not None:
+            changes["capacity_kw"] = options["kw"]
+        if options["kvar"] is not _UNCHANGED:
+            changes["capacity_kvar"] = options["kvar"]
+        if changes:
+            found = onboarding.set_unit_capabilities(unit=found, changed_by="cli",
+                                                     reason=options["reason"], **changes)
+        return dict(UnitSerializer(found).data)
+
     def _contract(self, **options) -> dict:
         contract = onboarding.create_contract(
             operator=options["operator"], identifier=options["identifier"],
@@ -163,7 +206,9 @@ class Command(BaseCommand):
             availability_price=options["availability_price"],
             utilisation_price=options["utilisation_price"], baseline_method=options["baseline"],
             capacity_kw=options["capacity_kw"],
-            comms_loss_availability=options["comms_loss_availability"])
+            comms_loss_availability=options["comms_loss_availability"],
+            reactive_utilisation_price=options["reactive_price"],
+            emergency_premium_percent=options["emergency_premium"])
         return {"operator": contract.operator.code, "id": contract.identifier,
                 "fsp": contract.fsp.identifier, "product": contract.product.code,
                 "units": sorted(contract.units.values_list("reference", flat=True)),
@@ -172,7 +217,11 @@ class Command(BaseCommand):
                 "utilisation_price_gbp_per_mwh": str(contract.utilisation_price),
                 "baseline_method": contract.baseline_method,
                 "capacity_kw": None if contract.capacity_kw is None else str(contract.capacity_kw),
-                "comms_loss_availability": contract.comms_loss_availability}
+                "comms_loss_availability": contract.comms_loss_availability,
+                "reactive_utilisation_price_gbp_per_mvarh":
+                    str(contract.reactive_utilisation_price),
+                "emergency_premium_percent": None if contract.emergency_premium_percent is None
+                else str(contract.emergency_premium_percent)}
 
     def _products(self, **options) -> list | dict:
         operator, product, changes = options["operator"], options["product"], options["set"]
