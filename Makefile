@@ -21,6 +21,9 @@ PYTEST_ARGS ?=
 # process. Tests marked xdist_group (a module's own servers) stay on one worker.
 TEST_WORKERS ?= 4
 PYTEST_PARALLEL = -n $(TEST_WORKERS) --dist loadgroup --durations=20
+# The suite starts hundreds of Python processes (servers, management commands, agents):
+# let them write and reuse bytecode even where the environment turns that off.
+PYTEST_ENV = env -u PYTHONDONTWRITEBYTECODE
 BENCH_ARGS ?=
 SANDBOX_ARGS ?=
 VAR_DIR ?= var
@@ -63,14 +66,14 @@ lint: $(STAMP)
 test: $(STAMP)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/lint-imports
-	$(PY) -m pytest $(PYTEST_PARALLEL) $(PYTEST_ARGS)
+	$(PYTEST_ENV) $(PY) -m pytest $(PYTEST_PARALLEL) $(PYTEST_ARGS)
 
 # The edit-test loop: leaves out property-based and process-level tests (real servers,
 # workers, browsers, nginx) and the interop test; `make test` runs them all.
 test-fast: $(STAMP)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/lint-imports
-	$(PY) -m pytest $(PYTEST_PARALLEL) -m "not slow and not process and not interop" $(PYTEST_ARGS)
+	$(PYTEST_ENV) $(PY) -m pytest $(PYTEST_PARALLEL) -m "not slow and not process and not interop" $(PYTEST_ARGS)
 
 bench: $(STAMP)
 	@scripts=$$(grep -l '__main__' benchmarks/*.py 2>/dev/null || true); \

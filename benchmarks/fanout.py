@@ -60,7 +60,7 @@ def seed(vens: int, others: int, receiver_url: str) -> None:
     from vtn.models import Client
 
     admin = Caller(client_id="bench-bl", name="bench-bl", role="bl",
-                   scopes=frozenset({"read_all"}))
+                   scopes=frozenset({"read_all"}), internal=True)
     scopes = "read_targets read_ven_objects write_reports write_subscriptions write_vens"
     applications = Application.objects.bulk_create(
         Application(name=f"fanout-ven-{i}", client_type=Application.CLIENT_CONFIDENTIAL,

@@ -1,19 +1,26 @@
-"""Polling load: many distinct VENs polling `GET /events` over HTTPS.
+"""Polling load: many distinct VENs polling `GET /events` over HTTPS, against baselines.
 
 What it does, in one run on this machine:
 1. makes a fresh database (a temporary SQLite file, or a new PostgreSQL database when
    ``--database-url`` points at a PostgreSQL server), a development PKI, and seeds
-   1,000 VENs (each a VEN client with a token, in one of 10 target groups) and 100
+   ``--vens`` VENs (each a VEN client with a token, in one of 10 target groups) and 100
    active events spread over 5 programs, each event targeted at one group;
-2. serves the VTN with ``manage.py serve`` over HTTPS on loopback and drives it with
-   ``wrk``, every request carrying a token of a randomly chosen VEN: a warm-up run
-   (each worker meets each token for the first time) and then the measured run;
-3. serves a bare WSGI app returning the same bytes as a real response on the same
-   server (gunicorn, same TLS, workers and threads): the framework ceiling;
-4. prints requests/s, p50 and p99 latency for both, their ratio, and the machine.
+2. starts, side by side on loopback, all over HTTPS with the same certificate:
+   * the VTN (``manage.py serve``),
+   * a bare WSGI app returning the bytes of a real ``GET /events`` answer on the same
+     server (gunicorn, same TLS, workers and threads): the framework ceiling,
+   * OpenLEADR-python's VTN (OpenADR 2.0b, aiohttp) answering idle ``oadrPoll`` requests,
+     from a virtual environment of its own under the cache directory (made on first use
+     with ``pip install openleadr==0.5.36``; left out if that fails);
+3. warms the VTN up (each worker meets each token once), then runs ``--rounds`` rounds of
+   short ``wrk`` runs, one per target in an order that rotates each round: the VTN's
+   plain poll (every request the token of a random VEN), its conditional poll (that VEN's
+   current ETag in ``If-None-Match``: 304), the bare app and OpenLEADR;
+4. prints per-round figures and load averages, the median of the per-round ratios (the
+   figures that survive a busy machine), and the VTN workers' resident memory.
 
-Usage: ``python benchmarks/poll.py [--duration 15] [--connections 32] [--database-url URL]``.
-Needs ``wrk`` (Debian package ``wrk``).
+Usage: ``python benchmarks/poll.py [--vens 1000] [--rounds 5] [--round-seconds 5]
+[--database-url URL]``. Needs ``wrk`` (Debian package ``wrk``).
 """
 
 from __future__ import annotations
@@ -93,7 +100,7 @@ def seed(vens: int, events: int, tokens_path: Path) -> None:
     from vtn.models import Client
 
     admin = Caller(client_id="bench-bl", name="bench-bl", role="bl",
-                   scopes=frozenset({"read_all"}))
+                   scopes=frozenset({"read_all"}), internal=True)
     applications = Application.objects.bulk_create(
         Application(name=f"bench-ven-{i}", client_type=Application.CLIENT_CONFIDENTIAL,
                     authorization_grant_type=Application.GRANT_CLIENT_CREDENTIALS,
@@ -149,12 +156,15 @@ def wait_until_up(url: str, ca: Path, process: subprocess.Popen, log: Path) -> N
     raise SystemExit(f"server did not start:\n{log.read_text()}")
 
 
-def run_wrk(url: str, tokens: Path, duration: int, connections: int, threads: int) -> dict:
+def run_wrk(url: str, path: str, lines: Path, duration: float, connections: int,
+            threads: int, mode: str, template: Path | None = None) -> dict:
+    """One ``wrk`` run; requests/s, latency percentiles in ms and unexpected answers."""
+    env = {**os.environ, "POLL_PATH": path, "POLL_MODE": mode,
+           "POLL_TEMPLATE": str(template or "")}
     out = subprocess.run(
-        ["wrk", f"-t{threads}", f"-c{connections}", f"-d{duration}s", "--latency",
-         "-s", str(ROOT / "benchmarks" / "wrk_tokens.lua"), url, "--", str(tokens)],
-        capture_output=True, text=True, check=True, env={**os.environ,
-                                                         "POLL_PATH": "/openadr3/3.1.0/events"})
+        ["wrk", f"-t{threads}", f"-c{connections}", f"-d{max(1, round(duration))}s", "--latency",
+         "-s", str(ROOT / "benchmarks" / "wrk_tokens.lua"), url, "--", str(lines)],
+        capture_output=True, text=True, check=True, env=env)
     text = out.stdout
 
     def latency(pct: str) -> float:
@@ -163,27 +173,75 @@ def run_wrk(url: str, tokens: Path, duration: int, connections: int, threads: in
         return value / 1000 if unit == "us" else value * 1000 if unit == "s" else value
 
     rps = float(re.search(r"Requests/sec:\s*([\d.]+)", text).group(1))
-    errors = re.search(r"Non-2xx or 3xx responses: (\d+)", text)
     socket_errors = re.search(r"Socket errors: (.*)", text)
     return {"requests_per_s": rps, "p50_ms": latency("50"), "p99_ms": latency("99"),
-            "non_2xx": int(errors.group(1)) if errors else 0,
-            "socket_errors": socket_errors.group(1) if socket_errors else "none",
-            "status_stderr": out.stderr.strip()[:200]}
+            "unexpected_status": out.stderr.count("unexpected status"),
+            "socket_errors": socket_errors.group(1) if socket_errors else "none"}
+
+
+def openleadr_python(cache: Path) -> Path | None:
+    """The interpreter of a virtual environment with OpenLEADR-python, made on first use."""
+    venv = cache / "openleadr-0.5.36"
+    python = venv / "bin" / "python"
+    if not python.exists():
+        try:
+            subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True,
+                           capture_output=True)
+            subprocess.run([str(python), "-m", "pip", "install", "-q", "openleadr==0.5.36"],
+                           check=True, capture_output=True, timeout=900)
+        except (subprocess.SubprocessError, OSError) as exc:
+            print(f"OpenLEADR-python left out: could not install it ({exc})", file=sys.stderr)
+            shutil.rmtree(venv, ignore_errors=True)
+            return None
+    return python
+
+
+def worker_memory_mib(pid: int) -> list[float]:
+    """Resident memory (MiB) of each child process of ``pid`` (gunicorn's workers)."""
+    children = Path(f"/proc/{pid}/task/{pid}/children")
+    sizes = []
+    for child in children.read_text().split() if children.exists() else []:
+        status = Path(f"/proc/{child}/status")
+        match = re.search(r"VmRSS:\s*(\d+) kB", status.read_text()) if status.exists() else None
+        if match:
+            sizes.append(round(int(match.group(1)) / 1024, 1))
+    return sizes
+
+
+def median(values: list[float]) -> float:
+    ordered = sorted(values)
+    middle = len(ordered) // 2
+    return ordered[middle] if len(ordered) % 2 else (ordered[middle - 1] + ordered[middle]) / 2
+
+
+def load_average() -> str:
+    return " ".join(f"{value:.2f}" for value in os.getloadavg())
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--vens", type=int, default=1000)
     parser.add_argument("--events", type=int, default=100)
-    parser.add_argument("--duration", type=int, default=15, help="seconds per measured run")
-    # Tokens are drawn at random per request, so a worker meets all 1,000 of them only
-    # after several thousand requests: a minute of warm-up reaches the steady state.
-    parser.add_argument("--warmup", type=int, default=60,
-                        help="seconds of load before the measured run (reported separately)")
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--round-seconds", type=float, default=5)
+    # Tokens are drawn at random per request, so each worker meets every token only after
+    # several times as many requests as there are VENs.
+    parser.add_argument("--warmup", type=float, default=None,
+                        help="seconds of load on the VTN before the rounds (default: 20 s, "
+                             "plus 3 s per 1,000 VENs over 1,000)")
+    parser.add_argument("--warmup-max", type=float, default=300,
+                        help="seconds of further 5 s warm-up runs at most, until the rate "
+                             "settles")
     parser.add_argument("--connections", type=int, default=32)
     parser.add_argument("--wrk-threads", type=int, default=1)
     parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--threads", type=int, default=8)
     parser.add_argument("--database-url", default=os.environ.get("BENCH_DATABASE_URL"))
+    parser.add_argument("--cache-dir", type=Path,
+                        default=Path(os.environ.get("XDG_CACHE_HOME",
+                                                    Path.home() / ".cache")) / "vtn-bench")
+    parser.add_argument("--no-openleadr", action="store_true",
+                        help="leave OpenLEADR-python out")
     parser.add_argument("--seed-only", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.seed_only:
@@ -191,6 +249,7 @@ def main() -> None:
         return
     if shutil.which("wrk") is None:
         raise SystemExit("wrk is required: apt-get install wrk")
+    warmup = args.warmup if args.warmup is not None else 20 + 3 * max(0, args.vens - 1000) / 1000
 
     workdir = Path(tempfile.mkdtemp(prefix="vtn-bench-"))
     database_url, drop_database = create_database(args.database_url, workdir)
@@ -200,6 +259,7 @@ def main() -> None:
            "VTN_TLS_KEY": str(workdir / "pki" / "server.key"), "LOG_LEVEL": "WARNING",
            "PYTHONPATH": str(ROOT)}
     manage = [PYTHON, str(ROOT / "manage.py")]
+    processes: list[subprocess.Popen] = []
     try:
         subprocess.run([*manage, "pki", "init", "--dir", str(workdir / "pki")], env=env,
                        check=True, capture_output=True)
@@ -209,74 +269,147 @@ def main() -> None:
         subprocess.run([PYTHON, __file__, "--vens", str(args.vens), "--events", str(args.events),
                         "--seed-only", str(tokens)], env=env, check=True, cwd=ROOT)
         seeded_in = time.monotonic() - started
-
-        port = free_port()
-        base = f"https://127.0.0.1:{port}"
         ca = workdir / "pki" / "ca.pem"
-        results = {}
-        log = workdir / "vtn.log"
-        with log.open("w") as handle:
-            server = subprocess.Popen([*manage, "serve", "--bind", f"127.0.0.1:{port}",
-                                       "--workers", str(args.workers)], env=env,
-                                      stdout=handle, stderr=subprocess.STDOUT)
-        try:
-            wait_until_up(f"{base}/openadr3/3.1.0/auth/server", ca, server, log)
-            import requests
+        poll_path = "/openadr3/3.1.0/events"
 
-            token = tokens.read_text().split()[0]
-            sample = requests.get(f"{base}/openadr3/3.1.0/events", verify=str(ca),
-                                  headers={"Authorization": f"Bearer {token}"}, timeout=10)
-            sample.raise_for_status()
-            body = workdir / "body.json"
-            body.write_bytes(sample.content)
-            # Each worker process resolves a token once and keeps it: warm up first, as a
-            # fleet that has been polling for a while would have, and report both runs.
-            results["vtn_warmup"] = run_wrk(base, tokens, args.warmup, args.connections,
-                                            args.wrk_threads)
-            results["vtn"] = run_wrk(base, tokens, args.duration, args.connections,
-                                     args.wrk_threads)
-        finally:
-            server.terminate()
-            server.wait(timeout=30)
+        def start(name: str, command: list[str], probe: str, extra_env: dict | None = None
+                  ) -> tuple[str, subprocess.Popen]:
+            port = free_port()
+            log = workdir / f"{name}.log"
+            with log.open("w") as handle:
+                process = subprocess.Popen([part.replace("PORT", str(port)) for part in command],
+                                           env={**env, **(extra_env or {})}, cwd=ROOT,
+                                           stdout=handle, stderr=subprocess.STDOUT)
+            processes.append(process)
+            base = f"https://127.0.0.1:{port}"
+            wait_until_up(f"{base}{probe}", ca, process, log)
+            return base, process
 
-        port = free_port()
-        base = f"https://127.0.0.1:{port}"
-        bare_env = {**env, "BARE_APP_BODY": str(body)}
-        with log.open("w") as handle:
-            bare = subprocess.Popen([PYTHON, str(ROOT / "benchmarks" / "serve_bare.py"),
-                                     f"127.0.0.1:{port}", str(args.workers)], env=bare_env,
-                                    stdout=handle, stderr=subprocess.STDOUT, cwd=ROOT)
-        try:
-            wait_until_up(f"{base}/", ca, bare, log)
-            run_wrk(base, tokens, min(args.warmup, 3), args.connections, args.wrk_threads)
-            results["bare"] = run_wrk(base, tokens, args.duration, args.connections,
-                                      args.wrk_threads)
-        finally:
-            bare.terminate()
-            bare.wait(timeout=30)
+        import requests
 
+        vtn, vtn_process = start("vtn", [*manage, "serve", "--bind", "127.0.0.1:PORT",
+                                         "--workers", str(args.workers),
+                                         "--threads", str(args.threads)],
+                                 "/openadr3/3.1.0/auth/server")
+        token_list = tokens.read_text().split()
+        etags = []
+        for group in range(min(GROUPS, len(token_list))):
+            answer = requests.get(f"{vtn}{poll_path}", verify=str(ca), timeout=30,
+                                  headers={"Authorization": f"Bearer {token_list[group]}"})
+            answer.raise_for_status()
+            etags.append(answer.headers["ETag"])
+            if group == 0:
+                body = workdir / "body.json"
+                body.write_bytes(answer.content)
+        conditional = workdir / "tokens-etags.txt"
+        conditional.write_text("".join(f"{token} {etags[index % GROUPS]}\n"
+                                       for index, token in enumerate(token_list)))
+        bare, _ = start("bare", [PYTHON, str(ROOT / "benchmarks" / "serve_bare.py"),
+                                 "127.0.0.1:PORT", str(args.workers), str(args.threads)], "/",
+                        {"BARE_APP_BODY": str(body)})
+        targets = {
+            "vtn": (vtn, poll_path, tokens, "bearer", None),
+            "vtn_304": (vtn, poll_path, conditional, "etag", None),
+            "bare": (bare, "/", tokens, "bearer", None),
+        }
+        python = None if args.no_openleadr else openleadr_python(args.cache_dir)
+        if python is not None:
+            template = workdir / "oadr_poll.xml"
+            prefix = "/OpenADR2/Simple/2.0b"
+            openleadr, _ = start("openleadr", [
+                str(python), str(ROOT / "benchmarks" / "baselines" / "openleadr_vtn.py"),
+                "127.0.0.1", "PORT", env["VTN_TLS_CERT"], env["VTN_TLS_KEY"], str(template)],
+                f"{prefix}/OadrPoll")
+            ven_ids = workdir / "ven-ids.txt"
+            ven_ids.write_text("".join(f"bench-ven-{i}\n" for i in range(args.vens)))
+            targets["openleadr"] = (openleadr, f"{prefix}/OadrPoll", ven_ids, "oadr", template)
+
+        def run(name: str, seconds: float) -> dict:
+            base, path, lines, mode, template = targets[name]
+            return run_wrk(base, path, lines, seconds, args.connections, args.wrk_threads,
+                           mode, template)
+
+        loads = [load_average()]
+        # Until the VTN's rate settles: two 5 s runs within 10 % after the minimum, or the
+        # maximum (a worker meets each token only after many times as many requests).
+        warm_runs = [run("vtn", warmup)]
+        began = time.monotonic()
+        while time.monotonic() - began < args.warmup_max:
+            warm_runs.append(run("vtn", 5))
+            previous, last = (r["requests_per_s"] for r in warm_runs[-2:])
+            if len(warm_runs) > 2 and abs(last - previous) <= 0.1 * previous:
+                break
+        warm = {"runs": len(warm_runs), "requests_per_s": [r["requests_per_s"]
+                                                            for r in warm_runs]}
+        for name in targets:
+            if name != "vtn":
+                run(name, 2)  # connections, TLS sessions, interpreter caches
+        names = list(targets)
+        rounds: list[dict] = []
+        for index in range(args.rounds):
+            order = names[index % len(names):] + names[:index % len(names)]
+            figures = {name: run(name, args.round_seconds) for name in order}
+            figures["load_average"] = load_average()
+            rounds.append(figures)
+            print(f"round {index + 1}: " + ", ".join(
+                f"{name} {figures[name]['requests_per_s']:.0f}/s" for name in names)
+                + f" (load {figures['load_average']})", file=sys.stderr)
+        loads.append(load_average())
+        memory = worker_memory_mib(vtn_process.pid)
+
+        def ratio(a: str, b: str) -> float | None:
+            if b not in targets:
+                return None
+            return round(median([r[a]["requests_per_s"] / r[b]["requests_per_s"]
+                                 for r in rounds]), 3)
+
+        summary = {name: {key: round(median([r[name][key] for r in rounds]), 2)
+                          for key in ("requests_per_s", "p50_ms", "p99_ms")}
+                   for name in names}
         report = {
             "machine": machine(),
-            "setup": {"vens": args.vens, "events": args.events, "events_per_ven": args.events
-                      // GROUPS, "response_bytes": len(body.read_bytes()),
+            "setup": {"vens": args.vens, "events": args.events,
+                      "events_per_ven": args.events // GROUPS,
+                      "response_bytes": len(body.read_bytes()),
                       "database": database_url.split(":", 1)[0],
-                      "server": f"manage.py serve, {args.workers} workers, HTTPS",
+                      "server": f"manage.py serve, {args.workers} workers x {args.threads} "
+                                "threads, HTTPS; the bare app on the same server settings; "
+                                "OpenLEADR-python 0.5.36 (aiohttp, one process), HTTPS",
                       "load": f"wrk {args.wrk_threads} thread(s), {args.connections} "
-                              f"keep-alive connections, {args.duration}s, random VEN token "
-                              "per request", "seeded_in_s": round(seeded_in, 1)},
-            "results": results,
-            "vtn_vs_bare_throughput": round(results["vtn"]["requests_per_s"]
-                                            / results["bare"]["requests_per_s"], 3),
+                              f"keep-alive connections, {args.rounds} rounds of "
+                              f"{args.round_seconds:g} s per target, order rotating, a random "
+                              "VEN per request", "seeded_in_s": round(seeded_in, 1),
+                      "warmup_s": warmup},
+            "load_average": {"start": loads[0], "end": loads[1]},
+            "warmup": warm,
+            "rounds": rounds,
+            "medians": summary,
+            "median_ratios": {"vtn_vs_bare": ratio("vtn", "bare"),
+                              "vtn_vs_openleadr": ratio("vtn", "openleadr"),
+                              "vtn_304_vs_bare": ratio("vtn_304", "bare")},
+            "vtn_worker_rss_mib": memory,
         }
         print(json.dumps(report, indent=2))
         print()
-        print(f"{'':>22} {'req/s':>10} {'p50 ms':>9} {'p99 ms':>9}")
-        for name in ("vtn_warmup", "vtn", "bare"):
-            row = results[name]
-            print(f"{name:>22} {row['requests_per_s']:>10.0f} {row['p50_ms']:>9.2f} "
-                  f"{row['p99_ms']:>9.2f}")
-        print(f"VTN throughput is {report['vtn_vs_bare_throughput']:.1%} of the bare app's.")
+        print(f"{'':>12} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8}   (medians of "
+              f"{args.rounds} rounds)")
+        for name in names:
+            row = summary[name]
+            print(f"{name:>12} {row['requests_per_s']:>9.0f} {row['p50_ms']:>8.2f} "
+                  f"{row['p99_ms']:>8.2f}")
+        for key, value in report["median_ratios"].items():
+            if value is not None:
+                print(f"median ratio {key}: {value:.2f}")
+        print(f"VTN workers' RSS (MiB): {memory}; load average start {loads[0]}, "
+              f"end {loads[1]}")
     finally:
+        for process in processes:
+            process.terminate()
+        for process in processes:
+            try:
+                process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                process.kill()
         drop_database()
         shutil.rmtree(workdir, ignore_errors=True)
 

@@ -101,6 +101,18 @@ MIDDLEWARE = [
     # After the response: a VEN's authenticated request moves its site's last-seen time.
     "dispatch.middleware.LastSeenMiddleware",
 ]
+# The operator console's middleware: API requests (bearer tokens, no cookies, no pages)
+# skip them. Paths under these prefixes run MIDDLEWARE without these entries
+# (webserver/routing.py); everything else runs all of MIDDLEWARE.
+VTN_CONSOLE_ONLY_MIDDLEWARE = [
+    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django_otp.middleware.OTPMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+]
+VTN_LEAN_PATH_PREFIXES = ["/openadr3/", "/healthz", "/readyz"]
 
 # Conformance sandbox (docs/conformance.md). Never enable these on a production VTN.
 CONFORMANCE_FAULTS_ENABLED = env_bool("CONFORMANCE_FAULTS_ENABLED", False)
@@ -307,6 +319,10 @@ DISPATCH_COMMS_GRACE_FACTOR = float(os.environ.get("DISPATCH_COMMS_GRACE_FACTOR"
 # How often each web process records that the VTN is serving (vtn/serving.py); a silence
 # longer than three beats is a VTN outage, which the comms check does not blame on FSPs.
 VTN_SERVING_BEAT_SECONDS = float(os.environ.get("VTN_SERVING_BEAT_SECONDS", "10"))
+# On PostgreSQL each web process learns of changes to the cache counters (what VENs may
+# see, revocations) from notifications (vtn/generations.py), and re-reads them at least this
+# often (seconds) whatever it heard.
+VTN_CHANGE_RECHECK_SECONDS = float(os.environ.get("VTN_CHANGE_RECHECK_SECONDS", "1"))
 # How often the beat task `dispatch.tasks.check_comms` runs.
 DISPATCH_COMMS_CHECK_SECONDS = int(os.environ.get("DISPATCH_COMMS_CHECK_SECONDS", "30"))
 

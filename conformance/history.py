@@ -11,8 +11,9 @@ Everything goes through the real paths, as the fleet site's VEN and as the opera
   time; their RECEIVED and ACTIONED acknowledgements are signed with the site's key by
   the profile code the agent signs with (``gbflex_profile.acks``), sent as reports and judged by
   ``dispatch.acknowledgements.record_acknowledgements`` at the time the site would have sent them;
-- the previous month's statement is computed, issued, accepted as the FSP and finalised
-  with ``settlement.services``.
+- the previous month's statement is computed, issued, accepted as the FSP's commercial
+  back office (``dispatch.fsp_office.commercial_client_id``) and finalised with
+  ``settlement.services``.
 
 :func:`load` is idempotent: readings are sent only for periods after the latest stored
 one, dispatches are found by their reference, and a finalised statement whose inputs are
@@ -33,7 +34,7 @@ from django.db.models import Max
 from django.utils import timezone
 
 from conformance.fleet import FLEET_FSP, Fleet, FleetSite
-from dispatch import acknowledgements, fsp_events, issuing
+from dispatch import acknowledgements, fsp_events, fsp_office, issuing
 from dispatch.models import (
     Contract,
     DispatchInstruction,
@@ -177,7 +178,9 @@ def _settle(contract: Contract, month: settlement.Month, site: FspSite) -> dict:
     if row.status == Statement.Status.DRAFT:
         row = settlement.issue(statement_id=row.pk)
     if row.status == Statement.Status.ISSUED:
-        row = settlement.accept(statement_id=row.pk, client_id=site.ven.client_id)
+        # As the FSP's commercial back office: a site's gateway never answers statements.
+        row = settlement.accept(statement_id=row.pk, client_id=fsp_office.commercial_client_id(
+            operator=site.fsp.operator.code, fsp=site.fsp.identifier))
     if row.status == Statement.Status.ACCEPTED:
         row = settlement.finalise(statement_id=row.pk)
     return {"id": row.pk, "contract": contract.identifier, "month": str(month),

@@ -1,5 +1,8 @@
 """The Django admin site: the same second factor as the console (django-otp's
-OTPAdminSite) and the same login throttle (``console.login_throttle``)."""
+OTPAdminSite) and the same login throttle (``console.login_throttle``), for superusers
+only. The admin shows every network operator's records unscoped, so it is the tool of the
+VTN's cross-operator administrators; an operator's staff use the console, which is scoped
+by their operator grants."""
 
 from __future__ import annotations
 
@@ -26,13 +29,18 @@ class AdminLoginForm(OTPAdminAuthenticationForm):
 
 
 class VtnAdminSite(OTPAdminSite):
-    """Only users verified by a TOTP device reach the admin; logins are throttled."""
+    """Only superusers verified by a TOTP device reach the admin; logins are throttled."""
 
     site_header = "GB flexibility VTN administration"
     login_form = AdminLoginForm
 
     def __init__(self, name: str = "admin") -> None:
         super().__init__(name)
+
+    def has_permission(self, request: HttpRequest) -> bool:
+        """Superusers who passed both factors; staff flags and model permissions alone
+        admit nobody (they would see every operator's records)."""
+        return super().has_permission(request) and request.user.is_superuser
 
     def login(self, request: HttpRequest, extra_context: dict | None = None) -> HttpResponse:
         if request.method != "POST":

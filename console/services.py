@@ -26,6 +26,8 @@ from console.models import CertificateBundle
 from console.permissions import ROLES
 from dispatch import issuing, onboarding, programs, registry, rules
 from dispatch.models import DispatchInstruction, DispatchRevision, DispatchUnit, Product
+from dispatch.scope import Scope
+from vtn import ownership, webhooks
 from vtn.errors import Problem
 
 
@@ -256,3 +258,15 @@ def issue_sandbox_staff(*, username: str, role: str) -> dict:
     return {"url": "/console/", "username": username, "role": role, "password": password,
             "otpauth_uri": device.config_url,
             "totp_secret": base64.b32encode(device.bin_key).decode().rstrip("=")}
+
+
+def reset_subscription(*, scope: Scope, subscription_id: str, staff: str) -> bool:
+    """Reset a broken webhook subscription within the staff member's operators; False when
+    there is none to reset. One of another operator is answered the same and the reach
+    is written to the security log."""
+    if webhooks.reset(subscription_id, operator=staff, owners=scope.operators):
+        return True
+    foreign = ownership.owners_of("subscription", subscription_id) - scope.operators
+    if foreign:
+        scope.refuse(f"subscription {subscription_id}", ", ".join(sorted(foreign)))
+    return False

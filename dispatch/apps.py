@@ -10,10 +10,13 @@ class DispatchConfig(AppConfig):
         # Imported here: models may only be imported once the app registry is ready.
         from dispatch.receivers import on_object_changed
         from dispatch.report_signatures import check_report
-        from vtn import report_checks
+        from dispatch.scope import owner_policy
+        from vtn import ownership, report_checks
         from vtn.signals import object_changed
 
         object_changed.connect(on_object_changed, dispatch_uid="dispatch-acknowledgements")
         # Declarations and readings with a signature that does not verify are refused
         # before they are written.
         report_checks.register("dispatch-report-signatures", check_report)
+        # OpenADR objects are owned by network operators; a client reaches its grants'.
+        ownership.register(owner_policy())

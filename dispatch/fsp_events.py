@@ -72,7 +72,8 @@ def ensure_event(operator: NetworkOperator, fsp: str, kind: str) -> Event:
     if program is None:
         program = publishing.save_program({
             "programName": name,
-            "attributes": [{"type": GB_NETWORK_OPERATOR, "values": [operator.code]}]})
+            "attributes": [{"type": GB_NETWORK_OPERATOR, "values": [operator.code]}]},
+            operator=operator.code)
     existing = Event.objects.filter(program=program,
                                     event_name=event_name(operator.code, kind, fsp)).first()
     if existing is not None:

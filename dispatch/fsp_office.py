@@ -25,6 +25,7 @@ from dispatch.models import (
     FspStaffGrant,
 )
 from dispatch.rules import iso
+from vtn.auth.scopes import ANSWER_STATEMENTS, READ_FSP
 from vtn.auth.services import IssuedCredentials, create_client
 from vtn.errors import BadRequest, NotFound
 
@@ -76,17 +77,38 @@ def grant_user(*, user, operator: str, fsp: str, role: str) -> FspStaffGrant:
     return FspStaffGrant.objects.create(user=user, fsp=found, role=role)
 
 
+# The scopes of a back-office client by role: only the commercial role may even hold the
+# scope that answers statements (the settlement API checks the role as well).
+STAFF_SCOPES = {Role.READ_ONLY: [READ_FSP], Role.COMMERCIAL: [READ_FSP, ANSWER_STATEMENTS]}
+
+
 @transaction.atomic
 def create_staff_client(*, operator: str, fsp: str, name: str, role: str) -> IssuedCredentials:
-    """An API client for the back office of ``operator``'s FSP ``fsp``."""
+    """An API client for the back office of ``operator``'s FSP ``fsp``, holding the
+    scopes of ``role`` (:data:`STAFF_SCOPES`)."""
     if role not in Role.values:
         raise BadRequest(f"role must be one of {', '.join(Role.values)}")
     found = Fsp.objects.filter(operator__code=operator.upper(), identifier=fsp).first()
     if found is None:
         raise NotFound(f"no FSP {fsp!r} registered with {operator.upper()}")
-    issued = create_client(name=name, role="fsp")
+    issued = create_client(name=name, role="fsp", scopes=STAFF_SCOPES[Role(role)])
     FspStaffGrant.objects.create(client=issued.client, fsp=found, role=role)
     return issued
+
+
+def commercial_client_id(*, operator: str, fsp: str) -> str:
+    """The clientID of the commercial back-office identity of ``operator``'s FSP ``fsp``,
+    created (named ``<fsp>-<operator>-commercial``, its secret unseen) when it has none.
+    Whatever answers statements on the FSP's behalf in code (the sandbox's demo history)
+    answers as this identity, never as a site's gateway."""
+    grant = FspStaffGrant.objects.select_related("client__application").filter(
+        fsp__operator__code=operator.upper(), fsp__identifier=fsp, role=Role.COMMERCIAL,
+        client__isnull=False, client__revoked=False).order_by("id").first()
+    if grant is not None and grant.client is not None:
+        return grant.client.client_id
+    issued = create_staff_client(operator=operator, fsp=fsp, role=Role.COMMERCIAL,
+                                 name=f"{fsp}-{operator.lower()}-commercial")
+    return issued.client.client_id
 
 
 def set_reference(*, operator: str, fsp: str, reference: str) -> Fsp:

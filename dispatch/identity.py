@@ -6,5 +6,6 @@ from vtn.auth.caller import Caller
 from vtn.auth.scopes import ALL_SCOPES
 
 # The dispatch app acts on OpenADR objects as business logic.
+# It reaches every operator's objects and assigns owners itself (vtn.ownership).
 PROFILE_CALLER = Caller(client_id="gb-dispatch-profile", name="gb-dispatch-profile", role="bl",
-                        scopes=frozenset(ALL_SCOPES))
+                        scopes=frozenset(ALL_SCOPES), internal=True)

@@ -11,7 +11,7 @@ from typing import Any
 
 from django.db import transaction
 
-from dispatch import audit, fsp_events, programs, registry, rules
+from dispatch import audit, fsp_events, programs, publishing, registry, rules
 from dispatch.models import Contract, DispatchUnit, Fsp, FspSite
 from dispatch.products import unit_problem
 from dispatch.publishing import PROFILE_CALLER
@@ -91,6 +91,7 @@ def onboard_fsp(*, operator: str, fsp: str, units: list[registry.UnitSpec],
     fsp_target = registry.fsp_label(op.code, fsp)
     ven = vtn_services.save_ven(caller=PROFILE_CALLER, ven=ven, data={
         "targets": target_rules.from_strings([fsp_target])})
+    publishing.own_ven(ven, operator=op.code)
     site_row = FspSite.objects.create(fsp=fsp_row, name=site, ven=ven)
     events = fsp_events.ensure_events(op, fsp)
     keys = [register_site_key(site=site_row, jwk=jwk) for jwk in site_keys]

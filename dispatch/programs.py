@@ -95,7 +95,7 @@ def ensure_program(operator: NetworkOperator, product: Product) -> OperatorProgr
     if existing is not None:
         return existing
     body = _program_body(operator, product, product_parameters(operator, product))
-    program = publishing.save_program(body)
+    program = publishing.save_program(body, operator=operator.code)
     return OperatorProgram.objects.create(operator=operator, product=product, program=program)
 
 
@@ -191,7 +191,8 @@ def set_product_parameters(*, operator: str, product: str, changes: dict, change
     program.parameters = stored
     program.save(update_fields=["parameters"])
     values = product_parameters(op, found)
-    publishing.save_program(_program_body(op, found, values), program=program.program)
+    publishing.save_program(_program_body(op, found, values), operator=op.code,
+                            program=program.program)
     ProductParameterChange.objects.create(
         operator=op, product=found, changed_by=changed_by or "unknown", before=before,
         after=_durations(values), reason=reason)

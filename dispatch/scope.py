@@ -17,7 +17,8 @@ from dataclasses import dataclass
 from django.db import transaction
 
 from dispatch.models import OperatorGrant
-from dispatch.registry import check_operator_code
+from dispatch.registry import NETWORK_OPERATORS, check_operator_code
+from vtn import generations, ownership
 from vtn.auth import security_log
 
 
@@ -61,6 +62,13 @@ def for_user(user, remote_addr: str = "") -> Scope:
     return Scope(operators_of_user(user), f"console:{user.get_username()}", remote_addr)
 
 
+def owner_policy() -> ownership.OwnerPolicy:
+    """How the OpenADR API narrows business logic: an object's owners are network
+    operator codes, and a client reaches the operators it is granted."""
+    return ownership.OwnerPolicy(owners_of_client=operators_of_client,
+                                 every=frozenset(NETWORK_OPERATORS))
+
+
 def _codes(operators: Iterable[str]) -> list[str]:
     return sorted({check_operator_code(code) for code in operators})
 
@@ -80,6 +88,8 @@ def set_operators(*, client=None, user=None, operators: Iterable[str],
     present = set(rows.values_list("operator", flat=True))
     OperatorGrant.objects.bulk_create([OperatorGrant(client=client, user=user, operator=code)
                                        for code in codes if code not in present])
+    if client is not None:  # cached reaches of the OpenADR API (vtn.ownership) are dropped
+        generations.bump(generations.AUTH)
     who = client.client_id if client is not None else f"console:{user.get_username()}"
     security_log.record(security_log.Kind.SCOPE_CHANGED, client_id=who,
                         detail=f"operators set to {', '.join(codes) or 'none'} by "

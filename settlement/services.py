@@ -17,7 +17,7 @@ from settlement import inputs, statement
 from settlement.calc.periods import london_day
 from settlement.inputs import Contract, DispatchInstruction
 from settlement.models import DispatchSettlement, Dispute, Statement
-from vtn.errors import BadRequest, Conflict
+from vtn.errors import BadRequest, Conflict, Forbidden
 
 Status = Statement.Status
 OPEN = (Status.ISSUED, Status.ACCEPTED, Status.DISPUTED)
@@ -148,8 +148,18 @@ def issue(*, statement_id: int, now: datetime | None = None) -> Statement:
     return row
 
 
+def _check_answerer(client_id: str) -> None:
+    """A site's gateway (the VEN client of an FSP site) never answers a statement; the
+    FSP's commercial back office does (the API and the console check its role)."""
+    if inputs.fsp_of_client(client_id) is not None:
+        raise Forbidden("A site's gateway cannot answer statements; the FSP's commercial "
+                        "back office does.")
+
+
 @transaction.atomic
 def accept(*, statement_id: int, client_id: str, now: datetime | None = None) -> Statement:
+    """Issued -> accepted by ``client_id`` (the FSP's commercial back office)."""
+    _check_answerer(client_id)
     row = _locked(statement_id)
     _require(row, Status.ISSUED, action="accepted")
     row.status, row.answered_at, row.answered_by = Status.ACCEPTED, now or timezone.now(), \
@@ -162,6 +172,7 @@ def accept(*, statement_id: int, client_id: str, now: datetime | None = None) ->
 def dispute(*, statement_id: int, client_id: str, reason: str, lines: list[dict],
             now: datetime | None = None) -> Dispute:
     """Issued -> disputed, with a reason and optionally the lines in question."""
+    _check_answerer(client_id)
     row = _locked(statement_id)
     _require(row, Status.ISSUED, action="disputed")
     if not reason.strip():

@@ -3,8 +3,10 @@
 pytest_plugins = [
     "tests.fixtures.parallel",
     "tests.fixtures.requirements",
+    "tests.fixtures.ordering",
     "tests.fixtures.api",
     "tests.fixtures.server",
+    "tests.fixtures.database",
     "tests.fixtures.security",
     "tests.fixtures.dispatch",
     "tests.fixtures.worker",

@@ -8,6 +8,7 @@ from vtn.models import (
     Event,
     IdempotencyKey,
     IssuedCertificate,
+    ObjectOwner,
     Program,
     Report,
     Resource,
@@ -68,6 +69,15 @@ class ResourceAdmin(ReadMostlyAdmin):
 class TargetLabelAdmin(ReadMostlyAdmin):
     list_display = ("kind", "object_id", "label")
     list_filter = ("kind",)
+
+
+@admin.register(ObjectOwner)
+class ObjectOwnerAdmin(ReadMostlyAdmin):
+    """Which network operator owns each program, ven and subscription (vtn.ownership)."""
+
+    list_display = ("kind", "object_id", "owner")
+    list_filter = ("kind", "owner")
+    search_fields = ("object_id",)
 
 
 @admin.register(IdempotencyKey)

@@ -55,7 +55,7 @@ class LoadSummary:
 def _loader() -> Caller:
     """The business-logic identity the demo data is written as."""
     return Caller(client_id="sandbox-loader", name="sandbox-loader", role="bl",
-                  scopes=frozenset(DEFAULT_SCOPES["bl"]))
+                  scopes=frozenset(DEFAULT_SCOPES["bl"]), internal=True)
 
 
 def _read(data_dir: Path, name: str) -> list:

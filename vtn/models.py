@@ -199,6 +199,32 @@ class TargetLabel(models.Model):
         return f"{self.kind}:{self.object_id}:{self.label}"
 
 
+class ObjectOwner(models.Model):
+    """One owner of a program, ven or subscription: an opaque code (a network operator's,
+    for the GB dispatch profile). Events and reports are owned as their program,
+    resources as their ven. Business-logic callers see an object only when they reach
+    every one of its owners (see vtn.ownership)."""
+
+    class Kind(models.TextChoices):
+        PROGRAM = "PROGRAM"
+        VEN = "VEN"
+        SUBSCRIPTION = "SUBSCRIPTION"
+
+    kind = models.CharField(max_length=16, choices=Kind.choices)
+    object_id = models.CharField(max_length=128)
+    owner = models.CharField(max_length=32)
+
+    class Meta:
+        indexes = [models.Index(fields=["kind", "object_id"])]
+        constraints = [
+            models.UniqueConstraint(fields=["kind", "object_id", "owner"],
+                                    name="unique_object_owner")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.kind}:{self.object_id}:{self.owner}"
+
+
 class Client(models.Model):
     """An OAuth2 client of the VTN: its role, scopes and (for a VEN) its binding.
 

@@ -6,7 +6,8 @@ OpenADR clientID as username and its current access token as password (the docum
 ``{"method": "OAUTH2_BEARER_TOKEN", "username": "{clientID}"}``):
 
 * when a token is issued, the client's broker account gets that token as its password
-  and one role: business logic may subscribe to ``{prefix}/#``; a VEN only to
+  and one role: business logic reaching every operator (vtn.ownership) may subscribe to
+  ``{prefix}/#``, business logic narrowed to some operators to nothing; a VEN only to
   ``{prefix}/vens/{venID}/#`` of its own ven(s), nothing else (the plugin denies every
   other subscription);
 * when a client is revoked or its secret rotated, its broker account is deleted, which
@@ -38,13 +39,14 @@ import paho.mqtt.client as paho
 from django.conf import settings
 from django.db import transaction
 
-from vtn import background
+from vtn import background, ownership
 from vtn.models import Client, ClientCertificate, IssuedCertificate, Ven
 
 logger = logging.getLogger("vtn.mqtt")
 
 CONTROL = "$CONTROL/dynamic-security/v1"
 BL_ROLE = "openadr3-bl"
+BL_SCOPED_ROLE = "openadr3-bl-scoped"
 PUBLISHER_ROLE = "openadr3-publisher"
 TIMEOUT = 5.0
 
@@ -146,9 +148,14 @@ def provision_token(client_id: str, token: str) -> None:
                               settings.VTN_MQTT_DYNSEC_USERNAME, "rolename": PUBLISHER_ROLE}],
         may_disconnect=True)
     commands: list[dict] = []
-    if client.role == Client.Role.BL:
+    if client.role == Client.Role.BL and ownership.reach_of_client(client_id) is None:
         role = BL_ROLE
         commands += _ensure_role(role, [_subscribe(f"{prefix}/#")])
+    elif client.role == Client.Role.BL:
+        # The business-logic topics carry every operator's changes: a client narrowed to
+        # some operators (vtn.ownership) subscribes to nothing and uses webhooks instead.
+        role = BL_SCOPED_ROLE
+        commands += _ensure_role(role, [])
     else:
         role = _ven_role(client_id)
         ven_ids = Ven.objects.filter(client_id=client_id).values_list("id", flat=True)

@@ -8,7 +8,9 @@ owned by a VEN client, whether that client could read the object with a GET at t
 moment: the same rules as ``vtn.selectors`` (a program or event is visible when it has
 no targets or shares a label with the VEN's granted labels, an event only inside a
 visible program; vens, resources, reports and subscriptions only to their own client).
-A VEN also sees only its own labels among an object's targets, as in a GET.
+A VEN also sees only its own labels among an object's targets, as in a GET. A
+business-logic subscription is told only of objects all of whose owners its client
+reaches (``vtn.ownership``: its network operators), as in a GET.
 """
 
 from __future__ import annotations
@@ -40,6 +42,7 @@ class Change:
     program_labels: tuple[str, ...] | None  # an event's program's labels
     targets: list  # the object's targets, internal form (for per-VEN hiding)
     bodies: dict  # wire version -> the object rendered in full (None: not expressible)
+    owners: tuple[str, ...] = ()  # the object's owners (vtn.ownership), none: unowned
 
     def as_dict(self) -> dict:
         return {"object_type": self.object_type, "operation": self.operation,
@@ -47,7 +50,7 @@ class Change:
                 "owner": self.owner, "labels": list(self.labels),
                 "program_labels": (None if self.program_labels is None
                                    else list(self.program_labels)),
-                "targets": self.targets, "bodies": self.bodies}
+                "targets": self.targets, "bodies": self.bodies, "owners": list(self.owners)}
 
     @classmethod
     def from_dict(cls, data: dict) -> Change:
@@ -56,7 +59,8 @@ class Change:
                    owner=data["owner"], labels=tuple(data["labels"]),
                    program_labels=(None if data["program_labels"] is None
                                    else tuple(data["program_labels"])),
-                   targets=data["targets"], bodies=data["bodies"])
+                   targets=data["targets"], bodies=data["bodies"],
+                   owners=tuple(data.get("owners", ())))
 
 
 @dataclass(frozen=True)
@@ -71,6 +75,8 @@ class Subscriber:
     labels: frozenset[str]  # the subscription's targets filter (empty: none)
     wire_version: str
     granted: frozenset[str] = field(default=frozenset())  # a VEN owner's granted labels
+    # The owners a business-logic client reaches (None: every owner).
+    reach: frozenset[str] | None = None
 
 
 @dataclass(frozen=True)
@@ -106,6 +112,9 @@ def readable(subscriber: Subscriber, change: Change) -> bool:
     if change.object_type not in LABELLED_TYPES:
         requested = None  # reports carry no targets; the filter does not apply
     if subscriber.is_bl:
+        if subscriber.reach is not None and (
+                not subscriber.reach or not set(change.owners) <= subscriber.reach):
+            return False
         return _matches(labels, requested)
     if change.object_type in OWNED_TYPES:
         return change.owner == subscriber.client_id and _matches(labels, requested)

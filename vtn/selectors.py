@@ -1,9 +1,10 @@
 """Every read with rules: object privacy and the documents' query filters.
 
-A BL caller sees everything. A VEN caller sees programs and events whose targets it
-was granted (or that carry no targets), and only the vens, resources, reports and
-subscriptions bearing its own clientID. Objects a caller may not see behave exactly
-like objects that do not exist.
+A BL caller sees everything its owners reach (``vtn.ownership``: with the GB dispatch
+profile, the objects of its network operators). A VEN caller sees programs and events
+whose targets it was granted (or that carry no targets), and only the vens, resources,
+reports and subscriptions bearing its own clientID. Objects a caller may not see behave
+exactly like objects that do not exist.
 """
 
 from __future__ import annotations
@@ -13,12 +14,14 @@ from datetime import datetime
 
 from django.db.models import Count, Exists, F, Min, OuterRef, Q, QuerySet
 
+from vtn import ownership
 from vtn import targets as target_rules
 from vtn.auth.caller import Caller
 from vtn.generations import ProcessCache
 from vtn.models import (
     Client,
     Event,
+    ObjectOwner,
     Program,
     Report,
     Resource,
@@ -29,6 +32,7 @@ from vtn.models import (
 )
 
 Kind = TargetLabel.Kind
+Owned = ObjectOwner.Kind
 # Granted labels per (targeting generation, clientID), for this process.
 _granted_cache: ProcessCache[tuple[int, str], frozenset[str]] = ProcessCache()
 
@@ -108,7 +112,8 @@ def _target_condition(kind: str, caller: Caller, filters: Filters,
 
 def programs(caller: Caller, filters: Filters = Filters()) -> QuerySet[Program]:
     granted = None if caller.is_bl else granted_labels(caller)
-    return Program.objects.filter(_target_condition(Kind.PROGRAM, caller, filters, granted))
+    queryset = ownership.visible(Program.objects.all(), caller, Owned.PROGRAM)
+    return queryset.filter(_target_condition(Kind.PROGRAM, caller, filters, granted))
 
 
 def events(caller: Caller, filters: Filters = Filters()) -> QuerySet[Event]:
@@ -120,6 +125,7 @@ def events(caller: Caller, filters: Filters = Filters()) -> QuerySet[Event]:
         queryset = queryset.filter(program__in=open_programs)
     else:
         granted = None
+        queryset = ownership.visible(queryset, caller, Owned.PROGRAM, "program_id")
     queryset = queryset.filter(_target_condition(Kind.EVENT, caller, filters, granted))
     if filters.program_id is not None:
         queryset = queryset.filter(program_id=filters.program_id)
@@ -133,7 +139,8 @@ def _owned(queryset: QuerySet, caller: Caller, field_name: str = "client_id") ->
 
 
 def reports(caller: Caller, filters: Filters = Filters()) -> QuerySet[Report]:
-    queryset = _owned(Report.objects.all(), caller)
+    queryset = ownership.visible(_owned(Report.objects.all(), caller), caller, Owned.PROGRAM,
+                                 "program_id")
     if filters.program_id is not None:
         queryset = queryset.filter(program_id=filters.program_id)
     if filters.event_id is not None:
@@ -144,7 +151,8 @@ def reports(caller: Caller, filters: Filters = Filters()) -> QuerySet[Report]:
 
 
 def subscriptions(caller: Caller, filters: Filters = Filters()) -> QuerySet[Subscription]:
-    queryset = _owned(Subscription.objects.all(), caller)
+    queryset = ownership.visible(_owned(Subscription.objects.all(), caller), caller,
+                                 Owned.SUBSCRIPTION)
     if filters.program_id is not None:
         queryset = queryset.filter(program_id=filters.program_id)
     if filters.client_name is not None:
@@ -160,7 +168,7 @@ def subscriptions(caller: Caller, filters: Filters = Filters()) -> QuerySet[Subs
 
 
 def vens(caller: Caller, filters: Filters = Filters()) -> QuerySet[Ven]:
-    queryset = _owned(Ven.objects.all(), caller)
+    queryset = ownership.visible(_owned(Ven.objects.all(), caller), caller, Owned.VEN)
     if filters.ven_name is not None:
         queryset = queryset.filter(ven_name=filters.ven_name)
     if filters.target_labels is not None:
@@ -169,7 +177,9 @@ def vens(caller: Caller, filters: Filters = Filters()) -> QuerySet[Ven]:
 
 
 def resources(caller: Caller, filters: Filters = Filters()) -> QuerySet[Resource]:
-    queryset = _owned(Resource.objects.select_related("ven"), caller, "ven__client_id")
+    queryset = ownership.visible(
+        _owned(Resource.objects.select_related("ven"), caller, "ven__client_id"), caller,
+        Owned.VEN, "ven_id")
     if filters.ven_id is not None:
         queryset = queryset.filter(ven_id=filters.ven_id)
     if filters.resource_name is not None:
@@ -189,10 +199,13 @@ def page(queryset: QuerySet, paging: Page) -> list:
     return list(queryset.order_by("created", "id")[paging.skip: paging.skip + paging.limit])
 
 
-def subscription_deliveries(*, broken_only: bool = False) -> QuerySet[Subscription]:
+def subscription_deliveries(*, broken_only: bool = False,
+                            owners: frozenset[str] | None = None) -> QuerySet[Subscription]:
     """Every subscription with its webhook delivery state, for operators: broken ones
-    first, then the newest; ``pending`` counts notifications not delivered yet."""
-    queryset = Subscription.objects.annotate(pending=Count(
+    first, then the newest; ``pending`` counts notifications not delivered yet. With
+    ``owners``, only the subscriptions all of whose owners are among them."""
+    queryset = ownership.narrowed(Subscription.objects.all(), owners, Owned.SUBSCRIPTION)
+    queryset = queryset.annotate(pending=Count(
         "deliveries", filter=Q(deliveries__state=WebhookDelivery.State.PENDING)))
     if broken_only:
         queryset = queryset.filter(broken_at__isnull=False)

@@ -12,15 +12,25 @@ from django.core.exceptions import ObjectDoesNotExist
 from django.db import IntegrityError, models, transaction
 from django.utils import timezone
 
-from vtn import generations, report_checks, selectors, webhooks
+from vtn import generations, ownership, report_checks, selectors, webhooks
 from vtn import targets as target_rules
 from vtn.auth.caller import Caller
 from vtn.errors import BadRequest, Conflict, Forbidden
-from vtn.models import Event, Program, Report, Resource, Subscription, TargetLabel, Ven
+from vtn.models import (
+    Event,
+    ObjectOwner,
+    Program,
+    Report,
+    Resource,
+    Subscription,
+    TargetLabel,
+    Ven,
+)
 from vtn.signals import object_changed
 from vtn.timing import event_span
 
 Kind = TargetLabel.Kind
+Owned = ObjectOwner.Kind
 
 
 def _set_labels(kind: str, object_id: str, targets: list[dict] | None) -> None:
@@ -127,6 +137,8 @@ def save_program(*, caller: Caller, data: dict, program: Program | None = None) 
     if Program.objects.filter(program_name=program.program_name).exclude(pk=program.pk).exists():
         raise Conflict(f"A program named {program.program_name!r} already exists.")
     _save(program, Kind.PROGRAM, f"A program named {program.program_name!r} already exists.")
+    if operation == "CREATE":
+        ownership.assign(Owned.PROGRAM, program.pk, ownership.owners_for_new(caller))
     _announce("PROGRAM", operation, program)
     return program
 
@@ -147,7 +159,8 @@ def delete_program(*, caller: Caller, program: Program) -> Program:
 def _program_for(caller: Caller, program_id: str) -> Program:
     program = selectors.programs(caller).filter(pk=program_id).first()
     if program is None:
-        raise Conflict(f"programID {program_id!r} does not refer to an existing program.")
+        raise Conflict(f"programID {program_id!r} does not refer to an existing program.",
+                       after_rollback=ownership.refusal(caller, "program", program_id))
     return program
 
 
@@ -188,7 +201,8 @@ def save_report(*, caller: Caller, data: dict, report: Report | None = None) -> 
     program_id = data.pop("program_id", None)
     event = selectors.events(caller).filter(pk=event_id).select_related("program").first()
     if event is None:
-        raise Conflict(f"eventID {event_id!r} does not refer to an existing event.")
+        raise Conflict(f"eventID {event_id!r} does not refer to an existing event.",
+                       after_rollback=ownership.refusal(caller, "event", event_id))
     if program_id is not None and program_id != event.program_id:
         raise Conflict(f"programID {program_id!r} is not the program of event {event_id!r}.")
     report_checks.run(caller=caller, event=event, data=data)
@@ -235,6 +249,8 @@ def _store_subscription(*, caller: Caller, data: dict,
     if operation == "UPDATE":
         webhooks.repair(subscription)
     _save(subscription, Kind.SUBSCRIPTION, "The subscription conflicts with an existing object.")
+    if operation == "CREATE":
+        ownership.assign(Owned.SUBSCRIPTION, subscription.pk, ownership.owners_for_new(caller))
     _announce("SUBSCRIPTION", operation, subscription)
     return subscription
 
@@ -258,6 +274,19 @@ def _guard_ven_targets(caller: Caller, data: dict, current: list | None) -> None
         raise Forbidden("Only business logic may set targets on ven and resource objects.")
 
 
+def _guard_bound_client(caller: Caller, client_id: str, ven: Ven) -> None:
+    """Business logic narrowed to some operators may not bind a ven to a VEN client that
+    already has a ven it cannot see (another operator's site): that would change what the
+    other operator's site is granted."""
+    if ownership.reach(caller) is None:
+        return
+    hidden = Ven.objects.filter(client_id=client_id).exclude(pk=ven.pk).exclude(
+        pk__in=selectors.vens(caller).values("pk")).values_list("pk", flat=True).first()
+    if hidden is not None:
+        raise Forbidden("This clientID belongs to a ven of another network operator.",
+                        after_rollback=ownership.refusal(caller, "ven", hidden))
+
+
 @transaction.atomic
 def save_ven(*, caller: Caller, data: dict, ven: Ven | None = None,
              resources: list[dict] | None = None) -> Ven:
@@ -279,6 +308,8 @@ def save_ven(*, caller: Caller, data: dict, ven: Ven | None = None,
         # A ven BL creates without naming its client (3.0.1 has no clientID) is unbound:
         # it gets a placeholder clientID no OAuth client can hold until one is bound.
         data["client_id"] = ven.client_id or f"{UNBOUND_CLIENT_PREFIX}{ven.pk}"
+    if caller.is_bl:
+        _guard_bound_client(caller, data["client_id"], ven)
     if "ven_name" in data:
         _guard_owned_name(ven, "ven_name", data["ven_name"])
     _apply(ven, data)
@@ -286,6 +317,8 @@ def save_ven(*, caller: Caller, data: dict, ven: Ven | None = None,
     if Ven.objects.filter(ven_name=ven.ven_name).exclude(pk=ven.pk).exists():
         raise Conflict(conflict)
     _save(ven, Kind.VEN, conflict)
+    if operation == "CREATE":
+        ownership.assign(Owned.VEN, ven.pk, ownership.owners_for_new(caller))
     for resource_data in resources or []:
         save_resource(caller=caller, ven=ven, data=resource_data)
     _announce("VEN", operation, ven)

@@ -41,11 +41,11 @@ from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
-from vtn import background, callbacks, mqtt, notifications, selectors
+from vtn import background, callbacks, mqtt, notifications, ownership, selectors
 from vtn import targets as target_rules
 from vtn.auth import security_log
 from vtn.errors import BadRequest
-from vtn.models import Client, Subscription, WebhookDelivery
+from vtn.models import Client, ObjectOwner, Subscription, WebhookDelivery
 from vtn.notifications import Change, Subscriber
 from vtn.schemas import VERSION_301
 from vtn.wire.v31 import Wire31
@@ -245,6 +245,7 @@ def describe(object_type: str, operation: str, instance) -> Change:
         else:
             bodies[wire.version] = method(instance)
     return Change(object_type=object_type, operation=operation, object_id=str(instance.pk),
+                  owners=ownership.owners_of_change(object_type, instance),
                   program_id=program_id, owner=owner,
                   labels=tuple(sorted(target_rules.labels(instance.targets))),
                   program_labels=program_labels, targets=instance.targets or [],
@@ -290,7 +291,9 @@ def subscribers() -> list[Subscriber]:
     ).values_list("application__client_id", "role"))
     ven_ids = {row.client_id for row in rows if roles.get(row.client_id) == Client.Role.VEN}
     granted = selectors.granted_labels_by_client(ven_ids)
-    return [Subscriber(id=row.id, client_id=row.client_id,
+    reaches = {client_id: ownership.reach_of_client(client_id) for client_id in
+               {row.client_id for row in rows if roles.get(row.client_id) == Client.Role.BL}}
+    return [Subscriber(id=row.id, client_id=row.client_id, reach=reaches.get(row.client_id),
                        is_bl=roles[row.client_id] == Client.Role.BL,
                        program_id=row.program_id, object_operations=row.object_operations,
                        labels=frozenset(target_rules.labels(row.targets)),
@@ -523,9 +526,12 @@ def repair(subscription: Subscription) -> None:
     subscription.last_error = ""
 
 
-def reset(subscription_id: str, *, operator: str) -> bool:
-    """An operator's reset of a broken subscription; False if it was not broken."""
-    updated = Subscription.objects.filter(pk=subscription_id, broken_at__isnull=False).update(
+def reset(subscription_id: str, *, operator: str, owners: frozenset[str] | None = None
+          ) -> bool:
+    """An operator's reset of a broken subscription; False if it was not broken, or (with
+    ``owners``, the operators the staff member works for) not within them."""
+    broken = Subscription.objects.filter(pk=subscription_id, broken_at__isnull=False)
+    updated = ownership.narrowed(broken, owners, ObjectOwner.Kind.SUBSCRIPTION).update(
         broken_at=None, delivery_failures=0, last_error="")
     if updated:
         owner = Subscription.objects.filter(pk=subscription_id).values_list(

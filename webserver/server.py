@@ -23,7 +23,7 @@ from django.db import connections
 from gunicorn.app.base import BaseApplication
 from gunicorn.util import import_app
 
-from vtn import serving
+from vtn import generations, serving
 
 WSGI_APP = "config.wsgi:application"
 DEFAULT_BIND = "127.0.0.1:8443"
@@ -152,8 +152,10 @@ def _route_logs_to_stdout() -> None:
             handler.setStream(sys.stdout)
 
 
-def _start_serving_heartbeat(worker) -> None:
+def _post_worker_init(worker) -> None:
     serving.start_beating()
+    # Cache counters from PostgreSQL notifications instead of a query per request.
+    generations.listen()
 
 
 class VtnServer(BaseApplication):
@@ -185,8 +187,9 @@ class VtnServer(BaseApplication):
             "logconfig_dict": _logconfig(self.log_level.upper()),
             # Several servers may run side by side (tests): no shared control socket.
             "control_socket_disable": True,
-            # Each worker records that the VTN is serving (vtn/serving.py).
-            "post_worker_init": _start_serving_heartbeat,
+            # Each worker records that the VTN is serving (vtn/serving.py) and listens for
+            # changes of the cache counters (vtn/generations.py).
+            "post_worker_init": _post_worker_init,
         }
         if not o.insecure_http:
             chosen |= {"certfile": o.tls_cert, "keyfile": o.tls_key,

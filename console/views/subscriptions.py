@@ -1,5 +1,6 @@
 """Webhook subscriptions: who subscribed, where notifications go, how delivery goes; an
-administrator resets a broken one (vtn.webhooks.reset)."""
+administrator resets a broken one (vtn.webhooks.reset). Only the subscriptions within the
+user's network operators are shown or reset (their owners, see vtn.ownership)."""
 
 from __future__ import annotations
 
@@ -10,9 +11,10 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect
 from django.views.decorators.http import require_POST
 
+from console import services
 from console.permissions import REGISTRY, console_view
-from console.views.common import page, staff
-from vtn import selectors, webhooks
+from console.views.common import operator_scope, page, staff
+from vtn import selectors
 
 PER_PAGE = 50
 
@@ -46,7 +48,8 @@ def _row(subscription, names: dict[str, str]) -> dict:
 @console_view()
 def subscription_list(request: HttpRequest) -> HttpResponse:
     broken_only = request.GET.get("broken") == "1"
-    paginator = Paginator(selectors.subscription_deliveries(broken_only=broken_only), PER_PAGE)
+    paginator = Paginator(selectors.subscription_deliveries(
+        broken_only=broken_only, owners=operator_scope(request).operators), PER_PAGE)
     current = paginator.get_page(request.GET.get("page"))
     names = selectors.client_names({s.client_id for s in current})
     return page(request, "console/subscriptions.html", {
@@ -57,5 +60,6 @@ def subscription_list(request: HttpRequest) -> HttpResponse:
 @console_view(REGISTRY)
 @require_POST
 def reset_subscription(request: HttpRequest, subscription_id: str) -> HttpResponse:
-    done = webhooks.reset(subscription_id, operator=staff(request))
+    done = services.reset_subscription(scope=operator_scope(request),
+                                       subscription_id=subscription_id, staff=staff(request))
     return redirect(f"/console/subscriptions?reset={'done' if done else 'none'}")

@@ -57,3 +57,36 @@ def test_refused_posts_change_nothing(console, gb, role):
     if role not in MAY["dispatch"]:
         assert client.post("/console/dispatches/new", {"step": "confirm"}).status_code == 403
     assert not DispatchInstruction.objects.exists()
+
+
+def _verified_session(user):
+    """A test client logged in as ``user`` with a TOTP device django-otp has verified."""
+    from django.test import Client
+    from django_otp import DEVICE_ID_SESSION_KEY
+    from django_otp.plugins.otp_totp.models import TOTPDevice
+
+    http = Client()
+    http.force_login(user)
+    device = TOTPDevice.objects.create(user=user, name=user.username, confirmed=True)
+    session = http.session
+    session[DEVICE_ID_SESSION_KEY] = device.persistent_id
+    session.save()
+    return http
+
+
+def test_the_django_admin_admits_superusers_only(db):
+    """The admin is unscoped (every operator's records), so an operator's staff member
+    is refused even with the staff flag and every model permission."""
+    from django.contrib.auth import get_user_model
+    from django.contrib.auth.models import Permission
+
+    users = get_user_model().objects
+    staff = users.create_user("enwl-staff", "staff@example.org", "pw", is_staff=True)
+    staff.user_permissions.set(Permission.objects.all())
+    refused = _verified_session(staff)
+    for url in ("/admin/", "/admin/vtn/subscription/", "/admin/dispatch/operatorgrant/"):
+        response = refused.get(url, secure=True)
+        assert response.status_code == 302 and "/admin/login/" in response["Location"], url
+    root = _verified_session(users.create_superuser("root", "root@example.org", "pw"))
+    for url in ("/admin/", "/admin/vtn/subscription/", "/admin/dispatch/operatorgrant/"):
+        assert root.get(url, secure=True).status_code == 200, url

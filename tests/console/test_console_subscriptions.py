@@ -71,3 +71,41 @@ def test_an_administrator_resets_and_it_is_logged(console, db):
     assert broken.id in event.detail and event.client_id == "client-broken"
     assert admin.post(url)["Location"].endswith("reset=none")  # not broken any more
     assert admin.get(url).status_code == 405
+
+
+def test_an_operators_staff_see_and_reset_only_their_operators_subscriptions(client, db):
+    from tests.fixtures.console import create_staff, log_in
+    from vtn import ownership
+
+    ours = subscription("ours", broken=True)
+    theirs = subscription("theirs", broken=True)
+    shared = subscription("shared", broken=True)
+    for sub, owners in ((ours, ["ENWL"]), (theirs, ["SPEN-D"]), (shared, ["ENWL", "SPEN-D"])):
+        ownership.assign("SUBSCRIPTION", sub.id, owners)
+    log_in(client, create_staff("enwl-admin", "administrator", operators=["ENWL"]))
+    html = client.get("/console/subscriptions").content.decode()
+    assert rows(html) == [ours.id]  # a subscription SPEN-D also owns is not ENWL's alone
+
+    for other in (theirs, shared):
+        response = client.post(f"/console/subscriptions/{other.id}/reset")
+        assert response.status_code == 302 and response["Location"].endswith("reset=none")
+        other.refresh_from_db()
+        assert other.broken_at is not None
+    events = SecurityEvent.objects.filter(kind=SecurityEvent.Kind.OUT_OF_SCOPE)
+    assert [e.client_id for e in events] == ["console:enwl-admin"] * 2
+    assert all("SPEN-D" in e.detail for e in events)
+    missing = client.post("/console/subscriptions/0123456789abcdef/reset")
+    assert missing["Location"].endswith("reset=none") and events.count() == 2
+
+    assert client.post(f"/console/subscriptions/{ours.id}/reset")["Location"].endswith(
+        "reset=done")
+    ours.refresh_from_db()
+    assert ours.broken_at is None
+
+
+def test_staff_without_an_operator_see_no_subscription(client, db):
+    from tests.fixtures.console import create_staff, log_in
+
+    subscription("unowned")
+    log_in(client, create_staff("nobody", "administrator", operators=[]))
+    assert rows(client.get("/console/subscriptions").content.decode()) == []

@@ -166,3 +166,74 @@ def test_read_only_fsp_staff_cannot_answer_statements(acme_twice, client):
                        {"reason": "no"}).status_code == 403
     mine.refresh_from_db()
     assert mine.status == "issued"
+
+
+# --- who may answer a statement ---------------------------------------------------------------
+
+def _answer(token: str, statement_id: int, verb: str) -> int:
+    body = json.dumps({"reason": "not ours"} if verb == "dispute" else {})
+    return DjangoClient().post(f"/settlement/api/v1/statements/{statement_id}/{verb}", body,
+                               content_type="application/json",
+                               headers={"Authorization": f"Bearer {token}"}).status_code
+
+
+def _issued(contract: str):
+    from dispatch import selectors
+    from settlement import services
+
+    month = services.Month.parse(timezone.now().strftime("%Y-%m"))
+    return services.issue(statement_id=services.settle_month(
+        contract=selectors.find_contract(contract), month=month).pk)
+
+
+def test_only_the_commercial_back_office_holds_the_scope_that_answers(acme_twice):
+    from dispatch import fsp_office
+    from tests.fixtures.api import OpenADRClient
+
+    held = {}
+    for role in ("read_only", "commercial"):
+        issued = fsp_office.create_staff_client(operator="ENWL", fsp="acme", role=role,
+                                                name=f"acme-{role}-office")
+        held[role] = issued.client.scope_set
+        # Asking the token endpoint for the scope does not give it either.
+        status, body = OpenADRClient("3.1.0").request_token(
+            issued.client.client_id, issued.client_secret, "read_fsp answer_statements")
+        assert status == 200, body
+        held[f"{role} token"] = set(body["scope"].split())
+    assert held["read_only"] == held["read_only token"] == {"read_fsp"}
+    assert held["commercial"] == held["commercial token"] == {"read_fsp",
+                                                              "answer_statements"}
+
+
+def test_a_read_only_back_office_token_cannot_answer_and_a_commercial_one_can(acme_twice):
+    statement = _issued("C-DYN")
+    viewer = fsp_office_token("ENWL", "acme", "read_only", name="acme-viewer-office")
+    for verb in ("accept", "dispute"):
+        assert _answer(viewer, statement.pk, verb) == 403
+    statement.refresh_from_db()
+    assert statement.status == "issued"
+    commercial = fsp_office_token("ENWL", "acme", "commercial", name="acme-money-office")
+    assert _answer(commercial, statement.pk, "dispute") == 200
+    statement.refresh_from_db()
+    assert statement.status == "disputed"
+
+
+def test_a_sites_gateway_never_answers_a_statement(acme_twice, gb):
+    from settlement import services
+    from vtn.auth.services import ClientError, create_client
+    from vtn.errors import Forbidden
+
+    statement = _issued("C-DYN")
+    for verb in ("accept", "dispute"):
+        assert _answer(gb.acme.token, statement.pk, verb) == 403
+    with pytest.raises(Forbidden):  # not even through the service
+        services.accept(statement_id=statement.pk, client_id=gb.acme.onboarding["client_id"])
+    with pytest.raises(Forbidden):
+        services.dispute(statement_id=statement.pk, client_id=gb.acme.onboarding["client_id"],
+                         reason="no", lines=[])
+    statement.refresh_from_db()
+    assert statement.status == "issued"
+    for role in ("ven", "bl"):  # no OpenADR client may hold the scope
+        with pytest.raises(ClientError):
+            create_client(name=f"greedy-{role}", role=role,
+                          scopes=["read_targets", "answer_statements"])

@@ -1,9 +1,11 @@
 """Interoperability with the external ``openadr3-client`` library (ElaadNL, PyPI).
 
 The library is a third-party OpenADR 3 client for business logic and VENs; it needs
-Python 3.12, so it runs in its own virtualenv (created once and cached under
-``var/interop-venv/openadr3-client-<version>``) and drives ``tests/interop/flow.py``
-against the real VTN over HTTPS (the ``vtn_server`` fixture), for 3.1.0 and for 3.0.1.
+Python 3.12, so it runs in its own virtualenv (created once per machine and kept in the
+test cache, ``$VTN_TEST_CACHE_DIR`` or ``~/.cache/gb-flex-vtn-tests``, under
+``interop-venv/openadr3-client-<version>``, shared by every clone) and drives
+``tests/interop/flow.py`` against the real VTN over HTTPS (the ``vtn_server`` fixture),
+for 3.1.0 and for 3.0.1.
 
 What this proves, per version: a client written by someone else, from the documents
 alone, can fetch tokens (HTTP Basic client authentication; 3.1 discovers the token URL
@@ -52,7 +54,10 @@ CLIENT_VERSION = "2.4.2"
 ROOT = Path(__file__).resolve().parents[2]
 FLOW = ROOT / "tests" / "interop" / "flow.py"
 MQTT_FLOW = ROOT / "tests" / "interop" / "mqtt_flow.py"
-VENV_ROOT = ROOT / "var" / "interop-venv"
+# Outside the work tree, so a fresh clone (CI) on the same machine reuses it.
+CACHE_DIR = Path(os.environ.get("VTN_TEST_CACHE_DIR") or Path(
+    os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "gb-flex-vtn-tests")
+VENV_ROOT = CACHE_DIR / "interop-venv"
 VENV = VENV_ROOT / f"{CLIENT_PACKAGE}-{CLIENT_VERSION}"
 READY = VENV / ".installed"
 # The mqtt extra brings paho-mqtt for the library's MQTT client (tests/interop/mqtt_flow.py).
@@ -221,15 +226,15 @@ def gb_dispatches(vtn_server) -> dict:
     DYNAMIC dispatch (delta setpoints 250 then 100 kW) of the first FSP's bat1 and an
     MW_DISPATCH (absolute 1500 kW) of its wt1. The second FSP owns only pv1."""
     fsp, other = vtn_server.unique("oadr-fsp"), vtn_server.unique("oadr-other")
-    mine = json.loads(vtn_server.manage(
-        "fsp", "onboard", "--operator", "NGED-WM", "--fsp", fsp, "--unit", "bat1:500:export",
-        "--unit", "wt1:2000:export").stdout)
-    theirs = json.loads(vtn_server.manage(
-        "fsp", "onboard", "--operator", "NGED-WM", "--fsp", other,
-        "--unit", "pv1:900:export").stdout)
-    for contract, product, unit in (("dyn", "DYNAMIC", "bat1"), ("mw", "MW_DISPATCH", "wt1")):
-        vtn_server.manage("fsp", "contract", "--operator", "NGED-WM", "--fsp", fsp,
-                          "--id", f"{fsp}-{contract}", "--product", product, "--unit", unit)
+    printed = vtn_server.manage_many(
+        ["fsp", "onboard", "--operator", "NGED-WM", "--fsp", fsp, "--unit", "bat1:500:export",
+         "--unit", "wt1:2000:export"],
+        ["fsp", "onboard", "--operator", "NGED-WM", "--fsp", other, "--unit", "pv1:900:export"],
+        *[["fsp", "contract", "--operator", "NGED-WM", "--fsp", fsp, "--id", f"{fsp}-{contract}",
+           "--product", product, "--unit", unit]
+          for contract, product, unit in (("dyn", "DYNAMIC", "bat1"),
+                                          ("mw", "MW_DISPATCH", "wt1"))])
+    mine, theirs = json.loads(printed[0]), json.loads(printed[1])
     start = datetime.now(UTC).replace(minute=0, second=0, microsecond=0) + timedelta(hours=2)
     issued = {}
     with vtn_server.session(vtn_server.token(

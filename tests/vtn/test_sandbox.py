@@ -202,9 +202,27 @@ def test_the_fleet_gets_a_month_of_history_settled_through_the_real_services(san
     totals = statement.document["totals"]
     assert Decimal(totals["netGbp"]) > 0 and totals["heldLines"] == 0
     assert Decimal(totals["deliveredMwh"]) > 0
+    # Accepted as the FSP's commercial back office, never as the site's gateway.
+    answerer = Client.objects.get(application__client_id=statement.answered_by)
+    assert answerer.role == "fsp" and answerer.fsp_grant.role == "commercial"
+    assert "answer_statements" in answerer.scope_set
+    assert not Ven.objects.filter(client_id=statement.answered_by).exists()
 
     counts = _history_counts()
     again = run_sandbox(fleet=True)["history"]
 
     assert again["dispatches"] == [] and again["statement"] == history["statement"]
     assert _history_counts() == counts
+
+
+def test_the_sandbox_operator_client_is_a_client_of_the_whole_vtn(sandbox_var):
+    from dispatch import scope
+    from dispatch.registry import NETWORK_OPERATORS
+
+    report = run_sandbox()
+    granted = scope.operators_of_client(report["clients"]["bl"]["client_id"])
+    assert granted == frozenset(NETWORK_OPERATORS)
+    api = OpenADRClient(VERSION_31, token(VERSION_31, report["clients"]["bl"]))
+    status, programs = api.get("/programs", {"limit": 50}, validate=False)
+    assert status == 200
+    assert GB_PRODUCTS <= {p["programName"] for p in programs}  # the unowned demo programs

@@ -49,6 +49,8 @@ from schemathesis.specs.openapi.checks import (
 )
 
 from config.wsgi import application
+from dispatch import scope as operator_scope
+from dispatch.registry import NETWORK_OPERATORS
 from vtn.api import statuses
 from vtn.auth.services import create_client
 from vtn.schemas import VERSION_31, VERSION_301, document
@@ -181,7 +183,10 @@ def seeded(db, fast_hashing, settings) -> None:
     # own tests (tests/vtn/test_webhooks.py).
     settings.VTN_WEBHOOK_VERIFY_CALLBACKS = False
     client = DjangoClient()
-    bl = create_client(name="fuzz-bl", role="bl").as_dict()
+    issued = create_client(name="fuzz-bl", role="bl")
+    operator_scope.set_operators(client=issued.client, operators=NETWORK_OPERATORS,
+                                 changed_by="test")  # every network operator
+    bl = issued.as_dict()
     ven = create_client(name="fuzz-ven", role="ven", ven_name="fuzz-ven-1").as_dict()
     bl_token, ven_token = _token(client, bl), _token(client, ven)
     ven_obj = json.loads(client.get(f"{BASE[VERSION_31]}/vens", HTTP_AUTHORIZATION=(

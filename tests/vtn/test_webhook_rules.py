@@ -167,3 +167,19 @@ def test_a_name_resolving_to_loopback_is_refused(settings, tmp_path):
         assert "resolves to" in callback_problem(url, resolve=True)
     else:
         assert callback_problem(url, resolve=True) is None
+
+
+def test_business_logic_narrowed_to_operators_is_told_only_of_their_objects():
+    from dataclasses import replace
+
+    def owned(*owners: str) -> Change:
+        return replace(change(), owners=owners)
+
+    enwl = replace(subscriber(is_bl=True, client_id="enwl"), reach=frozenset({"ENWL"}))
+    nobody = replace(subscriber(is_bl=True, client_id="nobody"), reach=frozenset())
+    everyone = subscriber(is_bl=True, client_id="national")  # reach None: every operator
+    assert told(owned("ENWL"), enwl, nobody, everyone) == ["s-enwl", "s-national"]
+    assert told(owned("SPEN-D"), enwl, nobody, everyone) == ["s-national"]
+    assert told(owned("ENWL", "SPEN-D"), enwl, everyone) == ["s-national"]
+    assert told(owned(), enwl, nobody, everyone) == ["s-enwl", "s-national"]  # unowned
+    assert Change.from_dict(owned("ENWL").as_dict()).owners == ("ENWL",)

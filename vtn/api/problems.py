@@ -148,6 +148,9 @@ def problem_exception_handler(exc: Exception, context: dict) -> Response | None:
             errors = errors or _flatten(detail)
             detail = "The request is invalid."
         set_rollback()
+        after_rollback = getattr(exc, "after_rollback", None)
+        if after_rollback is not None:  # the view's transactions have ended by now
+            after_rollback()
         status_code, detail = exc.status_code, str(detail)
         if status_code != 400 and _undocumented_status(status_code, context):
             detail = f"{TITLES.get(status_code, 'Error')}: {detail}"

@@ -4,18 +4,21 @@ parse with the version's serializer, call a selector or service, render."""
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import time
 
 from django.db.models import QuerySet
 from django.http import HttpResponse
+from django.utils.http import quote_etag
 from rest_framework.renderers import JSONRenderer
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from vtn import selectors, services
+from vtn import ownership, selectors, services
 from vtn.api import idempotency
 from vtn.auth.authentication import caller_of
+from vtn.auth.caller import Caller
 from vtn.auth.scopes import (
     READ_OWNED,
     READ_TARGETED,
@@ -33,10 +36,13 @@ from vtn.wire.base import WireFormat
 NOT_FOUND = "No {kind} with this ID exists, or it is not visible to this client."
 
 
-def _one(queryset: QuerySet, pk: str, kind: str):
+def _one(request: Request, queryset: QuerySet, pk: str, kind: str):
+    """The object ``pk`` among what the caller may see, or 404. Another operator's
+    object answers the same 404, and the reach for it is logged (vtn.ownership)."""
     instance = queryset.filter(pk=pk).first()
     if instance is None:
-        raise NotFound(NOT_FOUND.format(kind=kind))
+        raise NotFound(NOT_FOUND.format(kind=kind),
+                       after_rollback=ownership.refusal(caller_of(request), kind, pk))
     return instance
 
 
@@ -52,19 +58,26 @@ class OpenADRView(APIView):
         """Answer a polled list (programs, events) from this process's cache when fresh.
 
         The key holds everything the answer depends on: version, query, the targeting
-        generation and the caller's granted labels (or BL), so VENs granted the same
-        labels share one entry. ``build`` returns (body, valid_until or None).
+        generation and the caller's granted labels (or, for BL, the owners it reaches), so
+        VENs granted the same labels share one entry. ``build`` returns (body, valid_until or None).
         """
-        caller = caller_of(request)
-        audience = "BL" if caller.is_bl else selectors.granted_labels(caller)
-        key = (self.wire.version, kind, caller.targeting_generation, audience,
-               request.META.get("QUERY_STRING", ""))
-        cached = _polled.get(key)
-        if cached is None or (cached[1] is not None and cached[1] <= time.time()):
+        key = poll_key(self.wire.version, kind, caller_of(request),
+                       request.META.get("QUERY_STRING", ""))
+        cached = fresh_poll_answer(key)
+        if cached is None:
             body, valid_until = build()
-            cached = (JSONRenderer().render(body), valid_until)
+            content = JSONRenderer().render(body)
+            # The ETag ConditionalGetMiddleware would compute, computed once per answer.
+            cached = (content, valid_until, quote_etag(hashlib.md5(content,
+                                                                   usedforsecurity=False)
+                                                       .hexdigest()))
             _polled.put(key, cached)
-        return HttpResponse(cached[0], content_type="application/json")
+        response = HttpResponse(cached[0], content_type="application/json")
+        response["ETag"] = cached[2]
+        # For the WSGI layer: this answer may be replayed to the same audience
+        # (webserver/poll_replay.py) while the key stays fresh.
+        request.META[POLL_KEY_ENVIRON] = key
+        return response
 
     def created(self, request: Request, object_type: str, create, render,
                 visible: QuerySet) -> Response:
@@ -79,7 +92,26 @@ class OpenADRView(APIView):
 
 
 # Rendered answers of polled lists, for this process (see OpenADRView.polled_list).
-_polled: ProcessCache[tuple, tuple[bytes, float | None]] = ProcessCache()
+_polled: ProcessCache[tuple, tuple[bytes, float | None, str]] = ProcessCache()
+POLL_KEY_ENVIRON = "vtn.poll_key"
+
+
+def poll_key(version: str, kind: str, caller: Caller, query_string: str) -> tuple:
+    """Everything a polled list's answer depends on: version, kind, the targeting
+    generation, the caller's granted labels (or BL) and the query, so VENs granted the
+    same labels share one answer."""
+    # Business logic shares entries per owner reach (None: every owner).
+    audience = ("BL", ownership.reach(caller)) if caller.is_bl else \
+        selectors.granted_labels(caller)
+    return (version, kind, caller.targeting_generation, audience, query_string)
+
+
+def fresh_poll_answer(key: tuple) -> tuple[bytes, float | None, str] | None:
+    """(body, valid until or None, ETag) of a cached polled answer still valid now."""
+    cached = _polled.get(key)
+    if cached is None or (cached[1] is not None and cached[1] <= time.time()):
+        return None
+    return cached
 
 
 class ProgramList(OpenADRView):
@@ -107,18 +139,18 @@ class ProgramDetail(OpenADRView):
     scopes = {"GET": READ_TARGETED, "PUT": {WRITE_PROGRAMS}, "DELETE": {WRITE_PROGRAMS}}
 
     def get(self, request: Request, pk: str) -> Response:
-        program = _one(selectors.programs(caller_of(request)), pk, "program")
+        program = _one(request, selectors.programs(caller_of(request)), pk, "program")
         visible = selectors.visible_labels(caller_of(request), selectors.Filters())
         return Response(self.wire.program_out(program, visible))
 
     def put(self, request: Request, pk: str) -> Response:
-        program = _one(selectors.programs(caller_of(request)), pk, "program")
+        program = _one(request, selectors.programs(caller_of(request)), pk, "program")
         data = self.wire.program_in(request.data)
         program = services.save_program(caller=caller_of(request), data=data, program=program)
         return Response(self.wire.program_out(program, None))
 
     def delete(self, request: Request, pk: str) -> Response:
-        program = _one(selectors.programs(caller_of(request)), pk, "program")
+        program = _one(request, selectors.programs(caller_of(request)), pk, "program")
         body = self.wire.program_out(program, None)
         services.delete_program(caller=caller_of(request), program=program)
         return Response(body)
@@ -152,18 +184,18 @@ class EventDetail(OpenADRView):
     scopes = {"GET": READ_TARGETED, "PUT": {WRITE_EVENTS}, "DELETE": {WRITE_EVENTS}}
 
     def get(self, request: Request, pk: str) -> Response:
-        event = _one(selectors.events(caller_of(request)), pk, "event")
+        event = _one(request, selectors.events(caller_of(request)), pk, "event")
         visible = selectors.visible_labels(caller_of(request), selectors.Filters())
         return Response(self.wire.event_out(event, visible))
 
     def put(self, request: Request, pk: str) -> Response:
-        event = _one(selectors.events(caller_of(request)), pk, "event")
+        event = _one(request, selectors.events(caller_of(request)), pk, "event")
         data = self.wire.event_in(request.data)
         event = services.save_event(caller=caller_of(request), data=data, event=event)
         return Response(self.wire.event_out(event, None))
 
     def delete(self, request: Request, pk: str) -> Response:
-        event = _one(selectors.events(caller_of(request)), pk, "event")
+        event = _one(request, selectors.events(caller_of(request)), pk, "event")
         body = self.wire.event_out(event, None)
         services.delete_event(caller=caller_of(request), event=event)
         return Response(body)
@@ -189,17 +221,17 @@ class ReportDetail(OpenADRView):
     scopes = {"GET": READ_OWNED, "PUT": {WRITE_REPORTS}, "DELETE": {WRITE_REPORTS}}
 
     def get(self, request: Request, pk: str) -> Response:
-        report = _one(selectors.reports(caller_of(request)), pk, "report")
+        report = _one(request, selectors.reports(caller_of(request)), pk, "report")
         return Response(self.wire.report_out(report))
 
     def put(self, request: Request, pk: str) -> Response:
-        report = _one(selectors.reports(caller_of(request)), pk, "report")
+        report = _one(request, selectors.reports(caller_of(request)), pk, "report")
         data = self.wire.report_in(request.data)
         report = services.save_report(caller=caller_of(request), data=data, report=report)
         return Response(self.wire.report_out(report))
 
     def delete(self, request: Request, pk: str) -> Response:
-        report = _one(selectors.reports(caller_of(request)), pk, "report")
+        report = _one(request, selectors.reports(caller_of(request)), pk, "report")
         body = self.wire.report_out(report)
         services.delete_report(caller=caller_of(request), report=report)
         return Response(body)
@@ -228,7 +260,7 @@ class SubscriptionDetail(OpenADRView):
 
     def _get(self, request: Request, pk: str):
         queryset = self.wire.expressible_subscriptions(selectors.subscriptions(caller_of(request)))
-        return _one(queryset, pk, "subscription")
+        return _one(request, queryset, pk, "subscription")
 
     def get(self, request: Request, pk: str) -> Response:
         return Response(self.wire.subscription_out(self._get(request, pk)))
@@ -268,16 +300,17 @@ class VenDetail(OpenADRView):
     scopes = {"GET": READ_OWNED, "PUT": {WRITE_VENS}, "DELETE": {WRITE_VENS}}
 
     def get(self, request: Request, pk: str) -> Response:
-        return Response(self.wire.ven_out(_one(selectors.vens(caller_of(request)), pk, "ven")))
+        ven = _one(request, selectors.vens(caller_of(request)), pk, "ven")
+        return Response(self.wire.ven_out(ven))
 
     def put(self, request: Request, pk: str) -> Response:
-        ven = _one(selectors.vens(caller_of(request)), pk, "ven")
+        ven = _one(request, selectors.vens(caller_of(request)), pk, "ven")
         data, resources = self.wire.ven_in(request.data, caller_of(request))
         ven = services.save_ven(caller=caller_of(request), data=data, ven=ven)
         return Response(self.wire.ven_out(ven))
 
     def delete(self, request: Request, pk: str) -> Response:
-        ven = _one(selectors.vens(caller_of(request)), pk, "ven")
+        ven = _one(request, selectors.vens(caller_of(request)), pk, "ven")
         body = self.wire.ven_out(ven)
         services.delete_ven(caller=caller_of(request), ven=ven)
         return Response(body)
@@ -291,7 +324,7 @@ class ResourceList(OpenADRView):
     def get(self, request: Request, ven_pk: str | None = None) -> Response:
         filters = self.wire.filters(request.query_params)
         if ven_pk is not None:
-            _one(selectors.vens(caller_of(request)), ven_pk, "ven")
+            _one(request, selectors.vens(caller_of(request)), ven_pk, "ven")
             filters = dataclasses.replace(filters, ven_id=ven_pk)
         resources = self.page(request, selectors.resources(caller_of(request), filters))
         return Response([self.wire.resource_out(r) for r in resources])
@@ -300,7 +333,7 @@ class ResourceList(OpenADRView):
         def create() -> Resource:
             data = self.wire.resource_in(request.data, caller_of(request))
             ven_id = ven_pk if ven_pk is not None else data.pop("ven_id")
-            ven = _one(selectors.vens(caller_of(request)), ven_id, "ven")
+            ven = _one(request, selectors.vens(caller_of(request)), ven_id, "ven")
             return services.save_resource(caller=caller_of(request), ven=ven, data=data)
 
         return self.created(request, "RESOURCE", create, self.wire.resource_out,
@@ -314,7 +347,7 @@ class ResourceDetail(OpenADRView):
         queryset = selectors.resources(caller_of(request))
         if ven_pk is not None:
             queryset = queryset.filter(ven_id=ven_pk)
-        return _one(queryset, pk, "resource")
+        return _one(request, queryset, pk, "resource")
 
     def get(self, request: Request, pk: str, ven_pk: str | None = None) -> Response:
         return Response(self.wire.resource_out(self._get(request, pk, ven_pk)))
@@ -323,7 +356,7 @@ class ResourceDetail(OpenADRView):
         resource = self._get(request, pk, ven_pk)
         data = self.wire.resource_in(request.data, caller_of(request))
         ven_id = data.pop("ven_id", resource.ven_id)
-        ven = _one(selectors.vens(caller_of(request)), ven_id, "ven")
+        ven = _one(request, selectors.vens(caller_of(request)), ven_id, "ven")
         resource = services.save_resource(caller=caller_of(request), ven=ven, data=data,
                                           resource=resource)
         return Response(self.wire.resource_out(resource))

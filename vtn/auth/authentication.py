@@ -44,6 +44,23 @@ def caller_of(request: Request) -> Caller:
     return cast(Caller, request.user)
 
 
+def cached_caller(request, raw: str, checksum: str | None = None, address: str = ""
+                  ) -> tuple[Caller, AbstractAccessToken] | None:
+    """The caller of bearer token ``raw`` if this process resolved it under the current auth
+    generation and it has not expired, else None (ask the database). Raises
+    :class:`InvalidToken` when the token's certificate binding is not met."""
+    checksum = checksum or hashlib.sha256(raw.encode()).hexdigest()
+    targeting, auth = mtls.current_generations(request)
+    cached = _resolved_tokens.get((checksum, auth))
+    if cached is None or cached[0] <= time.time():
+        return None
+    _, client_id, name, role, scopes, token, bound, require_mtls = cached
+    _check_binding(request, client_id, bound, require_mtls)
+    return Caller(client_id=client_id, name=name, role=role, scopes=scopes,
+                  targeting_generation=targeting, auth_generation=auth,
+                  remote_addr=address or mtls.client_address(request)), token
+
+
 class InvalidToken(exceptions.AuthenticationFailed):
     auth_header = f'{REALM}, error="invalid_token"'
 
@@ -79,12 +96,9 @@ class ClientTokenAuthentication(BaseAuthentication):
             raise InvalidToken("The access token is not valid.") from exc
         checksum = hashlib.sha256(raw.encode()).hexdigest()
         targeting, auth = mtls.current_generations(request)
-        cached = _resolved_tokens.get((checksum, auth))
-        if cached is not None and cached[0] > time.time():
-            _, client_id, name, role, scopes, token, bound, require_mtls = cached
-            _check_binding(request, client_id, bound, require_mtls)
-            return Caller(client_id=client_id, name=name, role=role, scopes=scopes,
-                          targeting_generation=targeting), token
+        known = cached_caller(request, raw, checksum, address)
+        if known is not None:
+            return known
         # Not a token this process already knows: ask the database (never the cache, so
         # authentication works whether or not Redis does).
         try:
@@ -107,7 +121,8 @@ class ClientTokenAuthentication(BaseAuthentication):
         bound = binding.certificate_sha256 if binding is not None else None
         scopes = frozenset(token.scope.split()) & client.scope_set
         caller = Caller(client_id=token.application.client_id, name=client.name,
-                        role=client.role, scopes=scopes, targeting_generation=targeting)
+                        role=client.role, scopes=scopes, targeting_generation=targeting,
+                        auth_generation=auth, remote_addr=address)
         _resolved_tokens.put((checksum, auth), (token.expires.timestamp(), caller.client_id,
                                                 caller.name, caller.role, scopes, token,
                                                 bound, client.require_mtls))

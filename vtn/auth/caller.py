@@ -19,6 +19,11 @@ class Caller:
     scopes: frozenset[str]
     # Cache counters read when the request was authenticated (see vtn.generations).
     targeting_generation: int = field(default=0, compare=False, repr=False)
+    auth_generation: int = field(default=0, compare=False, repr=False)
+    remote_addr: str = field(default="", compare=False, repr=False)  # for the security log
+    # An identity of the VTN's own code (the dispatch profile, the demo loader), not an
+    # API client: not narrowed by owner (vtn.ownership); its code assigns owners itself.
+    internal: bool = False
     granted: frozenset[str] | None = field(default=None, compare=False, repr=False)
 
     @property

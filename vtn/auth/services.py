@@ -14,7 +14,7 @@ from oauth2_provider.models import get_access_token_model, get_application_model
 
 from vtn import generations, mqtt_acl, pki
 from vtn.auth import security_log
-from vtn.auth.scopes import ALL_SCOPES, DEFAULT_SCOPES
+from vtn.auth.scopes import ALL_SCOPES, DEFAULT_SCOPES, ROLE_SCOPES
 from vtn.models import Client, ClientCertificate, IssuedCertificate, Ven
 
 Application = get_application_model()
@@ -72,6 +72,9 @@ def create_client(*, name: str, role: str, scopes: list[str] | None = None,
     unknown = sorted(set(granted) - set(ALL_SCOPES))
     if unknown:
         raise ClientError(f"unknown scopes: {', '.join(unknown)}")
+    foreign = sorted(set(granted) - set(ROLE_SCOPES[role]))
+    if foreign:
+        raise ClientError(f"a {role} client cannot hold {', '.join(foreign)}")
     if Client.objects.filter(name=name).exists():
         raise ClientError(f"a client named {name!r} already exists")
     secret = secrets.token_urlsafe(32)

@@ -91,9 +91,13 @@ class Command(BaseCommand):
             self._progress("Loading the fleet's history: meter readings, past dispatches, "
                            "a settled statement (conformance/history.py)")
             history = demo_history.load(fleet)
-        # The sandbox's operator client and administrator reach every demo operator.
-        for identity in (("--client", BL_CLIENT), ("--user", CONSOLE_USER)):
-            call_command("operator_scope", "set", *identity, "--present", stdout=StringIO())
+        # The sandbox's operator client is a client of the whole VTN (nothing narrowed on
+        # the OpenADR API, the MQTT business-logic topics open to it); its administrator
+        # reaches every demo operator.
+        call_command("operator_scope", "set", "--client", BL_CLIENT, "--every",
+                     stdout=StringIO())
+        call_command("operator_scope", "set", "--user", CONSOLE_USER, "--present",
+                     stdout=StringIO())
         ven_object = Ven.objects.get(client_id=ven.client.client_id)
         report = {
             "vtn": {version: f"{base}/openadr3/{version}" for version in VERSIONS},

@@ -2,7 +2,9 @@
 (a business-logic API client or a console user) may see and act for.
 
 ``set`` replaces an identity's operators (``--operator`` repeated; ``--present`` for every
-operator the registry holds now; neither: none, so the identity sees nothing); ``show``
+operator the registry holds now; ``--every`` for every GB network operator, a client for
+the whole VTN that the OpenADR API does not narrow; none of these: no operator, so the
+identity sees nothing); ``show``
 prints one identity's operators; ``list`` prints every business-logic client and console
 user with theirs. Output is JSON.
 """
@@ -16,7 +18,7 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from dispatch import scope
 from dispatch.models import NetworkOperator
-from dispatch.registry import RegistryError
+from dispatch.registry import NETWORK_OPERATORS, RegistryError
 from vtn.auth.services import ClientError, find_client
 from vtn.models import Client
 
@@ -37,6 +39,8 @@ class Command(BaseCommand):
                                     help="network operator code (repeat for several)")
                 action.add_argument("--present", action="store_true",
                                     help="every network operator the registry holds now")
+                action.add_argument("--every", action="store_true",
+                                    help="every GB network operator (the whole VTN)")
         sub.add_parser("list", help="every business-logic client and console user")
 
     def handle(self, *args, action: str, **options) -> None:
@@ -49,6 +53,8 @@ class Command(BaseCommand):
                 codes = list(options["operator"])
                 if options["present"]:
                     codes += NetworkOperator.objects.values_list("code", flat=True)
+                if options["every"]:
+                    codes += list(NETWORK_OPERATORS)
                 try:
                     scope.set_operators(client=client, user=user, operators=codes,
                                         changed_by="cli")

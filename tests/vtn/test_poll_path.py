@@ -1,0 +1,243 @@
+"""The poll path: the lean middleware stack, replayed warm polls, change notifications.
+
+Requests go through the real WSGI application (``config.wsgi``) in this process, as
+gunicorn would call it, against the test database. Whether the framework ran for a
+request is read from Django's own ``request_started`` signal.
+"""
+
+from __future__ import annotations
+
+import io
+import sys
+import time
+
+import psycopg
+import pytest
+from django.core.signals import request_finished, request_started
+from django.db import close_old_connections, connection
+
+from tests.fixtures.agent import wait_for
+from tests.fixtures.api import VERSION_31, event_body, expire_token, program_body, revoke
+from vtn import generations
+from vtn.models import Generation
+from webserver.routing import PathRoutedApplication
+
+POLL = f"/openadr3/{VERSION_31}/events"
+
+
+@pytest.fixture
+def app(api_settings) -> PathRoutedApplication:
+    return PathRoutedApplication()
+
+
+@pytest.fixture
+def framework_runs():
+    """How many requests Django itself handled since the fixture began."""
+    count = [0]
+
+    def started(**kwargs) -> None:
+        count[0] += 1
+
+    request_started.connect(started)
+    yield count
+    request_started.disconnect(started)
+
+
+def call(app: PathRoutedApplication, path: str, token: str | None = None, method: str = "GET",
+         **headers: str) -> tuple[int, dict[str, str], bytes]:
+    path, _, query = path.partition("?")
+    environ = {"REQUEST_METHOD": method, "PATH_INFO": path, "QUERY_STRING": query,
+               "SERVER_NAME": "127.0.0.1", "SERVER_PORT": "8443", "HTTP_HOST": "127.0.0.1",
+               "SERVER_PROTOCOL": "HTTP/1.1", "wsgi.url_scheme": "https",
+               "wsgi.input": io.BytesIO(), "wsgi.errors": sys.stderr,
+               "REMOTE_ADDR": "127.0.0.1", **headers}
+    if token is not None:
+        environ["HTTP_AUTHORIZATION"] = f"Bearer {token}"
+    answer: dict = {}
+
+    def start_response(status: str, response_headers: list, exc_info=None) -> None:
+        answer["status"], answer["headers"] = int(status.split()[0]), dict(response_headers)
+
+    # As Django's test client does: the test's transaction must outlive the request.
+    request_started.disconnect(close_old_connections)
+    request_finished.disconnect(close_old_connections)
+    try:
+        body = b"".join(app(environ, start_response))
+    finally:
+        request_started.connect(close_old_connections)
+        request_finished.connect(close_old_connections)
+    return answer["status"], answer["headers"], body
+
+
+@pytest.fixture
+def program(bl) -> dict:
+    status, body = bl.on(VERSION_31).post("/programs", program_body(VERSION_31))
+    assert status == 201, body
+    return body
+
+
+def new_event(bl, program: dict, labels: list[str] | None = None) -> dict:
+    status, body = bl.on(VERSION_31).post("/events", event_body(VERSION_31, program["id"],
+                                                                 labels))
+    assert status == 201, body
+    return body
+
+
+@pytest.mark.parametrize("version", [VERSION_31])
+class TestReplayedPolls:
+    def test_a_warm_poll_is_answered_without_the_framework_with_the_same_bytes(
+            self, app, framework_runs, bl, ven_a, program) -> None:
+        new_event(bl, program)
+        first = call(app, POLL, ven_a.token)
+        runs = framework_runs[0]
+        second = call(app, POLL, ven_a.token)
+        assert first[0] == 200 and second == first
+        assert framework_runs[0] == runs
+        assert second[1]["Strict-Transport-Security"].startswith("max-age=")
+        assert second[1]["X-Content-Type-Options"] == "nosniff"
+
+    def test_a_matching_etag_is_answered_304_and_a_stale_one_by_the_framework(
+            self, app, framework_runs, bl, ven_a, program) -> None:
+        status, headers, _ = call(app, POLL, ven_a.token)
+        etag = headers["ETag"]
+        assert call(app, POLL, ven_a.token, HTTP_IF_NONE_MATCH=etag)[0] == 304
+        runs = framework_runs[0]
+        status, again, body = call(app, POLL, ven_a.token, HTTP_IF_NONE_MATCH=etag)
+        assert (status, body, again["ETag"]) == (304, b"", etag)
+        assert framework_runs[0] == runs
+        assert call(app, POLL, ven_a.token, HTTP_IF_NONE_MATCH='"stale"')[0] == 200
+        assert framework_runs[0] == runs + 1
+
+    def test_a_new_event_is_in_the_very_next_poll(self, app, bl, ven_a, program) -> None:
+        call(app, POLL, ven_a.token)
+        call(app, POLL, ven_a.token)
+        event = new_event(bl, program)
+        _, _, body = call(app, POLL, ven_a.token)
+        assert event["id"].encode() in body
+
+    def test_each_audience_gets_its_own_answer(self, app, bl, grant, ven_a, ven_b,
+                                               program) -> None:
+        grant(ven_a, ["north"])
+        grant(ven_b, ["south"])
+        north = new_event(bl, program, ["north"])
+        south = new_event(bl, program, ["south"])
+        for _ in range(2):
+            _, _, for_a = call(app, POLL, ven_a.token)
+            _, _, for_b = call(app, POLL, ven_b.token)
+            assert north["id"].encode() in for_a and south["id"].encode() not in for_a
+            assert south["id"].encode() in for_b and north["id"].encode() not in for_b
+
+    def test_business_logic_callers_of_different_operators_never_share_an_answer(
+            self, app, framework_runs, bl, version) -> None:
+        from tests.fixtures.api import new_actor
+
+        north = new_actor("north-ops", "bl", version, operators=["ENWL"])
+        south = new_actor("south-ops", "bl", version, operators=["SPEN-D"])
+        everyone = new_actor("shared-ops", "bl", version)
+        programs = {}
+        for actor in (north, south):
+            status, body = actor.on(version).post("/programs", program_body(version))
+            assert status == 201, body
+            programs[actor.name] = body["id"].encode()
+        path = f"/openadr3/{version}/programs"
+        for _ in range(2):  # the second round is answered from the replay cache
+            _, _, for_north = call(app, path, north.token)
+            _, _, for_south = call(app, path, south.token)
+            _, _, for_all = call(app, path, everyone.token)
+            assert programs["north-ops"] in for_north and programs["south-ops"] not in for_north
+            assert programs["south-ops"] in for_south and programs["north-ops"] not in for_south
+            assert programs["north-ops"] in for_all and programs["south-ops"] in for_all
+        runs = framework_runs[0]
+        call(app, path, north.token)
+        assert framework_runs[0] == runs  # replayed, and still only its own
+
+    def test_a_revoked_client_is_refused_at_once(self, app, ven_a, program) -> None:
+        assert call(app, POLL, ven_a.token)[0] == 200
+        assert call(app, POLL, ven_a.token)[0] == 200
+        revoke(ven_a)
+        status, headers, _ = call(app, POLL, ven_a.token)
+        assert status == 401 and 'error="invalid_token"' in headers["WWW-Authenticate"]
+
+    def test_an_expired_token_is_refused(self, app, ven_a, program) -> None:
+        assert call(app, POLL, ven_a.token)[0] == 200
+        expire_token(ven_a.token)
+        assert call(app, POLL, ven_a.token)[0] == 401
+
+    def test_a_token_without_the_read_scope_is_not_served(self, app, make_actor,
+                                                          program) -> None:
+        writer = make_actor("writer", "ven", scopes=["write_reports"], ven_name="writer")
+        assert call(app, POLL, writer.token)[0] == 403
+        assert call(app, POLL, writer.token)[0] == 403
+
+    def test_other_methods_and_preconditions_go_through_the_framework(
+            self, app, framework_runs, ven_a, program) -> None:
+        call(app, POLL, ven_a.token)
+        runs = framework_runs[0]
+        call(app, POLL, ven_a.token, method="HEAD")
+        call(app, POLL, ven_a.token, HTTP_IF_MODIFIED_SINCE="Sun, 29 Nov 2026 12:00:00 GMT")
+        assert call(app, POLL + "?skip=%00", ven_a.token)[0] == 400
+        assert framework_runs[0] == runs + 3
+
+
+@pytest.mark.parametrize("version", [VERSION_31])
+def test_api_paths_skip_the_consoles_middleware(app, ven_a, program) -> None:
+    _, headers, _ = call(app, POLL, ven_a.token)
+    assert "Set-Cookie" not in headers and "Cookie" not in headers.get("Vary", "")
+    assert headers["X-Frame-Options"] == "DENY"
+    status, login, _ = call(app, "/console/login")
+    assert status == 200 and "csrftoken" in login.get("Set-Cookie", "")
+
+
+# --- change notifications (PostgreSQL) -----------------------------------------------------
+
+
+@pytest.fixture
+def postgres(transactional_db):
+    if connection.vendor != "postgresql":
+        pytest.skip("change notifications are PostgreSQL's (SQLite reads the counters)")
+
+
+def listener(**kwargs) -> generations.ChangeListener:
+    params = connection.get_connection_params()
+    conninfo = {k: v for k, v in params.items()
+                if k in {"dbname", "user", "password", "host", "port"}}
+    return generations.ChangeListener(conninfo, **kwargs)
+
+
+def bump_elsewhere(name: str) -> int:
+    """Change a counter as another node would: its own connection, committed, notified."""
+    params = connection.get_connection_params()
+    conninfo = {k: v for k, v in params.items()
+                if k in {"dbname", "user", "password", "host", "port"}}
+    value = int(time.time() * 1000)
+    with psycopg.connect(**conninfo) as other:
+        other.execute(f"UPDATE {Generation._meta.db_table} SET value = %s WHERE name = %s",
+                      (value, name))
+        other.execute(f"NOTIFY {generations.CHANNEL}")
+    return value
+
+
+def test_a_committed_change_elsewhere_reaches_the_listener(postgres) -> None:
+    generations.bump(generations.TARGETING)
+    generations.bump(generations.AUTH)
+    watching = listener(recheck_seconds=3600)
+    try:
+        assert watching.values() == generations.current()
+        value = bump_elsewhere(generations.AUTH)
+        wait_for(lambda: watching.values()[1] == value, 30, "the notification")
+    finally:
+        watching.close()
+
+
+def test_a_lost_listening_connection_falls_back_to_the_query_and_comes_back(postgres) -> None:
+    generations.bump(generations.TARGETING)
+    watching = listener(recheck_seconds=3600, retry_seconds=0)
+    try:
+        assert watching.values() is not None
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_terminate_backend(%s)", [watching.backend_pid])
+        wait_for(lambda: watching.values() is None, 30, "the lost connection to be noticed")
+        value = bump_elsewhere(generations.TARGETING)
+        wait_for(lambda: (watching.values() or (0, 0))[0] == value, 30, "a new connection")
+    finally:
+        watching.close()
