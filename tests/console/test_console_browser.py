@@ -283,7 +283,7 @@ def test_operator_console_end_to_end(vtn_server, browser, tmp_path):
         page.get_by_label("Product").select_option("RESTORE")
         page.get_by_label("Service start (UTC)").fill(f"{start:%Y-%m-%d %H:%M}")
         page.get_by_label("Service end (UTC)").fill(f"{end:%Y-%m-%d %H:%M}")
-        page.get_by_label("Volume (kW)").fill("100")
+        page.locator("#id_kw").fill("100")
         page.get_by_label("Setpoint").select_option("delta")
         page.get_by_label("Status").select_option("run")
         assert page.get_attribute("#id_start", "type") == "text"  # not the browser's locale
