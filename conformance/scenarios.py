@@ -72,6 +72,12 @@ class Options:
     metering_deadline_s: float = 120.0
     key_settle_s: float = 6.0  # let a VEN's JWKS re-fetch limit pass before rotating
     push_within_s: float = 2.0  # mqtt: a woken VEN acknowledges within this
+    # parameter-change: how often the VEN re-reads the programs (the reference agent's
+    # default is 60 s); it has this long, plus a poll and the margin, to follow a change.
+    program_refresh_s: float = 60.0
+    # parameter-change: the heartbeat interval it switches to (at most half the product's,
+    # never below the 10 s the operator API allows); graded over three such intervals.
+    changed_heartbeat_s: float = 30.0
 
     @property
     def ack_deadline_s(self) -> float:
@@ -89,7 +95,9 @@ class Options:
                  "fault_s": "faultSeconds", "retry_after_s": "retryAfterSeconds",
                  "metering_deadline_s": "meteringDeadlineSeconds",
                  "key_settle_s": "keyRotationSettleSeconds",
-                 "push_within_s": "pushWithinSeconds"}
+                 "push_within_s": "pushWithinSeconds",
+                 "program_refresh_s": "programRefreshSeconds",
+                 "changed_heartbeat_s": "changedHeartbeatSeconds"}
         return {names[k]: v for k, v in asdict(self).items()} | {
             "ackDeadlineSeconds": self.ack_deadline_s}
 
@@ -649,12 +657,10 @@ def notice_period(ctx: Context) -> tuple[list[Check], dict]:
         "noticePeriod": mapping.duration(notice), "serviceStart": checks.iso(start)}
 
 
-# The heartbeat interval the parameter-change scenario sets (half the site's, when that
-# is shorter; never below the 10 s the operator API allows), and how long a VEN has to
-# read the changed program before it is graded (the reference agent reads the programs
-# every 60 s by default).
-CHANGED_HEARTBEAT_S = 30.0
-PARAMETER_PICK_UP_S = 60.0
+# The shortest heartbeat interval the operator API allows, so the least parameter-change
+# can set. A VEN has the run's ``program_refresh_s`` to read the changed program before
+# it is graded.
+MIN_HEARTBEAT_S = 10.0
 
 
 def _heartbeat_contract(ctx: Context) -> tuple[Contract, float]:
@@ -677,7 +683,7 @@ def parameter_change(ctx: Context) -> tuple[list[Check], dict]:
     contract, old_s = _heartbeat_contract(ctx)
     operator, product = contract.operator, contract.product
     _sandbox_only(ctx, operator, "change its product parameters")
-    new_s = max(10.0, min(CHANGED_HEARTBEAT_S, old_s / 2))
+    new_s = max(MIN_HEARTBEAT_S, min(ctx.options.changed_heartbeat_s, old_s / 2))
     own = programs.product_parameter_settings(operator, product)
     had = (own.parameters["heartbeat_interval"] or "NONE") \
         if "heartbeat_interval" in own.operator_set else "DEFAULT"
@@ -688,7 +694,7 @@ def parameter_change(ctx: Context) -> tuple[list[Check], dict]:
         reason="conformance scenario parameter-change"))
     changed_at = timezone.now()
     ctx.log(f"{operator.code} {product.code} heartbeat interval: {old_s:g} s -> {new_s:g} s")
-    graded_from = changed_at + timedelta(seconds=PARAMETER_PICK_UP_S
+    graded_from = changed_at + timedelta(seconds=ctx.options.program_refresh_s
                                          + ctx.options.poll_interval_s + ctx.options.margin_s)
     graded_to = graded_from + timedelta(seconds=3 * new_s)
     try:

@@ -42,7 +42,9 @@ OPTION_BOUNDS = {"pollIntervalSeconds": ("poll_interval_s", 0.2, 600),
                  "faultSeconds": ("fault_s", 1, 1800),
                  "retryAfterSeconds": ("retry_after_s", 1, 120),
                  "meteringDeadlineSeconds": ("metering_deadline_s", 5, 3600),
-                 "pushWithinSeconds": ("push_within_s", 0.5, 60)}
+                 "pushWithinSeconds": ("push_within_s", 0.5, 60),
+                 "programRefreshSeconds": ("program_refresh_s", 1, 3600),
+                 "changedHeartbeatSeconds": ("changed_heartbeat_s", 10, 3600)}
 
 CSP = "Content-Security-Policy"
 # The report is a standalone page with inline styles and no scripts at all; it sets its

@@ -26,10 +26,15 @@ from tests.fixtures.server import MANAGE, ROOT, E2EDatabase, PinnedSession, VtnS
 pytestmark = pytest.mark.slow
 
 POLL_S = 1.0
+# The agents in these tests re-read the programs every PROGRAMS_REFRESH_S (their own
+# setting), and the runs are told so: parameter-change then grades them within seconds.
+PROGRAMS_REFRESH_S = 1.0
 RUN_OPTIONS = {"pollIntervalSeconds": POLL_S, "marginSeconds": 4, "heartbeatIntervalSeconds": 5,
-               "retryAfterSeconds": 2, "meteringDeadlineSeconds": 30}
+               "retryAfterSeconds": 2, "meteringDeadlineSeconds": 30,
+               "programRefreshSeconds": 3, "changedHeartbeatSeconds": 10}
 CLI_OPTIONS = ["--poll-interval", str(POLL_S), "--margin", "4", "--heartbeat-interval", "5",
-               "--retry-after", "2"]
+               "--retry-after", "2", "--program-refresh", "3",
+               "--changed-heartbeat", "10"]
 
 # ven_client whose read-back says one kW more than the dispatch (signed consistently).
 WRONG_READ_BACK = r'''
@@ -224,7 +229,8 @@ def check_named(report: dict, scenario: str, name: str) -> dict:
 
 
 def test_our_agent_passes_every_scenario_through_the_run_api(world: AgentWorld) -> None:
-    site = onboard(world, units=(("bat1", 1500, "export", 600), ("hp1", 200, "import")))
+    site = onboard(world, units=(("bat1", 1500, "export", 600), ("hp1", 200, "import")),
+                   programs_refresh_s=PROGRAMS_REFRESH_S)
     world.start_agent(site)
     wait_online(world, site)
     with ven_session(world, site) as session:
@@ -446,7 +452,7 @@ def test_a_new_heartbeat_interval_reaches_our_agent_and_not_one_that_never_rerea
         world: AgentWorld, tmp_path: Path) -> None:
     # Both take the heartbeat interval from the programs; ours reads them every second,
     # the broken one only once, at start.
-    ours = onboard(world, heartbeat_interval_s=0.0, programs_refresh_s=1.0)
+    ours = onboard(world, heartbeat_interval_s=0.0, programs_refresh_s=PROGRAMS_REFRESH_S)
     stale = onboard(world, heartbeat_interval_s=0.0, programs_refresh_s=3600.0)
     for site in (ours, stale):
         world.start_agent(site)
@@ -455,7 +461,7 @@ def test_a_new_heartbeat_interval_reaches_our_agent_and_not_one_that_never_rerea
     code, report = cli_run(world, ours, "parameter-change", tmp_path / "ours")
     assert code == 0, failed_checks(report)
     facts = report["scenarios"][0]["facts"]
-    assert (facts["oldIntervalSeconds"], facts["newIntervalSeconds"]) == (60, 30)
+    assert (facts["oldIntervalSeconds"], facts["newIntervalSeconds"]) == (60, 10)
 
     code, report = cli_run(world, stale, "parameter-change", tmp_path / "stale")
     assert code == 1

@@ -51,6 +51,12 @@ class Command(BaseCommand):
                          dest="metering_deadline_s")
         run.add_argument("--push-within", type=float, dest="push_within_s",
                          help="mqtt: a woken VEN acknowledges within this (default 2 s)")
+        run.add_argument("--program-refresh", type=float, dest="program_refresh_s",
+                         help="parameter-change: how often the VEN re-reads the programs "
+                              "(default 60 s, the reference agent's)")
+        run.add_argument("--changed-heartbeat", type=float, dest="changed_heartbeat_s",
+                         help="parameter-change: the heartbeat interval it sets (default 30 s, "
+                              "at most half the product's, at least 10 s)")
         run.add_argument("--out", type=Path, help="directory for report.json and report.html")
         listing = sub.add_parser("list", help="runs as JSON, newest first")
         listing.add_argument("--fsp")
@@ -87,7 +93,8 @@ class Command(BaseCommand):
         site = self._site(options["fsp"], options.get("site"))
         run_options = Options(**{name: options[name] for name in (
             "poll_interval_s", "margin_s", "deadline_s", "heartbeat_interval_s", "fault_s",
-            "retry_after_s", "metering_deadline_s", "push_within_s")
+            "retry_after_s", "metering_deadline_s", "push_within_s",
+            "program_refresh_s", "changed_heartbeat_s")
             if options.get(name) is not None})
         try:
             run = runner.create_run(site=site, scenario=options["scenario"],
