@@ -18,6 +18,7 @@ from django.db import close_old_connections, connection
 
 from tests.fixtures.agent import wait_for
 from tests.fixtures.api import VERSION_31, event_body, expire_token, program_body, revoke
+from tests.fixtures.requirements import need_postgresql
 from vtn import generations
 from vtn.models import Generation
 from webserver.routing import PathRoutedApplication
@@ -193,8 +194,8 @@ def test_api_paths_skip_the_consoles_middleware(app, ven_a, program) -> None:
 
 @pytest.fixture
 def postgres(transactional_db):
-    if connection.vendor != "postgresql":
-        pytest.skip("change notifications are PostgreSQL's (SQLite reads the counters)")
+    need_postgresql(connection.vendor == "postgresql",
+                    "change notification (SQLite reads the counters per request)")
 
 
 def listener(**kwargs) -> generations.ChangeListener:

@@ -16,6 +16,7 @@ import pytest
 import requests
 
 from tests.fixtures.api import event_body, program_body
+from tests.fixtures.requirements import need_postgresql
 from tests.fixtures.server import VtnServer, free_port
 from tests.vtn.test_transport_security import (
     NGINX_CONF,
@@ -182,8 +183,8 @@ def test_a_client_revoked_through_a_is_refused_on_bs_very_next_request(
 
 
 def test_on_postgresql_every_worker_heard_the_changes_by_notification(cluster: Cluster) -> None:
-    if not cluster.server.database.is_postgres:
-        pytest.skip("SQLite nodes read the counters per request")
+    need_postgresql(cluster.server.database.is_postgres,
+                    "change notification (SQLite nodes read the counters per request)")
     for node in cluster.nodes.values():
         log = node.log_path.read_text(errors="replace")
         assert "change notifications unavailable" not in log
