@@ -40,10 +40,11 @@ def owners(instance: models.Model) -> list[str]:
     plain objects."""
     found = []
     for relation in instance._meta.related_objects:
-        if not relation.one_to_one or relation.on_delete is not models.PROTECT:
+        accessor = relation.get_accessor_name()
+        if not relation.one_to_one or relation.on_delete is not models.PROTECT or not accessor:
             continue
         try:
-            owner = getattr(instance, relation.get_accessor_name())
+            owner = getattr(instance, accessor)
         except ObjectDoesNotExist:
             continue
         found.append(describe(owner))
