@@ -28,6 +28,7 @@ from dispatch.models import (
     FspSite,
     MeterReading,
     ReportIntake,
+    SiteSigningKey,
 )
 from gbflex_profile import report_signing
 from vtn.errors import BadRequest
@@ -355,8 +356,8 @@ def _unsigned_refusals(placed: list[tuple[int, readings.BulkRow]],
                   if units[pk].fsp.operator.require_signed_reports}
     if not candidates:
         return []
-    signing = set(FspSite.objects.filter(
-        pk__in=candidates, signing_keys__revoked_at__isnull=True).values_list("pk", flat=True))
+    signing = set(SiteSigningKey.objects.filter(
+        site_id__in=candidates, revoked_at__isnull=True).values_list("site_id", flat=True))
     return [f"readings[{row.index}]: signature_required: the site of unit "
             f"{units[pk].reference!r} signs its readings and network operator "
             f"{units[pk].fsp.operator.code} requires signed readings; send them in the "
