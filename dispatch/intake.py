@@ -17,7 +17,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from django.db import transaction
+from django.db import connection, transaction
 from django.db.models import Count
 from django.utils import timezone
 
@@ -119,20 +119,18 @@ def take_in(items: Sequence[tuple[int, readings.Reading]], *, intakes: Mapping[i
 def _take_round(batch: list[tuple[int, int, readings.Reading]], intakes: Mapping[int, int],
                 now: datetime, outcome: Outcome) -> None:
     held = _held(batch)
-    fresh: list[MeterReading] = []
+    fresh: list[tuple] = []  # the columns of FRESH_COLUMNS
     replaced: dict[int, MeterReading] = {}  # held pk -> its correction
+    latest = now + CLOCK_TOLERANCE
     for position, unit_pk, reading in batch:
-        if reading.reading_type != readings.BASELINE and reading.end > now + CLOCK_TOLERANCE:
+        if reading.end > latest and reading.reading_type != readings.BASELINE:
             outcome.rejected.append((position, _rejection(
                 reading, "invalid", "a measured reading cannot end in the future")))
             continue
-        current = held.get((unit_pk, reading.reading_type, reading.start))
-        row = MeterReading(unit_id=unit_pk, reading_type=reading.reading_type,
-                           start=reading.start, end=reading.end, value=reading.value,
-                           quality=reading.quality, received_at=now,
-                           intake_id=intakes[unit_pk])
+        current = held.get((unit_pk, reading.reading_type, reading.start)) if held else None
         if current is None:
-            fresh.append(row)
+            fresh.append((unit_pk, reading.reading_type, reading.start, reading.end,
+                          reading.value, reading.quality, 1, now, intakes[unit_pk]))
             outcome.stored += 1
         elif (current.end, current.value, current.quality) == (reading.end, reading.value,
                                                                reading.quality):
@@ -144,15 +142,41 @@ def _take_round(batch: list[tuple[int, int, readings.Reading]], intakes: Mapping
                 f"{rules.iso(current.end)}; send {readings.GB_CORRECTION} [true] "
                 "to correct it")))
         else:
-            row.version = current.version + 1
-            replaced[current.pk] = row
+            replaced[current.pk] = MeterReading(
+                unit_id=unit_pk, reading_type=reading.reading_type, start=reading.start,
+                end=reading.end, value=reading.value, quality=reading.quality,
+                version=current.version + 1, received_at=now, intake_id=intakes[unit_pk])
             outcome.corrections += 1
+    _insert_fresh(fresh)
     if replaced:  # the old versions stop being current before the new ones are written
         MeterReading.objects.filter(pk__in=list(replaced)).update(superseded_at=now)
-    MeterReading.objects.bulk_create([*fresh, *replaced.values()], batch_size=5000)
-    if replaced:
+        MeterReading.objects.bulk_create(list(replaced.values()), batch_size=2000)
         old = [MeterReading(pk=pk, superseded_by=row) for pk, row in replaced.items()]
         MeterReading.objects.bulk_update(old, ["superseded_by"], batch_size=1000)
+
+
+FRESH_COLUMNS = ("unit_id", "reading_type", "start", "end", "value", "quality", "version",
+                 "received_at", "intake_id")
+
+
+def _insert_fresh(rows: list[tuple]) -> None:
+    """Insert new readings (tuples of :data:`FRESH_COLUMNS`): with ``COPY`` on PostgreSQL,
+    the database's fastest way in, in the caller's transaction (the table's constraints
+    hold as for any insert); with a bulk insert elsewhere (SQLite, the embedded default)."""
+    if not rows:
+        return
+    if connection.vendor != "postgresql":
+        MeterReading.objects.bulk_create(
+            [MeterReading(**dict(zip(FRESH_COLUMNS, row, strict=True))) for row in rows],
+            batch_size=2000)
+        return
+    table = connection.ops.quote_name(MeterReading._meta.db_table)
+    columns = ", ".join(connection.ops.quote_name(name) for name in FRESH_COLUMNS)
+    with connection.cursor() as cursor:
+        raw = cursor.cursor  # the psycopg cursor under Django's wrapper
+        with raw.copy(f"COPY {table} ({columns}) FROM STDIN") as copy:
+            for row in rows:
+                copy.write_row(row)
 
 
 def _held(batch: list[tuple[int, int, readings.Reading]]) -> dict[Key, MeterReading]:
