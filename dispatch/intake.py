@@ -16,6 +16,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from decimal import Decimal
 
 from django.db import connection, transaction
 from django.db.models import Count
@@ -155,6 +156,7 @@ def _take_round(batch: list[tuple[int, int, readings.Reading]], intakes: Mapping
         MeterReading.objects.bulk_update(old, ["superseded_by"], batch_size=1000)
 
 
+MICRO = Decimal("0.000001")  # MeterReading.value's decimal places
 FRESH_COLUMNS = ("unit_id", "reading_type", "start", "end", "value", "quality", "version",
                  "received_at", "intake_id")
 
@@ -175,8 +177,27 @@ def _insert_fresh(rows: list[tuple]) -> None:
     with connection.cursor() as cursor:
         raw = cursor.cursor  # the psycopg cursor under Django's wrapper
         with raw.copy(f"COPY {table} ({columns}) FROM STDIN") as copy:
-            for row in rows:
-                copy.write_row(row)
+            copy.write(_copy_text(rows))
+
+
+def _copy_text(rows: list[tuple]) -> str:
+    """``rows`` in COPY's text format. Only the reading type and quality are text, and
+    both come from closed sets (no tab, newline or backslash to escape); times are
+    aware datetimes, values Decimals or None (COPY's null)."""
+    null = "\\N"
+    times: dict[datetime, str] = {}
+    lines = []
+    for unit, kind, start, end, value, quality, version, received, intake in rows:
+        texts = []
+        for moment in (start, end, received):
+            text = times.get(moment)
+            if text is None:
+                text = times[moment] = moment.isoformat()
+            texts.append(text)
+        shown = null if value is None else str(value.quantize(MICRO))  # as Django rounds
+        lines.append(f"{unit}\t{kind}\t{texts[0]}\t{texts[1]}\t{shown}\t{quality}\t"
+                     f"{version}\t{texts[2]}\t{intake}\n")
+    return "".join(lines)
 
 
 def _held(batch: list[tuple[int, int, readings.Reading]]) -> dict[Key, MeterReading]:
