@@ -106,7 +106,8 @@ def take_in(items: Sequence[tuple[int, readings.Reading]], *, intakes: Mapping[i
     pending = list(enumerate(items))
     while pending:
         seen: set[Key] = set()
-        this_round, later = [], []
+        this_round: list[tuple[int, int, readings.Reading]] = []
+        later: list[tuple[int, int, readings.Reading]] = []
         for position, (unit_pk, reading) in pending:
             key = (unit_pk, reading.reading_type, reading.start)
             (later if key in seen else this_round).append((position, unit_pk, reading))
