@@ -91,7 +91,7 @@ def validator(version: str, component: str) -> OAS30Validator:
     schemas = components.get("schemas", {})
     _drop_discriminators(components, schemas)
     root = {"$ref": f"#/components/schemas/{component}", "components": components}
-    root = {**_inline_references(root, schemas, ()), "components": components}
+    root = {**cast(dict, _inline_references(root, schemas, ())), "components": components}
     return OAS30Validator(root, format_checker=format_checker)
 
 
@@ -115,7 +115,8 @@ def _inline_references(node: object, schemas: dict, seen: tuple[str, ...]) -> ob
                     for key, value in node.items() if key != "$ref"}
         if not siblings:
             return target
-        return {**siblings, "allOf": [*siblings.get("allOf", []), target]}
+        earlier = siblings.get("allOf")
+        return {**siblings, "allOf": [*(earlier if isinstance(earlier, list) else []), target]}
     return {key: _inline_references(value, schemas, seen) for key, value in node.items()}
 
 
