@@ -321,7 +321,7 @@ class BulkIntake:
 def record_bulk_readings(*, office: fsp_office.Office, rows: object, client_id: str,
                          now: datetime | None = None) -> BulkIntake:
     """Take in the readings an FSP's back office posts in bulk (the dispatch API's
-    ``POST meter-readings``; rows as :func:`dispatch.readings.parse_bulk_rows` reads them),
+    ``POST fsp/meter-readings``; rows as :func:`dispatch.readings.parse_bulk_rows` reads them),
     all or nothing: when any row is faulty, names a unit the office does not reach, may
     only arrive signed (its site has a key and its operator requires signed reports),
     or conflicts with a held reading without being a correction, a :class:`BadRequest`
@@ -355,7 +355,7 @@ def record_bulk_readings(*, office: fsp_office.Office, rows: object, client_id: 
             errors = [f"readings[{rows_of[position]}]: {rejection.outcome}: {rejection.detail}"
                       for position, rejection in outcome.rejected]
             raise BadRequest(_refusal(errors), errors=errors[:BULK_LISTED_ERRORS])
-        _count_per_intake(items, intakes, units, at)
+        _count_per_intake(items, intakes, units)
         for intake in intakes.values():
             _finish(intake, [])
     return BulkIntake(list(intakes.values()))
@@ -430,8 +430,8 @@ def _unsigned_refusals(placed: list[tuple[int, readings.BulkRow]],
 
 
 def _count_per_intake(items: list[tuple[int, readings.Reading]],
-                      intakes: dict[int, ReportIntake], units: dict[int, DispatchUnit],
-                      at: datetime) -> None:
+                      intakes: dict[int, ReportIntake], units: dict[int, DispatchUnit]
+                      ) -> None:
     """Each site's intake counts what became of its own rows."""
     counted = MeterReading.objects.filter(intake__in=list(intakes.values())).values(
         "intake_id", "version")
