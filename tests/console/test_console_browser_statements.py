@@ -11,7 +11,7 @@ from datetime import timedelta
 import pytest
 
 from settlement import services
-from tests.console.test_console_browser import browser, shot  # noqa: F401  (browser: a fixture)
+from tests.console.test_console_browser import shot
 from tests.fixtures.console import create_staff, totp_code
 from tests.settlement.test_settlement_statements import (  # noqa: F401  (settled: a fixture)
     MONTH,

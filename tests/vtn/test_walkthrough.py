@@ -14,10 +14,10 @@ from pathlib import Path
 import pytest
 
 from tests.fixtures.parallel import free_port
-from tests.fixtures.requirements import need_executable
+from tests.fixtures.requirements import need_executable, starts_processes
 from tests.fixtures.server import stop_process, wait_until_serving
 
-pytestmark = [pytest.mark.slow, pytest.mark.process]
+pytestmark = pytest.mark.slow
 
 ROOT = Path(__file__).resolve().parents[2]
 FENCE = re.compile(r"^```sh\n(.*?)^```$", re.S | re.M)
@@ -45,6 +45,7 @@ def walkthrough_script() -> str:
 
 
 @pytest.fixture
+@starts_processes
 def sandbox(tmp_path):
     """``manage.py sandbox`` served on a port of its own, its JSON in ``sandbox.json`` and
     its state in ``var/`` of the folder the walkthrough runs in (SQLite, like `make run`)."""
