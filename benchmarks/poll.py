@@ -206,18 +206,18 @@ def parse_server(spec: str) -> tuple[str, int, int]:
 
 def server_command(server: str, workers: int, threads: int, app: str, env: dict) -> list[str]:
     """How to start ``app`` ("vtn" or "bare") on a server listening on 127.0.0.1:PORT."""
+    if app == "vtn":
+        return [PYTHON, str(ROOT / "manage.py"), "serve", "--bind", "127.0.0.1:PORT",
+                "--server", server, "--workers", str(workers), "--threads", str(threads)]
     if server == "gthread":
-        if app == "vtn":
-            return [PYTHON, str(ROOT / "manage.py"), "serve", "--bind", "127.0.0.1:PORT",
-                    "--workers", str(workers), "--threads", str(threads)]
         return [PYTHON, str(ROOT / "benchmarks" / "serve_bare.py"), "127.0.0.1:PORT",
                 str(workers), str(threads)]
-    target = "benchmarks.granian_vtn:application" if app == "vtn" else \
-        "benchmarks.bare_app:application"
-    return [PYTHON, "-m", "granian", "--interface", "wsgi", "--host", "127.0.0.1", "--port",
-            "PORT", "--workers", str(workers), "--blocking-threads", str(threads),
+    # What `manage.py serve --server granian` sets (webserver.server.granian_settings).
+    return [PYTHON, "-m", "granian", "--interface", "wsgi", "--http", "1", "--no-ws",
+            "--host", "127.0.0.1", "--port", "PORT", "--workers", str(workers),
+            "--blocking-threads", str(threads), "--access-log",
             "--ssl-certificate", env["VTN_TLS_CERT"], "--ssl-keyfile", env["VTN_TLS_KEY"],
-            "--ssl-protocol-min", "tls1.2", "--log-level", "warning", target]
+            "--ssl-protocol-min", "tls1.2", "benchmarks.bare_app:application"]
 
 
 def worker_memory_mib(pid: int) -> list[float]:
