@@ -139,14 +139,16 @@ class ExtraServer:
     """Another VTN process on the shared database and PKI, with its own settings."""
 
     def __init__(self, base: VtnServer, name: str, env: dict[str, str], *,
-                 insecure_http: bool = False, workers: int = 1) -> None:
+                 insecure_http: bool = False, workers: int = 1,
+                 server: str = "gthread") -> None:
         self.base = base
         self.port = free_port()
         self.scheme = "http" if insecure_http else "https"
         self.base_url = f"{self.scheme}://127.0.0.1:{self.port}"
         self.env = base.env | {"VTN_PUBLIC_URL": self.base_url} | env
         self.log_path = base.workdir / f"{name}.log"
-        args = ["--bind", f"127.0.0.1:{self.port}", "--workers", str(workers)]
+        args = ["--bind", f"127.0.0.1:{self.port}", "--workers", str(workers),
+                "--server", server]
         if insecure_http:
             args.append("--insecure-http")
         self.process = spawn_server(self.env, args, self.log_path)
