@@ -29,7 +29,7 @@ reference (``kWh / hours``), so a month of readings never becomes millions of ob
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -149,6 +149,13 @@ class MeteredKw(Mapping[datetime, Decimal | None]):
         if slot is None or not self._state[slot]:
             return default
         return self._kw(slot)
+
+    def lacking(self, starts: Iterable[datetime]) -> tuple[datetime, ...]:
+        """Those of ``starts`` without a value (absent or missing): the starts for which
+        ``get`` answers None, without making any value."""
+        slots, state = self._slots, self._state
+        return tuple(start for start in starts
+                     if (slot := slots.get(start)) is None or state[slot] != PRESENT)
 
     def __contains__(self, start: object) -> bool:
         slot = self._slots.get(start) if isinstance(start, datetime) else None
