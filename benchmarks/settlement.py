@@ -514,7 +514,7 @@ def measure(args: argparse.Namespace, database_url: str, data: dict) -> dict:
         "rounds": rounds,
         "fleet_units": min(FLEET_UNITS, data["units"]),
         "settle_month_median_seconds": round(median(settle_seconds), 2),
-        "readings_per_s": round(readings / median(settle_seconds)),
+        "readings_per_s": round(readings / median(settle_seconds)) if rounds else None,
         "plain_over_settle_median": round(median([r["plain_over_settle"] for r in rounds]), 2),
         "plain_cpu_over_settle_cpu_median": round(median(
             [r["plain_cpu_over_settle_cpu"] for r in rounds]), 2),
@@ -578,7 +578,7 @@ def main() -> None:
     parser.add_argument("--reuse", metavar="URL",
                         help="measure on a database seeded by an earlier run with --keep")
     parser.add_argument("--rounds", type=int, default=3,
-                        help="interleaved rounds of each measured run")
+                        help="interleaved rounds of each measured run (0: only the sizes)")
     parser.add_argument("--reference", action="store_true",
                         help="also time the row-by-row reference (tests/settlement/reference.py)")
     parser.add_argument("--redis-url", default=os.environ.get(
