@@ -173,7 +173,8 @@ class VtnServer(BaseApplication):
             "bind": [o.bind],
             "workers": o.workers,
             "threads": o.threads,
-            "worker_class": "gthread",
+            # gthread, answering requests it cannot parse with problem documents.
+            "worker_class": "webserver.workers.ProblemThreadWorker",
             "keepalive": KEEPALIVE_SECONDS,
             "timeout": TIMEOUT_SECONDS,
             "graceful_timeout": GRACEFUL_TIMEOUT,
