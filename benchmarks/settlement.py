@@ -97,6 +97,64 @@ def without_indexes(cursor, table: str) -> Iterator[None]:
             cursor.execute(f'ALTER TABLE {table} ADD CONSTRAINT "{name}" {definition}')
 
 
+def bulk_units(result: dict, specs: list) -> None:
+    """Add units to a site that ``onboarding.onboard_fsp`` registered (``result`` is its
+    answer), in bulk: for each unit the rows ``onboard_fsp`` itself writes, that is the
+    VEN's resource named after the unit (its target label, owned by the site's client) and
+    the dispatch unit, without a query per unit. Nothing listens for the resources'
+    change signals here (no subscriptions, no MQTT), so none is sent."""
+    from dispatch import registry
+    from dispatch.models import DispatchUnit, FspSite
+    from vtn import generations
+    from vtn import targets as target_rules
+    from vtn.models import Resource, TargetLabel, Ven
+
+    ven = Ven.objects.get(pk=result["ven_id"])
+    site = FspSite.objects.select_related("fsp").get(ven=ven)
+    resources, labels, units = [], [], []
+    for spec in specs:
+        targets = target_rules.from_strings([registry.unit_label(
+            result["operator"], result["fsp"], spec.reference)])
+        resource = Resource(ven=ven, resource_name=spec.reference, client_id=ven.client_id,
+                            targets=targets)
+        resources.append(resource)
+        labels += [TargetLabel(kind=TargetLabel.Kind.RESOURCE, object_id=resource.pk,
+                               label=label) for label in sorted(target_rules.labels(targets))]
+        units.append(DispatchUnit(
+            fsp=site.fsp, site=site, reference=spec.reference, capacity_kw=spec.capacity_kw,
+            capacity_kvar=spec.capacity_kvar, direction=spec.direction, zone="",
+            resource=resource))
+    Resource.objects.bulk_create(resources)
+    TargetLabel.objects.bulk_create(labels)
+    DispatchUnit.objects.bulk_create(units)
+    generations.bump(generations.TARGETING)
+
+
+def checked_in_bulk(wanted: list) -> list:
+    """``issuing.check_issue`` of many dispatches, with each unit's one contract and its
+    product's rules looked up once rather than once per dispatch (``issuing.check_new``
+    is the same check); the references are fresh (:func:`issuing.new_reference`) and the
+    database's unique constraint still refuses a taken one when they are written.
+    ``wanted`` holds (unit, start, end, timings, now)."""
+    from dispatch import issuing
+    from dispatch.models import Contract
+
+    by_unit: dict[int, Contract] = {}
+    for contract in Contract.objects.select_related("product", "operator").prefetch_related(
+            "units"):
+        for unit in contract.units.all():
+            if unit.pk in by_unit:
+                raise SystemExit(f"unit {unit} has several contracts")
+            by_unit[unit.pk] = contract
+    product_rules = {pk: issuing.product_rules(c) for pk, c in
+                     {c.pk: c for c in by_unit.values()}.items()}
+    return [issuing.check_new(unit=unit, contract=by_unit[unit.pk],
+                              reference=issuing.new_reference(), service_start=start,
+                              service_end=end, timings=timings, now=now,
+                              product_rules=product_rules[by_unit[unit.pk].pk])
+            for unit, start, end, timings, now in wanted]
+
+
 def bulk_dispatches(checked: list) -> None:
     """Write dispatches that passed ``issuing.check_issue`` as the issuing service would
     store them (instruction and signed revision 1), in bulk: the same checks and the same
@@ -131,10 +189,15 @@ def bulk_dispatches(checked: list) -> None:
         DispatchRevision.objects.bulk_create(revisions)
 
 
-def seed(units: int, seed_value: int, issued_units: int = 100) -> dict:
+def seed(units: int, seed_value: int, issued_units: int = 100, bulk: bool = True) -> dict:
     """Everything a month's statements need, through the real services where it matters:
     the dispatches of the first ``issued_units`` units through ``issue_dispatch``, the
-    others checked by the same service and written in bulk (:func:`bulk_dispatches`)."""
+    others checked by the same service and written in bulk (:func:`bulk_dispatches`).
+    With ``bulk`` (what makes 10,000 units seed in minutes) each FSP is onboarded through
+    ``onboard_fsp`` with its first unit and its other units are added by
+    :func:`bulk_units`, and the dispatches written in bulk are checked by
+    :func:`checked_in_bulk`; without it every unit goes through ``onboard_fsp`` and every
+    dispatch through ``check_issue``. Both give the same rows (``--check-seed``)."""
     from django.db import connection, transaction
 
     from dispatch import issuing, onboarding, programs, registry
@@ -158,8 +221,11 @@ def seed(units: int, seed_value: int, issued_units: int = 100) -> dict:
         fsp = f"fsp{number:02d}"
         count = min(UNITS_PER_FSP, units - number * UNITS_PER_FSP)
         references = [f"u{number:02d}{index:03d}" for index in range(count)]
-        onboarding.onboard_fsp(operator="ENWL", fsp=fsp, units=[
-            registry.parse_unit_spec(f"{ref}:200") for ref in references])
+        specs = [registry.parse_unit_spec(f"{ref}:200") for ref in references]
+        result = onboarding.onboard_fsp(operator="ENWL", fsp=fsp,
+                                        units=specs[:1] if bulk else specs)
+        if bulk and len(specs) > 1:
+            bulk_units(result, specs[1:])
         contracts.append(onboarding.create_contract(
             operator="ENWL", identifier=f"C-{number:02d}", fsp=fsp, product="DYNAMIC",
             units=references, availability_price=Decimal("4.50"),
@@ -172,7 +238,8 @@ def seed(units: int, seed_value: int, issued_units: int = 100) -> dict:
     days = (after - first).days
     dispatched: dict[int, list[tuple[datetime, datetime]]] = {}
     dispatch_count = 0
-    drafts = []  # (unit, checked draft) of the dispatches written in bulk
+    drafts = []  # checked drafts of the dispatches written in bulk
+    wanted: list[tuple] = []  # what checked_in_bulk checks
     for position, unit in enumerate(unit_rows):
         windows = []
         for day in sorted(rng.sample(range(days), DISPATCHES_PER_UNIT)):
@@ -186,6 +253,8 @@ def seed(units: int, seed_value: int, issued_units: int = 100) -> dict:
                         unit=unit, service_start=start, service_end=end, timings=timings,
                         product=programs.find_product("DYNAMIC"), issued_by="bench",
                         now=start - timedelta(hours=2))
+            elif bulk:
+                wanted.append((unit, start, end, timings, start - timedelta(hours=2)))
             else:
                 drafts.append(issuing.check_issue(
                     unit=unit, service_start=start, service_end=end, timings=timings,
@@ -193,7 +262,7 @@ def seed(units: int, seed_value: int, issued_units: int = 100) -> dict:
             windows.append((start, end))
             dispatch_count += 1
         dispatched[unit.pk] = windows
-    bulk_dispatches(drafts)
+    bulk_dispatches(drafts + checked_in_bulk(wanted) if wanted else drafts)
     issued = time.monotonic() - started
 
     started = time.monotonic()
@@ -252,6 +321,100 @@ def seed(units: int, seed_value: int, issued_units: int = 100) -> dict:
             "since": since, "first": first, "after": after,
             "seconds": {"onboard": round(onboarded, 1), "dispatches": round(issued, 1),
                         "readings_and_declarations": round(loaded, 1)}}
+
+
+def seed_rows() -> dict:
+    """The seeded rows that settlement and the dispatch registry read, with database ids,
+    random dispatch references and creation times replaced by what they stand for, so
+    that two seedings of the same ``--seed`` compare equal. Left out: the OpenADR event,
+    audit record and random key of each dispatch (the bulk path writes no event or audit
+    record; settlement reads neither, nor signatures, which are checked here instead)."""
+    import re
+
+    from dispatch.models import (
+        AvailabilityDeclaration,
+        Contract,
+        DispatchRevision,
+        DispatchUnit,
+        FspSite,
+        MeterReading,
+    )
+    from gbflex_profile import jose
+    from vtn.models import Resource, TargetLabel
+
+    def text(row: tuple) -> list[str]:
+        return [str(value) for value in row]
+
+    names = dict(Resource.objects.values_list("id", "resource_name"))
+    units = [text((u.fsp.operator.code, u.fsp.identifier, u.site.name, u.site.ven.ven_name,
+                   u.reference, u.capacity_kw, u.capacity_kvar, u.direction, u.zone,
+                   u.resource.resource_name, json.dumps(u.resource.targets),
+                   u.resource.client_id == u.site.ven.client_id, u.resource.attributes))
+             for u in DispatchUnit.objects.select_related(
+                 "fsp__operator", "site__ven", "resource").order_by("reference")]
+    labels = sorted(text((kind, names.get(pk, "(random id)"), label)) for kind, pk, label in
+                    TargetLabel.objects.values_list("kind", "object_id", "label"))
+    sites = sorted(text(row) for row in FspSite.objects.values_list(
+        "fsp__identifier", "name", "ven__ven_name", "comms_state"))
+    contracts = [text((c.operator.code, c.identifier, c.fsp.identifier, c.product.code,
+                       json.dumps(c.service_windows), c.availability_price,
+                       c.utilisation_price, c.baseline_method, c.capacity_kw,
+                       c.comms_loss_availability, c.reactive_utilisation_price,
+                       c.emergency_premium_percent,
+                       sorted(c.units.values_list("reference", flat=True))))
+                 for c in Contract.objects.select_related("operator", "fsp", "product")
+                 .order_by("identifier")]
+    dispatches = []
+    pattern = re.compile(r"^\d{8}-[0-9a-f]{8}$")
+    for r in DispatchRevision.objects.select_related(
+            "instruction__operator", "instruction__contract", "instruction__unit",
+            "signing_key").order_by("instruction__unit__reference", "service_start"):
+        i = r.instruction
+        document = dict(r.document)
+        reference = document.pop("dispatchRef")
+        if reference != i.reference or not pattern.match(reference):
+            raise SystemExit(f"dispatch reference {reference!r} is not a fresh reference")
+        verified = jose.verify(r.signature, {"keys": [r.signing_key.public_jwk]})
+        dispatches.append(text((
+            i.operator.code, i.contract.identifier, i.unit.reference, i.revision, i.status,
+            i.urgency, i.service_start, i.service_end, r.number, r.status, r.urgency,
+            r.instruction_time, r.service_start, r.service_end, json.dumps(document),
+            verified == r.document, r.issued_by, r.reason)))
+    declarations = [text(row) for row in AvailabilityDeclaration.objects.order_by(
+        "unit__reference", "start").values_list(
+        "unit__reference", "start", "end", "available_kw", "declared_at", "intake__kind",
+        "intake__received_at")]
+    readings = [text(row) for row in MeterReading.objects.order_by(
+        "unit__reference", "start").values_list(
+        "unit__reference", "reading_type", "start", "end", "value", "quality", "version",
+        "received_at", "intake__kind")]
+    return {"units": units, "target_labels": labels, "sites": sites, "contracts": contracts,
+            "dispatches": dispatches, "declarations": declarations, "readings": readings}
+
+
+def check_seed(args: argparse.Namespace) -> None:
+    """Seed ``args.units`` units both ways (:func:`seed` with and without ``bulk``), each in
+    a database of its own, and stop unless every row of :func:`seed_rows` is the same."""
+    dumps = {}
+    for how in ("bulk", "services"):
+        command = [sys.executable, str(Path(__file__).resolve()), "--units", str(args.units),
+                   "--issued-units", str(args.issued_units), "--seed", str(args.seed),
+                   "--database-url", args.database_url, "--dump-rows"]
+        if how == "services":
+            command.append("--no-bulk")
+        done = subprocess.run(command, capture_output=True, text=True, check=False)
+        if done.returncode:
+            raise SystemExit(f"seeding through {how} failed:\n{done.stdout}\n{done.stderr}")
+        dumps[how] = json.loads(done.stdout.strip().splitlines()[-1])
+    for table, rows in dumps["services"].items():
+        other = dumps["bulk"][table]
+        if rows != other:
+            first = next((a, b) for a, b in zip(rows, other, strict=False) if a != b) \
+                if len(rows) == len(other) else (len(rows), len(other))
+            raise SystemExit(f"{table}: the bulk seeding differs from the services': {first}")
+        print(f"{table}: {len(rows)} rows, the same both ways")
+    print(f"bulk seeding of {args.units} units ({args.issued_units} with dispatches issued "
+          "through issue_dispatch) writes the same rows as the services")
 
 
 def seeded(units_hint: int) -> dict:
@@ -590,6 +753,12 @@ def main() -> None:
     parser.add_argument("--issued-units", type=int, default=100,
                         help="units whose dispatches go through issue_dispatch (the others "
                              "are checked by the same service and written in bulk)")
+    parser.add_argument("--no-bulk", dest="bulk", action="store_false",
+                        help="onboard every unit through onboard_fsp and check every "
+                             "dispatch through check_issue (slow beyond 1,000 units)")
+    parser.add_argument("--check-seed", action="store_true",
+                        help="seed --units both ways and compare the rows (use 20 units)")
+    parser.add_argument("--dump-rows", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--child", choices=("settle", "plain", "reference"),
                         help=argparse.SUPPRESS)
     parser.add_argument("--contracts", help=argparse.SUPPRESS)
@@ -597,6 +766,9 @@ def main() -> None:
     if not args.database_url.startswith(("postgres://", "postgresql://")):
         raise SystemExit("settlement benchmark needs PostgreSQL: --database-url postgres://...")
 
+    if args.check_seed:
+        check_seed(args)
+        return
     workdir = Path(tempfile.mkdtemp(prefix="vtn-bench-"))
     if args.reuse:
         database_url, drop_database = args.reuse, lambda: None
@@ -620,8 +792,11 @@ def main() -> None:
             started = time.monotonic()
             call_command("migrate", verbosity=0)
             migrated = time.monotonic() - started
-            data = seed(args.units, args.seed, args.issued_units)
+            data = seed(args.units, args.seed, args.issued_units, args.bulk)
             data["seconds"]["migrate"] = round(migrated, 1)
+        if args.dump_rows:
+            print(json.dumps(seed_rows()))
+            return
 
         if args.seed_only:
             print(json.dumps({"database_url": database_url, **data}, default=str))

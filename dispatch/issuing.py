@@ -109,11 +109,13 @@ class CheckedDispatch:
 
 
 def _checked(instruction: DispatchInstruction, draft: rules.DispatchDraft,
-             previous: rules.DispatchDraft | None) -> CheckedDispatch:
+             previous: rules.DispatchDraft | None,
+             product_rules: rules.ProductRules | None = None) -> CheckedDispatch:
     contract = instruction.contract
-    errors = rules.check(draft, _product_rules(contract.product, instruction.operator),
-                         _unit_limits(instruction.unit), windows=_windows(contract),
-                         previous=previous)
+    if product_rules is None:
+        product_rules = _product_rules(contract.product, instruction.operator)
+    errors = rules.check(draft, product_rules, _unit_limits(instruction.unit),
+                         windows=_windows(contract), previous=previous)
     return CheckedDispatch(instruction=instruction, draft=draft, violations=tuple(errors),
                            previous=previous)
 
@@ -167,25 +169,45 @@ def check_issue(*, unit: DispatchUnit, service_start: datetime, service_end: dat
         reference = new_reference()
     if DispatchInstruction.objects.filter(operator=operator, reference=reference).exists():
         raise Conflict(f"{operator.code} already has a dispatch {reference!r}")
+    return check_new(unit=unit, contract=found, reference=reference,
+                     service_start=service_start, service_end=service_end, timings=timings,
+                     status=status, urgency=urgency, now=now)
+
+
+def check_new(*, unit: DispatchUnit, contract: Contract, reference: str,
+              service_start: datetime, service_end: datetime, timings: list[rules.Timing],
+              status: str = "run", urgency: str | None = None, now: datetime | None = None,
+              product_rules: rules.ProductRules | None = None) -> CheckedDispatch:
+    """The part of :func:`check_issue` after the contract is resolved (with its product
+    and operator loaded) and ``reference`` is known to be free: the draft of revision 1 and
+    the rules it breaks, without a query when ``unit.fsp`` is loaded and ``product_rules``
+    (:func:`product_rules`) is given. For callers that check many dispatches of the same
+    contracts at once; writes nothing."""
+    operator = contract.operator
     instruction_time = _now(now)
     try:
         start, end = rules.utc_seconds(service_start), rules.utc_seconds(service_end)
     except ValueError as exc:
         raise BadRequest(str(exc)) from exc
-    urgency = urgency or found.product.default_urgency
-    if not timings and turns_to_zero(found.product.code):
+    urgency = urgency or contract.product.default_urgency
+    if not timings and turns_to_zero(contract.product.code):
         timings = [rules.Timing(setpoint_time=start, volume=Decimal(0),
                                 setpoint_type="absolute")]  # turn to zero: export nothing
     instruction = DispatchInstruction(
-        operator=operator, reference=reference, contract=found, unit=unit, revision=0,
+        operator=operator, reference=reference, contract=contract, unit=unit, revision=0,
         status=status, urgency=urgency, service_start=start, service_end=end)
     draft = rules.DispatchDraft(
         network_operator=operator.code, reference=reference, revision=1, status=status,
         urgency=urgency, fsp=unit.fsp.identifier, unit=unit.reference,
-        contract=found.identifier, product=found.product.code,
+        contract=contract.identifier, product=contract.product.code,
         instruction_time=instruction_time, service_start=start, service_end=end,
         timings=tuple(_normalised(timings)))
-    return _checked(instruction, draft, None)
+    return _checked(instruction, draft, None, product_rules)
+
+
+def product_rules(contract: Contract) -> rules.ProductRules:
+    """The rules of ``contract``'s product as its operator sets them (one query)."""
+    return _product_rules(contract.product, contract.operator)
 
 
 @transaction.atomic
