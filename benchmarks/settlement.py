@@ -659,20 +659,27 @@ def measure(args: argparse.Namespace, database_url: str, data: dict) -> dict:
         rounds.append(row)
     sizes = []
     counts = sorted({1, len(fleet), len(contracts)})
-    for count in counts:
-        run = run_child("settle", args, database_url, contracts[:count])
-        sizes.append({"contracts": count, "units": min(count * UNITS_PER_FSP, data["units"]),
-                      "seconds": round(run["seconds"], 2),
-                      "cpu_seconds": round(run["cpu_seconds"], 2),
-                      "peak_rss_mib": run["peak_rss_mib"], "load_average": run["load_average"]})
+    for size_round in range(1, args.size_rounds + 1):  # interleaved: 100, 1,000, all, ...
+        for count in counts:
+            run = run_child("settle", args, database_url, contracts[:count])
+            sizes.append({"round": size_round, "contracts": count,
+                          "units": min(count * UNITS_PER_FSP, data["units"]),
+                          "seconds": round(run["seconds"], 2),
+                          "cpu_seconds": round(run["cpu_seconds"], 2),
+                          "peak_rss_mib": run["peak_rss_mib"],
+                          "load_average": run["load_average"]})
     workers = celery_rounds(args, database_url, fleet, Path(tempfile.mkdtemp())) \
         if args.celery else []
     one = [r["seconds"] for r in workers if r["workers"] == 1]
     two = [r["seconds"] for r in workers if r["workers"] == 2]
     settle_seconds = [r["settle"]["seconds"] for r in rounds]
-    by_units = {size["units"]: size for size in sizes}
-    biggest = by_units[max(by_units)]
-    fleet_size = by_units[min(FLEET_UNITS, max(by_units))]
+    largest_units = max(size["units"] for size in sizes)
+    biggest = [size for size in sizes if size["units"] == largest_units]
+    fleet_size = [size for size in sizes if size["units"] == min(FLEET_UNITS, largest_units)]
+
+    def ratio(key: str) -> float:  # median over the size rounds of largest / 1,000 units
+        return round(median([a[key] / b[key] for a, b in zip(biggest, fleet_size,
+                                                              strict=True)]), 2)
     return {
         "machine": {**machine(), "postgresql": postgres_version(database_url)},
         "setup": {"units": data["units"], "contracts": len(contracts),
@@ -693,12 +700,11 @@ def measure(args: argparse.Namespace, database_url: str, data: dict) -> dict:
             [r["reference"]["seconds"] / r["settle"]["seconds"] for r in rounds
              if "reference" in r]), 2),
         "sizes": sizes,
-        "largest_over_fleet": round(biggest["seconds"] / fleet_size["seconds"], 2),
-        "largest_over_fleet_cpu": round(biggest["cpu_seconds"] / fleet_size["cpu_seconds"], 2),
-        "largest_over_fleet_rss": round(biggest["peak_rss_mib"] / fleet_size["peak_rss_mib"],
-                                        2),
+        "largest_over_fleet": ratio("seconds"),
+        "largest_over_fleet_cpu": ratio("cpu_seconds"),
+        "largest_over_fleet_rss": ratio("peak_rss_mib"),
         "plain_seconds_scaled": round(median([r["plain"]["seconds"] for r in rounds])
-                                      * biggest["units"] / min(FLEET_UNITS, data["units"]), 1)
+                                      * largest_units / min(FLEET_UNITS, data["units"]), 1)
         if rounds else None,
         "celery": workers,
         "two_workers_speedup_median": round(median(
@@ -721,7 +727,8 @@ def summarise(report: dict, data: dict) -> None:
               f"{plain['seconds']:>8.2f} {plain['cpu_seconds']:>9.2f} {ref:>11.2f} "
               f"{row['plain_over_settle']:>12.2f} {str(settle['load_average']):>14}")
     for size in report["sizes"]:
-        print(f"{size['units']:>6} units: {size['seconds']:>7.2f} s ({size['cpu_seconds']:.2f} "
+        print(f"size round {size['round']}, "
+              f"{size['units']:>6} units: {size['seconds']:>7.2f} s ({size['cpu_seconds']:.2f} "
               f"CPU s), peak RSS of the settling process {size['peak_rss_mib']:.0f} MiB "
               f"(load average {size['load_average']})")
     largest = report["sizes"][-1]["units"]
@@ -729,7 +736,8 @@ def summarise(report: dict, data: dict) -> None:
         print(f"{largest:,} units took {report['largest_over_fleet']}x the {fleet:,}-unit wall "
               f"time and {report['largest_over_fleet_cpu']}x its Python CPU (aim: at most "
               f"{largest // fleet * 1.2:.0f}x); peak RSS {report['largest_over_fleet_rss']}x "
-              f"the {fleet:,}-unit peak (flat: 1x). The plain loop was measured on "
+              f"the {fleet:,}-unit peak (flat: 1x); medians of the per-round ratios of the "
+              "size rounds. The plain loop was measured on "
               f"{fleet:,} units only; at {largest:,} units it reads {largest // fleet}x the rows, "
               f"so scaled it would take about {largest // fleet}x its {fleet:,}-unit time "
               f"({report['plain_seconds_scaled']} s, scaled, not measured).")
@@ -775,6 +783,8 @@ def main() -> None:
     parser.add_argument("--issued-units", type=int, default=100,
                         help="units whose dispatches go through issue_dispatch (the others "
                              "are checked by the same service and written in bulk)")
+    parser.add_argument("--size-rounds", type=int, default=1,
+                        help="interleaved rounds of settling 100, 1,000 and all units")
     parser.add_argument("--no-bulk", dest="bulk", action="store_false",
                         help="onboard every unit through onboard_fsp and check every "
                              "dispatch through check_issue (slow beyond 1,000 units)")
