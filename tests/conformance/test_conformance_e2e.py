@@ -88,13 +88,16 @@ def sandbox_vtn(tmp_path_factory: pytest.TempPathFactory) -> Iterator[VtnServer]
         "CONFORMANCE_FAULTS_ENABLED": "true", "CONFORMANCE_SELF_SERVICE": "true",
         "CONFORMANCE_OPERATOR": "ENWL", "VTN_PKI_DIR": str(server.pki_dir),
         "DISPATCH_LAST_SEEN_RESOLUTION_SECONDS": "0.2", "DISPATCH_COMMS_GRACE_FACTOR": "0.05",
+        # The module onboards more sites from 127.0.0.1 than the default hourly limit (10);
+        # the limit itself is tested in test_conformance_api.py.
+        "CONFORMANCE_ONBOARD_RATE_PER_HOUR": "100",
     })
     try:
         server.prepare()
         server.start()
         yield server
     finally:
-        server.stop()
+        server.stop(graceful=False)
         database.drop()
 
 

@@ -57,7 +57,7 @@ def cert_stack(tmp_path_factory) -> Iterator[tuple[VtnServer, Broker]]:
         server.start()
         yield server, broker
     finally:
-        server.stop()
+        server.stop(graceful=False)
         broker.stop()
         database.drop()
 

@@ -93,7 +93,7 @@ def cluster(vtn_server: VtnServer) -> Iterator[Cluster]:
         if nginx is not None:
             nginx.stop()
         for server in nodes.values():
-            server.stop()
+            server.stop(graceful=False)
 
 
 @pytest.fixture(scope="module")
