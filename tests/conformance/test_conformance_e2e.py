@@ -419,6 +419,59 @@ def test_our_agent_passes_notice_period_availability_and_forged_dispatch(
     assert [r["status"] for r in notice["facts"]["revisions"]] == ["PRE_NOTIFY", "RUN"]
 
 
+# ven_client that knows no pre-notification: it drops a PRE_NOTIFY revision unread (neither
+# acknowledged nor handed to the asset) and acts on the RUN that follows only.
+IGNORES_PRE_NOTIFY = r'''
+import sys
+from ven_client import agent, cli
+original = agent.Agent._ended
+agent.Agent._ended = lambda self, document: (document["status"] == "PRE_NOTIFY"
+                                             or original(self, document))
+sys.exit(cli.main(sys.argv[1:]))
+'''
+# ven_client that takes a pre-notification as the instruction to run: its asset acts at
+# once, and what it signs back says RUN where the operator signed PRE_NOTIFY.
+RUNS_AT_PRE_NOTIFY = r'''
+import sys
+from ven_client import agent, cli
+original = agent.profile.verify_dispatch
+def as_run(*args, **kwargs):
+    document = original(*args, **kwargs)
+    return {**document, "status": "RUN"} if document["status"] == "PRE_NOTIFY" else document
+agent.profile.verify_dispatch = as_run
+sys.exit(cli.main(sys.argv[1:]))
+'''
+
+
+@pytest.mark.parametrize(("code", "failing", "outcome"), [
+    (IGNORES_PRE_NOTIFY, {"received-r1"}, None),
+    (RUNS_AT_PRE_NOTIFY, {"received-r1", "acks-valid"}, "read_back_mismatch"),
+], ids=["ignores-pre-notification", "runs-at-pre-notification"])
+def test_an_agent_that_mishandles_a_pre_notification_fails_only_the_notice_period_checks(
+        world: AgentWorld, tmp_path: Path, code: str, failing: set[str],
+        outcome: str | None) -> None:
+    site = onboard(world)  # bat1 is also under DYNAMIC (notice period PT15M)
+    start_sabotaged(world, site, code)
+    wait_online(world, site)
+
+    # emergency-stop has no pre-notification: the same agent passes it.
+    status, report = cli_run(world, site, "notice-period,emergency-stop", tmp_path / "out",
+                             "--deadline", "10")
+
+    assert status == 1
+    assert failed_checks(report) == {"notice-period": failing, "emergency-stop": set()}
+    # The RUN that follows is received and actioned as issued.
+    assert check_named(report, "notice-period", "received-r2")["passed"]
+    assert check_named(report, "notice-period", "actioned-r2")["passed"]
+    first = check_named(report, "notice-period", "received-r1")
+    if outcome is None:  # nothing at all came back for the pre-notification
+        assert first["evidence"]["acknowledgements"] == []
+    else:  # it signed RUN for revision 1: caught by the read-back
+        assert outcomes(first) == {outcome}
+        detail = " ".join(a["detail"] for a in first["evidence"]["acknowledgements"])
+        assert "PRE_NOTIFY" in detail and "RUN" in detail
+
+
 def test_an_agent_that_does_not_sign_its_declarations_fails_the_availability_checks(
         world: AgentWorld, tmp_path: Path) -> None:
     site = onboard(world)
