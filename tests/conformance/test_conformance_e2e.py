@@ -379,6 +379,30 @@ def test_an_agent_without_heartbeats_fails_only_the_heartbeat_check(world: Agent
     assert gap["longestGapSeconds"] > 3
 
 
+# ven_client that ignores Retry-After: it retries as its (tiny) backoff says.
+IGNORES_RETRY_AFTER = r'''
+import sys
+from ven_client import cli, transport
+transport.parse_retry_after = lambda value, now=None: None
+sys.exit(cli.main(sys.argv[1:]))
+'''
+
+
+def test_an_agent_that_ignores_retry_after_fails_only_the_back_off_check(
+        world: AgentWorld, tmp_path: Path) -> None:
+    # Backoff from 0.05 s capped at 0.1 s: about ten requests a second through the outage.
+    site = onboard(world, backoff_initial_s=0.05, backoff_max_s=0.1)
+    start_sabotaged(world, site, IGNORES_RETRY_AFTER)
+    wait_online(world, site)
+
+    code, report = cli_run(world, site, "comms-loss", tmp_path / "out")
+
+    assert code == 1
+    assert failed_checks(report) == {"comms-loss": {"backs-off"}}
+    assert check_named(report, "comms-loss", "comms-lost-marked")["passed"]
+    assert check_named(report, "comms-loss", "acks-exactly-once")["passed"]
+
+
 def cli_run_answering(world: AgentWorld, site: Site, scenario: str, out: Path,
                       *extra: str) -> tuple[int, dict]:
     """``cli_run`` while answering what the run awaits, as the FSP would."""
