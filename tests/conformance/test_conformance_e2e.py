@@ -80,7 +80,9 @@ sys.exit(cli.main(sys.argv[1:]))
 @pytest.fixture(scope="module")
 def sandbox_vtn(tmp_path_factory: pytest.TempPathFactory) -> Iterator[VtnServer]:
     """A VTN of its own: conformance on, last-seen written at once, comms lost after
-    0.05 x the heartbeat interval (3 s for MW_DISPATCH sites)."""
+    0.05 x the heartbeat interval (3 s for MW_DISPATCH sites), and room for every site
+    this module onboards from one address within the hour (the limit itself is tested in
+    test_conformance_api)."""
     workdir = tmp_path_factory.mktemp("conformance_vtn")
     database = E2EDatabase(os.environ.get("DATABASE_URL", ""), workdir)
     server = VtnServer(workdir, database)
@@ -88,6 +90,7 @@ def sandbox_vtn(tmp_path_factory: pytest.TempPathFactory) -> Iterator[VtnServer]
         "CONFORMANCE_FAULTS_ENABLED": "true", "CONFORMANCE_SELF_SERVICE": "true",
         "CONFORMANCE_OPERATOR": "ENWL", "VTN_PKI_DIR": str(server.pki_dir),
         "DISPATCH_LAST_SEEN_RESOLUTION_SECONDS": "0.2", "DISPATCH_COMMS_GRACE_FACTOR": "0.05",
+        "CONFORMANCE_ONBOARD_RATE_PER_HOUR": "50",
     })
     try:
         server.prepare()

@@ -55,7 +55,8 @@ def test_the_agents_signed_readings_settle_each_dispatch_as_instructed(
             "penalty_rate_gbp=60)")])
     world.start_agent(site)
 
-    start = datetime.now(UTC).replace(second=0, microsecond=0) + timedelta(minutes=2)
+    # The first whole minute at least 45 s ahead: time enough to issue all three.
+    start = (datetime.now(UTC) + timedelta(seconds=105)).replace(second=0, microsecond=0)
     end = start + timedelta(minutes=2)
     window = {"serviceStart": z(start), "serviceEnd": z(end)}
     references = {name: server.unique(f"{fsp}-{name}") for name in ("adv", "emg", "q")}
