@@ -212,9 +212,25 @@ def enable_sandbox(pki_dir: Path) -> None:
                                *settings.MIDDLEWARE[1:]]
     if not getattr(settings, "VTN_TLS_CLIENT_CA", ""):
         settings.VTN_TLS_CLIENT_CA = str(Path(pki_dir) / "ca.pem")
+    if not settings.VTN_WEBHOOK_CA_BUNDLE:
+        settings.VTN_WEBHOOK_CA_BUNDLE = str(webhook_trust(Path(pki_dir)))
     os.environ.update({"CONFORMANCE_SELF_SERVICE": "true", "CONFORMANCE_FAULTS_ENABLED": "true",
                        "VTN_CALLBACK_ALLOW_PRIVATE": "true",
-                       "VTN_TLS_CLIENT_CA": settings.VTN_TLS_CLIENT_CA})
+                       "VTN_TLS_CLIENT_CA": settings.VTN_TLS_CLIENT_CA,
+                       "VTN_WEBHOOK_CA_BUNDLE": settings.VTN_WEBHOOK_CA_BUNDLE})
+
+
+def webhook_trust(pki_dir: Path) -> Path:
+    """The certificates a sandbox trusts on webhook callbacks: the public ones every VTN
+    trusts, plus the sandbox's own CA, so that a receiver on this machine with a
+    certificate from the development PKI (``var/pki/server.pem`` names 127.0.0.1) passes
+    the echo check. Written beside the CA; rewritten on every start."""
+    from requests.utils import DEFAULT_CA_BUNDLE_PATH
+
+    path = pki_dir / "webhook-trust.pem"
+    public = Path(DEFAULT_CA_BUNDLE_PATH).read_text()
+    path.write_text(public.rstrip("\n") + "\n" + (pki_dir / "ca.pem").read_text())
+    return path
 
 
 @transaction.atomic

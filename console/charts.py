@@ -10,6 +10,8 @@ from __future__ import annotations
 from decimal import Decimal
 from html import escape
 
+from console.templatetags.console import utc
+
 WIDTH, HEIGHT = 720, 320
 LEFT, RIGHT, TOP, BOTTOM = 70, 20, 20, 70
 SERIES = (  # key, label, colour, dash pattern
@@ -72,7 +74,7 @@ def dispatch_chart(reference: str, lines: list[dict]) -> str:
 
     title = f"Dispatch {reference}: power per settlement period"
     summary = "; ".join(
-        f"{p['start']}: baseline {_label(p['baseline']) if p['baseline'] is not None else '?'}"
+        f"{utc(p['start'])}: baseline {_label(p['baseline']) if p['baseline'] is not None else '?'}"
         f" kW, target {_label(p['target']) if p['target'] is not None else '?'} kW, actual "
         f"{_label(p['actual']) if p['actual'] is not None else '?'} kW, delivered "
         f"{_label(p['delivered']) if p['delivered'] is not None else '?'} kW"

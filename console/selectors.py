@@ -189,12 +189,15 @@ def _seconds_after(later: str | None, earlier: str | None) -> int | None:
 
 def timeline(dispatch: DispatchInstruction) -> dict:
     """A dispatch as the API shows it, every revision with its acknowledgements and each
-    acknowledgement's delay after its revision, plus the site's heartbeats and comms."""
+    acknowledgement's delay after its revision's instruction time (the time the signed
+    document carries, which is also when it was issued, unless it was issued with a past
+    time, as the sandbox's demo history is), plus the site's heartbeats and comms."""
     body = DispatchHistorySerializer(dispatch).data
     body["updated"] = timezone.now()
     for revision in body["revisions"]:
         for ack in revision["acknowledgements"]:
-            ack["afterSeconds"] = _seconds_after(ack["receivedAt"], revision["issuedAt"])
+            ack["afterSeconds"] = _seconds_after(ack["receivedAt"],
+                                                 revision["instructionTime"])
     site = dispatch.unit.site
     body["site"] = SiteSerializer(site, transitions=10).data
     body["heartbeats"] = list(HeartbeatRecord.objects.filter(site=site)

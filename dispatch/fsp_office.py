@@ -25,7 +25,7 @@ from dispatch.models import (
     FspStaffGrant,
 )
 from dispatch.rules import iso
-from vtn.auth.scopes import ANSWER_STATEMENTS, READ_FSP
+from vtn.auth.scopes import ANSWER_STATEMENTS, READ_FSP, WRITE_METER_DATA
 from vtn.auth.services import IssuedCredentials, create_client
 from vtn.errors import BadRequest, NotFound
 
@@ -78,8 +78,10 @@ def grant_user(*, user, operator: str, fsp: str, role: str) -> FspStaffGrant:
 
 
 # The scopes of a back-office client by role: only the commercial role may even hold the
-# scope that answers statements (the settlement API checks the role as well).
-STAFF_SCOPES = {Role.READ_ONLY: [READ_FSP], Role.COMMERCIAL: [READ_FSP, ANSWER_STATEMENTS]}
+# scope that answers statements (the settlement API checks the role as well), only the
+# metering role (the FSP's meter-data provider) the one that posts meter readings.
+STAFF_SCOPES = {Role.READ_ONLY: [READ_FSP], Role.COMMERCIAL: [READ_FSP, ANSWER_STATEMENTS],
+                Role.METERING: [READ_FSP, WRITE_METER_DATA]}
 
 
 @transaction.atomic

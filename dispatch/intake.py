@@ -13,20 +13,28 @@ declaration the same way.
 
 from __future__ import annotations
 
+import gc
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from decimal import Decimal
 
-from django.db import transaction
+from django.db import connection, transaction
+from django.db.models import Count
 from django.utils import timezone
 
-from dispatch import audit, readings, report_signatures, rules
+from dispatch import audit, fsp_office, readings, report_signatures, rules
 from dispatch.models import (
     AvailabilityDeclaration,
     DispatchUnit,
     FspSite,
     MeterReading,
     ReportIntake,
+    SiteSigningKey,
 )
 from gbflex_profile import report_signing
+from vtn.errors import BadRequest
 from vtn.models import Report
 
 # Readings of USAGE and DEMAND are measurements: none may end later than this after the
@@ -61,62 +69,158 @@ def record_declarations(report: Report, *,
 @transaction.atomic
 def _record_readings(site: FspSite, report: Report, now: datetime) -> ReportIntake:
     units = {unit.reference: unit for unit in
-             DispatchUnit.objects.select_for_update().filter(site=site)}
+             DispatchUnit.objects.select_for_update().filter(site=site).order_by("pk")}
     parsed, rejected = readings.parse_readings(
         report_signing.content_resources(report.resources), report.payload_descriptors, units)
     intake = _new_intake(site, report, ReportIntake.Kind.METERING, now)
-    current = _current_readings(units.values(), parsed)
-    fresh: list[MeterReading] = []
-    for reading in parsed:
-        unit = units[reading.unit]
-        key = (unit.pk, reading.reading_type, reading.start)
+    outcome = take_in([(units[reading.unit].pk, reading) for reading in parsed],
+                      intakes={unit.pk: intake.pk for unit in units.values()}, now=now)
+    intake.stored, intake.duplicates = outcome.stored, outcome.duplicates
+    intake.corrections = outcome.corrections
+    return _finish(intake, rejected + [rejection for _, rejection in outcome.rejected])
 
-        def reject(outcome: str, detail: str, reading=reading) -> None:
-            rejected.append(readings.Rejection(reading.unit, reading.reading_type,
-                                               rules.iso(reading.start), outcome, detail))
 
-        if reading.reading_type != readings.BASELINE and reading.end > now + CLOCK_TOLERANCE:
-            reject("invalid", "a measured reading cannot end in the future")
+@dataclass
+class Outcome:
+    """What became of a batch of readings: how many were stored as new, were duplicates or
+    corrections, and which were rejected (with their position in the batch)."""
+
+    stored: int = 0
+    duplicates: int = 0
+    corrections: int = 0
+    rejected: list[tuple[int, readings.Rejection]] = field(default_factory=list)
+
+
+Key = tuple[int, str, datetime]
+
+
+def take_in(items: Sequence[tuple[int, readings.Reading]], *, intakes: Mapping[int, int],
+            now: datetime) -> Outcome:
+    """Store readings (``(unit pk, reading)``) against what is held, the one rule for
+    every way readings arrive: a reading for a period with no current reading is stored;
+    the same reading again is a duplicate; a different one is rejected as a conflict
+    unless it is a correction, which adds version n+1 and marks version n superseded.
+    Measured readings ending in the future are rejected. ``intakes`` names the intake
+    (pk) each unit's rows belong to. Run it in a transaction holding the units' rows
+    locked; it reads what is held with one query and writes in bulk (per round: a batch
+    that names one period twice is taken in order, the repeat in a second round)."""
+    outcome = Outcome()
+    pending = list(enumerate(items))
+    while pending:
+        seen: set[Key] = set()
+        this_round: list[tuple[int, int, readings.Reading]] = []
+        later: list[tuple[int, int, readings.Reading]] = []
+        for position, (unit_pk, reading) in pending:
+            key = (unit_pk, reading.reading_type, reading.start)
+            (later if key in seen else this_round).append((position, unit_pk, reading))
+            seen.add(key)
+        _take_round(this_round, intakes, now, outcome)
+        pending = [(position, (unit_pk, reading)) for position, unit_pk, reading in later]
+    outcome.rejected.sort(key=lambda pair: pair[0])
+    return outcome
+
+
+def _take_round(batch: list[tuple[int, int, readings.Reading]], intakes: Mapping[int, int],
+                now: datetime, outcome: Outcome) -> None:
+    held = _held(batch)
+    fresh: list[tuple] = []  # the columns of FRESH_COLUMNS
+    replaced: dict[int, MeterReading] = {}  # held pk -> its correction
+    latest = now + CLOCK_TOLERANCE
+    for position, unit_pk, reading in batch:
+        if reading.end > latest and reading.reading_type != readings.BASELINE:
+            outcome.rejected.append((position, _rejection(
+                reading, "invalid", "a measured reading cannot end in the future")))
             continue
-        held = current.get(key)
-        if held is None:
-            row = MeterReading(unit=unit, reading_type=reading.reading_type,
-                               start=reading.start, end=reading.end, value=reading.value,
-                               quality=reading.quality, received_at=now, intake=intake)
-            fresh.append(row)
-            current[key] = row
-            intake.stored += 1
-        elif (held.end, held.value, held.quality) == (reading.end, reading.value,
-                                                      reading.quality):
-            intake.duplicates += 1
+        current = held.get((unit_pk, reading.reading_type, reading.start)) if held else None
+        if current is None:
+            fresh.append((unit_pk, reading.reading_type, reading.start, reading.end,
+                          reading.value, reading.quality, 1, now, intakes[unit_pk]))
+            outcome.stored += 1
+        elif (current.end, current.value, current.quality) == (reading.end, reading.value,
+                                                               reading.quality):
+            outcome.duplicates += 1
         elif not reading.correction:
-            reject("conflict", f"version {held.version} for this period says "
-                   f"{_show(held.value)} over {rules.iso(held.start)}/{rules.iso(held.end)}; send "
-                   f"{readings.GB_CORRECTION} [true] to correct it")
+            outcome.rejected.append((position, _rejection(
+                reading, "conflict", f"version {current.version} for this period says "
+                f"{_show(current.value)} over {rules.iso(current.start)}/"
+                f"{rules.iso(current.end)}; send {readings.GB_CORRECTION} [true] "
+                "to correct it")))
         else:
-            if fresh:
-                MeterReading.objects.bulk_create(fresh)
-                fresh = []
-            MeterReading.objects.filter(pk=held.pk).update(superseded_at=now)
-            row = MeterReading.objects.create(
-                unit=unit, reading_type=reading.reading_type, start=reading.start,
+            replaced[current.pk] = MeterReading(
+                unit_id=unit_pk, reading_type=reading.reading_type, start=reading.start,
                 end=reading.end, value=reading.value, quality=reading.quality,
-                version=held.version + 1, received_at=now, intake=intake)
-            MeterReading.objects.filter(pk=held.pk).update(superseded_by=row)
-            current[key] = row
-            intake.corrections += 1
-    MeterReading.objects.bulk_create(fresh)
-    return _finish(intake, rejected)
+                version=current.version + 1, received_at=now, intake_id=intakes[unit_pk])
+            outcome.corrections += 1
+    _insert_fresh(fresh)
+    if replaced:  # the old versions stop being current before the new ones are written
+        MeterReading.objects.filter(pk__in=list(replaced)).update(superseded_at=now)
+        MeterReading.objects.bulk_create(list(replaced.values()), batch_size=2000)
+        old = [MeterReading(pk=pk, superseded_by=row) for pk, row in replaced.items()]
+        MeterReading.objects.bulk_update(old, ["superseded_by"], batch_size=1000)
 
 
-def _current_readings(units, parsed: list[readings.Reading]) -> dict:
-    if not parsed:
+MICRO = Decimal("0.000001")  # MeterReading.value's decimal places
+FRESH_COLUMNS = ("unit_id", "reading_type", "start", "end", "value", "quality", "version",
+                 "received_at", "intake_id")
+
+
+def _insert_fresh(rows: list[tuple]) -> None:
+    """Insert new readings (tuples of :data:`FRESH_COLUMNS`): with ``COPY`` on PostgreSQL,
+    the database's fastest way in, in the caller's transaction (the table's constraints
+    hold as for any insert); with a bulk insert elsewhere (SQLite, the embedded default)."""
+    if not rows:
+        return
+    if connection.vendor != "postgresql":
+        MeterReading.objects.bulk_create(
+            [MeterReading(**dict(zip(FRESH_COLUMNS, row, strict=True))) for row in rows],
+            batch_size=2000)
+        return
+    table = connection.ops.quote_name(MeterReading._meta.db_table)
+    columns = ", ".join(connection.ops.quote_name(name) for name in FRESH_COLUMNS)
+    with connection.cursor() as cursor:
+        raw = cursor.cursor  # the psycopg cursor under Django's wrapper
+        with raw.copy(f"COPY {table} ({columns}) FROM STDIN") as copy:
+            copy.write(_copy_text(rows))
+
+
+def _copy_text(rows: list[tuple]) -> str:
+    """``rows`` in COPY's text format. Only the reading type and quality are text, and
+    both come from closed sets (no tab, newline or backslash to escape); times are
+    aware datetimes, values Decimals or None (COPY's null)."""
+    null = "\\N"
+    times: dict[datetime, str] = {}
+    lines = []
+    for unit, kind, start, end, value, quality, version, received, intake in rows:
+        texts = []
+        for moment in (start, end, received):
+            text = times.get(moment)
+            if text is None:
+                text = times[moment] = moment.isoformat()
+            texts.append(text)
+        shown = null if value is None else str(value.quantize(MICRO))  # as Django rounds
+        lines.append(f"{unit}\t{kind}\t{texts[0]}\t{texts[1]}\t{shown}\t{quality}\t"
+                     f"{version}\t{texts[2]}\t{intake}\n")
+    return "".join(lines)
+
+
+def _held(batch: list[tuple[int, int, readings.Reading]]) -> dict[Key, MeterReading]:
+    """The current readings of the periods ``batch`` names, in one query (only the
+    columns compared)."""
+    if not batch:
         return {}
     rows = MeterReading.objects.filter(
-        unit__in=list(units), reading_type__in={r.reading_type for r in parsed},
-        start__gte=min(r.start for r in parsed), start__lte=max(r.start for r in parsed),
-        superseded_at__isnull=True)
+        unit_id__in={unit_pk for _, unit_pk, _ in batch},
+        reading_type__in={reading.reading_type for _, _, reading in batch},
+        start__gte=min(reading.start for _, _, reading in batch),
+        start__lte=max(reading.start for _, _, reading in batch),
+        superseded_at__isnull=True).only(
+        "pk", "unit_id", "reading_type", "start", "end", "value", "quality", "version")
     return {(row.unit_id, row.reading_type, row.start): row for row in rows}
+
+
+def _rejection(reading: readings.Reading, outcome: str, detail: str) -> readings.Rejection:
+    return readings.Rejection(reading.unit, reading.reading_type, rules.iso(reading.start),
+                              outcome, detail)
 
 
 @transaction.atomic
@@ -175,3 +279,172 @@ def _finish(intake: ReportIntake, rejected: list[readings.Rejection]) -> ReportI
 
 def _show(value) -> str:
     return "MISSING" if value is None else str(value)
+
+
+@contextmanager
+def collection_paused() -> Iterator[None]:
+    """Pause Python's cyclic garbage collector while a large batch is read and taken in.
+    Tens of thousands of new objects (the parsed body, the readings) otherwise set off
+    full collections that walk them all again and again, about a third of a bulk
+    request's time; reference counting still frees everything, and whatever cycles are
+    left are collected once the collector runs again."""
+    paused = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if paused:
+            gc.enable()
+
+
+# --- readings posted in bulk by an FSP's back office --------------------------------------------
+
+@dataclass(frozen=True)
+class BulkIntake:
+    """What one bulk request stored: one intake per site whose units it named."""
+
+    intakes: list[ReportIntake]
+
+    @property
+    def stored(self) -> int:
+        return sum(intake.stored for intake in self.intakes)
+
+    @property
+    def duplicates(self) -> int:
+        return sum(intake.duplicates for intake in self.intakes)
+
+    @property
+    def corrections(self) -> int:
+        return sum(intake.corrections for intake in self.intakes)
+
+
+def record_bulk_readings(*, office: fsp_office.Office, rows: object, client_id: str,
+                         now: datetime | None = None) -> BulkIntake:
+    """Take in the readings an FSP's back office posts in bulk (the dispatch API's
+    ``POST fsp/meter-readings``; rows as :func:`dispatch.readings.parse_bulk_rows` reads them),
+    all or nothing: when any row is faulty, names a unit the office does not reach, may
+    only arrive signed (its site has a key and its operator requires signed reports),
+    or conflicts with a held reading without being a correction, a :class:`BadRequest`
+    lists every such row and nothing is written. Otherwise the rows are stored by
+    :func:`take_in` (duplicates counted, corrections versioned, as for reports) in one
+    transaction, with one intake per site in the audit chain."""
+    at = now or timezone.now()
+    parsed, errors = readings.parse_bulk_rows(rows)
+    if errors:
+        raise BadRequest(_refusal(errors), errors=errors[:BULK_LISTED_ERRORS])
+    with transaction.atomic():
+        units = _office_units(office, parsed)
+        placed, errors = _place_rows(parsed, units)
+        errors += _unsigned_refusals(placed, units)
+        if errors:
+            raise BadRequest(_refusal(errors), errors=errors[:BULK_LISTED_ERRORS])
+        locked = list(DispatchUnit.objects.select_for_update().filter(
+            pk__in={unit_pk for unit_pk, _ in placed}).order_by("pk").values_list(
+            "pk", flat=True))
+        sites = FspSite.objects.select_related("fsp__operator").in_bulk(
+            {units[pk].site_id for pk in locked})
+        intakes = {site_id: ReportIntake.objects.create(
+            site=site, kind=ReportIntake.Kind.METERING, channel=ReportIntake.Channel.BULK,
+            report_id="", client_id=client_id, received_at=at)
+            for site_id, site in sites.items()}
+        items = [(unit_pk, reading) for unit_pk, row in placed for reading in row.readings]
+        outcome = take_in(items, intakes={pk: intakes[units[pk].site_id].pk for pk in locked},
+                          now=at)
+        if outcome.rejected:
+            rows_of = [row.index for _, row in placed for _ in row.readings]
+            errors = [f"readings[{rows_of[position]}]: {rejection.outcome}: {rejection.detail}"
+                      for position, rejection in outcome.rejected]
+            raise BadRequest(_refusal(errors), errors=errors[:BULK_LISTED_ERRORS])
+        _count_per_intake(items, intakes, units)
+        for intake in intakes.values():
+            _finish(intake, [])
+    return BulkIntake(list(intakes.values()))
+
+
+# A refusal lists at most this many faulty rows (and says how many there were).
+BULK_LISTED_ERRORS = 1000
+
+
+def _refusal(errors: list[str]) -> str:
+    shown = "" if len(errors) <= BULK_LISTED_ERRORS else \
+        f" (the first {BULK_LISTED_ERRORS} are listed)"
+    return (f"{len(errors)} reading row(s) refused{shown}; nothing was stored. Correct them "
+            "and send the request again.")
+
+
+def _office_units(office: fsp_office.Office,
+                  parsed: list[readings.BulkRow]) -> dict[int, DispatchUnit]:
+    """The office's units any row may name, by pk (one query)."""
+    references = {row.unit.split("/", 1)[-1] if row.fsp is None else row.unit
+                  for row in parsed}
+    return DispatchUnit.objects.filter(
+        fsp_id__in=office.fsp_ids, reference__in=references).select_related(
+        "fsp__operator").only("pk", "reference", "site_id", "fsp__identifier",
+                              "fsp__operator__code", "fsp__operator__require_signed_reports"
+                              ).in_bulk()
+
+
+def _place_rows(parsed: list[readings.BulkRow], units: dict[int, DispatchUnit]
+                ) -> tuple[list[tuple[int, readings.BulkRow]], list[str]]:
+    """Each row with the pk of the unit it names; a unit the office does not reach is
+    answered exactly as one that does not exist."""
+    by_reference: dict[str, list[DispatchUnit]] = {}
+    for unit in units.values():
+        by_reference.setdefault(unit.reference, []).append(unit)
+    placed, errors = [], []
+    for row in parsed:
+        fsp, reference = row.fsp, row.unit
+        if fsp is None and "/" in reference:
+            fsp, reference = reference.split("/", 1)
+        found = [unit for unit in by_reference.get(reference, [])
+                 if (fsp is None or unit.fsp.identifier == fsp) and
+                 (row.operator is None or unit.fsp.operator.code == row.operator.upper())]
+        if not found:
+            errors.append(f"readings[{row.index}]: unknown_unit: no dispatch unit "
+                          f"{reference!r}" + (f" of FSP {fsp!r}" if fsp else ""))
+        elif len(found) > 1:
+            errors.append(f"readings[{row.index}]: ambiguous_unit: unit reference "
+                          f"{reference!r} is used by several of your registrations; name "
+                          "the fsp and operator")
+        else:
+            placed.append((found[0].pk, row))
+    return placed, errors
+
+
+def _unsigned_refusals(placed: list[tuple[int, readings.BulkRow]],
+                       units: dict[int, DispatchUnit]) -> list[str]:
+    """Rows for units whose readings may only arrive signed by their site: the site has
+    an unrevoked key and its operator requires signed reports. A back office holds no
+    site's key, so such readings come through the site's signed metering reports."""
+    candidates = {units[pk].site_id for pk, _ in placed
+                  if units[pk].fsp.operator.require_signed_reports}
+    if not candidates:
+        return []
+    signing = set(SiteSigningKey.objects.filter(
+        site_id__in=candidates, revoked_at__isnull=True).values_list("site_id", flat=True))
+    return [f"readings[{row.index}]: signature_required: the site of unit "
+            f"{units[pk].reference!r} signs its readings and network operator "
+            f"{units[pk].fsp.operator.code} requires signed readings; send them in the "
+            "site's signed metering report" for pk, row in placed
+            if units[pk].site_id in signing]
+
+
+def _count_per_intake(items: list[tuple[int, readings.Reading]],
+                      intakes: dict[int, ReportIntake], units: dict[int, DispatchUnit]
+                      ) -> None:
+    """Each site's intake counts what became of its own rows."""
+    counted = MeterReading.objects.filter(intake__in=list(intakes.values())).values(
+        "intake_id", "version")
+    by_pk = {intake.pk: intake for intake in intakes.values()}
+    for row in counted.annotate(n=Count("pk")):
+        intake = by_pk[row["intake_id"]]
+        if row["version"] == 1:
+            intake.stored += row["n"]
+        else:
+            intake.corrections += row["n"]
+    sent: dict[int, int] = {}
+    for unit_pk, _ in items:
+        site_id = units[unit_pk].site_id
+        sent[site_id] = sent.get(site_id, 0) + 1
+    for site_id, intake in intakes.items():
+        intake.duplicates = sent[site_id] - intake.stored - intake.corrections

@@ -498,8 +498,10 @@ class CommsTransition(models.Model):
 
 
 class ReportIntake(models.Model):
-    """What the VTN made of one availability or meter-reading report of a site's VEN:
-    how many of its values were stored, duplicates, corrections and rejections, and why
+    """What the VTN made of one availability or meter-reading report of a site's VEN, or
+    of one site's rows of a bulk meter-data request of its FSP's back office
+    (``channel``; ``report_id`` is then empty and ``client_id`` the back office's): how
+    many of its values were stored, duplicates, corrections and rejections, and why
     each rejected one was (``problems``: ``[{"unit", "type", "start", "outcome",
     "detail"}]``). A report re-sent with ``PUT`` is examined again as a new intake."""
 
@@ -507,8 +509,13 @@ class ReportIntake(models.Model):
         AVAILABILITY = "availability"
         METERING = "metering"
 
+    class Channel(models.TextChoices):
+        REPORT = "report"  # an OpenADR report of the site's VEN
+        BULK = "bulk"  # the dispatch API's bulk meter-readings, from the FSP's back office
+
     site = models.ForeignKey(FspSite, on_delete=models.CASCADE, related_name="intakes")
     kind = models.CharField(max_length=16, choices=Kind.choices)
+    channel = models.CharField(max_length=8, choices=Channel.choices, default=Channel.REPORT)
     report_id = models.CharField(max_length=128, db_index=True)
     client_id = models.CharField(max_length=128)
     received_at = models.DateTimeField(db_index=True)
@@ -665,11 +672,13 @@ class OperatorAlert(models.Model):
 class FspStaffGrant(models.Model):
     """An FSP back-office identity: an API client (role ``fsp``) or a user, for one FSP
     registration (one operator). It reaches that registration and every other one with the
-    same FSP reference. ``commercial`` may also accept or dispute statements."""
+    same FSP reference. ``commercial`` may also accept or dispute statements; ``metering``
+may post meter readings of the FSP's units in bulk."""
 
     class Role(models.TextChoices):
         READ_ONLY = "read_only"
         COMMERCIAL = "commercial"
+        METERING = "metering"  # posts the FSP's meter data in bulk
 
     client = models.OneToOneField("vtn.Client", on_delete=models.CASCADE, null=True,
                                   blank=True, related_name="fsp_grant")

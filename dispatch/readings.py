@@ -313,3 +313,124 @@ def declared_against_contracted(
                         if kw is not None), Decimal(0))
         result.append(AvailabilitySpan(left, right, units_kw, declared, contracted_kw))
     return result
+
+
+# --- bulk meter data (the dispatch API's POST meter-readings) -----------------------------------
+
+BULK_DEFAULT_DURATION = timedelta(minutes=30)
+BULK_MAX_ROWS = 20_000
+BULK_ROW_MEMBERS = frozenset({"operator", "fsp", "unit", "start", "duration", "kwh", "kvarh",
+                              "quality", "correction"})
+# The reading each value member of a bulk row becomes.
+BULK_VALUES = (("kwh", USAGE), ("kvarh", GB_REACTIVE))
+
+
+@dataclass(frozen=True)
+class BulkRow:
+    """One row of a bulk meter-data request, checked on its own (the unit is not yet
+    looked up): ``readings`` holds its USAGE and/or GB_REACTIVE reading."""
+
+    index: int
+    unit: str
+    fsp: str | None
+    operator: str | None
+    readings: tuple[Reading, ...]
+
+
+def _text(row: Mapping, name: str, *, required: bool = False) -> str | None:
+    raw = row.get(name)
+    if raw is None:
+        if required:
+            raise ValueError(f"{name} is required")
+        return None
+    if not isinstance(raw, str) or not raw or len(raw) > 128:
+        raise ValueError(f"{name} must be a non-empty string of at most 128 characters")
+    return raw
+
+
+def parse_bulk_rows(rows: object) -> tuple[list[BulkRow], list[str]]:
+    """The rows of a bulk meter-data request, and one line per faulty row saying which
+    row (``readings[i]``) and what is wrong. Each row names a unit (``unit``, with ``fsp``
+    and ``operator`` when the reference alone is ambiguous), the interval's ``start``
+    (ISO 8601 with a time zone) and ``duration`` (ISO 8601, default PT30M, at most one
+    day), ``kwh`` and/or ``kvarh`` (numbers, or decimal strings for exact values),
+    ``quality`` (default OK; MISSING carries no values) and ``correction`` (true to
+    replace a reading already held for the period)."""
+    if not isinstance(rows, list) or not rows:
+        return [], ["readings must be a non-empty list"]
+    if len(rows) > BULK_MAX_ROWS:
+        return [], [f"readings holds at most {BULK_MAX_ROWS} rows per request"]
+    parsed: list[BulkRow] = []
+    errors: list[str] = []
+    starts: dict[str, datetime] = {}
+    durations: dict[str, timedelta] = {}
+    for index, row in enumerate(rows):
+        try:
+            parsed.append(_bulk_row(index, row, starts, durations))
+        except ValueError as exc:
+            errors.append(f"readings[{index}]: {exc}")
+    return parsed, errors
+
+
+def _bulk_row(index: int, row: object, starts: dict[str, datetime],
+              durations: dict[str, timedelta]) -> BulkRow:
+    if not isinstance(row, Mapping):
+        raise ValueError("a row is an object")
+    unknown = set(row) - BULK_ROW_MEMBERS
+    if unknown:
+        raise ValueError(f"unknown member(s) {', '.join(sorted(map(str, unknown)))}")
+    unit = _text(row, "unit", required=True)
+    raw_start = _text(row, "start", required=True)
+    assert unit is not None and raw_start is not None
+    start = starts.get(raw_start)
+    if start is None:
+        try:
+            timing.check_datetime(raw_start)
+            start = datetime.fromisoformat(raw_start.replace("Z", "+00:00"))
+        except ValueError as exc:
+            raise ValueError(f"start: {exc}") from exc
+        if start.tzinfo is None or start.year == timing.NOW_SENTINEL_YEAR:
+            raise ValueError("start must be an explicit date-time with a time zone")
+        starts[raw_start] = start
+    raw_duration = _text(row, "duration")
+    duration = BULK_DEFAULT_DURATION
+    if raw_duration is not None:
+        found = durations.get(raw_duration)
+        if found is None:
+            try:
+                found = timing.parse_duration(raw_duration)
+            except ValueError as exc:
+                raise ValueError(f"duration: {exc}") from exc
+            if found is None:
+                raise ValueError("duration must be positive and at most one day")
+            durations[raw_duration] = found
+        duration = found
+    if duration <= timedelta(0) or duration > LONGEST_INTERVAL:
+        raise ValueError("duration must be positive and at most one day")
+    quality = row.get("quality", "OK")
+    if quality not in QUALITIES:
+        raise ValueError(f"quality must be one of {', '.join(QUALITIES)}")
+    correction = row.get("correction", False)
+    if not isinstance(correction, bool):
+        raise ValueError("correction must be true or false")
+    found_readings = []
+    for member, reading_type in BULK_VALUES:
+        if member not in row:
+            continue
+        value: Decimal | None = None
+        if quality == "MISSING":
+            if row[member] is not None:
+                raise ValueError(f"a MISSING reading carries no value ({member} must be null)")
+        else:
+            try:
+                value = _number(row[member])
+            except ValueError as exc:
+                raise ValueError(f"{member}: {exc}") from exc
+            if value.adjusted() >= 12 or value != value.quantize(Decimal("0.000001")):
+                raise ValueError(f"{member}: at most 12 digits before and 6 after the point")
+        found_readings.append(Reading(unit, reading_type, start, start + duration, value,
+                                      quality, correction))
+    if not found_readings:
+        raise ValueError("a row carries kwh, kvarh or both")
+    return BulkRow(index, unit, _text(row, "fsp"), _text(row, "operator"),
+                   tuple(found_readings))

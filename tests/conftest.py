@@ -12,6 +12,7 @@ pytest_plugins = [
     "tests.fixtures.worker",
     "tests.fixtures.agent",
     "tests.fixtures.console",
+    "tests.fixtures.browser",
     "tests.fixtures.postgres",
 ]
 

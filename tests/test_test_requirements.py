@@ -77,3 +77,49 @@ def test_a_run_with_nothing_missing_prints_no_summary(pytester: pytest.Pytester,
 
     result.assert_outcomes(passed=1)
     assert not [line for line in result.outlines if "missing system programs" in line]
+
+
+PROCESS_INNER = """
+import pytest
+
+from tests.fixtures.requirements import starts_processes
+
+
+@pytest.fixture(scope="module")
+@starts_processes
+def own_server():
+    return "a server of the module's own"
+
+
+@pytest.fixture
+def site(own_server):
+    return own_server
+
+
+@pytest.fixture
+def vtn_server():
+    return "the shared one, by name"
+
+
+def test_through_another_fixture(site):
+    assert site
+
+
+def test_by_a_shared_fixture_name(vtn_server):
+    assert vtn_server
+
+
+def test_in_process():
+    assert True
+"""
+
+
+def test_tests_using_a_process_fixture_are_left_out_of_the_fast_loop(pytester: pytest.Pytester):
+    # `make test-fast` deselects "process": a module's own server fixture declared with
+    # @starts_processes marks every test that needs it, even through another fixture.
+    pytester.makepyfile(test_inner=PROCESS_INNER)
+
+    fast = pytester.runpytest(*INNER_ARGS, "-m", "not process", "-v")
+    fast.assert_outcomes(passed=1, deselected=2)
+    fast.stdout.fnmatch_lines(["*test_in_process PASSED*"])
+    pytester.runpytest(*INNER_ARGS, "-m", "process").assert_outcomes(passed=2, deselected=1)

@@ -88,9 +88,36 @@ def document(version: str) -> dict:
 def validator(version: str, component: str) -> OAS30Validator:
     """A validator for ``#/components/schemas/<component>`` of a version's document."""
     components = copy.deepcopy(document(version)["components"])
-    _drop_discriminators(components, components.get("schemas", {}))
+    schemas = components.get("schemas", {})
+    _drop_discriminators(components, schemas)
     root = {"$ref": f"#/components/schemas/{component}", "components": components}
+    root = {**cast(dict, _inline_references(root, schemas, ())), "components": components}
     return OAS30Validator(root, format_checker=format_checker)
+
+
+def _inline_references(node: object, schemas: dict, seen: tuple[str, ...]) -> object:
+    """``node`` with each ``$ref`` to a component schema replaced by (a copy of) that
+    schema, once, when the validator is made: the validator then no longer resolves a
+    reference for every object it checks (a third of the time on a report of hundreds
+    of intervals). The keywords beside a ``$ref`` apply as well in OpenAPI 3.0's
+    validator, so they are kept with the schema under ``allOf``; a reference back into
+    a schema being inlined (a recursive schema) is left as it is."""
+    if isinstance(node, list):
+        return [_inline_references(item, schemas, seen) for item in node]
+    if not isinstance(node, dict):
+        return node
+    ref = node.get("$ref")
+    prefix = "#/components/schemas/"
+    if isinstance(ref, str) and ref.startswith(prefix) and ref[len(prefix):] in schemas \
+            and ref not in seen:
+        target = _inline_references(schemas[ref[len(prefix):]], schemas, (*seen, ref))
+        siblings = {key: _inline_references(value, schemas, seen)
+                    for key, value in node.items() if key != "$ref"}
+        if not siblings:
+            return target
+        earlier = siblings.get("allOf")
+        return {**siblings, "allOf": [*(earlier if isinstance(earlier, list) else []), target]}
+    return {key: _inline_references(value, schemas, seen) for key, value in node.items()}
 
 
 def _drop_discriminators(node: object, schemas: dict) -> None:

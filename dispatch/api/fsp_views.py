@@ -1,6 +1,7 @@
 """The FSP back-office API (clients with role ``fsp``, see ``dispatch.fsp_office``): the
 FSP's sites, dispatches with their acknowledgements, and declared availability, across
-its registrations with every operator that share its FSP reference. Statements are in
+its registrations with every operator that share its FSP reference; and its meter
+readings posted in bulk (``dispatch.intake.record_bulk_readings``). Statements are in
 the settlement API. Thin: parse, call a selector, render."""
 
 from __future__ import annotations
@@ -11,8 +12,10 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from dispatch import fsp_office
+from dispatch import fsp_office, intake
 from dispatch.api.serializers import (
+    BulkReadingsRequestSerializer,
+    BulkReadingsSerializer,
     DispatchHistorySerializer,
     DispatchSerializer,
     SiteSerializer,
@@ -20,10 +23,11 @@ from dispatch.api.serializers import (
 from dispatch.api.views import _int, _time
 from vtn.auth.authentication import caller_of
 from vtn.auth.permissions import HasOperationScope
-from vtn.auth.scopes import READ_FSP
+from vtn.auth.scopes import READ_FSP, WRITE_METER_DATA
 from vtn.errors import BadRequest
 
 READ = frozenset({READ_FSP})
+WRITE_READINGS = frozenset({WRITE_METER_DATA})
 
 
 class IsFspOffice(BasePermission):
@@ -77,3 +81,28 @@ class FspAvailability(FspView):
             raise BadRequest("from and to are required, to after from by at most 93 days")
         return Response([fsp_office.declaration_as_dict(row) for row in
                          fsp_office.declarations(self.office(request), start, end)])
+
+
+class FspMeterReadings(FspView):
+    scopes = {"POST": WRITE_READINGS}
+
+    @extend_schema(
+        summary="Post meter readings of the FSP's units in bulk (all or nothing)",
+        description="Each row becomes a USAGE (kwh) and/or GB_REACTIVE (kvarh) reading. "
+                    "A reading already held is a duplicate; a different one for the same "
+                    "period is refused unless the row is a correction, which stores a new "
+                    "version. Any faulty row, unit outside the FSP, conflict, or unit whose "
+                    "site must sign its readings refuses the whole request with a problem "
+                    "listing the rows (errors), and nothing is stored. Sending the same "
+                    "request again stores nothing more (duplicates).",
+        request=BulkReadingsRequestSerializer, responses={200: BulkReadingsSerializer})
+    def post(self, request: Request) -> Response:
+        with intake.collection_paused():
+            body = request.data
+            if not isinstance(body, dict) or set(body) != {"readings"}:
+                raise BadRequest("the body is an object with one member, readings (a list "
+                                 "of rows)")
+            taken = intake.record_bulk_readings(
+                office=self.office(request), rows=body["readings"],
+                client_id=caller_of(request).client_id)
+        return Response(BulkReadingsSerializer(taken).data)

@@ -425,6 +425,10 @@ class IntakeProblemSerializer(serializers.Serializer):
 class ReportIntakeSerializer(serializers.Serializer):
     site = serializers.CharField(source="site.path")
     kind = serializers.ChoiceField(choices=["availability", "metering"])
+    channel = serializers.ChoiceField(
+        choices=["report", "bulk"], help_text="report: an OpenADR report of the site's VEN "
+        "(reportID names it); bulk: the site's rows of a bulk meter-readings request of "
+        "the FSP's back office (reportID empty)")
     reportID = serializers.CharField(source="report_id")
     receivedAt = UtcDateTimeField(source="received_at")
     stored = serializers.IntegerField()
@@ -471,3 +475,45 @@ class AvailabilitySerializer(serializers.Serializer):
     contractedKw = serializers.CharField()
     windows = AvailabilityWindowSerializer(many=True)
     summary = serializers.DictField()
+
+
+class BulkReadingRowSerializer(serializers.Serializer):
+    """One row of a bulk meter-data request (documentation: the rows are checked by
+    ``dispatch.readings.parse_bulk_rows``, which lists every faulty row at once)."""
+
+    unit = serializers.CharField(max_length=128, help_text="dispatch unit reference, or "
+                                 "FSP/REF")
+    fsp = serializers.CharField(max_length=128, required=False,
+                                help_text="FSP identifier, when the reference is ambiguous")
+    operator = serializers.CharField(max_length=128, required=False,
+                                     help_text="network operator code, when ambiguous")
+    start = serializers.DateTimeField(help_text="start of the interval (RFC 3339 with a "
+                                                "time zone)")
+    duration = serializers.CharField(required=False, default="PT30M",
+                                     help_text="ISO 8601 duration, at most one day")
+    kwh = serializers.DecimalField(max_digits=18, decimal_places=6, required=False,
+                                   allow_null=True, coerce_to_string=False,
+                                   help_text="energy over the interval (USAGE): + import, "
+                                             "- export; a number or a decimal string")
+    kvarh = serializers.DecimalField(max_digits=18, decimal_places=6, required=False,
+                                     allow_null=True, coerce_to_string=False,
+                                     help_text="reactive energy over the interval "
+                                               "(GB_REACTIVE): + absorbed, - supplied")
+    quality = serializers.ChoiceField(choices=["OK", "MISSING", "ESTIMATED", "BAD"],
+                                      required=False, default="OK",
+                                      help_text="MISSING: kwh and kvarh are null")
+    correction = serializers.BooleanField(
+        required=False, default=False,
+        help_text="true replaces the reading held for the period (a new version)")
+
+
+class BulkReadingsRequestSerializer(serializers.Serializer):
+    readings = BulkReadingRowSerializer(many=True, help_text="at most 20,000 rows (and the "
+                                        "request body at most VTN_MAX_BODY_BYTES)")
+
+
+class BulkReadingsSerializer(serializers.Serializer):
+    stored = serializers.IntegerField(help_text="readings stored as new")
+    duplicates = serializers.IntegerField(help_text="readings already held, the same")
+    corrections = serializers.IntegerField(help_text="readings stored as a new version")
+    intakes = ReportIntakeSerializer(many=True, help_text="one per site named")

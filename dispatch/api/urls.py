@@ -29,6 +29,7 @@ api_patterns = [
     path("fsp/dispatches", fsp_views.FspDispatches.as_view()),
     path(f"fsp/dispatches/{REFERENCE}", fsp_views.FspDispatchDetail.as_view()),
     path("fsp/availability", fsp_views.FspAvailability.as_view()),
+    path("fsp/meter-readings", fsp_views.FspMeterReadings.as_view()),
 ]
 
 urlpatterns = [

@@ -32,3 +32,22 @@ def test_without_a_ca_of_its_own_the_page_says_so(client, settings, tmp_path):
     missing = client.get("/conformance/ca.pem")
     assert missing.status_code == 404
     assert missing["Content-Type"] == "application/json"
+
+
+def test_the_sandbox_trusts_the_public_cas_and_its_own_on_callbacks(tmp_path):
+    import ssl
+
+    from requests.utils import DEFAULT_CA_BUNDLE_PATH
+
+    from conformance.fleet import webhook_trust
+
+    pki.init_pki(tmp_path / "pki")
+    bundle = webhook_trust(tmp_path / "pki")
+
+    def certificates(path) -> int:
+        context = ssl.create_default_context(cafile=str(path))
+        return len(context.get_ca_certs())
+
+    # Every public CA a production VTN trusts, plus the sandbox's own, and nothing else.
+    assert certificates(bundle) == certificates(DEFAULT_CA_BUNDLE_PATH) + 1
+    assert bundle.read_text().endswith((tmp_path / "pki" / "ca.pem").read_text())

@@ -21,6 +21,7 @@ import pytest
 import requests
 
 from tests.fixtures.agent import AgentWorld, Site, wait_for
+from tests.fixtures.requirements import starts_processes
 from tests.fixtures.server import MANAGE, ROOT, E2EDatabase, PinnedSession, VtnServer
 
 pytestmark = pytest.mark.slow
@@ -78,6 +79,7 @@ sys.exit(cli.main(sys.argv[1:]))
 
 
 @pytest.fixture(scope="module")
+@starts_processes
 def sandbox_vtn(tmp_path_factory: pytest.TempPathFactory) -> Iterator[VtnServer]:
     """A VTN of its own: conformance on, last-seen written at once, comms lost after
     0.05 x the heartbeat interval (3 s for MW_DISPATCH sites), and room for every site

@@ -27,6 +27,7 @@ import requests
 from tests.fixtures.agent import OPERATOR, AgentWorld, Site, wait_for
 from tests.fixtures.broker import ACL_CONFIG, Broker
 from tests.fixtures.receiver import WebhookReceiver
+from tests.fixtures.requirements import starts_processes
 from tests.fixtures.server import MANAGE, ROOT, E2EDatabase, PinnedSession, VtnServer
 
 pytestmark = pytest.mark.slow
@@ -37,6 +38,7 @@ CLI_OPTIONS = ["--poll-interval", str(POLL_S), "--deadline", "15", "--margin", "
 
 
 @pytest.fixture(scope="module")
+@starts_processes
 def push_vtn(tmp_path_factory) -> Iterator[tuple[VtnServer, Broker, WebhookReceiver]]:
     workdir = tmp_path_factory.mktemp("conformance_push")
     admin = secrets.token_urlsafe(16)

@@ -18,7 +18,6 @@ import json
 import shutil
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 from datetime import UTC, datetime, timedelta
@@ -29,17 +28,12 @@ import requests
 
 from gbflex_profile import acks, jose, report_signing
 from tests.fixtures.console import totp_code
-from tests.fixtures.requirements import need_chromium
 from tests.fixtures.server import PinnedSession
 
 pytestmark = pytest.mark.slow
 
 ROOT = Path(__file__).resolve().parents[2]
 ARTIFACTS = ROOT / "test-artifacts" / "console"
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu",
-                 "--disable-background-networking", "--disable-component-update",
-                 "--disable-sync", "--no-first-run", "--disable-dev-shm-usage"]
 WAIT_MS = 60_000
 
 
@@ -132,25 +126,6 @@ class SiteAgent(threading.Thread):
             except Exception as exc:  # reported by the test, not lost in the thread
                 self.errors.append(repr(exc))
             self.stopping.wait(1.0)
-
-
-@pytest.fixture
-def browser():
-    from playwright.sync_api import sync_playwright
-
-    need_chromium()
-    profile = tempfile.mkdtemp(prefix="console-chromium-")
-    with sync_playwright() as playwright:
-        context = playwright.chromium.launch_persistent_context(
-            profile, executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS,
-            ignore_https_errors=True, accept_downloads=True,
-            viewport={"width": 1366, "height": 900}, locale="en-GB", timezone_id="UTC")
-        context.set_default_timeout(WAIT_MS)
-        try:
-            yield context
-        finally:
-            context.close()
-            shutil.rmtree(profile, ignore_errors=True)
 
 
 def shot(page, name: str) -> None:

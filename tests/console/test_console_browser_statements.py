@@ -11,7 +11,7 @@ from datetime import timedelta
 import pytest
 
 from settlement import services
-from tests.console.test_console_browser import browser, shot  # noqa: F401  (browser: a fixture)
+from tests.console.test_console_browser import shot
 from tests.fixtures.console import create_staff, totp_code
 from tests.settlement.test_settlement_statements import (  # noqa: F401  (settled: a fixture)
     MONTH,
@@ -44,6 +44,13 @@ def console_page(live_server, browser, settings):  # noqa: F811
     return page, live_server.url
 
 
+def assert_fits_the_window(page) -> None:
+    """The page does not scroll sideways: the wide lines table scrolls in its own box."""
+    page_width, window_width = page.evaluate(
+        "[document.documentElement.scrollWidth, window.innerWidth]")
+    assert page_width <= window_width, (page_width, window_width)
+
+
 def test_held_priced_and_disputed_statements_in_the_browser(console_page, settled):  # noqa: F811
     page, base = console_page
     contract, _ = settled
@@ -55,6 +62,7 @@ def test_held_priced_and_disputed_statements_in_the_browser(console_page, settle
     assert page.locator("tr.line-held").count() == 1
     assert "missing: 2026-09-16 17:30:00 UTC" in page.locator("tr.line-held").inner_text()
     assert "1 held line" in page.inner_text("main")
+    assert_fits_the_window(page)
     shot(page, "16-statement-held")
 
     readings("hp1", T0 + timedelta(minutes=30), [40])  # the late data arrives
@@ -63,6 +71,7 @@ def test_held_priced_and_disputed_statements_in_the_browser(console_page, settle
     assert page.locator("svg.chart").count() == 1
     totals = page.locator("section[aria-labelledby='h-totals']").inner_text()
     assert "Net (GBP)" in totals and "26.50" in totals
+    assert_fits_the_window(page)
     shot(page, "17-statement-money")
 
     page.get_by_role("button", name="Issue to the FSP").click()

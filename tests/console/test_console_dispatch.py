@@ -4,6 +4,7 @@ acknowledgements; revise, stop and emergency stop make revisions; viewers cannot
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -229,6 +230,27 @@ def test_the_dispatch_page_shows_revisions_and_acknowledgements(
     assert "read-back mismatch" in text
     page = client.get(f"/console/dispatches/ENWL/{dispatch.reference}").content.decode()
     assert 'data-refresh-url="/console/dispatches/ENWL/' in page
+
+
+def test_acknowledgement_delays_count_from_the_instruction_time(
+        console, issue, gb, django_capture_on_commit_callbacks):
+    # A dispatch issued with a past instruction time (as the sandbox's demo history is):
+    # the timeline says when it was issued and how long after that the site answered.
+    agent = FspAgent(gb.acme)
+    assert agent.register()[0] == 201
+    past = datetime(2026, 11, 2, 9, 0, tzinfo=UTC)
+    dispatch = issue(now=past, service_start=past + timedelta(hours=2))
+    revision = dispatch.revisions.get()
+    agent.report(dispatch, [agent.read_back(revision, stage="RECEIVED")],
+                 capture=django_capture_on_commit_callbacks)
+    Acknowledgement.objects.filter(revision=revision).update(
+        received_at=past + timedelta(seconds=60))
+
+    text = console("viewer").get(
+        f"/console/dispatches/ENWL/{dispatch.reference}/timeline").content.decode()
+
+    assert "Issued 2026-11-02 09:00:00 UTC by test" in text
+    assert "<td>60 s</td>" in text and not re.search(r"<td>-\d+ s</td>", text)
 
 
 def test_an_unknown_dispatch_is_404(console, gb):

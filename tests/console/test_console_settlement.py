@@ -4,6 +4,7 @@ totals and a chart per dispatch, and the lifecycle actions (settlement officer o
 from __future__ import annotations
 
 import json
+import re
 from datetime import timedelta
 
 import pytest
@@ -33,6 +34,9 @@ def test_the_statement_page_shows_lines_totals_and_a_chart(console, statement):
     assert 'role="img"' in svg
     assert "<title id=" in svg and "Dispatch SET-1" in svg
     assert "<desc id=" in svg and "baseline 200 kW" in svg
+    # The text alternative gives times in the console's one format, never raw RFC 3339.
+    assert re.search(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d UTC: baseline 200 kW", svg)
+    assert not re.search(r"\d{4}-\d\d-\d\dT\d\d:\d\d", svg)
     for legend in ("Baseline", "Ordered target", "Actual", "Delivered (kW of flexibility)"):
         assert legend in svg
     assert "Power (kW, + import)" in svg and "Settlement period start (UTC)" in svg

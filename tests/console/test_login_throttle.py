@@ -24,6 +24,7 @@ import requests
 from requests.adapters import HTTPAdapter
 
 from tests.fixtures.console import totp_code
+from tests.fixtures.requirements import starts_processes
 from tests.fixtures.server import ROOT, E2EDatabase, PinnedSession, VtnServer
 
 FREE, MAX_DELAY, LOCKOUT = 3, 4, 10
@@ -42,6 +43,7 @@ class SourceAddressAdapter(HTTPAdapter):
 
 
 @pytest.fixture(scope="module")
+@starts_processes
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[VtnServer]:
     workdir = tmp_path_factory.mktemp("login_throttle_vtn")
     database = E2EDatabase(os.environ.get("DATABASE_URL", ""), workdir)

@@ -145,6 +145,25 @@ def test_a_correction_supersedes_and_keeps_the_earlier_version(
     assert (again.corrections, again.duplicates) == (0, 1)
 
 
+def test_one_report_naming_a_period_twice_is_taken_in_order(
+        gb, django_capture_on_commit_callbacks):
+    """The same period twice in one report: the repeat is a duplicate, a changed value a
+    conflict, and a correction a new version of the reading stored just before."""
+    first = half_hours(PAST, [10, 20])
+    repeat = half_hours(PAST, [10])
+    changed = half_hours(PAST + timedelta(minutes=30), [21])
+    corrected = half_hours(PAST, [11], GB_CORRECTION=True)
+    intake = post_report(gb.acme, "metering", [
+        {"resourceName": "bat1", "intervals": first + repeat + changed + corrected}],
+        django_capture_on_commit_callbacks)
+    assert (intake.stored, intake.duplicates, intake.corrections, intake.rejected) == (
+        2, 1, 1, 1)
+    assert intake.problems[0]["outcome"] == "conflict"
+    assert [(r.value, r.version) for r in current()] == [(Decimal(11), 2), (Decimal(20), 1)]
+    old = MeterReading.objects.get(start=PAST, version=1)
+    assert old.superseded_by == MeterReading.objects.get(start=PAST, version=2)
+
+
 def test_missing_readings_are_stored_as_missing_never_as_zero(
         gb, django_capture_on_commit_callbacks):
     post_report(gb.acme, "metering", [

@@ -30,7 +30,7 @@ from dispatch.models import Contract, DispatchUnit, MeterReading, ReportIntake
 from settlement import tasks
 from settlement.models import Statement
 from tests.fixtures.parallel import worker_redis_url
-from tests.fixtures.requirements import need_redis
+from tests.fixtures.requirements import need_redis, starts_processes
 from tests.fixtures.server import ROOT, stop_process
 
 pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
@@ -80,6 +80,7 @@ class Worker:
 
 
 @pytest.fixture
+@starts_processes
 def cluster(transactional_db, tmp_path):
     """Four contracts of one unit each with a few days of readings; a Celery client and
     a function starting workers on a queue of this test."""

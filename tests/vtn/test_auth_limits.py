@@ -19,6 +19,7 @@ import pytest
 import requests
 
 from tests.fixtures.redis_server import RedisServer
+from tests.fixtures.requirements import starts_processes
 from tests.fixtures.server import ROOT, PinnedSession, VtnServer, stop_process
 from tests.vtn.test_transport_security import (
     V31,
@@ -35,6 +36,7 @@ FAILURES_PER_ADDRESS = 10
 
 
 @pytest.fixture
+@starts_processes
 def redis_server(tmp_path: Path) -> Iterator[RedisServer]:
     server = RedisServer(tmp_path)
     server.start()

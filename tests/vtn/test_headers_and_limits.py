@@ -6,26 +6,21 @@ when they point into the VTN's own network."""
 from __future__ import annotations
 
 import os
-import shutil
-import tempfile
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 import requests
 
+from tests.fixtures.requirements import starts_processes
 from tests.fixtures.server import E2EDatabase, VtnServer
 
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu",
-                 "--disable-background-networking", "--disable-component-update",
-                 "--disable-sync", "--no-first-run", "--disable-dev-shm-usage"]
 LIMIT = 1024 * 1024
 DOCS = ["/openadr3/3.1.0/docs", "/openadr3/3.0.1/docs", "/dispatch/api/v1/docs",
         "/settlement/api/v1/docs"]
 
 
 @pytest.fixture(scope="module")
+@starts_processes
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[VtnServer]:
     workdir = tmp_path_factory.mktemp("headers_vtn")
     database = E2EDatabase(os.environ.get("DATABASE_URL", ""), workdir)
@@ -117,25 +112,6 @@ def test_html_pages_carry_the_content_security_policy(server: VtnServer, path: s
     assert directives["style-src"] == ("'self' 'unsafe-inline'" if path in DOCS else "'self'")
     assert "frame-ancestors 'none'" in policy
     assert "<script>" not in response.text  # no inline script to be blocked
-
-
-@pytest.fixture
-def browser():
-    from playwright.sync_api import sync_playwright
-
-    if not Path(CHROMIUM).exists():
-        pytest.fail(f"{CHROMIUM} is missing: apt-get install chromium")
-    profile = tempfile.mkdtemp(prefix="csp-chromium-")
-    with sync_playwright() as playwright:
-        context = playwright.chromium.launch_persistent_context(
-            profile, executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS,
-            ignore_https_errors=True)
-        context.set_default_timeout(60_000)
-        try:
-            yield context
-        finally:
-            context.close()
-            shutil.rmtree(profile, ignore_errors=True)
 
 
 def test_the_docs_render_in_chromium_without_csp_violations(server: VtnServer,

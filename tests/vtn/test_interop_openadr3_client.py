@@ -45,7 +45,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.fixtures.requirements import need_python
+from tests.fixtures.requirements import need_python, starts_processes
 
 pytestmark = [pytest.mark.interop, pytest.mark.slow]
 
@@ -349,6 +349,7 @@ def test_openadr3_client_reads_a_gb_dispatch(interop_python, vtn_server, gb_disp
 
 
 @pytest.fixture(scope="module")
+@starts_processes
 def mqtt_vtn(tmp_path_factory):
     """A VTN of its own publishing to a real Mosquitto (the shipped anonymous development
     configuration, on a free port)."""

@@ -16,6 +16,7 @@ import paho.mqtt.client as mqtt
 import pytest
 
 from tests.fixtures.broker import ACL_CONFIG, Broker
+from tests.fixtures.requirements import starts_processes
 from tests.fixtures.server import E2EDatabase, VtnServer
 
 V31 = "3.1.0"
@@ -50,6 +51,7 @@ class Listener:
 
 
 @pytest.fixture(scope="module")
+@starts_processes
 def mqtt_stack(tmp_path_factory) -> Iterator[tuple[VtnServer, Broker]]:
     workdir = tmp_path_factory.mktemp("mqtt")
     broker = Broker(workdir)
@@ -151,6 +153,7 @@ REFUSED = 0x80  # SUBACK "unspecified error": the broker refused the subscriptio
 
 
 @pytest.fixture(scope="module")
+@starts_processes
 def acl_stack(tmp_path_factory) -> Iterator[tuple[VtnServer, Broker]]:
     workdir = tmp_path_factory.mktemp("mqtt_acl")
     admin = secrets.token_urlsafe(16)

@@ -30,6 +30,7 @@ from cryptography.x509.oid import NameOID
 
 from tests.fixtures.agent import AgentWorld, Site, wait_for
 from tests.fixtures.broker import CERTIFICATE_CONFIG, Broker
+from tests.fixtures.requirements import starts_processes
 from tests.fixtures.server import E2EDatabase, PinnedSession, VtnServer
 from vtn import pki
 
@@ -38,6 +39,7 @@ REFUSED = 0x80  # SUBACK "unspecified error": the broker refused the subscriptio
 
 
 @pytest.fixture(scope="module")
+@starts_processes
 def cert_stack(tmp_path_factory) -> Iterator[tuple[VtnServer, Broker]]:
     workdir = tmp_path_factory.mktemp("mqtt_cert")
     database = E2EDatabase(os.environ.get("DATABASE_URL", ""), workdir)

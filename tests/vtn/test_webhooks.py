@@ -20,6 +20,7 @@ import redis
 
 from tests import spec
 from tests.fixtures.receiver import WebhookReceiver
+from tests.fixtures.requirements import starts_processes
 from tests.fixtures.server import E2EDatabase, VtnServer, free_port
 from tests.fixtures.worker import REDIS_URL, CeleryWorker
 
@@ -105,6 +106,7 @@ def assert_notification(version: str, body: dict) -> None:
 
 
 @pytest.fixture(scope="module")
+@starts_processes
 def stack(tmp_path_factory) -> Iterator[Stack]:
     try:
         redis.Redis.from_url(REDIS_URL, socket_connect_timeout=2).ping()
@@ -356,6 +358,7 @@ def test_a_redirect_is_not_followed(stack):
 # --- the embedded default: no broker, deliveries on a background thread of the server ----
 
 @pytest.fixture
+@starts_processes
 def embedded(tmp_path) -> Iterator[Stack]:
     database = E2EDatabase(os.environ.get("DATABASE_URL", ""), tmp_path)
     server = VtnServer(tmp_path, database)

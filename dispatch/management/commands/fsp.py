@@ -122,12 +122,14 @@ class Command(BaseCommand):
             description="Create an API client (role fsp) for the back office of one FSP "
                         "registration: it reads the FSP's sites, dispatches, "
                         "acknowledgements, availability and statements; with --role "
-                        "commercial it may also accept or dispute statements. Prints the "
+                        "commercial it may also accept or dispute statements, with --role "
+                        "metering post its units' meter readings in bulk. Prints the "
                         "credentials once.")
         staff.add_argument("--operator", required=True)
         staff.add_argument("--fsp", required=True)
         staff.add_argument("--name", required=True, help="client name")
-        staff.add_argument("--role", required=True, choices=["read_only", "commercial"])
+        staff.add_argument("--role", required=True,
+                           choices=["read_only", "commercial", "metering"])
         reference = sub.add_parser(
             "set-reference", help="the FSP's own reference on one registration",
             description="Registrations of one FSP with several operators that share a "
