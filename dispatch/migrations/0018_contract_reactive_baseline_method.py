@@ -7,7 +7,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('dispatch', '0016_fsp_staff_scopes'),
+        ('dispatch', '0017_bulk_meter_data'),
     ]
 
     operations = [
