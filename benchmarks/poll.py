@@ -196,6 +196,30 @@ def openleadr_python(cache: Path) -> Path | None:
     return python
 
 
+def parse_server(spec: str) -> tuple[str, int, int]:
+    """``"gthread:2x8"`` -> ("gthread", 2, 8)."""
+    match = re.fullmatch(r"(gthread|granian):(\d+)x(\d+)", spec.strip())
+    if match is None:
+        raise SystemExit(f"--servers: {spec!r} is not gthread:WxT or granian:WxT")
+    return match.group(1), int(match.group(2)), int(match.group(3))
+
+
+def server_command(server: str, workers: int, threads: int, app: str, env: dict) -> list[str]:
+    """How to start ``app`` ("vtn" or "bare") on a server listening on 127.0.0.1:PORT."""
+    if app == "vtn":
+        return [PYTHON, str(ROOT / "manage.py"), "serve", "--bind", "127.0.0.1:PORT",
+                "--server", server, "--workers", str(workers), "--threads", str(threads)]
+    if server == "gthread":
+        return [PYTHON, str(ROOT / "benchmarks" / "serve_bare.py"), "127.0.0.1:PORT",
+                str(workers), str(threads)]
+    # What `manage.py serve --server granian` sets (webserver.server.granian_settings).
+    return [PYTHON, "-m", "granian", "--interface", "wsgi", "--http", "1", "--no-ws",
+            "--host", "127.0.0.1", "--port", "PORT", "--workers", str(workers),
+            "--blocking-threads", str(threads), "--access-log",
+            "--ssl-certificate", env["VTN_TLS_CERT"], "--ssl-keyfile", env["VTN_TLS_KEY"],
+            "--ssl-protocol-min", "tls1.2", "benchmarks.bare_app:application"]
+
+
 def worker_memory_mib(pid: int) -> list[float]:
     """Resident memory (MiB) of each child process of ``pid`` (gunicorn's workers)."""
     children = Path(f"/proc/{pid}/task/{pid}/children")
@@ -236,6 +260,11 @@ def main() -> None:
     parser.add_argument("--wrk-threads", type=int, default=1)
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--threads", type=int, default=8)
+    parser.add_argument("--servers", default=None,
+                        help="comma-separated server configurations to compare in one run, "
+                             "each SERVER:WORKERSxTHREADS with SERVER gthread (manage.py "
+                             "serve) or granian (threads: its blocking threads); the VTN and "
+                             "the bare app run on each (default: gthread:WORKERSxTHREADS)")
     parser.add_argument("--database-url", default=os.environ.get("BENCH_DATABASE_URL"))
     parser.add_argument("--cache-dir", type=Path,
                         default=Path(os.environ.get("XDG_CACHE_HOME",
@@ -287,31 +316,41 @@ def main() -> None:
 
         import requests
 
-        vtn, vtn_process = start("vtn", [*manage, "serve", "--bind", "127.0.0.1:PORT",
-                                         "--workers", str(args.workers),
-                                         "--threads", str(args.threads)],
-                                 "/openadr3/3.1.0/auth/server")
+        configs = [parse_server(spec) for spec in
+                   (args.servers or f"gthread:{args.workers}x{args.threads}").split(",")]
         token_list = tokens.read_text().split()
-        etags = []
-        for group in range(min(GROUPS, len(token_list))):
-            answer = requests.get(f"{vtn}{poll_path}", verify=str(ca), timeout=30,
-                                  headers={"Authorization": f"Bearer {token_list[group]}"})
-            answer.raise_for_status()
-            etags.append(answer.headers["ETag"])
-            if group == 0:
-                body = workdir / "body.json"
-                body.write_bytes(answer.content)
-        conditional = workdir / "tokens-etags.txt"
-        conditional.write_text("".join(f"{token} {etags[index % GROUPS]}\n"
-                                       for index, token in enumerate(token_list)))
-        bare, _ = start("bare", [PYTHON, str(ROOT / "benchmarks" / "serve_bare.py"),
-                                 "127.0.0.1:PORT", str(args.workers), str(args.threads)], "/",
-                        {"BARE_APP_BODY": str(body)})
-        targets = {
-            "vtn": (vtn, poll_path, tokens, "bearer", None),
-            "vtn_304": (vtn, poll_path, conditional, "etag", None),
-            "bare": (bare, "/", tokens, "bearer", None),
-        }
+        vtn_processes: dict[str, subprocess.Popen] = {}
+        targets: dict[str, tuple] = {}
+        body = workdir / "body.json"
+        for server, workers, threads in configs:
+            label = f"{server}:{workers}x{threads}"
+            suffix = "" if len(configs) == 1 else f"@{label}"
+            vtn, vtn_processes[label] = start(
+                f"vtn-{server}-{workers}x{threads}",
+                server_command(server, workers, threads, "vtn", env),
+                "/openadr3/3.1.0/auth/server")
+            if not body.exists():
+                etags = []
+                for group in range(min(GROUPS, len(token_list))):
+                    answer = requests.get(
+                        f"{vtn}{poll_path}", verify=str(ca), timeout=30,
+                        headers={"Authorization": f"Bearer {token_list[group]}"})
+                    answer.raise_for_status()
+                    etags.append(answer.headers["ETag"])
+                    if group == 0:
+                        body.write_bytes(answer.content)
+                conditional = workdir / "tokens-etags.txt"
+                conditional.write_text("".join(f"{token} {etags[index % GROUPS]}\n"
+                                               for index, token in enumerate(token_list)))
+            bare, _ = start(f"bare-{server}-{workers}x{threads}",
+                            server_command(server, workers, threads, "bare", env), "/",
+                            {"BARE_APP_BODY": str(body)})
+            targets |= {
+                f"vtn{suffix}": (vtn, poll_path, tokens, "bearer", None),
+                f"vtn_304{suffix}": (vtn, poll_path, conditional, "etag", None),
+                f"bare{suffix}": (bare, "/", tokens, "bearer", None),
+            }
+        suffixes = ["" if len(configs) == 1 else f"@{s}:{w}x{t}" for s, w, t in configs]
         python = None if args.no_openleadr else openleadr_python(args.cache_dir)
         if python is not None:
             template = workdir / "oadr_poll.xml"
@@ -330,19 +369,21 @@ def main() -> None:
                            mode, template)
 
         loads = [load_average()]
-        # Until the VTN's rate settles: two 5 s runs within 10 % after the minimum, or the
-        # maximum (a worker meets each token only after many times as many requests).
-        warm_runs = [run("vtn", warmup)]
-        began = time.monotonic()
-        while time.monotonic() - began < args.warmup_max:
-            warm_runs.append(run("vtn", 5))
-            previous, last = (r["requests_per_s"] for r in warm_runs[-2:])
-            if len(warm_runs) > 2 and abs(last - previous) <= 0.1 * previous:
-                break
-        warm = {"runs": len(warm_runs), "requests_per_s": [r["requests_per_s"]
-                                                            for r in warm_runs]}
+        # Until each VTN's rate settles: two 5 s runs within 10 % after the first, or the
+        # maximum. (Each worker loads every token in bulk on its first unknown one.)
+        warm = {}
+        for suffix in suffixes:
+            warm_runs = [run(f"vtn{suffix}", warmup)]
+            began = time.monotonic()
+            while time.monotonic() - began < args.warmup_max:
+                warm_runs.append(run(f"vtn{suffix}", 5))
+                previous, last = (r["requests_per_s"] for r in warm_runs[-2:])
+                if len(warm_runs) > 2 and abs(last - previous) <= 0.1 * previous:
+                    break
+            warm[f"vtn{suffix}"] = {"runs": len(warm_runs),
+                                    "requests_per_s": [r["requests_per_s"] for r in warm_runs]}
         for name in targets:
-            if name != "vtn":
+            if not name.startswith("vtn@") and name != "vtn":
                 run(name, 2)  # connections, TLS sessions, interpreter caches
         names = list(targets)
         rounds: list[dict] = []
@@ -355,7 +396,8 @@ def main() -> None:
                 f"{name} {figures[name]['requests_per_s']:.0f}/s" for name in names)
                 + f" (load {figures['load_average']})", file=sys.stderr)
         loads.append(load_average())
-        memory = worker_memory_mib(vtn_process.pid)
+        memory = {label: worker_memory_mib(process.pid)
+                  for label, process in vtn_processes.items()}
 
         def ratio(a: str, b: str) -> float | None:
             if b not in targets:
@@ -372,9 +414,9 @@ def main() -> None:
                       "events_per_ven": args.events // GROUPS,
                       "response_bytes": len(body.read_bytes()),
                       "database": database_url.split(":", 1)[0],
-                      "server": f"manage.py serve, {args.workers} workers x {args.threads} "
-                                "threads, HTTPS; the bare app on the same server settings; "
-                                "OpenLEADR-python 0.5.36 (aiohttp, one process), HTTPS",
+                      "servers": [f"{s}: {w} workers x {t} threads" for s, w, t in configs],
+                      "server": "the VTN and the bare app on each of the servers above, "
+                                "HTTPS; OpenLEADR-python 0.5.36 (aiohttp, one process), HTTPS",
                       "load": f"wrk {args.wrk_threads} thread(s), {args.connections} "
                               f"keep-alive connections, {args.rounds} rounds of "
                               f"{args.round_seconds:g} s per target, order rotating, a random "
@@ -384,18 +426,24 @@ def main() -> None:
             "warmup": warm,
             "rounds": rounds,
             "medians": summary,
-            "median_ratios": {"vtn_vs_bare": ratio("vtn", "bare"),
-                              "vtn_vs_openleadr": ratio("vtn", "openleadr"),
-                              "vtn_304_vs_bare": ratio("vtn_304", "bare")},
+            "median_ratios": {key: value for suffix in suffixes for key, value in (
+                (f"vtn_vs_bare{suffix}", ratio(f"vtn{suffix}", f"bare{suffix}")),
+                (f"vtn_vs_openleadr{suffix}", ratio(f"vtn{suffix}", "openleadr")),
+                (f"vtn_304_vs_bare{suffix}", ratio(f"vtn_304{suffix}", f"bare{suffix}")),
+                (f"bare_vs_first_bare{suffix}", ratio(f"bare{suffix}", f"bare{suffixes[0]}")
+                 if suffix != suffixes[0] else None),
+                (f"vtn_vs_first_vtn{suffix}", ratio(f"vtn{suffix}", f"vtn{suffixes[0]}")
+                 if suffix != suffixes[0] else None))},
             "vtn_worker_rss_mib": memory,
         }
         print(json.dumps(report, indent=2))
         print()
-        print(f"{'':>12} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8}   (medians of "
+        width = max(len(name) for name in names)
+        print(f"{'':>{width}} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8}   (medians of "
               f"{args.rounds} rounds)")
         for name in names:
             row = summary[name]
-            print(f"{name:>12} {row['requests_per_s']:>9.0f} {row['p50_ms']:>8.2f} "
+            print(f"{name:>{width}} {row['requests_per_s']:>9.0f} {row['p50_ms']:>8.2f} "
                   f"{row['p99_ms']:>8.2f}")
         for key, value in report["median_ratios"].items():
             if value is not None:

@@ -7,9 +7,11 @@ Enabled only by ``CONFORMANCE_SELF_SERVICE`` (the sandbox sets it): **never on a
 production VTN**, since anyone who can reach the endpoint becomes an FSP. Capped at
 ``CONFORMANCE_MAX_FSPS`` live sandbox FSPs and ``CONFORMANCE_ONBOARD_RATE_PER_HOUR`` per
 address. A self-service FSP expires ``CONFORMANCE_FSP_TTL_HOURS`` after onboarding (the
-hourly beat task ``conformance.tasks.expire_sandbox_fsps``): its sites' clients and
-certificates are revoked and it stops counting towards the cap. Its dispatch history
-stays, since revisions and the audit chain are immutable.
+hourly beat task ``conformance.tasks.expire_sandbox_fsps``): its sites' certificates are
+revoked (the CRL lists them until they expire), its sites' clients are revoked and then
+deleted with their tokens and certificate bindings, and it stops counting towards the
+cap. Its registration and dispatch history stay, since revisions and the audit chain are
+immutable.
 """
 
 from __future__ import annotations
@@ -156,8 +158,9 @@ def _pki_dir() -> Path:
 
 def expire_sandbox_fsps(now: datetime | None = None) -> list[str]:
     """Expire every self-service FSP onboarded more than ``CONFORMANCE_FSP_TTL_HOURS`` ago:
-    revoke its sites' OAuth2 clients (tokens deleted) and TLS client certificates (the
-    CRL is rewritten), and mark it expired. Returns the FSP identifiers expired."""
+    revoke its sites' TLS client certificates (the CRL is rewritten), revoke and delete its
+    sites' OAuth2 clients (with their tokens and certificate bindings), and mark it
+    expired. Returns the FSP identifiers expired."""
     now = now or timezone.now()
     ttl = timedelta(hours=float(getattr(settings, "CONFORMANCE_FSP_TTL_HOURS", 72)))
     expired = []
@@ -176,6 +179,9 @@ def expire_sandbox_fsps(now: datetime | None = None) -> list[str]:
                                                            revoked_at__isnull=True):
                 certificates.revoke_certificate(serial=issued.serial, pki_dir=_pki_dir(),
                                                 reason="sandbox FSP expired")
+            for client in list(clients):
+                auth_services.delete_client(client_id=client.client_id,
+                                            reason="sandbox FSP expired")
             enrolment.expired_at = now
             enrolment.save(update_fields=["expired_at"])
         logger.info("expired sandbox FSP %s", enrolment.fsp.identifier)

@@ -8,10 +8,11 @@ class DispatchConfig(AppConfig):
 
     def ready(self) -> None:
         # Imported here: models may only be imported once the app registry is ready.
+        from dispatch import owned_objects
         from dispatch.receivers import on_object_changed
         from dispatch.report_signatures import check_report
         from dispatch.scope import owner_policy
-        from vtn import ownership, report_checks
+        from vtn import ownership, protection, report_checks
         from vtn.signals import object_changed
 
         object_changed.connect(on_object_changed, dispatch_uid="dispatch-acknowledgements")
@@ -20,3 +21,7 @@ class DispatchConfig(AppConfig):
         report_checks.register("dispatch-report-signatures", check_report)
         # OpenADR objects are owned by network operators; a client reaches its grants'.
         ownership.register(owner_policy())
+        # Standing programs and events and dispatch events may not be deleted or renamed
+        # through the API (site VENs, unit resources and product programs are protected
+        # by their links).
+        protection.register("dispatch-owned-objects", owned_objects.owners)

@@ -5,6 +5,7 @@ comms loss").
   moves the site's ``last_seen`` -- at most once per ``DISPATCH_LAST_SEEN_RESOLUTION_SECONDS``
   per client and web process, with one UPDATE, so the poll path stays free of queries
   in between (:func:`seen`, called by :class:`dispatch.middleware.LastSeenMiddleware`).
+  Which site a VEN belongs to is read for all sites at once, at most once per resolution.
 - **Heartbeat**: a report on the FSP's heartbeat event (program ``GB-<OP>-HEARTBEAT``)
   counts as seen and may carry each unit's ``OPERATING_STATE`` and ``GB_AVAILABLE_KW``.
 - **Comms loss**: :func:`check_comms` (a Celery beat task every 30 s) marks a site and its
@@ -50,6 +51,9 @@ OPERATING_STATES = (
 # client_id -> (site id or None, when the next write is due). Per process, like the
 # token cache: cleared with every ProcessCache.
 _seen: generations.ProcessCache[str, tuple[int | None, float]] = generations.ProcessCache()
+# "sites" -> (every site by its VEN's client_id, when to read them again); see _sites.
+_site_map: generations.ProcessCache[str, tuple[dict[str, int], float]] = \
+    generations.ProcessCache()
 
 
 def clock() -> datetime:
@@ -78,11 +82,22 @@ def seen(client_id: str, now: datetime | None = None) -> None:
         return
     site_id = entry[0] if entry is not None else None
     if site_id is None:
-        site_id = FspSite.objects.filter(ven__client_id=client_id).values_list(
-            "pk", flat=True).first()
+        site_id = _sites(stamp).get(client_id)
     _seen.put(client_id, (site_id, stamp + resolution_seconds()))
     if site_id is not None:
         mark_seen(site_id, now)
+
+
+def _sites(stamp: float) -> dict[str, int]:
+    """VEN client_id -> its site, for this process: read in one query for every site at
+    most once per resolution, so a VEN without a site (or whose site is new) costs no
+    query of its own and a new site is found within the same resolution as before."""
+    known = _site_map.get("sites")
+    if known is None or known[1] <= stamp:
+        sites = dict(FspSite.objects.order_by("pk").values_list("ven__client_id", "pk"))
+        known = (sites, stamp + resolution_seconds())
+        _site_map.put("sites", known)
+    return known[0]
 
 
 def mark_seen(site_id: int, now: datetime) -> None:

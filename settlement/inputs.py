@@ -373,9 +373,15 @@ def _batch_readings(unit_ids: list[int], since: datetime, after: datetime
     position = {unit_id: index for index, unit_id in enumerate(unit_ids)}
     connection = connections[MeterReading.objects.db]
     if connection.vendor == "postgresql":
-        with connection.cursor() as cursor:
+        import psycopg
+
+        connection.ensure_connection()
+        # A cursor that binds on the server, so that the packed readings come back as
+        # binary bytea (Django's client-side cursors take them as hex text, twice the
+        # bytes for the server to write and for the driver to decode).
+        with psycopg.Cursor(connection.connection) as cursor:
             cursor.execute(_BATCH_SQL.format(table=MeterReading._meta.db_table),
-                           (unit_ids, since, after))
+                           (unit_ids, since, after), binary=True)
             found = sorted(cursor.fetchall(), key=lambda row: position[row[0]])
         packed = [np.frombuffer(blob, dtype=_PACKED) for _, blob in found]
         rows = np.concatenate(packed) if packed else np.zeros(0, dtype=_PACKED)

@@ -9,6 +9,7 @@ exactly like objects that do not exist.
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -33,8 +34,13 @@ from vtn.models import (
 
 Kind = TargetLabel.Kind
 Owned = ObjectOwner.Kind
-# Granted labels per (targeting generation, clientID), for this process.
-_granted_cache: ProcessCache[tuple[int, str], frozenset[str]] = ProcessCache()
+# Granted labels per (targeting generation, clientID), for this process. The first miss
+# under a generation loads every VEN client's labels at once (_prime_granted), so a fleet's
+# polls after a change cost a few queries per process instead of one per VEN.
+_granted_cache: ProcessCache[tuple[int, str], frozenset[str]] = ProcessCache(max_entries=50_000)
+GRANTED_PRIME_LIMIT = 40_000
+_PRIMED = ""  # (generation, _PRIMED) is in the cache once that generation was loaded
+_granted_lock = threading.Lock()
 
 
 @dataclass(frozen=True)
@@ -64,11 +70,32 @@ def granted_labels(caller: Caller) -> frozenset[str]:
     if caller.granted is None:
         key = (caller.targeting_generation, caller.client_id)
         granted = _granted_cache.get(key)
+        if granted is None and _prime_granted(caller.targeting_generation):
+            granted = _granted_cache.get(key)
         if granted is None:
             granted = _query_granted_labels(caller)
             _granted_cache.put(key, granted)
         caller.granted = granted
     return caller.granted
+
+
+def _prime_granted(generation: int) -> bool:
+    """Load every VEN client's granted labels under ``generation``, once per generation
+    and process, unless there are more than :data:`GRANTED_PRIME_LIMIT` VENs. True if
+    this call loaded them; a thread that finds another loading does not wait."""
+    marker = (generation, _PRIMED)
+    if _granted_cache.get(marker) is not None or not _granted_lock.acquire(blocking=False):
+        return False
+    try:
+        if _granted_cache.get(marker) is not None:
+            return False
+        if Ven.objects.count() <= GRANTED_PRIME_LIMIT:
+            for client_id, labels in granted_labels_by_client(None).items():
+                _granted_cache.put((generation, client_id), labels)
+        _granted_cache.put(marker, frozenset())
+        return True
+    finally:
+        _granted_lock.release()
 
 
 def _query_granted_labels(caller: Caller) -> frozenset[str]:
@@ -218,17 +245,23 @@ def client_names(client_ids: set[str]) -> dict[str, str]:
                 .values_list("application__client_id", "name"))
 
 
-def granted_labels_by_client(client_ids: set[str]) -> dict[str, frozenset[str]]:
-    """Each VEN client's granted labels (from its vens and resources), in two queries."""
+def granted_labels_by_client(client_ids: set[str] | None) -> dict[str, frozenset[str]]:
+    """Each VEN client's granted labels (from its vens and resources), in three queries;
+    ``None``: every client that has a VEN."""
     Kind = TargetLabel.Kind
-    granted: dict[str, set[str]] = {client_id: set() for client_id in client_ids}
-    vens = dict(Ven.objects.filter(client_id__in=client_ids).values_list("id", "client_id"))
-    resources = dict(Resource.objects.filter(ven__client_id__in=client_ids)
-                     .values_list("id", "ven__client_id"))
-    rows = TargetLabel.objects.filter(
-        Q(kind=Kind.VEN, object_id__in=list(vens)) | Q(kind=Kind.RESOURCE,
-                                                      object_id__in=list(resources))
-    ).values_list("kind", "object_id", "label")
+    ven_rows = Ven.objects.all() if client_ids is None else \
+        Ven.objects.filter(client_id__in=client_ids)
+    vens = dict(ven_rows.order_by().values_list("id", "client_id"))
+    resource_rows = Resource.objects.all() if client_ids is None else \
+        Resource.objects.filter(ven__client_id__in=client_ids)
+    resources = dict(resource_rows.order_by().values_list("id", "ven__client_id"))
+    granted: dict[str, set[str]] = {client_id: set() for client_id in
+                                    (set(vens.values()) if client_ids is None else client_ids)}
+    label_rows = TargetLabel.objects.filter(kind__in=(Kind.VEN, Kind.RESOURCE)) \
+        if client_ids is None else TargetLabel.objects.filter(
+            Q(kind=Kind.VEN, object_id__in=list(vens))
+            | Q(kind=Kind.RESOURCE, object_id__in=list(resources)))
+    rows = label_rows.order_by().values_list("kind", "object_id", "label")
     for kind, object_id, label in rows:
         owner = vens.get(object_id) if kind == Kind.VEN else resources.get(object_id)
         if owner is not None:

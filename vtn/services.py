@@ -8,11 +8,10 @@ the same way.
 
 from __future__ import annotations
 
-from django.core.exceptions import ObjectDoesNotExist
 from django.db import IntegrityError, models, transaction
 from django.utils import timezone
 
-from vtn import generations, ownership, report_checks, selectors, webhooks
+from vtn import generations, ownership, protection, report_checks, selectors, webhooks
 from vtn import targets as target_rules
 from vtn.auth.caller import Caller
 from vtn.errors import BadRequest, Conflict, Forbidden
@@ -61,47 +60,29 @@ def _save(instance, kind: str, conflict: str) -> None:
         raise Conflict(conflict) from exc
 
 
-def owners(instance) -> list[str]:
-    """What owns ``instance`` outside OpenADR: the objects another app links one-to-one
-    to it and protects from deletion (the GB registry's site VENs, unit resources and
-    product programs), described for a problem detail. Empty for plain objects."""
-    found = []
-    for relation in instance._meta.related_objects:
-        if not relation.one_to_one or relation.on_delete is not models.PROTECT:
-            continue
-        try:
-            owner = getattr(instance, relation.get_accessor_name())
-        except ObjectDoesNotExist:
-            continue
-        found.append(_describe(owner))
-    return found
-
-
-def _describe(owner) -> str:
-    meta = owner._meta
-    return f"{meta.app_config.verbose_name} {meta.verbose_name} {owner}"
-
-
-def _guard_owned_name(instance, field: str, new_name: object) -> None:
+def _guard_owned_name(caller: Caller, instance, field: str, wire_name: str,
+                      new_name: object) -> None:
     """Refuse renaming an object another app owns: its name is that app's key."""
-    if instance._state.adding or new_name == getattr(instance, field):
+    if caller.internal or instance._state.adding or new_name == getattr(instance, field):
         return
-    owned_by = owners(instance)
+    owned_by = protection.owners(instance)
     if owned_by:
-        raise BadRequest(f"The {field} of this {instance._meta.verbose_name} is set by the "
+        raise BadRequest(f"The {wire_name} of this {instance._meta.verbose_name} is set by the "
                          f"registry that owns it ({'; '.join(owned_by)}) and cannot be "
                          "changed through this API.")
 
 
-def _delete(instance, object_type: str, labelled: dict[str, list[str]]) -> None:
+def _delete(caller: Caller, instance, object_type: str,
+            labelled: dict[str, list[str]]) -> None:
     """Delete ``instance`` and the target labels of it and its dependants, then announce.
 
-    Refuses (400; the documents list no 409 for DELETE) an object that other records
+    Refuses (400; the documents list no 409 for DELETE) an object another app owns
+    (:mod:`vtn.protection`; its own internal identity excepted) or that other records
     depend on, naming them. The returned instance keeps its primary key so it can still
     be rendered.
     """
     kind = instance._meta.verbose_name
-    owned_by = owners(instance)
+    owned_by = [] if caller.internal else protection.owners(instance)
     if owned_by:
         raise BadRequest(f"This {kind} cannot be deleted: the registry owns it "
                          f"({'; '.join(owned_by)}).")
@@ -112,7 +93,7 @@ def _delete(instance, object_type: str, labelled: dict[str, list[str]]) -> None:
         with transaction.atomic():
             instance.delete()
     except (models.ProtectedError, models.RestrictedError) as exc:
-        blocking = sorted({_describe(obj) for obj in list(exc.args[1])[:5]})
+        blocking = sorted({protection.describe(obj) for obj in list(exc.args[1])[:5]})
         raise BadRequest(f"This {kind} cannot be deleted while other records depend on "
                          f"it: {'; '.join(blocking)}.") from exc
     instance.pk = pk
@@ -132,7 +113,8 @@ def save_program(*, caller: Caller, data: dict, program: Program | None = None) 
     operation = "CREATE" if program is None else "UPDATE"
     program = program or Program()
     if "program_name" in data:
-        _guard_owned_name(program, "program_name", data["program_name"])
+        _guard_owned_name(caller, program, "program_name", "programName",
+                          data["program_name"])
     _apply(program, data)
     if Program.objects.filter(program_name=program.program_name).exclude(pk=program.pk).exists():
         raise Conflict(f"A program named {program.program_name!r} already exists.")
@@ -146,7 +128,7 @@ def save_program(*, caller: Caller, data: dict, program: Program | None = None) 
 @transaction.atomic
 def delete_program(*, caller: Caller, program: Program) -> Program:
     """Delete a program with its events, reports and subscriptions."""
-    _delete(program, "PROGRAM", {
+    _delete(caller, program, "PROGRAM", {
         Kind.PROGRAM: [program.pk],
         Kind.EVENT: list(program.events.values_list("id", flat=True)),
         Kind.SUBSCRIPTION: list(program.subscriptions.values_list("id", flat=True)),
@@ -171,6 +153,9 @@ def save_event(*, caller: Caller, data: dict, event: Event | None = None) -> Eve
     data = dict(data)
     program = _program_for(caller, data.pop("program_id"))
     event = event or Event()
+    if "event_name" in data:
+        _guard_owned_name(caller, event, "event_name", "eventName", data["event_name"])
+    _guard_owned_name(caller, event, "program_id", "programID", program.pk)
     _apply(event, data)
     event.program = program
     event.starts_at, event.ends_at = event_span(event.interval_period, event.intervals or [],
@@ -182,7 +167,7 @@ def save_event(*, caller: Caller, data: dict, event: Event | None = None) -> Eve
 
 @transaction.atomic
 def delete_event(*, caller: Caller, event: Event) -> Event:
-    _delete(event, "EVENT", {Kind.EVENT: [event.pk]})
+    _delete(caller, event, "EVENT", {Kind.EVENT: [event.pk]})
     return event
 
 
@@ -217,7 +202,7 @@ def save_report(*, caller: Caller, data: dict, report: Report | None = None) -> 
 
 @transaction.atomic
 def delete_report(*, caller: Caller, report: Report) -> Report:
-    _delete(report, "REPORT", {})
+    _delete(caller, report, "REPORT", {})
     return report
 
 
@@ -257,7 +242,7 @@ def _store_subscription(*, caller: Caller, data: dict,
 
 @transaction.atomic
 def delete_subscription(*, caller: Caller, subscription: Subscription) -> Subscription:
-    _delete(subscription, "SUBSCRIPTION", {Kind.SUBSCRIPTION: [subscription.pk]})
+    _delete(caller, subscription, "SUBSCRIPTION", {Kind.SUBSCRIPTION: [subscription.pk]})
     return subscription
 
 
@@ -311,7 +296,7 @@ def save_ven(*, caller: Caller, data: dict, ven: Ven | None = None,
     if caller.is_bl:
         _guard_bound_client(caller, data["client_id"], ven)
     if "ven_name" in data:
-        _guard_owned_name(ven, "ven_name", data["ven_name"])
+        _guard_owned_name(caller, ven, "ven_name", "venName", data["ven_name"])
     _apply(ven, data)
     conflict = f"A ven named {ven.ven_name!r} already exists."
     if Ven.objects.filter(ven_name=ven.ven_name).exclude(pk=ven.pk).exists():
@@ -327,7 +312,7 @@ def save_ven(*, caller: Caller, data: dict, ven: Ven | None = None,
 
 @transaction.atomic
 def delete_ven(*, caller: Caller, ven: Ven) -> Ven:
-    _delete(ven, "VEN", {Kind.VEN: [ven.pk],
+    _delete(caller, ven, "VEN", {Kind.VEN: [ven.pk],
                          Kind.RESOURCE: list(ven.resources.values_list("id", flat=True))})
     return ven
 
@@ -346,7 +331,8 @@ def save_resource(*, caller: Caller, ven: Ven, data: dict,
         data["client_id"] = ven.client_id
     resource = resource or Resource()
     if "resource_name" in data:
-        _guard_owned_name(resource, "resource_name", data["resource_name"])
+        _guard_owned_name(caller, resource, "resource_name", "resourceName",
+                          data["resource_name"])
     _apply(resource, data)
     resource.ven = ven
     conflict = f"The ven already has a resource named {resource.resource_name!r}."
@@ -360,5 +346,5 @@ def save_resource(*, caller: Caller, ven: Ven, data: dict,
 
 @transaction.atomic
 def delete_resource(*, caller: Caller, resource: Resource) -> Resource:
-    _delete(resource, "RESOURCE", {Kind.RESOURCE: [resource.pk]})
+    _delete(caller, resource, "RESOURCE", {Kind.RESOURCE: [resource.pk]})
     return resource

@@ -6,7 +6,10 @@ hosts, counts or error messages (those go to the log).
 - ``GET /readyz``: this node can serve: the database answers, every migration is
   applied, the operators' dispatch signing keys decrypt, and the Celery broker answers
   (a broker that does not is reported ``degraded`` but still ready: the web tier serves
-  without it). 503 with Retry-After when not ready.
+  without it). ``rateLimits`` says whether the authentication rate-limit counters are
+  shared through the cache (``ok``), counted in this process because the cache does not
+  answer (``degraded``: still ready, authentication does not depend on it) or in-process
+  by configuration. 503 with Retry-After when not ready.
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ from django.views.decorators.http import require_GET
 from kombu import Connection
 
 from dispatch.signing_keys import signing_keys_usable
+from vtn.auth import ratelimit
 
 logger = logging.getLogger(__name__)
 # A passing migrations check is remembered this long (building the plan reads every
@@ -103,6 +107,8 @@ def readyz(request: HttpRequest) -> JsonResponse:
     else:
         checks["migrations"] = checks["signingKeys"] = "unknown"
     checks["broker"] = check_broker()
+    checks["rateLimits"] = {"shared": "ok", "local": "degraded"}.get(
+        ratelimit.counters_state(), "in-process")
     ready = all(checks[name] == "ok" for name in ("database", "migrations", "signingKeys"))
     response = _answer({"status": "ready" if ready else "not ready", "checks": checks},
                        status=200 if ready else 503)

@@ -1,17 +1,30 @@
-"""The production server: gunicorn embedded in-process, serving ``config.wsgi``.
+"""The production server, embedded in-process, serving ``config.wsgi``.
 
 ``manage.py serve`` builds a :class:`ServerOptions` and calls :func:`run`. The
 server speaks HTTPS (TLS 1.2 minimum, ECDHE with AES-GCM or ChaCha20 for TLS 1.2)
 unless plain HTTP is asked for, which :func:`check_options` only allows on loopback.
-Gunicorn's ``gthread`` workers keep idle HTTP/1.1 connections open, so polling VENs
-reuse their connections. SIGTERM stops gracefully (requests in flight are finished,
-up to ``GRACEFUL_TIMEOUT``); SIGINT stops at once. All logs go to stdout.
+Both servers keep idle HTTP/1.1 connections open, so polling VENs reuse their
+connections. SIGTERM stops gracefully (requests in flight are finished, up to
+``GRACEFUL_TIMEOUT``); SIGINT stops at once. All logs go to stdout.
+
+Two servers, one application:
+
+* ``gthread`` (the default): gunicorn's threaded workers, TLS by Python's ``ssl``. The
+  only one that hands the TLS client certificate to the application (the socket, as
+  ``gunicorn.socket``), which certificate-bound tokens need when the VTN terminates TLS
+  itself with a client CA (``VTN_TLS_CLIENT_CA``).
+* ``granian``: HTTP and TLS (rustls) in Rust, the application in Python threads; many
+  times the throughput of ``gthread`` for the same application (docs/benchmarks.md).
+  It does not pass client certificates on, so :func:`check_options` refuses it together
+  with a client CA; behind nginx (docs/nginx-vtn.conf), which verifies the certificate
+  and passes it in a header, it serves plain HTTP on loopback.
 """
 
 from __future__ import annotations
 
 import ipaddress
 import logging
+import os
 import ssl
 import sys
 from collections.abc import Callable
@@ -27,6 +40,11 @@ from vtn import generations, serving
 
 WSGI_APP = "config.wsgi:application"
 DEFAULT_BIND = "127.0.0.1:8443"
+SERVERS = ("gthread", "granian")
+DEFAULT_SERVER = "gthread"
+# The module each granian worker imports; it loads the application named here.
+GRANIAN_WORKER = "webserver.granian_worker:application"
+GRANIAN_APP_ENV = "VTN_GRANIAN_WSGI_APP"
 DEFAULT_WORKERS = 2
 DEFAULT_THREADS = 8
 KEEPALIVE_SECONDS = 30
@@ -52,6 +70,7 @@ class ServerOptions:
     tls_key: str = ""
     tls_client_ca: str = ""
     wsgi_app: str = WSGI_APP  # "module:callable"; benchmarks swap in a bare app
+    server: str = DEFAULT_SERVER
 
 
 def split_bind(bind: str) -> tuple[str, int]:
@@ -80,6 +99,15 @@ def check_options(options: ServerOptions) -> None:
     host, _ = split_bind(options.bind)
     if options.workers < 1 or options.threads < 1:
         raise ServerConfigError("--workers and --threads must be at least 1")
+    if options.server not in SERVERS:
+        raise ServerConfigError(f"--server must be one of {', '.join(SERVERS)}, "
+                                f"not {options.server!r}")
+    if options.server == "granian" and options.tls_client_ca and not options.insecure_http:
+        raise ServerConfigError(
+            "--server granian does not pass TLS client certificates to the application, so "
+            "certificate-bound tokens would be refused: with VTN_TLS_CLIENT_CA set, use "
+            "--server gthread, or put nginx in front (docs/nginx-vtn.conf) and serve the "
+            "nodes with --insecure-http on loopback.")
     if options.insecure_http:
         if not is_loopback(host):
             raise ServerConfigError(
@@ -158,6 +186,50 @@ def _post_worker_init(worker) -> None:
     generations.listen()
 
 
+def _configure_databases() -> None:
+    connections.close_all()  # workers are forked: never share the master's connections
+    for database in connections.settings.values():
+        if database["ENGINE"] == "django.db.backends.sqlite3":
+            # A web request does not wait long for a write lock: 503 and Retry-After.
+            database.setdefault("OPTIONS", {})["timeout"] = settings.SQLITE_LOCK_TIMEOUT_SECONDS
+
+
+def start_granian_worker() -> Callable:
+    """In a granian worker process: what ``manage.py serve`` prepares in a gunicorn
+    worker (databases, heartbeat, change listener, logs), then the WSGI application."""
+    _configure_databases()
+    _post_worker_init(None)
+    application = import_app(os.environ.get(GRANIAN_APP_ENV, WSGI_APP))
+    _route_logs_to_stdout()
+    return application
+
+
+def granian_settings(options: ServerOptions, log_level: str = "info") -> dict:
+    """Keyword arguments of granian's server for ``options`` (exposed for inspection)."""
+    from granian.constants import HTTPModes, Interfaces, SSLProtocols
+    from granian.log import LogLevels
+
+    host, port = split_bind(options.bind)
+    chosen: dict = {
+        "target": GRANIAN_WORKER, "address": host, "port": port,
+        "interface": Interfaces.WSGI, "http": HTTPModes.http1, "websockets": False,
+        "workers": options.workers, "blocking_threads": options.threads,
+        "workers_kill_timeout": GRACEFUL_TIMEOUT,
+        "log_level": LogLevels(log_level), "log_access": True,
+    }
+    if not options.insecure_http:
+        chosen |= {"ssl_cert": Path(options.tls_cert), "ssl_key": Path(options.tls_key),
+                   "ssl_protocol_min": SSLProtocols.tls12}
+    return chosen
+
+
+def _run_granian(options: ServerOptions) -> None:
+    from granian.server import Server
+
+    os.environ[GRANIAN_APP_ENV] = options.wsgi_app
+    Server(**granian_settings(options)).serve()
+
+
 class VtnServer(BaseApplication):
     """Gunicorn configured from :class:`ServerOptions`, loading the Django WSGI app."""
 
@@ -173,7 +245,8 @@ class VtnServer(BaseApplication):
             "bind": [o.bind],
             "workers": o.workers,
             "threads": o.threads,
-            "worker_class": "gthread",
+            # gthread, answering requests it cannot parse with problem documents.
+            "worker_class": "webserver.workers.ProblemThreadWorker",
             "keepalive": KEEPALIVE_SECONDS,
             "timeout": TIMEOUT_SECONDS,
             "graceful_timeout": GRACEFUL_TIMEOUT,
@@ -221,9 +294,8 @@ def run(options: ServerOptions) -> None:
             raise ServerConfigError(
                 f"cannot load the TLS certificate {options.tls_cert} with key "
                 f"{options.tls_key}: {exc}") from exc
-    connections.close_all()  # workers are forked: never share the master's connections
-    for database in connections.settings.values():
-        if database["ENGINE"] == "django.db.backends.sqlite3":
-            # A web request does not wait long for a write lock: 503 and Retry-After.
-            database.setdefault("OPTIONS", {})["timeout"] = settings.SQLITE_LOCK_TIMEOUT_SECONDS
-    VtnServer(options).run()
+    _configure_databases()
+    if options.server == "granian":
+        _run_granian(options)
+    else:
+        VtnServer(options).run()

@@ -166,20 +166,33 @@ def select_history_days(readings_kw: Readings, *, target_day: date, y: int,
 
 
 def _missing_in_day(readings_kw: Readings, day: date, minutes: int) -> tuple[datetime, ...]:
-    start = day_start_utc(day)
-    step = timedelta(minutes=minutes)
-    count = 24 * 60 // minutes  # only called for 24-hour days
-    starts = (start + step * i for i in range(count))
+    starts = _day_starts(day, minutes)
+    # A mapping that can tell which periods lack a value without making the values (the
+    # metered arrays, calc.metering.MeteredKw) says so itself.
+    lacking = getattr(readings_kw, "lacking", None)
+    if lacking is not None:
+        return cast(tuple[datetime, ...], lacking(starts))
     return tuple(s for s in starts if readings_kw.get(s) is None)
 
 
-def _history_starts(target_day: date, days: Sequence[date], minutes: int
+@lru_cache(maxsize=4096)
+def _day_starts(day: date, minutes: int) -> tuple[datetime, ...]:
+    """The period starts of a 24-hour London day (history days are never 23 or 25 hours)."""
+    start = day_start_utc(day)
+    step = timedelta(minutes=minutes)
+    return tuple(start + step * i for i in range(24 * 60 // minutes))
+
+
+def _history_starts(target_day: date, days: Sequence[date], minutes: int,
+                    only: Collection[datetime] | None = None
                     ) -> list[tuple[datetime, tuple[datetime, ...]]]:
-    """For each target period: (its start, the same wall-clock period start on each day)."""
+    """For each target period (each of ``only`` when given): (its start, the same
+    wall-clock period start on each day)."""
     midnights = [day_start_utc(day) for day in days]
     # History days are 24-hour days, so a wall-clock time is a fixed offset from midnight.
     return [(start, tuple(m + since_midnight for m in midnights))
-            for start, since_midnight in _wall_clock_offsets(target_day, minutes)]
+            for start, since_midnight in _wall_clock_offsets(target_day, minutes)
+            if only is None or start in only]
 
 
 @lru_cache(maxsize=1024)
@@ -206,13 +219,16 @@ def high_x_of_y_baseline(readings_kw: Readings, *, target_day: date, x: int = 3,
                          lookback_days: int = DEFAULT_LOOKBACK_DAYS,
                          holidays: Collection[date] = frozenset(),
                          dispatched_days: Collection[date] = frozenset(),
-                         minutes: int = DEFAULT_PERIOD_MINUTES) -> BaselineResult:
+                         minutes: int = DEFAULT_PERIOD_MINUTES,
+                         only: Collection[datetime] | None = None) -> BaselineResult:
     """High X of Y: per period of ``target_day``, the mean of the ``x`` highest readings of
     that wall-clock period among the ``y`` days chosen by :func:`select_history_days`.
 
     "Highest" is by signed value (consumption positive), so for an exporting unit the
     chosen days are those with the least export. Ties are broken toward the more recent
-    day. NOT_COMPUTABLE when fewer than ``y`` eligible days exist.
+    day. NOT_COMPUTABLE when fewer than ``y`` eligible days exist. With ``only`` (period
+    starts of the target day), just those periods are worked out: a dispatch needs the
+    baseline of the periods it covers, not of the whole day.
     """
     if not 1 <= x <= y:
         raise ValueError("need 1 <= x <= y")
@@ -224,7 +240,7 @@ def high_x_of_y_baseline(readings_kw: Readings, *, target_day: date, x: int = 3,
     if len(selection.days_used) < y:
         return _not_enough_days(method, selection, y, parameters)
     periods = []
-    for start, sources in _history_starts(target_day, selection.days_used, minutes):
+    for start, sources in _history_starts(target_day, selection.days_used, minutes, only):
         values = _present(readings_kw, sources)
         # sorted() is stable and sources run most recent first: ties favour recent days.
         ranked = sorted(range(len(sources)), key=values.__getitem__, reverse=True)[:x]
@@ -239,10 +255,11 @@ def average_of_y_baseline(readings_kw: Readings, *, target_day: date, y: int = 5
                           lookback_days: int = DEFAULT_LOOKBACK_DAYS,
                           holidays: Collection[date] = frozenset(),
                           dispatched_days: Collection[date] = frozenset(),
-                          minutes: int = DEFAULT_PERIOD_MINUTES) -> BaselineResult:
-    """Average of Y: per period of ``target_day``, the mean of that wall-clock period over
-    the ``y`` days chosen by :func:`select_history_days`. NOT_COMPUTABLE when fewer than
-    ``y`` eligible days exist."""
+                          minutes: int = DEFAULT_PERIOD_MINUTES,
+                          only: Collection[datetime] | None = None) -> BaselineResult:
+    """Average of Y: per period of ``target_day`` (each of ``only`` when given), the mean
+    of that wall-clock period over the ``y`` days chosen by :func:`select_history_days`.
+    NOT_COMPUTABLE when fewer than ``y`` eligible days exist."""
     method = "average_of_y"
     parameters = {"y": y, "lookback_days": lookback_days, "minutes": minutes}
     selection = select_history_days(readings_kw, target_day=target_day, y=y,
@@ -252,7 +269,8 @@ def average_of_y_baseline(readings_kw: Readings, *, target_day: date, y: int = 5
         return _not_enough_days(method, selection, y, parameters)
     periods = tuple(
         BaselinePeriod(start, mean(_present(readings_kw, sources)), sources)
-        for start, sources in _history_starts(target_day, selection.days_used, minutes))
+        for start, sources in _history_starts(target_day, selection.days_used, minutes,
+                                              only))
     return BaselineResult(method=method, status=BaselineStatus.COMPUTED, periods=periods,
                           days_used=selection.days_used, days_excluded=selection.days_excluded,
                           parameters=parameters)

@@ -29,7 +29,7 @@ reference (``kWh / hours``), so a month of readings never becomes millions of ob
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -118,49 +118,68 @@ class MeteredKw(Mapping[datetime, Decimal | None]):
     reading is missing, else the period's average as an exact ``Decimal``. ``slots`` maps
     each period start of the table to its column (one dict shared by a batch's units)."""
 
-    __slots__ = ("_slots", "_hours", "_per_reading", "_state", "_value", "_kind")
+    __slots__ = ("_slots", "_hours", "_per_reading", "_table", "_row", "_lists")
 
     def __init__(self, table: PeriodTable, row: int, slots: Mapping[datetime, int]) -> None:
         self._slots = slots
         self._hours = Decimal(table.minutes) / 60
         # kWh in millionths / (hours x 10**6) is kWh / hours exactly (one division)
         self._per_reading = self._hours.scaleb(VALUE_SCALE)
-        # Python lists: indexing them is far cheaper than indexing numpy scalars.
-        self._state: list[int] = table.state[row].tolist()
-        self._value: list[int] = table.value[row].tolist()
-        self._kind: list[int] = table.kind[row].tolist()
+        self._table, self._row = table, row
+        self._lists: tuple[list[int], list[int], list[int]] | None = None
+
+    def _columns(self) -> tuple[list[int], list[int], list[int]]:
+        """The row's state, value and kind as Python lists (indexing them is far cheaper
+        than indexing numpy scalars), made the first time the row is read: a unit whose
+        row no calculation reads (no reactive dispatch, say) never pays for them."""
+        if self._lists is None:
+            table, row = self._table, self._row
+            self._lists = (table.state[row].tolist(), table.value[row].tolist(),
+                           table.kind[row].tolist())
+        return self._lists
 
     def _kw(self, slot: int) -> Decimal | None:
-        if self._state[slot] == MISSING:
+        state, value, kind = self._columns()
+        if state[slot] == MISSING:
             return None
-        if self._kind[slot] == USAGE:  # kWh over the period
-            return Decimal(self._value[slot]) / self._per_reading
-        reading = Decimal(self._value[slot]).scaleb(-VALUE_SCALE)
+        if kind[slot] == USAGE:  # kWh over the period
+            return Decimal(value[slot]) / self._per_reading
+        reading = Decimal(value[slot]).scaleb(-VALUE_SCALE)
         return reading * self._hours / self._hours  # kW, as energy and back (reference)
 
+    def _known(self, start: object) -> int | None:
+        """The column of ``start`` when the table knows it (present or missing), else None."""
+        slot = self._slots.get(start) if isinstance(start, datetime) else None
+        return slot if slot is not None and self._columns()[0][slot] else None
+
     def __getitem__(self, start: datetime) -> Decimal | None:
-        slot = self._slots.get(start)
-        if slot is None or not self._state[slot]:
+        slot = self._known(start)
+        if slot is None:
             raise KeyError(start)
         return self._kw(slot)
 
     def get(self, start: datetime, default: Decimal | None = None) -> Decimal | None:  # type: ignore[override]
-        slot = self._slots.get(start)
-        if slot is None or not self._state[slot]:
-            return default
-        return self._kw(slot)
+        slot = self._known(start)
+        return default if slot is None else self._kw(slot)
+
+    def lacking(self, starts: Iterable[datetime]) -> tuple[datetime, ...]:
+        """Those of ``starts`` without a value (absent or missing): the starts for which
+        ``get`` answers None, without making any value."""
+        slots, state = self._slots, self._columns()[0]
+        return tuple(start for start in starts
+                     if (slot := slots.get(start)) is None or state[slot] != PRESENT)
 
     def __contains__(self, start: object) -> bool:
-        slot = self._slots.get(start) if isinstance(start, datetime) else None
-        return slot is not None and bool(self._state[slot])
+        return self._known(start) is not None
 
     def __iter__(self) -> Iterator[datetime]:
+        state = self._columns()[0]
         for start, slot in self._slots.items():
-            if self._state[slot]:
+            if state[slot]:
                 yield start
 
     def __len__(self) -> int:
-        return sum(1 for state in self._state if state)
+        return sum(1 for state in self._columns()[0] if state)
 
 
 def period_slots(table: PeriodTable) -> dict[datetime, int]:

@@ -342,8 +342,8 @@ def test_an_ended_fault_no_longer_applies(settings, site):
 
 def test_self_service_fsps_expire_with_their_clients_and_certificates(client: Client,
                                                                      sandbox):
-    """After CONFORMANCE_FSP_TTL_HOURS the beat task revokes the FSP's client and its
-    certificate (in the CRL), and the FSP no longer counts towards the cap."""
+    """After CONFORMANCE_FSP_TTL_HOURS the beat task revokes the FSP's certificate (in the
+    CRL), revokes and deletes its client, and the FSP no longer counts towards the cap."""
     from datetime import timedelta
 
     from cryptography import x509
@@ -352,8 +352,8 @@ def test_self_service_fsps_expire_with_their_clients_and_certificates(client: Cl
 
     from conformance.models import SandboxFsp
     from conformance.tasks import expire_sandbox_fsps
-    from vtn.auth.services import find_client
-    from vtn.models import IssuedCertificate
+    from vtn.auth.services import ClientError, find_client
+    from vtn.models import ClientCertificate, IssuedCertificate
 
     sandbox.CONFORMANCE_MAX_FSPS = 1
     sandbox.CONFORMANCE_FSP_TTL_HOURS = 24
@@ -371,7 +371,9 @@ def test_self_service_fsps_expire_with_their_clients_and_certificates(client: Cl
         created=timezone.now() - timedelta(hours=25))
     assert expire_sandbox_fsps.apply().get() == ["old"]
 
-    assert find_client(body["client_id"]).revoked
+    with pytest.raises(ClientError):  # revoked, then deleted with its bindings
+        find_client(body["client_id"])
+    assert not ClientCertificate.objects.filter(sha256=sha256).exists()
     status, _ = OpenADRClient("3.1.0").request_token(body["client_id"], body["client_secret"])
     assert status in (400, 401)
     certificate.refresh_from_db()

@@ -57,6 +57,27 @@ def test_certificates_near_expiry_are_listed(console, gb, settings):
     assert "abc1" in certs and "abc2" not in certs
 
 
+def test_the_vtns_own_outages_are_listed_as_such(console, gb):
+    """A gap between the web tier's serving periods is shown as a VTN outage, the
+    current one as ongoing; a silence shorter than three beats is not one."""
+    from vtn.models import ServingPeriod
+
+    now = datetime.now(UTC).replace(microsecond=0)
+    ServingPeriod.objects.create(started=now - timedelta(hours=3),
+                                 last_beat=now - timedelta(hours=2, minutes=30))
+    ServingPeriod.objects.create(started=now - timedelta(hours=2), last_beat=now - timedelta(
+        hours=1, minutes=59, seconds=50))
+    ServingPeriod.objects.create(started=now - timedelta(hours=1, minutes=59, seconds=40),
+                                 last_beat=now - timedelta(minutes=10))
+    fragment = console("viewer").get("/console/fragments/dashboard").content.decode()
+    outages = fragment.split('id="h-outages"')[1].split("</section>")[0]
+    assert '<span class="count">2</span>' in outages, outages
+    rows = outages.split("<tbody>")[1].split("</tbody>")[0].split("<tr>")[1:]
+    assert "ongoing" in rows[0] and "10.0" in rows[0]  # since the last beat, newest first
+    assert "30.0" in rows[1] and "ongoing" not in rows[1]
+    assert (now - timedelta(hours=2, minutes=30)).strftime("%Y-%m-%d %H:%M:%S") in rows[1]
+
+
 def test_the_chart_draws_the_target_in_the_orders_direction():
     down = {"baselineKw": "200", "orderedKw": "100", "direction": "down"}
     up = {"baselineKw": "-300", "orderedKw": "100", "direction": "up"}

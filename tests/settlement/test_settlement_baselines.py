@@ -295,3 +295,28 @@ def test_nomination_lacking_a_period_is_held_naming_it():
                                 start_utc=utc(2026, 12, 16, 17), end_utc=utc(2026, 12, 16, 18, 30))
     assert result.status is BaselineStatus.HELD_MISSING_DATA
     assert result.missing_periods_utc == (utc(2026, 12, 16, 18),)
+
+
+def test_only_the_periods_asked_for_are_worked_out_with_the_same_days_and_values():
+    readings = history({day: (lambda p, d=day: D(d.day * 10 + p.number) / 3)
+                        for day in days_back(40)})
+    wanted = {utc(2026, 12, 16, 17, 0), utc(2026, 12, 16, 17, 30)}
+    for method in (high_x_of_y_baseline, average_of_y_baseline):
+        whole = method(readings, target_day=TARGET, dispatched_days={date(2026, 12, 11)})
+        part = method(readings, target_day=TARGET, dispatched_days={date(2026, 12, 11)},
+                      only=wanted)
+        assert [p.start_utc for p in part.periods] == sorted(wanted)
+        assert part.periods == tuple(p for p in whole.periods if p.start_utc in wanted)
+        assert (part.days_used, part.days_excluded) == (whole.days_used, whole.days_excluded)
+
+
+def test_autumn_target_asked_for_its_second_0100_period_gets_the_0100_value():
+    target = date(2026, 10, 25)
+    second = utc(2026, 10, 25, 1, 0)  # period 5: 01:00 local, winter time
+
+    def by_wall_clock(period: SettlementPeriod) -> Decimal:
+        local = period.start_utc.astimezone(LONDON)
+        return D(local.hour * 100 + local.minute)
+    readings = history({d: by_wall_clock for d in days_back(40, target)})
+    result = high_x_of_y_baseline(readings, target_day=target, only={second})
+    assert [(p.start_utc, p.baseline_kw) for p in result.periods] == [(second, D(100))]

@@ -122,3 +122,33 @@ def test_operator_api_descriptions_state_both_media_types(vtn_server: VtnServer,
             content = operation["responses"][status]["content"]
             assert set(content) == {JSON, PROBLEM}, (operation.get("operationId"), status)
             assert content[JSON]["schema"] == {"$ref": "#/components/schemas/Problem"}
+
+
+@pytest.mark.parametrize("version", VERSIONS)
+def test_requests_the_server_cannot_parse_get_a_400_problem(vtn_server: VtnServer,
+                                                            version: str) -> None:
+    """A request line or a header field over the server's limits is refused before the
+    application sees it: a 400 problem in application/json naming the natural status,
+    never an HTML page nor a status the documents do not list (414, 431)."""
+    token = vtn_server.token(vtn_server.create_client("bl", "media-too-long"))
+    long_query = {"targets": [f"group-{n:04d}-{'x' * 40}" for n in range(120)]}
+    too_long = requests.get(vtn_server.url(version, "programs"), params=long_query,
+                            headers={"Authorization": f"Bearer {token}", "Accept": PROBLEM},
+                            verify=vtn_server.ca_bundle, timeout=30)
+    huge_header = requests.get(vtn_server.url(version, "programs"),
+                               headers={"Authorization": f"Bearer {token}",
+                                        "X-Padding": "p" * 10_000},
+                               verify=vtn_server.ca_bundle, timeout=30)
+    for response, title in ((too_long, "URI Too Long"),
+                            (huge_header, "Request Header Fields Too Large")):
+        assert response.status_code == 400, response.text
+        assert response.headers["Content-Type"] == JSON
+        body = response.json()
+        assert body["status"] == 400 and body["title"] == "Bad Request", body
+        assert body["detail"].startswith(f"{title}: "), body
+    # The same targets fit when fewer are asked at once.
+    fits = requests.get(vtn_server.url(version, "programs"),
+                        params={"targets": long_query["targets"][:20]},
+                        headers={"Authorization": f"Bearer {token}"},
+                        verify=vtn_server.ca_bundle, timeout=30)
+    assert fits.status_code == 200, fits.text

@@ -4,6 +4,7 @@ keys, broker), unauthenticated and saying nothing sensitive."""
 from __future__ import annotations
 
 import json
+import os
 
 import pytest
 from django.test import Client as DjangoClient
@@ -35,7 +36,8 @@ def test_readyz_is_ready_with_the_embedded_defaults(settings):
     status, body, response = get("/readyz")
     assert status == 200, body
     assert body == {"status": "ready", "checks": {
-        "database": "ok", "migrations": "ok", "signingKeys": "ok", "broker": "in-process"}}
+        "database": "ok", "migrations": "ok", "signingKeys": "ok", "broker": "in-process",
+        "rateLimits": "in-process"}}
     assert_reveals_nothing(response)
 
 
@@ -49,8 +51,33 @@ def test_an_unreachable_broker_is_degraded_but_ready(settings):
 
 
 def test_a_reachable_broker_is_ok(settings):
-    settings.CELERY_BROKER_URL = "redis://127.0.0.1:6379/0"
+    settings.CELERY_BROKER_URL = os.environ.get("CELERY_TEST_REDIS_URL",
+                                                "redis://127.0.0.1:6379/0")
     assert get("/readyz")[1]["checks"]["broker"] == "ok"
+
+
+def test_rate_limit_counters_falling_back_to_the_process_are_degraded_but_ready(settings):
+    """While the shared cache does not answer, the probe says so (the counters hold per
+    process meanwhile); when it answers again, ok."""
+    from tests.fixtures.server import free_port
+    from vtn.auth import ratelimit
+
+    def shared_cache(url: str) -> dict:
+        return {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache",
+                            "LOCATION": url, "OPTIONS": {"socket_connect_timeout": 0.5,
+                                                         "socket_timeout": 0.5}}}
+
+    try:
+        settings.CACHES = shared_cache(f"redis://127.0.0.1:{free_port()}/0")  # nobody there
+        status, body, response = get("/readyz")
+        assert status == 200 and body["checks"]["rateLimits"] == "degraded", body
+        assert_reveals_nothing(response)
+        ratelimit.clear_local()  # as when the retry period has passed
+        settings.CACHES = shared_cache(os.environ.get("CELERY_TEST_REDIS_URL",
+                                                      "redis://127.0.0.1:6379/0"))
+        assert get("/readyz")[1]["checks"]["rateLimits"] == "ok"
+    finally:
+        ratelimit.clear_local()
 
 
 def test_a_signing_key_that_does_not_decrypt_is_not_ready(gb, issue, settings):

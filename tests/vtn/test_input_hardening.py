@@ -175,6 +175,63 @@ def test_an_operator_product_program_cannot_be_deleted(gb, operator):
     assert OperatorProgram.objects.filter(program_id=program_id).exists()
 
 
+def test_standing_programs_and_events_cannot_be_deleted_or_renamed(gb, operator):
+    """The profile finds an operator's heartbeat, availability and metering programs and
+    an FSP's standing events by name: through the API they stay as they are."""
+    from vtn.models import Event, Program
+
+    event = Event.objects.get(pk=gb.acme.onboarding["heartbeat_event_id"])
+    program = event.program
+    events_before = program.events.count()
+    for base in (V31, V301):
+        assert_problem(operator.send("DELETE", f"{base}/events/{event.pk}"), 400,
+                       "standing event")
+        assert_problem(operator.send("DELETE", f"{base}/programs/{program.pk}"), 400,
+                       "standing HEARTBEAT program")
+    assert_problem(operator.send("PUT", f"{V31}/programs/{program.pk}", program_body(
+        "renamed-heartbeats")), 400, "programName", "registry")
+    other = Event.objects.get(pk=gb.acme.onboarding["metering_event_id"]).program
+    for change in ({"eventName": "renamed"}, {"programID": other.pk}):
+        body = {"programID": program.pk, "eventName": event.event_name, "intervals": []} | change
+        assert_problem(operator.send("PUT", f"{V31}/events/{event.pk}", json.dumps(body)), 400,
+                       "registry")
+    event.refresh_from_db()
+    assert (event.event_name, event.program_id) == (
+        f"{program.program_name}/acme", program.pk)
+    assert Program.objects.filter(pk=program.pk, program_name="GB-ENWL-HEARTBEAT").exists()
+    assert program.events.count() == events_before
+
+
+def test_a_dispatch_event_cannot_be_deleted_or_renamed(issue, operator):
+    from vtn.models import Event
+
+    dispatch = issue(reference="KEEP-ME")
+    event = dispatch.event
+    for base in (V31, V301):
+        assert_problem(operator.send("DELETE", f"{base}/events/{event.pk}"), 400,
+                       "dispatch instruction", "KEEP-ME")
+    body = {"programID": event.program_id, "eventName": "not-a-dispatch", "intervals": []}
+    assert_problem(operator.send("PUT", f"{V31}/events/{event.pk}", json.dumps(body)), 400,
+                   "eventName", "registry")
+    assert Event.objects.get(pk=event.pk).event_name == event.event_name
+
+
+def test_a_plain_program_and_event_can_still_be_deleted_and_renamed(operator):
+    status, created, _ = operator.send("POST", f"{V31}/programs", program_body("plain-prog"))
+    assert status == 201, created
+    status, renamed, _ = operator.send("PUT", f"{V31}/programs/{created['id']}",
+                                       program_body("plain-prog-2"))
+    assert status == 200 and renamed["programName"] == "plain-prog-2", renamed
+    status, event, _ = operator.send("POST", f"{V31}/events", json.dumps(
+        {"programID": created["id"], "eventName": "plain-event", "intervals": []}))
+    assert status == 201, event
+    status, _, _ = operator.send("PUT", f"{V31}/events/{event['id']}", json.dumps(
+        {"programID": created["id"], "eventName": "plain-event-2", "intervals": []}))
+    assert status == 200
+    assert operator.send("DELETE", f"{V31}/events/{event['id']}")[0] == 200
+    assert operator.send("DELETE", f"{V31}/programs/{created['id']}")[0] == 200
+
+
 def test_a_plain_ven_can_still_be_deleted(operator):
     status, body, _ = operator.send("POST", f"{V31}/vens", json.dumps(
         ven_body("3.1.0", "bl", "plain-ven")))
@@ -200,6 +257,10 @@ def test_a_ven_may_not_rename_its_gb_site_ven_or_unit_resources(gb, acme):
         "3.1.0", "ven", ven_id, unit["reference"],
         attributes=[{"type": "LOCATION", "values": ["x"]}])))
     assert status == 200, body
+
+
+def program_body(name: str) -> str:
+    return json.dumps({"programName": name})
 
 
 # --- sandbox onboarding names ---------------------------------------------------------------

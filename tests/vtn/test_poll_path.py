@@ -15,9 +15,17 @@ import psycopg
 import pytest
 from django.core.signals import request_finished, request_started
 from django.db import close_old_connections, connection
+from django.test.utils import CaptureQueriesContext
 
 from tests.fixtures.agent import wait_for
-from tests.fixtures.api import VERSION_31, event_body, expire_token, program_body, revoke
+from tests.fixtures.api import (
+    VERSION_31,
+    clear_process_caches,
+    event_body,
+    expire_token,
+    program_body,
+    revoke,
+)
 from tests.fixtures.requirements import need_postgresql
 from vtn import generations
 from vtn.models import Generation
@@ -178,6 +186,46 @@ class TestReplayedPolls:
         call(app, POLL, ven_a.token, HTTP_IF_MODIFIED_SINCE="Sun, 29 Nov 2026 12:00:00 GMT")
         assert call(app, POLL + "?skip=%00", ven_a.token)[0] == 400
         assert framework_runs[0] == runs + 3
+
+
+def queried_tables(app, token: str) -> str:
+    """The SQL a poll ran, lower-cased (its status must be 200)."""
+    with CaptureQueriesContext(connection) as queries:
+        assert call(app, POLL, token)[0] == 200
+    return " ".join(query["sql"] for query in queries.captured_queries).lower()
+
+
+@pytest.mark.parametrize("version", [VERSION_31])
+class TestBulkLoadedCaches:
+    """A process's first unknown token loads every live token, and its first VEN loads
+    every VEN's granted labels and every site: the next VENs' first polls read none."""
+
+    def test_a_further_vens_first_poll_reads_no_token_labels_or_site(
+            self, app, bl, grant, ven_a, ven_b, program) -> None:
+        grant(ven_a, ["north"])
+        grant(ven_b, ["north"])
+        new_event(bl, program, ["north"])
+        clear_process_caches()
+        first = queried_tables(app, ven_a.token)
+        assert "oauth2_provider_accesstoken" in first and "fspsite" in first
+        later = queried_tables(app, ven_b.token)
+        assert "oauth2_provider_accesstoken" not in later
+        assert "targetlabel" not in later and "fspsite" not in later
+
+    def test_a_client_revoked_after_the_bulk_load_is_refused_at_once(
+            self, app, ven_a, ven_b, program) -> None:
+        clear_process_caches()
+        assert call(app, POLL, ven_a.token)[0] == 200  # loads ven_b's token too
+        revoke(ven_b)
+        assert call(app, POLL, ven_b.token)[0] == 401
+        assert call(app, POLL, ven_a.token)[0] == 200
+
+    def test_an_expired_or_unknown_token_is_not_loaded(self, app, ven_a, ven_b,
+                                                       program) -> None:
+        expire_token(ven_b.token)
+        assert call(app, POLL, ven_a.token)[0] == 200
+        assert call(app, POLL, ven_b.token)[0] == 401
+        assert call(app, POLL, "not-a-token-of-anyone")[0] == 401
 
 
 @pytest.mark.parametrize("version", [VERSION_31])

@@ -77,10 +77,11 @@ def cluster(vtn_server: VtnServer) -> Iterator[Cluster]:
     nodes: dict[str, ExtraServer] = {}
     nginx = None
     try:
-        for node in ("a", "b"):
+        # Node B runs on granian: the two servers of `manage.py serve --server` side by side.
+        for node, server in (("a", "gthread"), ("b", "granian")):
             nodes[node] = ExtraServer(vtn_server, f"node-{node}",
                                       {"VTN_TRUSTED_PROXIES": "127.0.0.1"},
-                                      insecure_http=True, workers=2)
+                                      insecure_http=True, workers=2, server=server)
         listen_ports = {node: free_port() for node in nodes}
         balanced = free_port()
         nginx = Nginx(binary, vtn_server.workdir / "nginx-two-nodes",

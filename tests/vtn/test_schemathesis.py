@@ -2,7 +2,9 @@
 
 Schemathesis generates requests from the OpenADR 3.1.1 document (served at
 /openadr3/3.1.0) and the 3.0.1 document (served at /openadr3/3.0.1) and sends them to the
-VTN in-process through its WSGI application (inside the test's database transaction).
+VTN twice over: in-process through its WSGI application (inside the test's database
+transaction), and over real HTTPS to the VTN server (``vtn_server``), as a third-party
+client would, with the same checks.
 Each generated case is sent either by a business logic (BL) client or by a VEN client
 (Hypothesis draws which), with real tokens from the token endpoint; path parameters are
 either generated or the ids of seeded objects (a program, an event, the VEN's ven,
@@ -29,6 +31,7 @@ from __future__ import annotations
 import copy
 import json
 import os
+from collections.abc import Iterator
 from urllib.parse import urlencode
 
 import pytest
@@ -51,6 +54,7 @@ from schemathesis.specs.openapi.checks import (
 from config.wsgi import application
 from dispatch import scope as operator_scope
 from dispatch.registry import NETWORK_OPERATORS
+from tests.fixtures.server import PinnedSession, VtnServer
 from vtn.api import statuses
 from vtn.auth.services import create_client
 from vtn.schemas import VERSION_31, VERSION_301, document
@@ -106,56 +110,77 @@ CONFIG = {
 }
 
 
-def load(version: str):
+def load(version: str, *, in_process: bool = True):
+    """The version's schema; sent to the WSGI application, or (``in_process`` False) over
+    the network to the ``base_url`` each call names."""
     schema = schemathesis.openapi.from_dict(patched_document(version),
                                             config=SchemathesisConfig.from_dict(CONFIG))
-    schema.config.update(base_url=f"http://localhost{BASE[version]}")
-    schema.app = application
+    if in_process:
+        schema.config.update(base_url=f"http://localhost{BASE[version]}")
+        schema.app = application
     return schema
 
 
 schema31 = load(VERSION_31)
 schema301 = load(VERSION_301)
+schema31_https = load(VERSION_31, in_process=False)
+schema301_https = load(VERSION_301, in_process=False)
+# Schemathesis hands each test a copy of its schema object, sharing the loaded document:
+# the document tells the version.
+VERSION_OF = {id(schema.raw_schema): version
+              for schema, version in ((schema31, VERSION_31), (schema301, VERSION_301),
+                                      (schema31_https, VERSION_31),
+                                      (schema301_https, VERSION_301))}
+
+
+def version_of(case) -> str:
+    return VERSION_OF[id(case.operation.schema.raw_schema)]
 
 
 # --- seeded objects and callers, chosen by Hypothesis per generated case ---------------------
 
-# Filled by the ``seeded`` fixture before each test, read while cases are generated.
+# Filled by the ``seeded`` fixtures before each test, read while cases are generated:
+# the in-process run's, and the HTTPS run's (its objects live in the server's database).
 SEEDED: dict[str, str] = {}
 TOKENS: dict[str, str] = {}
+HTTPS_SEEDED: dict[str, str] = {}
+HTTPS_TOKENS: dict[str, str] = {}
 ROLES = ("bl", "ven")
 PATH_PARAMETERS = {"programID": "program", "eventID": "event", "reportID": "report",
                    "subscriptionID": "subscription", "venID": "ven", "resourceID": "resource"}
 ROLE_HEADER = "X-Test-Role"  # shows in schemathesis' reproduction command; servers ignore it
 
 
-def _with_real_ids(context, path_parameters: dict):
-    """Path parameters as generated, or (as often) the ids of the seeded objects."""
-    real = {name: SEEDED[kind] for name, kind in PATH_PARAMETERS.items()
-            if name in (path_parameters or {}) and kind in SEEDED}
-    if not real:
-        return st.just(path_parameters)
-    return st.sampled_from([path_parameters, {**path_parameters, **real}])
+def _with_real_ids(seeded: dict[str, str]):
+    def hook(context, path_parameters: dict):
+        """Path parameters as generated, or (as often) the ids of the seeded objects."""
+        real = {name: seeded[kind] for name, kind in PATH_PARAMETERS.items()
+                if name in (path_parameters or {}) and kind in seeded}
+        if not real:
+            return st.just(path_parameters)
+        return st.sampled_from([path_parameters, {**path_parameters, **real}])
+    return hook
 
 
-def _as_role(case, role: str):
-    case.headers = {**(case.headers or {}), "Authorization": f"Bearer {TOKENS[role]}",
-                    ROLE_HEADER: role}
-    return case
+def _with_caller(tokens: dict[str, str]):
+    def as_role(case, role: str):
+        case.headers = {**(case.headers or {}), "Authorization": f"Bearer {tokens[role]}",
+                        ROLE_HEADER: role}
+        return case
+
+    def hook(context, case):
+        """Each case is sent by the BL client or by the VEN client (drawn, so
+        reproducible). One test per operation covers both roles, which halves generation
+        time compared with a test per operation and role."""
+        return st.sampled_from(ROLES).map(lambda role: as_role(case, role))
+    return hook
 
 
-def _with_caller(context, case):
-    """Each case is sent by the BL client or by the VEN client (drawn, so reproducible).
-
-    One test per operation covers both roles, which halves generation time compared
-    with a test per operation and role.
-    """
-    return st.sampled_from(ROLES).map(lambda role: _as_role(case, role))
-
-
-for _schema in (schema31, schema301):
-    _schema.hook("flatmap_path_parameters")(_with_real_ids)
-    _schema.hook("flatmap_case")(_with_caller)
+for _schema, _seeded, _tokens in ((schema31, SEEDED, TOKENS), (schema301, SEEDED, TOKENS),
+                                  (schema31_https, HTTPS_SEEDED, HTTPS_TOKENS),
+                                  (schema301_https, HTTPS_SEEDED, HTTPS_TOKENS)):
+    _schema.hook("flatmap_path_parameters")(_with_real_ids(_seeded))
+    _schema.hook("flatmap_case")(_with_caller(_tokens))
 
 
 def _token(client: DjangoClient, credentials: dict) -> str:
@@ -254,7 +279,7 @@ def error_is_problem(ctx, response, case) -> bool | None:
     content_type = (response.headers.get("content-type") or [""])[0].split(";")[0].strip()
     assert content_type == ERROR_MEDIA_TYPE, (
         f"{response.status_code} error served as {content_type!r}, not {ERROR_MEDIA_TYPE}")
-    version = VERSION_31 if case.operation.schema is schema31 else VERSION_301
+    version = version_of(case)
     body = response.json()
     errors = [e.message for e in _problem_validator(version).iter_errors(body)]
     assert not errors, f"{response.status_code} problem body is invalid: {errors}"
@@ -267,7 +292,7 @@ def status_code_conformance_or_deviation(ctx, response, case) -> bool | None:
     try:
         return status_code_conformance(ctx, response, case)
     except UndefinedStatusCode:
-        version = VERSION_31 if case.operation.schema is schema31 else VERSION_301
+        version = version_of(case)
         allowed = statuses.allowed(version, case.method, case.path,
                                    frozenset(case.headers or {}))
         if response.status_code not in allowed:
@@ -300,3 +325,94 @@ def test_openadr_31_conformance(case, seeded):
 @FIXTURE_SETTINGS
 def test_openadr_301_conformance(case, seeded):
     _run(case)
+
+
+# --- the same run over real HTTPS -------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def https_callers(vtn_server: VtnServer) -> Iterator[dict]:
+    """A BL client (every network operator) and a VEN client of the real VTN, their
+    tokens, and one HTTPS session (connections are reused between cases)."""
+    bl = vtn_server.create_client("bl", "fuzz-https-bl")
+    ven = vtn_server.create_client("ven", "fuzz-https-ven", ven="fuzz-https-ven")
+    session = PinnedSession()
+    session.verify = vtn_server.ca_bundle
+    try:
+        yield {"server": vtn_server, "session": session, "ven": ven,
+               "tokens": {"bl": vtn_server.token(bl), "ven": vtn_server.token(ven)}}
+    finally:
+        session.close()
+
+
+def _https(callers: dict, role: str, method: str, path: str, body: dict | None = None,
+           expected: int = 200) -> dict | list:
+    response = callers["session"].request(
+        method, callers["server"].url(VERSION_31, path), json=body, timeout=60,
+        headers={"Authorization": f"Bearer {callers['tokens'][role]}"})
+    assert response.status_code == expected, (method, path, response.text)
+    return response.json()
+
+
+@pytest.fixture
+def https_seeded(https_callers: dict) -> Iterator[None]:
+    """One object of each kind, made over HTTPS for each operation (an earlier operation's
+    cases may have changed or deleted the previous ones)."""
+    callers, server = https_callers, https_callers["server"]
+    vens = _https(callers, "ven", "GET", "vens")
+    ven_name = callers["ven"]["ven_name"]
+    ven_obj = vens[0] if vens else _https(callers, "ven", "POST", "vens", {
+        "objectType": "VEN_VEN_REQUEST", "venName": ven_name}, expected=201)
+    group = server.unique("fuzz-https-group")
+    _https(callers, "bl", "PUT", f"vens/{ven_obj['id']}", {
+        "objectType": "BL_VEN_REQUEST", "venName": ven_obj["venName"],
+        "clientID": callers["ven"]["client_id"], "targets": [group]})
+    program = _https(callers, "bl", "POST", "programs", {
+        "programName": server.unique("fuzz-https-program"), "targets": [group],
+        "intervalPeriod": {"start": "2030-01-01T00:00:00Z", "duration": "P1D"}},
+        expected=201)
+    event = _https(callers, "bl", "POST", "events", {
+        "programID": program["id"], "eventName": "fuzz-event", "targets": [group],
+        "intervalPeriod": {"start": "2030-01-01T00:00:00Z", "duration": "PT1H"},
+        "intervals": [{"id": 0, "payloads": [{"type": "PRICE", "values": [0.1]}]}]},
+        expected=201)
+    resource_name = server.unique("fuzz-https-resource")
+    resource = _https(callers, "ven", "POST", "resources", {
+        "objectType": "VEN_RESOURCE_REQUEST", "resourceName": resource_name,
+        "venID": ven_obj["id"]}, expected=201)
+    report = _https(callers, "ven", "POST", "reports", {
+        "eventID": event["id"], "clientName": ven_obj["venName"], "resources": [{
+            "resourceName": resource_name,
+            "intervals": [{"id": 0, "payloads": [{"type": "USAGE", "values": [1.0]}]}]}]},
+        expected=201)
+    subscription = _https(callers, "ven", "POST", "subscriptions", {
+        "clientName": ven_obj["venName"], "programID": program["id"], "objectOperations": [{
+            "objects": ["EVENT"], "operations": ["CREATE"],
+            "callbackUrl": "https://127.0.0.1:9/callback"}]}, expected=201)
+    HTTPS_SEEDED.update(program=program["id"], event=event["id"], report=report["id"],
+                        subscription=subscription["id"], ven=ven_obj["id"],
+                        resource=resource["id"])
+    HTTPS_TOKENS.update(callers["tokens"])
+    yield
+    HTTPS_SEEDED.clear()
+    HTTPS_TOKENS.clear()
+
+
+def _run_https(case, callers: dict) -> None:
+    version = version_of(case)
+    case.call_and_validate(
+        base_url=callers["server"].url(version).rstrip("/"), session=callers["session"],
+        verify=callers["server"].ca_bundle, timeout=60, checks=CHECKS,
+        additional_checks=[status_code_conformance_or_deviation, error_is_problem])
+
+
+@schema31_https.parametrize()
+@FIXTURE_SETTINGS
+def test_openadr_31_conformance_over_https(case, https_callers, https_seeded):
+    _run_https(case, https_callers)
+
+
+@schema301_https.parametrize()
+@FIXTURE_SETTINGS
+def test_openadr_301_conformance_over_https(case, https_callers, https_seeded):
+    _run_https(case, https_callers)

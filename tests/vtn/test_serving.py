@@ -219,3 +219,48 @@ def test_stop_and_start_keep_port_and_database(vtn_server: VtnServer) -> None:
     assert vtn_server.running
     with vtn_server.session(token) as session:
         assert session.get(vtn_server.url("3.1.0", "programs"), timeout=10).status_code == 200
+
+
+# --- granian (`manage.py serve --server granian`) ---------------------------------------------
+
+
+def test_granian_is_refused_with_a_client_ca(vtn_server: VtnServer) -> None:
+    assert vtn_server.env.get("VTN_TLS_CLIENT_CA")
+    result = subprocess.run(
+        [sys.executable, str(MANAGE), "serve", "--server", "granian",
+         "--bind", f"127.0.0.1:{free_port()}"],
+        cwd=ROOT, env=vtn_server.env, capture_output=True, text=True, timeout=60)
+    assert result.returncode != 0
+    assert "client certificates" in result.stderr and "--server gthread" in result.stderr
+
+
+def test_granian_serves_polls_over_tls12_or_later_and_stops_gracefully(
+        vtn_server: VtnServer, tmp_path: Path) -> None:
+    port = free_port()
+    log = tmp_path / "granian.log"
+    env = {key: value for key, value in vtn_server.env.items() if key != "VTN_TLS_CLIENT_CA"}
+    base = f"https://127.0.0.1:{port}"
+    process = spawn_server(env | {"VTN_PUBLIC_URL": base},
+                           ["--server", "granian", "--bind", f"127.0.0.1:{port}",
+                            "--workers", "1", "--threads", "2"], log)
+    try:
+        wait_until_serving(process, f"{base}/openadr3/3.1.0/auth/server",
+                           vtn_server.ca_bundle, log)
+        token = vtn_server.token(vtn_server.create_client("ven", "granian-ven", ven="granian-ven"))
+        session = requests.Session()
+        for _ in range(2):  # the second is a replayed warm poll
+            answer = session.get(f"{base}/openadr3/3.1.0/events", verify=vtn_server.ca_bundle,
+                                 headers={"Authorization": f"Bearer {token}"}, timeout=10)
+            assert answer.status_code == 200, answer.text
+            assert answer.headers["Strict-Transport-Security"].startswith("max-age=")
+        refused = session.get(f"{base}/openadr3/3.1.0/events", verify=vtn_server.ca_bundle,
+                              headers={"Authorization": "Bearer not-a-token"}, timeout=10)
+        assert refused.status_code == 401 and refused.json()["status"] == 401  # a problem
+        assert 'error="invalid_token"' in refused.headers["WWW-Authenticate"]
+        legacy = _legacy_client(ssl.TLSVersion.TLSv1_1)
+        with pytest.raises((ssl.SSLError, OSError)):
+            with socket.create_connection(("127.0.0.1", port), timeout=10) as raw:
+                legacy.wrap_socket(raw, server_hostname="127.0.0.1")
+    finally:
+        assert stop_process(process) == 0, log.read_text()
+    assert "Granian shutdown completed" in log.read_text()

@@ -139,14 +139,16 @@ class ExtraServer:
     """Another VTN process on the shared database and PKI, with its own settings."""
 
     def __init__(self, base: VtnServer, name: str, env: dict[str, str], *,
-                 insecure_http: bool = False, workers: int = 1) -> None:
+                 insecure_http: bool = False, workers: int = 1,
+                 server: str = "gthread") -> None:
         self.base = base
         self.port = free_port()
         self.scheme = "http" if insecure_http else "https"
         self.base_url = f"{self.scheme}://127.0.0.1:{self.port}"
         self.env = base.env | {"VTN_PUBLIC_URL": self.base_url} | env
         self.log_path = base.workdir / f"{name}.log"
-        args = ["--bind", f"127.0.0.1:{self.port}", "--workers", str(workers)]
+        args = ["--bind", f"127.0.0.1:{self.port}", "--workers", str(workers),
+                "--server", server]
         if insecure_http:
             args.append("--insecure-http")
         self.process = spawn_server(self.env, args, self.log_path)
@@ -600,6 +602,31 @@ def test_proxy_refuses_certificates_it_cannot_verify(vtn_server: VtnServer, prox
     response = requests.get(f"{proxy_url(nginx)}/openadr3/{V31}/auth/server", cert=foreign,
                             verify=vtn_server.ca_bundle, timeout=10)
     assert response.status_code == 400  # nginx: "The SSL certificate error"
+    assert_nginx_problem(response, 400)
+
+
+def assert_nginx_problem(response: requests.Response, status: int) -> None:
+    """nginx's own refusals read like the VTN's: a problem document as application/json."""
+    assert response.status_code == status, response.text
+    assert response.headers["Content-Type"].startswith("application/json"), response.headers
+    problem = response.json()
+    assert problem["status"] == status and problem["title"] and problem["detail"]
+
+
+def test_what_nginx_refuses_itself_is_a_problem_document(vtn_server: VtnServer,
+                                                        proxied) -> None:
+    _, nginx = proxied
+    base, ca = proxy_url(nginx), vtn_server.ca_bundle
+    long_query = requests.get(f"{base}/openadr3/{V31}/programs?x={'a' * 9000}", verify=ca,
+                              timeout=10)
+    assert_nginx_problem(long_query, 400)  # nginx would say 414, no operation lists it
+    huge_header = requests.get(f"{base}/openadr3/{V31}/programs", verify=ca, timeout=10,
+                               headers={"X-Padding": "b" * 9000})
+    assert_nginx_problem(huge_header, 400)
+    too_large = requests.post(f"{base}/openadr3/{V31}/programs", data=b"{" * 1_100_000,
+                              headers={"Content-Type": "application/json"}, verify=ca,
+                              timeout=30)
+    assert_nginx_problem(too_large, 413)
 
 
 def test_a_client_cannot_forge_the_certificate_header(vtn_server: VtnServer, proxied) -> None:

@@ -11,6 +11,7 @@ is never refused by these budgets, cached in this process or not.
 from __future__ import annotations
 
 import hashlib
+import threading
 import time
 from typing import Any, cast
 
@@ -34,7 +35,13 @@ REALM = 'Bearer realm="openadr"'
 # (token checksum, auth generation) -> (expires, client_id, name, role, scopes, token,
 # bound certificate thumbprint, require_mtls)
 _resolved_tokens: generations.ProcessCache[tuple[str, int], tuple[Any, ...]] = \
-    generations.ProcessCache()
+    generations.ProcessCache(max_entries=50_000)
+# A process loads every live token in bulk once per auth generation (see prime_tokens), so
+# a fleet's first polls after a start or a revocation cost one query per process instead
+# of one per token. At most this many tokens are loaded; beyond it tokens resolve one by one.
+PRIME_LIMIT = 40_000
+_PRIMED = ""  # (_PRIMED, auth) is in the cache once that generation's tokens were loaded
+_prime_lock = threading.Lock()
 
 
 def caller_of(request: Request) -> Caller:
@@ -52,6 +59,8 @@ def cached_caller(request, raw: str, checksum: str | None = None, address: str =
     checksum = checksum or hashlib.sha256(raw.encode()).hexdigest()
     targeting, auth = mtls.current_generations(request)
     cached = _resolved_tokens.get((checksum, auth))
+    if cached is None and prime_tokens(auth):
+        cached = _resolved_tokens.get((checksum, auth))
     if cached is None or cached[0] <= time.time():
         return None
     _, client_id, name, role, scopes, token, bound, require_mtls = cached
@@ -59,6 +68,42 @@ def cached_caller(request, raw: str, checksum: str | None = None, address: str =
     return Caller(client_id=client_id, name=name, role=role, scopes=scopes,
                   targeting_generation=targeting, auth_generation=auth,
                   remote_addr=address or mtls.client_address(request)), token
+
+
+def _entry(token: AbstractAccessToken) -> tuple[Any, ...]:
+    """What the token cache keeps of an unexpired token of a client that is not revoked."""
+    client = token.application.vtn_client  # type: ignore[attr-defined]
+    binding = getattr(token, "vtn_binding", None)
+    return (token.expires.timestamp(), token.application.client_id, client.name, client.role,
+            frozenset(token.scope.split()) & client.scope_set, token,
+            binding.certificate_sha256 if binding is not None else None, client.require_mtls)
+
+
+def prime_tokens(auth: int) -> bool:
+    """Load every unexpired token of a client that is not revoked into this process's
+    cache under auth generation ``auth``, once per generation (at most
+    :data:`PRIME_LIMIT`). True if this call loaded them. A thread that finds another
+    loading does not wait: it resolves its own token with a query.
+
+    The generation is read before the rows, so what is loaded is at least as new as it:
+    a revocation committed meanwhile moves the generation and these entries stop
+    matching, exactly as for a token resolved alone."""
+    marker = (_PRIMED, auth)
+    if _resolved_tokens.get(marker) is not None or not _prime_lock.acquire(blocking=False):
+        return False
+    try:
+        if _resolved_tokens.get(marker) is not None:
+            return False
+        tokens = (AccessToken.objects
+                  .filter(expires__gt=timezone.now(), application__vtn_client__revoked=False)
+                  .select_related("application__vtn_client", "vtn_binding")
+                  .order_by("-expires")[:PRIME_LIMIT])
+        for token in tokens.iterator(chunk_size=2000):
+            _resolved_tokens.put((token.token_checksum, auth), _entry(token))
+        _resolved_tokens.put(marker, ())
+        return True
+    finally:
+        _prime_lock.release()
 
 
 class InvalidToken(exceptions.AuthenticationFailed):
@@ -117,16 +162,13 @@ class ClientTokenAuthentication(BaseAuthentication):
             raise KnownClientTokenRefused(
                 "The client of this access token has been revoked.",
                 token.application.client_id)
-        binding = getattr(token, "vtn_binding", None)
-        bound = binding.certificate_sha256 if binding is not None else None
-        scopes = frozenset(token.scope.split()) & client.scope_set
-        caller = Caller(client_id=token.application.client_id, name=client.name,
-                        role=client.role, scopes=scopes, targeting_generation=targeting,
-                        auth_generation=auth, remote_addr=address)
-        _resolved_tokens.put((checksum, auth), (token.expires.timestamp(), caller.client_id,
-                                                caller.name, caller.role, scopes, token,
-                                                bound, client.require_mtls))
-        _check_binding(request, caller.client_id, bound, client.require_mtls)
+        entry = _entry(token)
+        _, client_id, name, role, scopes, _, bound, require_mtls = entry
+        caller = Caller(client_id=client_id, name=name, role=role, scopes=scopes,
+                        targeting_generation=targeting, auth_generation=auth,
+                        remote_addr=address)
+        _resolved_tokens.put((checksum, auth), entry)
+        _check_binding(request, client_id, bound, require_mtls)
         return caller, token
 
     @staticmethod

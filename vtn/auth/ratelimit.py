@@ -32,7 +32,8 @@ import time
 from dataclasses import dataclass
 
 from django.conf import settings
-from django.core.cache import cache
+from django.core.cache import cache, caches
+from django.core.cache.backends.locmem import LocMemCache
 
 logger = logging.getLogger("vtn.security")
 
@@ -171,6 +172,16 @@ def _shared(operation):
     except Exception as exc:  # noqa: BLE001 - any cache failure (redis errors, OSError...)
         _fallback(exc)
         return None
+
+
+def counters_state() -> str:
+    """Where this process counts now, for the readiness probe: ``shared`` (the shared cache
+    answers), ``local`` (a shared cache is configured but does not answer: the limits hold
+    per process) or ``in-process`` (no shared cache is configured)."""
+    if isinstance(caches["default"], LocMemCache):
+        return "in-process"
+    answered = _shared(lambda c: (c.get("vtn:ratelimit:probe"),))
+    return "local" if answered is None else "shared"
 
 
 def _get(key: str) -> int:

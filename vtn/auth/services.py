@@ -155,6 +155,22 @@ def revoke_client(*, client_id: str) -> Client:
 
 
 @transaction.atomic
+def delete_client(*, client_id: str, reason: str) -> None:
+    """Delete a revoked client with its OAuth2 application, tokens and certificate
+    bindings (the issued certificates stay in the CA's register and its CRL). The objects
+    it created keep its clientID, which no new client can get."""
+    client = find_client(client_id)
+    if not client.revoked:
+        raise ClientError(f"client {client.name!r} is not revoked; revoke it first")
+    application = client.application
+    AccessToken.objects.filter(application=application).delete()
+    application.delete()  # cascades to the client and its certificate bindings
+    generations.bump(generations.AUTH)
+    security_log.record(security_log.Kind.CLIENT_REVOKED, client_id=application.client_id,
+                        detail=f"name={client.name} deleted: {reason}")
+
+
+@transaction.atomic
 def bind_certificate(*, client: Client, certificate: x509.Certificate) -> ClientCertificate:
     """Bind a TLS client certificate to ``client`` (RFC 8705 certificate-bound tokens).
 

@@ -16,7 +16,7 @@ from webserver import server
 
 
 class Command(BaseCommand):
-    help = "Serve the VTN over HTTPS with gunicorn (gthread workers)."
+    help = "Serve the VTN over HTTPS with gunicorn (gthread workers) or granian."
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("--bind", default=server.DEFAULT_BIND, metavar="HOST:PORT",
@@ -25,6 +25,10 @@ class Command(BaseCommand):
                             help=f"worker processes (default {server.DEFAULT_WORKERS})")
         parser.add_argument("--threads", type=int, default=server.DEFAULT_THREADS,
                             help=f"threads per worker (default {server.DEFAULT_THREADS})")
+        parser.add_argument("--server", choices=server.SERVERS, default=server.DEFAULT_SERVER,
+                            help="gthread (gunicorn; passes TLS client certificates on) or "
+                                 "granian (much faster; no client certificates: refused "
+                                 f"with a client CA) (default {server.DEFAULT_SERVER})")
         parser.add_argument("--insecure-http", action="store_true",
                             help="serve plain HTTP; only allowed on a loopback address")
         parser.add_argument("--log-level", default="info",
@@ -36,14 +40,14 @@ class Command(BaseCommand):
             raise CommandError(missing)
         opts = server.ServerOptions(
             bind=options["bind"], workers=options["workers"], threads=options["threads"],
-            insecure_http=options["insecure_http"],
+            insecure_http=options["insecure_http"], server=options["server"],
             tls_cert=settings.VTN_TLS_CERT, tls_key=settings.VTN_TLS_KEY,
             tls_client_ca=getattr(settings, "VTN_TLS_CLIENT_CA", ""),
         )
         try:
             server.check_options(opts)
             scheme = "http" if opts.insecure_http else "https"
-            self.stdout.write(f"Serving the VTN on {scheme}://{opts.bind} "
+            self.stdout.write(f"Serving the VTN on {scheme}://{opts.bind} with {opts.server} "
                               f"({opts.workers} workers x {opts.threads} threads)")
             self.stdout.flush()
             server.run(opts)

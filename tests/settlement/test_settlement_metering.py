@@ -1,0 +1,67 @@
+"""The metered arrays (settlement.calc.metering) and the readings digest made from arrays
+(settlement.statement.readings_digests) against their reading-by-reading statements."""
+
+from __future__ import annotations
+
+import random
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+
+import numpy as np
+
+from settlement import statement
+from settlement.calc import metering
+
+KINDS = ("USAGE", "DEMAND", "BASELINE", "GB_REACTIVE")
+ORIGIN = datetime(2026, 11, 1, tzinfo=UTC)
+
+
+def test_lacking_names_the_starts_that_get_answers_none_for():
+    rng = random.Random(7)
+    periods, step = 96, 30 * 60_000_000
+    rows = [(slot, rng.choice((metering.USAGE, metering.DEMAND)),
+             rng.choice((metering.NULL_VALUE, rng.randint(-10**8, 10**8))))
+            for slot in range(periods) if rng.random() < 0.8]
+    start = metering.to_microseconds(ORIGIN)
+    table = metering.period_table(
+        units=np.zeros(len(rows), dtype=np.int64),
+        kinds=np.array([kind for _, kind, _ in rows], dtype=np.int64),
+        starts=np.array([start + slot * step for slot, _, _ in rows], dtype=np.int64),
+        ends=np.array([start + (slot + 1) * step for slot, _, _ in rows], dtype=np.int64),
+        values=np.array([value for _, _, value in rows], dtype=np.int64), unit_count=1,
+        origin=ORIGIN, periods=periods, minutes=30)
+    metered = metering.MeteredKw(table, 0, metering.period_slots(table))
+    asked = [ORIGIN + timedelta(minutes=30 * k) for k in range(-4, periods + 4)]
+    lacking = metered.lacking(asked)
+    assert lacking == tuple(s for s in asked if metered.get(s) is None)
+    assert 0 < len(lacking) < len(asked)
+
+
+def _digests_both_ways(rows: list[tuple[int, int, int, int, int | None]], unit_count: int
+                       ) -> tuple[list[str], list[str]]:
+    def column(index: int) -> np.ndarray:
+        return np.array([row[index] for row in rows], dtype=np.int64)
+    values = np.array([metering.NULL_VALUE if row[4] is None else row[4] for row in rows],
+                      dtype=np.int64)
+    arrays = statement.readings_digests(
+        units=column(0), kinds=KINDS, kind_index=column(1), starts=column(2),
+        versions=column(3), values=values, scale=metering.VALUE_SCALE,
+        null=metering.NULL_VALUE, unit_count=unit_count)
+    epoch = datetime(2000, 1, 1, tzinfo=UTC)
+    by_row = [statement.readings_digest(
+        (KINDS[kind], (epoch + timedelta(microseconds=start)).isoformat(), version,
+         None if value is None else Decimal(value).scaleb(-6).quantize(Decimal("0.000001")))
+        for unit, kind, start, version, value in rows if unit == position)
+        for position in range(unit_count)]
+    return arrays, by_row
+
+
+def test_readings_digests_from_arrays_are_the_row_by_row_digests():
+    rng = random.Random(11)
+    for size, versions in ((300, 3), (1, 1), (0, 1), (200, 10**9)):
+        rows = sorted((rng.randrange(6), rng.randrange(4), rng.randrange(-10**12, 10**13),
+                       rng.randint(0, versions),
+                       rng.choice((None, 0, -1, 5, rng.randint(-10**10, 10**10))))
+                      for _ in range(size))
+        arrays, by_row = _digests_both_ways(rows, 7)
+        assert arrays == by_row
