@@ -368,7 +368,7 @@ def seed_rows() -> dict:
                        json.dumps(c.service_windows), c.availability_price,
                        c.utilisation_price, c.baseline_method, c.capacity_kw,
                        c.comms_loss_availability, c.reactive_utilisation_price,
-                       c.emergency_premium_percent,
+                       c.emergency_premium_percent, c.reactive_baseline_method,
                        sorted(c.units.values_list("reference", flat=True))))
                  for c in Contract.objects.select_related("operator", "fsp", "product")
                  .order_by("identifier")]
@@ -533,6 +533,10 @@ def run_child(what: str, args: argparse.Namespace, database_url: str,
     """One measured run in a fresh Python process (its peak memory is its own):
     ``settle`` (settle_month for ``contracts``, their statements deleted first so each
     run writes them), ``reference`` (the row-by-row reference, no writes) or ``plain``."""
+    if what == "settle":  # here, not in the child: deleting loads each old statement's
+        from settlement.models import Statement  # document, 6 MB a contract, which would
+
+        Statement.objects.filter(contract_id__in=contracts).delete()  # count as settling's
     command = [sys.executable, __file__, "--child", what, "--reuse", database_url,
                "--contracts", ",".join(map(str, contracts))]
     done = subprocess.run(command, capture_output=True, text=True, check=False,
@@ -546,7 +550,8 @@ def child(what: str, contracts: list[int], since: datetime, after: datetime) -> 
     from settlement.models import Statement
 
     if what == "settle":
-        Statement.objects.filter(contract_id__in=contracts).delete()
+        if Statement.objects.filter(contract_id__in=contracts).exists():
+            raise SystemExit("the statements to settle exist already")
         result = settle_all(contracts)
     elif what == "reference":
         result = reference_all(contracts)
