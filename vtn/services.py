@@ -8,6 +8,8 @@ the same way.
 
 from __future__ import annotations
 
+import json
+
 from django.db import IntegrityError, models, transaction
 from django.utils import timezone
 
@@ -66,10 +68,11 @@ def _wire_name(field: str) -> str:
     return head + "".join("ID" if part == "id" else part.capitalize() for part in rest)
 
 
-def _same(field: str, stored: object, sent: object) -> bool:
-    if field == "targets":
-        return target_rules.labels(stored) == target_rules.labels(sent)  # type: ignore[arg-type]
-    return stored == sent or (stored in (None, [], {}) and sent in (None, [], {}))
+def _same(stored: object, sent: object) -> bool:
+    """Equal as JSON: ``true`` is not ``1`` and ``[]`` is not absent, so a write found
+    unchanged stores exactly what the object held."""
+    return json.dumps(stored, sort_keys=True, default=str) == json.dumps(
+        sent, sort_keys=True, default=str)
 
 
 def _guard_owned(caller: Caller, instance, changes: dict) -> None:
@@ -78,15 +81,15 @@ def _guard_owned(caller: Caller, instance, changes: dict) -> None:
     ``changes`` holds every field the write sets (relations by their ``..._id``). The
     owning app keeps what the object says in step with its own records, so only its
     internal identity changes it; an API client may send it back unchanged, and may
-    change only the fields :func:`vtn.protection.free_fields` leaves it (400: the
-    documents list no 409 for PUT on most objects; the detail names the owner and where
-    to make the change).
+    change only the fields :func:`vtn.protection.free_fields` leaves it. The refusal is a
+    400, as for deleting (the 409 the documents list for PUT means a name already taken);
+    its detail names the fields, the owner and where to make the change.
     """
     if caller.internal or instance._state.adding:
         return
     free = protection.free_fields(instance, caller)
     changed = [field for field, value in changes.items()
-               if field not in free and not _same(field, getattr(instance, field), value)]
+               if field not in free and not _same(getattr(instance, field), value)]
     if not changed:
         return
     owned_by = protection.owners(instance)
