@@ -114,6 +114,10 @@ class ContractForm(forms.Form):
     emergency_premium_percent = forms.DecimalField(
         label="Emergency premium (%)", required=False, min_value=0, max_value=1000,
         help_text="Uplift on the utilisation payment of emergency periods; empty: none")
+    reactive_baseline_method = forms.CharField(
+        label="Reactive baseline method", required=False, max_length=64,
+        help_text="What delta reactive setpoints are measured from: meter-before-N, "
+                  "high-X-of-Y or average-Y; empty: meter-before-4")
 
     def clean_units(self) -> list[str]:
         return [u.strip() for u in self.cleaned_data["units"].split(",") if u.strip()]

@@ -90,7 +90,7 @@ class DispatchUnitAdmin(ReadMostlyAdmin):
 @admin.register(Contract)
 class ContractAdmin(ReadMostlyAdmin):
     list_display = ("identifier", "operator", "fsp", "product", "availability_price",
-                    "utilisation_price", "baseline_method")
+                    "utilisation_price", "baseline_method", "reactive_baseline_method")
     list_filter = ("operator", "product")
 
 

@@ -11,8 +11,10 @@ from __future__ import annotations
 import uuid
 
 from django.conf import settings
+from django.core.exceptions import ValidationError
 from django.db import models
 
+from dispatch import rules
 from dispatch.registry import NETWORK_OPERATORS
 from vtn.append_only import AppendOnlyModel
 
@@ -215,6 +217,13 @@ class DispatchUnit(models.Model):
         return f"{self.fsp}/{self.reference}"
 
 
+def validate_reactive_baseline_method(value: str) -> None:
+    """A contract's reactive baseline method (admin and model forms)."""
+    problem = rules.reactive_baseline_problem(value)
+    if problem:
+        raise ValidationError(problem)
+
+
 class Contract(models.Model):
     operator = models.ForeignKey(NetworkOperator, on_delete=models.PROTECT,
                                  related_name="contracts")
@@ -241,6 +250,10 @@ class Contract(models.Model):
         help_text="contracted capacity across the units; null: the sum of their capacities")
     baseline_method = models.CharField(max_length=64, blank=True,
                                        help_text="name of the settlement baseline method")
+    reactive_baseline_method = models.CharField(
+        max_length=64, blank=True, validators=[validate_reactive_baseline_method],
+        help_text="baseline of delta reactive (kVAr) setpoints: meter-before-N, high-X-of-Y "
+                  "or average-Y; empty: meter-before-4")
 
     class CommsLoss(models.TextChoices):
         UNAVAILABLE = "unavailable"  # no availability payment while the site is comms lost

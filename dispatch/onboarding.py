@@ -192,7 +192,8 @@ def create_contract(*, operator: str, identifier: str, fsp: str, product: str,
                     capacity_kw: Decimal | None = None,
                     comms_loss_availability: str = Contract.CommsLoss.UNAVAILABLE,
                     reactive_utilisation_price: Decimal = Decimal(0),
-                    emergency_premium_percent: Decimal | None = None) -> Contract:
+                    emergency_premium_percent: Decimal | None = None,
+                    reactive_baseline_method: str = "") -> Contract:
     """A contract of ``operator`` with an FSP for one product and some of its units.
     Prices are GBP: availability per MW per hour, utilisation per MWh; ``capacity_kw`` is
     the contracted capacity across the units (None: the sum of their capacities);
@@ -200,7 +201,9 @@ def create_contract(*, operator: str, identifier: str, fsp: str, product: str,
     (``unavailable``: not paid, the default; ``as_declared``: paid as declared).
     ``reactive_utilisation_price`` is GBP per MVArh of reactive power delivered;
     ``emergency_premium_percent`` the uplift (percent, 0-1000) on the utilisation payment of
-    periods instructed with urgency emergency (None: no premium)."""
+    periods instructed with urgency emergency (None: no premium);
+    ``reactive_baseline_method`` what delta reactive setpoints are measured from
+    (``meter-before-N``, ``high-X-of-Y`` or ``average-Y``; empty: ``meter-before-4``)."""
     if comms_loss_availability not in Contract.CommsLoss.values:
         raise BadRequest("comms loss availability must be one of "
                          f"{', '.join(Contract.CommsLoss.values)}")
@@ -230,6 +233,9 @@ def create_contract(*, operator: str, identifier: str, fsp: str, product: str,
             not Decimal(emergency_premium_percent).is_finite()
             or not 0 <= Decimal(emergency_premium_percent) <= 1000):
         raise BadRequest("the emergency premium is a percentage between 0 and 1000")
+    reactive_baseline_method = reactive_baseline_method.strip().lower()
+    if problem := rules.reactive_baseline_problem(reactive_baseline_method):
+        raise BadRequest(problem)
     if capacity_kw is not None and (not Decimal(capacity_kw).is_finite()
                                     or Decimal(capacity_kw) <= 0):
         raise BadRequest("the contracted capacity must be a positive number of kW")
@@ -249,7 +255,8 @@ def create_contract(*, operator: str, identifier: str, fsp: str, product: str,
         comms_loss_availability=comms_loss_availability,
         reactive_utilisation_price=Decimal(reactive_utilisation_price),
         emergency_premium_percent=None if emergency_premium_percent is None
-        else Decimal(emergency_premium_percent))
+        else Decimal(emergency_premium_percent),
+        reactive_baseline_method=reactive_baseline_method)
     contract.units.set(unit_rows)
     programs.ensure_program(op, product_row)
     return contract

@@ -8,6 +8,7 @@ signed and published. Times are timezone-aware UTC with whole seconds; volumes a
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -31,6 +32,23 @@ TRANSITIONS = {
     "emergency-stop": set(),
 }
 FINAL = {"stop", "emergency-stop"}
+# A contract's baseline for delta reactive setpoints (settled by settlement.statement):
+# the meter-before, high-X-of-Y and average-Y methods of real power over the reactive
+# readings. There is no nominated reactive baseline. Empty: meter-before-4.
+REACTIVE_BASELINE_DEFAULT = "meter-before-4"
+_REACTIVE_BASELINE = re.compile(
+    r"meter-before-(?P<n>[1-9][0-9]{0,2})|high-(?P<x>[1-9][0-9]{0,2})-of-(?P<y>[1-9][0-9]{0,2})"
+    r"|average-(?P<avg>[1-9][0-9]{0,2})")
+
+
+def reactive_baseline_problem(text: str) -> str | None:
+    """Why ``text`` is not a reactive baseline method (None: it is one, or empty)."""
+    name = (text or REACTIVE_BASELINE_DEFAULT).strip().lower()
+    found = _REACTIVE_BASELINE.fullmatch(name)
+    if found is None or (found["x"] and int(found["x"]) > int(found["y"])):
+        return (f"unknown reactive baseline method {text!r}: use meter-before-N, high-X-of-Y "
+                "(X at most Y) or average-Y")
+    return None
 
 
 def wire(value: str) -> str:

@@ -11,7 +11,7 @@ from datetime import date, datetime
 
 from django.conf import settings
 
-from settlement import statement, uftp
+from settlement import statement
 from vtn.errors import Conflict
 
 CSV_COLUMNS = (
@@ -68,6 +68,11 @@ def as_uftp(document: dict, *, time_stamp: datetime | None = None) -> bytes:
     statement's sha256, so exporting the same statement again gives the same message
     (a repeat to the receiver, not a new settlement); the TimeStamp is the export time
     (``time_stamp`` fixes it). Conflict (409) when no dispatch is settled yet."""
+    # Imported here, not at the top: the UFTP message classes (shapeshifter-uftp brings
+    # FastAPI, numpy and xsdata) take about a second to import, which every web worker and
+    # management command would otherwise pay when the URLs load, for a rare export.
+    from settlement import uftp
+
     names = {"operator": _dns_label(document["operator"]), "fsp": _dns_label(document["fsp"])}
     message_id = uuid.uuid5(uuid.NAMESPACE_URL,
                             f"urn:sha256:{statement.document_sha256(document)}")

@@ -118,6 +118,11 @@ def terms_of(contract: Contract) -> statement.Terms:
         baseline = statement.parse_baseline(contract.baseline_method)
     except ValueError:
         baseline = None
+    try:
+        reactive_baseline: statement.BaselineSpec | None = statement.parse_reactive_baseline(
+            contract.reactive_baseline_method)
+    except ValueError:
+        reactive_baseline = None
     windows = tuple((timing.parse_datetime(w["start"]), timing.parse_datetime(w["end"]))
                     for w in contract.service_windows)
     return statement.Terms(
@@ -137,7 +142,10 @@ def terms_of(contract: Contract) -> statement.Terms:
         comms_loss_unavailable=contract.comms_loss_availability ==
         Contract.CommsLoss.UNAVAILABLE,
         reactive_price_gbp_per_mvarh=contract.reactive_utilisation_price,
-        emergency_premium_percent=contract.emergency_premium_percent)
+        emergency_premium_percent=contract.emergency_premium_percent,
+        reactive_baseline=reactive_baseline,
+        reactive_baseline_text=contract.reactive_baseline_method
+        or statement.DEFAULT_REACTIVE_BASELINE)
 
 
 def meter_window(contract: Contract) -> timedelta:
@@ -249,7 +257,8 @@ def unit_batches(contract: Contract, terms: statement.Terms, first: datetime,
     read in one query and worked out as arrays (:mod:`settlement.calc.metering`)."""
     ordered = contract.units.order_by("reference")
     units = list(ordered.filter(reference=only) if only else ordered)
-    lookback = timedelta(days=(terms.baseline.lookback_days if terms.baseline else 30) + 2)
+    lookback = timedelta(days=max(spec.lookback_days if spec else 30 for spec in (
+        terms.baseline, terms.reactive_baseline)) + 2)
     since = first - lookback
     size = batch_units or BATCH_UNITS
     for index in range(0, len(units), size):

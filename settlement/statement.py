@@ -75,6 +75,24 @@ def parse_baseline(text: str) -> BaselineSpec:
                      "meter-before-N or nominated")
 
 
+DEFAULT_REACTIVE_BASELINE = "meter-before-4"
+
+
+def parse_reactive_baseline(text: str) -> BaselineSpec:
+    """The baseline of delta reactive setpoints: ``meter-before-N`` (empty:
+    ``meter-before-4``), ``high-X-of-Y`` or ``average-Y`` over the reactive readings.
+    There is no nominated reactive baseline. Raises ValueError for anything else."""
+    name = (text or DEFAULT_REACTIVE_BASELINE).strip().lower()
+    try:
+        spec = parse_baseline(name)
+    except ValueError:
+        spec = None
+    if spec is None or spec.method == "nominated":
+        raise ValueError(f"unknown reactive baseline method {text!r}: use meter-before-N, "
+                         "high-X-of-Y or average-Y")
+    return spec
+
+
 @dataclass(frozen=True)
 class Terms:
     operator: str
@@ -98,6 +116,10 @@ class Terms:
     # percentage of their utilisation payment; None: none). See calc.instruction.
     reactive_price_gbp_per_mvarh: Decimal = Decimal(0)
     emergency_premium_percent: Decimal | None = None
+    # Delta reactive setpoints are measured from this baseline of the reactive readings
+    # (None: the contract names a method we do not know).
+    reactive_baseline: BaselineSpec | None = BaselineSpec("meter_before", n_periods=4)
+    reactive_baseline_text: str = DEFAULT_REACTIVE_BASELINE
 
 
 @dataclass(frozen=True)
@@ -216,9 +238,6 @@ def _baseline(terms: Terms, unit: UnitInput, start: datetime, end: datetime,
     spec, minutes = terms.baseline, terms.period_minutes
     if spec is None:
         return f"the contract's baseline method {terms.baseline_text!r} is not known"
-    if spec.method == "meter_before":
-        return baselines.meter_before_baseline(unit.actual_kw, start_utc=start, end_utc=end,
-                                               n_periods=spec.n_periods, minutes=minutes)
     if spec.method == "nominated":
         starts = [p.start_utc for p in periods_between(start, end, minutes)]
         arrivals = [unit.nominated_received[s] for s in starts if s in unit.nominated_received]
@@ -228,6 +247,18 @@ def _baseline(terms: Terms, unit: UnitInput, start: datetime, end: datetime,
             unit.nominated_kw, received_at_utc=max(arrivals),
             gate_closure_utc=start - spec.gate_closure, start_utc=start, end_utc=end,
             minutes=minutes)
+    return _metered_baseline(spec, unit.actual_kw, start, end, dispatched_days=dispatched_days,
+                             holidays=holidays, minutes=minutes)
+
+
+def _metered_baseline(spec: BaselineSpec, readings: baselines.Readings, start: datetime,
+                      end: datetime, *, dispatched_days: frozenset[date],
+                      holidays: frozenset[date], minutes: int) -> baselines.BaselineResult:
+    """A baseline of metered ``readings`` over [start, end) by a meter-before, high X of Y
+    or average of Y method (real power in kW, or reactive power in kVAr)."""
+    if spec.method == "meter_before":
+        return baselines.meter_before_baseline(readings, start_utc=start, end_utc=end,
+                                               n_periods=spec.n_periods, minutes=minutes)
     # Only the dispatched periods' baselines are used: the rest of each day is not worked out.
     by_day: dict[date, set[datetime]] = {}
     for period in periods_between(start, end, minutes):
@@ -236,12 +267,12 @@ def _baseline(terms: Terms, unit: UnitInput, start: datetime, end: datetime,
     for day, wanted in sorted(by_day.items()):
         if spec.method == "high_x_of_y":
             result = baselines.high_x_of_y_baseline(
-                unit.actual_kw, target_day=day, x=spec.x, y=spec.y,
+                readings, target_day=day, x=spec.x, y=spec.y,
                 lookback_days=spec.lookback_days, holidays=holidays,
                 dispatched_days=dispatched_days, minutes=minutes, only=wanted)
         else:
             result = baselines.average_of_y_baseline(
-                unit.actual_kw, target_day=day, y=spec.y, lookback_days=spec.lookback_days,
+                readings, target_day=day, y=spec.y, lookback_days=spec.lookback_days,
                 holidays=holidays, dispatched_days=dispatched_days, minutes=minutes,
                 only=wanted)
         if not result.computed:
@@ -342,14 +373,27 @@ def _segment_terms(terms: Terms, segment: Segment) -> money.UtilisationTerms:
 
 
 def _reactive_lines(terms: Terms, dispatch: DispatchInput, unit: UnitInput, segment: Segment,
-                    end: datetime) -> tuple[list[dict], list[dict]]:
+                    end: datetime, *, dispatched_days: frozenset[date],
+                    holidays: frozenset[date]) -> tuple[list[dict], list[dict]]:
     """(lines, baseline records) of one reactive segment; one held line when it cannot be
-    settled."""
+    settled. A delta setpoint is measured from the contract's reactive baseline."""
+    spec = terms.reactive_baseline
+    if spec is None and segment.setpoint_type != "absolute":
+        return [_held(dispatch.reference, unit.reference,
+                      f"the contract's reactive baseline method "
+                      f"{terms.reactive_baseline_text!r} is not known")], []
+
+    def delta_baseline(directed: baselines.Readings, start: datetime, until: datetime
+                       ) -> baselines.BaselineResult:
+        assert spec is not None
+        return _metered_baseline(spec, directed, start, until,
+                                 dispatched_days=dispatched_days, holidays=holidays,
+                                 minutes=terms.period_minutes)
     result, base = reactive.delivered_reactive(
         start_utc=segment.start, end_utc=end, setpoint_type=segment.setpoint_type,
         volume_kvar=segment.volume_kw, metered_kvar=unit.reactive_kvar,
         direction=unit.direction, minutes=terms.period_minutes,
-        deficiency_rule=terms.deficiency_rule)
+        deficiency_rule=terms.deficiency_rule, delta_baseline=delta_baseline)
     records = [] if base is None else [_baseline_record(dispatch.reference, base)
                                        | {"serviceType": "reactive"}]
     if result.status is not delivery.DeliveryStatus.ASSESSED:
@@ -384,7 +428,9 @@ def dispatch_lines(terms: Terms, dispatch: DispatchInput, unit: UnitInput, *,
         if end <= segment.start:
             continue
         if segment.service_type == "reactive":
-            got, got_records = _reactive_lines(terms, dispatch, unit, segment, end)
+            got, got_records = _reactive_lines(terms, dispatch, unit, segment, end,
+                                               dispatched_days=dispatched_days,
+                                               holidays=holidays)
             records += got_records
             if got and got[0]["kind"] == "held":
                 return got, [], records
@@ -535,6 +581,7 @@ def assemble_statement(*, terms: Terms, year: int, month: int, version: int,
                 "nothingBelow": str(terms.utilisation.scaling.nothing_below)},
             "payOverDelivery": terms.pay_over_delivery,
             "deficiencyRule": str(terms.deficiency_rule), "baselineMethod": terms.baseline_text,
+            "reactiveBaselineMethod": terms.reactive_baseline_text,
             "serviceWindows": [[utc_text(s), utc_text(e)] for s, e in terms.service_windows],
             "commsLossAvailability": "unavailable" if terms.comms_loss_unavailable
             else "as_declared",

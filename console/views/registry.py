@@ -118,7 +118,8 @@ def new_contract(request: HttpRequest) -> HttpResponse:
                 utilisation_price=data["utilisation_price"],
                 baseline_method=data["baseline_method"], capacity_kw=data["capacity_kw"],
                 reactive_utilisation_price=data["reactive_utilisation_price"] or Decimal(0),
-                emergency_premium_percent=data["emergency_premium_percent"])
+                emergency_premium_percent=data["emergency_premium_percent"],
+                reactive_baseline_method=data["reactive_baseline_method"])
         except Problem as exc:
             problems = services.violations(exc)
         else:

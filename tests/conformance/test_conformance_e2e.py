@@ -82,7 +82,9 @@ sys.exit(cli.main(sys.argv[1:]))
 @starts_processes
 def sandbox_vtn(tmp_path_factory: pytest.TempPathFactory) -> Iterator[VtnServer]:
     """A VTN of its own: conformance on, last-seen written at once, comms lost after
-    0.05 x the heartbeat interval (3 s for MW_DISPATCH sites)."""
+    0.05 x the heartbeat interval (3 s for MW_DISPATCH sites), and room for every site
+    this module onboards from one address within the hour (the limit itself is tested in
+    test_conformance_api)."""
     workdir = tmp_path_factory.mktemp("conformance_vtn")
     database = E2EDatabase(os.environ.get("DATABASE_URL", ""), workdir)
     server = VtnServer(workdir, database)
@@ -90,13 +92,14 @@ def sandbox_vtn(tmp_path_factory: pytest.TempPathFactory) -> Iterator[VtnServer]
         "CONFORMANCE_FAULTS_ENABLED": "true", "CONFORMANCE_SELF_SERVICE": "true",
         "CONFORMANCE_OPERATOR": "ENWL", "VTN_PKI_DIR": str(server.pki_dir),
         "DISPATCH_LAST_SEEN_RESOLUTION_SECONDS": "0.2", "DISPATCH_COMMS_GRACE_FACTOR": "0.05",
+        "CONFORMANCE_ONBOARD_RATE_PER_HOUR": "50",
     })
     try:
         server.prepare()
         server.start()
         yield server
     finally:
-        server.stop()
+        server.stop(graceful=False)
         database.drop()
 
 
@@ -381,6 +384,30 @@ def test_an_agent_without_heartbeats_fails_only_the_heartbeat_check(world: Agent
     assert gap["longestGapSeconds"] > 3
 
 
+# ven_client that ignores Retry-After: it retries as its (tiny) backoff says.
+IGNORES_RETRY_AFTER = r'''
+import sys
+from ven_client import cli, transport
+transport.parse_retry_after = lambda value, now=None: None
+sys.exit(cli.main(sys.argv[1:]))
+'''
+
+
+def test_an_agent_that_ignores_retry_after_fails_only_the_back_off_check(
+        world: AgentWorld, tmp_path: Path) -> None:
+    # Backoff from 0.05 s capped at 0.1 s: about ten requests a second through the outage.
+    site = onboard(world, backoff_initial_s=0.05, backoff_max_s=0.1)
+    start_sabotaged(world, site, IGNORES_RETRY_AFTER)
+    wait_online(world, site)
+
+    code, report = cli_run(world, site, "comms-loss", tmp_path / "out")
+
+    assert code == 1
+    assert failed_checks(report) == {"comms-loss": {"backs-off"}}
+    assert check_named(report, "comms-loss", "comms-lost-marked")["passed"]
+    assert check_named(report, "comms-loss", "acks-exactly-once")["passed"]
+
+
 def cli_run_answering(world: AgentWorld, site: Site, scenario: str, out: Path,
                       *extra: str) -> tuple[int, dict]:
     """``cli_run`` while answering what the run awaits, as the FSP would."""
@@ -419,6 +446,59 @@ def test_our_agent_passes_notice_period_availability_and_forged_dispatch(
     notice = next(s for s in report["scenarios"] if s["name"] == "notice-period")
     assert notice["facts"]["noticePeriod"] == "PT15M"
     assert [r["status"] for r in notice["facts"]["revisions"]] == ["PRE_NOTIFY", "RUN"]
+
+
+# ven_client that knows no pre-notification: it drops a PRE_NOTIFY revision unread (neither
+# acknowledged nor handed to the asset) and acts on the RUN that follows only.
+IGNORES_PRE_NOTIFY = r'''
+import sys
+from ven_client import agent, cli
+original = agent.Agent._ended
+agent.Agent._ended = lambda self, document: (document["status"] == "PRE_NOTIFY"
+                                             or original(self, document))
+sys.exit(cli.main(sys.argv[1:]))
+'''
+# ven_client that takes a pre-notification as the instruction to run: its asset acts at
+# once, and what it signs back says RUN where the operator signed PRE_NOTIFY.
+RUNS_AT_PRE_NOTIFY = r'''
+import sys
+from ven_client import agent, cli
+original = agent.profile.verify_dispatch
+def as_run(*args, **kwargs):
+    document = original(*args, **kwargs)
+    return {**document, "status": "RUN"} if document["status"] == "PRE_NOTIFY" else document
+agent.profile.verify_dispatch = as_run
+sys.exit(cli.main(sys.argv[1:]))
+'''
+
+
+@pytest.mark.parametrize(("code", "failing", "outcome"), [
+    (IGNORES_PRE_NOTIFY, {"received-r1"}, None),
+    (RUNS_AT_PRE_NOTIFY, {"received-r1", "acks-valid"}, "read_back_mismatch"),
+], ids=["ignores-pre-notification", "runs-at-pre-notification"])
+def test_an_agent_that_mishandles_a_pre_notification_fails_only_the_notice_period_checks(
+        world: AgentWorld, tmp_path: Path, code: str, failing: set[str],
+        outcome: str | None) -> None:
+    site = onboard(world)  # bat1 is also under DYNAMIC (notice period PT15M)
+    start_sabotaged(world, site, code)
+    wait_online(world, site)
+
+    # emergency-stop has no pre-notification: the same agent passes it.
+    status, report = cli_run(world, site, "notice-period,emergency-stop", tmp_path / "out",
+                             "--deadline", "10")
+
+    assert status == 1
+    assert failed_checks(report) == {"notice-period": failing, "emergency-stop": set()}
+    # The RUN that follows is received and actioned as issued.
+    assert check_named(report, "notice-period", "received-r2")["passed"]
+    assert check_named(report, "notice-period", "actioned-r2")["passed"]
+    first = check_named(report, "notice-period", "received-r1")
+    if outcome is None:  # nothing at all came back for the pre-notification
+        assert first["evidence"]["acknowledgements"] == []
+    else:  # it signed RUN for revision 1: caught by the read-back
+        assert outcomes(first) == {outcome}
+        detail = " ".join(a["detail"] for a in first["evidence"]["acknowledgements"])
+        assert "PRE_NOTIFY" in detail and "RUN" in detail
 
 
 def test_an_agent_that_does_not_sign_its_declarations_fails_the_availability_checks(

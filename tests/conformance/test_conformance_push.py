@@ -64,7 +64,7 @@ def push_vtn(tmp_path_factory) -> Iterator[tuple[VtnServer, Broker, WebhookRecei
     finally:
         if receiver is not None:
             receiver.stop()
-        server.stop()
+        server.stop(graceful=False)
         broker.stop()
         database.drop()
 

@@ -68,6 +68,23 @@ def test_a_contract_takes_a_reactive_price_and_an_emergency_premium(console, gb)
     assert "18.5" in console("viewer").get("/console/registry").content.decode()
 
 
+def test_a_contract_takes_a_reactive_baseline_method_and_the_registry_shows_it(console, gb):
+    fields = {"operator": "ENWL", "fsp": "acme", "product": "SECURE", "units": "bat1",
+              "availability_price": "0", "utilisation_price": "250", "baseline_method": ""}
+    administrator = console("administrator")
+    refused = administrator.post("/console/registry/contracts/new", fields | {
+        "identifier": "C-RBX", "reactive_baseline_method": "nominated"})
+    assert refused.status_code == 400
+    assert "unknown reactive baseline method" in refused.content.decode()
+    assert not Contract.objects.filter(identifier="C-RBX").exists()
+    response = administrator.post("/console/registry/contracts/new", fields | {
+        "identifier": "C-RB", "reactive_baseline_method": "average-5"})
+    assert response.status_code == 302, response.content.decode()
+    assert Contract.objects.get(identifier="C-RB").reactive_baseline_method == "average-5"
+    page = console("viewer").get("/console/registry").content.decode()
+    assert "Reactive baseline" in page and "average-5" in page
+
+
 def test_the_issue_form_issues_kvar_setpoints_at_an_instructed_price(console, gb):
     DispatchUnit.objects.filter(reference="bat1").update(capacity_kvar=Decimal(400))
     client = console("dispatcher")

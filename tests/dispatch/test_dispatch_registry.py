@@ -161,3 +161,43 @@ def test_a_contract_records_its_contracted_capacity(gb):
     with pytest.raises(CommandError, match="positive"):
         run("fsp", "contract", "--operator", "ENWL", "--fsp", "acme", "--id", "C-CAP2",
             "--product", "SECURE", "--unit", "bat1", "--capacity-kw", "0")
+
+
+def test_a_contract_takes_a_reactive_baseline_method(gb):
+    default = run("fsp", "contract", "--operator", "ENWL", "--fsp", "acme", "--id", "C-RB0",
+                  "--product", "SECURE", "--unit", "bat1")
+    assert default["reactive_baseline_method"] == "meter-before-4"
+    assert Contract.objects.get(identifier="C-RB0").reactive_baseline_method == ""
+    result = run("fsp", "contract", "--operator", "ENWL", "--fsp", "acme", "--id", "C-RB",
+                 "--product", "SECURE", "--unit", "bat1", "--reactive-baseline", "High-3-of-5")
+    assert result["reactive_baseline_method"] == "high-3-of-5"
+    assert Contract.objects.get(identifier="C-RB").reactive_baseline_method == "high-3-of-5"
+
+
+@pytest.mark.parametrize("method", ["nominated", "high-5-of-3", "mid-8-of-10", "meter-before-0",
+                                    "average-"])
+def test_an_unknown_reactive_baseline_method_is_refused_and_nothing_is_made(gb, method):
+    with pytest.raises(CommandError, match="unknown reactive baseline method"):
+        run("fsp", "contract", "--operator", "ENWL", "--fsp", "acme", "--id", "C-RBX",
+            "--product", "SECURE", "--unit", "bat1", "--reactive-baseline", method)
+    assert not Contract.objects.filter(identifier="C-RBX").exists()
+
+
+def test_the_admin_lists_each_contracts_reactive_baseline_method(gb):
+    from django.contrib.auth import get_user_model
+    from django.test import Client as DjangoClient
+    from django_otp import DEVICE_ID_SESSION_KEY
+    from django_otp.plugins.otp_totp.models import TOTPDevice
+
+    run("fsp", "contract", "--operator", "ENWL", "--fsp", "acme", "--id", "C-RBA",
+        "--product", "SECURE", "--unit", "bat1", "--reactive-baseline", "average-7")
+    admin = get_user_model().objects.create_superuser("root", "root@example.org", "pw")
+    http = DjangoClient()
+    http.force_login(admin)
+    device = TOTPDevice.objects.create(user=admin, name="root", confirmed=True)
+    session = http.session
+    session[DEVICE_ID_SESSION_KEY] = device.persistent_id
+    session.save()
+    listed = http.get("/admin/dispatch/contract/", secure=True)
+    assert listed.status_code == 200
+    assert b"Reactive baseline method" in listed.content and b"average-7" in listed.content

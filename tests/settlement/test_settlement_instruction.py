@@ -96,7 +96,24 @@ def test_missing_reactive_readings_hold_never_zero():
     held, _ = reactive.delivered_reactive(
         start_utc=T0, end_utc=T0 + timedelta(minutes=30), setpoint_type="delta",
         volume_kvar=D(100), metered_kvar={T0: D(-80)}, direction="export")
-    assert held.status is DeliveryStatus.HELD_MISSING_DATA and "before" in held.reason
+    assert held.status is DeliveryStatus.HELD_MISSING_DATA
+    assert "reactive baseline" in held.reason
+
+
+def test_a_delta_reactive_setpoint_takes_the_baseline_it_is_given():
+    # 10, 10, 20, 20 kVAr before: the default (mean of 4) says 15, meter-before-2 says 20.
+    before = {T0 - timedelta(minutes=30 * k): D(20 if k <= 2 else 10) for k in range(1, 5)}
+    metered = before | {T0: D(80)}
+    default, _ = reactive.delivered_reactive(
+        start_utc=T0, end_utc=T0 + timedelta(minutes=30), setpoint_type="delta",
+        volume_kvar=D(100), metered_kvar=metered, direction="import")
+    chosen, base = reactive.delivered_reactive(
+        start_utc=T0, end_utc=T0 + timedelta(minutes=30), setpoint_type="delta",
+        volume_kvar=D(100), metered_kvar=metered, direction="import",
+        delta_baseline=reactive.meter_before(2))
+    assert (default.periods[0].baseline_kw, default.periods[0].delivered_kw) == (D(15), D(65))
+    assert (chosen.periods[0].baseline_kw, chosen.periods[0].delivered_kw) == (D(20), D(60))
+    assert base is not None and base.parameters["n_periods"] == 2
 
 
 # -- statements ---------------------------------------------------------------------------
@@ -249,3 +266,85 @@ def test_the_per_dispatch_settlement_includes_reactive_lines_and_premiums(contra
     assert (line["kind"], line["urgencyPremiumGbp"], line["netGbp"]) == (
         "reactive", "0.30", "3.30")
     assert settled.net_gbp == D("3.30")
+
+
+# -- the reactive baseline method: a contract term -------------------------------------------
+
+
+def set_reactive_baseline(contract: Contract, method: str) -> None:
+    contract.reactive_baseline_method = method  # stored as is: unchecked below the services
+    contract.save(update_fields=["reactive_baseline_method"])
+
+
+def reactive_delta(issue, reference: str) -> None:
+    """bat1 (export): 100 kVAr more reactive power 17:00-17:30, supplying 10, 10, 20 and
+    20 kVAr in the four half-hours before and 80 kVAr during it."""
+    issue("acme/bat1", reference=reference, service_start=T0,
+          service_end=T0 + timedelta(minutes=30),
+          timings=[timing(T0, 100, "delta", service_type="reactive")],
+          now=T0 - timedelta(hours=3))
+    readings("bat1", T0 - timedelta(hours=2), [-5, -5, -10, -10, -40], kind="GB_REACTIVE")
+
+
+@pytest.mark.parametrize(("method", "shown", "baseline", "delivered"), [
+    ("", "meter-before-4", "15", "65"),
+    ("meter-before-2", "meter-before-2", "20", "60"),
+], ids=["default", "meter-before-2"])
+def test_delta_reactive_setpoints_are_measured_by_the_contracts_reactive_baseline(
+        contract, issue, method, shown, baseline, delivered):
+    set_reactive_baseline(contract, method)
+    reactive_delta(issue, "QD-1")
+    row = services.settle_month(contract=contract, month=MONTH)
+    (line,) = lines_of(row.document, "reactive")
+    assert (line["baselineKvar"], line["actualKvar"], line["deliveredKvar"]) == (
+        baseline, "80", delivered)
+    assert row.document["terms"]["reactiveBaselineMethod"] == shown
+    (record,) = [r for r in row.document["baselines"] if r.get("serviceType") == "reactive"]
+    assert record["method"] == "meter_before"
+
+
+def test_a_history_day_reactive_baseline_uses_the_reactive_readings_of_those_days(
+        contract, issue):
+    # average-2 over the two working days before Wednesday 16 September: 20 and 40 kVAr
+    # supplied at every period of Monday and Tuesday (London days, BST).
+    set_reactive_baseline(contract, "average-2")
+    issue("acme/bat1", reference="QH-1", service_start=T0, service_end=T0 + timedelta(minutes=30),
+          timings=[timing(T0, 100, "delta", service_type="reactive")],
+          now=T0 - timedelta(hours=3))
+    readings("bat1", datetime(2026, 9, 13, 23, 0, tzinfo=UTC), [-10] * 48, kind="GB_REACTIVE")
+    readings("bat1", datetime(2026, 9, 14, 23, 0, tzinfo=UTC), [-20] * 48, kind="GB_REACTIVE")
+    readings("bat1", T0, [-40], kind="GB_REACTIVE")
+    row = services.settle_month(contract=contract, month=MONTH)
+    (line,) = lines_of(row.document, "reactive")
+    assert (line["baselineKvar"], line["actualKvar"], line["deliveredKvar"]) == (
+        "30", "80", "50")
+    (record,) = [r for r in row.document["baselines"] if r.get("serviceType") == "reactive"]
+    assert (record["method"], record["daysUsed"]) == ("average_of_y", ["2026-09-15",
+                                                                       "2026-09-14"])
+
+
+def test_a_history_day_reactive_baseline_without_enough_days_holds_with_the_reason(
+        contract, issue):
+    set_reactive_baseline(contract, "high-3-of-5")
+    reactive_delta(issue, "QH-2")  # only the four half-hours before: no whole day
+    row = services.settle_month(contract=contract, month=MONTH)
+    (held,) = lines_of(row.document, "held")
+    assert not lines_of(row.document, "reactive")
+    assert held["reason"].startswith("held: no reactive baseline")
+
+
+def test_a_stored_unknown_reactive_baseline_method_holds_only_delta_reactive_dispatches(
+        contract, issue):
+    set_reactive_baseline(contract, "nominated")
+    reactive_delta(issue, "QU-1")
+    issue("acme/bat1", reference="QU-2", service_start=T0 + timedelta(hours=1),
+          service_end=T0 + timedelta(hours=1, minutes=30),
+          timings=[timing(T0 + timedelta(hours=1), 50, "absolute", service_type="reactive")],
+          now=T0 - timedelta(hours=3))
+    readings("bat1", T0 + timedelta(hours=1), [-30], kind="GB_REACTIVE")
+    row = services.settle_month(contract=contract, month=MONTH)
+    (held,) = lines_of(row.document, "held")
+    assert (held["dispatchRef"], held["reason"]) == (
+        "QU-1", "the contract's reactive baseline method 'nominated' is not known")
+    (absolute,) = lines_of(row.document, "reactive")  # an absolute setpoint needs none
+    assert (absolute["dispatchRef"], absolute["deliveredKvar"]) == ("QU-2", "50")

@@ -77,8 +77,8 @@ def test_the_agent_fails_over_to_the_second_vtn_and_returns_to_the_first(tmp_pat
         assert world.stop_agent(agent) == 0
     finally:
         world.close()
-        second.stop()
-        first.stop()
+        second.stop(graceful=False)
+        first.stop(graceful=False)
         first.database.drop()
 
 

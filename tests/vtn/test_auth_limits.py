@@ -141,7 +141,7 @@ def test_two_hundred_failures_slow_only_the_failing_requests(
                             headers={"Authorization": "Bearer garbage"}).status_code == 429
         attacker.close()
     finally:
-        server.stop()
+        server.stop(graceful=False)
 
     limited = security_log(vtn_server, "--kind", "rate_limited", "--since", "10m")
     details = [(e["client_id"], e["remote_addr"], e["detail"]) for e in limited]
@@ -175,7 +175,7 @@ def test_token_rate_counts_only_tokens_issued(vtn_server: VtnServer,
                     for _ in range(4)]
         assert statuses == [200, 200, 200, 429]
     finally:
-        server.stop()
+        server.stop(graceful=False)
 
 
 def test_a_secret_stored_by_the_old_password_hasher_works_and_is_upgraded(
@@ -256,7 +256,7 @@ def test_authentication_keeps_working_while_redis_is_down_and_recovers(
         token_and_poll(clients[0])
         assert counters()  # counting in Redis again
     finally:
-        server.stop()
+        server.stop(graceful=False)
     assert "Internal Server Error" not in server_log(server)
 
 

@@ -90,7 +90,7 @@ def test_postgresql_down_answers_503_and_recovers_without_restart(own_postgres: 
         assert server.running
         assert "Internal Server Error" not in server.output()
     finally:
-        server.stop()
+        server.stop(graceful=False)
         if own_postgres.running():
             server.database.drop()
 
@@ -121,7 +121,7 @@ def test_a_long_sqlite_write_lock_answers_503_quickly(tmp_path):
             created = session.post(programs, json={"programName": "p-lock"}, timeout=30)
             assert created.status_code == 201, created.text
     finally:
-        server.stop()
+        server.stop(graceful=False)
     print(json.dumps({"sqlite_lock_503_after_s": round(waited, 2)}))
 
 
@@ -184,8 +184,8 @@ def test_the_vtns_own_outage_is_not_the_fsps_comms_loss(tmp_path):
         assert [(c["site"], c["to"]) for c in changes] == [(site, "comms_lost")]
         assert states()[site] == "comms_lost"
     finally:
-        worker.stop()
-        server.stop()
+        worker.stop(graceful=False)
+        server.stop(graceful=False)
         server.database.drop()
 
 

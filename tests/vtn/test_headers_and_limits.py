@@ -33,7 +33,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[VtnServer]:
         vtn.start()
         yield vtn
     finally:
-        vtn.stop()
+        vtn.stop(graceful=False)
         database.drop()
 
 

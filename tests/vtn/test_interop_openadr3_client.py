@@ -369,7 +369,7 @@ def mqtt_vtn(tmp_path_factory):
         server.start()
         yield server, broker
     finally:
-        server.stop()
+        server.stop(graceful=False)
         broker.stop()
         database.drop()
 

@@ -66,7 +66,7 @@ def mqtt_stack(tmp_path_factory) -> Iterator[tuple[VtnServer, Broker]]:
         server.start()
         yield server, broker
     finally:
-        server.stop()
+        server.stop(graceful=False)
         broker.stop()
         database.drop()
 
@@ -171,7 +171,7 @@ def acl_stack(tmp_path_factory) -> Iterator[tuple[VtnServer, Broker]]:
         server.start()
         yield server, broker
     finally:
-        server.stop()
+        server.stop(graceful=False)
         broker.stop()
         database.drop()
 

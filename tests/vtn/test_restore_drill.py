@@ -92,7 +92,7 @@ def test_backup_restore_drill(own_postgres: OwnCluster, tmp_path):
         assert agent.poll() is None
     finally:
         world.close()
-        server.stop()
+        server.stop(graceful=False)
         if restored_name and own_postgres.running():
             with _admin_connection(own_postgres.url) as conn:
                 conn.execute(f'DROP DATABASE IF EXISTS "{restored_name}" WITH (FORCE)')

@@ -94,7 +94,7 @@ def cluster(vtn_server: VtnServer) -> Iterator[Cluster]:
         if nginx is not None:
             nginx.stop()
         for server in nodes.values():
-            server.stop()
+            server.stop(graceful=False)
 
 
 @pytest.fixture(scope="module")

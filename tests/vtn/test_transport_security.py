@@ -155,8 +155,8 @@ class ExtraServer:
         wait_until_serving(self.process, f"{self.base_url}/openadr3/{V31}/auth/server",
                            False if insecure_http else base.ca_bundle, self.log_path)
 
-    def stop(self) -> None:
-        stop_process(self.process)
+    def stop(self, *, graceful: bool = True) -> None:
+        stop_process(self.process, graceful=graceful)
 
 
 def wait_for_fresh_window(period: float) -> None:
@@ -416,7 +416,7 @@ def limited_server(vtn_server: VtnServer) -> Iterator[ExtraServer]:
     try:
         yield server
     finally:
-        server.stop()
+        server.stop(graceful=False)
 
 
 def assert_rate_limited(response: requests.Response) -> int:
@@ -568,7 +568,7 @@ def proxied(vtn_server: VtnServer) -> Iterator[tuple[ExtraServer, Nginx]]:
         yield backend, nginx
     finally:
         nginx.stop()
-        backend.stop()
+        backend.stop(graceful=False)
 
 
 def proxy_url(nginx: Nginx) -> str:

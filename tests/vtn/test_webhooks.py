@@ -138,8 +138,8 @@ def stack(tmp_path_factory) -> Iterator[Stack]:
         if receiver is not None:
             receiver.stop()
         if worker is not None:
-            worker.stop()
-        server.stop()
+            worker.stop(graceful=False)
+        server.stop(graceful=False)
         database.drop()
 
 
@@ -377,7 +377,7 @@ def embedded(tmp_path) -> Iterator[Stack]:
     finally:
         if receiver is not None:
             receiver.stop()
-        server.stop()
+        server.stop(graceful=False)
         database.drop()
 
 

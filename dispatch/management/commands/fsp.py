@@ -14,7 +14,7 @@ from pathlib import Path
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from dispatch import fsp_office, onboarding, programs, registry, selectors
+from dispatch import fsp_office, onboarding, programs, registry, rules, selectors
 from dispatch.api.serializers import ProductParametersSerializer, UnitSerializer
 from dispatch.management.commands._common import decimal, dumps, iso_datetime, problem_error
 from dispatch.mapping import duration
@@ -78,6 +78,9 @@ class Command(BaseCommand):
                               help="uplift on the utilisation payment of emergency periods, "
                                    "percent (default: none)")
         contract.add_argument("--baseline", default="", help="baseline method name")
+        contract.add_argument("--reactive-baseline", default="", metavar="METHOD",
+                              help="baseline of delta reactive setpoints: meter-before-N, "
+                                   "high-X-of-Y or average-Y (default: meter-before-4)")
         contract.add_argument("--capacity-kw", type=decimal, default=None,
                               help="contracted capacity (default: the units' capacities)")
         contract.add_argument("--comms-loss", dest="comms_loss_availability",
@@ -210,7 +213,8 @@ class Command(BaseCommand):
             capacity_kw=options["capacity_kw"],
             comms_loss_availability=options["comms_loss_availability"],
             reactive_utilisation_price=options["reactive_price"],
-            emergency_premium_percent=options["emergency_premium"])
+            emergency_premium_percent=options["emergency_premium"],
+            reactive_baseline_method=options["reactive_baseline"])
         return {"operator": contract.operator.code, "id": contract.identifier,
                 "fsp": contract.fsp.identifier, "product": contract.product.code,
                 "units": sorted(contract.units.values_list("reference", flat=True)),
@@ -218,6 +222,8 @@ class Command(BaseCommand):
                 "availability_price_gbp_per_mw_h": str(contract.availability_price),
                 "utilisation_price_gbp_per_mwh": str(contract.utilisation_price),
                 "baseline_method": contract.baseline_method,
+                "reactive_baseline_method": contract.reactive_baseline_method
+                or rules.REACTIVE_BASELINE_DEFAULT,
                 "capacity_kw": None if contract.capacity_kw is None else str(contract.capacity_kw),
                 "comms_loss_availability": contract.comms_loss_availability,
                 "reactive_utilisation_price_gbp_per_mvarh":
