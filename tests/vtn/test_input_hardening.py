@@ -1,7 +1,7 @@
 """Inputs that once answered 500: each gets a clear 4xx problem and changes nothing.
 
-Deeply nested JSON, lone surrogates in bodies and URLs, deleting objects the GB registry
-depends on, sandbox FSP names that collide with the PKI's own files, and values with no
+Deeply nested JSON, lone surrogates in bodies and URLs, deleting or changing objects the
+GB registry depends on, sandbox FSP names that collide with the PKI's own files, and values with no
 sane bound (durations, date-times, names, reasons, zone-less times).
 """
 
