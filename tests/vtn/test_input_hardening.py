@@ -1,8 +1,8 @@
 """Inputs that once answered 500: each gets a clear 4xx problem and changes nothing.
 
 Deeply nested JSON, lone surrogates in bodies and URLs, deleting or changing objects the
-GB registry depends on, sandbox FSP names that collide with the PKI's own files, and values with no
-sane bound (durations, date-times, names, reasons, zone-less times).
+GB registry depends on, sandbox FSP names that collide with the PKI's own files, and
+values with no sane bound (durations, date-times, names, reasons, zone-less times).
 """
 
 from __future__ import annotations
