@@ -21,7 +21,8 @@ class DispatchConfig(AppConfig):
         report_checks.register("dispatch-report-signatures", check_report)
         # OpenADR objects are owned by network operators; a client reaches its grants'.
         ownership.register(owner_policy())
-        # Standing programs and events and dispatch events may not be deleted or renamed
-        # through the API (site VENs, unit resources and product programs are protected
-        # by their links).
-        protection.register("dispatch-owned-objects", owned_objects.owners)
+        # What the profile owns (standing programs and events and dispatch events by this
+        # policy; site VENs, unit resources and product programs by their links) may be
+        # neither deleted nor changed through the OpenADR API.
+        protection.register(self.label, owned_objects.owners,
+                            changed_through=owned_objects.CHANGED_THROUGH)

@@ -217,9 +217,16 @@ class DispatchUnit(models.Model):
         return f"{self.fsp}/{self.reference}"
 
 
+def validate_baseline_method(value: str) -> None:
+    """A contract's baseline method of real power (admin and model forms)."""
+    problem = rules.baseline_problem(value)
+    if problem:
+        raise ValidationError(problem)
+
+
 def validate_reactive_baseline_method(value: str) -> None:
     """A contract's reactive baseline method (admin and model forms)."""
-    problem = rules.reactive_baseline_problem(value)
+    problem = rules.baseline_problem(value, reactive=True)
     if problem:
         raise ValidationError(problem)
 
@@ -248,8 +255,10 @@ class Contract(models.Model):
     capacity_kw = models.DecimalField(
         max_digits=12, decimal_places=3, null=True, blank=True,
         help_text="contracted capacity across the units; null: the sum of their capacities")
-    baseline_method = models.CharField(max_length=64, blank=True,
-                                       help_text="name of the settlement baseline method")
+    baseline_method = models.CharField(
+        max_length=64, blank=True, validators=[validate_baseline_method],
+        help_text="baseline of real power: high-X-of-Y, average-Y, meter-before-N or "
+                  "nominated (empty: high-3-of-5)")
     reactive_baseline_method = models.CharField(
         max_length=64, blank=True, validators=[validate_reactive_baseline_method],
         help_text="baseline of delta reactive (kVAr) setpoints: meter-before-N, high-X-of-Y "

@@ -202,6 +202,8 @@ def create_contract(*, operator: str, identifier: str, fsp: str, product: str,
     ``reactive_utilisation_price`` is GBP per MVArh of reactive power delivered;
     ``emergency_premium_percent`` the uplift (percent, 0-1000) on the utilisation payment of
     periods instructed with urgency emergency (None: no premium);
+    ``baseline_method`` what real power is measured from (``high-X-of-Y``, ``average-Y``,
+    ``meter-before-N`` or ``nominated``; empty: ``high-3-of-5``);
     ``reactive_baseline_method`` what delta reactive setpoints are measured from
     (``meter-before-N``, ``high-X-of-Y`` or ``average-Y``; empty: ``meter-before-4``)."""
     if comms_loss_availability not in Contract.CommsLoss.values:
@@ -233,8 +235,11 @@ def create_contract(*, operator: str, identifier: str, fsp: str, product: str,
             not Decimal(emergency_premium_percent).is_finite()
             or not 0 <= Decimal(emergency_premium_percent) <= 1000):
         raise BadRequest("the emergency premium is a percentage between 0 and 1000")
+    baseline_method = baseline_method.strip().lower()
+    if problem := rules.baseline_problem(baseline_method):
+        raise BadRequest(problem)
     reactive_baseline_method = reactive_baseline_method.strip().lower()
-    if problem := rules.reactive_baseline_problem(reactive_baseline_method):
+    if problem := rules.baseline_problem(reactive_baseline_method, reactive=True):
         raise BadRequest(problem)
     if capacity_kw is not None and (not Decimal(capacity_kw).is_finite()
                                     or Decimal(capacity_kw) <= 0):

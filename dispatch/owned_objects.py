@@ -1,5 +1,5 @@
 """The OpenADR objects the dispatch profile owns without a protecting link, for
-:mod:`vtn.protection`: the API may neither delete nor rename them.
+:mod:`vtn.protection`: the API may neither delete nor change them.
 
 * each operator's standing programs (``GB-<OP>-HEARTBEAT``, ``-AVAILABILITY``,
   ``-METERING``) and each FSP's standing event in them: the profile finds them by name,
@@ -9,7 +9,8 @@
 
 Site VENs, unit resources and product programs are protected by their one-to-one
 ``PROTECT`` links already (``FspSite.ven``, ``DispatchUnit.resource``,
-``OperatorProgram.program``).
+``OperatorProgram.program``). Whatever owns them, they are changed only through the
+profile, which keeps them in step with the registry and with the signed dispatches.
 """
 
 from __future__ import annotations
@@ -32,6 +33,12 @@ def _standing_kind(program: Program) -> tuple[str, str] | None:
             code=operator).exists():
         return None
     return operator, kind
+
+
+CHANGED_THROUGH = (
+    "Change it through the GB dispatch profile, which keeps it in step with the registry "
+    "and the signed dispatches: the network operator's dispatch API (/dispatch/api/v1), "
+    "the manage.py dispatch and fsp commands, or the operator console.")
 
 
 def owners(instance: models.Model) -> list[str]:

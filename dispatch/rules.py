@@ -32,22 +32,57 @@ TRANSITIONS = {
     "emergency-stop": set(),
 }
 FINAL = {"stop", "emergency-stop"}
-# A contract's baseline for delta reactive setpoints (settled by settlement.statement):
-# the meter-before, high-X-of-Y and average-Y methods of real power over the reactive
-# readings. There is no nominated reactive baseline. Empty: meter-before-4.
+# A contract's baseline methods (settled by settlement.statement, docs/settlement.md): the
+# grammar is defined here once, so a contract is refused at creation for a method settlement
+# could not work out. Real power: high-X-of-Y (X at most Y), average-Y, meter-before-N or
+# nominated; empty: high-3-of-5. Delta reactive setpoints: the same over the reactive
+# readings except nominated (FSPs nominate kW only); empty: meter-before-4.
+BASELINE_DEFAULT = "high-3-of-5"
 REACTIVE_BASELINE_DEFAULT = "meter-before-4"
-_REACTIVE_BASELINE = re.compile(
+_BASELINE = re.compile(
     r"meter-before-(?P<n>[1-9][0-9]{0,2})|high-(?P<x>[1-9][0-9]{0,2})-of-(?P<y>[1-9][0-9]{0,2})"
-    r"|average-(?P<avg>[1-9][0-9]{0,2})")
+    r"|average-(?P<avg>[1-9][0-9]{0,2})|(?P<nominated>nominated)")
 
 
-def reactive_baseline_problem(text: str) -> str | None:
-    """Why ``text`` is not a reactive baseline method (None: it is one, or empty)."""
-    name = (text or REACTIVE_BASELINE_DEFAULT).strip().lower()
-    found = _REACTIVE_BASELINE.fullmatch(name)
-    if found is None or (found["x"] and int(found["x"]) > int(found["y"])):
-        return (f"unknown reactive baseline method {text!r}: use meter-before-N, high-X-of-Y "
-                "(X at most Y) or average-Y")
+@dataclass(frozen=True)
+class BaselineMethod:
+    """A baseline method named in a contract: ``method`` is ``high_x_of_y``,
+    ``average_of_y``, ``meter_before`` or ``nominated``; ``x``/``y`` are days and
+    ``n_periods`` settlement periods."""
+
+    method: str
+    x: int = 3
+    y: int = 5
+    n_periods: int = 4
+
+
+def parse_baseline_method(text: str, *, reactive: bool = False) -> BaselineMethod:
+    """The baseline method ``text`` names (empty: the default of its kind). Raises
+    ValueError, saying what is allowed, for anything else."""
+    name = (text or (REACTIVE_BASELINE_DEFAULT if reactive else BASELINE_DEFAULT)).strip().lower()
+    found = _BASELINE.fullmatch(name)
+    if found is not None and not (reactive and found["nominated"]):
+        if found["n"]:
+            return BaselineMethod("meter_before", n_periods=int(found["n"]))
+        if found["avg"]:
+            return BaselineMethod("average_of_y", y=int(found["avg"]))
+        if found["nominated"]:
+            return BaselineMethod("nominated")
+        if int(found["x"]) <= int(found["y"]):
+            return BaselineMethod("high_x_of_y", x=int(found["x"]), y=int(found["y"]))
+    if reactive:
+        raise ValueError(f"unknown reactive baseline method {text!r}: use meter-before-N, "
+                         "high-X-of-Y (X at most Y) or average-Y")
+    raise ValueError(f"unknown baseline method {text!r}: use high-X-of-Y (X at most Y), "
+                     "average-Y, meter-before-N or nominated")
+
+
+def baseline_problem(text: str, *, reactive: bool = False) -> str | None:
+    """Why ``text`` is not a baseline method of its kind (None: it is one, or empty)."""
+    try:
+        parse_baseline_method(text, reactive=reactive)
+    except ValueError as exc:
+        return str(exc)
     return None
 
 

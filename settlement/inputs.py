@@ -119,8 +119,8 @@ def terms_of(contract: Contract) -> statement.Terms:
     except ValueError:
         baseline = None
     try:
-        reactive_baseline: statement.BaselineSpec | None = statement.parse_reactive_baseline(
-            contract.reactive_baseline_method)
+        reactive_baseline: statement.BaselineSpec | None = statement.parse_baseline(
+            contract.reactive_baseline_method, reactive=True)
     except ValueError:
         reactive_baseline = None
     windows = tuple((timing.parse_datetime(w["start"]), timing.parse_datetime(w["end"]))
@@ -135,7 +135,7 @@ def terms_of(contract: Contract) -> statement.Terms:
             penalty_basis=money.PenaltyBasis(stored.penalty_basis), scaling=scaling),
         availability_price_gbp_per_mw_h=contract.availability_price,
         availability_paid=contract.product.availability_paid,
-        baseline=baseline, baseline_text=contract.baseline_method or "high-3-of-5",
+        baseline=baseline, baseline_text=contract.baseline_method or statement.DEFAULT_BASELINE,
         service_windows=windows, period_minutes=stored.period_minutes,
         pay_over_delivery=stored.pay_over_delivery,
         deficiency_rule=DeficiencyRule(stored.deficiency_rule),

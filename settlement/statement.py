@@ -29,6 +29,7 @@ import numpy as np
 import numpy.typing as npt
 import rfc8785
 
+from dispatch import rules
 from settlement.calc import baselines, delivery, instruction, money, reactive
 from settlement.calc.periods import day_start_utc, london_day, periods_between, utc_text
 
@@ -53,44 +54,16 @@ class BaselineSpec:
     gate_closure: timedelta = timedelta(hours=1)  # nominated: before the dispatch start
 
 
-def parse_baseline(text: str) -> BaselineSpec:
-    """``high-3-of-5``, ``average-5``, ``meter-before-4``, ``nominated``; empty: high 3 of 5.
-    Raises ValueError for anything else."""
-    name = (text or "high-3-of-5").strip().lower()
-    parts = name.split("-")
-    try:
-        if parts[0] == "high" and len(parts) == 4 and parts[2] == "of":
-            x, y = int(parts[1]), int(parts[3])
-            if 1 <= x <= y:
-                return BaselineSpec("high_x_of_y", x=x, y=y)
-        elif parts[0] == "average" and len(parts) == 2 and int(parts[1]) >= 1:
-            return BaselineSpec("average_of_y", y=int(parts[1]))
-        elif parts[:2] == ["meter", "before"] and len(parts) == 3 and int(parts[2]) >= 1:
-            return BaselineSpec("meter_before", n_periods=int(parts[2]))
-        elif name == "nominated":
-            return BaselineSpec("nominated")
-    except ValueError:
-        pass
-    raise ValueError(f"unknown baseline method {text!r}: use high-X-of-Y, average-Y, "
-                     "meter-before-N or nominated")
+def parse_baseline(text: str, *, reactive: bool = False) -> BaselineSpec:
+    """The baseline of a contract's ``baseline_method`` (``reactive``: of its
+    ``reactive_baseline_method``), by the one grammar ``dispatch.rules`` checks contracts
+    against. Raises ValueError for a method that grammar refuses."""
+    named = rules.parse_baseline_method(text, reactive=reactive)
+    return BaselineSpec(named.method, x=named.x, y=named.y, n_periods=named.n_periods)
 
 
-DEFAULT_REACTIVE_BASELINE = "meter-before-4"
-
-
-def parse_reactive_baseline(text: str) -> BaselineSpec:
-    """The baseline of delta reactive setpoints: ``meter-before-N`` (empty:
-    ``meter-before-4``), ``high-X-of-Y`` or ``average-Y`` over the reactive readings.
-    There is no nominated reactive baseline. Raises ValueError for anything else."""
-    name = (text or DEFAULT_REACTIVE_BASELINE).strip().lower()
-    try:
-        spec = parse_baseline(name)
-    except ValueError:
-        spec = None
-    if spec is None or spec.method == "nominated":
-        raise ValueError(f"unknown reactive baseline method {text!r}: use meter-before-N, "
-                         "high-X-of-Y or average-Y")
-    return spec
+DEFAULT_BASELINE = rules.BASELINE_DEFAULT
+DEFAULT_REACTIVE_BASELINE = rules.REACTIVE_BASELINE_DEFAULT
 
 
 @dataclass(frozen=True)

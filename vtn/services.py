@@ -8,6 +8,8 @@ the same way.
 
 from __future__ import annotations
 
+import json
+
 from django.db import IntegrityError, models, transaction
 from django.utils import timezone
 
@@ -60,16 +62,43 @@ def _save(instance, kind: str, conflict: str) -> None:
         raise Conflict(conflict) from exc
 
 
-def _guard_owned_name(caller: Caller, instance, field: str, wire_name: str,
-                      new_name: object) -> None:
-    """Refuse renaming an object another app owns: its name is that app's key."""
-    if caller.internal or instance._state.adding or new_name == getattr(instance, field):
+def _wire_name(field: str) -> str:
+    """``program_id`` -> ``programID``, ``interval_period`` -> ``intervalPeriod``."""
+    head, *rest = field.split("_")
+    return head + "".join("ID" if part == "id" else part.capitalize() for part in rest)
+
+
+def _same(stored: object, sent: object) -> bool:
+    """Equal as JSON: ``true`` is not ``1`` and ``[]`` is not absent, so a write found
+    unchanged stores exactly what the object held."""
+    return json.dumps(stored, sort_keys=True, default=str) == json.dumps(
+        sent, sort_keys=True, default=str)
+
+
+def _guard_owned(caller: Caller, instance, changes: dict) -> None:
+    """Refuse a write that changes an object another app owns (:mod:`vtn.protection`).
+
+    ``changes`` holds every field the write sets (relations by their ``..._id``). The
+    owning app keeps what the object says in step with its own records, so only its
+    internal identity changes it; an API client may send it back unchanged, and may
+    change only the fields :func:`vtn.protection.free_fields` leaves it. The refusal is a
+    400, as for deleting (the 409 the documents list for PUT means a name already taken);
+    its detail names the fields, the owner and where to make the change.
+    """
+    if caller.internal or instance._state.adding:
+        return
+    free = protection.free_fields(instance, caller)
+    changed = [field for field, value in changes.items()
+               if field not in free and not _same(getattr(instance, field), value)]
+    if not changed:
         return
     owned_by = protection.owners(instance)
     if owned_by:
-        raise BadRequest(f"The {wire_name} of this {instance._meta.verbose_name} is set by the "
-                         f"registry that owns it ({'; '.join(owned_by)}) and cannot be "
-                         "changed through this API.")
+        fields = ", ".join(_wire_name(field) for field in changed)
+        raise BadRequest(
+            f"This {instance._meta.verbose_name} is owned by the registry "
+            f"({'; '.join(owned_by)}), which sets its {fields}: the OpenADR API cannot "
+            f"change them. {protection.changed_through(instance)}")
 
 
 def _delete(caller: Caller, instance, object_type: str,
@@ -112,9 +141,7 @@ def save_program(*, caller: Caller, data: dict, program: Program | None = None) 
     """Create (``program`` None) or replace a program. Program names are unique."""
     operation = "CREATE" if program is None else "UPDATE"
     program = program or Program()
-    if "program_name" in data:
-        _guard_owned_name(caller, program, "program_name", "programName",
-                          data["program_name"])
+    _guard_owned(caller, program, data)
     _apply(program, data)
     if Program.objects.filter(program_name=program.program_name).exclude(pk=program.pk).exists():
         raise Conflict(f"A program named {program.program_name!r} already exists.")
@@ -153,9 +180,7 @@ def save_event(*, caller: Caller, data: dict, event: Event | None = None) -> Eve
     data = dict(data)
     program = _program_for(caller, data.pop("program_id"))
     event = event or Event()
-    if "event_name" in data:
-        _guard_owned_name(caller, event, "event_name", "eventName", data["event_name"])
-    _guard_owned_name(caller, event, "program_id", "programID", program.pk)
+    _guard_owned(caller, event, data | {"program_id": program.pk})
     _apply(event, data)
     event.program = program
     event.starts_at, event.ends_at = event_span(event.interval_period, event.intervals or [],
@@ -295,8 +320,7 @@ def save_ven(*, caller: Caller, data: dict, ven: Ven | None = None,
         data["client_id"] = ven.client_id or f"{UNBOUND_CLIENT_PREFIX}{ven.pk}"
     if caller.is_bl:
         _guard_bound_client(caller, data["client_id"], ven)
-    if "ven_name" in data:
-        _guard_owned_name(caller, ven, "ven_name", "venName", data["ven_name"])
+    _guard_owned(caller, ven, data)
     _apply(ven, data)
     conflict = f"A ven named {ven.ven_name!r} already exists."
     if Ven.objects.filter(ven_name=ven.ven_name).exclude(pk=ven.pk).exists():
@@ -330,9 +354,7 @@ def save_resource(*, caller: Caller, ven: Ven, data: dict,
     elif data.get("client_id") is None:
         data["client_id"] = ven.client_id
     resource = resource or Resource()
-    if "resource_name" in data:
-        _guard_owned_name(caller, resource, "resource_name", "resourceName",
-                          data["resource_name"])
+    _guard_owned(caller, resource, data | {"ven_id": ven.pk})
     _apply(resource, data)
     resource.ven = ven
     conflict = f"The ven already has a resource named {resource.resource_name!r}."

@@ -110,7 +110,7 @@ def test_onboard_with_pki_dir_issues_the_site_certificate(fast_hashing, tmp_path
 def test_contract_creates_the_operator_product_program(gb):
     contract = Contract.objects.get(identifier="C-DYN")
     assert contract.currency == "GBP" and str(contract.availability_price) == "5.5000"
-    assert contract.baseline_method == "mid-8-of-10"
+    assert contract.baseline_method == "high-8-of-10"
     assert sorted(contract.units.values_list("reference", flat=True)) == ["bat1", "hp1"]
     program = OperatorProgram.objects.get(operator__code="ENWL", product__code="DYNAMIC").program
     assert program.program_name == "GB-ENWL-DYNAMIC"
@@ -181,6 +181,15 @@ def test_an_unknown_reactive_baseline_method_is_refused_and_nothing_is_made(gb, 
         run("fsp", "contract", "--operator", "ENWL", "--fsp", "acme", "--id", "C-RBX",
             "--product", "SECURE", "--unit", "bat1", "--reactive-baseline", method)
     assert not Contract.objects.filter(identifier="C-RBX").exists()
+
+
+@pytest.mark.parametrize("method", ["high-5-of-3", "mid-8-of-10", "meter-before-0", "average-",
+                                    "nominated-2"])
+def test_an_unknown_baseline_method_is_refused_and_nothing_is_made(gb, method):
+    with pytest.raises(CommandError, match="unknown baseline method"):
+        run("fsp", "contract", "--operator", "ENWL", "--fsp", "acme", "--id", "C-BX",
+            "--product", "SECURE", "--unit", "bat1", "--baseline", method)
+    assert not Contract.objects.filter(identifier="C-BX").exists()
 
 
 def test_the_admin_lists_each_contracts_reactive_baseline_method(gb):

@@ -1,8 +1,8 @@
 """Inputs that once answered 500: each gets a clear 4xx problem and changes nothing.
 
-Deeply nested JSON, lone surrogates in bodies and URLs, deleting objects the GB registry
-depends on, sandbox FSP names that collide with the PKI's own files, and values with no
-sane bound (durations, date-times, names, reasons, zone-less times).
+Deeply nested JSON, lone surrogates in bodies and URLs, deleting or changing objects the
+GB registry depends on, sandbox FSP names that collide with the PKI's own files, and
+values with no sane bound (durations, date-times, names, reasons, zone-less times).
 """
 
 from __future__ import annotations
@@ -261,6 +261,187 @@ def test_a_ven_may_not_rename_its_gb_site_ven_or_unit_resources(gb, acme):
 
 def program_body(name: str) -> str:
     return json.dumps({"programName": name})
+
+
+# --- content of protected objects -----------------------------------------------------------
+
+SERVER_FIELDS = ("id", "createdDateTime", "modificationDateTime", "objectType")
+OWNER_HINT = "dispatch API"  # where the refusal says to make the change
+
+
+def fetched(http: Http, url: str, **request_kind) -> dict:
+    """What GET answers, as a PUT body (``objectType`` given for 3.1 vens and resources)."""
+    status, body, _ = http.send("GET", url)
+    assert status == 200, body
+    return {k: v for k, v in body.items() if k not in SERVER_FIELDS} | request_kind
+
+
+def put(http: Http, url: str, body: dict):
+    return http.send("PUT", url, json.dumps(body))
+
+
+def rows(model, pk: str) -> list[dict]:
+    return list(model.objects.filter(pk=pk).values())
+
+
+def test_an_owned_programs_content_cannot_be_changed_through_the_api(gb, operator):
+    """A product program's attributes are the product's parameters, a standing program's
+    are the profile's: a PUT that changes anything is refused in both versions, naming
+    the owner and where to change it; sending back what GET answered is accepted."""
+    from dispatch.models import OperatorProgram
+    from vtn.models import Event, Program
+
+    product = OperatorProgram.objects.get(program__program_name="GB-ENWL-MW_DISPATCH").program
+    standing = Event.objects.get(pk=gb.acme.onboarding["heartbeat_event_id"]).program
+    for program, owner in ((product, "operator program"), (standing, "standing HEARTBEAT")):
+        before = rows(Program, program.pk)
+        url = f"{V31}/programs/{program.pk}"
+        current = fetched(operator, url)
+        changed_attributes = [{**a, "values": ["PT1S"]} if a["type"] == "GB_HEARTBEAT_INTERVAL"
+                              else a for a in current["attributes"]] + [
+            {"type": "EXTRA", "values": ["x"]}]
+        for change, field in (({"attributes": changed_attributes}, "attributes"),
+                              ({"targets": ["some-group"]}, "targets"),
+                              ({"programDescriptions": [{"URL": "https://x.example"}]},
+                               "programDescriptions")):
+            body = assert_problem(put(operator, url, current | change), 400, field, owner,
+                                  "registry", OWNER_HINT)
+            assert program.program_name in body["detail"] or owner in body["detail"]
+        # 3.0.1 cannot carry the GB attributes: its PUT of the same program would drop them.
+        legacy = fetched(operator, f"{V301}/programs/{program.pk}")
+        assert_problem(put(operator, f"{V301}/programs/{program.pk}", legacy), 400,
+                       "attributes", owner)
+        assert_problem(put(operator, f"{V301}/programs/{program.pk}", legacy | {
+            "targets": [{"type": "GROUP", "values": ["g"]}]}), 400, "targets", owner)
+        assert rows(Program, program.pk) == before
+        status, same, _ = put(operator, url, current)
+        assert status == 200, same
+        assert same["attributes"] == current["attributes"]
+
+
+def test_the_profile_still_changes_its_product_program(gb, operator):
+    from django.test import Client as Plain
+
+    from dispatch.models import OperatorProgram
+
+    program = OperatorProgram.objects.get(program__program_name="GB-ENWL-MW_DISPATCH").program
+    changed = Plain().put("/dispatch/api/v1/products/ENWL/MW_DISPATCH", json.dumps(
+        {"parameters": {"heartbeat_interval": "PT20S"}, "reason": "test"}),
+        content_type="application/json", headers=operator.headers)
+    assert changed.status_code == 200, changed.content
+    program.refresh_from_db()
+    assert {"type": "GB_HEARTBEAT_INTERVAL", "values": ["PT20S"]} in program.attributes
+
+
+def _event_changes(version: str, current: dict) -> list[tuple[dict, str]]:
+    other = "ENWL/zeta"
+    targets = ["ENWL/zeta"] if version == "3.1.0" else [
+        {"type": "GROUP", "values": [other]}]
+    intervals = json.loads(json.dumps(current["intervals"]))
+    intervals[0]["payloads"][0]["values"] = [9999]
+    return [({"targets": targets}, "targets"), ({"intervals": intervals}, "intervals"),
+            ({"priority": 0 if current.get("priority") != 0 else 1}, "priority")]
+
+
+@pytest.mark.parametrize("base", [V31, V301])
+def test_a_dispatch_events_content_cannot_be_changed_through_the_api(issue, operator, base):
+    """Its intervals carry the signed dispatch: another target or payload through the API
+    would make the event disagree with what the operator signed."""
+    from dispatch import issuing
+    from vtn.models import Event
+
+    dispatch = issue(reference="SIGNED-1")
+    event = dispatch.event
+    before = rows(Event, event.pk)
+    url = f"{base}/events/{event.pk}"
+    current = fetched(operator, url)
+    version = base.rsplit("/", 1)[-1]
+    for change, field in _event_changes(version, current):
+        assert_problem(put(operator, url, current | change), 400, field,
+                       "dispatch instruction", "SIGNED-1", OWNER_HINT)
+    assert rows(Event, event.pk) == before
+    status, same, _ = put(operator, url, current)  # unchanged: accepted
+    assert status == 200, same
+    # The profile itself still publishes a revision on the event.
+    issuing.revise_dispatch(dispatch=dispatch, status="run", urgency="warning")
+    event.refresh_from_db()
+    assert event.intervals != before[0]["intervals"]
+
+
+@pytest.mark.parametrize("base", [V31, V301])
+def test_a_standing_events_content_cannot_be_changed_through_the_api(gb, operator, base):
+    from vtn.models import Event
+
+    event_id = gb.acme.onboarding["availability_event_id"]
+    before = rows(Event, event_id)
+    url = f"{base}/events/{event_id}"
+    current = fetched(operator, url)
+    version = base.rsplit("/", 1)[-1]
+    for change, field in _event_changes(version, current)[:1] + [
+            ({"reportDescriptors": None}, "reportDescriptors")]:
+        assert_problem(put(operator, url, current | change), 400, field,
+                       "standing event", OWNER_HINT)
+    assert rows(Event, event_id) == before
+
+
+@pytest.mark.parametrize("base", [V31, V301])
+def test_business_logic_cannot_change_a_gb_site_ven_or_unit_resource(gb, operator, base):
+    """The registry sets a site's ven and its units' resources: their targets (what the
+    site and unit are dispatched by), attributes, clientID and ven stay as onboarded."""
+    from vtn.models import Resource, Ven
+
+    version = base.rsplit("/", 1)[-1]
+    ven_id = gb.acme.onboarding["ven_id"]
+    resource_id = gb.acme.onboarding["units"][0]["resource_id"]
+    kinds = ({"objectType": "BL_VEN_REQUEST"}, {"objectType": "BL_RESOURCE_REQUEST"}) \
+        if version == "3.1.0" else ({}, {})
+    targets = ["ENWL/zeta"] if version == "3.1.0" else [{"type": "GROUP", "values": ["x"]}]
+    before = rows(Ven, ven_id), rows(Resource, resource_id)
+    objects = [(f"{base}/vens/{ven_id}", kinds[0], "site"),
+               (base + resources_path(version, ven_id, resource_id), kinds[1], "dispatch unit")]
+    for url, kind, owner in objects:
+        current = fetched(operator, url, **kind)
+        for change, field in (({"attributes": [{"type": "LOCATION", "values": ["x"]}]},
+                               "attributes"), ({"targets": targets}, "targets")):
+            assert_problem(put(operator, url, current | change), 400, field, owner,
+                           OWNER_HINT)
+        if version == "3.1.0":
+            assert_problem(put(operator, url, current | {"clientID": "someone-else"}), 400,
+                           "clientID", owner)
+    if version == "3.1.0":
+        url = base + resources_path(version, ven_id, resource_id)
+        moved = fetched(operator, url, **kinds[1]) | {"venID": gb.zeta.onboarding["ven_id"]}
+        assert_problem(put(operator, url, moved), 400, "venID", "dispatch unit")
+    assert (rows(Ven, ven_id), rows(Resource, resource_id)) == before
+    for url, kind, _ in objects:  # what GET answered goes back unchanged
+        status, same, _ = put(operator, url, fetched(operator, url, **kind))
+        assert status == 200, same
+
+
+@pytest.mark.parametrize("base", [V31, V301])
+def test_a_gb_sites_ven_still_describes_itself(gb, acme, base):
+    """Attributes of a VEN's own ven and resources are its self-description: it may
+    change them (and only them) on its registry-owned ven and unit resources."""
+    from vtn.models import Resource, Ven
+
+    version = base.rsplit("/", 1)[-1]
+    ven_id = gb.acme.onboarding["ven_id"]
+    unit = gb.acme.onboarding["units"][0]
+    described = [{"type": "LOCATION", "values": [version]}]
+    ven = {"venName": gb.acme.onboarding["ven_name"], "attributes": described}
+    resource = {"resourceName": unit["reference"], "attributes": described}
+    if version == "3.1.0":
+        ven["objectType"] = "VEN_VEN_REQUEST"
+        resource |= {"objectType": "VEN_RESOURCE_REQUEST", "venID": ven_id}
+    status, body, _ = put(acme, f"{base}/vens/{ven_id}", ven)
+    assert status == 200 and body["attributes"] == described, body
+    url = base + resources_path(version, ven_id, unit["resource_id"])
+    status, body, _ = put(acme, url, resource)
+    assert status == 200 and body["attributes"] == described, body
+    assert Ven.objects.get(pk=ven_id).attributes == described
+    stored = Resource.objects.get(pk=unit["resource_id"])
+    assert stored.attributes == described
+    assert stored.resource_name == unit["reference"] and stored.targets
 
 
 # --- sandbox onboarding names ---------------------------------------------------------------

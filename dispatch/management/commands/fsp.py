@@ -77,7 +77,9 @@ class Command(BaseCommand):
                               metavar="PERCENT",
                               help="uplift on the utilisation payment of emergency periods, "
                                    "percent (default: none)")
-        contract.add_argument("--baseline", default="", help="baseline method name")
+        contract.add_argument("--baseline", default="", metavar="METHOD",
+                              help="baseline of real power: high-X-of-Y, average-Y, "
+                                   "meter-before-N or nominated (default: high-3-of-5)")
         contract.add_argument("--reactive-baseline", default="", metavar="METHOD",
                               help="baseline of delta reactive setpoints: meter-before-N, "
                                    "high-X-of-Y or average-Y (default: meter-before-4)")
