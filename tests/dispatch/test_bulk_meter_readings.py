@@ -33,17 +33,23 @@ class Fleet:
     def __init__(self, server, operator: str = "NGED-WM"):
         self.server, self.operator = server, operator
         self.fsp, self.other = server.unique("hp"), server.unique("ev")
-        self.site = json.loads(server.manage(
-            "fsp", "onboard", "--operator", operator, "--fsp", self.fsp,
-            "--unit", "h1:10:import", "--unit", "h2:10:import").stdout)
-        self.other_site = json.loads(server.manage(
-            "fsp", "onboard", "--operator", operator, "--fsp", self.other,
-            "--unit", "e1:7:import").stdout)
-        office = json.loads(server.manage(
-            "fsp", "staff-client", "--operator", operator, "--fsp", self.fsp,
-            "--name", server.unique("meter-data"), "--role", "metering").stdout)
-        self.office = server.session(server.token(office))
-        self.operator_client = server.session(server.token(server.create_client("bl", "ops")))
+        # One Django start for the whole set-up: both FSPs, the metering back office and an
+        # operator client reaching every operator.
+        from dispatch.registry import NETWORK_OPERATORS
+
+        site, other_site, office, operator_client, _ = server.manage_many(
+            ["fsp", "onboard", "--operator", operator, "--fsp", self.fsp,
+             "--unit", "h1:10:import", "--unit", "h2:10:import"],
+            ["fsp", "onboard", "--operator", operator, "--fsp", self.other,
+             "--unit", "e1:7:import"],
+            ["fsp", "staff-client", "--operator", operator, "--fsp", self.fsp,
+             "--name", server.unique("meter-data"), "--role", "metering"],
+            ["oadr_client", "create", "--role", "bl", "--name", server.unique("ops")],
+            ["operator_scope", "set", "--client", "{client_id}",
+             *[a for code in NETWORK_OPERATORS for a in ("--operator", code)]])
+        self.site, self.other_site = json.loads(site), json.loads(other_site)
+        self.office = server.session(server.token(json.loads(office)))
+        self.operator_client = server.session(server.token(json.loads(operator_client)))
 
     def post(self, rows: list[dict]):
         return self.office.post(f"{self.server.base_url}{API}/fsp/meter-readings",
