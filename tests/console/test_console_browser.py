@@ -237,7 +237,7 @@ def test_operator_console_end_to_end(vtn_server, browser, tmp_path):
     page.get_by_label("Product").select_option("RESTORE")
     page.get_by_label("Unit references").fill("hp9")
     page.get_by_label("Utilisation price (GBP per MWh)").fill("300")
-    page.get_by_label("Baseline method", exact=True).fill("meter-before-2")
+    page.locator("#id_baseline_method").fill("meter-before-2")
     page.get_by_role("button", name="Record the contract").click()
     page.wait_for_selector(f"text=Contract ENWL/{contract} recorded.")
     server.manage("shell", "-c", (
