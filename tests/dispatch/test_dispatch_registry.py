@@ -174,21 +174,16 @@ def test_a_contract_takes_a_reactive_baseline_method(gb):
     assert Contract.objects.get(identifier="C-RB").reactive_baseline_method == "high-3-of-5"
 
 
-@pytest.mark.parametrize("method", ["nominated", "high-5-of-3", "mid-8-of-10", "meter-before-0",
-                                    "average-"])
-def test_an_unknown_reactive_baseline_method_is_refused_and_nothing_is_made(gb, method):
-    with pytest.raises(CommandError, match="unknown reactive baseline method"):
-        run("fsp", "contract", "--operator", "ENWL", "--fsp", "acme", "--id", "C-RBX",
-            "--product", "SECURE", "--unit", "bat1", "--reactive-baseline", method)
-    assert not Contract.objects.filter(identifier="C-RBX").exists()
-
-
-@pytest.mark.parametrize("method", ["high-5-of-3", "mid-8-of-10", "meter-before-0", "average-",
-                                    "nominated-2"])
-def test_an_unknown_baseline_method_is_refused_and_nothing_is_made(gb, method):
-    with pytest.raises(CommandError, match="unknown baseline method"):
+@pytest.mark.parametrize(("option", "method", "refusal"), [
+    *[("--reactive-baseline", m, "unknown reactive baseline method")
+      for m in ("nominated", "high-5-of-3", "mid-8-of-10", "meter-before-0", "average-")],
+    *[("--baseline", m, "unknown baseline method")
+      for m in ("high-5-of-3", "mid-8-of-10", "meter-before-0", "average-", "nominated-2")],
+])
+def test_an_unknown_baseline_method_is_refused_and_nothing_is_made(gb, option, method, refusal):
+    with pytest.raises(CommandError, match=refusal):
         run("fsp", "contract", "--operator", "ENWL", "--fsp", "acme", "--id", "C-BX",
-            "--product", "SECURE", "--unit", "bat1", "--baseline", method)
+            "--product", "SECURE", "--unit", "bat1", option, method)
     assert not Contract.objects.filter(identifier="C-BX").exists()
 
 
