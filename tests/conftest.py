@@ -4,6 +4,7 @@ pytest_plugins = [
     "tests.fixtures.parallel",
     "tests.fixtures.requirements",
     "tests.fixtures.ordering",
+    "tests.fixtures.handlers",
     "tests.fixtures.api",
     "tests.fixtures.server",
     "tests.fixtures.database",
