@@ -18,6 +18,9 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal, InvalidOperation
 
+import msgspec
+from msgspec import UNSET, UnsetType
+
 from gbflex_profile.vocabulary import (
     BASELINE,
     DATA_QUALITY,
@@ -348,6 +351,49 @@ def _text(row: Mapping, name: str, *, required: bool = False) -> str | None:
     return raw
 
 
+class BulkRowIn(msgspec.Struct, forbid_unknown_fields=True):
+    """A bulk row as it arrives, in the JSON types a plain row uses (absent members are
+    ``UNSET``, so an absent value and a null one stay apart as in the JSON)."""
+
+    unit: str
+    start: str
+    operator: str | None | UnsetType = UNSET
+    fsp: str | None | UnsetType = UNSET
+    duration: str | None | UnsetType = UNSET
+    kwh: str | int | float | None | UnsetType = UNSET
+    kvarh: str | int | float | None | UnsetType = UNSET
+    quality: str | UnsetType = UNSET
+    correction: bool | UnsetType = UNSET
+
+    def as_json(self) -> dict:
+        """The row as ``json.loads`` gives it."""
+        return {name: getattr(self, name) for name in self.__struct_fields__
+                if getattr(self, name) is not UNSET}
+
+
+class BulkBody(msgspec.Struct, forbid_unknown_fields=True):
+    """A bulk request body of plain rows: ``{"readings": [row, ...]}``."""
+
+    readings: list[BulkRowIn]
+
+
+_BULK_BODY = msgspec.json.Decoder(BulkBody)
+
+
+def decode_bulk_body(raw: bytes) -> BulkBody | None:
+    """The body of a bulk request read in one pass of a compiled decoder, or None when it
+    is not of that plain shape: not valid UTF-8 or JSON (lone surrogates included),
+    another member or row member, a member of another JSON type, a number out of the
+    float range. A None body is read again with the project's strict parser and checked
+    row by row, which say precisely what is wrong (and take what the decoder does not,
+    such as a quality of null, to the same answer). Whatever this accepts, ``json.loads``
+    reads the same (last of repeated keys, the same floats), nested three levels deep."""
+    try:
+        return _BULK_BODY.decode(raw)
+    except (msgspec.MsgspecError, ValueError):  # UnicodeDecodeError is a ValueError
+        return None
+
+
 def parse_bulk_rows(rows: object) -> tuple[list[BulkRow], list[str]]:
     """The rows of a bulk meter-data request, and one line per faulty row saying which
     row (``readings[i]``) and what is wrong. Each row names a unit (``unit``, with ``fsp``
@@ -355,7 +401,8 @@ def parse_bulk_rows(rows: object) -> tuple[list[BulkRow], list[str]]:
     (ISO 8601 with a time zone) and ``duration`` (ISO 8601, default PT30M, at most one
     day), ``kwh`` and/or ``kvarh`` (numbers, or decimal strings for exact values),
     ``quality`` (default OK; MISSING carries no values) and ``correction`` (true to
-    replace a reading already held for the period)."""
+    replace a reading already held for the period). ``rows`` are as ``json.loads`` reads
+    them, or :class:`BulkRowIn` from :func:`decode_bulk_body` (the same answers)."""
     if not isinstance(rows, list) or not rows:
         return [], ["readings must be a non-empty list"]
     if len(rows) > BULK_MAX_ROWS:
@@ -364,12 +411,76 @@ def parse_bulk_rows(rows: object) -> tuple[list[BulkRow], list[str]]:
     errors: list[str] = []
     starts: dict[str, datetime] = {}
     durations: dict[str, timedelta] = {}
+    values: dict[tuple[type, object], Decimal] = {}
     for index, row in enumerate(rows):
+        if isinstance(row, BulkRowIn):
+            plain = _plain_bulk_row(index, row, starts, durations, values)
+            if plain is not None:
+                parsed.append(plain)
+                continue
+            row = row.as_json()  # anything unusual: the full check, with its message
         try:
             parsed.append(_bulk_row(index, row, starts, durations))
         except ValueError as exc:
             errors.append(f"readings[{index}]: {exc}")
     return parsed, errors
+
+
+def _plain_bulk_row(index: int, row: BulkRowIn, starts: dict[str, datetime],
+                    durations: dict[str, timedelta],
+                    values: dict[tuple[type, object], Decimal]) -> BulkRow | None:
+    """The row when it is plain (a start and duration seen before in this request or
+    read without fault, values of at most 12 + 6 digits, text members of 1 to 128
+    characters); None for anything else, which :func:`_bulk_row` then checks and
+    explains. Accepts nothing :func:`_bulk_row` refuses and reads the same readings."""
+    unit, raw_start, fsp, operator = row.unit, row.start, row.fsp, row.operator
+    if not 0 < len(unit) <= 128:
+        return None
+    if fsp is UNSET:
+        fsp = None
+    elif fsp is not None and not 0 < len(fsp) <= 128:
+        return None
+    if operator is UNSET:
+        operator = None
+    elif operator is not None and not 0 < len(operator) <= 128:
+        return None
+    start = starts.get(raw_start)
+    if start is None:
+        return None  # read (and remembered) by _bulk_row
+    raw_duration = row.duration
+    if raw_duration is UNSET or raw_duration is None:
+        duration = BULK_DEFAULT_DURATION
+    else:
+        found = durations.get(raw_duration)
+        if found is None:
+            return None
+        duration = found
+    if duration <= timedelta(0) or duration > LONGEST_INTERVAL:
+        return None
+    quality = "OK" if row.quality is UNSET else row.quality
+    if quality not in QUALITIES or quality == "MISSING":
+        return None
+    correction = row.correction is True
+    end = start + duration
+    found_readings = []
+    for raw, reading_type in ((row.kwh, USAGE), (row.kvarh, GB_REACTIVE)):
+        if raw is UNSET:
+            continue
+        key = (raw.__class__, raw)
+        value = values.get(key)
+        if value is None:
+            try:
+                value = _number(raw)
+            except ValueError:
+                return None
+            if value.adjusted() >= 12 or value != value.quantize(Decimal("0.000001")):
+                return None
+            values[key] = value
+        found_readings.append(Reading(unit, reading_type, start, end, value, quality,
+                                      correction))
+    if not found_readings:
+        return None
+    return BulkRow(index, unit, fsp, operator, tuple(found_readings))
 
 
 def _bulk_row(index: int, row: object, starts: dict[str, datetime],
