@@ -189,6 +189,7 @@ def _copy_text(rows: list[tuple]) -> str:
     aware datetimes, values Decimals or None (COPY's null)."""
     null = "\\N"
     times: dict[datetime, str] = {}
+    shown_values: dict[Decimal | None, str] = {None: null}
     lines = []
     for unit, kind, start, end, value, quality, version, received, intake in rows:
         texts = []
@@ -197,7 +198,9 @@ def _copy_text(rows: list[tuple]) -> str:
             if text is None:
                 text = times[moment] = moment.isoformat()
             texts.append(text)
-        shown = null if value is None else str(value.quantize(MICRO))  # as Django rounds
+        shown = shown_values.get(value)
+        if shown is None:  # equal values have equal texts once rounded as Django rounds
+            shown = shown_values[value] = str(value.quantize(MICRO))
         lines.append(f"{unit}\t{kind}\t{texts[0]}\t{texts[1]}\t{shown}\t{quality}\t"
                      f"{version}\t{texts[2]}\t{intake}\n")
     return "".join(lines)
@@ -392,13 +395,19 @@ def _place_rows(parsed: list[readings.BulkRow], units: dict[int, DispatchUnit]
     for unit in units.values():
         by_reference.setdefault(unit.reference, []).append(unit)
     placed, errors = [], []
+    # Rows name few units many times over: each spelling is looked up once.
+    found_for: dict[tuple[str | None, str, str | None], list[DispatchUnit]] = {}
     for row in parsed:
+        named = (row.fsp, row.unit, row.operator)
+        found = found_for.get(named)
         fsp, reference = row.fsp, row.unit
         if fsp is None and "/" in reference:
             fsp, reference = reference.split("/", 1)
-        found = [unit for unit in by_reference.get(reference, [])
-                 if (fsp is None or unit.fsp.identifier == fsp) and
-                 (row.operator is None or unit.fsp.operator.code == row.operator.upper())]
+        if found is None:
+            found = found_for[named] = [
+                unit for unit in by_reference.get(reference, [])
+                if (fsp is None or unit.fsp.identifier == fsp) and
+                (row.operator is None or unit.fsp.operator.code == row.operator.upper())]
         if not found:
             errors.append(f"readings[{row.index}]: unknown_unit: no dispatch unit "
                           f"{reference!r}" + (f" of FSP {fsp!r}" if fsp else ""))
@@ -416,7 +425,7 @@ def _unsigned_refusals(placed: list[tuple[int, readings.BulkRow]],
     """Rows for units whose readings may only arrive signed by their site: the site has
     an unrevoked key and its operator requires signed reports. A back office holds no
     site's key, so such readings come through the site's signed metering reports."""
-    candidates = {units[pk].site_id for pk, _ in placed
+    candidates = {units[pk].site_id for pk in {pk for pk, _ in placed}
                   if units[pk].fsp.operator.require_signed_reports}
     if not candidates:
         return []
@@ -442,9 +451,12 @@ def _count_per_intake(items: list[tuple[int, readings.Reading]],
             intake.stored += row["n"]
         else:
             intake.corrections += row["n"]
-    sent: dict[int, int] = {}
+    per_unit: dict[int, int] = {}
     for unit_pk, _ in items:
+        per_unit[unit_pk] = per_unit.get(unit_pk, 0) + 1
+    sent: dict[int, int] = {}
+    for unit_pk, count in per_unit.items():
         site_id = units[unit_pk].site_id
-        sent[site_id] = sent.get(site_id, 0) + 1
+        sent[site_id] = sent.get(site_id, 0) + count
     for site_id, intake in intakes.items():
         intake.duplicates = sent[site_id] - intake.stored - intake.corrections
