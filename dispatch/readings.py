@@ -466,8 +466,9 @@ def _plain_bulk_row(index: int, row: BulkRowIn, starts: dict[str, datetime],
     for raw, reading_type in ((row.kwh, USAGE), (row.kvarh, GB_REACTIVE)):
         if raw is UNSET:
             continue
+        # The same text or number reads as the same Decimal (0.0 and -0.0 are told apart).
         key = (raw.__class__, raw)
-        value = values.get(key)
+        value = values.get(key) if raw.__class__ is not float or raw else None
         if value is None:
             try:
                 value = _number(raw)
