@@ -207,18 +207,29 @@ def _copy_text(rows: list[tuple]) -> str:
 
 
 def _held(batch: list[tuple[int, int, readings.Reading]]) -> dict[Key, MeterReading]:
-    """The current readings of the periods ``batch`` names, in one query (only the
-    columns compared)."""
+    """The current readings of the periods ``batch`` names, with one query per reading
+    type (only the columns compared). The type is matched by equality so that the unit,
+    type and start bound the scan of the current readings' index; with a list of types
+    PostgreSQL reads every reading held of each unit instead."""
     if not batch:
         return {}
-    rows = MeterReading.objects.filter(
-        unit_id__in={unit_pk for _, unit_pk, _ in batch},
-        reading_type__in={reading.reading_type for _, _, reading in batch},
-        start__gte=min(reading.start for _, _, reading in batch),
-        start__lte=max(reading.start for _, _, reading in batch),
-        superseded_at__isnull=True).only(
-        "pk", "unit_id", "reading_type", "start", "end", "value", "quality", "version")
-    return {(row.unit_id, row.reading_type, row.start): row for row in rows}
+    spans: dict[str, tuple[datetime, datetime]] = {}
+    for _, _, reading in batch:
+        span = spans.get(reading.reading_type)
+        if span is None:
+            spans[reading.reading_type] = (reading.start, reading.start)
+        elif not span[0] <= reading.start <= span[1]:
+            spans[reading.reading_type] = (min(span[0], reading.start),
+                                           max(span[1], reading.start))
+    unit_pks = {unit_pk for _, unit_pk, _ in batch}
+    held: dict[Key, MeterReading] = {}
+    for reading_type, (first, last) in spans.items():
+        rows = MeterReading.objects.filter(
+            unit_id__in=unit_pks, reading_type=reading_type, start__gte=first,
+            start__lte=last, superseded_at__isnull=True).only(
+            "pk", "unit_id", "reading_type", "start", "end", "value", "quality", "version")
+        held.update(((row.unit_id, row.reading_type, row.start), row) for row in rows)
+    return held
 
 
 def _rejection(reading: readings.Reading, outcome: str, detail: str) -> readings.Rejection:
