@@ -188,21 +188,22 @@ def _copy_text(rows: list[tuple]) -> str:
     both come from closed sets (no tab, newline or backslash to escape); times are
     aware datetimes, values Decimals or None (COPY's null)."""
     null = "\\N"
-    times: dict[datetime, str] = {}
+    spans: dict[tuple[datetime, datetime], str] = {}
+    tails: dict[tuple[int, datetime, int], str] = {}
     shown_values: dict[Decimal | None, str] = {None: null}
     lines = []
     for unit, kind, start, end, value, quality, version, received, intake in rows:
-        texts = []
-        for moment in (start, end, received):
-            text = times.get(moment)
-            if text is None:
-                text = times[moment] = moment.isoformat()
-            texts.append(text)
+        span = spans.get((start, end))
+        if span is None:
+            span = spans[start, end] = f"{start.isoformat()}\t{end.isoformat()}"
         shown = shown_values.get(value)
         if shown is None:  # equal values have equal texts once rounded as Django rounds
             shown = shown_values[value] = str(value.quantize(MICRO))
-        lines.append(f"{unit}\t{kind}\t{texts[0]}\t{texts[1]}\t{shown}\t{quality}\t"
-                     f"{version}\t{texts[2]}\t{intake}\n")
+        tail = tails.get((version, received, intake))
+        if tail is None:
+            tail = tails[version, received, intake] = \
+                f"{version}\t{received.isoformat()}\t{intake}\n"
+        lines.append(f"{unit}\t{kind}\t{span}\t{shown}\t{quality}\t{tail}")
     return "".join(lines)
 
 
@@ -213,17 +214,11 @@ def _held(batch: list[tuple[int, int, readings.Reading]]) -> dict[Key, MeterRead
     PostgreSQL reads every reading held of each unit instead."""
     if not batch:
         return {}
-    spans: dict[str, tuple[datetime, datetime]] = {}
-    for _, _, reading in batch:
-        span = spans.get(reading.reading_type)
-        if span is None:
-            spans[reading.reading_type] = (reading.start, reading.start)
-        elif not span[0] <= reading.start <= span[1]:
-            spans[reading.reading_type] = (min(span[0], reading.start),
-                                           max(span[1], reading.start))
+    first = min(reading.start for _, _, reading in batch)
+    last = max(reading.start for _, _, reading in batch)
     unit_pks = {unit_pk for _, unit_pk, _ in batch}
     held: dict[Key, MeterReading] = {}
-    for reading_type, (first, last) in spans.items():
+    for reading_type in {reading.reading_type for _, _, reading in batch}:
         rows = MeterReading.objects.filter(
             unit_id__in=unit_pks, reading_type=reading_type, start__gte=first,
             start__lte=last, superseded_at__isnull=True).only(

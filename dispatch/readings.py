@@ -412,9 +412,10 @@ def parse_bulk_rows(rows: object) -> tuple[list[BulkRow], list[str]]:
     starts: dict[str, datetime] = {}
     durations: dict[str, timedelta] = {}
     values: dict[tuple[type, object], Decimal] = {}
+    ends: dict[tuple[datetime, timedelta], datetime] = {}
     for index, row in enumerate(rows):
         if isinstance(row, BulkRowIn):
-            plain = _plain_bulk_row(index, row, starts, durations, values)
+            plain = _plain_bulk_row(index, row, starts, durations, values, ends)
             if plain is not None:
                 parsed.append(plain)
                 continue
@@ -427,8 +428,8 @@ def parse_bulk_rows(rows: object) -> tuple[list[BulkRow], list[str]]:
 
 
 def _plain_bulk_row(index: int, row: BulkRowIn, starts: dict[str, datetime],
-                    durations: dict[str, timedelta],
-                    values: dict[tuple[type, object], Decimal]) -> BulkRow | None:
+                    durations: dict[str, timedelta], values: dict[tuple[type, object], Decimal],
+                    ends: dict[tuple[datetime, timedelta], datetime]) -> BulkRow | None:
     """The row when it is plain (a start and duration seen before in this request or
     read without fault, values of at most 12 + 6 digits, text members of 1 to 128
     characters); None for anything else, which :func:`_bulk_row` then checks and
@@ -461,7 +462,9 @@ def _plain_bulk_row(index: int, row: BulkRowIn, starts: dict[str, datetime],
     if quality not in QUALITIES or quality == "MISSING":
         return None
     correction = row.correction is True
-    end = start + duration
+    end = ends.get((start, duration))
+    if end is None:
+        end = ends[start, duration] = start + duration
     found_readings = []
     for raw, reading_type in ((row.kwh, USAGE), (row.kvarh, GB_REACTIVE)):
         if raw is UNSET:

@@ -116,7 +116,8 @@ rows = st.dictionaries(
               st.booleans()))
 plain_rows = st.fixed_dictionaries(
     {"unit": texts, "start": starts},
-    optional={"kwh": plain_numbers, "kvarh": plain_numbers, "duration": st.sampled_from(["PT30M", "PT1H"]),
+    optional={"kwh": plain_numbers, "kvarh": plain_numbers,
+              "duration": st.sampled_from(["PT30M", "PT1H"]),
               "quality": st.sampled_from(["OK", "ESTIMATED", "MISSING"]),
               "correction": st.booleans(), "fsp": texts, "operator": texts})
 
