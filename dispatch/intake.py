@@ -77,6 +77,7 @@ def _record_readings(site: FspSite, report: Report, now: datetime) -> ReportInta
                       intakes={unit.pk: intake.pk for unit in units.values()}, now=now)
     intake.stored, intake.duplicates = outcome.stored, outcome.duplicates
     intake.corrections = outcome.corrections
+    _check_deferred_constraints()
     return _finish(intake, rejected + [rejection for _, rejection in outcome.rejected])
 
 
@@ -276,6 +277,17 @@ def _new_intake(site: FspSite, report: Report, kind: str, now: datetime) -> Repo
         signed_at=signature.signed_at if signature else None)
 
 
+def _check_deferred_constraints() -> None:
+    """Check now the foreign keys PostgreSQL defers to the commit (two per reading
+    written): otherwise they are checked while the transaction holds the audit chain's
+    lock (:mod:`dispatch.audit`), and every other intake waits for them. Later
+    statements are deferred again as usual."""
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")
+            cursor.execute("SET CONSTRAINTS ALL DEFERRED")
+
+
 def _finish(intake: ReportIntake, rejected: list[readings.Rejection]) -> ReportIntake:
     """Count the rejections, save, and append the intake to the audit chain (in the same
     transaction as what it records)."""
@@ -365,6 +377,7 @@ def record_bulk_readings(*, office: fsp_office.Office, rows: object, client_id: 
                       for position, rejection in outcome.rejected]
             raise BadRequest(_refusal(errors), errors=errors[:BULK_LISTED_ERRORS])
         _count_per_intake(items, intakes, units)
+        _check_deferred_constraints()
         for intake in intakes.values():
             _finish(intake, [])
     return BulkIntake(list(intakes.values()))
