@@ -372,7 +372,7 @@ def record_bulk_readings(*, office: fsp_office.Office, rows: object, client_id: 
         outcome = take_in(items, intakes={pk: intakes[units[pk].site_id].pk for pk in locked},
                           now=at)
         if outcome.rejected:
-            rows_of = [row.index for _, row in placed for _ in row.readings]
+            rows_of = [row.number for _, row in placed for _ in row.readings]
             errors = [f"readings[{rows_of[position]}]: {rejection.outcome}: {rejection.detail}"
                       for position, rejection in outcome.rejected]
             raise BadRequest(_refusal(errors), errors=errors[:BULK_LISTED_ERRORS])
@@ -397,8 +397,8 @@ def _refusal(errors: list[str]) -> str:
 def _office_units(office: fsp_office.Office,
                   parsed: list[readings.BulkRow]) -> dict[int, DispatchUnit]:
     """The office's units any row may name, by pk (one query)."""
-    references = {row.unit.split("/", 1)[-1] if row.fsp is None else row.unit
-                  for row in parsed}
+    named = {(row.fsp, row.unit) for row in parsed}  # few distinct among many rows
+    references = {unit.split("/", 1)[-1] if fsp is None else unit for fsp, unit in named}
     return DispatchUnit.objects.filter(
         fsp_id__in=office.fsp_ids, reference__in=references).select_related(
         "fsp__operator").only("pk", "reference", "site_id", "fsp__identifier",
@@ -428,10 +428,10 @@ def _place_rows(parsed: list[readings.BulkRow], units: dict[int, DispatchUnit]
                 if (fsp is None or unit.fsp.identifier == fsp) and
                 (row.operator is None or unit.fsp.operator.code == row.operator.upper())]
         if not found:
-            errors.append(f"readings[{row.index}]: unknown_unit: no dispatch unit "
+            errors.append(f"readings[{row.number}]: unknown_unit: no dispatch unit "
                           f"{reference!r}" + (f" of FSP {fsp!r}" if fsp else ""))
         elif len(found) > 1:
-            errors.append(f"readings[{row.index}]: ambiguous_unit: unit reference "
+            errors.append(f"readings[{row.number}]: ambiguous_unit: unit reference "
                           f"{reference!r} is used by several of your registrations; name "
                           "the fsp and operator")
         else:
@@ -450,7 +450,7 @@ def _unsigned_refusals(placed: list[tuple[int, readings.BulkRow]],
         return []
     signing = set(SiteSigningKey.objects.filter(
         site_id__in=candidates, revoked_at__isnull=True).values_list("site_id", flat=True))
-    return [f"readings[{row.index}]: signature_required: the site of unit "
+    return [f"readings[{row.number}]: signature_required: the site of unit "
             f"{units[pk].reference!r} signs its readings and network operator "
             f"{units[pk].fsp.operator.code} requires signed readings; send them in the "
             "site's signed metering report" for pk, row in placed

@@ -17,6 +17,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal, InvalidOperation
+from typing import NamedTuple
 
 import msgspec
 from msgspec import UNSET, UnsetType
@@ -45,8 +46,10 @@ LONGEST_INTERVAL = timedelta(days=1)
 LONGEST_DECLARATION = timedelta(days=31)
 
 
-@dataclass(frozen=True)
-class Reading:
+class Reading(NamedTuple):
+    """One reading as sent (immutable; a named tuple is built several times faster than
+    a frozen dataclass, and a bulk request builds one or two per row)."""
+
     unit: str
     reading_type: str
     start: datetime
@@ -328,12 +331,12 @@ BULK_ROW_MEMBERS = frozenset({"operator", "fsp", "unit", "start", "duration", "k
 BULK_VALUES = (("kwh", USAGE), ("kvarh", GB_REACTIVE))
 
 
-@dataclass(frozen=True)
-class BulkRow:
+class BulkRow(NamedTuple):
     """One row of a bulk meter-data request, checked on its own (the unit is not yet
-    looked up): ``readings`` holds its USAGE and/or GB_REACTIVE reading."""
+    looked up): ``number`` is its place in the request (``readings[number]``),
+    ``readings`` holds its USAGE and/or GB_REACTIVE reading."""
 
-    index: int
+    number: int
     unit: str
     fsp: str | None
     operator: str | None

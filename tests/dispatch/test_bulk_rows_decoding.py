@@ -23,7 +23,7 @@ from vtn.api.parsers import MAX_JSON_DEPTH, SURROGATE, TOO_DEEP
 def shown(parsed: tuple[list[readings.BulkRow], list[str]]) -> tuple[list, list[str]]:
     """Rows and errors with every value spelt out (Decimal('1.0') is not Decimal('1'))."""
     rows, errors = parsed
-    return [(row.index, row.unit, row.fsp, row.operator,
+    return [(row.number, row.unit, row.fsp, row.operator,
              [(r.unit, r.reading_type, r.start, r.end, None if r.value is None else str(r.value),
                r.quality, r.correction) for r in row.readings]) for row in rows], errors
 
