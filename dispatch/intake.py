@@ -413,30 +413,39 @@ def _place_rows(parsed: list[readings.BulkRow], units: dict[int, DispatchUnit]
     by_reference: dict[str, list[DispatchUnit]] = {}
     for unit in units.values():
         by_reference.setdefault(unit.reference, []).append(unit)
-    placed, errors = [], []
-    # Rows name few units many times over: each spelling is looked up once.
-    found_for: dict[tuple[str | None, str, str | None], list[DispatchUnit]] = {}
+    placed: list[tuple[int, readings.BulkRow]] = []
+    errors: list[str] = []
+    # Rows name few units many times over: each spelling is looked up once, to the pk of
+    # its unit or what is wrong with it.
+    answers: dict[tuple[str | None, str, str | None], int | str] = {}
     for row in parsed:
         named = (row.fsp, row.unit, row.operator)
-        found = found_for.get(named)
-        fsp, reference = row.fsp, row.unit
-        if fsp is None and "/" in reference:
-            fsp, reference = reference.split("/", 1)
-        if found is None:
-            found = found_for[named] = [
-                unit for unit in by_reference.get(reference, [])
-                if (fsp is None or unit.fsp.identifier == fsp) and
-                (row.operator is None or unit.fsp.operator.code == row.operator.upper())]
-        if not found:
-            errors.append(f"readings[{row.number}]: unknown_unit: no dispatch unit "
-                          f"{reference!r}" + (f" of FSP {fsp!r}" if fsp else ""))
-        elif len(found) > 1:
-            errors.append(f"readings[{row.number}]: ambiguous_unit: unit reference "
-                          f"{reference!r} is used by several of your registrations; name "
-                          "the fsp and operator")
+        answer = answers.get(named)
+        if answer is None:
+            answer = answers[named] = _unit_named(row, by_reference)
+        if isinstance(answer, int):
+            placed.append((answer, row))
         else:
-            placed.append((found[0].pk, row))
+            errors.append(f"readings[{row.number}]: {answer}")
     return placed, errors
+
+
+def _unit_named(row: readings.BulkRow, by_reference: dict[str, list[DispatchUnit]]
+                ) -> int | str:
+    """The pk of the unit ``row`` names, or why it names none."""
+    fsp, reference = row.fsp, row.unit
+    if fsp is None and "/" in reference:
+        fsp, reference = reference.split("/", 1)
+    found = [unit for unit in by_reference.get(reference, [])
+             if (fsp is None or unit.fsp.identifier == fsp) and
+             (row.operator is None or unit.fsp.operator.code == row.operator.upper())]
+    if not found:
+        return f"unknown_unit: no dispatch unit {reference!r}" + (
+            f" of FSP {fsp!r}" if fsp else "")
+    if len(found) > 1:
+        return (f"ambiguous_unit: unit reference {reference!r} is used by several of your "
+                "registrations; name the fsp and operator")
+    return found[0].pk
 
 
 def _unsigned_refusals(placed: list[tuple[int, readings.BulkRow]],
