@@ -103,8 +103,9 @@ def take_in(items: Sequence[tuple[int, readings.Reading]], *, intakes: Mapping[i
     unless it is a correction, which adds version n+1 and marks version n superseded.
     Measured readings ending in the future are rejected. ``intakes`` names the intake
     (pk) each unit's rows belong to. Run it in a transaction holding the units' rows
-    locked; it reads what is held with one query and writes in bulk (per round: a batch
-    that names one period twice is taken in order, the repeat in a second round)."""
+    locked; it reads what is held with one query per reading type and writes in bulk
+    (per round: a batch that names one period twice is taken in order, the repeat in a
+    second round)."""
     outcome = Outcome()
     pending = list(enumerate(items))
     while pending:
