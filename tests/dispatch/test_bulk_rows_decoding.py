@@ -156,3 +156,23 @@ def test_the_full_row_check_runs_once_per_start_of_a_plain_body(monkeypatch):
     rows, errors = readings.parse_bulk_rows(decoded.readings)
     assert errors == [] and len(rows) == 100
     assert checked == [0, 1]
+
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(),
+    lambda children: st.lists(children, max_size=4) |
+    st.dictionaries(st.sampled_from(["unit", "start", "kwh", "quality", "x"]) | st.text(),
+                    children, max_size=4), max_leaves=12)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.one_of(st.binary(max_size=200), json_values.map(
+    lambda value: json.dumps({"readings": value}).encode())))
+def test_any_body_is_read_or_refused_with_a_parse_error_never_anything_else(body):
+    try:
+        parsed = BulkReadingsParser().parse(io.BytesIO(body))
+    except ParseError:
+        return
+    rows = parsed.readings if isinstance(parsed, readings.BulkBody) else (
+        parsed.get("readings") if isinstance(parsed, dict) else None)
+    readings.parse_bulk_rows(rows)  # answers rows and errors; raises nothing
