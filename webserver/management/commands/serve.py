@@ -1,4 +1,4 @@
-"""`manage.py serve`: run the VTN with the production server (gunicorn, HTTPS).
+"""`manage.py serve`: run the VTN with the production server (granian or gunicorn, HTTPS).
 
 TLS files come from the settings ``VTN_TLS_CERT`` and ``VTN_TLS_KEY`` (environment
 variables of the same names); ``manage.py pki init`` creates a development pair where
@@ -16,7 +16,8 @@ from webserver import server
 
 
 class Command(BaseCommand):
-    help = "Serve the VTN over HTTPS with gunicorn (gthread workers) or granian."
+    help = ("Serve the VTN over HTTPS with granian, or gunicorn (gthread workers) when it "
+            "verifies client certificates itself.")
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("--bind", default=server.DEFAULT_BIND, metavar="HOST:PORT",
@@ -26,9 +27,10 @@ class Command(BaseCommand):
         parser.add_argument("--threads", type=int, default=server.DEFAULT_THREADS,
                             help=f"threads per worker (default {server.DEFAULT_THREADS})")
         parser.add_argument("--server", choices=server.SERVERS, default=server.DEFAULT_SERVER,
-                            help="gthread (gunicorn; passes TLS client certificates on) or "
+                            help="gthread (gunicorn; passes TLS client certificates on), "
                                  "granian (much faster; no client certificates: refused "
-                                 f"with a client CA) (default {server.DEFAULT_SERVER})")
+                                 "with a client CA) or auto: gthread when VTN_TLS_CLIENT_CA "
+                                 f"is set, else granian (default {server.DEFAULT_SERVER})")
         parser.add_argument("--insecure-http", action="store_true",
                             help="serve plain HTTP; only allowed on a loopback address")
         parser.add_argument("--log-level", default="info",
@@ -47,7 +49,11 @@ class Command(BaseCommand):
         try:
             server.check_options(opts)
             scheme = "http" if opts.insecure_http else "https"
-            self.stdout.write(f"Serving the VTN on {scheme}://{opts.bind} with {opts.server} "
+            chosen = server.resolve_server(opts)
+            why = "" if opts.server != "auto" else (
+                " (auto: the VTN verifies client certificates itself)" if chosen == "gthread"
+                else " (auto: no client CA)")
+            self.stdout.write(f"Serving the VTN on {scheme}://{opts.bind} with {chosen}{why} "
                               f"({opts.workers} workers x {opts.threads} threads)")
             self.stdout.flush()
             server.run(opts)
