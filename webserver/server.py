@@ -51,6 +51,10 @@ GRANIAN_WORKER = "webserver.granian_worker:application"
 GRANIAN_APP_ENV = "VTN_GRANIAN_WSGI_APP"
 DEFAULT_WORKERS = 2
 DEFAULT_THREADS = 8
+# granian's blocking threads per worker when --threads is not given: the configuration
+# measured in docs/benchmarks.md (its Rust runtime does the I/O; more Python threads only
+# take turns on the GIL).
+GRANIAN_DEFAULT_THREADS = 4
 KEEPALIVE_SECONDS = 30
 TIMEOUT_SECONDS = 60
 GRACEFUL_TIMEOUT = 20

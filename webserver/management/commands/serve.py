@@ -8,6 +8,8 @@ address is loopback. The server logs to stdout and stops on SIGTERM (graceful) o
 
 from __future__ import annotations
 
+import dataclasses
+
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
@@ -24,8 +26,9 @@ class Command(BaseCommand):
                             help=f"address to listen on (default {server.DEFAULT_BIND})")
         parser.add_argument("--workers", type=int, default=server.DEFAULT_WORKERS,
                             help=f"worker processes (default {server.DEFAULT_WORKERS})")
-        parser.add_argument("--threads", type=int, default=server.DEFAULT_THREADS,
-                            help=f"threads per worker (default {server.DEFAULT_THREADS})")
+        parser.add_argument("--threads", type=int, default=None,
+                            help=f"threads per worker (default {server.DEFAULT_THREADS} "
+                                 f"on gthread, {server.GRANIAN_DEFAULT_THREADS} on granian)")
         parser.add_argument("--server", choices=server.SERVERS, default=server.DEFAULT_SERVER,
                             help="gthread (gunicorn; passes TLS client certificates on), "
                                  "granian (much faster; no client certificates: refused "
@@ -41,11 +44,16 @@ class Command(BaseCommand):
         if missing:
             raise CommandError(missing)
         opts = server.ServerOptions(
-            bind=options["bind"], workers=options["workers"], threads=options["threads"],
+            bind=options["bind"], workers=options["workers"],
             insecure_http=options["insecure_http"], server=options["server"],
             tls_cert=settings.VTN_TLS_CERT, tls_key=settings.VTN_TLS_KEY,
             tls_client_ca=getattr(settings, "VTN_TLS_CLIENT_CA", ""),
         )
+        threads = options["threads"]
+        if threads is None and server.resolve_server(opts) == "granian":
+            threads = server.GRANIAN_DEFAULT_THREADS
+        if threads is not None:
+            opts = dataclasses.replace(opts, threads=threads)
         try:
             server.check_options(opts)
             scheme = "http" if opts.insecure_http else "https"
