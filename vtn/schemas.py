@@ -243,9 +243,10 @@ def without_nulls(value: object) -> object:
     null for every optional property, including some the schemas do not mark nullable.
     """
     if isinstance(value, dict):
-        return {k: without_nulls(v) for k, v in value.items() if v is not None}
+        return {k: without_nulls(v) if isinstance(v, (dict, list)) else v
+                for k, v in value.items() if v is not None}
     if isinstance(value, list):
-        return [without_nulls(v) for v in value]
+        return [without_nulls(v) if isinstance(v, (dict, list)) else v for v in value]
     return value
 
 

@@ -100,11 +100,10 @@ SCHEMAS = {version: schemathesis.openapi.from_dict(_document(version))
 def test_both_validators_decide_alike_on_generated_bodies(version, path, method, component,
                                                           mode):
     operation = SCHEMAS[version][path][method]
+    seen: set[bool] = set()
 
     @settings(max_examples=EXAMPLES, derandomize=True, database=None, deadline=None,
               suppress_health_check=list(HealthCheck))
-    seen: set[bool] = set()
-
     @given(case=operation.as_strategy(generation_mode=mode))
     def check(case) -> None:
         found = agree(version, component, case.body)
