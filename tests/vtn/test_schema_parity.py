@@ -50,7 +50,7 @@ REQUESTS = {
 }
 CASES = [(version, *request) for version, requests in REQUESTS.items()
          for request in requests]
-EXAMPLES = 40
+EXAMPLES = 25
 
 
 def decisions(version: str, component: str, body: object) -> tuple[bool, bool] | None:
@@ -174,7 +174,7 @@ def _damaged(body: dict, path: tuple, value: object, remove: bool) -> object:
 
 @pytest.mark.parametrize(("version", "component"), [(VERSION_31, "reportRequest"),
                                                      (VERSION_301, "report")])
-@settings(max_examples=300, derandomize=True, database=None, deadline=None,
+@settings(max_examples=200, derandomize=True, database=None, deadline=None,
           suppress_health_check=list(HealthCheck))
 @given(data=st.data())
 def test_both_validators_decide_alike_on_damaged_reports(version, component, data):
