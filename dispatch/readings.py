@@ -156,16 +156,16 @@ def parse_readings(resources: Iterable[Mapping], payload_descriptors: Iterable[M
     factors, unit_problems = unit_factors(payload_descriptors)
     readings: list[Reading] = []
     rejected: list[Rejection] = []
-    unit, sent = "", ""
-
-    def reject(reading_type: str, outcome: str, detail: str) -> None:
-        rejected.append(Rejection(unit, reading_type, sent, outcome, detail))
-
     for resource in resources or []:
         unit = str(resource.get("resourceName") or "")
         for interval, start, end, sent, problem in _spans(resource):
             values = _values(interval.get("payloads"))
             types = [name for name in READING_TYPES if name in values]
+
+            def reject(reading_type: str, outcome: str, detail: str,
+                       unit: str = unit, sent: str = sent) -> None:
+                rejected.append(Rejection(unit, reading_type, sent, outcome, detail))
+
             if not types:
                 continue  # nothing of ours in this interval
             if unit not in known:

@@ -131,7 +131,7 @@ def fast_validator(version: str, component: str) -> jsonschema_rs.Draft4Validato
               .items() if key != "components"}
     if _has_keyword(schema, ("discriminator", "$ref")):
         return None
-    return jsonschema_rs.Draft4Validator(_as_draft4(schema), formats=FAST_FORMATS,
+    return jsonschema_rs.Draft4Validator(cast(dict, _as_draft4(schema)), formats=FAST_FORMATS,
                                          validate_formats=True)
 
 
