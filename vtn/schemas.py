@@ -250,6 +250,16 @@ def without_nulls(value: object) -> object:
     return value
 
 
+def _fast_accepts(version: str, component: str, body: dict) -> bool:
+    """Whether the compiled validator accepts ``body``; False where it has no say (no
+    compiled validator, or a value that is not JSON, which only the precise one judges)."""
+    fast = fast_validator(version, component)
+    try:
+        return fast is not None and fast.is_valid(body)
+    except ValueError:
+        return False
+
+
 def validate_body(version: str, component: str, body: object) -> dict:
     """Check ``body`` against a component schema; returns it without server-owned fields.
 
@@ -261,8 +271,7 @@ def validate_body(version: str, component: str, body: object) -> dict:
     keep = {"objectType"} if component in DISCRIMINATED else set()
     stripped = cast(dict, without_nulls(body))  # an object stays an object
     cleaned = {k: v for k, v in stripped.items() if k not in SERVER_FIELDS or k in keep}
-    fast = fast_validator(version, component)
-    if fast is not None and fast.is_valid(cleaned):
+    if _fast_accepts(version, component, cleaned):
         return cleaned
     errors = sorted(validator(version, component).iter_errors(cleaned), key=lambda e: list(e.path))
     if errors:

@@ -240,3 +240,10 @@ def test_every_request_body_has_a_compiled_validator():
     for version, requests in REQUESTS.items():
         for _, _, component in requests:
             assert fast_validator(version, component) is not None, (version, component)
+
+
+def test_a_value_that_is_not_json_is_left_to_the_precise_validator():
+    body = _with_interval({"id": 1, "payloads": [{"type": "USAGE", "values": [b"1"]}]})
+    with pytest.raises(BodyError) as refused:
+        validate_body(VERSION_31, "reportRequest", body)
+    assert refused.value.errors
