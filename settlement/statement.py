@@ -625,13 +625,12 @@ def readings_digests(*, units: npt.NDArray[np.int64], kinds: Sequence[str],
     if not len(values):
         return [hashlib.sha256(b"").hexdigest()] * unit_count
     heads, head_index = _distinct_heads(kind_index, starts, versions)
-    head_texts = [f"{kinds[kind]}\t{(_EPOCH + timedelta(microseconds=start)).isoformat()}\t"
-                  f"{version}\t".encode() for kind, start, version in heads]
+    head_texts = _head_texts(heads, kinds)
+    # Zero-padded to the longest head, one row each.
+    head_width = max(len(text) for text in head_texts)
+    head_matrix = np.array(head_texts, dtype=f"S{head_width}").view(np.uint8).reshape(
+        len(head_texts), head_width)
     head_lengths = np.array([len(text) for text in head_texts], dtype=np.int64)
-    head_width = int(head_lengths.max())
-    head_matrix = np.zeros((len(head_texts), head_width), dtype=np.uint8)
-    for row, text in enumerate(head_texts):
-        head_matrix[row, :len(text)] = np.frombuffer(text, dtype=np.uint8)
     tails, tail_lengths = _value_texts(values, scale, null)
     line_heads = head_lengths[head_index]
     lines = np.zeros((len(values), head_width + tails.shape[1]), dtype=np.uint8)
@@ -649,6 +648,20 @@ def readings_digests(*, units: npt.NDArray[np.int64], kinds: Sequence[str],
     bounds = line_ends[np.searchsorted(units, np.arange(unit_count + 1))].tolist()
     return [hashlib.sha256(text[bounds[u]:bounds[u + 1]]).hexdigest()
             for u in range(unit_count)]
+
+
+def _head_texts(heads: list[tuple[int, int, int]], kinds: Sequence[str]) -> list[bytes]:
+    """``type<TAB>start<TAB>version<TAB>`` of each (type, start, version), the start as
+    ``datetime.isoformat`` writes a UTC instant: numpy writes the date and time of whole
+    seconds (all of them at once), ``datetime`` any other."""
+    starts = np.array([start for _, start, _ in heads], dtype=np.int64)
+    if len(starts) and not np.any(starts % 1_000_000):
+        texts = np.datetime_as_string(
+            (starts // 1_000_000 + _EPOCH_SECONDS).astype("datetime64[s]"), unit="s").tolist()
+        return [f"{kinds[kind]}\t{text}+00:00\t{version}\t".encode()
+                for (kind, _, version), text in zip(heads, texts, strict=True)]
+    return [f"{kinds[kind]}\t{(_EPOCH + timedelta(microseconds=start)).isoformat()}\t"
+            f"{version}\t".encode() for kind, start, version in heads]
 
 
 def _value_texts(values: npt.NDArray[np.int64], scale: int, null: int
@@ -781,4 +794,5 @@ def period_average_kw(rows: Iterable[tuple[datetime, datetime, str, Decimal | No
 
 
 _EPOCH = datetime(2000, 1, 1, tzinfo=UTC)
+_EPOCH_SECONDS = int(_EPOCH.timestamp())  # since 1970
 _NO_OFFSET = timedelta(0)
