@@ -13,9 +13,7 @@ declaration the same way.
 
 from __future__ import annotations
 
-import gc
-from collections.abc import Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from decimal import Decimal
@@ -279,22 +277,6 @@ def _finish(intake: ReportIntake, rejected: list[readings.Rejection]) -> ReportI
 
 def _show(value) -> str:
     return "MISSING" if value is None else str(value)
-
-
-@contextmanager
-def collection_paused() -> Iterator[None]:
-    """Pause Python's cyclic garbage collector while a large batch is read and taken in.
-    Tens of thousands of new objects (the parsed body, the readings) otherwise set off
-    full collections that walk them all again and again, about a third of a bulk
-    request's time; reference counting still frees everything, and whatever cycles are
-    left are collected once the collector runs again."""
-    paused = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if paused:
-            gc.enable()
 
 
 # --- readings posted in bulk by an FSP's back office --------------------------------------------

@@ -25,6 +25,7 @@ from vtn.auth.authentication import caller_of
 from vtn.auth.permissions import HasOperationScope
 from vtn.auth.scopes import READ_FSP, WRITE_METER_DATA
 from vtn.errors import BadRequest
+from vtn.memory import collection_paused
 
 READ = frozenset({READ_FSP})
 WRITE_READINGS = frozenset({WRITE_METER_DATA})
@@ -97,7 +98,7 @@ class FspMeterReadings(FspView):
                     "request again stores nothing more (duplicates).",
         request=BulkReadingsRequestSerializer, responses={200: BulkReadingsSerializer})
     def post(self, request: Request) -> Response:
-        with intake.collection_paused():
+        with collection_paused():
             body = request.data
             if not isinstance(body, dict) or set(body) != {"readings"}:
                 raise BadRequest("the body is an object with one member, readings (a list "
