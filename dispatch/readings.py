@@ -265,6 +265,33 @@ def declared_profile(declarations: Iterable[tuple[datetime, datetime, Decimal, d
     (start, end, kW, declared at) of the current declarations; where they overlap, the one
     declared last wins."""
     ordered = sorted(declarations, key=lambda d: d[3])
+    by_start = sorted(ordered, key=lambda d: d[0])
+    if any(later[0] < earlier[1] for earlier, later in zip(by_start, by_start[1:],
+                                                            strict=False)):
+        return _overlapping_profile(ordered, start, end)
+    # The usual case, no two declarations overlap: each stretch between two cut points is
+    # covered by at most one, found by walking them in order (their ends are in order too).
+    points = sorted({start, end}.union(
+        t for d_start, d_end, _kw, _at in by_start for t in (d_start, d_end) if start < t < end))
+    spans: list[DeclaredSpan] = []
+    index = 0
+    for left, right in zip(points, points[1:], strict=False):
+        while index < len(by_start) and by_start[index][1] <= left:
+            index += 1
+        kw = None
+        if index < len(by_start) and by_start[index][0] <= left and right <= by_start[index][1]:
+            kw = by_start[index][2]
+        if spans and spans[-1].available_kw == kw and spans[-1].end == left:
+            spans[-1] = DeclaredSpan(spans[-1].start, right, kw)
+        else:
+            spans.append(DeclaredSpan(left, right, kw))
+    return spans
+
+
+def _overlapping_profile(ordered: list[tuple[datetime, datetime, Decimal, datetime]],
+                         start: datetime, end: datetime) -> list[DeclaredSpan]:
+    """:func:`declared_profile` of declarations ``ordered`` by when they were declared,
+    some of which overlap: each stretch takes the last one declared that covers it."""
     cuts = {start, end}
     for d_start, d_end, _kw, _at in ordered:
         cuts.update(t for t in (d_start, d_end) if start < t < end)
