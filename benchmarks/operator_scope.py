@@ -115,7 +115,7 @@ def main() -> None:
     args = parser.parse_args()
 
     workdir = Path(tempfile.mkdtemp(prefix="vtn-bench-"))
-    database_url, drop_database = create_database(args.database_url, workdir)
+    database_url, drop_database, _ = create_database(args.database_url, workdir)
     os.environ.update({"DATABASE_URL": database_url, "VTN_VAR_DIR": str(workdir),
                        "SECRET_KEY": secrets.token_urlsafe(32), "LOG_LEVEL": "WARNING",
                        "DJANGO_SETTINGS_MODULE": "config.settings",

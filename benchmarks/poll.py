@@ -65,22 +65,37 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def create_database(url: str | None, workdir: Path) -> tuple[str, callable]:
-    """A fresh database URL and a function that drops it."""
+def create_database(url: str | None, workdir: Path, keep: str | None = None
+                    ) -> tuple[str, callable, bool]:
+    """A database URL, a function that drops it (or not), and whether it must be seeded.
+
+    With ``keep`` (PostgreSQL only) the database of that name is kept after the run and
+    reused, already seeded, by the next run that names it."""
     if not url or not url.startswith(("postgres://", "postgresql://")):
-        return f"sqlite:///{workdir / 'bench.sqlite3'}", lambda: None
+        if keep:
+            raise SystemExit("--keep-database needs a PostgreSQL --database-url")
+        return f"sqlite:///{workdir / 'bench.sqlite3'}", lambda: None, True
     import psycopg
 
-    name = f"vtn_bench_{secrets.token_hex(4)}"
+    name = keep or f"vtn_bench_{secrets.token_hex(4)}"
     base, _, _ = url.rpartition("/")
     with psycopg.connect(f"{base}/postgres", autocommit=True) as conn:
+        exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s",
+                              (name,)).fetchone() is not None
+        if exists and keep:
+            with psycopg.connect(f"{base}/{name}") as seeded:
+                done = seeded.execute("SELECT to_regclass('bench_seeded') IS NOT NULL"
+                                      ).fetchone()[0]
+            if done:
+                return f"{base}/{name}", lambda: None, False
+            conn.execute(f'DROP DATABASE "{name}" WITH (FORCE)')  # a seeding cut short
         conn.execute(f'CREATE DATABASE "{name}"')
 
     def drop() -> None:
         with psycopg.connect(f"{base}/postgres", autocommit=True) as conn:
             conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
-    return f"{base}/{name}", drop
+    return f"{base}/{name}", (lambda: None) if keep else drop, True
 
 
 def seed(vens: int, events: int, tokens_path: Path) -> None:
@@ -92,6 +107,7 @@ def seed(vens: int, events: int, tokens_path: Path) -> None:
     django.setup()
     from datetime import timedelta
 
+    from django.db import connection
     from django.utils import timezone
     from oauth2_provider.models import AccessToken, Application
 
@@ -139,6 +155,37 @@ def seed(vens: int, events: int, tokens_path: Path) -> None:
             "targets": [{"type": "TARGET", "values": [f"group-{e % GROUPS}"]}],
         })
     tokens_path.write_text("\n".join(tokens) + "\n")
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:  # what a kept database is reused on
+            cursor.execute("CREATE TABLE bench_seeded (vens integer, events integer)")
+            cursor.execute("INSERT INTO bench_seeded VALUES (%s, %s)", [vens, events])
+
+
+def seeded_tokens(vens: int, events: int, tokens_path: Path) -> None:
+    """Runs inside the benchmark's environment: the tokens of a kept, seeded database, in
+    the order of their VENs (VEN i is in group i % GROUPS), valid for six more hours."""
+    import django
+
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
+    sys.path.insert(0, str(ROOT))
+    django.setup()
+    from datetime import timedelta
+
+    from django.db import connection
+    from django.utils import timezone
+    from oauth2_provider.models import AccessToken
+
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT vens, events FROM bench_seeded")
+        seeded = cursor.fetchone()
+    if seeded != (vens, events):
+        raise SystemExit(f"the kept database was seeded with {seeded[0]} VENs and {seeded[1]} "
+                         f"events, not {vens} and {events}: name another one")
+    tokens = AccessToken.objects.filter(application__name__startswith="bench-ven-")
+    tokens.update(expires=timezone.now() + timedelta(hours=6))
+    by_index = {int(name.rsplit("-", 1)[1]): token for token, name in
+                tokens.values_list("token", "application__name")}
+    tokens_path.write_text("".join(f"{by_index[i]}\n" for i in range(vens)))
 
 
 def wait_until_up(url: str, ca: Path, process: subprocess.Popen, log: Path) -> None:
@@ -242,6 +289,58 @@ def load_average() -> str:
     return " ".join(f"{value:.2f}" for value in os.getloadavg())
 
 
+# The aims of the polling work, checked against each run (docs/benchmarks.md).
+AIM_VTN_VS_BARE = 0.6
+AIM_304_VS_BARE = 0.8
+AIM_VTN_VS_OPENLEADR = 1.0
+AIM_P99_MS = 100.0
+AIM_SCALE_TOLERANCE = 0.2  # 10,000 VENs within 20 % of the 1,000-VEN figure
+AIM_WORKER_RSS_MIB = 250.0
+
+
+def aims(report: dict, compare: dict | None = None) -> list[tuple[str, str, bool]]:
+    """Each aim as (aim, what this run measured, met) for every server configuration of
+    ``report``; ``compare`` is the report of a 1,000-VEN run to hold a larger fleet to."""
+    ratios, medians = report["median_ratios"], report["medians"]
+    vens = report["setup"]["vens"]
+    rows: list[tuple[str, str, bool]] = []
+    for label, suffix in report["setup"]["suffixes"].items():
+        for aim, key, floor in (("VTN / bare app", "vtn_vs_bare", AIM_VTN_VS_BARE),
+                                ("304 / bare app", "vtn_304_vs_bare", AIM_304_VS_BARE),
+                                ("VTN / OpenLEADR-python", "vtn_vs_openleadr",
+                                 AIM_VTN_VS_OPENLEADR)):
+            value = ratios.get(f"{key}{suffix}")
+            if value is not None:
+                rows.append((f"{label}: {aim} >= {floor:g}", f"{value:.2f}", value >= floor))
+        for name, what in ((f"vtn{suffix}", "VTN"), (f"vtn_304{suffix}", "304")):
+            p99 = medians[name]["p99_ms"]
+            rows.append((f"{label}: {what} p99 < {AIM_P99_MS:g} ms", f"{p99:.1f} ms",
+                         p99 < AIM_P99_MS))
+        rss = report["vtn_worker_rss_mib"].get(label) or []
+        if rss and vens >= 10_000:
+            rows.append((f"{label}: worker RSS < {AIM_WORKER_RSS_MIB:g} MiB at {vens:,} VENs",
+                         f"{max(rss):.0f} MiB", max(rss) < AIM_WORKER_RSS_MIB))
+        if compare is not None and vens > compare["setup"]["vens"]:
+            before = compare["median_ratios"].get(f"vtn_vs_bare{suffix}")
+            now = ratios.get(f"vtn_vs_bare{suffix}")
+            if before and now is not None:
+                rows.append((f"{label}: VTN / bare at {vens:,} VENs within "
+                             f"{AIM_SCALE_TOLERANCE:.0%} of {compare['setup']['vens']:,}",
+                             f"{now:.2f} against {before:.2f}",
+                             now >= (1 - AIM_SCALE_TOLERANCE) * before))
+    return rows
+
+
+def print_aims(report: dict, compare: dict | None = None) -> None:
+    machine_ = report["machine"]
+    print(f"\nAims ({report['setup']['vens']:,} VENs; medians of per-round ratios):")
+    for aim, measured, met in aims(report, compare):
+        print(f"  {'met    ' if met else 'NOT MET'}  {aim:<58} {measured}")
+    print(f"  load average: start {report['load_average']['start']}, end "
+          f"{report['load_average']['end']}; machine: {machine_['cpus']} vCPU "
+          f"{machine_['cpu_model']}, {machine_['memory']}, Python {machine_['python']}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--vens", type=int, default=1000)
@@ -271,17 +370,29 @@ def main() -> None:
                                                     Path.home() / ".cache")) / "vtn-bench")
     parser.add_argument("--no-openleadr", action="store_true",
                         help="leave OpenLEADR-python out")
+    parser.add_argument("--keep-database", metavar="NAME",
+                        help="seed the PostgreSQL database NAME once and keep it: later runs "
+                             "naming it reuse it as seeded (same --vens and --events)")
+    parser.add_argument("--save-report", type=Path, help="write the JSON report here too")
+    parser.add_argument("--compare", type=Path,
+                        help="a report saved by a 1,000-VEN run: hold this (larger) fleet's "
+                             "VTN / bare ratio to within 20 %% of it")
     parser.add_argument("--seed-only", type=Path, help=argparse.SUPPRESS)
+    parser.add_argument("--tokens-only", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.seed_only:
         seed(args.vens, args.events, args.seed_only)
+        return
+    if args.tokens_only:
+        seeded_tokens(args.vens, args.events, args.tokens_only)
         return
     if shutil.which("wrk") is None:
         raise SystemExit("wrk is required: apt-get install wrk")
     warmup = args.warmup if args.warmup is not None else 20 + 3 * max(0, args.vens - 1000) / 1000
 
     workdir = Path(tempfile.mkdtemp(prefix="vtn-bench-"))
-    database_url, drop_database = create_database(args.database_url, workdir)
+    database_url, drop_database, fresh = create_database(args.database_url, workdir,
+                                                         args.keep_database)
     env = {**os.environ, "DATABASE_URL": database_url, "VTN_VAR_DIR": str(workdir),
            "SECRET_KEY": secrets.token_urlsafe(32), "DJANGO_SETTINGS_MODULE": "config.settings",
            "VTN_TLS_CERT": str(workdir / "pki" / "server.pem"),
@@ -296,7 +407,8 @@ def main() -> None:
         started = time.monotonic()
         tokens = workdir / "tokens.txt"
         subprocess.run([PYTHON, __file__, "--vens", str(args.vens), "--events", str(args.events),
-                        "--seed-only", str(tokens)], env=env, check=True, cwd=ROOT)
+                        "--seed-only" if fresh else "--tokens-only", str(tokens)], env=env,
+                       check=True, cwd=ROOT)
         seeded_in = time.monotonic() - started
         ca = workdir / "pki" / "ca.pem"
         poll_path = "/openadr3/3.1.0/events"
@@ -415,12 +527,15 @@ def main() -> None:
                       "response_bytes": len(body.read_bytes()),
                       "database": database_url.split(":", 1)[0],
                       "servers": [f"{s}: {w} workers x {t} threads" for s, w, t in configs],
+                      "suffixes": {f"{s}:{w}x{t}": suffix for (s, w, t), suffix
+                                   in zip(configs, suffixes, strict=True)},
                       "server": "the VTN and the bare app on each of the servers above, "
                                 "HTTPS; OpenLEADR-python 0.5.36 (aiohttp, one process), HTTPS",
                       "load": f"wrk {args.wrk_threads} thread(s), {args.connections} "
                               f"keep-alive connections, {args.rounds} rounds of "
                               f"{args.round_seconds:g} s per target, order rotating, a random "
-                              "VEN per request", "seeded_in_s": round(seeded_in, 1),
+                              "VEN per request",
+                      "seeded_in_s": round(seeded_in, 1) if fresh else "kept database",
                       "warmup_s": warmup},
             "load_average": {"start": loads[0], "end": loads[1]},
             "warmup": warm,
@@ -450,6 +565,9 @@ def main() -> None:
                 print(f"median ratio {key}: {value:.2f}")
         print(f"VTN workers' RSS (MiB): {memory}; load average start {loads[0]}, "
               f"end {loads[1]}")
+        print_aims(report, json.loads(args.compare.read_text()) if args.compare else None)
+        if args.save_report:
+            args.save_report.write_text(json.dumps(report, indent=2))
     finally:
         for process in processes:
             process.terminate()

@@ -24,4 +24,4 @@ if __name__ == "__main__":
         bind=sys.argv[1], workers=int(sys.argv[2]),
         threads=int(sys.argv[3]) if len(sys.argv) > 3 else server.DEFAULT_THREADS,
         tls_cert=os.environ["VTN_TLS_CERT"], tls_key=os.environ["VTN_TLS_KEY"],
-        wsgi_app="benchmarks.bare_app:application"))
+        wsgi_app="benchmarks.bare_app:application", server="gthread"))

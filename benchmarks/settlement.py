@@ -816,7 +816,7 @@ def main() -> None:
     if args.reuse:
         database_url, drop_database = args.reuse, lambda: None
     else:
-        database_url, drop_database = create_database(args.database_url, workdir)
+        database_url, drop_database, _ = create_database(args.database_url, workdir)
         if args.keep or args.seed_only:
             print(f"seeded database (kept): {database_url}", file=sys.stderr)
             drop_database = lambda: None  # noqa: E731

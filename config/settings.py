@@ -323,6 +323,9 @@ VTN_SERVING_BEAT_SECONDS = float(os.environ.get("VTN_SERVING_BEAT_SECONDS", "10"
 # see, revocations) from notifications (vtn/generations.py), and re-reads them at least this
 # often (seconds) whatever it heard.
 VTN_CHANGE_RECHECK_SECONDS = float(os.environ.get("VTN_CHANGE_RECHECK_SECONDS", "1"))
+# How often at most a process looks for change notifications (a non-blocking check of its
+# listening socket; vtn/generations.py). A change is acted on within this of arriving.
+VTN_CHANGE_CHECK_SECONDS = float(os.environ.get("VTN_CHANGE_CHECK_SECONDS", "0.002"))
 # How often the beat task `dispatch.tasks.check_comms` runs.
 DISPATCH_COMMS_CHECK_SECONDS = int(os.environ.get("DISPATCH_COMMS_CHECK_SECONDS", "30"))
 

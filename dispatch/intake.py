@@ -13,9 +13,7 @@ declaration the same way.
 
 from __future__ import annotations
 
-import gc
-from collections.abc import Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from decimal import Decimal
@@ -77,6 +75,7 @@ def _record_readings(site: FspSite, report: Report, now: datetime) -> ReportInta
                       intakes={unit.pk: intake.pk for unit in units.values()}, now=now)
     intake.stored, intake.duplicates = outcome.stored, outcome.duplicates
     intake.corrections = outcome.corrections
+    _check_deferred_constraints()
     return _finish(intake, rejected + [rejection for _, rejection in outcome.rejected])
 
 
@@ -102,8 +101,9 @@ def take_in(items: Sequence[tuple[int, readings.Reading]], *, intakes: Mapping[i
     unless it is a correction, which adds version n+1 and marks version n superseded.
     Measured readings ending in the future are rejected. ``intakes`` names the intake
     (pk) each unit's rows belong to. Run it in a transaction holding the units' rows
-    locked; it reads what is held with one query and writes in bulk (per round: a batch
-    that names one period twice is taken in order, the repeat in a second round)."""
+    locked; it reads what is held with one query per reading type and writes in bulk
+    (per round: a batch that names one period twice is taken in order, the repeat in a
+    second round)."""
     outcome = Outcome()
     pending = list(enumerate(items))
     while pending:
@@ -188,34 +188,43 @@ def _copy_text(rows: list[tuple]) -> str:
     both come from closed sets (no tab, newline or backslash to escape); times are
     aware datetimes, values Decimals or None (COPY's null)."""
     null = "\\N"
-    times: dict[datetime, str] = {}
+    spans: dict[tuple[datetime, datetime], str] = {}
+    tails: dict[tuple[int, datetime, int], str] = {}
+    shown_values: dict[Decimal | None, str] = {None: null}
     lines = []
     for unit, kind, start, end, value, quality, version, received, intake in rows:
-        texts = []
-        for moment in (start, end, received):
-            text = times.get(moment)
-            if text is None:
-                text = times[moment] = moment.isoformat()
-            texts.append(text)
-        shown = null if value is None else str(value.quantize(MICRO))  # as Django rounds
-        lines.append(f"{unit}\t{kind}\t{texts[0]}\t{texts[1]}\t{shown}\t{quality}\t"
-                     f"{version}\t{texts[2]}\t{intake}\n")
+        span = spans.get((start, end))
+        if span is None:
+            span = spans[start, end] = f"{start.isoformat()}\t{end.isoformat()}"
+        shown = shown_values.get(value)
+        if shown is None:  # equal values have equal texts once rounded as Django rounds
+            shown = shown_values[value] = str(value.quantize(MICRO))
+        tail = tails.get((version, received, intake))
+        if tail is None:
+            tail = tails[version, received, intake] = \
+                f"{version}\t{received.isoformat()}\t{intake}\n"
+        lines.append(f"{unit}\t{kind}\t{span}\t{shown}\t{quality}\t{tail}")
     return "".join(lines)
 
 
 def _held(batch: list[tuple[int, int, readings.Reading]]) -> dict[Key, MeterReading]:
-    """The current readings of the periods ``batch`` names, in one query (only the
-    columns compared)."""
+    """The current readings of the periods ``batch`` names, with one query per reading
+    type (only the columns compared). The type is matched by equality so that the unit,
+    type and start bound the scan of the current readings' index; with a list of types
+    PostgreSQL reads every reading held of each unit instead."""
     if not batch:
         return {}
-    rows = MeterReading.objects.filter(
-        unit_id__in={unit_pk for _, unit_pk, _ in batch},
-        reading_type__in={reading.reading_type for _, _, reading in batch},
-        start__gte=min(reading.start for _, _, reading in batch),
-        start__lte=max(reading.start for _, _, reading in batch),
-        superseded_at__isnull=True).only(
-        "pk", "unit_id", "reading_type", "start", "end", "value", "quality", "version")
-    return {(row.unit_id, row.reading_type, row.start): row for row in rows}
+    first = min(reading.start for _, _, reading in batch)
+    last = max(reading.start for _, _, reading in batch)
+    unit_pks = {unit_pk for _, unit_pk, _ in batch}
+    held: dict[Key, MeterReading] = {}
+    for reading_type in {reading.reading_type for _, _, reading in batch}:
+        rows = MeterReading.objects.filter(
+            unit_id__in=unit_pks, reading_type=reading_type, start__gte=first,
+            start__lte=last, superseded_at__isnull=True).only(
+            "pk", "unit_id", "reading_type", "start", "end", "value", "quality", "version")
+        held.update(((row.unit_id, row.reading_type, row.start), row) for row in rows)
+    return held
 
 
 def _rejection(reading: readings.Reading, outcome: str, detail: str) -> readings.Rejection:
@@ -267,6 +276,17 @@ def _new_intake(site: FspSite, report: Report, kind: str, now: datetime) -> Repo
         signed_at=signature.signed_at if signature else None)
 
 
+def _check_deferred_constraints() -> None:
+    """Check now the foreign keys PostgreSQL defers to the commit (two per reading
+    written): otherwise they are checked while the transaction holds the audit chain's
+    lock (:mod:`dispatch.audit`), and every other intake waits for them. Later
+    statements are deferred again as usual."""
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")
+            cursor.execute("SET CONSTRAINTS ALL DEFERRED")
+
+
 def _finish(intake: ReportIntake, rejected: list[readings.Rejection]) -> ReportIntake:
     """Count the rejections, save, and append the intake to the audit chain (in the same
     transaction as what it records)."""
@@ -279,22 +299,6 @@ def _finish(intake: ReportIntake, rejected: list[readings.Rejection]) -> ReportI
 
 def _show(value) -> str:
     return "MISSING" if value is None else str(value)
-
-
-@contextmanager
-def collection_paused() -> Iterator[None]:
-    """Pause Python's cyclic garbage collector while a large batch is read and taken in.
-    Tens of thousands of new objects (the parsed body, the readings) otherwise set off
-    full collections that walk them all again and again, about a third of a bulk
-    request's time; reference counting still frees everything, and whatever cycles are
-    left are collected once the collector runs again."""
-    paused = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if paused:
-            gc.enable()
 
 
 # --- readings posted in bulk by an FSP's back office --------------------------------------------
@@ -351,11 +355,12 @@ def record_bulk_readings(*, office: fsp_office.Office, rows: object, client_id: 
         outcome = take_in(items, intakes={pk: intakes[units[pk].site_id].pk for pk in locked},
                           now=at)
         if outcome.rejected:
-            rows_of = [row.index for _, row in placed for _ in row.readings]
+            rows_of = [row.number for _, row in placed for _ in row.readings]
             errors = [f"readings[{rows_of[position]}]: {rejection.outcome}: {rejection.detail}"
                       for position, rejection in outcome.rejected]
             raise BadRequest(_refusal(errors), errors=errors[:BULK_LISTED_ERRORS])
         _count_per_intake(items, intakes, units)
+        _check_deferred_constraints()
         for intake in intakes.values():
             _finish(intake, [])
     return BulkIntake(list(intakes.values()))
@@ -375,8 +380,8 @@ def _refusal(errors: list[str]) -> str:
 def _office_units(office: fsp_office.Office,
                   parsed: list[readings.BulkRow]) -> dict[int, DispatchUnit]:
     """The office's units any row may name, by pk (one query)."""
-    references = {row.unit.split("/", 1)[-1] if row.fsp is None else row.unit
-                  for row in parsed}
+    named = {(row.fsp, row.unit) for row in parsed}  # few distinct among many rows
+    references = {unit.split("/", 1)[-1] if fsp is None else unit for fsp, unit in named}
     return DispatchUnit.objects.filter(
         fsp_id__in=office.fsp_ids, reference__in=references).select_related(
         "fsp__operator").only("pk", "reference", "site_id", "fsp__identifier",
@@ -391,24 +396,39 @@ def _place_rows(parsed: list[readings.BulkRow], units: dict[int, DispatchUnit]
     by_reference: dict[str, list[DispatchUnit]] = {}
     for unit in units.values():
         by_reference.setdefault(unit.reference, []).append(unit)
-    placed, errors = [], []
+    placed: list[tuple[int, readings.BulkRow]] = []
+    errors: list[str] = []
+    # Rows name few units many times over: each spelling is looked up once, to the pk of
+    # its unit or what is wrong with it.
+    answers: dict[tuple[str | None, str, str | None], int | str] = {}
     for row in parsed:
-        fsp, reference = row.fsp, row.unit
-        if fsp is None and "/" in reference:
-            fsp, reference = reference.split("/", 1)
-        found = [unit for unit in by_reference.get(reference, [])
-                 if (fsp is None or unit.fsp.identifier == fsp) and
-                 (row.operator is None or unit.fsp.operator.code == row.operator.upper())]
-        if not found:
-            errors.append(f"readings[{row.index}]: unknown_unit: no dispatch unit "
-                          f"{reference!r}" + (f" of FSP {fsp!r}" if fsp else ""))
-        elif len(found) > 1:
-            errors.append(f"readings[{row.index}]: ambiguous_unit: unit reference "
-                          f"{reference!r} is used by several of your registrations; name "
-                          "the fsp and operator")
+        named = (row.fsp, row.unit, row.operator)
+        answer = answers.get(named)
+        if answer is None:
+            answer = answers[named] = _unit_named(row, by_reference)
+        if isinstance(answer, int):
+            placed.append((answer, row))
         else:
-            placed.append((found[0].pk, row))
+            errors.append(f"readings[{row.number}]: {answer}")
     return placed, errors
+
+
+def _unit_named(row: readings.BulkRow, by_reference: dict[str, list[DispatchUnit]]
+                ) -> int | str:
+    """The pk of the unit ``row`` names, or why it names none."""
+    fsp, reference = row.fsp, row.unit
+    if fsp is None and "/" in reference:
+        fsp, reference = reference.split("/", 1)
+    found = [unit for unit in by_reference.get(reference, [])
+             if (fsp is None or unit.fsp.identifier == fsp) and
+             (row.operator is None or unit.fsp.operator.code == row.operator.upper())]
+    if not found:
+        return f"unknown_unit: no dispatch unit {reference!r}" + (
+            f" of FSP {fsp!r}" if fsp else "")
+    if len(found) > 1:
+        return (f"ambiguous_unit: unit reference {reference!r} is used by several of your "
+                "registrations; name the fsp and operator")
+    return found[0].pk
 
 
 def _unsigned_refusals(placed: list[tuple[int, readings.BulkRow]],
@@ -416,13 +436,13 @@ def _unsigned_refusals(placed: list[tuple[int, readings.BulkRow]],
     """Rows for units whose readings may only arrive signed by their site: the site has
     an unrevoked key and its operator requires signed reports. A back office holds no
     site's key, so such readings come through the site's signed metering reports."""
-    candidates = {units[pk].site_id for pk, _ in placed
+    candidates = {units[pk].site_id for pk in {pk for pk, _ in placed}
                   if units[pk].fsp.operator.require_signed_reports}
     if not candidates:
         return []
     signing = set(SiteSigningKey.objects.filter(
         site_id__in=candidates, revoked_at__isnull=True).values_list("site_id", flat=True))
-    return [f"readings[{row.index}]: signature_required: the site of unit "
+    return [f"readings[{row.number}]: signature_required: the site of unit "
             f"{units[pk].reference!r} signs its readings and network operator "
             f"{units[pk].fsp.operator.code} requires signed readings; send them in the "
             "site's signed metering report" for pk, row in placed
@@ -442,9 +462,12 @@ def _count_per_intake(items: list[tuple[int, readings.Reading]],
             intake.stored += row["n"]
         else:
             intake.corrections += row["n"]
-    sent: dict[int, int] = {}
+    per_unit: dict[int, int] = {}
     for unit_pk, _ in items:
+        per_unit[unit_pk] = per_unit.get(unit_pk, 0) + 1
+    sent: dict[int, int] = {}
+    for unit_pk, count in per_unit.items():
         site_id = units[unit_pk].site_id
-        sent[site_id] = sent.get(site_id, 0) + 1
+        sent[site_id] = sent.get(site_id, 0) + count
     for site_id, intake in intakes.items():
         intake.duplicates = sent[site_id] - intake.stored - intake.corrections

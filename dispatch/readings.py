@@ -17,6 +17,10 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal, InvalidOperation
+from typing import NamedTuple
+
+import msgspec
+from msgspec import UNSET, UnsetType
 
 from gbflex_profile.vocabulary import (
     BASELINE,
@@ -42,8 +46,10 @@ LONGEST_INTERVAL = timedelta(days=1)
 LONGEST_DECLARATION = timedelta(days=31)
 
 
-@dataclass(frozen=True)
-class Reading:
+class Reading(NamedTuple):
+    """One reading as sent (immutable; a named tuple is built several times faster than
+    a frozen dataclass, and a bulk request builds one or two per row)."""
+
     unit: str
     reading_type: str
     start: datetime
@@ -259,6 +265,33 @@ def declared_profile(declarations: Iterable[tuple[datetime, datetime, Decimal, d
     (start, end, kW, declared at) of the current declarations; where they overlap, the one
     declared last wins."""
     ordered = sorted(declarations, key=lambda d: d[3])
+    by_start = sorted(ordered, key=lambda d: d[0])
+    if any(later[0] < earlier[1] for earlier, later in zip(by_start, by_start[1:],
+                                                            strict=False)):
+        return _overlapping_profile(ordered, start, end)
+    # The usual case, no two declarations overlap: each stretch between two cut points is
+    # covered by at most one, found by walking them in order (their ends are in order too).
+    points = sorted({start, end}.union(
+        t for d_start, d_end, _kw, _at in by_start for t in (d_start, d_end) if start < t < end))
+    spans: list[DeclaredSpan] = []
+    index = 0
+    for left, right in zip(points, points[1:], strict=False):
+        while index < len(by_start) and by_start[index][1] <= left:
+            index += 1
+        kw = None
+        if index < len(by_start) and by_start[index][0] <= left and right <= by_start[index][1]:
+            kw = by_start[index][2]
+        if spans and spans[-1].available_kw == kw and spans[-1].end == left:
+            spans[-1] = DeclaredSpan(spans[-1].start, right, kw)
+        else:
+            spans.append(DeclaredSpan(left, right, kw))
+    return spans
+
+
+def _overlapping_profile(ordered: list[tuple[datetime, datetime, Decimal, datetime]],
+                         start: datetime, end: datetime) -> list[DeclaredSpan]:
+    """:func:`declared_profile` of declarations ``ordered`` by when they were declared,
+    some of which overlap: each stretch takes the last one declared that covers it."""
     cuts = {start, end}
     for d_start, d_end, _kw, _at in ordered:
         cuts.update(t for t in (d_start, d_end) if start < t < end)
@@ -325,12 +358,12 @@ BULK_ROW_MEMBERS = frozenset({"operator", "fsp", "unit", "start", "duration", "k
 BULK_VALUES = (("kwh", USAGE), ("kvarh", GB_REACTIVE))
 
 
-@dataclass(frozen=True)
-class BulkRow:
+class BulkRow(NamedTuple):
     """One row of a bulk meter-data request, checked on its own (the unit is not yet
-    looked up): ``readings`` holds its USAGE and/or GB_REACTIVE reading."""
+    looked up): ``number`` is its place in the request (``readings[number]``),
+    ``readings`` holds its USAGE and/or GB_REACTIVE reading."""
 
-    index: int
+    number: int
     unit: str
     fsp: str | None
     operator: str | None
@@ -348,6 +381,49 @@ def _text(row: Mapping, name: str, *, required: bool = False) -> str | None:
     return raw
 
 
+class BulkRowIn(msgspec.Struct, forbid_unknown_fields=True):
+    """A bulk row as it arrives, in the JSON types a plain row uses (absent members are
+    ``UNSET``, so an absent value and a null one stay apart as in the JSON)."""
+
+    unit: str
+    start: str
+    operator: str | None | UnsetType = UNSET
+    fsp: str | None | UnsetType = UNSET
+    duration: str | None | UnsetType = UNSET
+    kwh: str | int | float | None | UnsetType = UNSET
+    kvarh: str | int | float | None | UnsetType = UNSET
+    quality: str | UnsetType = UNSET
+    correction: bool | UnsetType = UNSET
+
+    def as_json(self) -> dict:
+        """The row as ``json.loads`` gives it."""
+        return {name: getattr(self, name) for name in self.__struct_fields__
+                if getattr(self, name) is not UNSET}
+
+
+class BulkBody(msgspec.Struct, forbid_unknown_fields=True):
+    """A bulk request body of plain rows: ``{"readings": [row, ...]}``."""
+
+    readings: list[BulkRowIn]
+
+
+_BULK_BODY = msgspec.json.Decoder(BulkBody)
+
+
+def decode_bulk_body(raw: bytes) -> BulkBody | None:
+    """The body of a bulk request read in one pass of a compiled decoder, or None when it
+    is not of that plain shape: not valid UTF-8 or JSON (lone surrogates included),
+    another member or row member, a member of another JSON type, a number out of the
+    float range. A None body is read again with the project's strict parser and checked
+    row by row, which say precisely what is wrong (and take what the decoder does not,
+    such as a quality of null, to the same answer). Whatever this accepts, ``json.loads``
+    reads the same (last of repeated keys, the same floats), nested three levels deep."""
+    try:
+        return _BULK_BODY.decode(raw)
+    except (msgspec.MsgspecError, ValueError):  # UnicodeDecodeError is a ValueError
+        return None
+
+
 def parse_bulk_rows(rows: object) -> tuple[list[BulkRow], list[str]]:
     """The rows of a bulk meter-data request, and one line per faulty row saying which
     row (``readings[i]``) and what is wrong. Each row names a unit (``unit``, with ``fsp``
@@ -355,7 +431,8 @@ def parse_bulk_rows(rows: object) -> tuple[list[BulkRow], list[str]]:
     (ISO 8601 with a time zone) and ``duration`` (ISO 8601, default PT30M, at most one
     day), ``kwh`` and/or ``kvarh`` (numbers, or decimal strings for exact values),
     ``quality`` (default OK; MISSING carries no values) and ``correction`` (true to
-    replace a reading already held for the period)."""
+    replace a reading already held for the period). ``rows`` are as ``json.loads`` reads
+    them, or :class:`BulkRowIn` from :func:`decode_bulk_body` (the same answers)."""
     if not isinstance(rows, list) or not rows:
         return [], ["readings must be a non-empty list"]
     if len(rows) > BULK_MAX_ROWS:
@@ -364,12 +441,80 @@ def parse_bulk_rows(rows: object) -> tuple[list[BulkRow], list[str]]:
     errors: list[str] = []
     starts: dict[str, datetime] = {}
     durations: dict[str, timedelta] = {}
+    values: dict[tuple[type, object], Decimal] = {}
+    ends: dict[tuple[datetime, timedelta], datetime] = {}
     for index, row in enumerate(rows):
+        if isinstance(row, BulkRowIn):
+            plain = _plain_bulk_row(index, row, starts, durations, values, ends)
+            if plain is not None:
+                parsed.append(plain)
+                continue
+            row = row.as_json()  # anything unusual: the full check, with its message
         try:
             parsed.append(_bulk_row(index, row, starts, durations))
         except ValueError as exc:
             errors.append(f"readings[{index}]: {exc}")
     return parsed, errors
+
+
+def _plain_bulk_row(index: int, row: BulkRowIn, starts: dict[str, datetime],
+                    durations: dict[str, timedelta], values: dict[tuple[type, object], Decimal],
+                    ends: dict[tuple[datetime, timedelta], datetime]) -> BulkRow | None:
+    """The row when it is plain (a start and duration seen before in this request or
+    read without fault, values of at most 12 + 6 digits, text members of 1 to 128
+    characters); None for anything else, which :func:`_bulk_row` then checks and
+    explains. Accepts nothing :func:`_bulk_row` refuses and reads the same readings."""
+    unit, raw_start, fsp, operator = row.unit, row.start, row.fsp, row.operator
+    if not 0 < len(unit) <= 128:
+        return None
+    if fsp is UNSET:
+        fsp = None
+    elif fsp is not None and not 0 < len(fsp) <= 128:
+        return None
+    if operator is UNSET:
+        operator = None
+    elif operator is not None and not 0 < len(operator) <= 128:
+        return None
+    start = starts.get(raw_start)
+    if start is None:
+        return None  # read (and remembered) by _bulk_row
+    raw_duration = row.duration
+    if raw_duration is UNSET or raw_duration is None:
+        duration = BULK_DEFAULT_DURATION
+    else:
+        found = durations.get(raw_duration)
+        if found is None:
+            return None
+        duration = found
+    if duration <= timedelta(0) or duration > LONGEST_INTERVAL:
+        return None
+    quality = "OK" if row.quality is UNSET else row.quality
+    if quality not in QUALITIES or quality == "MISSING":
+        return None
+    correction = row.correction is True
+    end = ends.get((start, duration))
+    if end is None:
+        end = ends[start, duration] = start + duration
+    found_readings = []
+    for raw, reading_type in ((row.kwh, USAGE), (row.kvarh, GB_REACTIVE)):
+        if raw is UNSET:
+            continue
+        # The same text or number reads as the same Decimal (0.0 and -0.0 are told apart).
+        key = (raw.__class__, raw)
+        value = values.get(key) if raw.__class__ is not float or raw else None
+        if value is None:
+            try:
+                value = _number(raw)
+            except ValueError:
+                return None
+            if value.adjusted() >= 12 or value != value.quantize(Decimal("0.000001")):
+                return None
+            values[key] = value
+        found_readings.append(Reading(unit, reading_type, start, end, value, quality,
+                                      correction))
+    if not found_readings:
+        return None
+    return BulkRow(index, unit, fsp, operator, tuple(found_readings))
 
 
 def _bulk_row(index: int, row: object, starts: dict[str, datetime],

@@ -8,10 +8,13 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from decimal import Decimal
+from typing import TYPE_CHECKING
 
 import numpy as np
+from django.core.exceptions import EmptyResultSet
 from django.db import connections
 from django.db.models import QuerySet
 
@@ -37,6 +40,9 @@ from settlement.calc.delivery import DeficiencyRule
 from settlement.calc.periods import london_day, period_start_containing
 from settlement.models import DispatchSettlement, SettlementTerms
 from vtn import timing
+
+if TYPE_CHECKING:
+    import psycopg
 
 RUN, STOPS = STATUSES[1], STATUSES[2:]  # "run"; "stop", "emergency-stop"
 
@@ -219,8 +225,8 @@ def dispatched_days(unit_ids: list[int], since: datetime,
     rows = DispatchRevision.objects.filter(
         instruction__unit_id__in=unit_ids, status=RUN,
         instruction__service_start__lt=until, instruction__service_end__gt=since).values_list(
-        "instruction__unit_id", "service_start", "service_end").distinct()
-    for unit_id, start, end in rows:
+        "instruction__unit_id", "service_start", "service_end").order_by().distinct()
+    for unit_id, start, end in _rows(rows):
         day = london_day(start)
         while day <= london_day(end - timedelta(microseconds=1)):
             days[unit_id].add(day)
@@ -242,8 +248,11 @@ def unit_inputs(contract: Contract, terms: statement.Terms, first: datetime,
 
 
 # Units settled together: their readings are read and worked out in one go. The memory a
-# batch needs does not grow with the contract (about 30 MB for 100 units' 3,000 readings).
-BATCH_UNITS = 100
+# batch needs does not grow with the contract (about 8 MB for 25 units' 75,000 readings).
+# Small enough that a contract of 100 units is read in five queries (the first of 5
+# units), each but the first computed by PostgreSQL while Python works out the batch
+# before it.
+BATCH_UNITS = 25
 
 
 def unit_batches(contract: Contract, terms: statement.Terms, first: datetime,
@@ -254,25 +263,71 @@ def unit_batches(contract: Contract, terms: statement.Terms, first: datetime,
     order of reference: each unit's metered kW per period (from the look-back start, for
     baselines), nominations, declared availability spans, comms-lost spans and the digest
     of its readings, with the London days each unit was dispatched. A batch's readings are
-    read in one query and worked out as arrays (:mod:`settlement.calc.metering`)."""
+    read in one query and worked out as arrays (:mod:`settlement.calc.metering`).
+
+    On PostgreSQL the queries go through the connection's pipeline: the next batch's
+    readings query is sent before this batch is worked out (and handed to the caller), so
+    the server computes it meanwhile. It is the same connection and transaction: a query
+    the caller makes in between waits its turn behind it."""
     ordered = contract.units.order_by("reference")
     units = list(ordered.filter(reference=only) if only else ordered)
     lookback = timedelta(days=max(spec.lookback_days if spec else 30 for spec in (
         terms.baseline, terms.reactive_baseline)) + 2)
     since = first - lookback
     size = batch_units or BATCH_UNITS
-    for index in range(0, len(units), size):
-        yield _batch_inputs(units[index:index + size], terms, since, first, after)
+    # The first batch is a fifth of the others: nothing overlaps its query, so it is short.
+    lead = max(1, size // 5) if len(units) > size else size
+    batches = [units[index:index + size] for index in range(lead, len(units), size)]
+    if units:
+        batches.insert(0, units[:lead])
+    connection = connections[MeterReading.objects.db]
+    if connection.vendor != "postgresql" or len(batches) < 2:
+        for batch in batches:
+            yield _batch_inputs(_batch_queries(batch, terms, since, first, after,
+                                               _send_readings(batch, since, after)),
+                                terms, first, after)
+        return
+
+    connection.ensure_connection()
+    with connection.connection.pipeline():
+        pending: psycopg.Cursor | None = _send_readings(batches[0], since, after)
+        for index, batch in enumerate(batches):
+            queried = _batch_queries(batch, terms, since, first, after, pending)
+            pending = _send_readings(batches[index + 1], since, after) \
+                if index + 1 < len(batches) else None
+            yield _batch_inputs(queried, terms, first, after)
 
 
-def _batch_inputs(units: list[DispatchUnit], terms: statement.Terms, since: datetime,
-                  first: datetime, after: datetime
-                  ) -> tuple[dict[str, statement.UnitInput], dict[str, frozenset[date]]]:
+@dataclass
+class _Queried:
+    """What the database holds for a batch of units (see :func:`_batch_queries`)."""
+
+    units: list[DispatchUnit]
+    table: metering.PeriodTable  # metered power (USAGE, DEMAND)
+    reactive_table: metering.PeriodTable  # reactive energy (GB_REACTIVE, read as USAGE)
+    digest_columns: dict[str, np.ndarray]  # of statement.readings_digests
+    counts: list[int]  # readings per unit
+    measured: dict[int, list]
+    reactive: dict[int, list]
+    nominated: dict[int, dict]
+    arrived: dict[int, dict]
+    declared: dict[int, list]
+    days: dict[int, frozenset[date]]
+    lost: dict[int, list[tuple[datetime, datetime]]]
+
+
+def _batch_queries(units: list[DispatchUnit], terms: statement.Terms, since: datetime,
+                   first: datetime, after: datetime,
+                   pending: psycopg.Cursor | None) -> _Queried:
+    """A batch's rows: its readings (the result of ``pending``, the query
+    :func:`_send_readings` sent; None: read through the ORM) as period tables, then every
+    other input (what the reading-by-reading rule needs, nominations, declarations,
+    dispatched days, comms losses), read through the ORM."""
     ids = [unit.pk for unit in units]
     minutes = terms.period_minutes
     origin = period_start_containing(since, minutes)
     periods = -(-(after - origin) // timedelta(minutes=minutes))
-    columns, reactive_columns, digests = _batch_readings(ids, since, after)
+    columns, reactive_columns, digest_columns = _batch_readings(ids, since, after, pending)
     table = metering.period_table(**columns, unit_count=len(units), origin=origin,
                                   periods=periods, minutes=minutes)
     # Reactive energy (kVArh) is averaged per period as USAGE is.
@@ -280,51 +335,89 @@ def _batch_inputs(units: list[DispatchUnit], terms: statement.Terms, since: date
                                            origin=origin, periods=periods, minutes=minutes)
     irregular = [units[row].pk for row in np.flatnonzero(table.irregular).tolist()]
     measured: dict[int, list] = defaultdict(list)
-    for unit_id, start, end, kind, value in _current_readings(irregular, since, after).filter(
+    for unit_id, start, end, kind, value in _rows(_current_readings(irregular, since, after).filter(
             reading_type__in=(dispatch_readings.USAGE, dispatch_readings.DEMAND)).values_list(
-            "unit_id", "start", "end", "reading_type", "value"):
+            "unit_id", "start", "end", "reading_type", "value")):
         measured[unit_id].append((start, end, kind, value))
     reactive: dict[int, list] = defaultdict(list)  # kVArh, averaged like USAGE
-    for unit_id, start, end, value in _current_readings(
+    for unit_id, start, end, value in _rows(_current_readings(
             [units[row].pk for row in np.flatnonzero(reactive_table.irregular).tolist()],
             since, after).filter(reading_type=dispatch_readings.GB_REACTIVE).values_list(
-            "unit_id", "start", "end", "value"):
+            "unit_id", "start", "end", "value")):
         reactive[unit_id].append((start, end, dispatch_readings.USAGE, value))
     nominated: dict[int, dict] = defaultdict(dict)
     arrived: dict[int, dict] = defaultdict(dict)
-    for unit_id, start, value, received in _current_readings(ids, since, after).filter(
+    for unit_id, start, value, received in _rows(_current_readings(ids, since, after).filter(
             reading_type=dispatch_readings.BASELINE).values_list(
-            "unit_id", "start", "value", "received_at"):
+            "unit_id", "start", "value", "received_at")):
         nominated[unit_id][start] = value
         arrived[unit_id][start] = received
     declared: dict[int, list] = defaultdict(list)
-    for unit_id, start, end, kw, at in AvailabilityDeclaration.objects.filter(
+    for unit_id, start, end, kw, at in _rows(AvailabilityDeclaration.objects.filter(
             unit_id__in=ids, superseded_at__isnull=True, start__lt=after,
             end__gt=first).values_list("unit_id", "start", "end", "available_kw",
-                                       "declared_at"):
+                                       "declared_at")):
         declared[unit_id].append((start, end, kw, at))
-    days = dispatched_days(ids, since, after)
-    lost = comms_lost_spans({u.site_id for u in units}, first, after)
-    slots = metering.period_slots(table)
+    return _Queried(
+        units=units, table=table, reactive_table=reactive_table,
+        digest_columns=digest_columns,
+        counts=np.bincount(columns["units"], minlength=len(units)).tolist(),
+        measured=measured, reactive=reactive, nominated=nominated, arrived=arrived,
+        declared=declared, days=dispatched_days(ids, since, after),
+        lost=comms_lost_spans({u.site_id for u in units}, first, after))
+
+
+def _batch_inputs(queried: _Queried, terms: statement.Terms, first: datetime, after: datetime
+                  ) -> tuple[dict[str, statement.UnitInput], dict[str, frozenset[date]]]:
+    """The batch's unit inputs from its rows, worked out without the database: the
+    readings digests, each unit's metered kW, nominations, declared spans and comms
+    losses."""
+    units, minutes = queried.units, terms.period_minutes
+    digests = statement.readings_digests(**queried.digest_columns, kinds=_KINDS,
+                                         scale=metering.VALUE_SCALE,
+                                         null=metering.NULL_VALUE, unit_count=len(units))
+    slots = metering.period_slots(queried.table)
     inputs = {}
     for row, unit in enumerate(units):
-        spans = dispatch_readings.declared_profile(declared[unit.pk], first, after)
-        actual_kw: Mapping[datetime, Decimal | None] = metering.MeteredKw(table, row, slots) \
-            if unit.pk not in measured else statement.period_average_kw(measured[unit.pk],
-                                                                        minutes)
+        spans = dispatch_readings.declared_profile(queried.declared[unit.pk], first, after)
+        actual_kw: Mapping[datetime, Decimal | None] = metering.MeteredKw(
+            queried.table, row, slots) if unit.pk not in queried.measured else \
+            statement.period_average_kw(queried.measured[unit.pk], minutes)
         reactive_kvar: Mapping[datetime, Decimal | None] = metering.MeteredKw(
-            reactive_table, row, slots) if unit.pk not in reactive else \
-            statement.period_average_kw(reactive[unit.pk], minutes)
-        digest, count = digests[unit.pk]
+            queried.reactive_table, row, slots) if unit.pk not in queried.reactive else \
+            statement.period_average_kw(queried.reactive[unit.pk], minutes)
         inputs[unit.reference] = statement.UnitInput(
             reference=unit.reference, direction=unit.direction, capacity_kw=unit.capacity_kw,
-            actual_kw=actual_kw, nominated_kw=nominated[unit.pk],
-            nominated_received=arrived[unit.pk],
+            actual_kw=actual_kw, nominated_kw=queried.nominated[unit.pk],
+            nominated_received=queried.arrived[unit.pk],
             declarations=tuple((s.start, s.end, s.available_kw) for s in spans
                                if s.available_kw is not None),
-            readings_sha256=digest, readings_count=count,
-            comms_lost=tuple(lost.get(unit.site_id, ())), reactive_kvar=reactive_kvar)
-    return inputs, {unit.reference: days.get(unit.pk, frozenset()) for unit in units}
+            readings_sha256=digests[row], readings_count=queried.counts[row],
+            comms_lost=tuple(queried.lost.get(unit.site_id, ())), reactive_kvar=reactive_kvar)
+    return inputs, {unit.reference: queried.days.get(unit.pk, frozenset()) for unit in units}
+
+
+def _rows(query: QuerySet) -> list[tuple]:
+    """The rows of a ``values_list`` query of plain columns (numbers, text, timestamps). On
+    PostgreSQL they are read in binary: the driver decodes timestamps in C (the same aware
+    UTC datetimes as the ORM's, which parses text in Python, several microseconds each)."""
+    connection = connections[query.db]
+    if connection.vendor != "postgresql":
+        return list(query)
+    import psycopg
+
+    try:
+        sql, params = query.query.sql_with_params()
+    except EmptyResultSet:  # the ORM's answer too: no query, no rows (e.g. ``__in=[]``)
+        return []
+    connection.ensure_connection()
+    with psycopg.Cursor(connection.connection) as cursor:
+        cursor.execute(sql, params, binary=True)
+        rows = cursor.fetchall()
+        if len(cursor.description or ()) != len(query.query.values_select):
+            raise ValueError("_rows reads the named columns only (no ordering added to a "
+                             "DISTINCT, no annotations)")
+        return rows
 
 
 def _current_readings(unit_ids: list[int], since: datetime,
@@ -363,26 +456,40 @@ _PACKED = np.dtype([("kind", ">i8"), ("start", ">i8"), ("end", ">i8"), ("version
                     ("value", ">i8")])
 
 
-def _batch_readings(unit_ids: list[int], since: datetime, after: datetime
+def _send_readings(units: list[DispatchUnit], since: datetime,
+                   after: datetime) -> psycopg.Cursor | None:
+    """Send the query of the units' packed readings (on PostgreSQL; else None: they are
+    read through the ORM) and return its cursor without waiting for the answer, which
+    :func:`_batch_readings` takes. In pipeline mode the server computes it meanwhile.
+    The cursor binds on the server, so that the packed readings come back as binary
+    bytea (Django's client-side cursors take them as hex text, twice the bytes for the
+    server to write and for the driver to decode)."""
+    connection = connections[MeterReading.objects.db]
+    if connection.vendor != "postgresql":
+        return None
+    import psycopg
+
+    connection.ensure_connection()
+    cursor = psycopg.Cursor(connection.connection)
+    cursor.execute(_BATCH_SQL.format(table=MeterReading._meta.db_table),
+                   ([unit.pk for unit in units], since, after), binary=True)
+    return cursor
+
+
+def _batch_readings(unit_ids: list[int], since: datetime, after: datetime,
+                    pending: psycopg.Cursor | None
                     ) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray],
-                               dict[int, tuple[str, int]]]:
+                               dict[str, np.ndarray]]:
     """The batch's current readings starting in [since, after): as the parallel arrays of
     :func:`settlement.calc.metering.period_table` (``units`` as positions in
     ``unit_ids``), once for the metered power (USAGE, DEMAND) and once for the reactive
-    energy (GB_REACTIVE, read as USAGE); and per unit (digest, count) of all of them."""
+    energy (GB_REACTIVE, read as USAGE); and as the arrays of
+    :func:`settlement.statement.readings_digests`, all types. ``pending``: the cursor of
+    the query :func:`_send_readings` sent (None: read them through the ORM)."""
     position = {unit_id: index for index, unit_id in enumerate(unit_ids)}
-    connection = connections[MeterReading.objects.db]
-    if connection.vendor == "postgresql":
-        import psycopg
-
-        connection.ensure_connection()
-        # A cursor that binds on the server, so that the packed readings come back as
-        # binary bytea (Django's client-side cursors take them as hex text, twice the
-        # bytes for the server to write and for the driver to decode).
-        with psycopg.Cursor(connection.connection) as cursor:
-            cursor.execute(_BATCH_SQL.format(table=MeterReading._meta.db_table),
-                           (unit_ids, since, after), binary=True)
-            found = sorted(cursor.fetchall(), key=lambda row: position[row[0]])
+    if pending is not None:
+        with pending:
+            found = sorted(pending.fetchall(), key=lambda row: position[row[0]])
         packed = [np.frombuffer(blob, dtype=_PACKED) for _, blob in found]
         rows = np.concatenate(packed) if packed else np.zeros(0, dtype=_PACKED)
         units = np.repeat(np.array([position[row[0]] for row in found], dtype=np.int64),
@@ -405,13 +512,9 @@ def _batch_readings(unit_ids: list[int], since: datetime, after: datetime
     reactive = np.where(kind_index == _KINDS.index(dispatch_readings.GB_REACTIVE),
                         metering.USAGE, metering.OTHER)
     reactive_columns = {**columns, "kinds": reactive}
-    digests = statement.readings_digests(
-        units=units, kinds=_KINDS, kind_index=kind_index, starts=starts,
-        versions=rows["version"].astype(np.int64), values=values,
-        scale=metering.VALUE_SCALE, null=metering.NULL_VALUE, unit_count=len(unit_ids))
-    counts = np.bincount(units, minlength=len(unit_ids)).tolist()
-    return columns, reactive_columns, {unit_id: (digests[index], counts[index])
-                                       for index, unit_id in enumerate(unit_ids)}
+    digest_columns = {"units": units, "kind_index": kind_index, "starts": starts,
+                      "versions": rows["version"].astype(np.int64), "values": values}
+    return columns, reactive_columns, digest_columns
 
 
 def comms_lost_spans(site_ids: set[int], first: datetime,

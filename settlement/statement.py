@@ -19,7 +19,6 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
-import operator
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
@@ -619,47 +618,108 @@ def readings_digests(*, units: npt.NDArray[np.int64], kinds: Sequence[str],
     UTC, ``versions``, and ``values`` in units of 10**-scale (``null``: no value).
 
     A reading's line is a head, ``type<TAB>start<TAB>version<TAB>``, and a tail,
-    ``value<NEWLINE>``. A batch has few distinct heads (types x period starts x versions)
-    and distinct values, so each distinct text is written once and the lines are joined
-    from them without a Python object per reading."""
+    ``value<NEWLINE>``. A batch has few distinct heads (types x period starts x versions),
+    so each head's text is written once; the tails are written by numpy, digit by digit.
+    Each line is laid out left-aligned in one row of a byte matrix (head, then tail) and
+    the rows, cut to their lengths, are the text: no Python object per reading."""
+    if not len(values):
+        return [hashlib.sha256(b"").hexdigest()] * unit_count
     heads, head_index = _distinct_heads(kind_index, starts, versions)
-    head_texts = [f"{kinds[kind]}\t{(_EPOCH + timedelta(microseconds=start)).isoformat()}\t"
-                  f"{version}\t".encode() for kind, start, version in heads]
-    tails, tail_index = np.unique(values, return_inverse=True)
-    tail_texts = [_value_text(value, scale, null) for value in tails.tolist()]
-    head_index, tail_index = head_index.ravel(), tail_index.ravel()
-    # Heads and tails in turn, taken from the distinct texts in C (itemgetter), then joined.
-    pieces: list[bytes] = [b""] * (2 * len(values))
-    if len(values):
-        pieces[::2] = _pick(head_texts, head_index)
-        pieces[1::2] = _pick(tail_texts, tail_index)
-    text = b"".join(pieces)
-    head_lengths = np.array([len(t) for t in head_texts], dtype=np.int64)
-    tail_lengths = np.array([len(t) for t in tail_texts], dtype=np.int64)
-    line_ends = np.concatenate([[0], np.cumsum(head_lengths[head_index]
-                                               + tail_lengths[tail_index])])
+    head_texts = _head_texts(heads, kinds)
+    # Zero-padded to the longest head, one row each.
+    head_width = max(len(text) for text in head_texts)
+    head_matrix = np.array(head_texts, dtype=f"S{head_width}").view(np.uint8).reshape(
+        len(head_texts), head_width)
+    head_lengths = np.array([len(text) for text in head_texts], dtype=np.int64)
+    tails, tail_lengths = _value_texts(values, scale, null)
+    line_heads = head_lengths[head_index]
+    lines = np.zeros((len(values), head_width + tails.shape[1]), dtype=np.uint8)
+    lines[:, :head_width] = head_matrix[head_index]
+    # Each tail goes right after its head: one block copy per (head length, tail length).
+    width = tails.shape[1]
+    layout = line_heads * (width + 1) + tail_lengths
+    order = np.argsort(layout, kind="stable")
+    for rows in np.split(order, np.flatnonzero(np.diff(layout[order])) + 1):
+        head, tail = divmod(int(layout[rows[0]]), width + 1)
+        lines[rows, head:head + tail] = tails[rows, width - tail:]
+    line_lengths = line_heads + tail_lengths
+    text = lines[np.arange(lines.shape[1]) < line_lengths[:, None]].tobytes()
+    line_ends = np.concatenate([[0], np.cumsum(line_lengths)])
     bounds = line_ends[np.searchsorted(units, np.arange(unit_count + 1))].tolist()
     return [hashlib.sha256(text[bounds[u]:bounds[u + 1]]).hexdigest()
             for u in range(unit_count)]
 
 
-def _pick(texts: list[bytes], index: npt.NDArray[np.int64]) -> tuple[bytes, ...]:
-    """``texts[i]`` for each ``i`` of ``index``, in order."""
-    if len(index) == 1:
-        return (texts[int(index[0])],)
-    return operator.itemgetter(*index.tolist())(texts)
+def _head_texts(heads: list[tuple[int, int, int]], kinds: Sequence[str]) -> list[bytes]:
+    """``type<TAB>start<TAB>version<TAB>`` of each (type, start, version), the start as
+    ``datetime.isoformat`` writes a UTC instant: numpy writes the date and time of whole
+    seconds (all of them at once), ``datetime`` any other."""
+    starts = np.array([start for _, start, _ in heads], dtype=np.int64)
+    if len(starts) and not np.any(starts % 1_000_000):
+        texts = np.datetime_as_string(
+            (starts // 1_000_000 + _EPOCH_SECONDS).astype("datetime64[s]"), unit="s").tolist()
+        return [f"{kinds[kind]}\t{text}+00:00\t{version}\t".encode()
+                for (kind, _, version), text in zip(heads, texts, strict=True)]
+    return [f"{kinds[kind]}\t{(_EPOCH + timedelta(microseconds=start)).isoformat()}\t"
+            f"{version}\t".encode() for kind, start, version in heads]
+
+
+def _value_texts(values: npt.NDArray[np.int64], scale: int, null: int
+                 ) -> tuple[npt.NDArray[np.uint8], npt.NDArray[np.int64]]:
+    """Each value's :func:`_value_text` as a row of bytes, right-aligned (zeros before it),
+    and its length: the sign, the integer digits, the point, ``scale`` digits, the line's
+    end; ``None`` and the line's end for ``null``."""
+    missing = values == null
+    negative = (values < 0) & ~missing
+    whole, fraction = np.divmod(np.where(missing, 0, np.abs(values)), 10 ** scale)
+    most = max(1, len(str(int(whole.max()))))
+    digits = np.ones(len(values), dtype=np.int64)  # of the integer part
+    for power in range(1, most):
+        digits += whole >= 10 ** power
+    width = max(len(b"None\n"), most + scale + 3)
+    rows = np.zeros((len(values), width), dtype=np.uint8)
+    rows[:, -1] = ord("\n")
+    for column in range(width - 2, width - 2 - scale, -1):
+        fraction, digit = np.divmod(fraction, 10)
+        rows[:, column] = ord("0") + digit
+    rows[:, width - 2 - scale] = ord(".")
+    for place in range(most):
+        whole, digit = np.divmod(whole, 10)
+        rows[:, width - 3 - scale - place] = np.where(place < digits, ord("0") + digit, 0)
+    signed = np.flatnonzero(negative)
+    rows[signed, width - 3 - scale - digits[signed]] = ord("-")
+    lengths = digits + scale + 2 + negative
+    gaps = np.flatnonzero(missing)
+    rows[gaps] = 0
+    rows[gaps, width - len(b"None\n"):] = np.frombuffer(b"None\n", dtype=np.uint8)
+    lengths[gaps] = len(b"None\n")
+    return rows, lengths
 
 
 def _distinct_heads(kind_index: npt.NDArray[np.int64], starts: npt.NDArray[np.int64],
                     versions: npt.NDArray[np.int64]
                     ) -> tuple[list[tuple[int, int, int]], npt.NDArray[np.int64]]:
-    """The distinct (type, start, version) of the readings, and each reading's position
-    among them: one sort of a key that packs the three into an integer when it fits."""
+    """The distinct (type, start, version) of the readings, in order, and each reading's
+    position among them. Starts on whole minutes (settlement periods) with small versions
+    are counted in a table of every (minute, type, version), without sorting; otherwise
+    one sort of a key that packs the three into an integer when it fits."""
     if not len(starts):
         return [], np.zeros(0, dtype=np.int64)
     low, kinds = int(starts.min()), int(kind_index.max()) + 1
     top = int(versions.max()) + 1
-    if int(versions.min()) >= 0 and (int(starts.max()) - low + 1) * kinds * top < 2**62:
+    if int(versions.min()) >= 0 and not np.any((starts - low) % _MINUTE):
+        span = ((int(starts.max()) - low) // _MINUTE + 1) * kinds * top
+        if span <= 4 * len(starts) + 4096:
+            keys = (((starts - low) // _MINUTE) * kinds + kind_index) * top + versions
+            seen = np.zeros(span, dtype=np.bool_)
+            seen[keys] = True
+            found = []
+            for key in np.flatnonzero(seen).tolist():
+                rest, version = divmod(key, top)
+                minute, kind = divmod(rest, kinds)
+                found.append((kind, low + minute * _MINUTE, version))
+            return found, (np.cumsum(seen) - 1)[keys]
+    if (int(starts.max()) - low + 1) * kinds * top < 2**62 and int(versions.min()) >= 0:
         keys, index = np.unique(((starts - low) * kinds + kind_index) * top + versions,
                                 return_inverse=True)
         found = []
@@ -667,10 +727,13 @@ def _distinct_heads(kind_index: npt.NDArray[np.int64], starts: npt.NDArray[np.in
             rest, version = divmod(key, top)
             start, kind = divmod(rest, kinds)
             found.append((kind, start + low, version))
-        return found, index
+        return found, index.ravel()
     table = np.stack([kind_index, starts, versions], axis=1)
     rows, index = np.unique(table, axis=0, return_inverse=True)
-    return [tuple(row) for row in rows.tolist()], index
+    return [tuple(row) for row in rows.tolist()], index.ravel()
+
+
+_MINUTE = 60_000_000  # microseconds
 
 
 def _value_text(value: int, scale: int, null: int) -> bytes:
@@ -731,4 +794,5 @@ def period_average_kw(rows: Iterable[tuple[datetime, datetime, str, Decimal | No
 
 
 _EPOCH = datetime(2000, 1, 1, tzinfo=UTC)
+_EPOCH_SECONDS = int(_EPOCH.timestamp())  # since 1970
 _NO_OFFSET = timedelta(0)

@@ -13,11 +13,15 @@ request):
   keeps them instead from a connection of its own that listens (``LISTEN``) on
   :data:`CHANNEL`. :func:`bump` sends a ``NOTIFY`` in the writing transaction, which
   PostgreSQL delivers to every listening process of every node when, and only if, that
-  transaction commits; each request then checks that connection's socket without
-  blocking (no round trip) and re-reads the counters only when a notification arrived.
-  The writing process also marks its own copy stale on commit, and every process
-  re-reads at least every ``VTN_CHANGE_RECHECK_SECONDS`` whatever it heard. Should the
-  connection fail, requests fall back to the query until it is back.
+  transaction commits; requests then check that connection's socket without blocking
+  (no round trip), at most once per ``VTN_CHANGE_CHECK_SECONDS`` (2 ms: a busy process
+  makes that system call, which also hands the GIL to another thread, on a few requests
+  in a hundred rather than on each), and re-read the counters only when a notification
+  arrived. So a change committed elsewhere is in every answer a process starts 2 ms or
+  more after the notification reached it. The writing process also marks its own copy
+  stale on commit (its next request re-reads), and every process re-reads at least
+  every ``VTN_CHANGE_RECHECK_SECONDS`` whatever it heard. Should the connection fail,
+  requests fall back to the query until it is back.
 """
 
 from __future__ import annotations
@@ -93,16 +97,19 @@ class ChangeListener:
     """
 
     def __init__(self, conninfo: dict[str, Any], recheck_seconds: float,
-                 retry_seconds: float = 5.0) -> None:
+                 retry_seconds: float = 5.0, check_seconds: float = 0.0) -> None:
         self._conninfo = conninfo
         self._recheck_seconds = recheck_seconds
         self._retry_seconds = retry_seconds
+        self._check_seconds = min(check_seconds, recheck_seconds)
         self._lock = threading.Lock()
         self._conn: psycopg.Connection | None = None
         self._values: tuple[int, int] | None = None
         self._stale = True
         self._read_at = 0.0
         self._retry_at = 0.0
+        # Until then, the socket was looked at too recently to look again (see values()).
+        self._checked_until = 0.0
 
     @property
     def backend_pid(self) -> int | None:
@@ -136,6 +143,11 @@ class ChangeListener:
                 pass
 
     def values(self) -> tuple[int, int] | None:
+        # Without the lock or a system call while the socket was looked at less than
+        # check_seconds ago and nothing marked the values stale since.
+        values = self._values
+        if values is not None and not self._stale and time.monotonic() < self._checked_until:
+            return values
         with self._lock:
             try:
                 if self._conn is None:
@@ -159,6 +171,8 @@ class ChangeListener:
                     with conn.cursor() as cursor:
                         self._values = _read(cursor)
                     self._read_at = time.monotonic()
+                self._checked_until = min(now + self._check_seconds,
+                                          self._read_at + self._recheck_seconds)
                 return self._values
             except (psycopg.Error, OSError) as exc:
                 self._drop(exc)
@@ -187,8 +201,9 @@ def listen() -> bool:
     params.pop("context", None)
     params.pop("server_side_binding", None)
     params.pop("prepare_threshold", None)
-    _listener = ChangeListener(params, float(getattr(settings, "VTN_CHANGE_RECHECK_SECONDS",
-                                                     1.0)))
+    _listener = ChangeListener(
+        params, float(getattr(settings, "VTN_CHANGE_RECHECK_SECONDS", 1.0)),
+        check_seconds=float(getattr(settings, "VTN_CHANGE_CHECK_SECONDS", 0.002)))
     return True
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta
+from functools import lru_cache
 
 DURATION_RE = re.compile(
     r"^(-?)P(?=\d|T\d)(?:(\d+)Y)?(?:(\d+)M)?(?:(\d+)([DW]))?"
@@ -21,6 +22,7 @@ MAX_FINITE = timedelta(days=365 * 1000)
 NOW_SENTINEL_YEAR = 1
 
 
+@lru_cache(maxsize=1024)  # a report repeats one duration (PT30M) in every interval
 def parse_duration(text: str) -> timedelta | None:
     """Return the duration as a timedelta, or None when it means infinity (P9999Y).
 

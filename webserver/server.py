@@ -9,15 +9,19 @@ connections. SIGTERM stops gracefully (requests in flight are finished, up to
 
 Two servers, one application:
 
-* ``gthread`` (the default): gunicorn's threaded workers, TLS by Python's ``ssl``. The
-  only one that hands the TLS client certificate to the application (the socket, as
+* ``gthread``: gunicorn's threaded workers, TLS by Python's ``ssl``. The only one that
+  hands the TLS client certificate to the application (the socket, as
   ``gunicorn.socket``), which certificate-bound tokens need when the VTN terminates TLS
   itself with a client CA (``VTN_TLS_CLIENT_CA``).
 * ``granian``: HTTP and TLS (rustls) in Rust, the application in Python threads; many
-  times the throughput of ``gthread`` for the same application (docs/benchmarks.md).
+  times the throughput of ``gthread`` for the same application, and a 99th percentile
+  latency gunicorn does not reach even with a bare application (docs/benchmarks.md).
   It does not pass client certificates on, so :func:`check_options` refuses it together
   with a client CA; behind nginx (docs/nginx-vtn.conf), which verifies the certificate
   and passes it in a header, it serves plain HTTP on loopback.
+
+``auto`` (the default, :func:`resolve_server`) is granian unless a client CA is set, in
+which case the VTN verifies client certificates itself and only gthread can do that.
 """
 
 from __future__ import annotations
@@ -40,13 +44,17 @@ from vtn import generations, serving
 
 WSGI_APP = "config.wsgi:application"
 DEFAULT_BIND = "127.0.0.1:8443"
-SERVERS = ("gthread", "granian")
-DEFAULT_SERVER = "gthread"
+SERVERS = ("auto", "gthread", "granian")
+DEFAULT_SERVER = "auto"
 # The module each granian worker imports; it loads the application named here.
 GRANIAN_WORKER = "webserver.granian_worker:application"
 GRANIAN_APP_ENV = "VTN_GRANIAN_WSGI_APP"
 DEFAULT_WORKERS = 2
 DEFAULT_THREADS = 8
+# granian's blocking threads per worker when --threads is not given: the configuration
+# measured in docs/benchmarks.md (its Rust runtime does the I/O; more Python threads only
+# take turns on the GIL).
+GRANIAN_DEFAULT_THREADS = 4
 KEEPALIVE_SECONDS = 30
 TIMEOUT_SECONDS = 60
 GRACEFUL_TIMEOUT = 20
@@ -91,6 +99,14 @@ def is_loopback(host: str) -> bool:
         return ipaddress.ip_address(host).is_loopback
     except ValueError:
         return False
+
+
+def resolve_server(options: ServerOptions) -> str:
+    """The server ``options`` run on: ``auto`` is gthread when the VTN verifies TLS client
+    certificates itself (a client CA is set), else granian."""
+    if options.server != "auto":
+        return options.server
+    return "gthread" if options.tls_client_ca else "granian"
 
 
 def check_options(options: ServerOptions) -> None:
@@ -295,7 +311,7 @@ def run(options: ServerOptions) -> None:
                 f"cannot load the TLS certificate {options.tls_cert} with key "
                 f"{options.tls_key}: {exc}") from exc
     _configure_databases()
-    if options.server == "granian":
+    if resolve_server(options) == "granian":
         _run_granian(options)
     else:
         VtnServer(options).run()

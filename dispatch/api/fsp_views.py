@@ -12,7 +12,8 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from dispatch import fsp_office, intake
+from dispatch import fsp_office, intake, readings
+from dispatch.api.parsers import BulkReadingsParser
 from dispatch.api.serializers import (
     BulkReadingsRequestSerializer,
     BulkReadingsSerializer,
@@ -25,6 +26,7 @@ from vtn.auth.authentication import caller_of
 from vtn.auth.permissions import HasOperationScope
 from vtn.auth.scopes import READ_FSP, WRITE_METER_DATA
 from vtn.errors import BadRequest
+from vtn.memory import collection_paused
 
 READ = frozenset({READ_FSP})
 WRITE_READINGS = frozenset({WRITE_METER_DATA})
@@ -85,6 +87,7 @@ class FspAvailability(FspView):
 
 class FspMeterReadings(FspView):
     scopes = {"POST": WRITE_READINGS}
+    parser_classes = [BulkReadingsParser]
 
     @extend_schema(
         summary="Post meter readings of the FSP's units in bulk (all or nothing)",
@@ -97,12 +100,16 @@ class FspMeterReadings(FspView):
                     "request again stores nothing more (duplicates).",
         request=BulkReadingsRequestSerializer, responses={200: BulkReadingsSerializer})
     def post(self, request: Request) -> Response:
-        with intake.collection_paused():
+        with collection_paused():
             body = request.data
-            if not isinstance(body, dict) or set(body) != {"readings"}:
+            if isinstance(body, readings.BulkBody):
+                rows: object = body.readings
+            elif isinstance(body, dict) and set(body) == {"readings"}:
+                rows = body["readings"]
+            else:
                 raise BadRequest("the body is an object with one member, readings (a list "
                                  "of rows)")
             taken = intake.record_bulk_readings(
-                office=self.office(request), rows=body["readings"],
+                office=self.office(request), rows=rows,
                 client_id=caller_of(request).client_id)
         return Response(BulkReadingsSerializer(taken).data)

@@ -33,6 +33,7 @@ from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
+from functools import lru_cache
 
 import numpy as np
 import numpy.typing as npt
@@ -182,7 +183,13 @@ class MeteredKw(Mapping[datetime, Decimal | None]):
         return sum(1 for state in self._columns()[0] if state)
 
 
-def period_slots(table: PeriodTable) -> dict[datetime, int]:
-    """Each period start of ``table`` (UTC) and its column."""
-    step = timedelta(minutes=table.minutes)
-    return {table.origin + step * slot: slot for slot in range(table.state.shape[1])}
+def period_slots(table: PeriodTable) -> Mapping[datetime, int]:
+    """Each period start of ``table`` (UTC) and its column (one mapping shared by every
+    table of the same periods: read it, never change it)."""
+    return _slots(table.origin, table.minutes, table.state.shape[1])
+
+
+@lru_cache(maxsize=16)
+def _slots(origin: datetime, minutes: int, periods: int) -> Mapping[datetime, int]:
+    step = timedelta(minutes=minutes)
+    return {origin + step * slot: slot for slot in range(periods)}

@@ -27,9 +27,12 @@ _MICROSECOND = timedelta(microseconds=1)
 _MICROSECONDS_PER_HOUR = Decimal(3_600_000_000)
 
 
+@lru_cache(maxsize=65536)
 def utc_text(value: datetime) -> str:
     """An aware datetime as ISO 8601 in UTC to the second (``2026-01-31T17:30:00Z``): the
-    one timestamp format of settlement's documents, API and exports."""
+    one timestamp format of settlement's documents, API and exports. Kept for the
+    instants asked again (a statement names the same period starts many times; equal
+    datetimes are the same instant, so they have the same text)."""
     if value.utcoffset():
         value = value.astimezone(UTC)
     # strftime("%Y-%m-%dT%H:%M:%SZ") writes the same, at a tenth of the speed

@@ -169,6 +169,14 @@ def test_faulty_rows_and_another_fsps_unit_refuse_the_request_without_revealing_
         wrong = fleet.office.post(f"{vtn_server.base_url}{API}/fsp/meter-readings",
                                   json=[{"unit": "h1"}], timeout=30)
         assert wrong.status_code == 400
+        # The body's strictness holds whichever way it is read: a lone surrogate is refused.
+        lone = fleet.office.post(
+            f"{vtn_server.base_url}{API}/fsp/meter-readings",
+            data=json.dumps({"readings": [{"unit": "h1\ud800", "start": z(yesterday(9)),
+                                           "kwh": 1}]}).encode(),
+            headers={"Content-Type": "application/json"}, timeout=30)
+        assert lone.status_code == 400 and "surrogate" in lone.json()["detail"]
+        assert fleet.stored(fleet.fsp, "h1") == []
     finally:
         fleet.close()
 

@@ -4,6 +4,7 @@ rejected with a reason, declared availability set against the contract."""
 
 from __future__ import annotations
 
+import random
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
@@ -321,3 +322,24 @@ def test_a_later_overlapping_declaration_wins_over_the_overlap():
         (timedelta(hours=1), timedelta(hours=2), Decimal(40)),
         (timedelta(hours=2), timedelta(hours=4), Decimal(100)),
         (timedelta(hours=4), timedelta(hours=5), None)]
+
+
+def test_declarations_that_do_not_overlap_give_the_profile_of_the_general_rule():
+    """Declarations side by side (the usual case, walked in order) against the rule for
+    overlapping ones: the same spans, merged where the same kW continues."""
+    rng = random.Random(5)
+    t0 = TOMORROW
+    for _ in range(200):
+        declarations, moment = [], t0 - timedelta(hours=rng.randint(0, 3))
+        for _ in range(rng.randint(0, 8)):
+            moment += timedelta(minutes=30 * rng.randint(0, 3))
+            length = timedelta(minutes=30 * rng.randint(1, 4))
+            declarations.append((moment, moment + length, Decimal(rng.choice((0, 40, 100))),
+                                 t0 - timedelta(minutes=rng.randint(1, 10**4))))
+            moment += length
+        rng.shuffle(declarations)
+        start = t0 + timedelta(minutes=30 * rng.randint(-2, 4))
+        end = start + timedelta(minutes=30 * rng.randint(1, 30))
+        ordered = sorted(declarations, key=lambda d: d[3])
+        assert readings.declared_profile(declarations, start, end) == \
+            readings._overlapping_profile(ordered, start, end)

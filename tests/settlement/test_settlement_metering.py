@@ -65,3 +65,31 @@ def test_readings_digests_from_arrays_are_the_row_by_row_digests():
                       for _ in range(size))
         arrays, by_row = _digests_both_ways(rows, 7)
         assert arrays == by_row
+
+
+def test_readings_digests_on_the_period_grid_are_the_row_by_row_digests():
+    """Starts on whole minutes, close together (the usual case, counted without sorting), with
+    corrected versions, missing values, negative values and values of every width."""
+    rng = random.Random(13)
+    start = metering.to_microseconds(ORIGIN)
+    step = 15 * 60_000_000
+    rows = sorted(((unit, rng.randrange(4), start + rng.randrange(-4, 40) * step,
+                    rng.choice((1, 1, 2)),
+                    rng.choice((None, 0, -1, 999_999, -1_000_000,
+                                rng.randint(-10**17, 10**17), rng.randint(-10**7, 10**7))))
+                   for unit in (0, 2, 3) for _ in range(400)), key=lambda row: row[:4])
+    arrays, by_row = _digests_both_ways(rows, 5)
+    assert arrays == by_row
+
+
+def test_value_texts_from_arrays_are_the_reading_by_reading_texts():
+    rng = random.Random(17)
+    for scale in (0, 3, 6):
+        values = [metering.NULL_VALUE, 0, -1, 1, 10**scale, -(10**scale)] + [
+            rng.randint(-10**17, 10**17) for _ in range(200)]
+        rows, lengths = statement._value_texts(np.array(values, dtype=np.int64), scale,
+                                               metering.NULL_VALUE)
+        texts = [bytes(row[len(row) - length:]) for row, length in
+                 zip(rows.tolist(), lengths.tolist(), strict=True)]
+        assert texts == [statement._value_text(value, scale, metering.NULL_VALUE)
+                         for value in values]

@@ -2,36 +2,94 @@
 ``pip install ./gbflex_profile ./ven_client``, nothing of the VTN's dependencies and no
 Django; then the installed command line initialises, registers its key, polls the real
 VTN and acknowledges a dispatch, and the installed offline verifier checks the dispatch's
-audit export."""
+audit export.
+
+The two distributions are built and installed fresh on every run. What they depend on
+(and what builds them) comes from a folder of wheels in the test cache
+(``$VTN_TEST_CACHE_DIR``, default ``~/.cache/gb-flex-vtn-tests``), downloaded once per
+machine for the requirements the two ``pyproject.toml`` files state; pip installs into
+the clean environment from that folder alone (``--no-index``), with the project's own pip
+(``pip --python``), so the environment itself is made without one.
+"""
 
 from __future__ import annotations
 
+import fcntl
+import hashlib
 import json
+import os
 import shutil
 import subprocess
 import sys
+import tomllib
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
+DISTRIBUTIONS = ("gbflex_profile", "ven_client")
+# Outside the work tree, so a fresh clone (CI) on the same machine reuses it.
+CACHE_DIR = Path(os.environ.get("VTN_TEST_CACHE_DIR") or Path(
+    os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "gb-flex-vtn-tests")
+PIP = [sys.executable, "-m", "pip", "--disable-pip-version-check"]
+
+
+def third_party_requirements() -> list[str]:
+    """What the two distributions need from an index: their dependencies and their build
+    requirements, without the profile package itself (built here from its folder)."""
+    found: set[str] = set()
+    for folder in DISTRIBUTIONS:
+        project = tomllib.loads((ROOT / folder / "pyproject.toml").read_text())
+        found.update(project["build-system"]["requires"])
+        found.update(project["project"]["dependencies"])
+    return sorted(r for r in found if not r.startswith("gb-flex-"))
+
+
+def wheelhouse() -> Path:
+    """A folder of wheels for :func:`third_party_requirements`, downloaded once per
+    machine and set of requirements (and Python version) into the test cache."""
+    requirements = third_party_requirements()
+    key = hashlib.sha256("\n".join([sys.version.split()[0], *requirements]).encode())
+    root = CACHE_DIR / "agent-wheels"
+    folder = root / key.hexdigest()[:16]
+    root.mkdir(parents=True, exist_ok=True)
+    with (root / ".lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # parallel sessions download it once
+        if not (folder / ".complete").exists():
+            shutil.rmtree(folder, ignore_errors=True)
+            result = subprocess.run([*PIP, "download", "-q", "--dest", str(folder),
+                                     *requirements], capture_output=True, text=True,
+                                    timeout=600)
+            assert result.returncode == 0, result.stdout + result.stderr
+            (folder / ".complete").write_text("\n".join(requirements) + "\n")
+    return folder
 
 
 @pytest.fixture(scope="module")
 def clean_venv(tmp_path_factory) -> Path:
     work = tmp_path_factory.mktemp("gateway")
     # Build from copies, so no build artefacts land in the source tree.
-    for folder in ("gbflex_profile", "ven_client"):
+    for folder in DISTRIBUTIONS:
         shutil.copytree(ROOT / folder, work / folder,
                         ignore=shutil.ignore_patterns("__pycache__", "build", "*.egg-info"))
     venv = work / "venv"
-    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, timeout=120)
-    result = subprocess.run([str(venv / "bin" / "pip"), "install", "-q", "./gbflex_profile",
-                             "./ven_client"], cwd=work, capture_output=True, text=True,
-                            timeout=600)
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True,
+                   timeout=120)
+    result = subprocess.run([*PIP, "--python", str(venv / "bin" / "python"), "install", "-q",
+                             "--no-index", "--find-links", str(wheelhouse()),
+                             "./gbflex_profile", "./ven_client"], cwd=work,
+                            capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stdout + result.stderr
     return venv
+
+
+def installed(venv: Path) -> set[str]:
+    """The names of the distributions installed in ``venv``."""
+    listed = subprocess.run([*PIP, "--python", str(venv / "bin" / "python"), "list",
+                             "--format=json"], capture_output=True, text=True, timeout=60)
+    assert listed.returncode == 0, listed.stderr
+    return {p["name"].lower() for p in json.loads(listed.stdout)}
 
 
 @pytest.mark.slow
@@ -39,9 +97,7 @@ def test_pip_install_of_the_folder_gives_a_working_command_without_django(clean_
     help_text = subprocess.run([str(clean_venv / "bin" / "ven-client"), "--help"],
                                capture_output=True, text=True, timeout=60)
     assert help_text.returncode == 0 and "usage: ven-client" in help_text.stdout
-    installed = subprocess.run([str(clean_venv / "bin" / "pip"), "list", "--format=json"],
-                               capture_output=True, text=True, timeout=60)
-    names = {p["name"].lower() for p in json.loads(installed.stdout)}
+    names = installed(clean_venv)
     assert {"gb-flex-ven-client", "gb-flex-profile", "urllib3", "cryptography", "rfc8785",
             "joserfc"} <= names
     # HTTPS goes through urllib3 itself: requests and its helpers are not installed.

@@ -124,6 +124,31 @@ class TestReplayedPolls:
         _, _, body = call(app, POLL, ven_a.token)
         assert event["id"].encode() in body
 
+    def test_a_kept_decision_answers_the_same_question_until_anything_it_rests_on_moves(
+            self, app, framework_runs, bl, grant, ven_a, program) -> None:
+        event = new_event(bl, program)
+        first = call(app, POLL, ven_a.token)
+        etag = first[1]["ETag"]
+        call(app, POLL, ven_a.token, HTTP_IF_NONE_MATCH=etag)
+        runs = framework_runs[0]
+        for _ in range(2):  # replayed with the full checks, then from the kept decisions
+            assert call(app, POLL, ven_a.token) == first
+            assert call(app, POLL, ven_a.token, HTTP_IF_NONE_MATCH=etag)[0] == 304
+        assert framework_runs[0] == runs
+        # Another question (query, a stale ETag) is not answered by those decisions.
+        assert call(app, POLL + "?limit=1", ven_a.token)[0] == 200
+        assert call(app, POLL, ven_a.token, HTTP_IF_NONE_MATCH='"other"')[2] == first[2]
+        # A write moves the targeting counter: the next polls see it.
+        grant(ven_a, ["north"])
+        north = new_event(bl, program, ["north"])
+        status, headers, body = call(app, POLL, ven_a.token, HTTP_IF_NONE_MATCH=etag)
+        assert status == 200 and north["id"].encode() in body and headers["ETag"] != etag
+        assert event["id"].encode() in call(app, POLL, ven_a.token)[2]
+        # Revocation moves the auth counter: refused at once, whatever was kept.
+        call(app, POLL, ven_a.token)
+        revoke(ven_a)
+        assert call(app, POLL, ven_a.token)[0] == 401
+
     def test_each_audience_gets_its_own_answer(self, app, bl, grant, ven_a, ven_b,
                                                program) -> None:
         grant(ven_a, ["north"])
@@ -274,6 +299,26 @@ def test_a_committed_change_elsewhere_reaches_the_listener(postgres) -> None:
         assert watching.values() == generations.current()
         value = bump_elsewhere(generations.AUTH)
         wait_for(lambda: watching.values()[1] == value, 30, "the notification")
+    finally:
+        watching.close()
+
+
+def test_the_socket_is_looked_at_once_per_check_interval_and_a_local_change_at_once(
+        postgres) -> None:
+    generations.bump(generations.AUTH)
+    watching = listener(recheck_seconds=3600, check_seconds=0.2)
+    try:
+        before = watching.values()
+        assert before is not None
+        value = bump_elsewhere(generations.AUTH)
+        # Heard within the check interval (plus delivery), not later.
+        wait_for(lambda: watching.values()[1] == value, 30, "the notification")
+        # A change made by this process marks the values stale: read again at once.
+        with connection.cursor() as cursor:
+            cursor.execute(f"UPDATE {Generation._meta.db_table} SET value = 7 WHERE name = %s",
+                           [generations.AUTH])
+        watching.mark_stale()
+        assert watching.values()[1] == 7
     finally:
         watching.close()
 

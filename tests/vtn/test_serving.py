@@ -224,6 +224,16 @@ def test_stop_and_start_keep_port_and_database(vtn_server: VtnServer) -> None:
 # --- granian (`manage.py serve --server granian`) ---------------------------------------------
 
 
+def test_auto_serves_with_granian_unless_the_vtn_verifies_client_certificates() -> None:
+    from webserver.server import ServerOptions, resolve_server
+
+    assert resolve_server(ServerOptions()) == "granian"
+    assert resolve_server(ServerOptions(insecure_http=True)) == "granian"
+    assert resolve_server(ServerOptions(tls_client_ca="/ca.pem")) == "gthread"
+    assert resolve_server(ServerOptions(server="gthread")) == "gthread"
+    assert resolve_server(ServerOptions(server="granian")) == "granian"
+
+
 def test_granian_is_refused_with_a_client_ca(vtn_server: VtnServer) -> None:
     assert vtn_server.env.get("VTN_TLS_CLIENT_CA")
     result = subprocess.run(

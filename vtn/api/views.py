@@ -30,6 +30,7 @@ from vtn.auth.scopes import (
 )
 from vtn.errors import NotFound
 from vtn.generations import ProcessCache
+from vtn.memory import collection_paused
 from vtn.models import Resource, Ven
 from vtn.wire.base import WireFormat
 
@@ -210,11 +211,12 @@ class ReportList(OpenADRView):
         return Response([self.wire.report_out(r) for r in reports])
 
     def post(self, request: Request) -> Response:
-        return self.created(
-            request, "REPORT",
-            lambda: services.save_report(caller=caller_of(request),
-                                         data=self.wire.report_in(request.data)),
-            self.wire.report_out, selectors.reports(caller_of(request)))
+        with collection_paused():  # a report may carry thousands of intervals
+            return self.created(
+                request, "REPORT",
+                lambda: services.save_report(caller=caller_of(request),
+                                             data=self.wire.report_in(request.data)),
+                self.wire.report_out, selectors.reports(caller_of(request)))
 
 
 class ReportDetail(OpenADRView):
@@ -226,9 +228,10 @@ class ReportDetail(OpenADRView):
 
     def put(self, request: Request, pk: str) -> Response:
         report = _one(request, selectors.reports(caller_of(request)), pk, "report")
-        data = self.wire.report_in(request.data)
-        report = services.save_report(caller=caller_of(request), data=data, report=report)
-        return Response(self.wire.report_out(report))
+        with collection_paused():
+            data = self.wire.report_in(request.data)
+            report = services.save_report(caller=caller_of(request), data=data, report=report)
+            return Response(self.wire.report_out(report))
 
     def delete(self, request: Request, pk: str) -> Response:
         report = _one(request, selectors.reports(caller_of(request)), pk, "report")

@@ -91,16 +91,17 @@ def _networks(entries: tuple[str, ...]) -> tuple:
 
 def is_trusted_proxy(address: str) -> bool:
     """True if ``address`` is in ``VTN_TRUSTED_PROXIES`` (IPs or CIDRs; empty: nobody)."""
-    entries = tuple(settings.VTN_TRUSTED_PROXIES)
+    entries = settings.VTN_TRUSTED_PROXIES
     if not entries or not address:
         return False
     try:
         ip = ipaddress.ip_address(address)
     except ValueError:
         return False
-    return any(ip in network for network in _networks(entries))
+    return any(ip in network for network in _networks(tuple(entries)))
 
 
+@functools.lru_cache(maxsize=8)
 def _header_meta_key(name: str) -> str:
     return "HTTP_" + name.upper().replace("-", "_")
 
