@@ -16,7 +16,7 @@ import pytest
 import requests
 
 from gbflex_profile import report_signing
-from tests.fixtures.agent import OPERATOR, accepted, wait_for, z
+from tests.fixtures.agent import OPERATOR, accepted, next_hour, wait_for, z
 
 
 def both_acks(world, reference: str, revision: int = 1):
@@ -308,7 +308,7 @@ def test_meter_readings_and_availability_from_the_drop_folder_are_reported_once(
 def test_declarations_and_readings_are_signed_by_the_agent_and_verify_in_the_audit_export(
         agent_world, tmp_path):
     site = agent_world.onboard(units=("u1",))
-    start = datetime.now(UTC).replace(minute=0, second=0, microsecond=0) + timedelta(hours=1)
+    start = next_hour()  # the hour the dispatch below is for, too
     yesterday = start - timedelta(days=1)
     site.drop_dir.mkdir()
     (site.drop_dir / "readings-0001.csv").write_text(
