@@ -131,41 +131,32 @@ def _check_body(body: object) -> None:
 def _walk(node: dict | list, path: str, bounds: list[BadRequest], durations: set[str]) -> None:
     """:func:`_check_body` on a container: storage faults raise at once, the first bound
     broken is appended to ``bounds``; ``durations`` holds those already found sane."""
-    if isinstance(node, dict):
-        for key, item in node.items():
-            if isinstance(key, str) and "\x00" in key:
-                raise BadRequest(f"{path}: NUL characters are not allowed.")
-            if isinstance(item, str):
-                if "\x00" in item:
-                    raise BadRequest(f"{path}.{key}: NUL characters are not allowed.")
-                if not bounds and (key == "start" or key.endswith("Name") or (
-                        key == "duration" and item not in durations)):
-                    _check_bound(path, key, item, bounds, durations)
-            elif isinstance(item, (dict, list)):
-                _walk(item, f"{path}.{key}", bounds, durations)
-            elif type(item) is float:
-                if not math.isfinite(item):
-                    raise BadRequest(f"{path}.{key}: numbers must be finite.")
-            elif type(item) is int:
-                if abs(item) > MAX_INT64:
-                    raise BadRequest(f"{path}.{key}: integer out of range.")
-            elif item is not None and type(item) is not bool:
-                _check_storable(item, f"{path}.{key}")
-    else:
-        for index, item in enumerate(node):
-            if isinstance(item, str):
-                if "\x00" in item:
-                    raise BadRequest(f"{path}[{index}]: NUL characters are not allowed.")
-            elif isinstance(item, (dict, list)):
-                _walk(item, f"{path}[{index}]", bounds, durations)
-            elif type(item) is float:
-                if not math.isfinite(item):
-                    raise BadRequest(f"{path}[{index}]: numbers must be finite.")
-            elif type(item) is int:
-                if abs(item) > MAX_INT64:
-                    raise BadRequest(f"{path}[{index}]: integer out of range.")
-            elif item is not None and type(item) is not bool:
-                _check_storable(item, f"{path}[{index}]")
+    members = isinstance(node, dict)
+    for key, item in (node.items() if members else enumerate(node)):  # type: ignore[union-attr]
+        if members and isinstance(key, str) and "\x00" in key:
+            raise BadRequest(f"{path}: NUL characters are not allowed.")
+        if isinstance(item, str):
+            if "\x00" in item:
+                raise BadRequest(f"{_at(path, key, members)}: NUL characters are not allowed.")
+            if members and not bounds and isinstance(key, str) and (
+                    key == "start" or key.endswith("Name") or (
+                    key == "duration" and item not in durations)):
+                _check_bound(path, key, item, bounds, durations)
+        elif isinstance(item, (dict, list)):
+            _walk(item, _at(path, key, members), bounds, durations)
+        elif type(item) is float:
+            if not math.isfinite(item):
+                raise BadRequest(f"{_at(path, key, members)}: numbers must be finite.")
+        elif type(item) is int:
+            if abs(item) > MAX_INT64:
+                raise BadRequest(f"{_at(path, key, members)}: integer out of range.")
+        elif item is not None and type(item) is not bool:
+            _check_storable(item, _at(path, key, members))
+
+
+def _at(path: str, key: object, member: bool) -> str:
+    """Where a member (``path.key``) or an item (``path[index]``) of ``path`` is."""
+    return f"{path}.{key}" if member else f"{path}[{key}]"
 
 
 def _check_bound(path: str, key: str, text: str, bounds: list[BadRequest],
