@@ -82,10 +82,11 @@ def test_sigkill_while_actioning_gives_one_of_each_acknowledgement_and_one_handl
 
 
 def test_an_outage_is_ridden_out_with_backoff_and_nothing_lost_or_doubled(agent_world):
-    """The outage lasts until the agent has backed off to its cap and stayed there (0.5 s
-    doubling to 4 s as configured here: some ten seconds, not the minutes of a real one)."""
+    """The outage lasts until the agent has backed off to its cap and stayed there (0.25 s
+    doubling to 2 s as configured here: some six seconds, not the minutes of a real one)."""
     proxy = agent_world.proxy()
-    site = agent_world.onboard(units=("u1", "u2"), via=proxy)
+    site = agent_world.onboard(units=("u1", "u2"), via=proxy, backoff_initial_s=0.25,
+                               backoff_max_s=2.0)
     (site.gate / "block").touch()
     agent_world.start_agent(site)
     first = agent_world.issue(site, unit="u1")
@@ -100,12 +101,13 @@ def test_an_outage_is_ridden_out_with_backoff_and_nothing_lost_or_doubled(agent_
         return [r for r in site.log_records() if r["event"] == "cycle_failed"]
 
     # The outage itself lasts until the agent has failed six polls in a row: the fourth
-    # already waits up to the cap (0.5 s doubled three times), the fifth and sixth stay there.
+    # already waits up to the cap (0.25 s doubled three times), the fifth and sixth stay
+    # there.
     failures = wait_for(lambda: (failed_polls() and failed_polls()[-1]["failures"] >= 6
                                  and failed_polls()), 90, "six failed polls in a row")
     delays = [r["retry_in_s"] for r in failures]
     assert max(delays) > delays[0]  # it backed off...
-    assert max(delays) <= 4.0  # ...up to the configured cap
+    assert max(delays) <= 2.0  # ...up to the configured cap
     assert any(r["event"] == "send_deferred" for r in site.log_records())
 
     proxy.start()
