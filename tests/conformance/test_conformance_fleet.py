@@ -12,7 +12,6 @@ import pytest
 
 from conformance import fleet
 from dispatch.models import Contract, FspSite, SiteSigningKey
-from tests.conformance.test_conformance_e2e import sandbox_vtn  # noqa: F401 - the module's own VTN
 from tests.fixtures.agent import wait_for, z
 from tests.fixtures.server import run_manage
 from vtn.models import Client
@@ -109,7 +108,7 @@ def test_the_fleet_drops_the_availability_a_conformance_run_asks_for_once(fleet_
 
 
 @pytest.mark.slow
-def test_the_fleets_agents_answer_a_dispatch(sandbox_vtn, settings):  # noqa: F811
+def test_the_fleets_agents_answer_a_dispatch(sandbox_vtn, settings):
     server = sandbox_vtn
     # `sandbox --no-serve` against the running VTN's database and PKI onboards the fleet
     # and writes its agents' configurations under <var>/fleet.
