@@ -6,6 +6,7 @@ pytest_plugins = [
     "tests.fixtures.ordering",
     "tests.fixtures.handlers",
     "tests.fixtures.api",
+    "tests.fixtures.worlds",
     "tests.fixtures.server",
     "tests.fixtures.database",
     "tests.fixtures.security",
