@@ -101,7 +101,7 @@ def _seed(earlier: dict) -> dict:
                        "ven": earlier["gb"].acme.token}}
 
 
-worlds.shared("fuzz_seed", _seed, module=__name__)
+worlds.shared(__name__, "fuzz_seed", _seed)
 
 
 @pytest.fixture

@@ -68,7 +68,7 @@ def _build_two_operators() -> dict:
                     "statement": statements[OTHER].pk}}
 
 
-worlds.shared("two_operators", lambda _earlier: _build_two_operators(), module=__name__)
+worlds.shared(__name__, "two_operators", lambda _earlier: _build_two_operators())
 
 
 @pytest.fixture
@@ -326,8 +326,7 @@ def _own_actors(made: dict) -> dict:
             for operator, objects in made.items()}
 
 
-worlds.shared("openadr", lambda _earlier: _build_openadr(), copy=_own_actors,
-              module=__name__)
+worlds.shared(__name__, "openadr", lambda _earlier: _build_openadr(), copy=_own_actors)
 
 
 @pytest.fixture
