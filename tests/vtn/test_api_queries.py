@@ -2,23 +2,20 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Iterator
 
 import pytest
-from django.db import transaction
-from django.test import override_settings
 
 from tests.fixtures.api import (
-    API_TEST_SETTINGS,
     Actor,
-    clear_process_caches,
+    api_setup,
     event_body,
     new_actor,
     program_body,
     report_body,
     resource_body,
     resources_path,
+    rolled_back,
     subscription_body,
     target_query,
     ven_body,
@@ -32,41 +29,18 @@ def ids(items: list[dict]) -> list[str]:
     return [item["id"] for item in items]
 
 
-@contextmanager
-def rolled_back(django_db_blocker) -> Iterator[None]:
-    """A transaction around a class of tests, rolled back after the last of them: what the
-    class's fixture makes in it is made once and seen by each test, whose own transaction
-    is a savepoint inside it (rolled back after the test, as always)."""
-    with django_db_blocker.unblock(), transaction.atomic():
-        yield
-        transaction.set_rollback(True)
-
-
-def made_by_bl(version: str, make: Callable[[Actor], dict]) -> tuple[Actor, dict]:
-    """A business-logic actor (fast secret hashing in force) and what ``make`` builds."""
-    with override_settings(**API_TEST_SETTINGS):
-        clear_process_caches()
-        bl = new_actor("bl", "bl", version)
-        return bl, make(bl)
-
-
-def _programs(version: str) -> Callable[[Actor], dict]:
-    def make(bl: Actor) -> dict:
-        created = []
-        for n in range(55):
-            status, program = bl.api.post("/programs", program_body(version, f"p{n:02d}"))
-            assert status == 201
-            created.append(program)
-        return {"programs": created}
-
-    return make
-
-
 @pytest.fixture(scope="class")
-def paged(django_db_setup, django_db_blocker, version) -> Iterator[tuple]:
+def paged(django_db_setup, django_db_blocker, version) -> Iterator[tuple[Actor, list[dict]]]:
+    """A business-logic actor and 55 programs it created in order, once per class."""
     with rolled_back(django_db_blocker):
-        bl, made = made_by_bl(version, _programs(version))
-        yield bl, made["programs"]
+        with api_setup():
+            bl = new_actor("bl", "bl", version)
+            created = []
+            for n in range(55):
+                status, program = bl.api.post("/programs", program_body(version, f"p{n:02d}"))
+                assert status == 201
+                created.append(program)
+        yield bl, created
 
 
 @pytest.mark.parametrize("version", VERSIONS, scope="class")
@@ -117,34 +91,31 @@ def test_bad_paging_is_a_bad_request(bl, collection, query):
 
 # --- programID, eventID, clientName -------------------------------------------------------------
 
-def _two_programs(version: str) -> Callable[[Actor], dict]:
-    def make(bl: Actor) -> dict:
-        ven_a = new_actor("ven-a", "ven", version, ven_name="ven-a")
-        ven_b = new_actor("ven-b", "ven", version, ven_name="ven-b")
-        world: dict = {"programs": [], "events": [], "reports": [], "subscriptions": []}
-        for _ in range(2):
-            _, program = bl.api.post("/programs", program_body(version))
-            _, event = bl.api.post("/events", event_body(version, program["id"]))
-            world["programs"].append(program)
-            world["events"].append(event)
-            for actor in (ven_a, ven_b):
-                status, report = actor.api.post("/reports", report_body(
-                    version, event, client_name=actor.name))
-                assert status == 201, report
-                world["reports"].append(report)
-                status, subscription = actor.api.post(
-                    "/subscriptions", subscription_body(version, program["id"], actor.name))
-                assert status == 201, subscription
-                world["subscriptions"].append(subscription)
-        return world
-
-    return make
-
-
 @pytest.fixture(scope="class")
-def filtered(django_db_setup, django_db_blocker, version) -> Iterator[tuple]:
+def filtered(django_db_setup, django_db_blocker, version) -> Iterator[tuple[Actor, dict]]:
+    """A business-logic actor and two programs with an event each; each VEN reports and
+    subscribes on each; once per class."""
     with rolled_back(django_db_blocker):
-        yield made_by_bl(version, _two_programs(version))
+        with api_setup():
+            bl = new_actor("bl", "bl", version)
+            ven_a = new_actor("ven-a", "ven", version, ven_name="ven-a")
+            ven_b = new_actor("ven-b", "ven", version, ven_name="ven-b")
+            world: dict = {"programs": [], "events": [], "reports": [], "subscriptions": []}
+            for _ in range(2):
+                _, program = bl.api.post("/programs", program_body(version))
+                _, event = bl.api.post("/events", event_body(version, program["id"]))
+                world["programs"].append(program)
+                world["events"].append(event)
+                for actor in (ven_a, ven_b):
+                    status, report = actor.api.post("/reports", report_body(
+                        version, event, client_name=actor.name))
+                    assert status == 201, report
+                    world["reports"].append(report)
+                    status, subscription = actor.api.post(
+                        "/subscriptions", subscription_body(version, program["id"], actor.name))
+                    assert status == 201, subscription
+                    world["subscriptions"].append(subscription)
+        yield bl, world
 
 
 @pytest.mark.parametrize("version", VERSIONS, scope="class")
