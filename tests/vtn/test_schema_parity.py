@@ -142,15 +142,18 @@ def generated_bodies(version: str, path: str, method: str, mode: GenerationMode)
     stored = CACHE_DIR / "schema-parity" / f"{_generation_key(version, path, method, mode)}.pickle"
     try:
         return pickle.loads(stored.read_bytes())
-    except (OSError, pickle.UnpicklingError, EOFError):
-        pass
+    except (OSError, EOFError, ValueError, pickle.UnpicklingError):
+        pass  # not there yet, or unreadable: generate
     bodies = _generate(version, path, method, mode)
     data = pickle.dumps(bodies)
     if repr(pickle.loads(data)) == repr(bodies):
-        stored.parent.mkdir(parents=True, exist_ok=True)
         partial = stored.with_name(f"{stored.name}.{os.getpid()}")
-        partial.write_bytes(data)
-        partial.replace(stored)
+        try:
+            stored.parent.mkdir(parents=True, exist_ok=True)
+            partial.write_bytes(data)
+            partial.replace(stored)
+        except OSError:
+            pass  # a cache that cannot be written only means generating next time
     return bodies
 
 
