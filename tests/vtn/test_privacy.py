@@ -227,8 +227,7 @@ def test_events_of_a_program_the_ven_cannot_see_are_hidden(bl, ven_a, version):
 
 # --- VEN-owned objects -----------------------------------------------------------------------
 
-@pytest.fixture
-def owned_by_b(bl, ven_b, version) -> dict:
+def make_owned_by_b(bl: Actor, ven_b: Actor, version: str) -> dict:
     """A resource, report and subscription of VEN B (besides its ven)."""
     _, program = bl.api.post("/programs", program_body(version))
     _, event = bl.api.post("/events", event_body(version, program["id"]))
@@ -245,6 +244,24 @@ def owned_by_b(bl, ven_b, version) -> dict:
             "subscription": subscription, "program": program, "event": event}
 
 
+@pytest.fixture
+def owned_by_b(bl, ven_b, version) -> dict:
+    return make_owned_by_b(bl, ven_b, version)
+
+
+@pytest.fixture(scope="class")
+def ownership(django_db_setup, django_db_blocker, version) -> Iterator[dict]:
+    """A business-logic actor, VENs A and B, and VEN B's objects, made once per class."""
+    with rolled_back(django_db_blocker):
+        with api_setup():
+            bl = new_actor("bl", "bl", version)
+            ven_a = new_actor("ven-a", "ven", version, ven_name="ven-a")
+            ven_b = new_actor("ven-b", "ven", version, ven_name="ven-b")
+            world = {"bl": bl, "ven_a": ven_a, "ven_b": ven_b,
+                     "owned_by_b": make_owned_by_b(bl, ven_b, version)}
+        yield world
+
+
 def item_paths(version: str, ven_id: str, owned: dict) -> dict[str, str]:
     return {
         "ven": f"/vens/{ven_id}",
@@ -254,44 +271,77 @@ def item_paths(version: str, ven_id: str, owned: dict) -> dict[str, str]:
     }
 
 
-def test_ven_lists_exclude_other_vens_objects(ven_a, owned_by_b, version):
-    assert ids(ven_a.api.get("/vens")[1]) == {ven_a.ven_id}
-    assert ids(ven_a.api.get("/reports")[1]) == set()
-    assert ids(ven_a.api.get("/subscriptions")[1]) == set()
-    if version == VERSION_31:
-        assert ids(ven_a.api.get("/resources")[1]) == set()
-        assert ids(ven_a.api.get("/resources", {"venID": owned_by_b["ven"]["id"]})[1]) == set()
+@pytest.mark.parametrize("version", VERSIONS, scope="class")
+class TestOwnedByB:
+    """What VEN A and business logic see of VEN B's objects: the world of ``ownership``,
+    shared by the class; each test's own changes are rolled back after it."""
+
+    @pytest.fixture
+    def world(self, ownership, db, fresh_caches, api_settings) -> dict:
+        return ownership
+
+    @pytest.fixture
+    def bl(self, world) -> Actor:
+        return world["bl"]
+
+    @pytest.fixture
+    def ven_a(self, world) -> Actor:
+        return world["ven_a"]
+
+    @pytest.fixture
+    def ven_b(self, world) -> Actor:
+        return world["ven_b"]
+
+    @pytest.fixture
+    def owned_by_b(self, world) -> dict:
+        return world["owned_by_b"]
+
+    def test_ven_lists_exclude_other_vens_objects(self, ven_a, owned_by_b, version):
+        assert ids(ven_a.api.get("/vens")[1]) == {ven_a.ven_id}
+        assert ids(ven_a.api.get("/reports")[1]) == set()
+        assert ids(ven_a.api.get("/subscriptions")[1]) == set()
+        if version == VERSION_31:
+            assert ids(ven_a.api.get("/resources")[1]) == set()
+            assert ids(ven_a.api.get("/resources", {"venID": owned_by_b["ven"]["id"]})[1]) == set()
+
+    @pytest.mark.parametrize("kind", ["ven", "resource", "report", "subscription"])
+    @pytest.mark.parametrize("method", ["GET", "PUT", "DELETE"])
+    def test_other_vens_object_by_id_is_answered_like_a_nonexistent_one(
+            self, ven_a, ven_b, owned_by_b, version, kind, method):
+        path = item_paths(version, ven_b.ven_id, owned_by_b)[kind]
+        nonexistent = path.replace(owned_by_b[kind]["id"], missing_id())
+        if kind == "resource" and version == VERSION_301:
+            elsewhere = {**owned_by_b, "resource": {"id": missing_id()}}
+            nonexistent = item_paths(version, missing_id(), elsewhere)[kind]
+        bodies = {
+            "ven": ven_body(version, "ven", "taken-over"),
+            "resource": resource_body(version, "ven", ven_b.ven_id, "taken-over"),
+            "report": report_body(version, owned_by_b["event"], "ven-a"),
+            "subscription": subscription_body(version, owned_by_b["program"]["id"], "ven-a"),
+        }
+        body = bodies[kind] if method == "PUT" else None
+        kwargs = {"body": body} if body is not None else {}
+        hidden = ven_a.api.request(method, path, **kwargs)
+        missing = ven_a.api.request(method, nonexistent, **kwargs)
+        assert hidden.status == 404
+        assert (hidden.status, hidden.json) == (missing.status, missing.json)
+        status, unchanged = ven_b.api.get(path)
+        assert status == 200
+        if kind != "ven":
+            assert unchanged == owned_by_b[kind]
+
+    def test_bl_sees_every_vens_objects(self, bl, ven_a, owned_by_b, version):
+        assert {ven_a.ven_id, owned_by_b["ven"]["id"]} <= ids(bl.api.get("/vens")[1])
+        assert owned_by_b["report"]["id"] in ids(bl.api.get("/reports")[1])
+        assert owned_by_b["subscription"]["id"] in ids(bl.api.get("/subscriptions")[1])
+        resources = bl.api.get(resources_path(version, owned_by_b["ven"]["id"]))[1]
+        assert owned_by_b["resource"]["id"] in ids(resources)
+        for path in item_paths(version, owned_by_b["ven"]["id"], owned_by_b).values():
+            assert bl.api.get(path)[0] == 200
 
 
 def test_ven_name_query_does_not_reveal_other_vens(ven_a, ven_b):
     assert ven_a.api.get("/vens", {"venName": "ven-b"}) == (200, [])
-
-
-@pytest.mark.parametrize("kind", ["ven", "resource", "report", "subscription"])
-@pytest.mark.parametrize("method", ["GET", "PUT", "DELETE"])
-def test_other_vens_object_by_id_is_answered_like_a_nonexistent_one(ven_a, ven_b, owned_by_b,
-                                                                    version, kind, method):
-    path = item_paths(version, ven_b.ven_id, owned_by_b)[kind]
-    nonexistent = path.replace(owned_by_b[kind]["id"], missing_id())
-    if kind == "resource" and version == VERSION_301:
-        nonexistent = item_paths(version, missing_id(), {**owned_by_b,
-                                                         "resource": {"id": missing_id()}})[kind]
-    bodies = {
-        "ven": ven_body(version, "ven", "taken-over"),
-        "resource": resource_body(version, "ven", ven_b.ven_id, "taken-over"),
-        "report": report_body(version, owned_by_b["event"], "ven-a"),
-        "subscription": subscription_body(version, owned_by_b["program"]["id"], "ven-a"),
-    }
-    body = bodies[kind] if method == "PUT" else None
-    kwargs = {"body": body} if body is not None else {}
-    hidden = ven_a.api.request(method, path, **kwargs)
-    missing = ven_a.api.request(method, nonexistent, **kwargs)
-    assert hidden.status == 404
-    assert (hidden.status, hidden.json) == (missing.status, missing.json)
-    status, unchanged = ven_b.api.get(path)
-    assert status == 200
-    if kind != "ven":
-        assert unchanged == owned_by_b[kind]
 
 
 @pytest.mark.parametrize("version", [VERSION_301])
@@ -313,16 +363,6 @@ def test_ven_cannot_add_a_resource_to_another_vens_ven(ven_a, ven_b, version):
     assert hidden.status == 404
     assert hidden.json == missing.json
     assert Resource.objects.count() == before
-
-
-def test_bl_sees_every_vens_objects(bl, ven_a, owned_by_b, version):
-    assert {ven_a.ven_id, owned_by_b["ven"]["id"]} <= ids(bl.api.get("/vens")[1])
-    assert owned_by_b["report"]["id"] in ids(bl.api.get("/reports")[1])
-    assert owned_by_b["subscription"]["id"] in ids(bl.api.get("/subscriptions")[1])
-    resources = bl.api.get(resources_path(version, owned_by_b["ven"]["id"]))[1]
-    assert owned_by_b["resource"]["id"] in ids(resources)
-    for path in item_paths(version, owned_by_b["ven"]["id"], owned_by_b).values():
-        assert bl.api.get(path)[0] == 200
 
 
 # --- only BL grants targets -------------------------------------------------------------------
