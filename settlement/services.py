@@ -18,6 +18,7 @@ from settlement.calc.periods import london_day
 from settlement.inputs import Contract, DispatchInstruction
 from settlement.models import DispatchSettlement, Dispute, Statement
 from vtn.errors import BadRequest, Conflict, Forbidden
+from vtn.memory import collection_paused
 
 Status = Statement.Status
 OPEN = (Status.ISSUED, Status.ACCEPTED, Status.DISPUTED)
@@ -81,7 +82,10 @@ def settle_month(*, contract: Contract, month: Month,
     later) and the inputs now give a different statement, a new draft version is added.
     Running it again with the same inputs changes nothing."""
     now = now or timezone.now()
-    with transaction.atomic():
+    # A month of a large contract builds some millions of objects (its lines, their
+    # figures), nearly all kept until the statement is written: the cyclic collector
+    # would walk them again and again and find nothing to free.
+    with collection_paused(), transaction.atomic():
         inputs.lock_contract(contract)
         latest = Statement.objects.filter(contract=contract, month=month.first_day).order_by(
             "-version").first()
