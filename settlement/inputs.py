@@ -12,7 +12,7 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple
 
 import numpy as np
 from django.core.exceptions import EmptyResultSet
@@ -103,8 +103,28 @@ def readings_arrived_after(instruction: DispatchInstruction, moment: datetime) -
     return MeterReading.objects.filter(unit=instruction.unit, received_at__gt=moment).exists()
 
 
-def revisions_of(instruction: DispatchInstruction) -> list[DispatchRevision]:
-    return list(DispatchRevision.objects.filter(instruction=instruction).order_by("number"))
+class RevisionRow(NamedTuple):
+    """What settlement reads of a dispatch revision (read as plain rows: a month's
+    revisions are thousands)."""
+
+    instruction_id: int
+    number: int
+    status: str
+    urgency: str
+    instruction_time: datetime
+    service_start: datetime
+    service_end: datetime
+    document: dict  # the signed Appendix A document
+    signature: str  # its compact JWS
+
+
+def _revision_rows(revisions: QuerySet[DispatchRevision]) -> list[RevisionRow]:
+    return [RevisionRow(*row) for row in _rows(revisions.order_by(
+        "instruction_id", "number").values_list(*RevisionRow._fields))]
+
+
+def revisions_of(instruction: DispatchInstruction) -> list[RevisionRow]:
+    return _revision_rows(DispatchRevision.objects.filter(instruction=instruction))
 
 
 def fsp_of_client(client_id: str) -> Fsp | None:
@@ -162,7 +182,7 @@ def meter_window(contract: Contract) -> timedelta:
     return timedelta(hours=stored.meter_window_hours if stored else 48)
 
 
-def _segments(revision: DispatchRevision, since: datetime | None,
+def _segments(revision: RevisionRow, since: datetime | None,
               until: datetime | None) -> list[statement.Segment]:
     """The setpoints of ``revision`` as held segments, clipped to [since, until)."""
     timings = revision.document["serviceTimings"]
@@ -185,8 +205,8 @@ def _segments(revision: DispatchRevision, since: datetime | None,
     return segments
 
 
-def dispatch_input(instruction: DispatchInstruction,
-                   revisions: list[DispatchRevision]) -> statement.DispatchInput | None:
+def dispatch_input(reference: str, unit: str,
+                   revisions: list[RevisionRow]) -> statement.DispatchInput | None:
     """What was ordered, period by period: each RUN revision's setpoints from the moment
     it was instructed (the first from the service start) until the next revision, cut
     short by a later stop. A later revision never changes what an earlier one ordered
@@ -203,12 +223,11 @@ def dispatch_input(instruction: DispatchInstruction,
         until = run[index + 1].instruction_time if index + 1 < len(run) else None
         segments += _segments(revision, since, until)
     return statement.DispatchInput(
-        reference=instruction.reference, revision=settled.number,
-        unit=instruction.unit.reference, segments=tuple(segments),
+        reference=reference, revision=settled.number, unit=unit, segments=tuple(segments),
         document_sha256=signed_document_sha256(settled), stopped_at=stopped_at)
 
 
-def signed_document_sha256(revision: DispatchRevision) -> str:
+def signed_document_sha256(revision: RevisionRow | DispatchRevision) -> str:
     """SHA-256 of the revision's canonical document, taken from what its signature signs:
     a revision's compact JWS carries RFC 8785 canonical JSON of its document as the
     payload, the very bytes :func:`settlement.statement.document_sha256` hashes, so
@@ -223,13 +242,15 @@ def signed_document_sha256(revision: DispatchRevision) -> str:
 def month_dispatches(contract: Contract, first: datetime,
                      after: datetime) -> list[statement.DispatchInput]:
     """The contract's dispatches whose service starts within [first, after)."""
-    instructions = list(DispatchInstruction.objects.select_related("unit").filter(
-        contract=contract, service_start__gte=first, service_start__lt=after))
+    window = {"contract": contract, "service_start__gte": first, "service_start__lt": after}
+    instructions = _rows(DispatchInstruction.objects.filter(**window).values_list(
+        "pk", "reference", "unit__reference"))
     by_dispatch = defaultdict(list)
-    for revision in DispatchRevision.objects.filter(instruction__in=instructions).order_by(
-            "instruction_id", "number"):
+    for revision in _revision_rows(DispatchRevision.objects.filter(
+            **{f"instruction__{name}": value for name, value in window.items()})):
         by_dispatch[revision.instruction_id].append(revision)
-    found = (dispatch_input(i, by_dispatch[i.pk]) for i in instructions)
+    found = (dispatch_input(reference, unit, by_dispatch[pk])
+             for pk, reference, unit in instructions)
     return [d for d in found if d is not None]
 
 

@@ -239,7 +239,8 @@ def save_dispatch_settlement(*, instruction: DispatchInstruction,
     None for a dispatch that never ran."""
     contract = instruction.contract
     terms = inputs.terms_of(contract)
-    ordered = inputs.dispatch_input(instruction, inputs.revisions_of(instruction))
+    ordered = inputs.dispatch_input(instruction.reference, instruction.unit.reference,
+                                    inputs.revisions_of(instruction))
     if ordered is None:
         return None
     first, after = Month.of(instruction.service_start).bounds()

@@ -174,7 +174,7 @@ def test_settlement_takes_each_period_from_the_revision_in_force(settled):
                               instruction_time=T0 + timedelta(minutes=30),
                               service_start=first.service_start,
                               service_end=first.service_end, document=rewritten)
-    ordered = inputs.dispatch_input(dispatch, [first, second])
+    ordered = inputs.dispatch_input(dispatch.reference, dispatch.unit.reference, [first, second])
     assert [(s.start, s.end, s.volume_kw, s.revision) for s in ordered.segments] == [
         (T0, T0 + timedelta(minutes=30), Decimal(100), 1),
         (T0 + timedelta(minutes=30), T0 + timedelta(hours=1), Decimal(0), 2)]
