@@ -311,8 +311,9 @@ def unit_batches(contract: Contract, terms: statement.Terms, first: datetime,
         terms.baseline, terms.reactive_baseline)) + 2)
     since = first - lookback
     size = batch_units or BATCH_UNITS
-    # The first batch is a fifth of the others: nothing overlaps its query, so it is short.
-    lead = max(1, size // 5) if len(units) > size else size
+    # The first batch is a fifth of the others: nothing overlaps its query, so it is short;
+    # the rest of the units are read while Python works it out.
+    lead = max(1, size // 5)
     batches = [units[index:index + size] for index in range(lead, len(units), size)]
     if units:
         batches.insert(0, units[:lead])
