@@ -336,7 +336,8 @@ def seed_rows() -> dict:
     random dispatch references and creation times replaced by what they stand for, so
     that two seedings of the same ``--seed`` compare equal. Left out: the OpenADR event,
     audit record and random key of each dispatch (the bulk path writes no event or audit
-    record; settlement reads neither, nor signatures, which are checked here instead)."""
+    record; settlement reads neither, and takes each revision's document digest from its
+    signature's payload without verifying it: signatures are checked here instead)."""
     import re
 
     from dispatch.models import (
@@ -754,7 +755,8 @@ def summarise(report: dict, data: dict) -> None:
               f"({report['plain_seconds_scaled']} s, scaled, not measured).")
     print("Seeding: the first units' dispatches went through issue_dispatch; the others were "
           "checked as check_issue checks them and written in bulk, each signed with the "
-          "operator's key (a valid signature; settlement does not verify signatures); "
+          "operator's key (a valid signature, whose payload settlement hashes as the "
+          "document's digest; settlement does not verify signatures); "
           "units beyond each FSP's first were added in bulk (--check-seed compares both "
           f"ways). Seed seconds: {report['setup']['seed_seconds']}.")
     for run in report["celery"]:
