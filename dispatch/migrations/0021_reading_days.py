@@ -4,7 +4,7 @@ trigger on PostgreSQL.
 Every statement that inserts, updates or deletes meter readings packs again, before it
 returns, each (unit, reading type, UTC day) whose current readings it may have changed:
 the days of the rows it inserted or deleted, and of the rows whose unit, type, start,
-end, version, value or superseded time it updated. The unit rows are locked first (``FOR
+end, version, value or superseded time it updated; emptying the table empties the packs. The unit rows are locked first (``FOR
 NO KEY UPDATE``, in order), as the intake of readings locks them, so two transactions
 never pack one day from different views. Existing readings are packed here once."""
 
@@ -86,6 +86,15 @@ CREATE TRIGGER reading_days_delete AFTER DELETE ON dispatch_meterreading
     REFERENCING OLD TABLE AS old_rows
     FOR EACH STATEMENT EXECUTE FUNCTION dispatch_reading_days_touched();
 
+CREATE FUNCTION dispatch_reading_days_emptied() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    DELETE FROM dispatch_readingday;
+    RETURN NULL;
+END $$;
+
+CREATE TRIGGER reading_days_truncate AFTER TRUNCATE ON dispatch_meterreading
+    FOR EACH STATEMENT EXECUTE FUNCTION dispatch_reading_days_emptied();
+
 -- Packed days are read whole: keep the large ones out of line without compressing them.
 ALTER TABLE dispatch_readingday ALTER COLUMN readings SET STORAGE EXTERNAL;
 
@@ -104,6 +113,8 @@ UNPACK = """
 DROP TRIGGER IF EXISTS reading_days_insert ON dispatch_meterreading;
 DROP TRIGGER IF EXISTS reading_days_update ON dispatch_meterreading;
 DROP TRIGGER IF EXISTS reading_days_delete ON dispatch_meterreading;
+DROP TRIGGER IF EXISTS reading_days_truncate ON dispatch_meterreading;
+DROP FUNCTION IF EXISTS dispatch_reading_days_emptied();
 DROP FUNCTION IF EXISTS dispatch_reading_days_touched();
 DROP FUNCTION IF EXISTS dispatch_pack_reading_days(bigint[], text[], date[]);
 """

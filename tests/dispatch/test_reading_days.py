@@ -122,6 +122,18 @@ def test_direct_writes_that_change_move_or_delete_readings_are_packed(gb, day_of
     assert stored() == {}
 
 
+def test_emptying_the_readings_table_empties_the_packed_days(gb, day_of_readings):
+    if connection.vendor == "postgresql":
+        assert stored()
+        with connection.cursor() as cursor:
+            cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")  # checks of this test's inserts
+            cursor.execute(f"TRUNCATE {MeterReading._meta.db_table}")
+    else:
+        MeterReading.objects.all().delete()
+    assert not MeterReading.objects.exists()
+    assert stored() == {}
+
+
 def test_the_retention_purge_leaves_the_packed_days_of_what_it_keeps(gb, day_of_readings):
     done = retention.purge(now=START + timedelta(days=10, hours=1, minutes=15),
                            policy=retention.Policy(heartbeat_days=0, security_log_days=0,
