@@ -72,9 +72,10 @@ def postgres_version(url: str) -> str:
 @contextlib.contextmanager
 def without_indexes(cursor, table: str) -> Iterator[None]:
     """A bulk load into ``table`` the way PostgreSQL loads fastest: its secondary indexes
-    and unique constraints dropped and its triggers (the deferred foreign-key checks)
-    off during the load, then every index and constraint built again from its own
-    definition and the triggers back on. The schema afterwards is the one migrated."""
+    and unique constraints dropped and its triggers (the deferred foreign-key checks, and
+    the readings' packing into days, which the caller does once afterwards) off during
+    the load, then every index and constraint built again from its own definition and
+    the triggers back on. The schema afterwards is the one migrated."""
     cursor.execute("SELECT conname, pg_get_constraintdef(oid) FROM pg_constraint "
                    "WHERE conrelid = %s::regclass AND contype = 'u'", [table])
     constraints = cursor.fetchall()
@@ -321,6 +322,9 @@ def seed(units: int, seed_value: int, issued_units: int = 100, bulk: bool = True
                     f"{base + rng.uniform(-5, 5) - (22 if moments[index] in cut else 0):.3f}"
                     f"{tail}" for index in range(periods)))
         cursor.execute(f"ANALYZE {meta.db_table}")
+    with connection.cursor() as cursor:  # what the readings' trigger does for each write
+        cursor.execute("SELECT dispatch_pack_all_reading_days()")
+        cursor.execute("ANALYZE dispatch_readingday")
     loaded = time.monotonic() - started
     return {"contracts": [c.pk for c in contracts], "units": len(unit_rows),
             "dispatches": dispatch_count, "declarations": len(declarations),

@@ -613,7 +613,9 @@ class ReadingDay(models.Model):
     start and end in microseconds since 2000-01-01 UTC (PostgreSQL's binary timestamp),
     version, and value in millionths (the column's six decimals), or the smallest int64
     for a reading flagged missing. Nothing writes it but that trigger
-    (``dispatch/migrations/0021_reading_days.py``)."""
+    (``dispatch/migrations/0021_reading_days.py``), and the SQL function
+    ``dispatch_pack_all_reading_days()``, which packs every day again (readings loaded in
+    bulk with the table's triggers off need it)."""
 
     unit = models.ForeignKey(DispatchUnit, on_delete=models.CASCADE, related_name="+",
                              db_index=False)

@@ -6,7 +6,9 @@ returns, each (unit, reading type, UTC day) whose current readings it may have c
 the days of the rows it inserted or deleted, and of the rows whose unit, type, start,
 end, version, value or superseded time it updated; emptying the table empties the packs. The unit rows are locked first (``FOR
 NO KEY UPDATE``, in order), as the intake of readings locks them, so two transactions
-never pack one day from different views. Existing readings are packed here once."""
+never pack one day from different views. Existing readings are packed here once, by
+``dispatch_pack_all_reading_days()``, which also packs readings loaded in bulk with the
+table's triggers off."""
 
 import django.db.models.deletion
 from django.db import migrations, models
@@ -98,15 +100,23 @@ CREATE TRIGGER reading_days_truncate AFTER TRUNCATE ON dispatch_meterreading
 -- Packed days are read whole: keep the large ones out of line without compressing them.
 ALTER TABLE dispatch_readingday ALTER COLUMN readings SET STORAGE EXTERNAL;
 
-INSERT INTO dispatch_readingday (unit_id, reading_type, day, readings)
-SELECT r.unit_id, r.reading_type, (r.start AT TIME ZONE 'UTC')::date,
-       string_agg(timestamptz_send(r.start) || timestamptz_send(r."end")
-                  || int8send(r.version)
-                  || int8send(coalesce((r.value * 1000000)::int8, -9223372036854775808)),
-                  ''::bytea ORDER BY r.start)
-FROM dispatch_meterreading r
-WHERE r.superseded_at IS NULL
-GROUP BY r.unit_id, r.reading_type, (r.start AT TIME ZONE 'UTC')::date;
+-- Every day packed again from the readings: the existing readings here, and readings
+-- loaded with the table's triggers off (as a bulk load may do) afterwards.
+CREATE FUNCTION dispatch_pack_all_reading_days() RETURNS void LANGUAGE sql AS $$
+    DELETE FROM dispatch_readingday;
+    INSERT INTO dispatch_readingday (unit_id, reading_type, day, readings)
+    SELECT r.unit_id, r.reading_type, (r.start AT TIME ZONE 'UTC')::date,
+           string_agg(timestamptz_send(r.start) || timestamptz_send(r."end")
+                      || int8send(r.version)
+                      || int8send(coalesce((r.value * 1000000)::int8,
+                                           -9223372036854775808)),
+                      ''::bytea ORDER BY r.start)
+    FROM dispatch_meterreading r
+    WHERE r.superseded_at IS NULL
+    GROUP BY r.unit_id, r.reading_type, (r.start AT TIME ZONE 'UTC')::date;
+$$;
+
+SELECT dispatch_pack_all_reading_days();
 """
 
 UNPACK = """
@@ -117,6 +127,7 @@ DROP TRIGGER IF EXISTS reading_days_truncate ON dispatch_meterreading;
 DROP FUNCTION IF EXISTS dispatch_reading_days_emptied();
 DROP FUNCTION IF EXISTS dispatch_reading_days_touched();
 DROP FUNCTION IF EXISTS dispatch_pack_reading_days(bigint[], text[], date[]);
+DROP FUNCTION IF EXISTS dispatch_pack_all_reading_days();
 """
 
 
