@@ -72,9 +72,10 @@ def postgres_version(url: str) -> str:
 @contextlib.contextmanager
 def without_indexes(cursor, table: str) -> Iterator[None]:
     """A bulk load into ``table`` the way PostgreSQL loads fastest: its secondary indexes
-    and unique constraints dropped and its triggers (the deferred foreign-key checks)
-    off during the load, then every index and constraint built again from its own
-    definition and the triggers back on. The schema afterwards is the one migrated."""
+    and unique constraints dropped and its triggers (the deferred foreign-key checks, and
+    the readings' packing into days, which the caller does once afterwards) off during
+    the load, then every index and constraint built again from its own definition and
+    the triggers back on. The schema afterwards is the one migrated."""
     cursor.execute("SELECT conname, pg_get_constraintdef(oid) FROM pg_constraint "
                    "WHERE conrelid = %s::regclass AND contype = 'u'", [table])
     constraints = cursor.fetchall()
@@ -321,6 +322,9 @@ def seed(units: int, seed_value: int, issued_units: int = 100, bulk: bool = True
                     f"{base + rng.uniform(-5, 5) - (22 if moments[index] in cut else 0):.3f}"
                     f"{tail}" for index in range(periods)))
         cursor.execute(f"ANALYZE {meta.db_table}")
+    with connection.cursor() as cursor:  # what the readings' trigger does for each write
+        cursor.execute("SELECT dispatch_pack_all_reading_days()")
+        cursor.execute("ANALYZE dispatch_readingday")
     loaded = time.monotonic() - started
     return {"contracts": [c.pk for c in contracts], "units": len(unit_rows),
             "dispatches": dispatch_count, "declarations": len(declarations),
@@ -336,7 +340,8 @@ def seed_rows() -> dict:
     random dispatch references and creation times replaced by what they stand for, so
     that two seedings of the same ``--seed`` compare equal. Left out: the OpenADR event,
     audit record and random key of each dispatch (the bulk path writes no event or audit
-    record; settlement reads neither, nor signatures, which are checked here instead)."""
+    record; settlement reads neither, and takes each revision's document digest from its
+    signature's payload without verifying it: signatures are checked here instead)."""
     import re
 
     from dispatch.models import (
@@ -754,7 +759,8 @@ def summarise(report: dict, data: dict) -> None:
               f"({report['plain_seconds_scaled']} s, scaled, not measured).")
     print("Seeding: the first units' dispatches went through issue_dispatch; the others were "
           "checked as check_issue checks them and written in bulk, each signed with the "
-          "operator's key (a valid signature; settlement does not verify signatures); "
+          "operator's key (a valid signature, whose payload settlement hashes as the "
+          "document's digest; settlement does not verify signatures); "
           "units beyond each FSP's first were added in bulk (--check-seed compares both "
           f"ways). Seed seconds: {report['setup']['seed_seconds']}.")
     for run in report["celery"]:

@@ -601,6 +601,36 @@ class MeterReading(models.Model):
         return f"{self.unit} {self.reading_type} {self.start:%Y-%m-%dT%H:%MZ} v{self.version}"
 
 
+class ReadingDay(models.Model):
+    """The current readings of one unit and type starting on one UTC day, packed into one
+    value for reading in bulk (a month of a unit's half-hourly readings is some thirty
+    rows instead of 1,440). On PostgreSQL a trigger on :class:`MeterReading` keeps it:
+    every statement that adds, supersedes or deletes readings packs the days it touched
+    again, in the same transaction, so it is never behind; elsewhere (SQLite) it stays
+    empty and readings are read row by row.
+
+    ``readings``: per reading in order of start, four big-endian signed 64-bit integers:
+    start and end in microseconds since 2000-01-01 UTC (PostgreSQL's binary timestamp),
+    version, and value in millionths (the column's six decimals), or the smallest int64
+    for a reading flagged missing. Nothing writes it but that trigger
+    (``dispatch/migrations/0021_reading_days.py``), and the SQL function
+    ``dispatch_pack_all_reading_days()``, which packs every day again (readings loaded in
+    bulk with the table's triggers off need it)."""
+
+    unit = models.ForeignKey(DispatchUnit, on_delete=models.CASCADE, related_name="+",
+                             db_index=False)
+    reading_type = models.CharField(max_length=16, choices=MeterReading.Type.choices)
+    day = models.DateField(help_text="UTC day the readings start on")
+    readings = models.BinaryField()
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["unit", "reading_type", "day"],
+                                               name="one_reading_day")]
+
+    def __str__(self) -> str:
+        return f"{self.unit} {self.reading_type} {self.day}"
+
+
 class AvailabilityDeclaration(models.Model):
     """What an FSP declared a unit can deliver (kW, in the direction its contracts order)
     over [start, end). A declaration of the same window again supersedes the earlier one

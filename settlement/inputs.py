@@ -6,12 +6,13 @@ hints)."""
 
 from __future__ import annotations
 
+import hashlib
 from collections import defaultdict
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple
 
 import numpy as np
 from django.core.exceptions import EmptyResultSet
@@ -31,9 +32,11 @@ from dispatch.models import (
     Fsp,
     FspSite,
     MeterReading,
+    ReadingDay,
 )
 from dispatch.rules import STATUSES
 from dispatch.scope import Scope
+from gbflex_profile import jose
 from settlement import statement
 from settlement.calc import metering, money
 from settlement.calc.delivery import DeficiencyRule
@@ -100,8 +103,28 @@ def readings_arrived_after(instruction: DispatchInstruction, moment: datetime) -
     return MeterReading.objects.filter(unit=instruction.unit, received_at__gt=moment).exists()
 
 
-def revisions_of(instruction: DispatchInstruction) -> list[DispatchRevision]:
-    return list(DispatchRevision.objects.filter(instruction=instruction).order_by("number"))
+class RevisionRow(NamedTuple):
+    """What settlement reads of a dispatch revision (read as plain rows: a month's
+    revisions are thousands)."""
+
+    instruction_id: int
+    number: int
+    status: str
+    urgency: str
+    instruction_time: datetime
+    service_start: datetime
+    service_end: datetime
+    document: dict  # the signed Appendix A document
+    signature: str  # its compact JWS
+
+
+def _revision_rows(revisions: QuerySet[DispatchRevision]) -> list[RevisionRow]:
+    return [RevisionRow(*row) for row in _rows(revisions.order_by(
+        "instruction_id", "number").values_list(*RevisionRow._fields))]
+
+
+def revisions_of(instruction: DispatchInstruction) -> list[RevisionRow]:
+    return _revision_rows(DispatchRevision.objects.filter(instruction=instruction))
 
 
 def fsp_of_client(client_id: str) -> Fsp | None:
@@ -159,7 +182,7 @@ def meter_window(contract: Contract) -> timedelta:
     return timedelta(hours=stored.meter_window_hours if stored else 48)
 
 
-def _segments(revision: DispatchRevision, since: datetime | None,
+def _segments(revision: RevisionRow, since: datetime | None,
               until: datetime | None) -> list[statement.Segment]:
     """The setpoints of ``revision`` as held segments, clipped to [since, until)."""
     timings = revision.document["serviceTimings"]
@@ -182,8 +205,8 @@ def _segments(revision: DispatchRevision, since: datetime | None,
     return segments
 
 
-def dispatch_input(instruction: DispatchInstruction,
-                   revisions: list[DispatchRevision]) -> statement.DispatchInput | None:
+def dispatch_input(reference: str, unit: str,
+                   revisions: list[RevisionRow]) -> statement.DispatchInput | None:
     """What was ordered, period by period: each RUN revision's setpoints from the moment
     it was instructed (the first from the service start) until the next revision, cut
     short by a later stop. A later revision never changes what an earlier one ordered
@@ -200,21 +223,34 @@ def dispatch_input(instruction: DispatchInstruction,
         until = run[index + 1].instruction_time if index + 1 < len(run) else None
         segments += _segments(revision, since, until)
     return statement.DispatchInput(
-        reference=instruction.reference, revision=settled.number,
-        unit=instruction.unit.reference, segments=tuple(segments),
-        document_sha256=statement.document_sha256(settled.document), stopped_at=stopped_at)
+        reference=reference, revision=settled.number, unit=unit, segments=tuple(segments),
+        document_sha256=signed_document_sha256(settled), stopped_at=stopped_at)
+
+
+def signed_document_sha256(revision: RevisionRow | DispatchRevision) -> str:
+    """SHA-256 of the revision's canonical document, taken from what its signature signs:
+    a revision's compact JWS carries RFC 8785 canonical JSON of its document as the
+    payload, the very bytes :func:`settlement.statement.document_sha256` hashes, so
+    they are decoded rather than written again. (A revision without a signature, as only
+    one built in memory is, has its document written.)"""
+    parts = revision.signature.split(".")
+    if len(parts) != 3:
+        return statement.document_sha256(revision.document)
+    return hashlib.sha256(jose.b64url_decode(parts[1])).hexdigest()
 
 
 def month_dispatches(contract: Contract, first: datetime,
                      after: datetime) -> list[statement.DispatchInput]:
     """The contract's dispatches whose service starts within [first, after)."""
-    instructions = list(DispatchInstruction.objects.select_related("unit").filter(
-        contract=contract, service_start__gte=first, service_start__lt=after))
+    window = {"contract": contract, "service_start__gte": first, "service_start__lt": after}
+    instructions = _rows(DispatchInstruction.objects.filter(**window).values_list(
+        "pk", "reference", "unit__reference"))
     by_dispatch = defaultdict(list)
-    for revision in DispatchRevision.objects.filter(instruction__in=instructions).order_by(
-            "instruction_id", "number"):
+    for revision in _revision_rows(DispatchRevision.objects.filter(
+            **{f"instruction__{name}": value for name, value in window.items()})):
         by_dispatch[revision.instruction_id].append(revision)
-    found = (dispatch_input(i, by_dispatch[i.pk]) for i in instructions)
+    found = (dispatch_input(reference, unit, by_dispatch[pk])
+             for pk, reference, unit in instructions)
     return [d for d in found if d is not None]
 
 
@@ -247,12 +283,12 @@ def unit_inputs(contract: Contract, terms: statement.Terms, first: datetime,
     return inputs, days
 
 
-# Units settled together: their readings are read and worked out in one go. The memory a
-# batch needs does not grow with the contract (about 8 MB for 25 units' 75,000 readings).
-# Small enough that a contract of 100 units is read in five queries (the first of 5
-# units), each but the first computed by PostgreSQL while Python works out the batch
-# before it.
-BATCH_UNITS = 25
+# Units settled together: their readings are read and worked out in one go, and each
+# batch costs a few queries whatever its size. The memory a batch needs does not grow with
+# the contract (some 60 MB for 100 units' 300,000 readings and what is worked out from
+# them). The next batch's readings are asked for before this one is worked out, so
+# PostgreSQL reads them meanwhile.
+BATCH_UNITS = 100
 
 
 def unit_batches(contract: Contract, terms: statement.Terms, first: datetime,
@@ -275,8 +311,9 @@ def unit_batches(contract: Contract, terms: statement.Terms, first: datetime,
         terms.baseline, terms.reactive_baseline)) + 2)
     since = first - lookback
     size = batch_units or BATCH_UNITS
-    # The first batch is a fifth of the others: nothing overlaps its query, so it is short.
-    lead = max(1, size // 5) if len(units) > size else size
+    # The first batch is a fifth of the others: nothing overlaps its query, so it is short;
+    # the rest of the units are read while Python works it out.
+    lead = max(1, size // 5)
     batches = [units[index:index + size] for index in range(lead, len(units), size)]
     if units:
         batches.insert(0, units[:lead])
@@ -429,51 +466,49 @@ def _current_readings(unit_ids: list[int], since: datetime,
         start__lt=after).order_by("unit_id", "reading_type", "start")
 
 
-# PostgreSQL: per unit, its current readings in the digest's order packed into one bytea
-# of fixed-width big-endian int8 fields (type code, start, end, version, value in
-# millionths or NULL_VALUE), read into numpy without a Python object per reading. A
-# timestamptz's binary form (timestamptz_send) is already an int8 of microseconds since
-# 2000-01-01 UTC.
+# PostgreSQL: the current readings come packed per unit, type and UTC day
+# (:class:`dispatch.models.ReadingDay`, kept by a trigger on the readings), in the digest's
+# order (unit, type, start): a month of a unit's half-hourly readings is a few dozen rows
+# read without a Python object per reading. A day's readings are fixed-width big-endian
+# int8 fields (start and end in microseconds since 2000-01-01 UTC, version, value in
+# millionths or NULL_VALUE).
 _KINDS = (dispatch_readings.USAGE, dispatch_readings.DEMAND, dispatch_readings.BASELINE,
           dispatch_readings.GB_REACTIVE)
 _KIND_CODE = {dispatch_readings.USAGE: metering.USAGE, dispatch_readings.DEMAND: metering.DEMAND}
-_BATCH_SQL = f"""
-SELECT r.unit_id,
-       string_agg(int8send(CASE r.reading_type WHEN 'USAGE' THEN 0 WHEN 'DEMAND' THEN 1
-                                               WHEN 'BASELINE' THEN 2 WHEN 'GB_REACTIVE' THEN 3
-                                               END)
-                  || timestamptz_send(r.start) || timestamptz_send(r."end")
-                  || int8send(r.version)
-                  || int8send(coalesce((r.value * 1000000)::int8,
-                                       ({metering.NULL_VALUE})::int8)),
-                  '' ORDER BY r.reading_type, r.start)
-FROM {{table}} r
-WHERE r.unit_id = ANY(%s) AND r.superseded_at IS NULL AND r.start >= %s AND r.start < %s
-  AND r.reading_type IN ('USAGE', 'DEMAND', 'BASELINE', 'GB_REACTIVE')
-GROUP BY r.unit_id
+_DAYS_SQL = """
+SELECT d.unit_id, d.reading_type, d.readings
+FROM {table} d
+WHERE d.unit_id = ANY(%s) AND d.day >= %s AND d.day <= %s
+  AND d.reading_type IN ('USAGE', 'DEMAND', 'BASELINE', 'GB_REACTIVE')
+ORDER BY array_position(%s, d.unit_id), d.reading_type, d.day
 """
-_PACKED = np.dtype([("kind", ">i8"), ("start", ">i8"), ("end", ">i8"), ("version", ">i8"),
-                    ("value", ">i8")])
+_PACKED = np.dtype([("start", ">i8"), ("end", ">i8"), ("version", ">i8"), ("value", ">i8")])
 
 
 def _send_readings(units: list[DispatchUnit], since: datetime,
                    after: datetime) -> psycopg.Cursor | None:
-    """Send the query of the units' packed readings (on PostgreSQL; else None: they are
-    read through the ORM) and return its cursor without waiting for the answer, which
-    :func:`_batch_readings` takes. In pipeline mode the server computes it meanwhile.
-    The cursor binds on the server, so that the packed readings come back as binary
-    bytea (Django's client-side cursors take them as hex text, twice the bytes for the
-    server to write and for the driver to decode)."""
+    """Send the query of the units' packed reading days (on PostgreSQL; else None: they
+    are read through the ORM) and return its cursor without waiting for the answer,
+    which :func:`_batch_readings` takes. In pipeline mode the server computes it
+    meanwhile. The cursor binds on the server, so that the packed days come back as
+    binary bytea (Django's client-side cursors take them as hex text, twice the bytes for
+    the server to write and for the driver to decode)."""
     connection = connections[MeterReading.objects.db]
     if connection.vendor != "postgresql":
         return None
     import psycopg
 
+    ids = [unit.pk for unit in units]
     connection.ensure_connection()
     cursor = psycopg.Cursor(connection.connection)
-    cursor.execute(_BATCH_SQL.format(table=MeterReading._meta.db_table),
-                   ([unit.pk for unit in units], since, after), binary=True)
+    cursor.execute(_DAYS_SQL.format(table=ReadingDay._meta.db_table),
+                   (ids, _utc_day(since), _utc_day(after - timedelta(microseconds=1)), ids),
+                   binary=True)
     return cursor
+
+
+def _utc_day(instant: datetime) -> date:
+    return instant.astimezone(UTC).date()
 
 
 def _batch_readings(unit_ids: list[int], since: datetime, after: datetime,
@@ -489,22 +524,29 @@ def _batch_readings(unit_ids: list[int], since: datetime, after: datetime,
     position = {unit_id: index for index, unit_id in enumerate(unit_ids)}
     if pending is not None:
         with pending:
-            found = sorted(pending.fetchall(), key=lambda row: position[row[0]])
-        packed = [np.frombuffer(blob, dtype=_PACKED) for _, blob in found]
-        rows = np.concatenate(packed) if packed else np.zeros(0, dtype=_PACKED)
-        units = np.repeat(np.array([position[row[0]] for row in found], dtype=np.int64),
-                          [len(part) for part in packed])
+            days = pending.fetchall()
+        counts = [len(blob) // _PACKED.itemsize for _, _, blob in days]
+        rows = np.frombuffer(b"".join(blob for _, _, blob in days), dtype=_PACKED)
+        units = np.repeat(np.array([position[unit_id] for unit_id, _, _ in days],
+                                   dtype=np.int64), counts)
+        kind_index = np.repeat(np.array([_KINDS.index(kind) for _, kind, _ in days],
+                                        dtype=np.int64), counts)
+        # Days are whole UTC days: keep the readings starting in [since, after).
+        starts = rows["start"].astype(np.int64)
+        inside = (starts >= metering.to_microseconds(since)) & (
+            starts < metering.to_microseconds(after))
+        if not inside.all():
+            rows, units, kind_index = rows[inside], units[inside], kind_index[inside]
     else:  # the same rows, read through the ORM
         listed = sorted(_current_readings(unit_ids, since, after).values_list(
             "unit_id", "reading_type", "start", "end", "version", "value"),
             key=lambda row: position[row[0]])
         units = np.array([position[row[0]] for row in listed], dtype=np.int64)
-        rows = np.array([(_KINDS.index(kind), metering.to_microseconds(start),
-                          metering.to_microseconds(end), version,
-                          metering.NULL_VALUE if value is None
+        kind_index = np.array([_KINDS.index(row[1]) for row in listed], dtype=np.int64)
+        rows = np.array([(metering.to_microseconds(start), metering.to_microseconds(end),
+                          version, metering.NULL_VALUE if value is None
                           else int(value.scaleb(metering.VALUE_SCALE)))
-                         for _, kind, start, end, version, value in listed], dtype=_PACKED)
-    kind_index = rows["kind"].astype(np.int64)
+                         for _, _, start, end, version, value in listed], dtype=_PACKED)
     starts, values = rows["start"].astype(np.int64), rows["value"].astype(np.int64)
     codes = np.array([_KIND_CODE.get(kind, metering.OTHER) for kind in _KINDS], dtype=np.int64)
     columns = {"units": units, "kinds": codes[kind_index], "starts": starts,

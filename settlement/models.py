@@ -3,9 +3,30 @@ answer, and per-dispatch results. Writes go through :mod:`settlement.services`."
 
 from __future__ import annotations
 
+import json
+from collections.abc import Mapping
 from decimal import Decimal
+from typing import Any
 
 from django.db import models
+
+
+class WrittenDocument(dict):
+    """A statement document whose canonical JSON is already written (``text``, as its
+    digest was taken from): stored as that text rather than encoded a second time."""
+
+    def __init__(self, document: Mapping, text: str) -> None:
+        super().__init__(document)
+        self.text = text
+
+
+class DocumentEncoder(json.JSONEncoder):
+    """JSON of a stored document: a :class:`WrittenDocument`'s own text, else as usual."""
+
+    def encode(self, o: Any) -> str:
+        if type(o) is WrittenDocument:
+            return o.text
+        return super().encode(o)
 
 
 class SettlementTerms(models.Model):
@@ -60,7 +81,7 @@ class Statement(models.Model):
     version = models.PositiveIntegerField()
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.DRAFT,
                               db_index=True)
-    document = models.JSONField()
+    document = models.JSONField(encoder=DocumentEncoder)
     sha256 = models.CharField(max_length=64, help_text="of the canonical document")
     net_gbp = models.DecimalField(max_digits=14, decimal_places=2, default=Decimal("0.00"))
     held_lines = models.PositiveIntegerField(default=0)

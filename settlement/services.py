@@ -6,6 +6,7 @@ constraints on (contract, month, version) and on the one draft back that up."""
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import Decimal
@@ -16,8 +17,9 @@ from django.utils import timezone
 from settlement import inputs, statement
 from settlement.calc.periods import london_day
 from settlement.inputs import Contract, DispatchInstruction
-from settlement.models import DispatchSettlement, Dispute, Statement
+from settlement.models import DispatchSettlement, Dispute, Statement, WrittenDocument
 from vtn.errors import BadRequest, Conflict, Forbidden
+from vtn.memory import collection_paused
 
 Status = Statement.Status
 OPEN = (Status.ISSUED, Status.ACCEPTED, Status.DISPUTED)
@@ -81,14 +83,17 @@ def settle_month(*, contract: Contract, month: Month,
     later) and the inputs now give a different statement, a new draft version is added.
     Running it again with the same inputs changes nothing."""
     now = now or timezone.now()
-    with transaction.atomic():
+    # A month of a large contract builds some millions of objects (its lines, their
+    # figures), nearly all kept until the statement is written: the cyclic collector
+    # would walk them again and again and find nothing to free.
+    with collection_paused(), transaction.atomic():
         inputs.lock_contract(contract)
         latest = Statement.objects.filter(contract=contract, month=month.first_day).order_by(
             "-version").first()
         if latest is not None and latest.status == Status.DRAFT:
-            document = compute_document(contract, month, latest.version)
-            if statement.document_sha256(document) != latest.sha256:
-                _fill(latest, document, now)
+            written = _written(compute_document(contract, month, latest.version))
+            if written.sha256 != latest.sha256:
+                _fill(latest, written, now)
                 latest.save()
             return latest
         version = latest.version + 1 if latest else 1
@@ -96,7 +101,7 @@ def settle_month(*, contract: Contract, month: Month,
         if latest is not None and _content(document) == _content(latest.document):
             return latest
         row = Statement(contract=contract, month=month.first_day, version=version)
-        _fill(row, document, now)
+        _fill(row, _written(document), now)
         row.save()
         return row
 
@@ -117,11 +122,26 @@ def settle_month_once(*, contract: Contract, month: Month, requested_at: datetim
         return settle_month(contract=contract, month=month, now=now), True
 
 
-def _fill(row: Statement, document: dict, now: datetime) -> None:
-    row.document = document
-    row.sha256 = statement.document_sha256(document)
-    row.net_gbp = Decimal(document["totals"]["netGbp"])
-    row.held_lines = document["totals"]["heldLines"]
+@dataclass(frozen=True)
+class _Written:
+    """A computed statement document with its canonical JSON written once: the digest is
+    taken from it and the row stores it as it is."""
+
+    document: WrittenDocument
+    sha256: str
+
+
+def _written(document: dict) -> _Written:
+    canonical = statement.canonical_bytes(document)
+    return _Written(WrittenDocument(document, canonical.decode()),
+                    hashlib.sha256(canonical).hexdigest())
+
+
+def _fill(row: Statement, written: _Written, now: datetime) -> None:
+    row.document = written.document
+    row.sha256 = written.sha256
+    row.net_gbp = Decimal(written.document["totals"]["netGbp"])
+    row.held_lines = written.document["totals"]["heldLines"]
     row.computed_at = now
 
 
@@ -219,7 +239,8 @@ def save_dispatch_settlement(*, instruction: DispatchInstruction,
     None for a dispatch that never ran."""
     contract = instruction.contract
     terms = inputs.terms_of(contract)
-    ordered = inputs.dispatch_input(instruction, inputs.revisions_of(instruction))
+    ordered = inputs.dispatch_input(instruction.reference, instruction.unit.reference,
+                                    inputs.revisions_of(instruction))
     if ordered is None:
         return None
     first, after = Month.of(instruction.service_start).bounds()

@@ -5,6 +5,7 @@ pytest_plugins = [
     "tests.fixtures.requirements",
     "tests.fixtures.ordering",
     "tests.fixtures.handlers",
+    "tests.fixtures.worlds",
     "tests.fixtures.api",
     "tests.fixtures.server",
     "tests.fixtures.database",

@@ -1,4 +1,5 @@
-"""Python's cyclic garbage collector around requests that build many objects at once."""
+"""Python's cyclic garbage collector around work that builds many objects at once (a
+large request, a statement run)."""
 
 from __future__ import annotations
 

@@ -25,6 +25,8 @@ from schemathesis.checks import not_a_server_error
 from schemathesis.config import SchemathesisConfig
 
 from config.wsgi import application
+from tests.fixtures import worlds
+from tests.fixtures.dispatch import issue_dispatch
 
 pytestmark = [pytest.mark.slow]
 
@@ -74,35 +76,51 @@ for _schema in (dispatch_schema, settlement_schema, conformance_schema):
     _schema.hook("flatmap_case")(_with_caller)
 
 
-@pytest.fixture
-def seeded(gb, issue, settings, tmp_path):
+def _seed(earlier: dict) -> dict:
+    """The objects the generated requests may name, on top of ``gb``: a dispatch, a site
+    key, a statement, a conformance run; and a business-logic client's token."""
+    from conformance import runner
+    from dispatch.models import Contract, FspSite
     from gbflex_profile import jose
     from settlement import services as settlement_services
     from tests.dispatch.test_dispatch_api import Api
     from tests.fixtures.api import new_actor
 
-    dispatch = issue(reference="FUZZ-1")
+    dispatch = issue_dispatch(reference="FUZZ-1")
     public = jose.public_jwk(jose.generate_private_key(), "fuzz-key")
-    status, _, _ = Api(gb.acme.token).post("/site-keys", {
+    status, _, _ = Api(earlier["gb"].acme.token).post("/site-keys", {
         "jwk": {k: public[k] for k in ("kty", "crv", "x", "kid")}})
     assert status == 201
-    from dispatch.models import Contract
-
     month = settlement_services.Month.of(datetime.now(UTC) - timedelta(days=40))
     statement = settlement_services.settle_month(
         contract=Contract.objects.get(identifier="C-DYN"), month=month)
-    from conformance import runner
-    from dispatch.models import FspSite
+    run = runner.create_run(site=FspSite.objects.get(fsp__identifier="zeta"), scenario="all")
+    return {"ids": {"operator": "ENWL", "reference": dispatch.reference, "identifier": "C-DYN",
+                    "statement_id": str(statement.pk), "kid": "fuzz-key", "run_id": str(run.pk)},
+            "tokens": {"bl": new_actor("operator", "bl", "3.1.0").token,
+                       "ven": earlier["gb"].acme.token}}
+
+
+worlds.shared(__name__, "fuzz_seed", _seed)
+
+
+@pytest.fixture
+def fuzz_seed(request, gb, issue) -> dict:
+    """What :func:`_seed` made, built once for the module's consecutive tests
+    (``tests/fixtures/worlds.py``)."""
+    return worlds.value(request, "fuzz_seed")
+
+
+@pytest.fixture
+def seeded(fuzz_seed, settings, tmp_path):
     from vtn import pki
 
     pki.init_pki(tmp_path / "pki")
     settings.VTN_PKI_DIR = tmp_path / "pki"
     settings.CONFORMANCE_SELF_SERVICE = True
     settings.CONFORMANCE_OPERATOR = "ENWL"
-    run = runner.create_run(site=FspSite.objects.get(fsp__identifier="zeta"), scenario="all")
-    SEEDED.update(operator="ENWL", reference=dispatch.reference, identifier="C-DYN",
-                  statement_id=str(statement.pk), kid="fuzz-key", run_id=str(run.pk))
-    TOKENS.update(bl=new_actor("operator", "bl", "3.1.0").token, ven=gb.acme.token)
+    SEEDED.update(fuzz_seed["ids"])
+    TOKENS.update(fuzz_seed["tokens"])
     request_started.disconnect(close_old_connections)
     request_finished.disconnect(close_old_connections)
     yield

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import re
+from dataclasses import replace
 from datetime import timedelta
 from decimal import Decimal
 
@@ -18,9 +19,10 @@ import pytest
 from django.test import Client as DjangoClient
 from django.utils import timezone
 
+from tests.fixtures import worlds
 from tests.fixtures.api import new_actor
 from tests.fixtures.console import create_staff, log_in
-from tests.fixtures.dispatch import hour, timing
+from tests.fixtures.dispatch import hour, issue_dispatch, timing
 
 pytestmark = pytest.mark.django_db
 OTHER = "SPEN-D"
@@ -43,17 +45,14 @@ class Api:
         return response.status_code, json.loads(response.content or b"null")
 
 
-@pytest.fixture
-def two_operators(gb, issue):
-    """Per operator: a dispatch (D-ENWL / D-SPEN), a contract (C-DYN / C-B) and a draft
-    statement of this month."""
+def _build_two_operators() -> dict:
     from dispatch import issuing, onboarding, programs, registry, selectors
     from settlement import services as settlement
 
     onboarding.onboard_fsp(operator=OTHER, fsp="beta", units=[registry.parse_unit_spec("b1:100")])
     onboarding.create_contract(operator=OTHER, identifier="C-B", fsp="beta", product="DYNAMIC",
                              units=["b1"], availability_price=Decimal("2"))
-    issue(reference="D-ENWL")
+    issue_dispatch(reference="D-ENWL")
     start = hour(2)
     issuing.issue_dispatch(
         unit=selectors.find_unit("beta/b1"), reference="D-SPEN", service_start=start,
@@ -67,6 +66,17 @@ def two_operators(gb, issue):
                      "statement": statements["ENWL"].pk},
             OTHER: {"dispatch": "D-SPEN", "contract": "C-B", "unit": "beta/b1",
                     "statement": statements[OTHER].pk}}
+
+
+worlds.shared(__name__, "two_operators", lambda _earlier: _build_two_operators())
+
+
+@pytest.fixture
+def two_operators(request, gb, issue):
+    """Per operator: a dispatch (D-ENWL / D-SPEN), a contract (C-DYN / C-B) and a draft
+    statement of this month. Built once for the module's consecutive tests on top of
+    ``gb`` (``tests/fixtures/worlds.py``)."""
+    return worlds.value(request, "two_operators")
 
 
 def _z(value) -> str:
@@ -274,12 +284,7 @@ VERSIONS = ("3.1.0", "3.0.1")
 PROBLEM = "application/problem+json"
 
 
-@pytest.fixture
-def openadr(two_operators):
-    """Per operator: a business-logic client granted that operator alone, and what it made
-    through OpenADR 3.1 (a program, an event in it, a report on the event, a subscription
-    to the program, a ven bound to a VEN client and a resource of it), plus the operator's
-    dispatch event and site ven made by the dispatch profile."""
+def _build_openadr() -> dict:
     from dispatch.models import DispatchInstruction, FspSite
     from tests.fixtures.api import (
         event_body,
@@ -312,6 +317,26 @@ def openadr(two_operators):
             "dispatch_event": DispatchInstruction.objects.get(reference=dispatch).event_id,
             "site_ven": FspSite.objects.get(fsp__identifier=fsp).ven_id}
     return made
+
+
+def _own_actors(made: dict) -> dict:
+    """A test's own copy of what :func:`_build_openadr` made: fresh clients, same tokens."""
+    return {operator: {name: replace(item) if name == "actor" else item
+                       for name, item in objects.items()}
+            for operator, objects in made.items()}
+
+
+worlds.shared(__name__, "openadr", lambda _earlier: _build_openadr(), copy=_own_actors)
+
+
+@pytest.fixture
+def openadr(request, two_operators):
+    """Per operator: a business-logic client granted that operator alone, and what it made
+    through OpenADR 3.1 (a program, an event in it, a report on the event, a subscription
+    to the program, a ven bound to a VEN client and a resource of it), plus the operator's
+    dispatch event and site ven made by the dispatch profile. Built once for the module's
+    consecutive tests on top of ``two_operators``."""
+    return worlds.value(request, "openadr")
 
 
 def _resource_path(version: str, ven: str, resource: str | None = None) -> str:

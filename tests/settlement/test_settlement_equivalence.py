@@ -43,19 +43,39 @@ def _value(rng: random.Random, base: float) -> Decimal | None:
     return Decimal(f"{base + rng.uniform(-8, 8):.{digits}f}")
 
 
-def _store(rows: list[MeterReading]) -> None:
-    """Insert the readings: with COPY on PostgreSQL (a hundred times faster than INSERTs)."""
+# A reading as stored: unit, type, start, end, value (None: missing), quality, received,
+# intake; version 1 (a correction, below, adds version 2).
+Reading = tuple[int, str, datetime, datetime, Decimal | None, str, datetime, int]
+COLUMNS = ("unit_id", "reading_type", "start", "end", "value", "quality", "received_at",
+           "intake_id")
+
+
+def _store(rows: list[Reading]) -> None:
+    """Insert the readings: with COPY on PostgreSQL (a hundred times faster than INSERTs),
+    the rows written in COPY's text format here rather than one call per row."""
     if connection.vendor != "postgresql":
-        MeterReading.objects.bulk_create(rows, batch_size=5000)
+        MeterReading.objects.bulk_create(
+            [MeterReading(**dict(zip(COLUMNS, row, strict=True)), version=1) for row in rows],
+            batch_size=5000)
         return
-    columns = ["unit_id", "reading_type", "start", "end", "value", "quality", "version",
-               "received_at", "intake_id"]
-    quoted = ", ".join(f'"{column}"' for column in columns)
+    instants: dict[datetime, str] = {}
+
+    def instant(value: datetime) -> str:
+        text = instants.get(value)
+        if text is None:
+            text = instants[value] = value.isoformat()
+        return text
+
+    quoted = ", ".join(f'"{column}"' for column in (*COLUMNS, "version"))
+    missing = "\\N"
+    lines = [f"{unit}\t{kind}\t{instant(start)}\t{instant(end)}\t"
+             f"{missing if value is None else value}\t{quality}\t{instant(received)}\t"
+             f"{intake}\t1\n"
+             for unit, kind, start, end, value, quality, received, intake in rows]
     with connection.cursor() as cursor, cursor.connection.cursor().copy(
             f"COPY {MeterReading._meta.db_table} ({quoted}) FROM STDIN") as copy:
-        for row in rows:
-            copy.write_row([row.unit_id, row.reading_type, row.start, row.end, row.value,
-                            row.quality, row.version, row.received_at, row.intake_id])
+        for first in range(0, len(lines), 10000):
+            copy.write("".join(lines[first:first + 10000]))
 
 
 @pytest.fixture
@@ -119,7 +139,7 @@ def fleet(db):
                                       now=start + timedelta(minutes=45))
             starts.append(start)
         dispatch_starts[ref] = starts
-    rows = []
+    rows: list[Reading] = []
     received = after + timedelta(hours=6)
     intakes = {}
     for ref in references:
@@ -128,7 +148,7 @@ def fleet(db):
             intakes[unit.site_id] = ReportIntake.objects.create(
                 site_id=unit.site_id, kind="metering", report_id="eq", client_id="test",
                 received_at=received)
-        intake = intakes[unit.site_id]
+        intake = intakes[unit.site_id].pk
         if ref == "e017":
             continue  # a unit without any readings
         sign = -1 if unit.direction == "export" else 1
@@ -140,33 +160,26 @@ def fleet(db):
         while moment < after:
             kind = "DEMAND" if ref in ("e002", "e009") and moment.day % 3 == 0 else "USAGE"
             value = _value(rng, base * hours if kind == "USAGE" else base)
-            rows.append(MeterReading(unit=unit, reading_type=kind, start=moment,
-                                     end=moment + step, value=value,
-                                     quality="MISSING" if value is None else "OK",
-                                     received_at=received, intake=intake))
+            rows.append((unit.pk, kind, moment, moment + step, value,
+                         "MISSING" if value is None else "OK", received, intake))
             if ref in reactive:  # reactive energy, kVArh (some missing)
-                rows.append(MeterReading(unit=unit, reading_type="GB_REACTIVE", start=moment,
-                                         end=moment + step, value=_value(rng, -40 * hours),
-                                         received_at=received, intake=intake))
+                rows.append((unit.pk, "GB_REACTIVE", moment, moment + step,
+                             _value(rng, -40 * hours), "OK", received, intake))
             if ref in ("e004", "e014") and moment.hour == 12:  # DEMAND beside USAGE
-                rows.append(MeterReading(unit=unit, reading_type="DEMAND", start=moment,
-                                         end=moment + step, value=_value(rng, base),
-                                         received_at=received, intake=intake))
+                rows.append((unit.pk, "DEMAND", moment, moment + step, _value(rng, base),
+                             "OK", received, intake))
             moment += step
         if CONTRACTS[references.index(ref) % len(CONTRACTS)][0] == "nominated":
             for start in dispatch_starts[ref]:
                 floor = start.replace(minute=0)
                 for k in range(6):
-                    rows.append(MeterReading(
-                        unit=unit, reading_type="BASELINE", start=floor + k * step,
-                        end=floor + (k + 1) * step, value=Decimal(f"{abs(base) + k:.3f}"),
-                        received_at=start - timedelta(hours=2 if k != 5 else 0), intake=intake))
+                    rows.append((unit.pk, "BASELINE", floor + k * step, floor + (k + 1) * step,
+                                 Decimal(f"{abs(base) + k:.3f}"), "OK",
+                                 start - timedelta(hours=2 if k != 5 else 0), intake))
     odd = units["e031"]  # a reading off the period grid, with fractional seconds
-    rows.append(MeterReading(unit=odd, reading_type="USAGE",
-                             start=datetime(2026, 10, 20, 9, 0, 7, 250000, tzinfo=UTC),
-                             end=datetime(2026, 10, 20, 9, 20, tzinfo=UTC),
-                             value=Decimal("3.5"), received_at=received,
-                             intake=intakes[odd.site_id]))
+    rows.append((odd.pk, "USAGE", datetime(2026, 10, 20, 9, 0, 7, 250000, tzinfo=UTC),
+                 datetime(2026, 10, 20, 9, 20, tzinfo=UTC), Decimal("3.5"), "OK", received,
+                 intakes[odd.site_id].pk))
     _store(rows)
     for ref in ("e001", "e006", "e013", "e020"):  # corrections: version 2 supersedes 1
         for start in dispatch_starts[ref][:1]:

@@ -82,6 +82,21 @@ def test_readings_digests_on_the_period_grid_are_the_row_by_row_digests():
     assert arrays == by_row
 
 
+def test_readings_digests_laid_out_in_chunks_are_the_row_by_row_digests(monkeypatch):
+    """Chunks of lines that end inside a unit, at a unit's end, or hold several units (and
+    units with no readings between them) give the same digests as one chunk."""
+    rng = random.Random(19)
+    start = metering.to_microseconds(ORIGIN)
+    rows = sorted(((unit, rng.randrange(4), start + rng.randrange(0, 30) * 30 * 60_000_000,
+                    rng.choice((1, 2)), rng.choice((None, -7, rng.randint(-10**9, 10**9))))
+                   for unit, count in ((0, 5), (1, 1), (3, 40), (4, 2), (6, 13))
+                   for _ in range(count)), key=lambda row: row[:4])
+    for chunk in (1, 2, 5, 7, 64):
+        monkeypatch.setattr(statement, "_DIGEST_CHUNK", chunk)
+        arrays, by_row = _digests_both_ways(rows, 8)
+        assert arrays == by_row
+
+
 def test_value_texts_from_arrays_are_the_reading_by_reading_texts():
     rng = random.Random(17)
     for scale in (0, 3, 6):

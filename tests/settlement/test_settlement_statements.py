@@ -174,11 +174,35 @@ def test_settlement_takes_each_period_from_the_revision_in_force(settled):
                               instruction_time=T0 + timedelta(minutes=30),
                               service_start=first.service_start,
                               service_end=first.service_end, document=rewritten)
-    ordered = inputs.dispatch_input(dispatch, [first, second])
+    ordered = inputs.dispatch_input(dispatch.reference, dispatch.unit.reference, [first, second])
     assert [(s.start, s.end, s.volume_kw, s.revision) for s in ordered.segments] == [
         (T0, T0 + timedelta(minutes=30), Decimal(100), 1),
         (T0 + timedelta(minutes=30), T0 + timedelta(hours=1), Decimal(0), 2)]
     assert ordered.revision == 2
+
+
+def test_a_revisions_signed_payload_is_hashed_as_its_canonical_document(settled):
+    """Statements name each dispatch's document by the digest of what its signature signs;
+    for every kind of revision (issued with fractional volumes and a price, revised,
+    stopped) that is the digest of the canonical document."""
+    from dispatch import issuing
+    from dispatch.models import DispatchRevision
+    from settlement import inputs
+
+    _, dispatch = settled
+    issuing.revise_dispatch(
+        dispatch=dispatch, now=T0 + timedelta(minutes=30),
+        timings=[timing(T0, 100), timing(T0 + timedelta(minutes=45), "12.375",
+                                          price_gbp_per_kwh=Decimal("0.125"))])
+    issuing.stop_dispatch(dispatch=dispatch, now=T0 + timedelta(minutes=50))
+    revisions = list(DispatchRevision.objects.filter(instruction=dispatch))
+    assert len(revisions) == 3
+    for revision in revisions:
+        assert inputs.signed_document_sha256(revision) == statement.document_sha256(
+            revision.document)
+    unsigned = DispatchRevision(document=revisions[0].document, signature="")
+    assert inputs.signed_document_sha256(unsigned) == statement.document_sha256(
+        revisions[0].document)
 
 
 # --- the API ----------------------------------------------------------------------------------

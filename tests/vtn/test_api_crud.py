@@ -3,22 +3,25 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 import pytest
 
 from tests.fixtures.api import (
+    api_setup,
     event_body,
+    new_actor,
     program_body,
     report_body,
     resource_body,
     resources_path,
+    rolled_back,
     subscription_body,
     unique,
     ven_body,
 )
-from tests.spec import VERSION_31, VERSION_301
+from tests.spec import VERSION_31, VERSION_301, VERSIONS
 
 
 @dataclass(frozen=True)
@@ -54,14 +57,19 @@ KINDS = [
 KIND_IDS = [k.name for k in KINDS]
 
 
-@pytest.fixture
-def ctx(bl, ven_a, version) -> dict:
-    """An untargeted program and event (visible to every VEN) and the actors."""
-    status, program = bl.api.post("/programs", program_body(version))
-    assert status == 201, program
-    status, event = bl.api.post("/events", event_body(version, program["id"]))
-    assert status == 201, event
-    return {"bl": bl, "ven_a": ven_a, "program": program, "event": event}
+@pytest.fixture(scope="class")
+def shared(django_db_setup, django_db_blocker, version) -> Iterator[dict]:
+    """An untargeted program and event (visible to every VEN) and the actors, made once
+    per class."""
+    with rolled_back(django_db_blocker):
+        with api_setup():
+            bl = new_actor("bl", "bl", version)
+            ven_a = new_actor("ven-a", "ven", version, ven_name="ven-a")
+            status, program = bl.api.post("/programs", program_body(version))
+            assert status == 201, program
+            status, event = bl.api.post("/events", event_body(version, program["id"]))
+            assert status == 201, event
+        yield {"bl": bl, "ven_a": ven_a, "program": program, "event": event}
 
 
 def create(kind: Kind, version: str, ctx: dict) -> tuple[dict, dict]:
@@ -72,79 +80,94 @@ def create(kind: Kind, version: str, ctx: dict) -> tuple[dict, dict]:
     return body, created
 
 
-@pytest.mark.parametrize("kind", KINDS, ids=KIND_IDS)
-def test_create_assigns_server_metadata(kind, version, ctx):
-    body, created = create(kind, version, ctx)
-    assert created["id"]
-    assert created["objectType"] == kind.object_type
-    assert created["createdDateTime"] == created["modificationDateTime"] or \
-        created["createdDateTime"] <= created["modificationDateTime"]
-    assert created[kind.name_field] == body[kind.name_field]
+@pytest.mark.parametrize("version", VERSIONS, scope="class")
+class TestObjects:
+    """Each kind of object, made and changed by the actors of ``shared``; each test's own
+    objects are rolled back after it."""
 
+    @pytest.fixture
+    def ctx(self, shared, db, fresh_caches, api_settings) -> dict:
+        return shared
 
-@pytest.mark.parametrize("kind", KINDS, ids=KIND_IDS)
-def test_create_ignores_client_supplied_metadata(kind, version, ctx):
-    api = ctx[kind.actor].api
-    body = kind.body(version, ctx) | {"id": "chosen-by-client",
-                                      "createdDateTime": "2000-01-01T00:00:00Z",
-                                      "modificationDateTime": "2000-01-01T00:00:00Z"}
-    status, created = api.post(kind.collection(version, ctx), body)
-    assert status == 201, created
-    assert created["id"] != "chosen-by-client"
-    assert not created["createdDateTime"].startswith("2000-")
+    @pytest.mark.parametrize("kind", KINDS, ids=KIND_IDS)
+    def test_create_assigns_server_metadata(self, kind, version, ctx):
+        body, created = create(kind, version, ctx)
+        assert created["id"]
+        assert created["objectType"] == kind.object_type
+        assert created["createdDateTime"] == created["modificationDateTime"] or \
+            created["createdDateTime"] <= created["modificationDateTime"]
+        assert created[kind.name_field] == body[kind.name_field]
 
+    @pytest.mark.parametrize("kind", KINDS, ids=KIND_IDS)
+    def test_create_ignores_client_supplied_metadata(self, kind, version, ctx):
+        api = ctx[kind.actor].api
+        body = kind.body(version, ctx) | {"id": "chosen-by-client",
+                                          "createdDateTime": "2000-01-01T00:00:00Z",
+                                          "modificationDateTime": "2000-01-01T00:00:00Z"}
+        status, created = api.post(kind.collection(version, ctx), body)
+        assert status == 201, created
+        assert created["id"] != "chosen-by-client"
+        assert not created["createdDateTime"].startswith("2000-")
 
-@pytest.mark.parametrize("kind", KINDS, ids=KIND_IDS)
-def test_get_by_id_returns_the_created_object(kind, version, ctx):
-    _, created = create(kind, version, ctx)
-    status, fetched = ctx[kind.actor].api.get(kind.item(version, ctx, created["id"]))
-    assert status == 200
-    assert fetched == created
+    @pytest.mark.parametrize("kind", KINDS, ids=KIND_IDS)
+    def test_get_by_id_returns_the_created_object(self, kind, version, ctx):
+        _, created = create(kind, version, ctx)
+        status, fetched = ctx[kind.actor].api.get(kind.item(version, ctx, created["id"]))
+        assert status == 200
+        assert fetched == created
 
+    @pytest.mark.parametrize("kind", KINDS, ids=KIND_IDS)
+    def test_list_includes_the_created_object(self, kind, version, ctx):
+        _, created = create(kind, version, ctx)
+        status, listed = ctx[kind.actor].api.get(kind.collection(version, ctx))
+        assert status == 200
+        assert created["id"] in [item["id"] for item in listed]
 
-@pytest.mark.parametrize("kind", KINDS, ids=KIND_IDS)
-def test_list_includes_the_created_object(kind, version, ctx):
-    _, created = create(kind, version, ctx)
-    status, listed = ctx[kind.actor].api.get(kind.collection(version, ctx))
-    assert status == 200
-    assert created["id"] in [item["id"] for item in listed]
+    @pytest.mark.parametrize("kind", KINDS, ids=KIND_IDS)
+    def test_update_replaces_fields_and_changes_modification_time(self, kind, version, ctx):
+        body, created = create(kind, version, ctx)
+        time.sleep(0.01)
+        new_value = unique("renamed")
+        status, updated = ctx[kind.actor].api.put(kind.item(version, ctx, created["id"]),
+                                                  body | {kind.name_field: new_value})
+        assert status == 200, updated
+        assert updated["id"] == created["id"]
+        assert updated[kind.name_field] == new_value
+        assert updated["createdDateTime"] == created["createdDateTime"]
+        assert updated["modificationDateTime"] > created["modificationDateTime"]
+        status, fetched = ctx[kind.actor].api.get(kind.item(version, ctx, created["id"]))
+        assert fetched[kind.name_field] == new_value
 
+    @pytest.mark.parametrize("kind", KINDS, ids=KIND_IDS)
+    def test_delete_returns_the_deleted_object_and_removes_it(self, kind, version, ctx):
+        _, created = create(kind, version, ctx)
+        api = ctx[kind.actor].api
+        status, deleted = api.delete(kind.item(version, ctx, created["id"]))
+        assert status == 200
+        assert deleted == created
+        status, _ = api.get(kind.item(version, ctx, created["id"]))
+        assert status == 404
+        status, _ = api.delete(kind.item(version, ctx, created["id"]))
+        assert status == 404
 
-@pytest.mark.parametrize("kind", KINDS, ids=KIND_IDS)
-def test_update_replaces_fields_and_changes_modification_time(kind, version, ctx):
-    body, created = create(kind, version, ctx)
-    time.sleep(0.01)
-    new_value = unique("renamed")
-    status, updated = ctx[kind.actor].api.put(kind.item(version, ctx, created["id"]),
-                                              body | {kind.name_field: new_value})
-    assert status == 200, updated
-    assert updated["id"] == created["id"]
-    assert updated[kind.name_field] == new_value
-    assert updated["createdDateTime"] == created["createdDateTime"]
-    assert updated["modificationDateTime"] > created["modificationDateTime"]
-    status, fetched = ctx[kind.actor].api.get(kind.item(version, ctx, created["id"]))
-    assert fetched[kind.name_field] == new_value
+    def test_deleting_a_program_deletes_its_events(self, version, ctx):
+        api = ctx["bl"].api
+        status, _ = api.delete(f"/programs/{ctx['program']['id']}")
+        assert status == 200
+        status, _ = api.get(f"/events/{ctx['event']['id']}")
+        assert status == 404
 
-
-@pytest.mark.parametrize("kind", KINDS, ids=KIND_IDS)
-def test_delete_returns_the_deleted_object_and_removes_it(kind, version, ctx):
-    _, created = create(kind, version, ctx)
-    api = ctx[kind.actor].api
-    status, deleted = api.delete(kind.item(version, ctx, created["id"]))
-    assert status == 200
-    assert deleted == created
-    status, _ = api.get(kind.item(version, ctx, created["id"]))
-    assert status == 404
-    status, _ = api.delete(kind.item(version, ctx, created["id"]))
-    assert status == 404
-
-
-def test_deleting_a_program_deletes_its_events(version, ctx):
-    api = ctx["bl"].api
-    status, _ = api.delete(f"/programs/{ctx['program']['id']}")
-    assert status == 200
-    status, _ = api.get(f"/events/{ctx['event']['id']}")
-    assert status == 404
+    @pytest.mark.parametrize("kind", KINDS, ids=KIND_IDS)
+    def test_object_created_in_one_version_is_readable_in_the_other(
+            self, kind, version, other_version, ctx):
+        _, created = create(kind, version, ctx)
+        status, seen = ctx[kind.actor].on(other_version).get(
+            kind.item(other_version, ctx, created["id"]))
+        assert status == 200
+        assert seen["id"] == created["id"]
+        assert seen["objectType"] == created["objectType"]
+        assert seen[kind.name_field] == created[kind.name_field]
+        assert seen["createdDateTime"] == created["createdDateTime"]
 
 
 # --- uniqueness ---------------------------------------------------------------------------
@@ -240,19 +263,6 @@ def test_301_event_values_maps_read_as_31_target_strings(bl):
     status, seen = bl.on(VERSION_31).get(f"/events/{event['id']}")
     assert status == 200
     assert seen["targets"] == ["g1"]
-
-
-@pytest.mark.parametrize("kind", KINDS, ids=KIND_IDS)
-def test_object_created_in_one_version_is_readable_in_the_other(kind, version, other_version,
-                                                                ctx):
-    _, created = create(kind, version, ctx)
-    status, seen = ctx[kind.actor].on(other_version).get(
-        kind.item(other_version, ctx, created["id"]))
-    assert status == 200
-    assert seen["id"] == created["id"]
-    assert seen["objectType"] == created["objectType"]
-    assert seen[kind.name_field] == created[kind.name_field]
-    assert seen["createdDateTime"] == created["createdDateTime"]
 
 
 @pytest.mark.parametrize("version", [VERSION_31])

@@ -2,19 +2,25 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import pytest
 
 from tests.fixtures.api import (
+    Actor,
+    api_setup,
     event_body,
+    new_actor,
     program_body,
     report_body,
     resource_body,
     resources_path,
+    rolled_back,
     subscription_body,
     target_query,
     ven_body,
 )
-from tests.spec import VERSION_31, VERSION_301
+from tests.spec import VERSION_31, VERSION_301, VERSIONS
 
 V31 = pytest.mark.parametrize("version", [VERSION_31])
 
@@ -23,43 +29,52 @@ def ids(items: list[dict]) -> list[str]:
     return [item["id"] for item in items]
 
 
-@pytest.fixture
-def programs(bl, version) -> list[dict]:
-    """55 programs, created in order."""
-    created = []
-    for n in range(55):
-        status, program = bl.api.post("/programs", program_body(version, f"p{n:02d}"))
-        assert status == 201
-        created.append(program)
-    return created
+@pytest.fixture(scope="class")
+def paged(django_db_setup, django_db_blocker, version) -> Iterator[tuple[Actor, list[dict]]]:
+    """A business-logic actor and 55 programs it created in order, once per class."""
+    with rolled_back(django_db_blocker):
+        with api_setup():
+            bl = new_actor("bl", "bl", version)
+            created = []
+            for n in range(55):
+                status, program = bl.api.post("/programs", program_body(version, f"p{n:02d}"))
+                assert status == 201
+                created.append(program)
+        yield bl, created
 
 
-# --- paging -----------------------------------------------------------------------------
+@pytest.mark.parametrize("version", VERSIONS, scope="class")
+class TestPaging:
+    """55 programs, created in order once per version for the class."""
 
-def test_list_defaults_to_50_items(bl, programs):
-    status, listed = bl.api.get("/programs")
-    assert status == 200
-    assert ids(listed) == ids(programs[:50])
+    @pytest.fixture
+    def bl(self, paged, db, fresh_caches, api_settings) -> Actor:
+        return paged[0]
 
+    @pytest.fixture
+    def programs(self, paged) -> list[dict]:
+        return paged[1]
 
-def test_skip_and_limit_select_a_page(bl, programs):
-    status, listed = bl.api.get("/programs", {"skip": 10, "limit": 5})
-    assert status == 200
-    assert ids(listed) == ids(programs[10:15])
+    def test_list_defaults_to_50_items(self, bl, programs):
+        status, listed = bl.api.get("/programs")
+        assert status == 200
+        assert ids(listed) == ids(programs[:50])
 
+    def test_skip_and_limit_select_a_page(self, bl, programs):
+        status, listed = bl.api.get("/programs", {"skip": 10, "limit": 5})
+        assert status == 200
+        assert ids(listed) == ids(programs[10:15])
 
-def test_limit_50_is_allowed(bl, programs):
-    status, listed = bl.api.get("/programs", {"limit": 50})
-    assert status == 200
-    assert len(listed) == 50
+    def test_limit_50_is_allowed(self, bl, programs):
+        status, listed = bl.api.get("/programs", {"limit": 50})
+        assert status == 200
+        assert len(listed) == 50
 
+    def test_skip_past_the_end_is_empty(self, bl, programs):
+        assert bl.api.get("/programs", {"skip": 100}) == (200, [])
 
-def test_skip_past_the_end_is_empty(bl, programs):
-    assert bl.api.get("/programs", {"skip": 100}) == (200, [])
-
-
-def test_limit_zero_is_empty(bl, programs):
-    assert bl.api.get("/programs", {"limit": 0}) == (200, [])
+    def test_limit_zero_is_empty(self, bl, programs):
+        assert bl.api.get("/programs", {"limit": 0}) == (200, [])
 
 
 @pytest.mark.parametrize("query", [
@@ -76,87 +91,100 @@ def test_bad_paging_is_a_bad_request(bl, collection, query):
 
 # --- programID, eventID, clientName -------------------------------------------------------------
 
-@pytest.fixture
-def two_programs(bl, ven_a, ven_b, version) -> dict:
-    """Two programs with an event each; each VEN reports and subscribes on each."""
-    world = {"programs": [], "events": [], "reports": [], "subscriptions": []}
-    for _ in range(2):
-        _, program = bl.api.post("/programs", program_body(version))
-        _, event = bl.api.post("/events", event_body(version, program["id"]))
-        world["programs"].append(program)
-        world["events"].append(event)
-        for actor in (ven_a, ven_b):
-            status, report = actor.api.post("/reports", report_body(version, event,
-                                                                    client_name=actor.name))
-            assert status == 201, report
-            world["reports"].append(report)
-            status, subscription = actor.api.post(
-                "/subscriptions", subscription_body(version, program["id"], actor.name))
-            assert status == 201, subscription
-            world["subscriptions"].append(subscription)
-    return world
+@pytest.fixture(scope="class")
+def filtered(django_db_setup, django_db_blocker, version) -> Iterator[tuple[Actor, dict]]:
+    """A business-logic actor and two programs with an event each; each VEN reports and
+    subscribes on each; once per class."""
+    with rolled_back(django_db_blocker):
+        with api_setup():
+            bl = new_actor("bl", "bl", version)
+            ven_a = new_actor("ven-a", "ven", version, ven_name="ven-a")
+            ven_b = new_actor("ven-b", "ven", version, ven_name="ven-b")
+            world: dict = {"programs": [], "events": [], "reports": [], "subscriptions": []}
+            for _ in range(2):
+                _, program = bl.api.post("/programs", program_body(version))
+                _, event = bl.api.post("/events", event_body(version, program["id"]))
+                world["programs"].append(program)
+                world["events"].append(event)
+                for actor in (ven_a, ven_b):
+                    status, report = actor.api.post("/reports", report_body(
+                        version, event, client_name=actor.name))
+                    assert status == 201, report
+                    world["reports"].append(report)
+                    status, subscription = actor.api.post(
+                        "/subscriptions", subscription_body(version, program["id"], actor.name))
+                    assert status == 201, subscription
+                    world["subscriptions"].append(subscription)
+        yield bl, world
 
 
-def test_events_filter_by_program_id(bl, two_programs):
-    program, event = two_programs["programs"][1], two_programs["events"][1]
-    status, listed = bl.api.get("/events", {"programID": program["id"]})
-    assert status == 200
-    assert ids(listed) == [event["id"]]
+@pytest.mark.parametrize("version", VERSIONS, scope="class")
+class TestFilters:
+    """Two programs with an event each; each VEN reports and subscribes on each (made once
+    per version for the class)."""
 
+    @pytest.fixture
+    def bl(self, filtered, db, fresh_caches, api_settings) -> Actor:
+        return filtered[0]
 
-def test_reports_filter_by_program_id(bl, two_programs):
-    program = two_programs["programs"][0]
-    status, listed = bl.api.get("/reports", {"programID": program["id"]})
-    assert status == 200
-    assert sorted(ids(listed)) == sorted(r["id"] for r in two_programs["reports"]
-                                         if r["programID"] == program["id"])
-    assert len(listed) == 2
+    @pytest.fixture
+    def two_programs(self, filtered) -> dict:
+        return filtered[1]
 
+    def test_events_filter_by_program_id(self, bl, two_programs):
+        program, event = two_programs["programs"][1], two_programs["events"][1]
+        status, listed = bl.api.get("/events", {"programID": program["id"]})
+        assert status == 200
+        assert ids(listed) == [event["id"]]
 
-def test_reports_filter_by_event_id(bl, two_programs):
-    event = two_programs["events"][1]
-    status, listed = bl.api.get("/reports", {"eventID": event["id"]})
-    assert status == 200
-    assert {r["eventID"] for r in listed} == {event["id"]}
-    assert len(listed) == 2
+    def test_reports_filter_by_program_id(self, bl, two_programs):
+        program = two_programs["programs"][0]
+        status, listed = bl.api.get("/reports", {"programID": program["id"]})
+        assert status == 200
+        assert sorted(ids(listed)) == sorted(r["id"] for r in two_programs["reports"]
+                                             if r["programID"] == program["id"])
+        assert len(listed) == 2
 
+    def test_reports_filter_by_event_id(self, bl, two_programs):
+        event = two_programs["events"][1]
+        status, listed = bl.api.get("/reports", {"eventID": event["id"]})
+        assert status == 200
+        assert {r["eventID"] for r in listed} == {event["id"]}
+        assert len(listed) == 2
 
-def test_reports_filter_by_client_name(bl, two_programs):
-    status, listed = bl.api.get("/reports", {"clientName": "ven-a"})
-    assert status == 200
-    assert len(listed) == 2
-    assert {r["clientName"] for r in listed} == {"ven-a"}
+    def test_reports_filter_by_client_name(self, bl, two_programs):
+        status, listed = bl.api.get("/reports", {"clientName": "ven-a"})
+        assert status == 200
+        assert len(listed) == 2
+        assert {r["clientName"] for r in listed} == {"ven-a"}
 
+    def test_report_filters_are_additive(self, bl, two_programs):
+        event = two_programs["events"][0]
+        status, listed = bl.api.get("/reports", {"eventID": event["id"], "clientName": "ven-b"})
+        assert status == 200
+        assert len(listed) == 1
+        assert listed[0]["eventID"] == event["id"] and listed[0]["clientName"] == "ven-b"
+        other = two_programs["programs"][1]
+        query = {"eventID": event["id"], "programID": other["id"]}
+        assert bl.api.get("/reports", query) == (200, [])
 
-def test_report_filters_are_additive(bl, two_programs):
-    event = two_programs["events"][0]
-    status, listed = bl.api.get("/reports", {"eventID": event["id"], "clientName": "ven-b"})
-    assert status == 200
-    assert len(listed) == 1
-    assert listed[0]["eventID"] == event["id"] and listed[0]["clientName"] == "ven-b"
-    other = two_programs["programs"][1]
-    assert bl.api.get("/reports", {"eventID": event["id"], "programID": other["id"]}) == (200, [])
+    def test_subscriptions_filter_by_program_id(self, bl, two_programs):
+        program = two_programs["programs"][1]
+        status, listed = bl.api.get("/subscriptions", {"programID": program["id"]})
+        assert status == 200
+        assert len(listed) == 2
+        assert {s["programID"] for s in listed} == {program["id"]}
 
+    def test_subscriptions_filter_by_client_name_and_program_id(self, bl, two_programs):
+        program = two_programs["programs"][0]
+        status, listed = bl.api.get("/subscriptions", {"programID": program["id"],
+                                                       "clientName": "ven-b"})
+        assert status == 200
+        assert len(listed) == 1
+        assert listed[0]["clientName"] == "ven-b"
 
-def test_subscriptions_filter_by_program_id(bl, two_programs):
-    program = two_programs["programs"][1]
-    status, listed = bl.api.get("/subscriptions", {"programID": program["id"]})
-    assert status == 200
-    assert len(listed) == 2
-    assert {s["programID"] for s in listed} == {program["id"]}
-
-
-def test_subscriptions_filter_by_client_name_and_program_id(bl, two_programs):
-    program = two_programs["programs"][0]
-    status, listed = bl.api.get("/subscriptions", {"programID": program["id"],
-                                                   "clientName": "ven-b"})
-    assert status == 200
-    assert len(listed) == 1
-    assert listed[0]["clientName"] == "ven-b"
-
-
-def test_unknown_program_id_filter_gives_an_empty_list(bl, two_programs):
-    assert bl.api.get("/events", {"programID": "nothing-here"}) == (200, [])
+    def test_unknown_program_id_filter_gives_an_empty_list(self, bl, two_programs):
+        assert bl.api.get("/events", {"programID": "nothing-here"}) == (200, [])
 
 
 @pytest.mark.parametrize("value", ["bad id!", "x" * 129])

@@ -3,8 +3,9 @@
 The table is generated from the official YAML documents, so no endpoint is missed
 (including /auth/server, /notifiers and the MQTT topic endpoints). Objects in the paths
 belong to VEN A or are targeted at it; VEN B must get exactly the answer it would get
-for objects that do not exist. The world is built once per module (committed) and each
-test runs in a rolled-back transaction, which keeps the ~450 cases fast.
+for objects that do not exist. The world is built once per module, in a transaction
+rolled back after the module, and each test runs in a savepoint of it rolled back after
+the test, which keeps the ~450 cases fast.
 """
 
 from __future__ import annotations
@@ -13,12 +14,11 @@ import json
 import re
 
 import pytest
-from django.test import override_settings
 
 from tests import spec
 from tests.fixtures.api import (
-    API_TEST_SETTINGS,
     OpenADRClient,
+    api_setup,
     clear_process_caches,
     event_body,
     expire_token,
@@ -28,6 +28,7 @@ from tests.fixtures.api import (
     report_body,
     resource_body,
     revoke,
+    rolled_back,
     subscription_body,
     unique,
     ven_body,
@@ -44,63 +45,52 @@ PARAM_OBJECTS = {"programID": "program", "eventID": "event", "reportID": "report
 
 @pytest.fixture(scope="module")
 def world(django_db_setup, django_db_blocker):
-    """Clients, tokens and VEN A's objects, committed for the whole module."""
-    with django_db_blocker.unblock(), override_settings(**API_TEST_SETTINGS):
-        clear_process_caches()
-        bl = new_actor("m-bl", "bl", VERSION_31,
-                       scopes=["read_all", *WRITE_ONLY.split()])
-        ven_a = new_actor("m-ven-a", "ven", VERSION_31, ven_name="m-ven-a")
-        ven_b = new_actor("m-ven-b", "ven", VERSION_31, ven_name="m-ven-b")
-        doomed = new_actor("m-revoked", "bl", VERSION_31)
-        api = bl.api
-        tokens = {"none": None, "bl": bl.token, "ven_a": ven_a.token, "ven_b": ven_b.token}
-        for name, scope in (("read_only", READ_ONLY), ("write_only", WRITE_ONLY),
-                            ("expired", None)):
-            status, body = api.request_token(bl.client_id, bl.secret, scope)
-            assert status == 200, body
-            tokens[name] = body["access_token"]
-        expire_token(tokens["expired"])
-        tokens["revoked"] = doomed.token
-        revoke(doomed)
+    """Clients, tokens and VEN A's objects, made once for the whole module (in a
+    transaction rolled back after it)."""
+    with rolled_back(django_db_blocker):
+        with api_setup():
+            bl = new_actor("m-bl", "bl", VERSION_31,
+                           scopes=["read_all", *WRITE_ONLY.split()])
+            ven_a = new_actor("m-ven-a", "ven", VERSION_31, ven_name="m-ven-a")
+            ven_b = new_actor("m-ven-b", "ven", VERSION_31, ven_name="m-ven-b")
+            doomed = new_actor("m-revoked", "bl", VERSION_31)
+            api = bl.api
+            tokens = {"none": None, "bl": bl.token, "ven_a": ven_a.token, "ven_b": ven_b.token}
+            for name, scope in (("read_only", READ_ONLY), ("write_only", WRITE_ONLY),
+                                ("expired", None)):
+                status, body = api.request_token(bl.client_id, bl.secret, scope)
+                assert status == 200, body
+                tokens[name] = body["access_token"]
+            expire_token(tokens["expired"])
+            tokens["revoked"] = doomed.token
+            revoke(doomed)
 
-        ven = api.put(f"/vens/{ven_a.ven_id}", ven_body(VERSION_31, "bl", "m-ven-a",
-                                                        client_id=ven_a.client_id,
-                                                        targets=["ta"]))
-        assert ven.status == 200, ven.json
-        _, program = api.post("/programs", program_body(VERSION_31, "m-program",
-                                                        targets=["ta"]))
-        _, event = api.post("/events", event_body(VERSION_31, program["id"], targets=["ta"]))
-        a = ven_a.api
-        status, resource = a.post("/resources", resource_body(VERSION_31, "ven", ven_a.ven_id,
-                                                              "m-resource"))
-        assert status == 201, resource
-        status, report = a.post("/reports", report_body(VERSION_31, event, "m-ven-a"))
-        assert status == 201, report
-        status, subscription = a.post("/subscriptions",
-                                      subscription_body(VERSION_31, program["id"], "m-ven-a"))
-        assert status == 201, subscription
-        objects = {"program": program, "event": event, "report": report,
-                   "subscription": subscription, "ven": ven.json, "resource": resource}
-        clear_process_caches()
-    yield {"tokens": tokens, "objects": objects, "ven_a": ven_a, "bl": bl,
-           "secrets": {"bl": (bl.client_id, bl.secret), "ven_a": (ven_a.client_id,
-                                                                  ven_a.secret),
-                       "ven_b": (ven_b.client_id, ven_b.secret),
-                       "missing_scope": (bl.client_id, bl.secret),
-                       "expired": (bl.client_id, bl.secret),
-                       "revoked": (doomed.client_id, doomed.secret)}}
-    with django_db_blocker.unblock():
-        from oauth2_provider.models import get_application_model
-
-        from vtn import models
-
-        for model in (models.Report, models.Subscription, models.Event, models.Program,
-                      models.Resource, models.Ven, models.TargetLabel, models.Client,
-                      getattr(models, "Generation", None)):
-            if model is not None:
-                model.objects.all().delete()
-        get_application_model().objects.all().delete()
-        clear_process_caches()
+            ven = api.put(f"/vens/{ven_a.ven_id}", ven_body(VERSION_31, "bl", "m-ven-a",
+                                                            client_id=ven_a.client_id,
+                                                            targets=["ta"]))
+            assert ven.status == 200, ven.json
+            _, program = api.post("/programs", program_body(VERSION_31, "m-program",
+                                                            targets=["ta"]))
+            _, event = api.post("/events", event_body(VERSION_31, program["id"], targets=["ta"]))
+            a = ven_a.api
+            status, resource = a.post("/resources", resource_body(VERSION_31, "ven", ven_a.ven_id,
+                                                                  "m-resource"))
+            assert status == 201, resource
+            status, report = a.post("/reports", report_body(VERSION_31, event, "m-ven-a"))
+            assert status == 201, report
+            status, subscription = a.post("/subscriptions",
+                                          subscription_body(VERSION_31, program["id"], "m-ven-a"))
+            assert status == 201, subscription
+            objects = {"program": program, "event": event, "report": report,
+                       "subscription": subscription, "ven": ven.json, "resource": resource}
+            clear_process_caches()
+        yield {"tokens": tokens, "objects": objects, "ven_a": ven_a, "bl": bl,
+               "secrets": {"bl": (bl.client_id, bl.secret), "ven_a": (ven_a.client_id,
+                                                                      ven_a.secret),
+                           "ven_b": (ven_b.client_id, ven_b.secret),
+                           "missing_scope": (bl.client_id, bl.secret),
+                           "expired": (bl.client_id, bl.secret),
+                           "revoked": (doomed.client_id, doomed.secret)}}
 
 
 # --- the table ------------------------------------------------------------------------------

@@ -45,6 +45,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.fixtures.cache import CACHE_DIR
 from tests.fixtures.requirements import need_python, starts_processes
 
 pytestmark = [pytest.mark.interop, pytest.mark.slow]
@@ -54,9 +55,6 @@ CLIENT_VERSION = "2.4.2"
 ROOT = Path(__file__).resolve().parents[2]
 FLOW = ROOT / "tests" / "interop" / "flow.py"
 MQTT_FLOW = ROOT / "tests" / "interop" / "mqtt_flow.py"
-# Outside the work tree, so a fresh clone (CI) on the same machine reuses it.
-CACHE_DIR = Path(os.environ.get("VTN_TEST_CACHE_DIR") or Path(
-    os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "gb-flex-vtn-tests")
 VENV_ROOT = CACHE_DIR / "interop-venv"
 VENV = VENV_ROOT / f"{CLIENT_PACKAGE}-{CLIENT_VERSION}"
 READY = VENV / ".installed"

@@ -11,16 +11,26 @@ documents' own keywords single out (nullable, formats, patterns, integer types).
 
 from __future__ import annotations
 
+import hashlib
+import inspect
 import json
 import math
+import os
+import pickle
+import sys
 from datetime import UTC, datetime, timedelta
+from functools import cache
+from importlib import metadata
 
 import pytest
 import schemathesis
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from schemathesis.core import NotSet
 from schemathesis.generation import GenerationMode
+from schemathesis.specs.openapi.schemas import OpenApiSchema
 
+from tests.fixtures.cache import CACHE_DIR
 from vtn.errors import BadRequest
 from vtn.schemas import (
     SERVER_FIELDS,
@@ -28,6 +38,7 @@ from vtn.schemas import (
     VERSION_301,
     BodyError,
     document,
+    document_path,
     fast_validator,
     validate_body,
     validator,
@@ -51,6 +62,8 @@ REQUESTS = {
 CASES = [(version, *request) for version, requests in REQUESTS.items()
          for request in requests]
 EXAMPLES = 25
+# The libraries whose versions decide which bodies are generated.
+GENERATORS = ("schemathesis", "hypothesis", "jsonschema-rs")
 
 
 def decisions(version: str, component: str, body: object) -> tuple[bool, bool] | None:
@@ -78,9 +91,10 @@ def agree(version: str, component: str, body: object) -> bool | None:
     if found is None:
         return None
     fast, precise = found
+    shown = json.dumps(body, default=repr)[:600]
     assert fast == precise, (f"{version} {component}: compiled "
                              f"{'accepts' if fast else 'refuses'}, precise "
-                             f"{'accepts' if precise else 'refuses'}: {json.dumps(body)[:600]}")
+                             f"{'accepts' if precise else 'refuses'}: {shown}")
     return precise
 
 
@@ -89,8 +103,58 @@ def _document(version: str) -> dict:
     return json.loads(json.dumps(document(version), default=lambda value: value.isoformat()))
 
 
-SCHEMAS = {version: schemathesis.openapi.from_dict(_document(version))
-           for version in REQUESTS}
+@cache
+def _schema(version: str) -> OpenApiSchema:
+    return schemathesis.openapi.from_dict(_document(version))
+
+
+def _generate(version: str, path: str, method: str, mode: GenerationMode) -> list[object]:
+    """The bodies of the ``EXAMPLES`` cases Schemathesis generates for the operation, in
+    order (derandomized: the same documents and libraries give the same bodies)."""
+    operation = _schema(version)[path][method]
+    bodies: list[object] = []
+
+    @settings(max_examples=EXAMPLES, derandomize=True, database=None, deadline=None,
+              suppress_health_check=list(HealthCheck))
+    @given(case=operation.as_strategy(generation_mode=mode))
+    def collect(case) -> None:
+        bodies.append(None if isinstance(case.body, NotSet) else case.body)
+
+    collect()
+    return bodies
+
+
+def _generation_key(version: str, path: str, method: str, mode: GenerationMode) -> str:
+    """What the generated bodies depend on: the document, the generating code and the
+    versions of the libraries that generate."""
+    parts = [document_path(version).read_bytes(), inspect.getsource(_generate).encode(),
+             inspect.getsource(_document).encode(),
+             repr((version, path, method, mode.value, EXAMPLES, sys.version_info[:2],
+                   *(metadata.version(name) for name in GENERATORS))).encode()]
+    return hashlib.sha256(b"\0".join(parts)).hexdigest()[:32]
+
+
+def generated_bodies(version: str, path: str, method: str, mode: GenerationMode) -> list[object]:
+    """The generated bodies, kept in the tests' cache (generating them is nearly all of
+    this module's time; comparing the validators on them takes milliseconds). Pickled, as
+    negative cases hold values JSON has not (bytes); kept only where reading them back
+    gives the very same bodies."""
+    stored = CACHE_DIR / "schema-parity" / f"{_generation_key(version, path, method, mode)}.pickle"
+    try:
+        return pickle.loads(stored.read_bytes())
+    except (OSError, EOFError, ValueError, pickle.UnpicklingError):
+        pass  # not there yet, or unreadable: generate
+    bodies = _generate(version, path, method, mode)
+    data = pickle.dumps(bodies)
+    if repr(pickle.loads(data)) == repr(bodies):
+        partial = stored.with_name(f"{stored.name}.{os.getpid()}")
+        try:
+            stored.parent.mkdir(parents=True, exist_ok=True)
+            partial.write_bytes(data)
+            partial.replace(stored)
+        except OSError:
+            pass  # a cache that cannot be written only means generating next time
+    return bodies
 
 
 @pytest.mark.parametrize("mode", [GenerationMode.POSITIVE, GenerationMode.NEGATIVE],
@@ -99,18 +163,9 @@ SCHEMAS = {version: schemathesis.openapi.from_dict(_document(version))
                          ids=[f"{v}-{c}" for v, _, _, c in CASES])
 def test_both_validators_decide_alike_on_generated_bodies(version, path, method, component,
                                                           mode):
-    operation = SCHEMAS[version][path][method]
-    seen: set[bool] = set()
-
-    @settings(max_examples=EXAMPLES, derandomize=True, database=None, deadline=None,
-              suppress_health_check=list(HealthCheck))
-    @given(case=operation.as_strategy(generation_mode=mode))
-    def check(case) -> None:
-        found = agree(version, component, case.body)
-        if found is not None:
-            seen.add(found)
-
-    check()
+    bodies = generated_bodies(version, path, method, mode)
+    assert len(bodies) == EXAMPLES
+    seen = {found for body in bodies if (found := agree(version, component, body)) is not None}
     # Bodies were compared (negative cases may break a part of the request other than
     # the body, or be refused before validation; the damage test below refuses plenty).
     assert seen and (mode == GenerationMode.NEGATIVE or True in seen)
