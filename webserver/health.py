@@ -46,14 +46,20 @@ def healthz(request: HttpRequest) -> JsonResponse:
 
 
 def check_database() -> bool:
-    try:
-        with connections[DEFAULT_DB_ALIAS].cursor() as cursor:
-            cursor.execute("SELECT 1")
-            return cursor.fetchone()[0] == 1
-    except DatabaseError as exc:
-        logger.warning("readiness: database: %s", exc.__class__.__name__)
-        connections[DEFAULT_DB_ALIAS].close()
-        return False
+    """Whether the database answers now. A connection this process kept from before the
+    database restarted fails once: it is closed and the question asked again on a new
+    connection, so the probe does not report a database that is back as failing."""
+    connection = connections[DEFAULT_DB_ALIAS]
+    for attempt in range(2):
+        try:
+            with connection.cursor() as cursor:
+                cursor.execute("SELECT 1")
+                return cursor.fetchone()[0] == 1
+        except DatabaseError as exc:
+            connection.close()
+            if attempt:
+                logger.warning("readiness: database: %s", exc.__class__.__name__)
+    return False
 
 
 def check_migrations() -> bool:

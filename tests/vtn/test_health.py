@@ -41,6 +41,21 @@ def test_readyz_is_ready_with_the_embedded_defaults(settings):
     assert_reveals_nothing(response)
 
 
+@pytest.mark.django_db(transaction=True)
+def test_a_kept_connection_that_stopped_working_is_replaced_not_reported(settings):
+    """A database restart leaves the connection a worker kept broken: the probe asks
+    again on a new connection rather than reporting the database as failing."""
+    from django.db import connection
+
+    settings.CELERY_BROKER_URL = ""
+    connection.ensure_connection()
+    broken = connection.connection
+    broken.close()  # behind Django's back, as the server's end going away leaves it
+    status, body, _ = get("/readyz")
+    assert status == 200 and body["checks"]["database"] == "ok", body
+    assert connection.connection is not broken
+
+
 def test_an_unreachable_broker_is_degraded_but_ready(settings):
     from tests.fixtures.server import free_port
 
