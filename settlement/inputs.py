@@ -467,20 +467,19 @@ def _current_readings(unit_ids: list[int], since: datetime,
 
 
 # PostgreSQL: the current readings come packed per unit, type and UTC day
-# (:class:`dispatch.models.ReadingDay`, kept by a trigger on the readings), in the digest's
-# order (unit, type, start): a month of a unit's half-hourly readings is a few dozen rows
-# read without a Python object per reading. A day's readings are fixed-width big-endian
-# int8 fields (start and end in microseconds since 2000-01-01 UTC, version, value in
-# millionths or NULL_VALUE).
+# (:class:`dispatch.models.ReadingDay`, kept by a trigger on the readings), put in the
+# digest's order (unit, type, start) once read: a month of a unit's half-hourly readings is
+# a few dozen rows read without a Python object per reading. A day's readings are
+# fixed-width big-endian int8 fields (start and end in microseconds since 2000-01-01 UTC,
+# version, value in millionths or NULL_VALUE).
 _KINDS = (dispatch_readings.USAGE, dispatch_readings.DEMAND, dispatch_readings.BASELINE,
           dispatch_readings.GB_REACTIVE)
 _KIND_CODE = {dispatch_readings.USAGE: metering.USAGE, dispatch_readings.DEMAND: metering.DEMAND}
 _DAYS_SQL = """
-SELECT d.unit_id, d.reading_type, d.readings
+SELECT d.unit_id, d.reading_type, d.day, d.readings
 FROM {table} d
 WHERE d.unit_id = ANY(%s) AND d.day >= %s AND d.day <= %s
   AND d.reading_type IN ('USAGE', 'DEMAND', 'BASELINE', 'GB_REACTIVE')
-ORDER BY array_position(%s, d.unit_id), d.reading_type, d.day
 """
 _PACKED = np.dtype([("start", ">i8"), ("end", ">i8"), ("version", ">i8"), ("value", ">i8")])
 
@@ -502,7 +501,7 @@ def _send_readings(units: list[DispatchUnit], since: datetime,
     connection.ensure_connection()
     cursor = psycopg.Cursor(connection.connection)
     cursor.execute(_DAYS_SQL.format(table=ReadingDay._meta.db_table),
-                   (ids, _utc_day(since), _utc_day(after - timedelta(microseconds=1)), ids),
+                   (ids, _utc_day(since), _utc_day(after - timedelta(microseconds=1))),
                    binary=True)
     return cursor
 
@@ -524,12 +523,15 @@ def _batch_readings(unit_ids: list[int], since: datetime, after: datetime,
     position = {unit_id: index for index, unit_id in enumerate(unit_ids)}
     if pending is not None:
         with pending:
-            days = pending.fetchall()
-        counts = [len(blob) // _PACKED.itemsize for _, _, blob in days]
-        rows = np.frombuffer(b"".join(blob for _, _, blob in days), dtype=_PACKED)
-        units = np.repeat(np.array([position[unit_id] for unit_id, _, _ in days],
+            found = pending.fetchall()
+        # Put in order here (the batch's units, then type and day): a sort on the server
+        # would carry the packed days along, megabytes spilled to disk.
+        days = sorted(found, key=lambda day: (position[day[0]], day[1], day[2]))
+        counts = [len(blob) // _PACKED.itemsize for _, _, _, blob in days]
+        rows = np.frombuffer(b"".join(blob for _, _, _, blob in days), dtype=_PACKED)
+        units = np.repeat(np.array([position[unit_id] for unit_id, _, _, _ in days],
                                    dtype=np.int64), counts)
-        kind_index = np.repeat(np.array([_KINDS.index(kind) for _, kind, _ in days],
+        kind_index = np.repeat(np.array([_KINDS.index(kind) for _, kind, _, _ in days],
                                         dtype=np.int64), counts)
         # Days are whole UTC days: keep the readings starting in [since, after).
         starts = rows["start"].astype(np.int64)

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import Decimal
 
-from django.db import transaction
+from django.db import connections, transaction
 from django.utils import timezone
 
 from settlement import inputs, statement
@@ -94,7 +94,7 @@ def settle_month(*, contract: Contract, month: Month,
             written = _written(compute_document(contract, month, latest.version))
             if written.sha256 != latest.sha256:
                 _fill(latest, written, now)
-                latest.save()
+                _save(latest)
             return latest
         version = latest.version + 1 if latest else 1
         document = compute_document(contract, month, version)
@@ -102,7 +102,7 @@ def settle_month(*, contract: Contract, month: Month,
             return latest
         row = Statement(contract=contract, month=month.first_day, version=version)
         _fill(row, _written(document), now)
-        row.save()
+        _save(row)
         return row
 
 
@@ -143,6 +143,26 @@ def _fill(row: Statement, written: _Written, now: datetime) -> None:
     row.net_gbp = Decimal(written.document["totals"]["netGbp"])
     row.held_lines = written.document["totals"]["heldLines"]
     row.computed_at = now
+
+
+def _save(row: Statement) -> None:
+    """Save a computed statement. On PostgreSQL its values go to the server as bound
+    parameters (psycopg's server-side binding) instead of being written into the SQL
+    text as Django's cursors do: a document is a megabyte or two of JSON, which the
+    server would read through once more as a literal, about 15 ms of its time each."""
+    connection = connections[Statement.objects.db]
+    if connection.vendor != "postgresql":
+        row.save()
+        return
+    from django.db.backends.postgresql.base import ServerBindingCursor
+
+    connection.ensure_connection()
+    driver = connection.connection
+    client_binding, driver.cursor_factory = driver.cursor_factory, ServerBindingCursor
+    try:
+        row.save()
+    finally:
+        driver.cursor_factory = client_binding
 
 
 def _locked(statement_id: int) -> Statement:
