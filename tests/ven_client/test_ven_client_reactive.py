@@ -9,6 +9,8 @@ from __future__ import annotations
 import json
 from datetime import UTC, datetime, timedelta
 
+import pytest
+
 from tests.fixtures.agent import OPERATOR, accepted, wait_for, z
 
 
@@ -75,5 +77,10 @@ def test_a_kvar_setpoint_is_actioned_read_back_in_kvar_and_reactive_readings_sto
                 "fsp": site.fsp, "type": "GB_REACTIVE"}, timeout=30).json()
         return rows or None
 
-    (reading,) = wait_for(reactive_readings, 60, "the reactive reading stored")
+    try:
+        (reading,) = wait_for(reactive_readings, 60, "the reactive reading stored")
+    except pytest.fail.Exception:  # say what the agent and the VTN did meanwhile
+        pytest.fail("timed out after 60 s waiting for the reactive reading stored\n"
+                    f"agent log:\n{site.agent_log.read_text(errors='replace')[-6000:]}\n"
+                    f"VTN log:\n{server.output()[-6000:]}", pytrace=False)
     assert (reading["value"], reading["units"], reading["start"]) == ("-150", "KVARH", z(past))
