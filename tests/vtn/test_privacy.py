@@ -64,14 +64,9 @@ def targeting(django_db_setup, django_db_blocker, version) -> Iterator[dict]:
         yield world
 
 
-@pytest.mark.parametrize("version", VERSIONS, scope="class")
-class TestTargeting:
-    """What each caller sees of targeted programs and events: the world of ``targeting``,
-    shared by the class; each test's own grants and objects are rolled back after it."""
-
-    @pytest.fixture
-    def world(self, targeting, db, fresh_caches, api_settings) -> dict:
-        return targeting
+class WorldActors:
+    """The actors of a class's shared ``world`` (its ``bl``, ``ven_a`` and ``ven_b``), in
+    place of the per-test ones."""
 
     @pytest.fixture
     def bl(self, world) -> Actor:
@@ -84,6 +79,16 @@ class TestTargeting:
     @pytest.fixture
     def ven_b(self, world) -> Actor:
         return world["ven_b"]
+
+
+@pytest.mark.parametrize("version", VERSIONS, scope="class")
+class TestTargeting(WorldActors):
+    """What each caller sees of targeted programs and events: the world of ``targeting``,
+    shared by the class; each test's own grants and objects are rolled back after it."""
+
+    @pytest.fixture
+    def world(self, targeting, db, fresh_caches, api_settings) -> dict:
+        return targeting
 
     @pytest.fixture
     def catalogue(self, world) -> dict:
@@ -272,25 +277,13 @@ def item_paths(version: str, ven_id: str, owned: dict) -> dict[str, str]:
 
 
 @pytest.mark.parametrize("version", VERSIONS, scope="class")
-class TestOwnedByB:
+class TestOwnedByB(WorldActors):
     """What VEN A and business logic see of VEN B's objects: the world of ``ownership``,
     shared by the class; each test's own changes are rolled back after it."""
 
     @pytest.fixture
     def world(self, ownership, db, fresh_caches, api_settings) -> dict:
         return ownership
-
-    @pytest.fixture
-    def bl(self, world) -> Actor:
-        return world["bl"]
-
-    @pytest.fixture
-    def ven_a(self, world) -> Actor:
-        return world["ven_a"]
-
-    @pytest.fixture
-    def ven_b(self, world) -> Actor:
-        return world["ven_b"]
 
     @pytest.fixture
     def owned_by_b(self, world) -> dict:
